@@ -1,0 +1,14 @@
+{
+  "targets": [
+    {
+      "target_name": "ct_native",
+      "sources": ["native/addon.cc", "native/parse.cc", "native/reader.cc"],
+      "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags": ["-Wall", "-Wextra", "-fexceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fexceptions"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"]
+    }
+  ]
+}

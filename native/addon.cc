@@ -1,0 +1,207 @@
+// N-API glue: layout(), start(options, onBatch, onError) → { bufferSize, stop() }.
+#include <napi.h>
+#include <string.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include "reader.h"
+#include "record.h"
+
+namespace ct {
+namespace {
+
+// JavaScript may lag this many batches (× kBatchRecords records) before records are dropped.
+constexpr int kMaxInFlight = 256;
+
+std::string ErrnoName(int err) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  if (const char* name = strerrorname_np(err)) return name;
+#endif
+  return "E" + std::to_string(err);
+}
+
+Napi::Error ErrnoError(Napi::Env env, int err, const char* where) {
+  std::string code = ErrnoName(err);
+  Napi::Error e =
+      Napi::Error::New(env, std::string(where) + ": " + code + " (" + strerror(err) + ")");
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, where));
+  return e;
+}
+
+struct Session;
+void CallJs(Napi::Env env, Napi::Function on_batch, Session* s, Batch* batch);
+using Tsfn = Napi::TypedThreadSafeFunction<Session, Batch, CallJs>;
+
+// Owned jointly by the stop() function object and the thread-safe function; the later of
+// their two finalizers deletes it (both run on the main thread).
+struct Session final : Sink {
+  Reader reader;
+  Tsfn tsfn;
+  Napi::FunctionReference on_error;
+  std::unique_ptr<Napi::Promise::Deferred> stopped;
+  std::atomic<int> in_flight{0};
+  bool finished = false;
+  int owners = 2;
+
+  Result Deliver(std::unique_ptr<Batch>& batch, bool force) override {
+    if (!force && in_flight.load(std::memory_order_relaxed) >= kMaxInFlight) return Result::kBusy;
+    in_flight.fetch_add(1, std::memory_order_relaxed);
+    if (tsfn.NonBlockingCall(batch.get()) != napi_ok) {
+      in_flight.fetch_sub(1, std::memory_order_relaxed);
+      return Result::kClosed;
+    }
+    batch.release();
+    return Result::kDelivered;
+  }
+
+  void Finish() override { tsfn.Release(); }
+};
+
+void Disown(Session* s) {
+  if (--s->owners == 0) delete s;
+}
+
+void CallJs(Napi::Env env, Napi::Function on_batch, Session* s, Batch* raw) {
+  std::unique_ptr<Batch> batch(raw);
+  s->in_flight.fetch_sub(1, std::memory_order_relaxed);
+  if (env == nullptr) return;  // environment teardown: nothing to call
+  if (batch->error != 0) {
+    if (!s->on_error.IsEmpty()) s->on_error.Call({ErrnoError(env, batch->error, batch->where).Value()});
+    return;
+  }
+  const uint32_t count = batch->count;
+  const size_t bytes = size_t{count} * sizeof(Record);
+  Napi::ArrayBuffer records = Napi::ArrayBuffer::New(env, bytes);
+  std::memcpy(records.Data(), batch->records.get(), bytes);
+  Napi::Object info = Napi::Object::New(env);
+  info.Set("enobufs", batch->enobufs);
+  info.Set("dropped", batch->dropped);
+  info.Set("malformed", batch->malformed);
+  batch.reset();
+  on_batch.Call({records, Napi::Number::New(env, count), info});
+}
+
+// Runs when the last batch has been delivered after the thread released the function, or at
+// environment teardown while the thread may still run: it must signal the thread before joining.
+void Finalize(Napi::Env env, void*, Session* s) {
+  s->reader.RequestStop(false);
+  s->reader.Join();
+  s->finished = true;
+  s->on_error.Reset();
+  if (s->stopped) s->stopped->Resolve(env.Undefined());
+  Disown(s);
+}
+
+Napi::Value Stop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* s = static_cast<Session*>(info.Data());
+  if (s->finished) {
+    auto done = Napi::Promise::Deferred::New(env);
+    done.Resolve(env.Undefined());
+    return done.Promise();
+  }
+  if (!s->stopped) {
+    s->stopped = std::make_unique<Napi::Promise::Deferred>(env);
+    s->reader.RequestStop(true);
+  }
+  return s->stopped->Promise();
+}
+
+bool BoolOption(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsUndefined() || v.ToBoolean().Value();
+}
+
+// start({ new, update, destroy, bufferSize }, onBatch, onError). Options are validated in
+// native/index.ts; here only their types are checked.
+Napi::Value Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsFunction() || !info[2].IsFunction()) {
+    throw Napi::TypeError::New(env, "start(options, onBatch, onError)");
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  ReaderOptions opts;
+  opts.new_events = BoolOption(o, "new");
+  opts.update_events = BoolOption(o, "update");
+  opts.destroy_events = BoolOption(o, "destroy");
+  Napi::Value size = o.Get("bufferSize");
+  if (size.IsNumber()) opts.buffer_size = size.As<Napi::Number>().Int32Value();
+
+  auto session = std::make_unique<Session>();
+  const char* where = nullptr;
+  if (int err = session->reader.Open(opts, &where)) throw ErrnoError(env, err, where);
+
+  Session* s = session.get();
+  s->on_error = Napi::Persistent(info[2].As<Napi::Function>());
+  s->tsfn = Tsfn::New(env, info[1].As<Napi::Function>(), "ct_native.capture", 0, 1, s, Finalize,
+                      static_cast<void*>(nullptr));
+  session.release();  // from here the finalizers own it
+  try {
+    s->reader.Start(s);
+  } catch (const std::system_error& e) {
+    s->owners = 1;  // no stop() function will exist
+    s->tsfn.Release();
+    throw Napi::Error::New(env, std::string("cannot start the conntrack reader thread: ") + e.what());
+  }
+
+  Napi::Function stop = Napi::Function::New(env, Stop, "stop", s);
+  stop.AddFinalizer([](Napi::Env, Session* owner) { Disown(owner); }, s);
+  Napi::Object capture = Napi::Object::New(env);
+  capture.Set("bufferSize", Napi::Number::New(env, s->reader.buffer_size()));
+  capture.Set("stop", stop);
+  return capture;
+}
+
+Napi::Value Layout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object fields = Napi::Object::New(env);
+  for (const FieldDesc& f : kFields) {
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("offset", Napi::Number::New(env, double(f.offset)));
+    d.Set("size", Napi::Number::New(env, double(f.size)));
+    fields.Set(f.name, d);
+  }
+  Napi::Object flags = Napi::Object::New(env);
+  flags.Set("TIME_KERNEL", uint32_t{kTimeKernel});
+  flags.Set("HAS_START", uint32_t{kHasStart});
+  flags.Set("HAS_COUNTERS", uint32_t{kHasCounters});
+  flags.Set("HAS_TCP_STATE", uint32_t{kHasTcpState});
+  flags.Set("HAS_MARK", uint32_t{kHasMark});
+  flags.Set("HAS_ZONE", uint32_t{kHasZone});
+  Napi::Object types = Napi::Object::New(env);
+  types.Set("NEW", uint32_t{kNew});
+  types.Set("UPDATE", uint32_t{kUpdate});
+  types.Set("DESTROY", uint32_t{kDestroy});
+  types.Set("SNAPSHOT", uint32_t{kSnapshot});
+
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("recordSize", Napi::Number::New(env, double(sizeof(Record))));
+  layout.Set("batchRecords", kBatchRecords);
+  layout.Set("batchMillis", kBatchMillis);
+  layout.Set("maxInFlight", kMaxInFlight);
+  layout.Set("fields", fields);
+  layout.Set("flags", flags);
+  layout.Set("eventTypes", types);
+  return layout;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("layout", Napi::Function::New(env, Layout, "layout"));
+  exports.Set("start", Napi::Function::New(env, Start, "start"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace ct
+
+static Napi::Object InitCtNative(Napi::Env env, Napi::Object exports) {
+  return ct::Init(env, exports);
+}
+
+NODE_API_MODULE(ct_native, InitCtNative)

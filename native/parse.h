@@ -1,0 +1,18 @@
+// Netlink conntrack message → Record: a pure function with every length checked.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "record.h"
+
+namespace ct {
+
+enum class Parsed { kRecord, kSkip, kMalformed };
+
+// Parses one netlink message (header included, `len` = nlmsg_len, already bounds-checked by the
+// caller). kSkip: not a conntrack event or not IPv4/IPv6. kMalformed: a bad or missing attribute.
+// `out` is fully written (zeroed first) only when the result is kRecord.
+Parsed ParseMessage(const uint8_t* msg, size_t len, uint64_t now_us, Record* out);
+
+}  // namespace ct
