@@ -1,0 +1,121 @@
+// Format v1 of the .mpk journal: constants, frame kinds and the header/trailer shapes (docs/journal-format.md).
+import { Packr, Unpackr } from 'msgpackr';
+
+/** PNG-style signature: a high byte, the name, CR LF, ^Z, LF — text-mode mangling breaks it. */
+export const MAGIC: Uint8Array = Uint8Array.of(0x89, 0x43, 0x54, 0x4a, 0x0d, 0x0a, 0x1a, 0x0a);
+
+export const FORMAT_VERSION = 1;
+
+/**
+ * Frame envelope, little-endian, the same in every format version:
+ * | offset | size | field                                   |
+ * |      0 |    4 | payload length (u32le), ≤ MAX_FRAME      |
+ * |      4 |    4 | crc32 (zlib) of kind byte + payload     |
+ * |      8 |    1 | kind (FrameKind)                        |
+ * |      9 |  len | payload (one msgpack value)             |
+ */
+export const FRAME_HEADER_SIZE = 9;
+
+/** Largest payload a frame may declare: anything above is damage, never an allocation. */
+export const MAX_FRAME = 16 * 1024 * 1024;
+
+export const FrameKind = {
+  HEADER: 1,
+  EVENTS: 2,
+  TRAILER: 3,
+  /** Reserved for later versions: loss records. */
+  GAP: 4,
+  /** Reserved for later versions: flow-table checkpoints. */
+  CHECKPOINT: 5,
+} as const;
+export type FrameKindCode = (typeof FrameKind)[keyof typeof FrameKind];
+
+/**
+ * Positions of an event array in an events frame (see docs/journal-format.md, "Events").
+ * The header repeats this list so a file describes itself.
+ */
+export const EVENT_FIELDS: readonly string[] = Object.freeze([
+  'type',
+  'family',
+  'proto',
+  'status',
+  'id',
+  'dtime',
+  'flags',
+  'src',
+  'dst',
+  'sport',
+  'dport',
+  'tcpState',
+  'reply',
+  'icmp',
+  'startAgo',
+  'counters',
+  'mark',
+  'zone',
+]);
+
+export interface Sysctls {
+  nf_conntrack_events: number | null;
+  nf_conntrack_timestamp: number | null;
+  nf_conntrack_acct: number | null;
+  ip_local_port_range: [number, number] | null;
+}
+
+export interface JournalHeader {
+  /** Format version; a reader refuses a larger one. */
+  format: number;
+  tool: { name: string; version: string };
+  host: string;
+  /** Kernel release (uname -r). */
+  kernel: string;
+  /** The recorded network namespace, e.g. 'net:[4026531840]'. */
+  netns: string;
+  /** Recording start, µs since the epoch. */
+  start: number;
+  /** The recorder options used (plain data). */
+  options: Record<string, unknown>;
+  sysctls: Sysctls;
+  /** Names of the positional fields of an event array. */
+  eventFields: string[];
+}
+
+/** What a writer needs: format and eventFields are the writer's own (given ones must match). */
+export type JournalHeaderInput = Omit<JournalHeader, 'format' | 'eventFields'> &
+  Partial<Pick<JournalHeader, 'format' | 'eventFields'>>;
+
+export interface EventCounts {
+  new: number;
+  update: number;
+  destroy: number;
+  snapshot: number;
+}
+
+export interface JournalTrailer {
+  /** Recording stop, µs since the epoch. */
+  stop: number;
+  /** Events in the journal. */
+  events: number;
+  byType: EventCounts;
+  /** Frames before the trailer, the header included. */
+  frames: number;
+}
+
+/** What a writer needs: the counts are the writer's own (given ones must match). */
+export type JournalTrailerInput = Omit<JournalTrailer, 'events' | 'byType' | 'frames'> &
+  Partial<Pick<JournalTrailer, 'events' | 'byType' | 'frames'>>;
+
+/** Positional arrays, no msgpackr records: any msgpack tool can read the file. */
+export const packr = new Packr({ useRecords: false });
+
+/**
+ * copyBuffers: decoded addresses must not alias the reader's reusable chunk buffer.
+ * int64AsType 'auto': u64/i64 beyond 2^53 stay BigInt, which validation then rejects.
+ */
+export const unpackr = new Unpackr({
+  useRecords: false,
+  mapsAsObjects: true,
+  copyBuffers: true,
+  // msgpackr 2.1 implements 'auto' but its typings do not list it yet.
+  int64AsType: 'auto' as 'number',
+});

@@ -1,0 +1,112 @@
+// Header and trailer payloads: msgpack maps, readable by any msgpack tool, validated on the way in.
+import {
+  EVENT_FIELDS,
+  type EventCounts,
+  FORMAT_VERSION,
+  type JournalHeader,
+  type JournalTrailer,
+  packr,
+  type Sysctls,
+  unpackr,
+} from './format.js';
+import { array, Damage, field, plainData, record, str, uint } from './validate.js';
+
+const MAX = Number.MAX_SAFE_INTEGER;
+
+export function encodeMap(value: JournalHeader | JournalTrailer): Buffer {
+  return Buffer.from(packr.pack(value));
+}
+
+function unpackMap(payload: Uint8Array, what: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = unpackr.unpack(payload);
+  } catch (err) {
+    throw new Damage(`${what} is not valid msgpack (${(err as Error).message})`);
+  }
+  return record(raw, what);
+}
+
+/** Thrown for a header whose `format` this reader does not know; everything else is Damage. */
+export class NewerFormat extends Error {
+  constructor(readonly format: number) {
+    super(`format v${format}`);
+  }
+}
+
+/**
+ * Checks `format` first: a later version may change every other field, and must still be told
+ * apart from damage. Unknown extra keys are ignored (additions that keep format 1).
+ */
+export function decodeHeader(payload: Uint8Array): JournalHeader {
+  const m = unpackMap(payload, 'header');
+  const format = uint(field(m, 'format'), MAX, 'header format');
+  if (format > FORMAT_VERSION) throw new NewerFormat(format);
+  if (format < 1) throw new Damage('header format is 0, expected 1');
+  const tool = record(field(m, 'tool'), 'header tool');
+  const eventFields = array(field(m, 'eventFields'), 1, 1000, 'header eventFields').map((f, i) =>
+    str(f, `header eventFields[${i}]`),
+  );
+  // The v1 layout must be a prefix: a later writer may append optional fields this reader skips.
+  for (let i = 0; i < EVENT_FIELDS.length; i++) {
+    if (eventFields[i] !== EVENT_FIELDS[i]) {
+      throw new Damage(`header eventFields[${i}] is not '${EVENT_FIELDS[i]}'`);
+    }
+  }
+  return {
+    format,
+    tool: {
+      name: str(field(tool, 'name'), 'header tool.name'),
+      version: str(field(tool, 'version'), 'header tool.version'),
+    },
+    host: str(field(m, 'host'), 'header host'),
+    kernel: str(field(m, 'kernel'), 'header kernel'),
+    netns: str(field(m, 'netns'), 'header netns'),
+    start: uint(field(m, 'start'), MAX, 'header start'),
+    options: plainData(record(field(m, 'options'), 'header options'), 'header options') as Record<
+      string,
+      unknown
+    >,
+    sysctls: decodeSysctls(record(field(m, 'sysctls'), 'header sysctls')),
+    eventFields,
+  };
+}
+
+function decodeSysctls(s: Record<string, unknown>): Sysctls {
+  const optInt = (key: string): number | null => {
+    const v = field(s, key);
+    return v === null ? null : uint(v, 0xffffffff, `header sysctls.${key}`);
+  };
+  const range = field(s, 'ip_local_port_range');
+  let portRange: [number, number] | null = null;
+  if (range !== null) {
+    const r = array(range, 2, 2, 'header sysctls.ip_local_port_range');
+    portRange = [
+      uint(r[0], 0xffff, 'header sysctls.ip_local_port_range'),
+      uint(r[1], 0xffff, 'header sysctls.ip_local_port_range'),
+    ];
+  }
+  return {
+    nf_conntrack_events: optInt('nf_conntrack_events'),
+    nf_conntrack_timestamp: optInt('nf_conntrack_timestamp'),
+    nf_conntrack_acct: optInt('nf_conntrack_acct'),
+    ip_local_port_range: portRange,
+  };
+}
+
+export function decodeTrailer(payload: Uint8Array): JournalTrailer {
+  const m = unpackMap(payload, 'trailer');
+  const by = record(field(m, 'byType'), 'trailer byType');
+  const byType: EventCounts = {
+    new: uint(field(by, 'new'), MAX, 'trailer byType.new'),
+    update: uint(field(by, 'update'), MAX, 'trailer byType.update'),
+    destroy: uint(field(by, 'destroy'), MAX, 'trailer byType.destroy'),
+    snapshot: uint(field(by, 'snapshot'), MAX, 'trailer byType.snapshot'),
+  };
+  return {
+    stop: uint(field(m, 'stop'), MAX, 'trailer stop'),
+    events: uint(field(m, 'events'), MAX, 'trailer events'),
+    byType,
+    frames: uint(field(m, 'frames'), MAX, 'trailer frames'),
+  };
+}

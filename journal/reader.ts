@@ -1,0 +1,310 @@
+// Streams a journal frame by frame in fixed-size reads: header first, then event batches.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { CtError, Exit, sysCode } from '../common/errors.js';
+import type { CtEvent } from './event.js';
+import { decodeEvents } from './events-codec.js';
+import {
+  type EventCounts,
+  FRAME_HEADER_SIZE,
+  FrameKind,
+  type JournalHeader,
+  type JournalTrailer,
+  MAGIC,
+  MAX_FRAME,
+} from './format.js';
+import { checkFrame } from './frame.js';
+import { decodeHeader, decodeTrailer, NewerFormat } from './meta-codec.js';
+import { Damage } from './validate.js';
+
+export interface JournalReader {
+  readonly path: string;
+  readonly header: JournalHeader;
+  /**
+   * Event batches in file order, one per events frame. Throws CtError ECORRUPT when a damaged
+   * frame is followed by a good one; a damaged or short frame at the end is the torn tail.
+   * Events are read-only: a reply tuple may share the original tuple's address arrays.
+   */
+  batches(): Generator<CtEvent[]>;
+  /** After batches() is exhausted: the trailer, undefined when the recording did not end cleanly. */
+  readonly trailer: JournalTrailer | undefined;
+  /** After batches() is exhausted: the ignored torn tail, if any. */
+  readonly tail: { offset: number; ignoredBytes: number } | undefined;
+  close(): void;
+}
+
+export interface ReadOptions {
+  /** Bytes per read; default 1 MiB. A frame larger than this is read whole anyway. */
+  chunkSize?: number;
+}
+
+const TYPE_KEYS = [undefined, 'new', 'update', 'destroy', 'snapshot'] as const;
+
+/** Opens a journal and reads its magic and header; CtError when it is not a readable v1 journal. */
+export function openJournal(path: string, opts: ReadOptions = {}): JournalReader {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw openError(path, err);
+  }
+  try {
+    return new FileReader(path, fd, opts.chunkSize ?? 1024 * 1024);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+type Frame =
+  | { ok: true; kind: number; at: number; payload: Uint8Array }
+  | { ok: false; why: string };
+
+class FileReader implements JournalReader {
+  readonly path: string;
+  readonly header: JournalHeader;
+  #fd: number | undefined;
+  readonly #size: number;
+  readonly #chunk: number;
+  #buf: Buffer;
+  #bufStart = 0;
+  #bufLen = 0;
+  #bodyStart: number;
+  #trailer: JournalTrailer | undefined;
+  #tail: { offset: number; ignoredBytes: number } | undefined;
+
+  constructor(path: string, fd: number, chunk: number) {
+    this.path = path;
+    this.#fd = fd;
+    this.#chunk = Math.max(FRAME_HEADER_SIZE, chunk);
+    this.#buf = Buffer.alloc(this.#chunk);
+    const st = fstatSync(fd);
+    if (st.isDirectory()) {
+      throw new CtError('EISDIR', `${path} is a directory; pass a journal file (.mpk)`);
+    }
+    if (!st.isFile()) {
+      throw new CtError('ENOTFILE', `${path} is not a regular file; pass a journal file (.mpk)`);
+    }
+    this.#size = st.size;
+    this.#fill(0, Math.min(this.#size, MAGIC.length));
+    this.#checkMagic();
+    const head = this.#frameAt(MAGIC.length);
+    if (!head.ok) {
+      if (head.why === 'short') {
+        throw new CtError(
+          'ETRUNCATED',
+          `${path} ends inside its header (${this.#size} bytes): the recording never really started; record again`,
+        );
+      }
+      throw this.#corrupt(MAGIC.length, `header frame: ${head.why}`);
+    }
+    if (head.kind !== FrameKind.HEADER) {
+      throw this.#corrupt(MAGIC.length, `the first frame is kind ${head.kind}, not a header`);
+    }
+    try {
+      this.header = decodeHeader(head.payload);
+    } catch (err) {
+      if (err instanceof NewerFormat) {
+        throw new CtError(
+          'EVERSION',
+          `${path} was written by format v${err.format}; this ct-analyze reads v1: upgrade conntracker`,
+          { exit: Exit.VERSION },
+        );
+      }
+      throw this.#damage(MAGIC.length, err);
+    }
+    this.#bodyStart = MAGIC.length + FRAME_HEADER_SIZE + head.payload.length;
+  }
+
+  get trailer(): JournalTrailer | undefined {
+    return this.#trailer;
+  }
+
+  get tail(): { offset: number; ignoredBytes: number } | undefined {
+    return this.#tail;
+  }
+
+  *batches(): Generator<CtEvent[]> {
+    this.#trailer = undefined;
+    this.#tail = undefined;
+    const fields = this.header.eventFields.length;
+    const seen: EventCounts = { new: 0, update: 0, destroy: 0, snapshot: 0 };
+    let events = 0;
+    let frames = 1;
+    let pos = this.#bodyStart;
+    while (pos < this.#size) {
+      const f = this.#frameAt(pos);
+      if (!f.ok) {
+        const next = this.#scan(pos + 1);
+        if (next !== undefined) {
+          throw this.#corrupt(
+            pos,
+            `${f.why === 'short' ? 'frame cut short' : f.why}, yet a valid frame follows at byte ${next}`,
+          );
+        }
+        this.#tail = { offset: pos, ignoredBytes: this.#size - pos };
+        return;
+      }
+      const end = pos + FRAME_HEADER_SIZE + f.payload.length;
+      if (f.kind === FrameKind.EVENTS) {
+        let batch: CtEvent[];
+        try {
+          batch = decodeEvents(f.payload, fields);
+        } catch (err) {
+          throw this.#damage(pos, err);
+        }
+        frames++;
+        events += batch.length;
+        for (const ev of batch) seen[TYPE_KEYS[ev.type] as keyof EventCounts]++;
+        pos = end;
+        if (batch.length > 0) yield batch;
+      } else if (f.kind === FrameKind.TRAILER) {
+        let trailer: JournalTrailer;
+        try {
+          trailer = decodeTrailer(f.payload);
+        } catch (err) {
+          throw this.#damage(pos, err);
+        }
+        const counted = `${events} events in ${frames} frames (${JSON.stringify(seen)})`;
+        const claimed = `${trailer.events} events in ${trailer.frames} frames (${JSON.stringify(trailer.byType)})`;
+        if (counted !== claimed) {
+          throw this.#corrupt(
+            pos,
+            `the trailer counts ${claimed} but the journal holds ${counted}`,
+          );
+        }
+        if (end !== this.#size) {
+          throw this.#corrupt(end, `${this.#size - end} bytes follow the trailer`);
+        }
+        this.#trailer = trailer;
+        return;
+      } else {
+        throw this.#corrupt(pos, `a frame of kind ${f.kind} has no place in a v1 journal here`);
+      }
+    }
+  }
+
+  close(): void {
+    const fd = this.#fd;
+    this.#fd = undefined;
+    if (fd !== undefined) closeSync(fd);
+  }
+
+  #checkMagic(): void {
+    const n = Math.min(this.#size, MAGIC.length);
+    for (let i = 0; i < n; i++) {
+      if (this.#buf[i] !== MAGIC[i]) {
+        throw new CtError(
+          'ENOTJOURNAL',
+          `${this.path} is not a conntracker journal (bad magic): pass a .mpk file written by ct-record`,
+        );
+      }
+    }
+    if (n < MAGIC.length) {
+      throw new CtError(
+        'ETRUNCATED',
+        `${this.path} ends inside its magic (${this.#size} bytes): the recording never really started; record again`,
+      );
+    }
+  }
+
+  /** The frame at file offset `at`, reading more as needed; 'short' when the file ends first. */
+  #frameAt(at: number): Frame {
+    for (;;) {
+      const off = at - this.#bufStart;
+      const inBuf = off >= 0 && off <= this.#bufLen ? this.#bufLen - off : 0;
+      const c =
+        inBuf > 0
+          ? checkFrame(this.#buf, off, inBuf)
+          : { ok: false as const, need: FRAME_HEADER_SIZE };
+      if (c.ok) {
+        const start = off + FRAME_HEADER_SIZE;
+        return { ok: true, kind: c.kind, at, payload: this.#buf.subarray(start, start + c.length) };
+      }
+      if (c.need === 0) return { ok: false, why: 'reason' in c ? c.reason : 'bad frame' };
+      if (at + c.need > this.#size) return { ok: false, why: 'short' };
+      this.#fill(at, c.need);
+    }
+  }
+
+  /** Loads the buffer from file offset `at` with at least `need` bytes (bounded by MAX_FRAME). */
+  #fill(at: number, need: number): void {
+    if (need > this.#buf.length) this.#buf = Buffer.alloc(Math.max(need, this.#chunk));
+    const want = Math.min(this.#buf.length, this.#size - at);
+    let got = 0;
+    while (got < want) {
+      const n = this.#read(this.#buf, got, want - got, at + got);
+      if (n === 0) break; // the file shrank under us: what we have decides
+      got += n;
+    }
+    this.#bufStart = at;
+    this.#bufLen = got;
+  }
+
+  #read(buf: Uint8Array, off: number, len: number, pos: number): number {
+    if (this.#fd === undefined) throw new Error('journal: reader is closed');
+    try {
+      return readSync(this.#fd, buf, off, len, pos);
+    } catch (err) {
+      const code = sysCode(err) ?? 'EIO';
+      throw new CtError(
+        code,
+        `cannot read ${this.path}: ${(err as Error).message}: check the file and the device (${code})`,
+        { cause: err },
+      );
+    }
+  }
+
+  /**
+   * First offset ≥ from holding a whole frame with a good CRC, or undefined. The damaged frame
+   * was at most MAX_FRAME long, so the next real one starts within that window.
+   */
+  #scan(from: number): number | undefined {
+    const last = Math.min(this.#size - FRAME_HEADER_SIZE, from - 1 + FRAME_HEADER_SIZE + MAX_FRAME);
+    const win = Buffer.alloc(Math.max(this.#chunk, 2 * FRAME_HEADER_SIZE));
+    let winStart = 0;
+    let winLen = 0;
+    for (let p = from; p <= last; p++) {
+      if (p + FRAME_HEADER_SIZE > winStart + winLen) {
+        winStart = p;
+        winLen = this.#read(win, 0, Math.min(win.length, this.#size - p), p);
+        if (winLen < FRAME_HEADER_SIZE) return undefined;
+      }
+      const o = p - winStart;
+      const kind = win[o + 8] as number;
+      if (kind < FrameKind.HEADER || kind > FrameKind.CHECKPOINT) continue;
+      const length = win.readUInt32LE(o);
+      if (length > MAX_FRAME || p + FRAME_HEADER_SIZE + length > this.#size) continue;
+      const total = FRAME_HEADER_SIZE + length;
+      if (o + total <= winLen) {
+        if (checkFrame(win, o, total).ok) return p;
+        continue;
+      }
+      const whole = Buffer.alloc(total);
+      if (this.#read(whole, 0, total, p) === total && checkFrame(whole, 0, total).ok) return p;
+    }
+    return undefined;
+  }
+
+  #corrupt(offset: number, why: string): CtError {
+    return new CtError(
+      'ECORRUPT',
+      `${this.path} is corrupt at byte ${offset}: ${why}. Everything before that byte is readable: restore the file from a copy, or keep that part with \`head -c ${offset}\``,
+    );
+  }
+
+  #damage(offset: number, err: unknown): CtError {
+    if (err instanceof Damage) return this.#corrupt(offset, err.message);
+    throw err;
+  }
+}
+
+function openError(path: string, err: unknown): CtError {
+  const code = sysCode(err) ?? 'EIO';
+  const what: Record<string, string> = {
+    ENOENT: 'no such file: check the path',
+    EACCES: 'permission denied: check the file permissions',
+    ELOOP: 'too many symbolic links: check the path',
+  };
+  const advice = what[code] ?? `${(err as Error).message}: check the path`;
+  return new CtError(code, `cannot open ${path}: ${advice}`, { cause: err });
+}

@@ -1,0 +1,104 @@
+// Encode → decode is the identity for any events, batch split, header and trailer.
+import { join } from 'node:path';
+import fc from 'fast-check';
+import t from 'tap';
+import type { CtEvent } from '../../journal/event.js';
+import { decodeEvents, encodeEvents } from '../../journal/events-codec.js';
+import { EVENT_FIELDS, FORMAT_VERSION } from '../../journal/format.js';
+import { JournalWriter } from '../../journal/writer.js';
+import { arbEvent, MAX_TIME_US } from '../helpers/arbitraries.js';
+import { HEADER, plain, readAll, tcpNew, tempDir } from './fixtures.js';
+
+const dir = tempDir(t, 'roundtrip');
+
+t.test('journal: any events in any batch split read back identical, in order', (t) => {
+  let n = 0;
+  fc.assert(
+    fc.property(fc.array(fc.array(arbEvent(), { maxLength: 12 }), { maxLength: 6 }), (batches) => {
+      const path = join(dir, `p${n++}.mpk`);
+      const w = JournalWriter.create(path, HEADER);
+      for (const b of batches) w.append(b);
+      w.close({ stop: MAX_TIME_US });
+      const { events, batches: read, reader } = readAll(path);
+      const written = batches.flat();
+      t.same(plain(events), plain(written));
+      t.equal(read, batches.filter((b) => b.length > 0).length, 'one batch per non-empty append');
+      t.equal(reader.trailer?.events, written.length);
+      t.equal(reader.tail, undefined);
+    }),
+    { numRuns: 150 },
+  );
+  t.end();
+});
+
+t.test('journal: event payload codec is the identity (no file), absent keys stay absent', (t) => {
+  fc.assert(
+    fc.property(fc.array(arbEvent(), { maxLength: 30 }), (events) => {
+      const back = decodeEvents(encodeEvents(events));
+      t.same(plain(back), plain(events));
+      back.forEach((ev, i) => {
+        t.same(Object.keys(ev).sort(), Object.keys(events[i] as CtEvent).sort());
+      });
+    }),
+    { numRuns: 400 },
+  );
+  t.end();
+});
+
+t.test('journal: times above 2^32 and up to 2^53-1 round-trip exactly, deltas both ways', (t) => {
+  const times = [0, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, MAX_TIME_US, Number.MAX_SAFE_INTEGER, 5];
+  const events = times.map((time, i) => ({
+    ...tcpNew(i),
+    time,
+    start: Math.max(0, time - 7),
+    counters: {
+      origPackets: Number.MAX_SAFE_INTEGER,
+      origBytes: 2 ** 40 + 3,
+      replyPackets: 0,
+      replyBytes: 2 ** 32,
+    },
+  }));
+  const back = decodeEvents(encodeEvents(events));
+  t.same(
+    back.map((e) => [e.time, e.start, e.counters]),
+    events.map((e) => [e.time, e.start, e.counters]),
+  );
+  t.end();
+});
+
+t.test('journal: header and trailer read back as written, writer fills format and counts', (t) => {
+  const path = join(dir, 'meta.mpk');
+  const w = JournalWriter.create(path, HEADER);
+  w.append([tcpNew(0), { ...tcpNew(1), type: 3 }]);
+  w.append([{ ...tcpNew(2), type: 4 }]);
+  w.close({ stop: HEADER.start + 1 });
+  const { reader } = readAll(path);
+  t.same(reader.header, { ...HEADER, format: FORMAT_VERSION, eventFields: [...EVENT_FIELDS] });
+  t.same(reader.trailer, {
+    stop: HEADER.start + 1,
+    events: 3,
+    byType: { new: 1, update: 0, destroy: 1, snapshot: 1 },
+    frames: 3,
+  });
+  t.equal(w.frames, 3);
+  t.end();
+});
+
+t.test('journal: a typical IPv4 TCP NEW event without NAT costs at most 40 bytes', (t) => {
+  const events = Array.from({ length: 1024 }, (_, i) => tcpNew(i));
+  const perEvent = encodeEvents(events).length / events.length;
+  t.ok(perEvent <= 40, `${perEvent.toFixed(1)} B/event`);
+  t.end();
+});
+
+t.test('journal: the writer refuses events the reader would reject', (t) => {
+  const bad: Array<[string, CtEvent]> = [
+    ['port > 65535', { ...tcpNew(0), orig: { ...tcpNew(0).orig, sport: 70000 } }],
+    ['time not an integer', { ...tcpNew(0), time: 1.5 }],
+    ['time above 2^53', { ...tcpNew(0), time: 2 ** 53 }],
+    ['v6 family with v4 addresses', { ...tcpNew(0), family: 6 }],
+    ['mark above u32', { ...tcpNew(0), mark: 2 ** 32 }],
+  ];
+  for (const [what, ev] of bad) t.throws(() => encodeEvents([ev]), TypeError, what);
+  t.end();
+});

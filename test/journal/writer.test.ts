@@ -1,0 +1,119 @@
+// The writer's file handling: no clobbering, no symlinks, mode 0600, a full disk.
+import { execFileSync } from 'node:child_process';
+import { linkSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { JournalWriter } from '../../journal/writer.js';
+import { ctErrorOf, HEADER, plain, readAll, tcpNew, tempDir } from './fixtures.js';
+
+const dir = tempDir(t, 'writer');
+
+t.test('journal: the writer refuses an existing file and leaves it untouched', (t) => {
+  const path = join(dir, 'exists.mpk');
+  writeFileSync(path, 'precious');
+  const err = ctErrorOf(t, () => JournalWriter.create(path, HEADER));
+  t.equal(err?.code, 'EEXIST');
+  t.match(err?.message, /exists; choose another path or pass --force to overwrite/);
+  t.equal(readFileSync(path, 'utf8'), 'precious');
+  t.end();
+});
+
+t.test('journal: the writer refuses a symlink, dangling or not, with or without force', (t) => {
+  const target = join(dir, 'target.txt');
+  writeFileSync(target, 'keep');
+  const link = join(dir, 'link.mpk');
+  symlinkSync(target, link);
+  const dangling = join(dir, 'dangling.mpk');
+  symlinkSync(join(dir, 'nowhere'), dangling);
+  for (const force of [false, true]) {
+    for (const p of [link, dangling]) {
+      const err = ctErrorOf(t, () => JournalWriter.create(p, HEADER, { force }));
+      t.equal(err?.code, 'ELOOP', `${p} force=${force}`);
+      t.match(err?.message, /is a symbolic link; refusing to write through it/);
+    }
+  }
+  t.equal(readFileSync(target, 'utf8'), 'keep');
+  t.throws(() => statSync(join(dir, 'nowhere')), 'nothing created through the dangling link');
+  t.end();
+});
+
+t.test('journal: force replaces a regular file, never writing into its hard links', (t) => {
+  const path = join(dir, 'old.mpk');
+  const other = join(dir, 'other-name');
+  writeFileSync(path, 'old content');
+  linkSync(path, other);
+  const w = JournalWriter.create(path, HEADER, { force: true });
+  w.append([tcpNew(0)]);
+  w.close({ stop: HEADER.start + 1 });
+  t.same(plain(readAll(path).events), plain([tcpNew(0)]));
+  t.equal(readFileSync(other, 'utf8'), 'old content');
+  const sub = join(dir, 'a-dir');
+  mkdirSync(sub);
+  t.equal(ctErrorOf(t, () => JournalWriter.create(sub, HEADER, { force: true }))?.code, 'EISDIR');
+  t.end();
+});
+
+t.test('journal: the file is mode 0600 whatever the umask', (t) => {
+  const old = process.umask(0);
+  t.teardown(() => process.umask(old));
+  const path = join(dir, 'mode.mpk');
+  JournalWriter.create(path, HEADER).close({ stop: HEADER.start });
+  t.equal(statSync(path).mode & 0o777, 0o600);
+  t.end();
+});
+
+t.test('journal: a missing directory is a CtError with advice, not a stack', (t) => {
+  const err = ctErrorOf(t, () => JournalWriter.create(join(dir, 'no/such/dir.mpk'), HEADER));
+  t.equal(err?.code, 'ENOENT');
+  t.match(err?.message, /no such directory: create it first/);
+  t.end();
+});
+
+t.test('journal: append, close and bytesWritten agree with the file; [] writes nothing', (t) => {
+  const path = join(dir, 'count.mpk');
+  const w = JournalWriter.create(path, HEADER);
+  const before = w.bytesWritten;
+  w.append([]);
+  t.equal(w.bytesWritten, before);
+  w.append([tcpNew(0)]);
+  w.close({ stop: HEADER.start });
+  t.equal(w.bytesWritten, statSync(path).size);
+  t.throws(() => w.append([tcpNew(1)]), /closed/);
+  t.throws(
+    () => JournalWriter.create(join(dir, 'badcount.mpk'), HEADER).close({ stop: 0, events: 9 }),
+    /trailer events 9/,
+  );
+  t.end();
+});
+
+t.test('journal: ENOSPC is a CtError and the file still ends on a frame boundary', (t) => {
+  const mnt = join(dir, 'tiny');
+  mkdirSync(mnt);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'ct-journal-test', mnt]);
+  } catch {
+    t.comment('skipped: cannot mount a tmpfs here (needs root)');
+    t.end();
+    return;
+  }
+  t.teardown(() => execFileSync('umount', ['-l', mnt]));
+  const path = join(mnt, 'full.mpk');
+  const w = JournalWriter.create(path, HEADER);
+  const batch = Array.from({ length: 200 }, (_, i) => tcpNew(i));
+  let appended = 0;
+  const err = ctErrorOf(t, () => {
+    for (;;) {
+      w.append(batch);
+      appended++;
+    }
+  });
+  t.equal(err?.code, 'ENOSPC');
+  t.match(err?.message, /no space left on device: free some space/);
+  w.closeAfterFailure();
+  t.equal(statSync(path).size, w.bytesWritten, 'the partial frame was cut off');
+  const { events, reader } = readAll(path);
+  t.equal(events.length, appended * batch.length);
+  t.equal(reader.tail, undefined);
+  t.equal(reader.trailer, undefined);
+  t.end();
+});
