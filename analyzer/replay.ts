@@ -1,0 +1,70 @@
+// Replays journals, in the order given, into one flow table; an unclean end is a warning.
+import { openJournal } from '../journal/reader.js';
+import { type Collapse, FlowTable } from './flows.js';
+
+/** What a report says about each journal it read. */
+export interface JournalSummary {
+  path: string;
+  host: string;
+  kernel: string;
+  netns: string;
+  /** Recording start and stop in µs since the epoch; stop is null without a trailer. */
+  start: number;
+  stop: number | null;
+  /** Events read from the journal (including skipped ones). */
+  events: number;
+  /** The journal ended with its trailer: the recording ended cleanly. */
+  complete: boolean;
+  /** Bytes after the last complete frame that were not read (a torn tail), 0 if none. */
+  ignoredBytes: number;
+}
+
+export interface AnalyzeOptions {
+  collapse?: Collapse;
+  /** Receives each warning (one line, no prefix); default: warnings are dropped. */
+  warn?: (message: string) => void;
+}
+
+export interface Analysis {
+  table: FlowTable;
+  journals: JournalSummary[];
+}
+
+/** Reads every journal into one table (the union of their flows). */
+export function analyzeJournals(paths: readonly string[], opts: AnalyzeOptions = {}): Analysis {
+  const table = new FlowTable(opts.collapse === undefined ? {} : { collapse: opts.collapse });
+  const warn = opts.warn ?? (() => {});
+  const journals = paths.map((path) => replayOne(path, table, warn));
+  return { table, journals };
+}
+
+function replayOne(path: string, table: FlowTable, warn: (m: string) => void): JournalSummary {
+  // openJournal's errors already name the path and say what to do.
+  const reader = openJournal(path);
+  try {
+    let events = 0;
+    for (const batch of reader.batches()) {
+      table.addAll(batch);
+      events += batch.length;
+    }
+    const { header, trailer, tail } = reader;
+    if (tail !== undefined) {
+      warn(`${path}: ignored ${tail.ignoredBytes} trailing bytes (recording did not end cleanly)`);
+    } else if (trailer === undefined) {
+      warn(`${path}: no trailer (recording did not end cleanly); showing the events it holds`);
+    }
+    return {
+      path,
+      host: header.host,
+      kernel: header.kernel,
+      netns: header.netns,
+      start: header.start,
+      stop: trailer?.stop ?? null,
+      events,
+      complete: trailer !== undefined,
+      ignoredBytes: tail?.ignoredBytes ?? 0,
+    };
+  } finally {
+    reader.close();
+  }
+}

@@ -1,0 +1,40 @@
+// What `ct-analyze` does once its options are parsed: replay, render, write.
+import type { Writable } from 'node:stream';
+import type { Collapse } from './flows.js';
+import { jsonChunks, tableReport } from './format-json.js';
+import { textChunks } from './format-text.js';
+import { writeFileAtomic, writeToStream } from './output.js';
+import { analyzeJournals } from './replay.js';
+
+export type ReportFormat = 'text' | 'json';
+
+export interface AnalyzeCommand {
+  journals: string[];
+  format: ReportFormat;
+  /** Report file; undefined: the stdout stream. */
+  output?: string;
+  collapse: Collapse;
+}
+
+export interface AnalyzeIo {
+  stdout: Writable;
+  /** One line for the user on stderr (the caller adds the program name). */
+  warn(message: string): void;
+  note(message: string): void;
+}
+
+export async function runAnalyze(cmd: AnalyzeCommand, io: AnalyzeIo): Promise<void> {
+  const { table, journals } = analyzeJournals(cmd.journals, {
+    collapse: cmd.collapse,
+    warn: (m) => io.warn(m),
+  });
+  const skipped = Object.entries(table.skipped);
+  if (skipped.length > 0) {
+    const detail = skipped.map(([reason, n]) => `${reason}: ${n}`).join(', ');
+    io.note(`${table.skippedTotal} events belong to no flow table (${detail})`);
+  }
+  const chunks =
+    cmd.format === 'json' ? jsonChunks(tableReport(table, journals)) : textChunks(table.flows());
+  if (cmd.output === undefined) await writeToStream(chunks, io.stdout);
+  else writeFileAtomic(cmd.output, chunks);
+}

@@ -1,0 +1,54 @@
+// The one place a CLI turns an outcome into an exit code and a message (no stacks for user errors).
+import { CommanderError, InvalidArgumentError } from 'commander';
+import { CtError, Exit } from './errors.js';
+
+/** Parses a positive number of seconds (`--duration 30`, `--duration 1.5`) for commander. */
+export function parseSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0)) {
+    throw new InvalidArgumentError('give a positive number of seconds, e.g. 30 or 1.5.');
+  }
+  return n;
+}
+
+/** Parses a byte size with an optional K/M/G suffix (powers of 1024), e.g. `8M`. */
+export function parseBytes(value: string): number {
+  const m = /^(\d+)([KMG]?)(i?B)?$/i.exec(value.trim());
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m?.[2] ?? '').toUpperCase()];
+  const n = m && unit !== undefined ? Number(m[1]) * unit : Number.NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new InvalidArgumentError('give a byte count, optionally with K, M or G, e.g. 64M.');
+  }
+  return n;
+}
+
+/**
+ * Runs a CLI's main function and exits: CtError → its message and exit code; commander's usage
+ * errors → exit 2 (commander already printed them); anything else is a bug → stack, exit 1.
+ */
+export async function runCli(name: string, main: () => Promise<number | undefined>): Promise<void> {
+  let code: number;
+  try {
+    code = (await main()) ?? Exit.OK;
+  } catch (err) {
+    code = reportError(name, err);
+  }
+  // Let stdout/stderr drain (a pipe may be slow) before the process ends.
+  process.exitCode = code;
+}
+
+function reportError(name: string, err: unknown): number {
+  if (err instanceof CommanderError) {
+    // --help and --version end through here too, with exit code 0.
+    if (err.exitCode === 0) return Exit.OK;
+    return Exit.USAGE;
+  }
+  if (err instanceof CtError) {
+    process.stderr.write(`${name}: ${err.message}\n`);
+    return err.exit;
+  }
+  process.stderr.write(
+    `${name}: internal error (please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  return Exit.RUNTIME;
+}

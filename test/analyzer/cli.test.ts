@@ -1,0 +1,132 @@
+// ct-analyze as a user runs it: the built dist/analyzer/cli.js, its output and exit codes.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { PACKAGE_ROOT, TOOL_VERSION } from '../../common/package.js';
+import { MAGIC } from '../../journal/format.js';
+import { encodeFrame } from '../../journal/frame.js';
+import { encodeMap } from '../../journal/meta-codec.js';
+import { SEED_EVENTS, SEED_LINES, tempDir, writeJournal } from './fixtures.js';
+
+const CLI = join(PACKAGE_ROOT, 'dist', 'analyzer', 'cli.js');
+
+function staleBuild(): string | undefined {
+  let built: number;
+  try {
+    built = statSync(CLI).mtimeMs;
+  } catch {
+    return `${CLI} is missing: run npm run build first`;
+  }
+  for (const dir of ['analyzer', 'journal', 'common']) {
+    for (const f of readdirSync(join(PACKAGE_ROOT, dir))) {
+      if (f.endsWith('.ts') && statSync(join(PACKAGE_ROOT, dir, f)).mtimeMs > built) {
+        return `${dir}/${f} is newer than ${CLI}: run npm run build first`;
+      }
+    }
+  }
+  return undefined;
+}
+
+const run = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+const STACK = /\n\s+at /;
+
+const stale = staleBuild();
+if (stale !== undefined) t.fail(stale);
+
+const dir = tempDir(t, 'cli');
+const journal = join(dir, 'seed.mpk');
+writeJournal(journal, [SEED_EVENTS.slice(0, 4), SEED_EVENTS.slice(4)]);
+
+t.test(
+  'cli: prints the seed table on stdout, notes skipped protocols on stderr, exit 0',
+  async (t) => {
+    const r = run(journal);
+    t.equal(r.code, 0);
+    t.equal(r.out, `${SEED_LINES.join('\n')}\n`);
+    t.equal(r.err, 'ct-analyze: note: 1 events belong to no flow table (IPv4 proto 47: 1)\n');
+  },
+);
+
+t.test('cli: --format json prints one parseable document', async (t) => {
+  const r = run('--format', 'json', '--collapse', 'none', journal);
+  t.equal(r.code, 0);
+  const doc = JSON.parse(r.out);
+  t.equal(doc.format, 'conntracker-flows');
+  t.equal(doc.collapse, 'none');
+  t.equal(doc.journals[0].path, journal);
+  t.equal(doc.journals[0].complete, true);
+  t.equal(doc.flows.length, SEED_LINES.length + 1, 'the two .111 flows stay apart uncollapsed');
+});
+
+t.test('cli: -o writes the report to the file, nothing on stdout, no temporary left', async (t) => {
+  const out = join(dir, 'flows.txt');
+  writeFileSync(out, 'previous report\n');
+  const r = run('-o', out, journal);
+  t.equal(r.code, 0);
+  t.equal(r.out, '');
+  t.equal(readFileSync(out, 'utf8'), `${SEED_LINES.join('\n')}\n`);
+  t.strictSame(
+    readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+    [],
+  );
+});
+
+t.test('cli: an unknown option or bad value is a usage error, exit 2, with a hint', async (t) => {
+  for (const args of [
+    ['--bogus', journal],
+    ['--format', 'xml', journal],
+    ['--collapse', '7', journal],
+    [],
+  ]) {
+    const r = run(...args);
+    t.equal(r.code, 2, args.join(' '));
+    t.match(r.err, /^error: .*\n\(run ct-analyze --help for usage\)\n$/);
+    t.notMatch(r.err, STACK);
+    t.equal(r.out, '');
+  }
+});
+
+t.test('cli: a missing journal is a clear message, exit 1, no stack', async (t) => {
+  const r = run(join(dir, 'nope.mpk'));
+  t.equal(r.code, 1);
+  t.match(r.err, /^ct-analyze: cannot open .*nope\.mpk: no such file/);
+  t.notMatch(r.err, STACK);
+});
+
+t.test('cli: a torn tail is a warning and the complete frames are still analyzed', async (t) => {
+  const torn = join(dir, 'torn.mpk');
+  writeJournal(torn, [SEED_EVENTS.slice(0, 4), SEED_EVENTS.slice(4)], false);
+  truncateSync(torn, statSync(torn).size - 5);
+  const r = run(torn);
+  t.equal(r.code, 0);
+  t.match(
+    r.err,
+    /ct-analyze: warning: .*torn\.mpk: ignored \d+ trailing bytes \(recording did not end cleanly\)/,
+  );
+  t.equal(r.out, `${SEED_LINES.slice(0, 3).join('\n')}\n`);
+});
+
+t.test('cli: a journal of a newer format exits 3 and says to upgrade', async (t) => {
+  const newer = join(dir, 'v2.mpk');
+  const header = { format: 2, tool: { name: 'conntracker', version: '9.0.0' } };
+  const frame = encodeFrame(1, encodeMap(header as unknown as Parameters<typeof encodeMap>[0]));
+  writeFileSync(newer, Buffer.concat([MAGIC, frame]));
+  const r = run(newer);
+  t.equal(r.code, 3);
+  t.match(r.err, /^ct-analyze: .*v2\.mpk.*upgrade/);
+  t.notMatch(r.err, STACK);
+});
+
+t.test('cli: --version and --help exit 0', async (t) => {
+  const v = run('--version');
+  t.equal(v.code, 0);
+  t.equal(v.out, `${TOOL_VERSION}\n`);
+  const h = run('--help');
+  t.equal(h.code, 0);
+  t.match(h.out, /Usage: ct-analyze \[options\] <journal\.\.\.>/);
+  t.match(h.out, /Examples:/);
+});

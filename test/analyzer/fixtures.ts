@@ -1,0 +1,112 @@
+// Builds the events and journals the analyzer tests read (temp files removed by t.teardown).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CtEvent } from '../../journal/event.js';
+import { JournalWriter } from '../../journal/writer.js';
+
+/** A fresh directory for this test file, removed when the test ends (passed or failed). */
+export function tempDir(t: { teardown(fn: () => void): void }, tag: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `ct-analyzer-${tag}-${process.pid}-`));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const HEADER = {
+  tool: { name: 'conntracker', version: '0.0.0-test' },
+  host: 'fw1',
+  kernel: '6.1.0-test',
+  netns: 'net:[4026531840]',
+  start: 1_700_000_000_000_000,
+  options: {},
+  sysctls: {
+    nf_conntrack_events: 1,
+    nf_conntrack_timestamp: 0,
+    nf_conntrack_acct: 0,
+    ip_local_port_range: [32768, 60999] as [number, number],
+  },
+};
+
+/** Writes a journal of the batches; without a trailer when `clean` is false. */
+export function writeJournal(path: string, batches: CtEvent[][], clean = true): void {
+  const w = JournalWriter.create(path, HEADER);
+  for (const b of batches) w.append(b);
+  if (clean) w.close({ stop: HEADER.start + 60_000_000 });
+  else w.closeAfterFailure();
+}
+
+function tuple(src: string, dst: string, sport: number, dport: number, icmp: number[] = [0, 0]) {
+  const addr = (a: string) =>
+    a.includes(':')
+      ? Uint8Array.from(Buffer.from(expandV6(a), 'hex'))
+      : Uint8Array.from(a.split('.').map(Number));
+  return {
+    src: addr(src),
+    dst: addr(dst),
+    sport,
+    dport,
+    icmpType: icmp[0] ?? 0,
+    icmpCode: icmp[1] ?? 0,
+    icmpId: 7,
+  };
+}
+
+function expandV6(a: string): string {
+  const [head = '', tail = ''] = a.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const tl = a.includes('::') && tail !== '' ? tail.split(':') : [];
+  const zeros = Array(8 - h.length - tl.length).fill('0');
+  return [...h, ...(a.includes('::') ? zeros : []), ...tl].map((g) => g.padStart(4, '0')).join('');
+}
+
+/**
+ * A hand-made event: `ev(6, '10.0.0.1', '10.0.0.2', 40000, 443, 0x0e)`; for ICMP give ports 0
+ * and the [type, code] pair last.
+ */
+export function ev(
+  proto: number,
+  src: string,
+  dst: string,
+  sport: number,
+  dport: number,
+  status: number,
+  icmp: number[] = [0, 0],
+): CtEvent {
+  const orig = tuple(src, dst, sport, dport, icmp);
+  return {
+    type: 1,
+    family: src.includes(':') ? 6 : 4,
+    proto,
+    status,
+    id: 1,
+    time: HEADER.start + 1,
+    timeKernel: false,
+    orig,
+    reply: { ...orig, src: orig.dst, dst: orig.src, sport: dport, dport: sport },
+  };
+}
+
+/** Events covering all six tables, confirmed or not, with the lines the seed tool prints. */
+export const SEED_EVENTS: CtEvent[] = [
+  ev(6, '192.168.100.118', '65.8.205.11', 40414, 443, 0x0e),
+  ev(6, '192.168.100.111', '157.240.12.54', 51000, 443, 0x08),
+  ev(6, '192.168.100.111', '157.240.12.54', 51002, 443, 0x0a),
+  ev(17, '0.0.0.0', '255.255.255.255', 68, 67, 0x08),
+  ev(17, '192.168.100.203', '8.8.8.8', 53798, 53, 0x0a),
+  ev(1, '192.168.100.152', '172.217.162.196', 0, 0, 0x0a, [8, 0]),
+  ev(6, '2001:db8::10', '2001:db8:0:1::443', 33000, 443, 0x0e),
+  ev(17, 'fe80::1', 'ff02::fb', 5353, 5353, 0x08),
+  ev(58, '2001:db8::10', '2606:4700:4700::1111', 0, 0, 0x0a, [128, 0]),
+  ev(47, '10.0.0.1', '10.0.0.2', 0, 0, 0x0a),
+];
+
+export const SEED_LINES = [
+  ' TCPv4 [           0] src = 192.168.100.111 (port=1024) to dst = 157.240.12.54 (port=443) (confirmed)',
+  ' TCPv4 [           1] src = 192.168.100.118 (port=1024) to dst = 65.8.205.11 (port=443) (confirmed)',
+  ' UDPv4 [           0] src = 0.0.0.0 (port=68) to dst = 255.255.255.255 (port=67)',
+  ' UDPv4 [           1] src = 192.168.100.203 (port=1024) to dst = 8.8.8.8 (port=53) (confirmed)',
+  'ICMPv4 [           0] src = 192.168.100.152 to dst = 172.217.162.196 (type=8 | code=0) (confirmed)',
+  ' TCPv6 [           0] src = 2001:db8::10 (port=1024) to dst = 2001:db8:0:1::443 (port=443) (confirmed)',
+  ' UDPv6 [           0] src = fe80::1 (port=1024) to dst = ff02::fb (port=5353)',
+  'ICMPv6 [           0] src = 2001:db8::10 to dst = 2606:4700:4700::1111 (type=128 | code=0) (confirmed)',
+];

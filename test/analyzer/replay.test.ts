@@ -1,0 +1,106 @@
+// Replay: journals written by the journal writer give the table built from the same events.
+import assert from 'node:assert/strict';
+import { mkdirSync, statSync, truncateSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import t from 'tap';
+import { FlowTable } from '../../analyzer/flows.js';
+import { textLines } from '../../analyzer/format-text.js';
+import { analyzeJournals } from '../../analyzer/replay.js';
+import { arbFlowEvents, checkProperty } from '../helpers/arbitraries.js';
+import { SEED_EVENTS, SEED_LINES, tempDir, writeJournal } from './fixtures.js';
+
+t.test('replay: a journal replays to the same lines as the live table of its events', async (t) => {
+  const dir = tempDir(t, 'replay');
+  let n = 0;
+  const arbCase = arbFlowEvents().chain((evs) =>
+    fc.record({
+      evs: fc.constant(evs),
+      cuts: fc.uniqueArray(fc.nat(evs.length), { maxLength: 5 }),
+    }),
+  );
+  checkProperty(
+    t,
+    fc.property(arbCase, ({ evs, cuts }) => {
+      const bounds = [0, ...cuts.sort((a, b) => a - b), evs.length];
+      const batches = bounds.slice(1).map((end, i) => evs.slice(bounds[i], end));
+      const path = join(dir, `j${n++}.mpk`);
+      writeJournal(path, batches);
+      const live = new FlowTable();
+      live.addAll(evs);
+      const { table, journals } = analyzeJournals([path]);
+      assert.deepEqual([...textLines(table.flows())], [...textLines(live.flows())]);
+      assert.deepEqual(table.skipped, live.skipped);
+      assert.equal(journals[0]?.events, evs.length);
+    }),
+    { numRuns: 60 },
+  );
+});
+
+t.test('replay: several journals give the union of their flows, one summary each', async (t) => {
+  const dir = tempDir(t, 'union');
+  const a = join(dir, 'a.mpk');
+  const b = join(dir, 'b.mpk');
+  writeJournal(a, [SEED_EVENTS.slice(0, 5)]);
+  writeJournal(b, [SEED_EVENTS.slice(3), SEED_EVENTS.slice(0, 2)]);
+  const warnings: string[] = [];
+  const { table, journals } = analyzeJournals([a, b], { warn: (m) => warnings.push(m) });
+  t.strictSame(
+    [...textLines(table.flows())],
+    SEED_LINES.map((l) => `${l}\n`),
+  );
+  t.strictSame(warnings, []);
+  t.strictSame(
+    journals.map((j) => [j.path, j.events, j.complete, j.ignoredBytes, j.host]),
+    [
+      [a, 5, true, 0, 'fw1'],
+      [b, 9, true, 0, 'fw1'],
+    ],
+  );
+  t.equal(journals[0]?.stop, 1_700_000_060_000_000);
+});
+
+t.test('replay: collapse none keeps the real source ports', async (t) => {
+  const dir = tempDir(t, 'none');
+  const path = join(dir, 'j.mpk');
+  writeJournal(path, [SEED_EVENTS]);
+  const { table } = analyzeJournals([path], { collapse: { kind: 'none' } });
+  const sports = [...table.flows()].filter((f) => f.table === 'TCPv4').map((f) => f.sport);
+  t.strictSame(sports, [51000, 51002, 40414]);
+});
+
+t.test('replay: a torn tail and a missing trailer are warnings, not failures', async (t) => {
+  const dir = tempDir(t, 'torn');
+  const torn = join(dir, 'torn.mpk');
+  writeJournal(torn, [SEED_EVENTS.slice(0, 5), SEED_EVENTS.slice(5)], false);
+  truncateSync(torn, statSync(torn).size - 3);
+  const open = join(dir, 'open.mpk');
+  writeJournal(open, [SEED_EVENTS.slice(0, 5)], false);
+  const warnings: string[] = [];
+  const { table, journals } = analyzeJournals([torn, open], { warn: (m) => warnings.push(m) });
+  t.equal(table.size, 4, 'the flows of the complete frames');
+  t.match(warnings[0], /torn\.mpk: ignored \d+ trailing bytes \(recording did not end cleanly\)$/);
+  t.match(warnings[1], /open\.mpk: no trailer \(recording did not end cleanly\)/);
+  t.equal(warnings.length, 2);
+  t.strictSame(
+    journals.map((j) => [j.complete, j.stop, j.events]),
+    [
+      [false, null, 5],
+      [false, null, 5],
+    ],
+  );
+  t.ok((journals[0]?.ignoredBytes ?? 0) > 0);
+});
+
+t.test('replay: a missing file or a directory is a CtError naming the path', async (t) => {
+  const dir = tempDir(t, 'missing');
+  t.throws(() => analyzeJournals([join(dir, 'nope.mpk')]), {
+    name: 'CtError',
+    code: 'ENOENT',
+    exit: 1,
+    message: /^cannot open .*nope\.mpk: no such file/,
+  });
+  const sub = join(dir, 'sub.mpk');
+  mkdirSync(sub);
+  t.throws(() => analyzeJournals([sub]), { name: 'CtError', message: /sub\.mpk/ });
+});
