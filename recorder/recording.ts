@@ -1,0 +1,155 @@
+// One recording: native batches → decoded events → journal frames and the live flow table.
+import { type Collapse, FlowTable } from '../analyzer/flows.js';
+import { textChunks } from '../analyzer/format-text.js';
+import { writeFileAtomic } from '../analyzer/output.js';
+import { CtError } from '../common/errors.js';
+import { TOOL_VERSION } from '../common/package.js';
+import type { CtEvent } from '../journal/event.js';
+import type { JournalHeaderInput } from '../journal/format.js';
+import { JournalWriter } from '../journal/writer.js';
+import {
+  type BatchInfo,
+  type Capture,
+  type CaptureOptions,
+  startCapture,
+} from '../native/index.js';
+import { readHostFacts } from './host.js';
+import { decodeRecords } from './records.js';
+
+export interface RecordOptions {
+  output: string;
+  force: boolean;
+  /** Stop by itself after this many milliseconds. */
+  durationMs?: number;
+  /** Live mode: write the seed-format table here at exit and on request (SIGUSR1). */
+  table?: string;
+  collapse: Collapse;
+  capture: Required<CaptureOptions>;
+  /** The options as the user gave them, recorded in the journal header. */
+  given: Record<string, unknown>;
+}
+
+export interface RecordSummary {
+  output: string;
+  bytes: number;
+  events: number;
+  byType: { new: number; update: number; destroy: number; snapshot: number };
+  enobufs: number;
+  dropped: number;
+  malformed: number;
+  flows: number;
+  bufferSize: number;
+}
+
+export interface Recording {
+  /** Resolves when the recording has ended and the journal is closed. */
+  readonly done: Promise<RecordSummary>;
+  readonly bufferSize: number;
+  /** Ends the recording: drain the reader, write the trailer, close. Idempotent. */
+  stop(): void;
+  /** Writes the live table now (the SIGUSR1 action); returns the path, or undefined without --table. */
+  writeTable(): string | undefined;
+}
+
+const TYPE_NAMES = ['', 'new', 'update', 'destroy', 'snapshot'] as const;
+
+export function startRecording(opts: RecordOptions): Recording {
+  const facts = readHostFacts();
+  const start = Date.now() * 1000;
+  const header: JournalHeaderInput = {
+    tool: { name: 'conntracker', version: TOOL_VERSION },
+    host: facts.host,
+    kernel: facts.kernel,
+    netns: facts.netns,
+    start,
+    options: opts.given,
+    sysctls: facts.sysctls,
+  };
+
+  const writer = JournalWriter.create(opts.output, header, { force: opts.force });
+  const table = new FlowTable({ collapse: opts.collapse });
+  const summary: RecordSummary = {
+    output: opts.output,
+    bytes: 0,
+    events: 0,
+    byType: { new: 0, update: 0, destroy: 0, snapshot: 0 },
+    enobufs: 0,
+    dropped: 0,
+    malformed: 0,
+    flows: 0,
+    bufferSize: 0,
+  };
+  const batch: CtEvent[] = [];
+  let failure: unknown;
+  let stopping = false;
+  let resolveStop!: () => void;
+  const stopRequested = new Promise<void>((resolve) => {
+    resolveStop = resolve;
+  });
+
+  const onBatch = (records: ArrayBuffer, count: number, info: BatchInfo) => {
+    if (failure !== undefined) return;
+    summary.enobufs += info.enobufs;
+    summary.dropped += info.dropped;
+    summary.malformed += info.malformed;
+    batch.length = 0;
+    decodeRecords(records, count, batch);
+    try {
+      writer.append(batch);
+    } catch (err) {
+      failure = err;
+      stop();
+      return;
+    }
+    for (const ev of batch) {
+      summary.byType[TYPE_NAMES[ev.type] ?? 'update']++;
+      table.add(ev);
+    }
+    summary.events += batch.length;
+  };
+  const onError = (err: Error) => {
+    failure ??= new CtError('ECAPTURE', `conntrack reader failed: ${err.message}`, { cause: err });
+    stop();
+  };
+
+  let capture: Capture;
+  try {
+    capture = startCapture(opts.capture, onBatch, onError);
+  } catch (err) {
+    // Nothing was captured: leave no empty journal behind that could be mistaken for a recording.
+    writer.abandon();
+    throw err;
+  }
+  summary.bufferSize = capture.bufferSize;
+
+  function stop() {
+    if (stopping) return;
+    stopping = true;
+    resolveStop();
+  }
+  const timer =
+    opts.durationMs === undefined ? undefined : setTimeout(stop, opts.durationMs).unref();
+
+  function writeTable(): string | undefined {
+    if (opts.table === undefined) return undefined;
+    writeFileAtomic(opts.table, textChunks(table.flows()));
+    return opts.table;
+  }
+
+  const done = (async () => {
+    await stopRequested;
+    if (timer !== undefined) clearTimeout(timer);
+    await capture.stop();
+    if (failure !== undefined) {
+      writer.closeAfterFailure();
+      throw failure;
+    }
+    writer.close({ stop: Date.now() * 1000 });
+    summary.bytes = writer.bytesWritten;
+    summary.flows = table.size;
+    writeTable();
+    return summary;
+  })();
+
+  return { done, bufferSize: capture.bufferSize, stop, writeTable };
+}
