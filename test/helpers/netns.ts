@@ -1,0 +1,381 @@
+// Throwaway network namespaces (lan: client↔server, nat: client↔router↔server) for real-kernel tests.
+import { type ChildProcess, execFileSync, spawn as spawnChild } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { Readable } from 'node:stream';
+
+export type TopologyKind = 'lan' | 'nat';
+
+/** One end of the topology as the scenario sees it: its namespace and the addresses it uses. */
+export interface Host {
+  ns: string;
+  v4: string;
+  v6: string;
+}
+
+export interface ExecOptions {
+  /** Kill the command (SIGKILL) after this long; default 10 s. Every command is bounded. */
+  timeoutMs?: number;
+  /** Reject when the exit code is not 0; default true. */
+  check?: boolean;
+  /** Written to the command's stdin, which is then closed. */
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export interface ExecResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Topology {
+  kind: TopologyKind;
+  /** Initiates every flow of the scenario. */
+  client: Host;
+  /** Answers; its addresses are the destinations the client uses. */
+  server: Host;
+  /** nat only: the forwarding, masquerading host (addresses on its client-side link). */
+  router?: Host;
+  /** The namespace whose conntrack sees the traffic: server (lan) or router (nat). */
+  recordNs: string;
+  namespaces: readonly string[];
+  exec(ns: string, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** A long-running child inside `ns`, killed by destroy() if still alive. */
+  spawn(ns: string, argv: readonly string[], opts?: { env?: NodeJS.ProcessEnv }): ChildProcess;
+  /** Kills the children, deletes every namespace; idempotent. */
+  destroy(): Promise<void>;
+}
+
+/** The part of tap's Test the harness needs (null for scripts, which call destroy themselves). */
+export interface TeardownHost {
+  teardown(fn: () => unknown): void;
+}
+
+export interface TopologyOptions {
+  /** Third octet of the first IPv4 subnet, also the third group of the IPv6 prefix (hex). */
+  net?: number;
+}
+
+/** nat: the /24 after `net` is the router↔server link. */
+const DEFAULT_NET: Record<TopologyKind, number> = { lan: 1, nat: 2 };
+const PREFIX = 'ctnet';
+let sequence = 0;
+
+function onPath(cmd: string): boolean {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    try {
+      accessSync(join(dir, cmd), constants.X_OK);
+      return true;
+    } catch {
+      // try the next directory
+    }
+  }
+  return false;
+}
+
+/** Throws an Error naming exactly what this machine lacks to build namespaces. */
+export function preflight(): void {
+  const missing: string[] = [];
+  if (process.getuid?.() !== 0) missing.push('root (run the tests as root: sudo)');
+  for (const cmd of ['ip', 'nft']) {
+    if (!onPath(cmd)) {
+      missing.push(`${cmd} on PATH (install ${cmd === 'ip' ? 'iproute2' : 'nftables'})`);
+    }
+  }
+  if (missing.length > 0) {
+    throw new Error(`cannot create network namespaces: missing ${missing.join(', ')}`);
+  }
+}
+
+/** Runs `argv` to completion; the only place a child of the harness is waited for. */
+export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) return Promise.reject(new Error('run: empty argv'));
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  return new Promise((resolve, reject) => {
+    const child = spawnChild(cmd, args, {
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+    });
+    if (child.stdin) {
+      // A child that exits without reading its input (EPIPE) is judged by its exit code.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.input);
+    }
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const res = { code, signal, stdout, stderr };
+      if ((opts.check ?? true) && code !== 0) {
+        const why = signal === 'SIGKILL' ? `killed after ${timeoutMs} ms` : `exit ${code}`;
+        reject(new Error(`\`${argv.join(' ')}\` failed (${why}): ${stderr.trim()}`));
+      } else {
+        resolve(res);
+      }
+    });
+  });
+}
+
+/** Resolves with the first line of `stream` that matches; rejects on timeout or end of stream. */
+export function waitForLine(stream: Readable, pattern: RegExp, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const finish = (err: Error | null, line?: string) => {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      if (err) reject(err);
+      else resolve(line as string);
+    };
+    const onData = (chunk: Buffer | string) => {
+      buf += chunk.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      const hit = lines.find((l) => pattern.test(l));
+      if (hit !== undefined) finish(null, hit);
+    };
+    const onEnd = () => finish(new Error(`stream ended before a line matching ${pattern}`));
+    const timer = setTimeout(
+      () => finish(new Error(`no line matching ${pattern} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+  });
+}
+
+/** Resolves with the exit code (or signal name) once `child` has exited. */
+export function exited(child: ChildProcess): Promise<number | NodeJS.Signals> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  if (child.signalCode !== null) return Promise.resolve(child.signalCode);
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? (signal as NodeJS.Signals)));
+  });
+}
+
+/** Like exited(), but resolves with a reason instead of waiting past `ms`. */
+export async function exitedWithin(child: ChildProcess, ms: number): Promise<number | string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`still running after ${ms} ms`), ms);
+  });
+  try {
+    return await Promise.race([exited(child), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function listNamespaces(): string[] {
+  const out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n !== '');
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Kills what still runs in `ns` (a recorder outlives its namespace's name otherwise, in a
+ * namespace nobody can reach), then deletes the name. For exit paths that cannot await.
+ */
+function removeNamespaceSync(ns: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
+    for (const pid of pids.split('\n').filter((p) => p !== '')) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  } catch {
+    // already gone, or swept by another process first
+  }
+}
+
+/** Deletes namespaces this harness left behind in processes that were killed before teardown. */
+function sweepStale(): void {
+  const re = new RegExp(`^${PREFIX}-(\\d+)-\\d+-[a-z]+$`);
+  for (const name of listNamespaces()) {
+    const pid = Number(re.exec(name)?.[1]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) {
+      removeNamespaceSync(name);
+    }
+  }
+}
+
+/** Live topologies, so a process exiting without teardown still removes its namespaces. */
+const live = new Set<string>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const ns of live) removeNamespaceSync(ns);
+  });
+}
+
+/**
+ * Conntrack tracks a namespace only once a rule needs it (SEMANTICS.md "Kernel facts"); this is
+ * the nft form of the seed's raw-table `--ctstate NEW,ESTABLISHED,RELATED -j ACCEPT` rules.
+ */
+const TRACK_RULES = `table inet conntracker_probe {
+  chain pre { type filter hook prerouting priority raw; ct state new,established,related accept; }
+  chain out { type filter hook output priority raw; ct state new,established,related accept; }
+}
+`;
+
+function masqueradeRules(oif: string): string {
+  return `table ip conntracker_nat {
+  chain post { type nat hook postrouting priority srcnat; oifname "${oif}" masquerade; }
+}
+`;
+}
+
+/**
+ * Builds a topology. With `t`, teardown is registered on it (and runs when the test fails);
+ * with null the caller must call destroy(). Throws when namespaces cannot be made.
+ */
+export async function createTopology(
+  t: TeardownHost | null,
+  kind: TopologyKind,
+  opts: TopologyOptions = {},
+): Promise<Topology> {
+  preflight();
+  sweepStale();
+  installExitHook();
+  const net = opts.net ?? DEFAULT_NET[kind];
+  if (!Number.isInteger(net) || net < 0 || net > 254) {
+    throw new Error(`createTopology: net must be an integer 0..254, got ${net}`);
+  }
+  const id = `${PREFIX}-${process.pid}-${++sequence}`;
+  const names = kind === 'lan' ? ['c', 's'] : ['c', 'r', 's'];
+  const namespaces = names.map((n) => `${id}-${n}`);
+  const [clientNs, second, third] = namespaces as [string, string, string | undefined];
+  const serverNs = kind === 'lan' ? second : (third as string);
+  const routerNs = kind === 'nat' ? second : undefined;
+
+  const children = new Set<ChildProcess>();
+  let destroyed: Promise<void> | undefined;
+  const made: string[] = [];
+
+  const exec = (ns: string, argv: readonly string[], o?: ExecOptions) =>
+    run(['ip', 'netns', 'exec', ns, ...argv], o);
+  const ip = (ns: string, args: string) => run(['ip', '-n', ns, ...args.split(' ')]);
+
+  const destroy = (): Promise<void> => {
+    destroyed ??= (async () => {
+      for (const child of children) {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGKILL');
+          await exited(child);
+        }
+      }
+      const errors: string[] = [];
+      for (const ns of made) {
+        const res = await run(['ip', 'netns', 'del', ns], { check: false });
+        if (res.code === 0) live.delete(ns);
+        else errors.push(`${ns}: ${res.stderr.trim()}`);
+      }
+      if (errors.length > 0) throw new Error(`could not delete namespaces: ${errors.join('; ')}`);
+    })();
+    return destroyed;
+  };
+
+  const spawn = (ns: string, argv: readonly string[], o: { env?: NodeJS.ProcessEnv } = {}) => {
+    // `ip netns exec` execs the command, so signals sent to the child reach it directly.
+    const child = spawnChild('ip', ['netns', 'exec', ns, ...argv], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: o.env ?? process.env,
+    });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
+    return child;
+  };
+
+  t?.teardown(destroy);
+  const v4 = (n: number, host: number) => `10.211.${n}.${host}`;
+  const v6 = (n: number, host: number) => `fd00:211:${n.toString(16)}::${host.toString(16)}`;
+  /** Puts both ends of a veth pair straight into their namespaces: names clash nowhere. */
+  const link = async (a: string, aDev: string, b: string, bDev: string) => {
+    await ip(a, `link add ${aDev} type veth peer name ${bDev} netns ${b}`);
+  };
+  const address = async (ns: string, dev: string, n: number, host: number) => {
+    await ip(ns, `addr add ${v4(n, host)}/24 dev ${dev}`);
+    await ip(ns, `-6 addr add ${v6(n, host)}/64 dev ${dev} nodad`);
+    await ip(ns, `link set ${dev} up`);
+  };
+
+  try {
+    for (const ns of namespaces) {
+      await run(['ip', 'netns', 'add', ns]);
+      made.push(ns);
+      live.add(ns);
+      await ip(ns, 'link set lo up');
+    }
+    let topo: Omit<Topology, 'exec' | 'spawn' | 'destroy' | 'namespaces' | 'kind'>;
+    if (kind === 'lan') {
+      await link(clientNs, 'to-server', serverNs, 'to-client');
+      await address(clientNs, 'to-server', net, 1);
+      await address(serverNs, 'to-client', net, 2);
+      topo = {
+        client: { ns: clientNs, v4: v4(net, 1), v6: v6(net, 1) },
+        server: { ns: serverNs, v4: v4(net, 2), v6: v6(net, 2) },
+        recordNs: serverNs,
+      };
+    } else {
+      const r = routerNs as string;
+      const far = net + 1;
+      await link(clientNs, 'to-router', r, 'to-client');
+      await link(r, 'to-server', serverNs, 'to-router');
+      await address(clientNs, 'to-router', net, 1);
+      await address(r, 'to-client', net, 254);
+      await address(r, 'to-server', far, 254);
+      await address(serverNs, 'to-router', far, 2);
+      await exec(r, ['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+      await ip(clientNs, `route add default via ${v4(net, 254)}`);
+      await ip(clientNs, `-6 route add default via ${v6(net, 254)}`);
+      // No IPv4 route back to the client's subnet: IPv4 reaches the server only through the
+      // masquerade, so a broken NAT fails the scenario instead of passing unnoticed.
+      await ip(serverNs, `-6 route add default via ${v6(far, 254)}`);
+      await exec(r, ['nft', '-f', '-'], { input: masqueradeRules('to-server') });
+      topo = {
+        client: { ns: clientNs, v4: v4(net, 1), v6: v6(net, 1) },
+        server: { ns: serverNs, v4: v4(far, 2), v6: v6(far, 2) },
+        router: { ns: r, v4: v4(net, 254), v6: v6(net, 254) },
+        recordNs: r,
+      };
+    }
+    await exec(topo.recordNs, ['nft', '-f', '-'], { input: TRACK_RULES });
+    return { kind, namespaces, exec, spawn, destroy, ...topo };
+  } catch (err) {
+    await destroy().catch(() => undefined);
+    throw err;
+  }
+}
