@@ -15,6 +15,7 @@ import {
 } from '../native/index.js';
 import { readHostFacts } from './host.js';
 import { decodeRecords } from './records.js';
+import { RecordingSink } from './sink.js';
 
 export interface RecordOptions {
   output: string;
@@ -51,8 +52,6 @@ export interface Recording {
   writeTable(): string | undefined;
 }
 
-const TYPE_NAMES = ['', 'new', 'update', 'destroy', 'snapshot'] as const;
-
 export function startRecording(opts: RecordOptions): Recording {
   const facts = readHostFacts();
   const start = Date.now() * 1000;
@@ -67,7 +66,7 @@ export function startRecording(opts: RecordOptions): Recording {
   };
 
   const writer = JournalWriter.create(opts.output, header, { force: opts.force });
-  const table = new FlowTable({ collapse: opts.collapse });
+  const sink = new RecordingSink(writer, new FlowTable({ collapse: opts.collapse }));
   const summary: RecordSummary = {
     output: opts.output,
     bytes: 0,
@@ -95,17 +94,11 @@ export function startRecording(opts: RecordOptions): Recording {
     batch.length = 0;
     decodeRecords(records, count, batch);
     try {
-      writer.append(batch);
+      sink.accept(batch);
     } catch (err) {
       failure = err;
       stop();
-      return;
     }
-    for (const ev of batch) {
-      summary.byType[TYPE_NAMES[ev.type] ?? 'update']++;
-      table.add(ev);
-    }
-    summary.events += batch.length;
   };
   const onError = (err: Error) => {
     failure ??= new CtError('ECAPTURE', `conntrack reader failed: ${err.message}`, { cause: err });
@@ -132,7 +125,7 @@ export function startRecording(opts: RecordOptions): Recording {
 
   function writeTable(): string | undefined {
     if (opts.table === undefined) return undefined;
-    writeFileAtomic(opts.table, textChunks(table.flows()));
+    writeFileAtomic(opts.table, textChunks(sink.table.flows()));
     return opts.table;
   }
 
@@ -146,7 +139,9 @@ export function startRecording(opts: RecordOptions): Recording {
     }
     writer.close({ stop: Date.now() * 1000 });
     summary.bytes = writer.bytesWritten;
-    summary.flows = table.size;
+    summary.events = sink.events;
+    summary.byType = sink.byType;
+    summary.flows = sink.table.size;
     writeTable();
     return summary;
   })();

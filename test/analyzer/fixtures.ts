@@ -1,39 +1,8 @@
-// Builds the events and journals the analyzer tests read (temp files removed by t.teardown).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// Events and journals the analyzer tests read (temp files removed by t.teardown).
 import type { CtEvent } from '../../journal/event.js';
-import { JournalWriter } from '../../journal/writer.js';
+import { HEADER } from '../helpers/journals.js';
 
-/** A fresh directory for this test file, removed when the test ends (passed or failed). */
-export function tempDir(t: { teardown(fn: () => void): void }, tag: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `ct-analyzer-${tag}-${process.pid}-`));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-const HEADER = {
-  tool: { name: 'conntracker', version: '0.0.0-test' },
-  host: 'fw1',
-  kernel: '6.1.0-test',
-  netns: 'net:[4026531840]',
-  start: 1_700_000_000_000_000,
-  options: {},
-  sysctls: {
-    nf_conntrack_events: 1,
-    nf_conntrack_timestamp: 0,
-    nf_conntrack_acct: 0,
-    ip_local_port_range: [32768, 60999] as [number, number],
-  },
-};
-
-/** Writes a journal of the batches; without a trailer when `clean` is false. */
-export function writeJournal(path: string, batches: CtEvent[][], clean = true): void {
-  const w = JournalWriter.create(path, HEADER);
-  for (const b of batches) w.append(b);
-  if (clean) w.close({ stop: HEADER.start + 60_000_000 });
-  else w.closeAfterFailure();
-}
+export { tempDir, writeJournal } from '../helpers/journals.js';
 
 function tuple(src: string, dst: string, sport: number, dport: number, icmp: number[] = [0, 0]) {
   const addr = (a: string) =>

@@ -1,35 +1,11 @@
-// Shared pieces of the journal tests: a temp dir per test file, a header, events, a small journal.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// Shared pieces of the journal tests: events, whole-journal reads and error capture.
 import type { Test } from 'tap';
 import { CtError } from '../../common/errors.js';
 import type { CtEvent } from '../../journal/event.js';
-import type { JournalHeaderInput } from '../../journal/format.js';
 import { openJournal, type ReadOptions } from '../../journal/reader.js';
-import { JournalWriter } from '../../journal/writer.js';
+import { HEADER } from '../helpers/journals.js';
 
-/** A fresh directory removed when the test ends, pass or fail. */
-export function tempDir(t: Test, tag: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `ct-journal-${tag}-${process.pid}-`));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-export const HEADER: JournalHeaderInput = {
-  tool: { name: 'conntracker', version: '0.1.0' },
-  host: 'testhost',
-  kernel: '6.18.0-test',
-  netns: 'net:[4026531840]',
-  start: 1_764_230_000_000_000,
-  options: { events: ['new', 'update', 'destroy'], bufferSize: 8388608, force: false },
-  sysctls: {
-    nf_conntrack_events: 1,
-    nf_conntrack_timestamp: 0,
-    nf_conntrack_acct: null,
-    ip_local_port_range: [32768, 60999],
-  },
-};
+export { HEADER, tempDir, writeJournal } from '../helpers/journals.js';
 
 /** A TCP NEW event without NAT, as the kernel reports a client's SYN. */
 export function tcpNew(i: number, base = HEADER.start): CtEvent {
@@ -76,15 +52,6 @@ export function readAll(path: string, opts?: ReadOptions): ReadResult {
   } finally {
     reader.close();
   }
-}
-
-/** Writes a journal of the given batches; with `trailer` false the recording "crashes". */
-export function writeJournal(path: string, batches: CtEvent[][], trailer = true): JournalWriter {
-  const w = JournalWriter.create(path, HEADER);
-  for (const b of batches) w.append(b);
-  if (trailer) w.close({ stop: HEADER.start + 60_000_000 });
-  else w.closeAfterFailure();
-  return w;
 }
 
 /** Runs fn and returns the CtError it throws (fails the test for any other outcome). */
