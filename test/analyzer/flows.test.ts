@@ -42,6 +42,17 @@ const REF_TABLES: Record<string, TableName> = {
 };
 const num = (b: Uint8Array) => BigInt(`0x0${Buffer.from(b).toString('hex')}`);
 
+/** The documented order: table, then numeric src and dst, then dport, sport (ICMP: type, code). */
+const orderKey = (f: Flow) => [
+  BigInt(TABLES.indexOf(f.table)),
+  num(f.src),
+  num(f.dst),
+  BigInt(f.dport),
+  BigInt(f.sport),
+  BigInt(f.icmpType),
+  BigInt(f.icmpCode),
+];
+
 function referenceFlows(evs: CtEvent[], mode: Collapse): Flow[] {
   const map = new Map<string, Flow & { confirmed: boolean }>();
   for (const e of evs) {
@@ -76,18 +87,9 @@ function referenceFlows(evs: CtEvent[], mode: Collapse): Flow[] {
     seen.confirmed ||= (e.status & 2) === 2;
     map.set(key, seen);
   }
-  const sortKey = (f: Flow) => [
-    BigInt(TABLES.indexOf(f.table)),
-    num(f.src),
-    num(f.dst),
-    BigInt(f.dport),
-    BigInt(f.sport),
-    BigInt(f.icmpType),
-    BigInt(f.icmpCode),
-  ];
   return [...map.values()].sort((a, b) => {
-    const ka = sortKey(a);
-    const kb = sortKey(b);
+    const ka = orderKey(a);
+    const kb = orderKey(b);
     for (let i = 0; i < ka.length; i++) {
       if ((ka[i] as bigint) !== (kb[i] as bigint))
         return (ka[i] as bigint) < (kb[i] as bigint) ? -1 : 1;
@@ -150,16 +152,6 @@ t.test('flows: a flow is confirmed iff some event for its key had SEEN_REPLY', a
     RUNS,
   );
 });
-
-const orderKey = (f: Flow) => [
-  BigInt(TABLES.indexOf(f.table)),
-  num(f.src),
-  num(f.dst),
-  BigInt(f.dport),
-  BigInt(f.sport),
-  BigInt(f.icmpType),
-  BigInt(f.icmpCode),
-];
 
 t.test(
   'flows: sorted by table, then numeric src, dst, dport, sport (ICMP: type, code)',
