@@ -83,6 +83,11 @@ export class JournalWriter {
     return this.#events;
   }
 
+  /** Events written so far, by type (what the trailer's `byType` will say). */
+  get byType(): EventCounts {
+    return { ...this.#byType };
+  }
+
   /** One events frame, written with one write call; nothing for an empty batch. */
   append(events: readonly CtEvent[]): void {
     const fd = this.#open();

@@ -65,32 +65,38 @@ export function startRecording(opts: RecordOptions): Recording {
     sysctls: facts.sysctls,
   };
 
-  const writer = JournalWriter.create(opts.output, header, { force: opts.force });
+  // Subscribe before touching the output path: when the capture cannot start (no privilege, no
+  // addon), a journal that --force would have replaced is still there. Batches arrive in later
+  // ticks, so none is missed while the file is created; until then there is nothing to feed.
+  let deliver: (records: ArrayBuffer, count: number, info: BatchInfo) => void = () => {};
+  let fail: (err: Error) => void = () => {};
+  const capture: Capture = startCapture(
+    opts.capture,
+    (records, count, info) => deliver(records, count, info),
+    (err) => fail(err),
+  );
+  let writer: JournalWriter;
+  try {
+    writer = JournalWriter.create(opts.output, header, { force: opts.force });
+  } catch (err) {
+    void capture.stop();
+    throw err;
+  }
   const sink = new RecordingSink(writer, new FlowTable({ collapse: opts.collapse }));
-  const summary: RecordSummary = {
-    output: opts.output,
-    bytes: 0,
-    events: 0,
-    byType: { new: 0, update: 0, destroy: 0, snapshot: 0 },
-    enobufs: 0,
-    dropped: 0,
-    malformed: 0,
-    flows: 0,
-    bufferSize: 0,
-  };
+  const loss = { enobufs: 0, dropped: 0, malformed: 0 };
   const batch: CtEvent[] = [];
   let failure: unknown;
-  let stopping = false;
   let resolveStop!: () => void;
   const stopRequested = new Promise<void>((resolve) => {
     resolveStop = resolve;
   });
+  const stop = () => resolveStop();
 
-  const onBatch = (records: ArrayBuffer, count: number, info: BatchInfo) => {
+  deliver = (records, count, info) => {
     if (failure !== undefined) return;
-    summary.enobufs += info.enobufs;
-    summary.dropped += info.dropped;
-    summary.malformed += info.malformed;
+    loss.enobufs += info.enobufs;
+    loss.dropped += info.dropped;
+    loss.malformed += info.malformed;
     batch.length = 0;
     decodeRecords(records, count, batch);
     try {
@@ -100,26 +106,10 @@ export function startRecording(opts: RecordOptions): Recording {
       stop();
     }
   };
-  const onError = (err: Error) => {
+  fail = (err) => {
     failure ??= new CtError('ECAPTURE', `conntrack reader failed: ${err.message}`, { cause: err });
     stop();
   };
-
-  let capture: Capture;
-  try {
-    capture = startCapture(opts.capture, onBatch, onError);
-  } catch (err) {
-    // Nothing was captured: leave no empty journal behind that could be mistaken for a recording.
-    writer.abandon();
-    throw err;
-  }
-  summary.bufferSize = capture.bufferSize;
-
-  function stop() {
-    if (stopping) return;
-    stopping = true;
-    resolveStop();
-  }
   const timer =
     opts.durationMs === undefined ? undefined : setTimeout(stop, opts.durationMs).unref();
 
@@ -129,7 +119,7 @@ export function startRecording(opts: RecordOptions): Recording {
     return opts.table;
   }
 
-  const done = (async () => {
+  const done = (async (): Promise<RecordSummary> => {
     await stopRequested;
     if (timer !== undefined) clearTimeout(timer);
     await capture.stop();
@@ -138,12 +128,16 @@ export function startRecording(opts: RecordOptions): Recording {
       throw failure;
     }
     writer.close({ stop: Date.now() * 1000 });
-    summary.bytes = writer.bytesWritten;
-    summary.events = sink.events;
-    summary.byType = sink.byType;
-    summary.flows = sink.table.size;
     writeTable();
-    return summary;
+    return {
+      output: opts.output,
+      bytes: writer.bytesWritten,
+      events: writer.events,
+      byType: writer.byType,
+      flows: sink.table.size,
+      bufferSize: capture.bufferSize,
+      ...loss,
+    };
   })();
 
   return { done, bufferSize: capture.bufferSize, stop, writeTable };
