@@ -1,4 +1,5 @@
-// N-API glue: layout(), start(options, onBatch, onError) → { bufferSize, stop() }.
+// N-API glue: layout(), start(options, onBatch, onError) → { bufferSize, reliable, socketInode,
+// stop(), dump(), drops() }.
 #include <napi.h>
 #include <string.h>
 
@@ -38,16 +39,21 @@ struct Session;
 void CallJs(Napi::Env env, Napi::Function on_batch, Session* s, Batch* batch);
 using Tsfn = Napi::TypedThreadSafeFunction<Session, Batch, CallJs>;
 
-// Owned jointly by the stop() function object and the thread-safe function; the later of
-// their two finalizers deletes it (both run on the main thread).
+// Owned jointly by the thread-safe function and the capture's function objects (stop, dump,
+// drops); the last of their finalizers deletes it (all run on the main thread).
 struct Session final : Sink {
   Reader reader;
   Tsfn tsfn;
   Napi::FunctionReference on_error;
   std::unique_ptr<Napi::Promise::Deferred> stopped;
+  std::unique_ptr<Napi::Promise::Deferred> dump;  // the running table dump, if any
   std::atomic<int> in_flight{0};
   bool finished = false;
-  int owners = 2;
+  int owners = 1;
+
+  bool Busy() const override {
+    return in_flight.load(std::memory_order_relaxed) >= kMaxInFlight;
+  }
 
   Result Deliver(std::unique_ptr<Batch>& batch, bool force) override {
     if (!force && in_flight.load(std::memory_order_relaxed) >= kMaxInFlight) return Result::kBusy;
@@ -67,6 +73,17 @@ void Disown(Session* s) {
   if (--s->owners == 0) delete s;
 }
 
+// Settles the running dump: resolved with the entry count, or rejected with the errno error.
+void SettleDump(Napi::Env env, Session* s, int err, uint32_t entries) {
+  std::unique_ptr<Napi::Promise::Deferred> dump = std::move(s->dump);
+  if (!dump) return;
+  if (err != 0) {
+    dump->Reject(ErrnoError(env, err, "dump").Value());
+  } else {
+    dump->Resolve(Napi::Number::New(env, entries));
+  }
+}
+
 void CallJs(Napi::Env env, Napi::Function on_batch, Session* s, Batch* raw) {
   std::unique_ptr<Batch> batch(raw);
   s->in_flight.fetch_sub(1, std::memory_order_relaxed);
@@ -76,15 +93,32 @@ void CallJs(Napi::Env env, Napi::Function on_batch, Session* s, Batch* raw) {
     return;
   }
   const uint32_t count = batch->count;
-  const size_t bytes = size_t{count} * sizeof(Record);
-  Napi::ArrayBuffer records = Napi::ArrayBuffer::New(env, bytes);
-  std::memcpy(records.Data(), batch->records.get(), bytes);
-  Napi::Object info = Napi::Object::New(env);
-  info.Set("enobufs", batch->enobufs);
-  info.Set("dropped", batch->dropped);
-  info.Set("malformed", batch->malformed);
-  batch.reset();
-  on_batch.Call({records, Napi::Number::New(env, count), info});
+  const bool dump_done = batch->dump_done;
+  const int dump_error = batch->dump_error;
+  const uint32_t dump_entries = batch->dump_entries;
+  // A batch that only ends a dump may carry nothing for onBatch.
+  const bool empty = count == 0 && batch->enobufs == 0 && batch->drops == 0 &&
+                     batch->dropped == 0 && batch->malformed == 0;
+  if (!(dump_done && empty)) {
+    const size_t bytes = size_t{count} * sizeof(Record);
+    Napi::ArrayBuffer records = Napi::ArrayBuffer::New(env, bytes);
+    std::memcpy(records.Data(), batch->records.get(), bytes);
+    Napi::Object info = Napi::Object::New(env);
+    info.Set("enobufs", batch->enobufs);
+    info.Set("drops", batch->drops);
+    info.Set("dropped", batch->dropped);
+    info.Set("malformed", batch->malformed);
+    batch.reset();
+    try {
+      on_batch.Call({records, Napi::Number::New(env, count), info});
+    } catch (...) {
+      // The dump still ends: its promise must not wait forever on a throwing callback.
+      if (dump_done) SettleDump(env, s, dump_error, dump_entries);
+      throw;
+    }
+  }
+  // After onBatch has had the dump's last records.
+  if (dump_done) SettleDump(env, s, dump_error, dump_entries);
 }
 
 // Runs when the last batch has been delivered after the thread released the function, or at
@@ -94,6 +128,12 @@ void Finalize(Napi::Env env, void*, Session* s) {
   s->reader.Join();
   s->finished = true;
   s->on_error.Reset();
+  if (s->dump) {
+    Napi::Error e = Napi::Error::New(env, "the capture stopped before the table dump completed");
+    e.Set("code", Napi::String::New(env, "ECANCELED"));
+    s->dump->Reject(e.Value());
+    s->dump.reset();
+  }
   if (s->stopped) s->stopped->Resolve(env.Undefined());
   Disown(s);
 }
@@ -113,12 +153,47 @@ Napi::Value Stop(const Napi::CallbackInfo& info) {
   return s->stopped->Promise();
 }
 
+// dump() → Promise<number>: one dump at a time; a second concurrent call rejects with EBUSY
+// (native/index.ts queues calls, so it never sees that).
+Napi::Value Dump(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* s = static_cast<Session*>(info.Data());
+  auto deferred = Napi::Promise::Deferred::New(env);
+  auto reject = [&](const char* code, const char* message) {
+    Napi::Error e = Napi::Error::New(env, message);
+    e.Set("code", Napi::String::New(env, code));
+    deferred.Reject(e.Value());
+    return deferred.Promise();
+  };
+  if (s->finished || s->stopped) return reject("ECANCELED", "the capture is stopped");
+  if (s->dump) return reject("EBUSY", "a table dump is already running on this capture");
+  if (int err = s->reader.RequestDump()) {
+    deferred.Reject(ErrnoError(env, err, "sendto(dump)").Value());
+    return deferred.Promise();
+  }
+  s->dump = std::make_unique<Napi::Promise::Deferred>(deferred);
+  return deferred.Promise();
+}
+
+Napi::Value Drops(const Napi::CallbackInfo& info) {
+  auto* s = static_cast<Session*>(info.Data());
+  return Napi::Number::New(info.Env(), s->reader.Drops());
+}
+
+// A function of the capture object; it keeps the session alive as long as it lives.
+Napi::Function Method(Napi::Env env, const char* name, Napi::Function::Callback cb, Session* s) {
+  Napi::Function f = Napi::Function::New(env, cb, name, s);
+  s->owners++;
+  f.AddFinalizer([](Napi::Env, Session* owner) { Disown(owner); }, s);
+  return f;
+}
+
 bool BoolOption(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   return v.IsUndefined() || v.ToBoolean().Value();
 }
 
-// start({ new, update, destroy, bufferSize }, onBatch, onError). Options are validated in
+// start({ new, update, destroy, bufferSize, reliable }, onBatch, onError). Options are validated in
 // native/index.ts; here only their types are checked.
 Napi::Value Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -132,6 +207,7 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   opts.destroy_events = BoolOption(o, "destroy");
   Napi::Value size = o.Get("bufferSize");
   if (size.IsNumber()) opts.buffer_size = size.As<Napi::Number>().Int32Value();
+  opts.reliable = o.Get("reliable").ToBoolean().Value();
 
   auto session = std::make_unique<Session>();
   const char* where = nullptr;
@@ -145,16 +221,17 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   try {
     s->reader.Start(s);
   } catch (const std::system_error& e) {
-    s->owners = 1;  // no stop() function will exist
-    s->tsfn.Release();
+    s->tsfn.Release();  // the only owner: its finalizer deletes the session
     throw Napi::Error::New(env, std::string("cannot start the conntrack reader thread: ") + e.what());
   }
 
-  Napi::Function stop = Napi::Function::New(env, Stop, "stop", s);
-  stop.AddFinalizer([](Napi::Env, Session* owner) { Disown(owner); }, s);
   Napi::Object capture = Napi::Object::New(env);
   capture.Set("bufferSize", Napi::Number::New(env, s->reader.buffer_size()));
-  capture.Set("stop", stop);
+  capture.Set("reliable", Napi::Boolean::New(env, s->reader.reliable()));
+  capture.Set("socketInode", Napi::Number::New(env, double(s->reader.socket_inode())));
+  capture.Set("stop", Method(env, "stop", Stop, s));
+  capture.Set("dump", Method(env, "dump", Dump, s));
+  capture.Set("drops", Method(env, "drops", Drops, s));
   return capture;
 }
 

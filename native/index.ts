@@ -1,4 +1,4 @@
-// The whole native surface, typed in one file: load the addon, start and stop a capture, layout.
+// The whole native surface, typed in one file: load the addon, start, dump and stop a capture.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -22,13 +22,21 @@ export interface NativeLayout {
 export interface BatchInfo {
   /** ENOBUFS errors from recv: the kernel overran the socket buffer and dropped events. */
   enobufs: number;
+  /**
+   * Events the kernel dropped for the event socket: the rise of its drop counter (sk_drops, the
+   * `Drops` column of /proc/net/netlink). ENOBUFS says loss happened; this says how much.
+   */
+  drops: number;
   /** Records dropped because JavaScript was more than maxInFlight batches behind. */
   dropped: number;
   /** Netlink messages skipped because they did not parse. */
   malformed: number;
 }
 
-/** `records` holds `count` records of RECORD_SIZE bytes (see native/layout.ts). */
+/**
+ * `records` holds `count` records of RECORD_SIZE bytes (see native/layout.ts); `count` may be 0
+ * when a batch only carries counts.
+ */
 export type BatchCallback = (records: ArrayBuffer, count: number, info: BatchInfo) => void;
 
 /** Options as the addon takes them, already validated. */
@@ -37,17 +45,35 @@ export interface NativeStartOptions {
   update: boolean;
   destroy: boolean;
   bufferSize: number;
+  reliable: boolean;
 }
 
 export interface Capture {
   /** Receive buffer the kernel granted, in bytes (getsockopt SO_RCVBUF: twice what was asked). */
   readonly bufferSize: number;
+  /** Whether NETLINK_BROADCAST_ERROR is set, as the kernel reports it back. */
+  readonly reliable: boolean;
+  /** Inode of the event socket: its row in /proc/net/netlink (of the capture's namespace). */
+  readonly socketInode: number;
   /**
    * Stops the reader: drains what the socket already holds, then resolves once every batch has
    * been passed to onBatch. Idempotent. A capture keeps the process alive until stopped.
    */
   stop(): Promise<void>;
+  /**
+   * Dumps the conntrack table (both families) on a second socket while events keep flowing.
+   * Each entry reaches onBatch as a SNAPSHOT record; resolves with the number of entries once
+   * the last of them has been passed to onBatch. Calls are queued: a dump starts when the
+   * previous one has settled. Rejects with a CtError whose `code` is the errno name (EPERM when
+   * CAP_NET_ADMIN was dropped), or ECANCELED when the capture stops first.
+   */
+  dump(): Promise<number>;
+  /** The event socket's kernel drop counter now (total since start; after stop, its last value). */
+  drops(): number;
 }
+
+/** The addon's capture object; `dump()` there rejects a second concurrent call with EBUSY. */
+export interface NativeCapture extends Capture {}
 
 export interface NativeAddon {
   layout(): NativeLayout;
@@ -56,7 +82,7 @@ export interface NativeAddon {
     options: NativeStartOptions,
     onBatch: BatchCallback,
     onError: (err: Error & { code?: string }) => void,
-  ): Capture;
+  ): NativeCapture;
 }
 
 export interface CaptureOptions {
@@ -64,10 +90,17 @@ export interface CaptureOptions {
   events?: { new: boolean; update: boolean; destroy: boolean };
   /** Socket receive buffer in bytes; default 8 MiB (the kernel doubles it). */
   bufferSize?: number;
+  /**
+   * NETLINK_BROADCAST_ERROR: the kernel learns when an event cannot be queued and conntrack
+   * retries DESTROY events, at the price of stalling (even dropping packets) when the reader
+   * stalls. Default false. See docs/native.md.
+   */
+  reliable?: boolean;
 }
 
 export const DEFAULT_BUFFER_SIZE = 8 * 1024 * 1024;
-const MIN_BUFFER_SIZE = 64 * 1024;
+/** Tiny buffers are allowed so that an overrun can be provoked on purpose. */
+const MIN_BUFFER_SIZE = 4 * 1024;
 const MAX_BUFFER_SIZE = 1024 * 1024 * 1024;
 
 /** The package root: the first directory upward holding package.json (source or dist/). */
@@ -132,7 +165,9 @@ function validate(opts: CaptureOptions): NativeStartOptions {
       `capture buffer size ${bufferSize} is out of range: give a whole number of bytes from ${MIN_BUFFER_SIZE} to ${MAX_BUFFER_SIZE}`,
     );
   }
-  return { ...events, bufferSize };
+  const reliable = opts.reliable ?? false;
+  if (typeof reliable !== 'boolean') throw usage('capture option reliable must be true or false');
+  return { ...events, bufferSize, reliable };
 }
 
 function openError(err: unknown): CtError {
@@ -152,6 +187,45 @@ function openError(err: unknown): CtError {
   );
 }
 
+function dumpError(err: unknown): CtError {
+  const code = err instanceof Error && 'code' in err ? String(err.code) : 'ENETLINK';
+  const detail = err instanceof Error ? err.message : String(err);
+  if (code === 'EPERM' || code === 'EACCES') {
+    return new CtError(
+      code,
+      `cannot dump the conntrack table: ${code} — the dump needs CAP_NET_ADMIN at the time of the dump: keep it when dropping privileges`,
+      { cause: err },
+    );
+  }
+  if (code === 'ECANCELED') {
+    return new CtError(code, `conntrack table dump cancelled: ${detail}`, { cause: err });
+  }
+  return new CtError(
+    code,
+    `conntrack table dump failed: ${detail} — the snapshot is incomplete: dump again`,
+    { cause: err },
+  );
+}
+
+/** The addon's capture with dump() calls queued and its errors as CtError. */
+function wrap(native: NativeCapture): Capture {
+  let queue: Promise<unknown> = Promise.resolve();
+  return {
+    bufferSize: native.bufferSize,
+    reliable: native.reliable,
+    socketInode: native.socketInode,
+    stop: () => native.stop(),
+    drops: () => native.drops(),
+    dump: () => {
+      const run = queue.then(() => native.dump());
+      queue = run.catch(() => {});
+      return run.catch((err: unknown) => {
+        throw dumpError(err);
+      });
+    },
+  };
+}
+
 /**
  * Subscribes to conntrack events in the caller's network namespace. Batches arrive on the main
  * thread; onError reports a fatal reader error (the capture has then ended on its own).
@@ -164,7 +238,7 @@ export function startCapture(
   const native = validate(opts);
   const addon = loadNative();
   try {
-    return addon.start(native, onBatch, (err) => {
+    const capture = addon.start(native, onBatch, (err) => {
       onError(
         new CtError(
           err.code ?? 'ENETLINK',
@@ -173,6 +247,7 @@ export function startCapture(
         ),
       );
     });
+    return wrap(capture);
   } catch (err) {
     throw openError(err);
   }

@@ -1,15 +1,24 @@
 // Test fixture, not a test: runs a capture (inside a namespace), makes traffic on command,
-// prints every decoded event as a JSON line. Commands on stdin, one per line:
+// prints every decoded event as a JSON line. Options (argv[2], JSON): the capture options, plus
+// `defer: true` to start the capture only on `start`. Commands on stdin, one per line:
 //   tcp <host> <tag> | udp <host> <tag>   one exchange with a reply, then {"done":…}
+//   hold <host> <tag>              a TCP connection left open, then {"held":…}
+//   start                          start the deferred capture, then {"ready":…}
 //   burst <host> <n> <port0>       n UDP datagrams to ports port0…, then stop() at once
+//   flood <host> <n> <port0>       n UDP datagrams to ports port0… as fast as possible
+//   dump | dump2                   one dump / two concurrent dumps, then {"dumped":…}
+//   dumpflood <host> <n> <port0>   a dump and a flood at the same time, then {"dumped":…}
+//   drops                          {"drops": capture.drops() and the /proc/net/netlink row}
+//   setuid <uid>                   drop root, then {"uid":…}
 //   stop                           stop(), then {"stopped":…} and exit (also on stdin end)
 
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { type AddressInfo, connect, createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { CtEvent } from '../../journal/event.js';
-import { type Capture, startCapture } from '../../native/index.js';
+import { type Capture, type CaptureOptions, startCapture } from '../../native/index.js';
 import { decodeRecords } from '../../recorder/records.js';
 
 function print(line: unknown): void {
@@ -64,6 +73,61 @@ async function udp(host: string): Promise<object> {
   return result;
 }
 
+// Sockets kept open across commands, closed at stop so that the process can end.
+const held: (() => void)[] = [];
+
+function release(): void {
+  for (const close of held.splice(0)) close();
+}
+
+async function hold(host: string): Promise<object> {
+  const accepted: Socket[] = [];
+  const server = createServer((s) => accepted.push(s));
+  server.listen(0, host);
+  await once(server, 'listening');
+  const dport = (server.address() as AddressInfo).port;
+  const client = connect(dport, host);
+  await once(client, 'connect');
+  held.push(() => {
+    client.destroy();
+    for (const s of accepted) s.destroy();
+    server.close();
+  });
+  return { proto: 'tcp', sport: client.localPort, dport };
+}
+
+/** Sends n datagrams without waiting between them; resolves with how many were sent. */
+async function flood(host: string, n: number, port0: number): Promise<number> {
+  const client = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  client.on('error', () => {});
+  client.bind(0, host);
+  await once(client, 'listening');
+  held.push(() => client.close());
+  const sends: Promise<boolean>[] = [];
+  for (let i = 0; i < n; i++) {
+    sends.push(new Promise((resolve) => client.send('x', port0 + i, host, (err) => resolve(!err))));
+  }
+  return (await Promise.all(sends)).filter(Boolean).length;
+}
+
+async function dump(capture: Capture): Promise<object> {
+  try {
+    return { dumped: { entries: await capture.dump(), delivered } };
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    return { dumpError: { name: e.name, code: e.code, message: e.message, delivered } };
+  }
+}
+
+/** The Drops column of this namespace's /proc/net/netlink row for `inode`. */
+function procDrops(inode: number): number | null {
+  const [head = '', ...rows] = readFileSync('/proc/net/netlink', 'latin1').trim().split('\n');
+  const cols = head.trim().split(/\s+/);
+  const [dropsAt, inodeAt] = [cols.indexOf('Drops'), cols.indexOf('Inode')];
+  const row = rows.map((r) => r.trim().split(/\s+/)).find((r) => Number(r[inodeAt]) === inode);
+  return row ? Number(row[dropsAt]) : null;
+}
+
 async function burst(capture: Capture, host: string, n: number, port0: number): Promise<void> {
   const client = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   client.on('error', () => {}); // ICMP port unreachable comes back as ECONNREFUSED at times
@@ -85,12 +149,12 @@ async function burst(capture: Capture, host: string, n: number, port0: number): 
 async function stop(capture: Capture): Promise<void> {
   if (stopCalledAt < 0) stopCalledAt = delivered;
   await capture.stop();
+  release();
   print({ stopped: { deliveredBeforeStop: stopCalledAt, delivered } });
   process.stdin.destroy();
 }
 
-function main(): void {
-  const opts = process.argv[2] ? JSON.parse(process.argv[2]) : {};
+function begin(opts: CaptureOptions): Capture | undefined {
   let capture: Capture;
   try {
     capture = startCapture(
@@ -108,9 +172,22 @@ function main(): void {
     const e = err as Error & { code?: string };
     print({ error: { name: e.name, code: e.code, message: e.message } });
     process.exitCode = 1;
-    return;
+    process.stdin.destroy();
+    return undefined;
   }
-  print({ ready: { bufferSize: capture.bufferSize } });
+  const { bufferSize, reliable, socketInode } = capture;
+  print({ ready: { bufferSize, reliable, socketInode } });
+  return capture;
+}
+
+function main(): void {
+  const { defer, ...opts } = process.argv[2] ? JSON.parse(process.argv[2]) : {};
+  let capture = defer ? undefined : begin(opts);
+  if (!defer && !capture) return;
+  const started = (): Capture => {
+    if (!capture) throw new Error('the capture is not started');
+    return capture;
+  };
 
   const rl = createInterface({ input: process.stdin });
   let queue = Promise.resolve();
@@ -119,12 +196,35 @@ function main(): void {
     queue = queue.then(async () => {
       if (cmd === 'tcp') print({ done: { tag: a, ...(await tcp(host)) } });
       else if (cmd === 'udp') print({ done: { tag: a, ...(await udp(host)) } });
-      else if (cmd === 'burst') await burst(capture, host, Number(a), Number(b));
-      else if (cmd === 'stop') await stop(capture);
+      else if (cmd === 'hold') print({ held: { tag: a, ...(await hold(host)) } });
+      else if (cmd === 'start') capture = begin(opts);
+      else if (cmd === 'burst') await burst(started(), host, Number(a), Number(b));
+      else if (cmd === 'flood')
+        print({ flooded: { sent: await flood(host, Number(a), Number(b)) } });
+      else if (cmd === 'dump') print(await dump(started()));
+      else if (cmd === 'dump2') {
+        const [first, second] = await Promise.all([dump(started()), dump(started())]);
+        print({ dump2: [first, second] });
+      } else if (cmd === 'dumpflood') {
+        const dumping = dump(started());
+        const sent = await flood(host, Number(a), Number(b));
+        print({ flooded: { sent } });
+        print(await dumping);
+      } else if (cmd === 'drops') {
+        const c = started();
+        print({ drops: { socket: c.drops(), proc: procDrops(c.socketInode) } });
+      } else if (cmd === 'setuid') {
+        process.setuid?.(Number(host));
+        print({ uid: process.getuid?.() });
+      } else if (cmd === 'stop') await stop(started());
     });
   });
   rl.on('close', () => {
-    if (stopCalledAt < 0) queue = queue.then(() => stop(capture));
+    release();
+    if (stopCalledAt < 0 && capture) {
+      const c = capture;
+      queue = queue.then(() => stop(c));
+    }
   });
 }
 

@@ -131,7 +131,7 @@ t.test(
     t.equal(total, child.events.length, 'every record in a batch decoded to one event');
     t.equal(stopped.stopped.delivered, total, 'the child saw every batch');
     t.same(
-      batches.reduce((s, b) => s + b.enobufs + b.dropped + b.malformed, 0),
+      batches.reduce((s, b) => s + b.enobufs + b.drops + b.dropped + b.malformed, 0),
       0,
       'no loss and no malformed message in a quiet namespace',
     );
