@@ -1,6 +1,8 @@
-// The flow table as text, line for line the original tool's format, produced in chunks.
+// The flow table as text, line for line the original tool's format, after a `#` coverage block.
 import { formatAddress } from './address.js';
+import { combineCoverage, countsText, printable, timeRangeText } from './coverage.js';
 import { type Flow, TABLES } from './flows.js';
+import type { JournalSummary } from './replay.js';
 
 /** Characters per chunk: big enough for few writes, small enough never to hold a whole table. */
 export const CHUNK_CHARS = 64 * 1024;
@@ -42,7 +44,41 @@ export function* chunked(lines: Iterable<string>, size = CHUNK_CHARS): Generator
   if (buf !== '') yield buf;
 }
 
-/** The text report in chunks. */
+/** The flow lines alone in chunks (the live table of ct-record --table). */
 export function textChunks(flows: Iterable<Flow>): Generator<string> {
   return chunked(textLines(flows));
+}
+
+/**
+ * The `#` block that opens a text report: per journal where and when it was recorded, its
+ * coverage and a WARNING line per weakness; for several journals, a combined coverage line.
+ */
+export function coverageLines(journals: readonly JournalSummary[]): string[] {
+  const lines: string[] = [];
+  for (const j of journals) {
+    const c = j.coverage;
+    lines.push(
+      `# conntracker flows from ${printable(j.path)}: host ${printable(j.host)}, netns ${printable(j.netns)}, ${timeRangeText(c)}`,
+      `# coverage: ${countsText(c)}`,
+      ...c.warnings.map((w) => `# WARNING: ${w}`),
+    );
+  }
+  if (journals.length > 1) {
+    const all = combineCoverage(journals.map((j) => j.coverage));
+    lines.push(`# coverage of all ${journals.length} journals: ${countsText(all)}`);
+  }
+  return lines;
+}
+
+/** The text report in chunks: the coverage block, then the flow lines unchanged. */
+export function reportChunks(
+  journals: readonly JournalSummary[],
+  flows: Iterable<Flow>,
+): Generator<string> {
+  return chunked(reportLines(journals, flows));
+}
+
+function* reportLines(journals: readonly JournalSummary[], flows: Iterable<Flow>) {
+  for (const line of coverageLines(journals)) yield `${line}\n`;
+  yield* textLines(flows);
 }

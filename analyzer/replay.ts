@@ -1,5 +1,6 @@
-// Replays journals, in the order given, into one flow table; an unclean end is a warning.
+// Replays journals, in the order given, into one flow table; loss and an unclean end are warnings.
 import { openJournal } from '../journal/reader.js';
+import { type CauseCount, type Coverage, coverageOf, lossWarning } from './coverage.js';
 import { type Collapse, FlowTable } from './flows.js';
 
 /** What a report says about each journal it read. */
@@ -17,6 +18,8 @@ export interface JournalSummary {
   complete: boolean;
   /** Bytes after the last complete frame that were not read (a torn tail), 0 if none. */
   ignoredBytes: number;
+  /** What the recording covers and where it falls short. */
+  coverage: Coverage;
 }
 
 export interface AnalyzeOptions {
@@ -42,17 +45,29 @@ function replayOne(path: string, table: FlowTable, warn: (m: string) => void): J
   // openJournal's errors already name the path and say what to do.
   const reader = openJournal(path);
   try {
-    let events = 0;
-    for (const batch of reader.batches()) {
-      table.addAll(batch);
-      events += batch.length;
+    // No prototype: a cause read from the file may be `__proto__`.
+    const byCause: { [cause: string]: CauseCount } = Object.create(null);
+    for (const item of reader.items()) {
+      if (item.kind === 'events') {
+        table.addAll(item.events);
+        continue;
+      }
+      const { cause, lost } = item.gap;
+      const c = byCause[cause] ?? { gaps: 0, lost: 0 };
+      c.gaps++;
+      c.lost += lost;
+      byCause[cause] = c;
     }
-    const { header, trailer, tail } = reader;
+    const { header, trailer, tail, counts } = reader;
+    const coverage = coverageOf({ header, trailer, tail, counts, byCause });
     if (tail !== undefined) {
       warn(`${path}: ignored ${tail.ignoredBytes} trailing bytes (recording did not end cleanly)`);
     } else if (trailer === undefined) {
       warn(`${path}: no trailer (recording did not end cleanly); showing the events it holds`);
     }
+    // The report says it too, but a report written with -o is not what the user is looking at.
+    const loss = lossWarning(coverage);
+    if (loss !== undefined) warn(`${path}: ${loss}`);
     return {
       path,
       host: header.host,
@@ -60,9 +75,10 @@ function replayOne(path: string, table: FlowTable, warn: (m: string) => void): J
       netns: header.netns,
       start: header.start,
       stop: trailer?.stop ?? null,
-      events,
+      events: counts.events,
       complete: trailer !== undefined,
       ignoredBytes: tail?.ignoredBytes ?? 0,
+      coverage,
     };
   } finally {
     reader.close();

@@ -2,7 +2,7 @@
 import type { Writable } from 'node:stream';
 import type { Collapse } from './flows.js';
 import { jsonChunks, tableReport } from './format-json.js';
-import { textChunks } from './format-text.js';
+import { reportChunks } from './format-text.js';
 import { writeFileAtomic, writeToStream } from './output.js';
 import { analyzeJournals } from './replay.js';
 
@@ -34,7 +34,9 @@ export async function runAnalyze(cmd: AnalyzeCommand, io: AnalyzeIo): Promise<vo
     io.note(`${table.skippedTotal} events belong to no flow table (${detail})`);
   }
   const chunks =
-    cmd.format === 'json' ? jsonChunks(tableReport(table, journals)) : textChunks(table.flows());
+    cmd.format === 'json'
+      ? jsonChunks(tableReport(table, journals))
+      : reportChunks(journals, table.flows());
   if (cmd.output === undefined) await writeToStream(chunks, io.stdout);
   else writeFileAtomic(cmd.output, chunks);
 }

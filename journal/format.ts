@@ -23,7 +23,7 @@ export const FrameKind = {
   HEADER: 1,
   EVENTS: 2,
   TRAILER: 3,
-  /** Reserved for later versions: loss records. */
+  /** Events were lost: a JournalGap map. */
   GAP: 4,
   /** Reserved for later versions: flow-table checkpoints. */
   CHECKPOINT: 5,
@@ -97,13 +97,45 @@ export interface JournalTrailer {
   /** Events in the journal. */
   events: number;
   byType: EventCounts;
-  /** Frames before the trailer, the header included. */
+  /** Frames before the trailer, the header and gap frames included. */
   frames: number;
+  /** Gap frames in the journal (0 for journals written before gaps existed). */
+  gaps: number;
+  /** Sum of the gaps' `lost` counts. */
+  lost: number;
 }
 
+type TrailerCounts = 'events' | 'byType' | 'frames' | 'gaps' | 'lost';
+
 /** What a writer needs: the counts are the writer's own (given ones must match). */
-export type JournalTrailerInput = Omit<JournalTrailer, 'events' | 'byType' | 'frames'> &
-  Partial<Pick<JournalTrailer, 'events' | 'byType' | 'frames'>>;
+export type JournalTrailerInput = Omit<JournalTrailer, TrailerCounts> &
+  Partial<Pick<JournalTrailer, TrailerCounts>>;
+
+/** Causes a recorder names today; a gap may carry any other token (see GAP_CAUSE). */
+export const GapCause = {
+  /** The kernel dropped events: the netlink socket's receive buffer overran. */
+  ENOBUFS: 'ENOBUFS',
+  /** The recorder's bounded queue between its reader thread and JavaScript was full. */
+  QUEUE: 'QUEUE',
+} as const;
+
+/** What a gap's cause may look like: a short token that is safe to print in a report line. */
+export const GAP_CAUSE = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** A gap frame: events of the window [from, to] may be missing from the journal. */
+export interface JournalGap {
+  /** Window start, µs since the epoch: the last moment the recorder knows it missed nothing. */
+  from: number;
+  /** Window end, µs since the epoch (≥ from): when the recorder was caught up again. */
+  to: number;
+  /** Events lost: exact when lostKnown, else a lower bound (0 when nothing is known). */
+  lost: number;
+  lostKnown: boolean;
+  /** Why: GapCause.ENOBUFS, GapCause.QUEUE or another token matching GAP_CAUSE. */
+  cause: string;
+  /** Entries of the table dump that resynchronised after the loss, or -1 when none was made. */
+  resync: number;
+}
 
 /** Positional arrays, no msgpackr records: any msgpack tool can read the file. */
 export const packr = new Packr({ useRecords: false });

@@ -1,19 +1,21 @@
-// Header and trailer payloads: msgpack maps, readable by any msgpack tool, validated on the way in.
+// Header, gap and trailer payloads: msgpack maps, readable by any msgpack tool, validated on the way in.
 import {
   EVENT_FIELDS,
   type EventCounts,
   FORMAT_VERSION,
+  GAP_CAUSE,
+  type JournalGap,
   type JournalHeader,
   type JournalTrailer,
   packr,
   type Sysctls,
   unpackr,
 } from './format.js';
-import { array, Damage, field, plainData, record, str, uint } from './validate.js';
+import { array, bool, Damage, field, plainData, record, safeInt, str, uint } from './validate.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
-export function encodeMap(value: JournalHeader | JournalTrailer): Buffer {
+export function encodeMap(value: JournalHeader | JournalTrailer | JournalGap): Buffer {
   return Buffer.from(packr.pack(value));
 }
 
@@ -103,10 +105,38 @@ export function decodeTrailer(payload: Uint8Array): JournalTrailer {
     destroy: uint(field(by, 'destroy'), MAX, 'trailer byType.destroy'),
     snapshot: uint(field(by, 'snapshot'), MAX, 'trailer byType.snapshot'),
   };
+  // Journals written before gap frames existed carry neither key; one without the other is damage.
+  const gaps = field(m, 'gaps');
+  const lost = field(m, 'lost');
+  const noGaps = gaps === undefined && lost === undefined;
   return {
     stop: uint(field(m, 'stop'), MAX, 'trailer stop'),
     events: uint(field(m, 'events'), MAX, 'trailer events'),
     byType,
     frames: uint(field(m, 'frames'), MAX, 'trailer frames'),
+    gaps: noGaps ? 0 : uint(gaps, MAX, 'trailer gaps'),
+    lost: noGaps ? 0 : uint(lost, MAX, 'trailer lost'),
+  };
+}
+
+/** A gap as strict as an event: a stranger's file must not put anything odd into a report. */
+export function decodeGap(payload: Uint8Array): JournalGap {
+  const m = unpackMap(payload, 'gap');
+  const from = uint(field(m, 'from'), MAX, 'gap from');
+  const to = uint(field(m, 'to'), MAX, 'gap to');
+  if (to < from) throw new Damage(`gap to (${to}) is before gap from (${from})`);
+  const cause = str(field(m, 'cause'), 'gap cause');
+  if (!GAP_CAUSE.test(cause)) {
+    throw new Damage(`gap cause is not a token of 1–64 letters, digits or _.:- characters`);
+  }
+  const resync = safeInt(field(m, 'resync'), 'gap resync');
+  if (resync < -1) throw new Damage(`gap resync is ${resync}, expected -1 or a count`);
+  return {
+    from,
+    to,
+    lost: uint(field(m, 'lost'), MAX, 'gap lost'),
+    lostKnown: bool(field(m, 'lostKnown'), 'gap lostKnown'),
+    cause,
+    resync,
   };
 }

@@ -1,4 +1,4 @@
-// Streams a journal frame by frame in fixed-size reads: header first, then event batches.
+// Streams a journal frame by frame in fixed-size reads: header first, then event batches and gaps.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { CtError, Exit, sysCode } from '../common/errors.js';
 import type { CtEvent } from './event.js';
@@ -7,27 +7,50 @@ import {
   type EventCounts,
   FRAME_HEADER_SIZE,
   FrameKind,
+  type JournalGap,
   type JournalHeader,
   type JournalTrailer,
   MAGIC,
   MAX_FRAME,
 } from './format.js';
 import { checkFrame } from './frame.js';
-import { decodeHeader, decodeTrailer, NewerFormat } from './meta-codec.js';
+import { decodeGap, decodeHeader, decodeTrailer, NewerFormat } from './meta-codec.js';
 import { Damage } from './validate.js';
+
+/** One frame's worth of journal, in file order. */
+export type JournalItem = { kind: 'events'; events: CtEvent[] } | { kind: 'gap'; gap: JournalGap };
+
+/** What a reader has read so far: the trailer's counts, whether or not there is a trailer. */
+export interface JournalCounts {
+  events: number;
+  byType: EventCounts;
+  /** Frames read, the header included. */
+  frames: number;
+  gaps: number;
+  /** Sum of the gaps' `lost`. */
+  lost: number;
+  /** Gaps whose `lost` is only a lower bound (lostKnown false). */
+  gapsLostUnknown: number;
+  /** The latest event time read (µs), undefined before any event. */
+  lastEventTime: number | undefined;
+}
 
 export interface JournalReader {
   readonly path: string;
   readonly header: JournalHeader;
   /**
-   * Event batches in file order, one per events frame. Throws CtError ECORRUPT when a damaged
-   * frame is followed by a good one; a damaged or short frame at the end is the torn tail.
-   * Events are read-only: a reply tuple may share the original tuple's address arrays.
+   * Event batches and gaps in file order, one item per frame. Throws CtError ECORRUPT when a
+   * damaged frame is followed by a good one; a damaged or short frame at the end is the torn
+   * tail. Events are read-only: a reply tuple may share the original tuple's address arrays.
    */
+  items(): Generator<JournalItem>;
+  /** items() without the gaps (still counted in `counts`): for readers that only want events. */
   batches(): Generator<CtEvent[]>;
-  /** After batches() is exhausted: the trailer, undefined when the recording did not end cleanly. */
+  /** Counts of what items() or batches() has read so far; final once it is exhausted. */
+  readonly counts: JournalCounts;
+  /** After items() is exhausted: the trailer, undefined when the recording did not end cleanly. */
   readonly trailer: JournalTrailer | undefined;
-  /** After batches() is exhausted: the ignored torn tail, if any. */
+  /** After items() is exhausted: the ignored torn tail, if any. */
   readonly tail: { offset: number; ignoredBytes: number } | undefined;
   close(): void;
 }
@@ -71,6 +94,7 @@ class FileReader implements JournalReader {
   #bodyStart: number;
   #trailer: JournalTrailer | undefined;
   #tail: { offset: number; ignoredBytes: number } | undefined;
+  #counts: JournalCounts = emptyCounts();
 
   constructor(path: string, fd: number, chunk: number) {
     this.path = path;
@@ -123,13 +147,20 @@ class FileReader implements JournalReader {
     return this.#tail;
   }
 
+  get counts(): JournalCounts {
+    return { ...this.#counts, byType: { ...this.#counts.byType } };
+  }
+
   *batches(): Generator<CtEvent[]> {
+    for (const item of this.items()) if (item.kind === 'events') yield item.events;
+  }
+
+  *items(): Generator<JournalItem> {
     this.#trailer = undefined;
     this.#tail = undefined;
+    const c = emptyCounts();
+    this.#counts = c;
     const fields = this.header.eventFields.length;
-    const seen: EventCounts = { new: 0, update: 0, destroy: 0, snapshot: 0 };
-    let events = 0;
-    let frames = 1;
     let pos = this.#bodyStart;
     while (pos < this.#size) {
       const f = this.#frameAt(pos);
@@ -152,11 +183,29 @@ class FileReader implements JournalReader {
         } catch (err) {
           throw this.#damage(pos, err);
         }
-        frames++;
-        events += batch.length;
-        for (const ev of batch) seen[TYPE_KEYS[ev.type] as keyof EventCounts]++;
+        c.frames++;
+        c.events += batch.length;
+        let last = c.lastEventTime ?? 0;
+        for (const ev of batch) {
+          c.byType[TYPE_KEYS[ev.type] as keyof EventCounts]++;
+          if (ev.time > last) last = ev.time;
+        }
+        if (batch.length > 0) c.lastEventTime = last;
         pos = end;
-        if (batch.length > 0) yield batch;
+        if (batch.length > 0) yield { kind: 'events', events: batch };
+      } else if (f.kind === FrameKind.GAP) {
+        let gap: JournalGap;
+        try {
+          gap = decodeGap(f.payload);
+        } catch (err) {
+          throw this.#damage(pos, err);
+        }
+        c.frames++;
+        c.gaps++;
+        c.lost += gap.lost;
+        if (!gap.lostKnown) c.gapsLostUnknown++;
+        pos = end;
+        yield { kind: 'gap', gap };
       } else if (f.kind === FrameKind.TRAILER) {
         let trailer: JournalTrailer;
         try {
@@ -164,8 +213,8 @@ class FileReader implements JournalReader {
         } catch (err) {
           throw this.#damage(pos, err);
         }
-        const counted = `${events} events in ${frames} frames (${JSON.stringify(seen)})`;
-        const claimed = `${trailer.events} events in ${trailer.frames} frames (${JSON.stringify(trailer.byType)})`;
+        const counted = describeCounts(c);
+        const claimed = describeCounts(trailer);
         if (counted !== claimed) {
           throw this.#corrupt(
             pos,
@@ -296,6 +345,25 @@ class FileReader implements JournalReader {
     if (err instanceof Damage) return this.#corrupt(offset, err.message);
     throw err;
   }
+}
+
+function emptyCounts(): JournalCounts {
+  return {
+    events: 0,
+    byType: { new: 0, update: 0, destroy: 0, snapshot: 0 },
+    frames: 1,
+    gaps: 0,
+    lost: 0,
+    gapsLostUnknown: 0,
+    lastEventTime: undefined,
+  };
+}
+
+/** The counts a trailer must agree with, as one comparable (and printable) string. */
+function describeCounts(c: Pick<JournalTrailer, 'events' | 'frames' | 'byType' | 'gaps' | 'lost'>) {
+  const b = c.byType;
+  const types = `new ${b.new}, update ${b.update}, destroy ${b.destroy}, snapshot ${b.snapshot}`;
+  return `${c.events} events (${types}) in ${c.frames} frames, ${c.gaps} gaps losing ${c.lost} events`;
 }
 
 function openError(path: string, err: unknown): CtError {

@@ -20,6 +20,11 @@ export function safeInt(v: unknown, what: string): number {
   return v;
 }
 
+export function bool(v: unknown, what: string): boolean {
+  if (typeof v !== 'boolean') throw new Damage(`${what} is ${describe(v)}, expected true or false`);
+  return v;
+}
+
 export function str(v: unknown, what: string): string {
   if (typeof v !== 'string') throw new Damage(`${what} is ${describe(v)}, expected a string`);
   return v;

@@ -1,4 +1,4 @@
-// Appends whole frames to a new journal file: magic + header, events frames, trailer.
+// Appends whole frames to a new journal file: magic + header, events and gap frames, trailer.
 import {
   closeSync,
   constants,
@@ -18,6 +18,7 @@ import {
   type EventCounts,
   FORMAT_VERSION,
   FrameKind,
+  type JournalGap,
   type JournalHeader,
   type JournalHeaderInput,
   type JournalTrailer,
@@ -25,7 +26,7 @@ import {
   MAGIC,
 } from './format.js';
 import { encodeFrame } from './frame.js';
-import { decodeHeader, decodeTrailer, encodeMap } from './meta-codec.js';
+import { decodeGap, decodeHeader, decodeTrailer, encodeMap } from './meta-codec.js';
 
 const TYPE_KEYS = [undefined, 'new', 'update', 'destroy', 'snapshot'] as const;
 
@@ -35,6 +36,8 @@ export class JournalWriter {
   #bytes = 0;
   #frames = 0;
   #events = 0;
+  #gaps = 0;
+  #lost = 0;
   readonly #byType: EventCounts = { new: 0, update: 0, destroy: 0, snapshot: 0 };
 
   private constructor(path: string, fd: number) {
@@ -88,6 +91,16 @@ export class JournalWriter {
     return { ...this.#byType };
   }
 
+  /** Gap frames written so far (what the trailer's `gaps` will say). */
+  get gaps(): number {
+    return this.#gaps;
+  }
+
+  /** Events the gaps written so far say were lost (what the trailer's `lost` will say). */
+  get lost(): number {
+    return this.#lost;
+  }
+
   /** One events frame, written with one write call; nothing for an empty batch. */
   append(events: readonly CtEvent[]): void {
     const fd = this.#open();
@@ -100,6 +113,23 @@ export class JournalWriter {
   }
 
   /**
+   * One gap frame: events were lost between gap.from and gap.to. Written where the recorder
+   * noticed the loss, so readers meet it in stream order. TypeError for a gap the reader would
+   * reject (e.g. to < from, a cause that is not a GAP_CAUSE token).
+   */
+  appendGap(gap: JournalGap): void {
+    const fd = this.#open();
+    // Only the known keys: a caller's extra properties must not leak into the file.
+    const { from, to, lost, lostKnown, cause, resync } = gap;
+    const payload = encodeMap({ from, to, lost, lostKnown, cause, resync });
+    checkDecodes(() => decodeGap(payload), 'gap');
+    this.#write(encodeFrame(FrameKind.GAP, payload), fd);
+    this.#frames++;
+    this.#gaps++;
+    this.#lost += lost;
+  }
+
+  /**
    * Writes the trailer, fsyncs and closes. The counts are the writer's: given ones must agree.
    */
   close(trailer: JournalTrailerInput): void {
@@ -109,8 +139,10 @@ export class JournalWriter {
       events: this.#events,
       byType: { ...this.#byType },
       frames: this.#frames,
+      gaps: this.#gaps,
+      lost: this.#lost,
     };
-    for (const key of ['events', 'frames'] as const) {
+    for (const key of ['events', 'frames', 'gaps', 'lost'] as const) {
       if (trailer[key] !== undefined && trailer[key] !== full[key]) {
         throw new Error(`journal: trailer ${key} ${trailer[key]} ≠ ${full[key]} written`);
       }

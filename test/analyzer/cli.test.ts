@@ -7,6 +7,7 @@ import { PACKAGE_ROOT, TOOL_VERSION } from '../../common/package.js';
 import { MAGIC } from '../../journal/format.js';
 import { encodeFrame } from '../../journal/frame.js';
 import { encodeMap } from '../../journal/meta-codec.js';
+import { gap, writeItems } from '../journal/fixtures.js';
 import { SEED_EVENTS, SEED_LINES, tempDir, writeJournal } from './fixtures.js';
 
 const CLI = join(PACKAGE_ROOT, 'dist', 'analyzer', 'cli.js');
@@ -41,15 +42,66 @@ const dir = tempDir(t, 'cli');
 const journal = join(dir, 'seed.mpk');
 writeJournal(journal, [SEED_EVENTS.slice(0, 4), SEED_EVENTS.slice(4)]);
 
+/** The `#` block of the report of `journal` as fixtures write it (a clean, lossless recording). */
+const BLOCK = [
+  `# conntracker flows from ${journal}: host testhost, netns net:[4026531840], 2025-11-27T07:53:20.000Z → 07:54:20.000Z (1 min 0 s)`,
+  `# coverage: ${SEED_EVENTS.length} events recorded (new ${SEED_EVENTS.length}, update 0, destroy 0, snapshot 0); 0 events lost in 0 gaps`,
+];
+
+/** A report split into its `#` block and the flow text after it. */
+function split(out: string): { block: string[]; flows: string } {
+  const lines = out.split('\n');
+  const n = lines.findIndex((l) => !l.startsWith('# '));
+  return { block: lines.slice(0, n), flows: lines.slice(n).join('\n') };
+}
+
 t.test(
-  'cli: prints the seed table on stdout, notes skipped protocols on stderr, exit 0',
+  'cli: prints the coverage block then the seed table, notes skipped protocols on stderr, exit 0',
   async (t) => {
     const r = run(journal);
     t.equal(r.code, 0);
-    t.equal(r.out, `${SEED_LINES.join('\n')}\n`);
+    t.equal(r.out, `${[...BLOCK, ...SEED_LINES].join('\n')}\n`);
+    t.equal(split(r.out).flows, `${SEED_LINES.join('\n')}\n`, 'the seed lines byte for byte');
     t.equal(r.err, 'ct-analyze: note: 1 events belong to no flow table (IPv4 proto 47: 1)\n');
   },
 );
+
+t.test('cli: lost events are a WARNING in the report, on stderr, and in the JSON', async (t) => {
+  const lossy = join(dir, 'lossy.mpk');
+  writeItems(lossy, [SEED_EVENTS.slice(0, 4), gap({ lost: 1234 }), SEED_EVENTS.slice(4)]);
+  const warning =
+    '1234 events lost in 1 gap (kernel buffer overrun): flows may be missing; record with a larger --buffer-size';
+  const r = run(lossy);
+  t.equal(r.code, 0, 'loss is reported, not a failure');
+  const { block, flows } = split(r.out);
+  t.equal(
+    block[1],
+    `# coverage: ${SEED_EVENTS.length} events recorded (new ${SEED_EVENTS.length}, update 0, destroy 0, snapshot 0); 1234 events lost in 1 gap`,
+  );
+  t.equal(block[2], `# WARNING: ${warning}`);
+  t.equal(block.length, 3);
+  t.equal(flows, `${SEED_LINES.join('\n')}\n`);
+  t.match(r.err, `ct-analyze: warning: ${lossy}: ${warning}\n`);
+  const json = run('--format', 'json', lossy, journal);
+  const doc = JSON.parse(json.out);
+  t.same(
+    doc.journals.map((j: { coverage: { lost: number; gaps: number; warnings: string[] } }) => [
+      j.coverage.lost,
+      j.coverage.gaps,
+      j.coverage.warnings,
+    ]),
+    [
+      [1234, 1, [warning]],
+      [0, 0, []],
+    ],
+  );
+  const both = split(run(lossy, journal).out).block;
+  t.equal(
+    both.at(-1),
+    `# coverage of all 2 journals: ${2 * SEED_EVENTS.length} events recorded (new ${2 * SEED_EVENTS.length}, update 0, destroy 0, snapshot 0); 1234 events lost in 1 gap`,
+  );
+  t.equal(both.length, 3 + 2 + 1);
+});
 
 t.test('cli: --format json prints one parseable document', async (t) => {
   const r = run('--format', 'json', '--collapse', 'none', journal);
@@ -68,7 +120,7 @@ t.test('cli: -o writes the report to the file, nothing on stdout, no temporary l
   const r = run('-o', out, journal);
   t.equal(r.code, 0);
   t.equal(r.out, '');
-  t.equal(readFileSync(out, 'utf8'), `${SEED_LINES.join('\n')}\n`);
+  t.equal(readFileSync(out, 'utf8'), `${[...BLOCK, ...SEED_LINES].join('\n')}\n`);
   t.strictSame(
     readdirSync(dir).filter((f) => f.endsWith('.tmp')),
     [],
@@ -107,7 +159,12 @@ t.test('cli: a torn tail is a warning and the complete frames are still analyzed
     r.err,
     /ct-analyze: warning: .*torn\.mpk: ignored \d+ trailing bytes \(recording did not end cleanly\)/,
   );
-  t.equal(r.out, `${SEED_LINES.slice(0, 3).join('\n')}\n`);
+  const { block, flows } = split(r.out);
+  t.match(
+    block[2],
+    /^# WARNING: the recording did not end cleanly \(no trailer; \d+ torn bytes ignored\)/,
+  );
+  t.equal(flows, `${SEED_LINES.slice(0, 3).join('\n')}\n`);
 });
 
 t.test('cli: a journal of a newer format exits 3 and says to upgrade', async (t) => {

@@ -1,10 +1,18 @@
-// Report formats: the seed's text lines exactly, and the JSON document of docs/rules.md.
+// Report formats: the coverage block and the seed's text lines exactly, and the JSON of docs/rules.md.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import t from 'tap';
+import { coverageOf } from '../../analyzer/coverage.js';
 import { type Flow, FlowTable } from '../../analyzer/flows.js';
 import { flowJson, JSON_FORMAT, jsonChunks, tableReport } from '../../analyzer/format-json.js';
-import { chunked, formatFlowLine, textChunks, textLines } from '../../analyzer/format-text.js';
+import {
+  chunked,
+  coverageLines,
+  formatFlowLine,
+  reportChunks,
+  textChunks,
+  textLines,
+} from '../../analyzer/format-text.js';
 import type { JournalSummary } from '../../analyzer/replay.js';
 import { arbFlowEvents, checkProperty } from '../helpers/arbitraries.js';
 import { ev, SEED_EVENTS, SEED_LINES } from './fixtures.js';
@@ -49,17 +57,91 @@ t.test('text: chunks join to the same text whatever the chunk size', async (t) =
   );
 });
 
-const JOURNAL: JournalSummary = {
-  path: 'a.mpk',
-  host: 'fw1',
-  kernel: '6.1.0',
-  netns: 'net:[4026531840]',
-  start: 1,
-  stop: null,
-  events: 10,
-  complete: false,
-  ignoredBytes: 3,
-};
+const START = 1_764_230_000_000_000; // 2025-11-27T07:53:20.000Z
+
+function summary(path: string, over: { lost?: number; gaps?: number; ignoredBytes?: number } = {}) {
+  const complete = over.ignoredBytes === undefined;
+  const byType = { new: 6, update: 3, destroy: 1, snapshot: 2 };
+  const coverage = coverageOf({
+    header: {
+      format: 1,
+      tool: { name: 'conntracker', version: '0.1.0' },
+      host: 'fw1',
+      kernel: '6.1.0',
+      netns: 'net:[4026531840]',
+      start: START,
+      options: { snapshot: true },
+      sysctls: {
+        nf_conntrack_events: 2,
+        nf_conntrack_timestamp: 0,
+        nf_conntrack_acct: 0,
+        ip_local_port_range: null,
+      },
+      eventFields: [],
+    },
+    trailer: complete
+      ? { stop: START + 90e6, events: 12, byType, frames: 4, gaps: over.gaps ?? 0, lost: 0 }
+      : undefined,
+    tail: complete ? undefined : { ignoredBytes: over.ignoredBytes ?? 0 },
+    counts: {
+      events: 12,
+      byType,
+      frames: 4,
+      gaps: over.gaps ?? 0,
+      lost: over.lost ?? 0,
+      gapsLostUnknown: 0,
+      lastEventTime: START + 80e6,
+    },
+    byCause: over.gaps ? { ENOBUFS: { gaps: over.gaps, lost: over.lost ?? 0 } } : {},
+  });
+  const j: JournalSummary = {
+    path,
+    host: 'fw1',
+    kernel: '6.1.0',
+    netns: 'net:[4026531840]',
+    start: START,
+    stop: complete ? START + 90e6 : null,
+    events: 12,
+    complete,
+    ignoredBytes: over.ignoredBytes ?? 0,
+    coverage,
+  };
+  return j;
+}
+
+const JOURNAL = summary('a.mpk', { ignoredBytes: 3 });
+
+t.test('text: the report is the coverage block, then the seed lines byte for byte', async (t) => {
+  const text = [...reportChunks([summary('fw1.mpk')], tableOf().flows())].join('');
+  t.equal(
+    text,
+    [
+      '# conntracker flows from fw1.mpk: host fw1, netns net:[4026531840], 2025-11-27T07:53:20.000Z → 07:54:50.000Z (1 min 30 s)',
+      '# coverage: 12 events recorded (new 6, update 3, destroy 1, snapshot 2); 0 events lost in 0 gaps',
+      ...SEED_LINES,
+      '',
+    ].join('\n'),
+  );
+  const flowPart = text.slice(text.indexOf('\n', text.indexOf('# coverage')) + 1);
+  t.equal(flowPart, [...textChunks(tableOf().flows())].join(''), 'the flow lines are untouched');
+});
+
+t.test('text: one block per journal with its warnings, then the combined coverage', async (t) => {
+  const lines = coverageLines([
+    summary('a.mpk', { gaps: 2, lost: 40 }),
+    summary('b\n TCPv4.mpk', { ignoredBytes: 9 }),
+  ]);
+  t.strictSame(lines, [
+    '# conntracker flows from a.mpk: host fw1, netns net:[4026531840], 2025-11-27T07:53:20.000Z → 07:54:50.000Z (1 min 30 s)',
+    '# coverage: 12 events recorded (new 6, update 3, destroy 1, snapshot 2); 40 events lost in 2 gaps',
+    '# WARNING: 40 events lost in 2 gaps (kernel buffer overrun): flows may be missing; record with a larger --buffer-size',
+    '# conntracker flows from b\\x0a TCPv4.mpk: host fw1, netns net:[4026531840], 2025-11-27T07:53:20.000Z → 07:54:40.000Z (1 min 20 s up to the last event)',
+    '# coverage: 12 events recorded (new 6, update 3, destroy 1, snapshot 2); 0 events lost in 0 gaps',
+    '# WARNING: the recording did not end cleanly (no trailer; 9 torn bytes ignored): flows after its last event are missing; stop ct-record with Ctrl-C or SIGTERM so it ends the journal',
+    '# coverage of all 2 journals: 24 events recorded (new 12, update 6, destroy 2, snapshot 4); 40 events lost in 2 gaps',
+  ]);
+  t.same(coverageLines([]), [], 'no journal, no block');
+});
 
 t.test('json: the document parses and carries every flow with ports or type/code', async (t) => {
   const table = tableOf();
@@ -68,6 +150,22 @@ t.test('json: the document parses and carries every flow with ports or type/code
   t.equal(doc.version, 1);
   t.equal(doc.collapse, '1024');
   t.strictSame(doc.journals, [JOURNAL]);
+  t.strictSame(Object.keys(doc.journals[0].coverage), [
+    'start',
+    'end',
+    'endFrom',
+    'events',
+    'byType',
+    'lost',
+    'lostKnown',
+    'gaps',
+    'byCause',
+    'complete',
+    'ignoredBytes',
+    'nfConntrackEvents',
+    'snapshotDumped',
+    'warnings',
+  ]);
   t.strictSame(doc.skipped, { 'IPv4 proto 47': 1 });
   t.equal(doc.flows.length, SEED_LINES.length);
   t.strictSame(doc.flows[0], {

@@ -8,6 +8,7 @@ import { FlowTable } from '../../analyzer/flows.js';
 import { textLines } from '../../analyzer/format-text.js';
 import { analyzeJournals } from '../../analyzer/replay.js';
 import { arbFlowEvents, checkProperty } from '../helpers/arbitraries.js';
+import { gap, writeItems } from '../journal/fixtures.js';
 import { SEED_EVENTS, SEED_LINES, tempDir, writeJournal } from './fixtures.js';
 
 t.test('replay: a journal replays to the same lines as the live table of its events', async (t) => {
@@ -60,6 +61,39 @@ t.test('replay: several journals give the union of their flows, one summary each
   t.equal(journals[0]?.stop, 1_764_230_060_000_000);
 });
 
+t.test('replay: gaps are counted per journal and per cause, and the loss is warned', async (t) => {
+  const dir = tempDir(t, 'gaps');
+  const lossy = join(dir, 'lossy.mpk');
+  writeItems(lossy, [
+    SEED_EVENTS.slice(0, 3),
+    gap({ lost: 10 }),
+    gap({ lost: 0, lostKnown: false, cause: 'QUEUE' }),
+    SEED_EVENTS.slice(3),
+    gap({ lost: 5, cause: '__proto__' }),
+  ]);
+  const whole = join(dir, 'whole.mpk');
+  writeJournal(whole, [SEED_EVENTS]);
+  const warnings: string[] = [];
+  const { table, journals } = analyzeJournals([lossy, whole], { warn: (m) => warnings.push(m) });
+  t.strictSame(
+    [...textLines(table.flows())],
+    SEED_LINES.map((l) => `${l}\n`),
+    'gaps change no flow',
+  );
+  const c = journals[0]?.coverage;
+  t.same([c?.gaps, c?.lost, c?.lostKnown, c?.complete], [3, 15, false, true]);
+  t.same(Object.entries(c?.byCause ?? {}), [
+    ['ENOBUFS', { gaps: 1, lost: 10 }],
+    ['QUEUE', { gaps: 1, lost: 0 }],
+    ['__proto__', { gaps: 1, lost: 5 }],
+  ]);
+  t.same(c?.byType, { new: SEED_EVENTS.length, update: 0, destroy: 0, snapshot: 0 });
+  t.same([journals[1]?.coverage.gaps, journals[1]?.coverage.warnings], [0, []]);
+  t.strictSame(warnings, [
+    `${lossy}: at least 15 events lost in 3 gaps (kernel buffer overrun, recorder queue full, __proto__): flows may be missing; record with a larger --buffer-size; record to a faster disk or keep fewer events (-e, -p, --mark); see ct-record’s messages`,
+  ]);
+});
+
 t.test('replay: collapse none keeps the real source ports', async (t) => {
   const dir = tempDir(t, 'none');
   const path = join(dir, 'j.mpk');
@@ -87,6 +121,13 @@ t.test('replay: a torn tail and a missing trailer are warnings, not failures', a
     [
       [false, null, 5],
       [false, null, 5],
+    ],
+  );
+  t.strictSame(
+    journals.map((j) => [j.coverage.endFrom, j.coverage.end, j.coverage.warnings.length]),
+    [
+      ['last-event', SEED_EVENTS[0]?.time, 1],
+      ['last-event', SEED_EVENTS[0]?.time, 1],
     ],
   );
   t.ok((journals[0]?.ignoredBytes ?? 0) > 0);

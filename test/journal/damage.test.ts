@@ -1,12 +1,23 @@
-// Faults injected into real journals: truncation, flipped bytes, foreign files, newer versions.
+// Faults injected into real journals: truncation, flipped bytes, foreign files, newer versions, bad gaps.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Exit } from '../../common/errors.js';
+import { encodeEvents } from '../../journal/events-codec.js';
 import { FRAME_HEADER_SIZE, FrameKind, MAGIC, packr } from '../../journal/format.js';
 import { encodeFrame } from '../../journal/frame.js';
 import { openJournal } from '../../journal/reader.js';
-import { ctErrorOf, plain, readAll, tcpNew, tempDir, writeJournal } from './fixtures.js';
+import {
+  ctErrorOf,
+  gap,
+  type Item,
+  plain,
+  readAll,
+  tcpNew,
+  tempDir,
+  writeItems,
+  writeJournal,
+} from './fixtures.js';
 
 const dir = tempDir(t, 'damage');
 
@@ -162,7 +173,7 @@ t.test('journal: valid frames with invalid content are ECORRUPT at that frame', 
       encodeFrame(FrameKind.EVENTS, Buffer.of(0x91, 0x9b)),
       /not valid msgpack/,
     ],
-    ['reserved kind 4', encodeFrame(FrameKind.GAP, packr.pack([])), /kind 4/],
+    ['reserved kind 5', encodeFrame(FrameKind.CHECKPOINT, packr.pack([])), /kind 5/],
     ['second header', encodeFrame(FrameKind.HEADER, packr.pack({ format: 1 })), /kind 1/],
   ];
   const forged = forger('content.mpk');
@@ -184,7 +195,7 @@ t.test(
     writeFileSync(path, Buffer.concat([bytes.subarray(0, ev1), bytes.subarray(ev2)]));
     const err = ctErrorOf(t, () => readAll(path));
     t.equal(err?.code, 'ECORRUPT');
-    t.match(err?.message, /trailer counts 5 events in 3 frames/);
+    t.match(err?.message, /trailer counts 5 events \(new 5, .*\) in 3 frames, 0 gaps/);
     t.end();
   },
 );
@@ -206,5 +217,131 @@ t.test('journal: a damaged header frame is ECORRUPT at byte 8', (t) => {
   const err = ctErrorOf(t, () => openJournal(path));
   t.equal(err?.code, 'ECORRUPT');
   t.match(err?.message, /corrupt at byte 8: header frame: CRC mismatch/);
+  t.end();
+});
+
+/** Frame start offsets of a journal file, the header's included. */
+function frameStarts(bytes: Buffer): number[] {
+  const starts: number[] = [];
+  for (let at = MAGIC.length; at < bytes.length; ) {
+    starts.push(at);
+    at += FRAME_HEADER_SIZE + bytes.readUInt32LE(at);
+  }
+  return starts;
+}
+
+t.test(
+  'journal: every truncation of a journal with gaps reads every complete frame, gaps too',
+  (t) => {
+    const path = join(dir, 'gaps-whole.mpk');
+    const items: Item[] = [gap({ lost: 1 }), [tcpNew(0), tcpNew(1)], gap({ lost: 2 }), [tcpNew(2)]];
+    writeItems(path, items);
+    const bytes = readFileSync(path);
+    const starts = frameStarts(bytes);
+    t.equal(starts.length, items.length + 2, 'header, the items, trailer');
+    const cut = join(dir, 'gaps-cut.mpk');
+    for (let len = starts[1] as number; len < bytes.length; len++) {
+      writeFileSync(cut, bytes.subarray(0, len));
+      const read = readAll(cut);
+      // Item i is complete when the frame after it starts at or before len.
+      const whole = items.filter((_, i) => (starts[i + 2] as number) <= len);
+      t.same(
+        read.items.map((i) => (i.kind === 'gap' ? i.gap : plain(i.events))),
+        whole.map((i) => (Array.isArray(i) ? plain(i) : i)),
+        `len ${len}`,
+      );
+      const lost = whole.reduce((sum, i) => sum + (Array.isArray(i) ? 0 : i.lost), 0);
+      t.equal(read.reader.counts.lost, lost, `len ${len}: lost counts complete gaps only`);
+      t.equal(read.reader.trailer, undefined);
+    }
+    t.end();
+  },
+);
+
+t.test('journal: a gap frame with invalid content is ECORRUPT at that frame', (t) => {
+  const good = { from: 10, to: 20, lost: 3, lostKnown: true, cause: 'ENOBUFS', resync: -1 };
+  const g = (m: unknown) => encodeFrame(FrameKind.GAP, packr.pack(m));
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['to before from', g({ ...good, to: 9 }), /gap to \(9\) is before gap from \(10\)/],
+    ['cause with a newline', g({ ...good, cause: 'A\n TCPv4' }), /gap cause is not a token/],
+    ['cause too long', g({ ...good, cause: 'x'.repeat(65) }), /gap cause is not a token/],
+    ['cause a number', g({ ...good, cause: 5 }), /gap cause is 5, expected a string/],
+    ['lost missing', g({ ...good, lost: undefined }), /gap lost is (missing|nil)/],
+    ['lost negative', g({ ...good, lost: -3 }), /gap lost is -3/],
+    ['lost beyond 2^53', g({ ...good, lost: 2n ** 60n }), /gap lost is \d+n/],
+    ['lostKnown a number', g({ ...good, lostKnown: 1 }), /gap lostKnown is 1, expected true/],
+    ['resync -2', g({ ...good, resync: -2 }), /gap resync is -2, expected -1 or a count/],
+    ['resync 1.5', g({ ...good, resync: 1.5 }), /gap resync is 1\.5, expected a safe integer/],
+    ['an array, not a map', g([10, 20, 3]), /gap is an array of 3, expected a map/],
+    ['truncated msgpack', encodeFrame(FrameKind.GAP, Buffer.of(0x81)), /gap is not valid msgpack/],
+    [
+      'inherited keys only',
+      g(JSON.parse('{"__proto__": {"from": 1, "to": 2}}')),
+      /gap from is missing/,
+    ],
+  ];
+  const forged = forger('gap-content.mpk');
+  for (const [what, frame, message] of cases) {
+    const path = forged([frame]);
+    const err = ctErrorOf(t, () => readAll(path));
+    t.equal(err?.code, 'ECORRUPT', what);
+    t.match(err?.message, message, what);
+    t.match(err?.message, /corrupt at byte \d+/, what);
+  }
+  t.ok(readAll(forged([g(good)])).gaps.length === 1, 'the good gap reads');
+  t.end();
+});
+
+t.test('journal: a gap frame first, before the header, is ECORRUPT at byte 8', (t) => {
+  const path = join(dir, 'gap-first.mpk');
+  writeFileSync(path, Buffer.concat([MAGIC, encodeFrame(FrameKind.GAP, packr.pack(gap()))]));
+  const err = ctErrorOf(t, () => openJournal(path));
+  t.equal(err?.code, 'ECORRUPT');
+  t.match(err?.message, /corrupt at byte 8: the first frame is kind 4, not a header/);
+  t.end();
+});
+
+t.test('journal: a trailer whose gap counts disagree with the gap frames is ECORRUPT', (t) => {
+  const path = join(dir, 'gaps-drop.mpk');
+  writeItems(path, [[tcpNew(0)], gap({ lost: 5 }), gap({ lost: 7 })]);
+  const bytes = readFileSync(path);
+  const starts = frameStarts(bytes);
+  const [, , g1, g2] = starts as [number, number, number, number];
+  const dropped = join(dir, 'gaps-dropped.mpk');
+  writeFileSync(dropped, Buffer.concat([bytes.subarray(0, g1), bytes.subarray(g2)]));
+  const err = ctErrorOf(t, () => readAll(dropped));
+  t.equal(err?.code, 'ECORRUPT');
+  t.match(
+    err?.message,
+    /trailer counts .* 2 gaps losing 12 events but the journal holds .* 1 gaps losing 7 events/,
+  );
+  t.end();
+});
+
+t.test('journal: a trailer without gap counts reads as 0 gaps; half of them is ECORRUPT', (t) => {
+  const forged = forger('old-trailer.mpk');
+  const trailer = (extra: object) =>
+    encodeFrame(
+      FrameKind.TRAILER,
+      packr.pack({
+        stop: 1,
+        events: 1,
+        byType: { new: 1, update: 0, destroy: 0, snapshot: 0 },
+        frames: 2,
+        ...extra,
+      }),
+    );
+  const events = encodeFrame(FrameKind.EVENTS, encodeEvents([tcpNew(0)]));
+  const old = readAll(forged([events, trailer({})]));
+  t.same([old.reader.trailer?.gaps, old.reader.trailer?.lost], [0, 0], 'written before gaps');
+  for (const half of [{ gaps: 0 }, { lost: 0 }]) {
+    const err = ctErrorOf(t, () => readAll(forged([events, trailer(half)])));
+    t.equal(err?.code, 'ECORRUPT', JSON.stringify(half));
+    t.match(err?.message, /trailer (gaps|lost) is missing/);
+  }
+  // Without gap counts the trailer still vouches for 0 gaps: a gap frame contradicts it.
+  const gapFrame = encodeFrame(FrameKind.GAP, packr.pack(gap()));
+  const err = ctErrorOf(t, () => readAll(forged([events, gapFrame, trailer({ frames: 3 })])));
+  t.match(err?.message, /trailer counts .* 0 gaps .* 1 gaps losing 17 events/);
   t.end();
 });

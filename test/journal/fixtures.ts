@@ -1,8 +1,12 @@
 // Shared pieces of the journal tests: events, whole-journal reads and error capture.
+import fc from 'fast-check';
 import type { Test } from 'tap';
 import { CtError } from '../../common/errors.js';
 import type { CtEvent } from '../../journal/event.js';
-import { openJournal, type ReadOptions } from '../../journal/reader.js';
+import { GapCause, type JournalGap } from '../../journal/format.js';
+import { type JournalItem, openJournal, type ReadOptions } from '../../journal/reader.js';
+import { JournalWriter } from '../../journal/writer.js';
+import { MAX_TIME_US } from '../helpers/arbitraries.js';
 import { HEADER } from '../helpers/journals.js';
 
 export { HEADER, tempDir, writeJournal } from '../helpers/journals.js';
@@ -32,9 +36,57 @@ export function plain(events: readonly CtEvent[]): unknown[] {
   return events.map((e) => ({ ...e, orig: tuple(e.orig), reply: tuple(e.reply) }));
 }
 
+/** A gap as the recorder writes one after a kernel overrun, with `over` changes. */
+export function gap(over: Partial<JournalGap> = {}): JournalGap {
+  return {
+    from: HEADER.start + 1_000,
+    to: HEADER.start + 5_000,
+    lost: 17,
+    lostKnown: true,
+    cause: GapCause.ENOBUFS,
+    resync: 3,
+    ...over,
+  };
+}
+
+/** Any gap format v1 allows. */
+export function arbGap(): fc.Arbitrary<JournalGap> {
+  return fc
+    .record({
+      from: fc.integer({ min: 0, max: MAX_TIME_US }),
+      span: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 10_000_000 })),
+      lost: fc.oneof(fc.nat(1000), fc.integer({ min: 0, max: 2 ** 40 })),
+      lostKnown: fc.boolean(),
+      cause: fc.oneof(
+        fc.constantFrom(GapCause.ENOBUFS, GapCause.QUEUE, '__proto__'),
+        fc.stringMatching(/^[A-Za-z0-9_.:-]{1,64}$/),
+      ),
+      resync: fc.integer({ min: -1, max: 1_000_000 }),
+    })
+    .map(({ span, ...g }) => ({ ...g, to: g.from + span }));
+}
+
+/** A journal item as the tests write it: an events batch or a gap. */
+export type Item = CtEvent[] | JournalGap;
+
+/** Writes batches and gaps in the given order; with `trailer` false the recording "crashes". */
+export function writeItems(path: string, items: readonly Item[], trailer = true): JournalWriter {
+  const w = JournalWriter.create(path, HEADER);
+  for (const item of items) {
+    if (Array.isArray(item)) w.append(item);
+    else w.appendGap(item);
+  }
+  if (trailer) w.close({ stop: HEADER.start + 60_000_000 });
+  else w.closeAfterFailure();
+  return w;
+}
+
 export interface ReadResult {
   events: CtEvent[];
   batches: number;
+  gaps: JournalGap[];
+  /** Every item in file order. */
+  items: JournalItem[];
   reader: ReturnType<typeof openJournal>;
 }
 
@@ -43,12 +95,19 @@ export function readAll(path: string, opts?: ReadOptions): ReadResult {
   const reader = openJournal(path, opts);
   try {
     const events: CtEvent[] = [];
+    const gaps: JournalGap[] = [];
+    const items: JournalItem[] = [];
     let batches = 0;
-    for (const b of reader.batches()) {
-      events.push(...b);
+    for (const item of reader.items()) {
+      items.push(item);
+      if (item.kind === 'gap') {
+        gaps.push(item.gap);
+        continue;
+      }
+      events.push(...item.events);
       batches++;
     }
-    return { events, batches, reader };
+    return { events, batches, gaps, items, reader };
   } finally {
     reader.close();
   }

@@ -1,13 +1,24 @@
-// Encode → decode is the identity for any events, batch split, header and trailer.
+// Encode → decode is the identity for any events, batch split, gaps, header and trailer.
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import type { CtEvent } from '../../journal/event.js';
 import { decodeEvents, encodeEvents } from '../../journal/events-codec.js';
-import { EVENT_FIELDS, FORMAT_VERSION } from '../../journal/format.js';
+import { EVENT_FIELDS, FORMAT_VERSION, type JournalGap } from '../../journal/format.js';
+import { openJournal } from '../../journal/reader.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { arbEvent, MAX_TIME_US } from '../helpers/arbitraries.js';
-import { HEADER, plain, readAll, tcpNew, tempDir } from './fixtures.js';
+import {
+  arbGap,
+  gap,
+  HEADER,
+  type Item,
+  plain,
+  readAll,
+  tcpNew,
+  tempDir,
+  writeItems,
+} from './fixtures.js';
 
 const dir = tempDir(t, 'roundtrip');
 
@@ -28,6 +39,60 @@ t.test('journal: any events in any batch split read back identical, in order', (
     }),
     { numRuns: 150 },
   );
+  t.end();
+});
+
+t.test(
+  'journal: gaps between any batches read back in stream order, summed in the trailer',
+  (t) => {
+    let n = 0;
+    const arbItem: fc.Arbitrary<Item> = fc.oneof(fc.array(arbEvent(), { maxLength: 6 }), arbGap());
+    fc.assert(
+      fc.property(fc.array(arbItem, { maxLength: 10 }), fc.boolean(), (items, clean) => {
+        const path = join(dir, `g${n++}.mpk`);
+        writeItems(path, items, clean);
+        const read = readAll(path);
+        const want = items.filter((i) => !Array.isArray(i) || i.length > 0);
+        t.same(
+          read.items.map((i) => (i.kind === 'gap' ? i.gap : plain(i.events))),
+          want.map((i) => (Array.isArray(i) ? plain(i) : i)),
+        );
+        const gaps = want.filter((i): i is JournalGap => !Array.isArray(i));
+        const lost = gaps.reduce((sum, g) => sum + g.lost, 0);
+        const c = read.reader.counts;
+        t.same(
+          [c.gaps, c.lost, c.frames, c.gapsLostUnknown],
+          [gaps.length, lost, want.length + 1, gaps.filter((g) => !g.lostKnown).length],
+        );
+        if (clean)
+          t.same([read.reader.trailer?.gaps, read.reader.trailer?.lost], [gaps.length, lost]);
+        else t.equal(read.reader.trailer, undefined);
+      }),
+      { numRuns: 150 },
+    );
+    t.end();
+  },
+);
+
+t.test('journal: batches() skips the gaps but still counts them', (t) => {
+  const path = join(dir, 'skip-gaps.mpk');
+  writeItems(path, [gap(), [tcpNew(0)], gap({ lost: 3, lostKnown: false }), [tcpNew(1)]]);
+  const reader = openJournal(path);
+  t.teardown(() => reader.close());
+  t.same(
+    [...reader.batches()].map((b) => b.length),
+    [1, 1],
+  );
+  t.same(reader.counts, {
+    events: 2,
+    byType: { new: 2, update: 0, destroy: 0, snapshot: 0 },
+    frames: 5,
+    gaps: 2,
+    lost: 20,
+    gapsLostUnknown: 1,
+    lastEventTime: tcpNew(1).time,
+  });
+  t.same([reader.trailer?.gaps, reader.trailer?.lost, reader.trailer?.frames], [2, 20, 5]);
   t.end();
 });
 
@@ -79,8 +144,26 @@ t.test('journal: header and trailer read back as written, writer fills format an
     events: 3,
     byType: { new: 1, update: 0, destroy: 1, snapshot: 1 },
     frames: 3,
+    gaps: 0,
+    lost: 0,
   });
   t.equal(w.frames, 3);
+  t.end();
+});
+
+t.test('journal: a gap reads back exactly as written, largest values included', (t) => {
+  const path = join(dir, 'gap-exact.mpk');
+  const edge = gap({
+    from: 0,
+    to: Number.MAX_SAFE_INTEGER,
+    lost: Number.MAX_SAFE_INTEGER,
+    lostKnown: false,
+    cause: 'x'.repeat(64),
+    resync: -1,
+  });
+  const w = writeItems(path, [edge]);
+  t.same(readAll(path).gaps, [edge]);
+  t.same([w.gaps, w.lost, w.frames], [1, Number.MAX_SAFE_INTEGER, 2]);
   t.end();
 });
 

@@ -1,10 +1,11 @@
-// The writer's file handling: no clobbering, no symlinks, mode 0600, a full disk.
+// The writer's file handling (no clobbering, no symlinks, mode 0600, a full disk) and its guards.
 import { execFileSync } from 'node:child_process';
 import { linkSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import type { JournalGap } from '../../journal/format.js';
 import { JournalWriter } from '../../journal/writer.js';
-import { ctErrorOf, HEADER, plain, readAll, tcpNew, tempDir } from './fixtures.js';
+import { ctErrorOf, gap, HEADER, plain, readAll, tcpNew, tempDir } from './fixtures.js';
 
 const dir = tempDir(t, 'writer');
 
@@ -115,5 +116,43 @@ t.test('journal: ENOSPC is a CtError and the file still ends on a frame boundary
   t.equal(events.length, appended * batch.length);
   t.equal(reader.tail, undefined);
   t.equal(reader.trailer, undefined);
+  t.end();
+});
+
+t.test('journal: appendGap refuses gaps the reader would reject and writes nothing', (t) => {
+  const path = join(dir, 'bad-gaps.mpk');
+  const w = JournalWriter.create(path, HEADER);
+  t.teardown(() => w.closeAfterFailure());
+  const before = w.bytesWritten;
+  const bad: Array<[string, JournalGap]> = [
+    ['to before from', gap({ from: 10, to: 9 })],
+    ['a cause with a space', gap({ cause: 'buffer overrun' })],
+    ['a cause with a newline', gap({ cause: 'ENOBUFS\n TCPv4 [0] fake' })],
+    ['an empty cause', gap({ cause: '' })],
+    ['a cause of 65 characters', gap({ cause: 'x'.repeat(65) })],
+    ['resync below -1', gap({ resync: -2 })],
+    ['lost not an integer', gap({ lost: 1.5 })],
+    ['lost negative', gap({ lost: -1 })],
+    ['from above 2^53', gap({ from: 2 ** 53, to: 2 ** 53 })],
+    ['lostKnown not a boolean', gap({ lostKnown: 1 as unknown as boolean })],
+  ];
+  for (const [what, g] of bad) t.throws(() => w.appendGap(g), TypeError, what);
+  t.equal(w.bytesWritten, before, 'nothing reached the file');
+  t.same([w.gaps, w.lost, w.frames], [0, 0, 1]);
+  t.end();
+});
+
+t.test('journal: appendGap writes only the gap keys and the trailer counts it', (t) => {
+  const path = join(dir, 'gap-keys.mpk');
+  const w = JournalWriter.create(path, HEADER);
+  w.appendGap({ ...gap(), secret: 'not for the file' } as JournalGap);
+  t.throws(() => w.close({ stop: HEADER.start, gaps: 2 }), /trailer gaps 2/);
+  t.throws(() => w.close({ stop: HEADER.start, lost: 1 }), /trailer lost 1/);
+  w.close({ stop: HEADER.start, gaps: 1, lost: 17 });
+  t.notOk(readFileSync(path).includes('secret'), 'extra keys stay out');
+  const { gaps, reader } = readAll(path);
+  t.same(gaps, [gap()]);
+  t.same([reader.trailer?.gaps, reader.trailer?.lost, reader.trailer?.frames], [1, 17, 2]);
+  t.throws(() => w.appendGap(gap()), /closed/);
   t.end();
 });

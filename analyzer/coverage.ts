@@ -1,0 +1,194 @@
+// What a journal covers and where it falls short: time range, events, loss, and what to do about it.
+import type { EventCounts, JournalHeader, JournalTrailer } from '../journal/format.js';
+import type { JournalCounts } from '../journal/reader.js';
+
+/** Gaps and lost events of one cause. */
+export interface CauseCount {
+  gaps: number;
+  lost: number;
+}
+
+/** The `coverage` object of a journal in every report (schema in docs/rules.md). */
+export interface Coverage {
+  /** Recording start (header), µs since the epoch. */
+  start: number;
+  /** End of the covered time, µs: the trailer's stop, else the latest event, else the start. */
+  end: number;
+  endFrom: 'trailer' | 'last-event' | 'start';
+  /** Events recorded, all types, and per type (snapshot: entries of table dumps). */
+  events: number;
+  byType: EventCounts;
+  /** Events the gaps say were lost; a lower bound when lostKnown is false. */
+  lost: number;
+  lostKnown: boolean;
+  gaps: number;
+  /** Gaps and lost events per cause (`ENOBUFS`, `QUEUE`, …); a null-prototype object. */
+  byCause: { [cause: string]: CauseCount };
+  /** The journal ends with its trailer: the recording ended cleanly. */
+  complete: boolean;
+  /** Bytes of a torn tail that were not read, 0 if none. */
+  ignoredBytes: number;
+  /** net.netfilter.nf_conntrack_events when the recording started; null when not readable. */
+  nfConntrackEvents: number | null;
+  /** The recorder dumped the conntrack table at start (header option `snapshot`). */
+  snapshotDumped: boolean;
+  /** Each weakness of the recording, and what to do about it (one line each). */
+  warnings: string[];
+}
+
+export interface CoverageInput {
+  header: JournalHeader;
+  trailer: JournalTrailer | undefined;
+  tail: { ignoredBytes: number } | undefined;
+  counts: JournalCounts;
+  byCause: { [cause: string]: CauseCount };
+}
+
+/** The coverage of one journal that has been read to its end. */
+export function coverageOf(j: CoverageInput): Coverage {
+  const { header, trailer, counts } = j;
+  const last = counts.lastEventTime;
+  const endFrom = trailer !== undefined ? 'trailer' : last !== undefined ? 'last-event' : 'start';
+  const c: Coverage = {
+    start: header.start,
+    end: trailer?.stop ?? last ?? header.start,
+    endFrom,
+    events: counts.events,
+    byType: { ...counts.byType },
+    lost: counts.lost,
+    lostKnown: counts.gapsLostUnknown === 0,
+    gaps: counts.gaps,
+    byCause: j.byCause,
+    complete: trailer !== undefined,
+    ignoredBytes: j.tail?.ignoredBytes ?? 0,
+    nfConntrackEvents: header.sysctls.nf_conntrack_events,
+    snapshotDumped: header.options.snapshot === true,
+    warnings: [],
+  };
+  c.warnings = warningsOf(c);
+  return c;
+}
+
+// Maps, not object literals: a cause read from a file may be `constructor` or `__proto__`.
+const CAUSE_TEXT = new Map([
+  ['ENOBUFS', 'kernel buffer overrun'],
+  ['QUEUE', 'recorder queue full'],
+]);
+
+const CAUSE_ADVICE = new Map([
+  ['ENOBUFS', 'record with a larger --buffer-size'],
+  ['QUEUE', 'record to a faster disk or keep fewer events (-e, -p, --mark)'],
+]);
+
+/** The warning about lost events, or undefined when the journal has no gaps. */
+export function lossWarning(c: Coverage): string | undefined {
+  if (c.gaps === 0) return undefined;
+  const causes = Object.keys(c.byCause).sort();
+  const why = causes.map((k) => CAUSE_TEXT.get(k) ?? k).join(', ');
+  const advice = new Set(causes.map((k) => CAUSE_ADVICE.get(k) ?? 'see ct-record’s messages'));
+  return `${lostText(c.lost, c.lostKnown)} in ${count(c.gaps, 'gap')} (${why}): flows may be missing; ${[...advice].join('; ')}`;
+}
+
+function warningsOf(c: Coverage): string[] {
+  const out: string[] = [];
+  const loss = lossWarning(c);
+  if (loss !== undefined) out.push(loss);
+  if (!c.complete) {
+    const torn = c.ignoredBytes > 0 ? `; ${count(c.ignoredBytes, 'torn byte')} ignored` : '';
+    out.push(
+      `the recording did not end cleanly (no trailer${torn}): flows after its last event are missing; stop ct-record with Ctrl-C or SIGTERM so it ends the journal`,
+    );
+  }
+  if (c.nfConntrackEvents === 0) {
+    out.push(
+      'nf_conntrack_events=0: the kernel sent no events, only table snapshots were recorded; record with --enable-events (or set net.netfilter.nf_conntrack_events=1)',
+    );
+  } else if (c.nfConntrackEvents === 2 && !c.snapshotDumped) {
+    out.push(
+      'nf_conntrack_events=2 and no table dump at start: flows older than the recording were not seen (they send no events); record again without --no-snapshot, or with --enable-events',
+    );
+  }
+  return out;
+}
+
+/** Coverages summed over several journals (for the combined line). */
+export function combineCoverage(list: readonly Coverage[]): {
+  events: number;
+  byType: EventCounts;
+  lost: number;
+  lostKnown: boolean;
+  gaps: number;
+} {
+  const sum = {
+    events: 0,
+    byType: { new: 0, update: 0, destroy: 0, snapshot: 0 },
+    lost: 0,
+    lostKnown: true,
+    gaps: 0,
+  };
+  for (const c of list) {
+    sum.events += c.events;
+    for (const k of ['new', 'update', 'destroy', 'snapshot'] as const) sum.byType[k] += c.byType[k];
+    sum.lost += c.lost;
+    sum.lostKnown &&= c.lostKnown;
+    sum.gaps += c.gaps;
+  }
+  return sum;
+}
+
+/** `41 events recorded (new 20, update 15, destroy 6, snapshot 0); 0 events lost in 0 gaps` */
+export function countsText(c: {
+  events: number;
+  byType: EventCounts;
+  lost: number;
+  lostKnown: boolean;
+  gaps: number;
+}): string {
+  const b = c.byType;
+  const types = `new ${b.new}, update ${b.update}, destroy ${b.destroy}, snapshot ${b.snapshot}`;
+  return `${count(c.events, 'event')} recorded (${types}); ${lostText(c.lost, c.lostKnown)} in ${count(c.gaps, 'gap')}`;
+}
+
+function lostText(lost: number, known: boolean): string {
+  return `${known ? '' : 'at least '}${count(lost, 'event')} lost`;
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** `2026-11-27T07:39:43.692Z → 07:39:45.328Z (1.6 s)`: the end without its date on the same day. */
+export function timeRangeText(c: Coverage): string {
+  const from = isoOf(c.start);
+  if (c.endFrom === 'start') return `${from} (no events, no trailer)`;
+  const to = isoOf(c.end);
+  const shortTo = to.slice(0, 10) === from.slice(0, 10) ? to.slice(11) : to;
+  const upTo = c.endFrom === 'last-event' ? ' up to the last event' : '';
+  return `${from} → ${shortTo} (${durationText(c.end - c.start)}${upTo})`;
+}
+
+/** Any journal time (≤ 2^53 µs, about the year 2255) is inside Date's range. */
+function isoOf(us: number): string {
+  return new Date(Math.floor(us / 1000)).toISOString();
+}
+
+/** A duration in µs as a person reads it: `0.4 s`, `1.6 s`, `12 min 3 s`, `2 h 5 min`, `3 d 4 h`. */
+export function durationText(us: number): string {
+  if (us < 0) return `−${durationText(-us)}`;
+  const s = us / 1e6;
+  // Truncated, not rounded: 59.97 s must not read as 60.0 s.
+  if (s < 60) return `${(Math.floor(s * 10) / 10).toFixed(1)} s`;
+  const whole = Math.floor(s);
+  if (whole < 3600) return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+  if (whole < 86400) return `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} min`;
+  return `${Math.floor(whole / 86400)} d ${Math.floor((whole % 86400) / 3600)} h`;
+}
+
+/** A string from a journal made safe for one report line: control characters become \xNN. */
+export function printable(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are the point.
+  return s.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (ch) => {
+    const code = ch.charCodeAt(0);
+    return code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, '0')}`;
+  });
+}
