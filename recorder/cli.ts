@@ -4,6 +4,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseCollapse } from '../analyzer/flows.js';
 import { parseBytes, parseSeconds, runCli } from '../common/cli.js';
 import { TOOL_VERSION } from '../common/package.js';
+import { DEFAULT_BUFFER_SIZE } from '../native/index.js';
+import { parseMark, parseProtos } from './filter.js';
 import { startRecording } from './recording.js';
 
 const EVENT_NAMES = ['NEW', 'UPDATE', 'DESTROY'] as const;
@@ -37,14 +39,40 @@ async function main(): Promise<number> {
         .choices(['1024', 'none'])
         .default('1024'),
     )
-    .option('-b, --buffer-size <bytes>', 'netlink receive buffer (K, M, G suffixes)', parseBytes)
+    .option(
+      '-b, --buffer-size <bytes>',
+      'netlink receive buffer, K/M/G suffixes (default 8M; the kernel doubles it)',
+      parseBytes,
+    )
     .option('-e, --events <list>', 'event types to record: NEW,UPDATE,DESTROY', parseEvents)
+    .option(
+      '-p, --proto <list>',
+      'record only these protocols, e.g. tcp,udp,icmp,icmpv6,47',
+      parseProtos,
+    )
+    .option('--mark <value[/mask]>', 'record only flows whose conntrack mark matches', parseMark)
+    .option('--no-loopback', 'leave out flows from or to 127.0.0.0/8 and ::1')
+    .option(
+      '--no-snapshot',
+      'do not dump the conntrack table at start (flows older than the recording are then missed)',
+    )
+    .option(
+      '--enable-events',
+      'set net.netfilter.nf_conntrack_events=1 for the run (restored at exit)',
+      false,
+    )
+    .option(
+      '--reliable',
+      'NETLINK_BROADCAST_ERROR: the kernel retries events it could not deliver, but may drop packets while the recorder stalls',
+      false,
+    )
     .addHelpText(
       'after',
       `
 Examples:
   sudo ct-record -o /var/lib/conntracker/fw1.mpk --duration 3600
   sudo ct-record -o today.mpk --table today.txt     # kill -USR1 <pid> rewrites today.txt
+  sudo ct-record -o web.mpk -p tcp --no-loopback --mark 0x10/0xff
   ct-analyze today.mpk                               # no root needed to analyze
 
 Conntrack only tracks a namespace that has a rule needing it, e.g.
@@ -64,25 +92,37 @@ Conntrack only tracks a namespace that has a rule needing it, e.g.
     collapse: string;
     bufferSize?: number;
     events?: { new: boolean; update: boolean; destroy: boolean };
+    proto?: number[];
+    mark?: { value: number; mask: number };
+    loopback: boolean;
+    snapshot: boolean;
+    enableEvents: boolean;
+    reliable: boolean;
   }>();
+  const capture = {
+    events: o.events ?? { new: true, update: true, destroy: true },
+    bufferSize: o.bufferSize ?? DEFAULT_BUFFER_SIZE,
+    reliable: o.reliable,
+  };
+  const filter = { protos: o.proto, mark: o.mark, noLoopback: !o.loopback };
   const rec = startRecording({
     output: o.output,
     force: o.force,
     durationMs: o.duration === undefined ? undefined : o.duration * 1000,
     table: o.table,
     collapse: parseCollapse(o.collapse),
-    capture: {
-      events: o.events ?? { new: true, update: true, destroy: true },
-      bufferSize: o.bufferSize ?? 8 * 1024 * 1024,
-    },
+    capture,
+    snapshot: o.snapshot,
+    enableEvents: o.enableEvents,
+    filter,
     given: {
-      output: o.output,
-      force: o.force,
+      ...capture,
       duration: o.duration ?? null,
       table: o.table ?? null,
       collapse: o.collapse,
-      bufferSize: o.bufferSize ?? null,
-      events: o.events ?? null,
+      snapshot: o.snapshot,
+      enableEvents: o.enableEvents,
+      filter: { protos: o.proto ?? null, mark: o.mark ?? null, noLoopback: !o.loopback },
     },
   });
   const log = (line: string) => process.stderr.write(`ct-record: ${line}\n`);
@@ -96,20 +136,29 @@ Conntrack only tracks a namespace that has a rule needing it, e.g.
         : `flow table written to ${path}`,
     );
   });
-  log(`netlink receive buffer: ${rec.bufferSize} bytes`);
+  log(`netlink receive buffer: ${rec.bufferSize} bytes${o.reliable ? ', reliable delivery' : ''}`);
   log(`capturing conntrack events into ${o.output} (Ctrl-C or SIGTERM to stop)`);
+  rec.snapshot.then(
+    (n) => o.snapshot && log(`table dump: ${n} existing flows recorded as snapshot entries`),
+    (err: Error) =>
+      log(
+        `WARNING: the table dump failed (${err.message}): flows older than the recording may be missing`,
+      ),
+  );
   const s = await rec.done;
   const t = s.byType;
   log(
-    `stopped: ${s.events} events (new ${t.new}, update ${t.update}, destroy ${t.destroy}), ` +
-      `${s.flows} flows, ${s.bytes} bytes written to ${s.output}`,
+    `stopped: ${s.events} events (new ${t.new}, update ${t.update}, destroy ${t.destroy}, ` +
+      `snapshot ${t.snapshot})${s.flows === undefined ? '' : `, ${s.flows} flows`}, ` +
+      `${s.bytes} bytes written to ${s.output}`,
   );
-  if (s.enobufs > 0 || s.dropped > 0) {
+  if (s.lost > 0) {
     log(
-      `WARNING: events were lost: ${s.enobufs} kernel buffer overruns (ENOBUFS), ${s.dropped} events dropped ` +
-        'while the recorder was behind: raise --buffer-size',
+      `WARNING: ${s.lost} events were lost in ${s.gaps} gaps (recorded in the journal; ` +
+        'each followed by a table dump): raise --buffer-size or narrow what is recorded with -e, -p, --mark',
     );
   }
+  if (s.filtered > 0) log(`${s.filtered} events left out by --proto, --mark or --no-loopback`);
   if (s.malformed > 0) log(`WARNING: ${s.malformed} malformed netlink messages were skipped`);
   return 0;
 }

@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../analyzer/output.js';
 import { CtError } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import type { CtEvent } from '../journal/event.js';
-import type { JournalHeaderInput } from '../journal/format.js';
+import type { EventCounts, JournalHeaderInput } from '../journal/format.js';
 import { JournalWriter } from '../journal/writer.js';
 import {
   type BatchInfo,
@@ -13,6 +13,9 @@ import {
   type CaptureOptions,
   startCapture,
 } from '../native/index.js';
+import { enableConntrackEvents } from './conntrack-events.js';
+import { compileFilter, type EventFilter, filterInPlace } from './filter.js';
+import { GapTracker } from './gaps.js';
 import { readHostFacts } from './host.js';
 import { decodeRecords } from './records.js';
 import { RecordingSink } from './sink.js';
@@ -22,10 +25,15 @@ export interface RecordOptions {
   force: boolean;
   /** Stop by itself after this many milliseconds. */
   durationMs?: number;
-  /** Live mode: write the seed-format table here at exit and on request (SIGUSR1). */
+  /** Live mode: keep the flow table and write it here at exit and on request (SIGUSR1). */
   table?: string;
   collapse: Collapse;
   capture: Required<CaptureOptions>;
+  /** Dump the conntrack table after subscribing, so flows older than the recording are seen. */
+  snapshot: boolean;
+  /** Set nf_conntrack_events=1 for the run (restored at the end). */
+  enableEvents: boolean;
+  filter: EventFilter;
   /** The options as the user gave them, recorded in the journal header. */
   given: Record<string, unknown>;
 }
@@ -34,18 +42,23 @@ export interface RecordSummary {
   output: string;
   bytes: number;
   events: number;
-  byType: { new: number; update: number; destroy: number; snapshot: number };
-  enobufs: number;
-  dropped: number;
+  byType: EventCounts;
+  /** Events the kernel or the reader's queue lost, in `gaps` gap records. */
+  lost: number;
+  gaps: number;
+  /** Events left out by --proto, --mark or --no-loopback. */
+  filtered: number;
   malformed: number;
-  flows: number;
-  bufferSize: number;
+  /** Flows in the live table; undefined without --table. */
+  flows?: number;
 }
 
 export interface Recording {
   /** Resolves when the recording has ended and the journal is closed. */
   readonly done: Promise<RecordSummary>;
   readonly bufferSize: number;
+  /** Resolves with the number of entries of the start-up table dump (0 without one). */
+  readonly snapshot: Promise<number>;
   /** Ends the recording: drain the reader, write the trailer, close. Idempotent. */
   stop(): void;
   /** Writes the live table now (the SIGUSR1 action); returns the path, or undefined without --table. */
@@ -53,14 +66,24 @@ export interface Recording {
 }
 
 export function startRecording(opts: RecordOptions): Recording {
+  // Before the header is written, so the header says what the kernel really did for this run.
+  const events = opts.enableEvents ? enableConntrackEvents() : undefined;
+  try {
+    return record(opts, events?.restore ?? (() => {}));
+  } catch (err) {
+    events?.restore();
+    throw err;
+  }
+}
+
+function record(opts: RecordOptions, restoreSysctl: () => void): Recording {
   const facts = readHostFacts();
-  const start = Date.now() * 1000;
   const header: JournalHeaderInput = {
     tool: { name: 'conntracker', version: TOOL_VERSION },
     host: facts.host,
     kernel: facts.kernel,
     netns: facts.netns,
-    start,
+    start: Date.now() * 1000,
     options: opts.given,
     sysctls: facts.sysctls,
   };
@@ -82,47 +105,75 @@ export function startRecording(opts: RecordOptions): Recording {
     void capture.stop();
     throw err;
   }
-  const sink = new RecordingSink(writer, new FlowTable({ collapse: opts.collapse }));
-  const loss = { enobufs: 0, dropped: 0, malformed: 0 };
+  const table = opts.table === undefined ? undefined : new FlowTable({ collapse: opts.collapse });
+  const sink = new RecordingSink(writer, table);
+  const keep = compileFilter(opts.filter);
   const batch: CtEvent[] = [];
   let failure: unknown;
+  let lastTime = header.start;
+  let filtered = 0;
+  let malformed = 0;
   let resolveStop!: () => void;
   const stopRequested = new Promise<void>((resolve) => {
     resolveStop = resolve;
   });
   const stop = () => resolveStop();
+  const failWith = (err: unknown) => {
+    failure ??= err;
+    stop();
+  };
+  const gaps = new GapTracker(
+    () => capture.dump(),
+    (gap) => {
+      if (failure !== undefined) return;
+      try {
+        writer.appendGap(gap);
+      } catch (err) {
+        failWith(err);
+      }
+    },
+  );
 
   deliver = (records, count, info) => {
     if (failure !== undefined) return;
-    loss.enobufs += info.enobufs;
-    loss.dropped += info.dropped;
-    loss.malformed += info.malformed;
+    malformed += info.malformed;
+    gaps.observe(info.drops, info.dropped, lastTime);
+    if (count === 0) return;
     batch.length = 0;
     decodeRecords(records, count, batch);
+    const last = batch[batch.length - 1];
+    if (last !== undefined) lastTime = Math.max(lastTime, last.time);
+    if (keep !== undefined) filtered += filterInPlace(batch, keep);
     try {
       sink.accept(batch);
     } catch (err) {
-      failure = err;
-      stop();
+      failWith(err);
     }
   };
-  fail = (err) => {
-    failure ??= new CtError('ECAPTURE', `conntrack reader failed: ${err.message}`, { cause: err });
-    stop();
-  };
+  fail = (err) =>
+    failWith(new CtError('ECAPTURE', `conntrack reader failed: ${err.message}`, { cause: err }));
+
+  const snapshot = opts.snapshot ? capture.dump() : Promise.resolve(0);
+  // A failed start-up dump is reported by the CLI (it has the advice); the recording goes on.
+  snapshot.catch(() => {});
   const timer =
     opts.durationMs === undefined ? undefined : setTimeout(stop, opts.durationMs).unref();
 
   function writeTable(): string | undefined {
-    if (opts.table === undefined) return undefined;
-    writeFileAtomic(opts.table, textChunks(sink.table.flows()));
+    if (opts.table === undefined || table === undefined) return undefined;
+    writeFileAtomic(opts.table, textChunks(table.flows()));
     return opts.table;
   }
 
   const done = (async (): Promise<RecordSummary> => {
-    await stopRequested;
-    if (timer !== undefined) clearTimeout(timer);
-    await capture.stop();
+    try {
+      await stopRequested;
+      if (timer !== undefined) clearTimeout(timer);
+      await capture.stop();
+      await gaps.finish();
+    } finally {
+      restoreSysctl();
+    }
     if (failure !== undefined) {
       writer.closeAfterFailure();
       throw failure;
@@ -134,11 +185,13 @@ export function startRecording(opts: RecordOptions): Recording {
       bytes: writer.bytesWritten,
       events: writer.events,
       byType: writer.byType,
-      flows: sink.table.size,
-      bufferSize: capture.bufferSize,
-      ...loss,
+      lost: writer.lost,
+      gaps: writer.gaps,
+      filtered,
+      malformed,
+      flows: table?.size,
     };
   })();
 
-  return { done, bufferSize: capture.bufferSize, stop, writeTable };
+  return { done, bufferSize: capture.bufferSize, snapshot, stop, writeTable };
 }

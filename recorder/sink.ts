@@ -1,4 +1,5 @@
-// Where a recording's decoded events go: one journal frame per batch, then the live flow table.
+// Where a recording's decoded events go: one journal frame per batch, then the live flow table
+// (kept only in live mode: it is the recorder's largest CPU cost after decoding).
 import type { FlowTable } from '../analyzer/flows.js';
 import type { CtEvent } from '../journal/event.js';
 import type { JournalWriter } from '../journal/writer.js';
@@ -11,12 +12,12 @@ import type { JournalWriter } from '../journal/writer.js';
 export class RecordingSink {
   constructor(
     readonly writer: JournalWriter,
-    readonly table: FlowTable,
+    readonly table?: FlowTable,
   ) {}
 
   accept(batch: readonly CtEvent[]): void {
     if (batch.length === 0) return;
     this.writer.append(batch);
-    for (const ev of batch) this.table.add(ev);
+    if (this.table !== undefined) for (const ev of batch) this.table.add(ev);
   }
 }

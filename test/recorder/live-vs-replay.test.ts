@@ -29,12 +29,13 @@ function split<T>(items: readonly T[], cuts: readonly number[]): T[][] {
 function liveAndReplayed(batches: CtEvent[][], collapse: Collapse) {
   const path = `${dir}/j${n++}.mpk`;
   const writer = JournalWriter.create(path, HEADER);
-  const sink = new RecordingSink(writer, new FlowTable({ collapse }));
+  const live = new FlowTable({ collapse });
+  const sink = new RecordingSink(writer, live);
   for (const b of batches) sink.accept(b);
   writer.close({ stop: HEADER.start + 1 });
   const replayed = analyzeJournals([path], { collapse, warn: () => {} }).table;
   return {
-    live: [...textLines(sink.table.flows())],
+    live: [...textLines(live.flows())],
     replayed: [...textLines(replayed.flows())],
     writer,
     path,

@@ -1,0 +1,153 @@
+// Gap bookkeeping: every lost event lands in exactly one gap, each written after its resync.
+import fc from 'fast-check';
+import t from 'tap';
+import type { JournalGap } from '../../journal/format.js';
+import { GapTracker } from '../../recorder/gaps.js';
+
+/** A resync the test settles by hand, to interleave losses with a running dump. */
+function manualResync() {
+  const calls: { resolve: (n: number) => void; reject: (e: Error) => void }[] = [];
+  const resync = () =>
+    new Promise<number>((resolve, reject) => {
+      calls.push({ resolve, reject });
+    });
+  return { calls, resync };
+}
+const tick = () => new Promise((r) => setImmediate(r));
+
+t.test('a loss starts one resync; losses during it wait for the next cycle', async (t) => {
+  const { calls, resync } = manualResync();
+  const gaps: JournalGap[] = [];
+  let clock = 100;
+  const tr = new GapTracker(
+    resync,
+    (g) => gaps.push(g),
+    () => clock,
+  );
+  tr.observe(7, 0, 50);
+  tr.observe(3, 0, 60);
+  t.equal(calls.length, 1, 'one dump at a time');
+  t.equal(gaps.length, 0, 'nothing written while the dump runs');
+  clock = 200;
+  calls[0]?.resolve(42);
+  await tick();
+  t.same(gaps, [{ from: 50, to: 200, lost: 7, lostKnown: true, cause: 'ENOBUFS', resync: 42 }]);
+  t.equal(calls.length, 2, 'a second dump for the loss seen while the first ran');
+  clock = 300;
+  calls[1]?.resolve(43);
+  await tick();
+  t.same(gaps[1], { from: 60, to: 300, lost: 3, lostKnown: true, cause: 'ENOBUFS', resync: 43 });
+  t.end();
+});
+
+t.test('the first cycle writes only what preceded its dump', async (t) => {
+  const { calls, resync } = manualResync();
+  const gaps: JournalGap[] = [];
+  let clock = 100;
+  const tr = new GapTracker(
+    resync,
+    (g) => gaps.push(g),
+    () => clock,
+  );
+  tr.observe(7, 2, 50);
+  clock = 150;
+  calls[0]?.resolve(42);
+  await tick();
+  t.same(gaps, [
+    { from: 50, to: 150, lost: 7, lostKnown: true, cause: 'ENOBUFS', resync: 42 },
+    { from: 50, to: 150, lost: 2, lostKnown: true, cause: 'QUEUE', resync: 42 },
+  ]);
+  t.equal(calls.length, 1, 'no loss pending: no second dump');
+  t.end();
+});
+
+t.test('a failed dump still writes the gap, with resync -1', async (t) => {
+  const { calls, resync } = manualResync();
+  const gaps: JournalGap[] = [];
+  const tr = new GapTracker(
+    resync,
+    (g) => gaps.push(g),
+    () => 10,
+  );
+  tr.observe(1, 0, 5);
+  calls[0]?.reject(Object.assign(new Error('EPERM'), { code: 'EPERM' }));
+  await tick();
+  t.same(
+    gaps.map((g) => [g.lost, g.resync]),
+    [[1, -1]],
+  );
+  t.end();
+});
+
+t.test('finish waits for the running dump and writes late losses without a dump', async (t) => {
+  const { calls, resync } = manualResync();
+  const gaps: JournalGap[] = [];
+  const tr = new GapTracker(
+    resync,
+    (g) => gaps.push(g),
+    () => 10,
+  );
+  tr.observe(4, 0, 1);
+  tr.observe(5, 0, 2);
+  const done = tr.finish();
+  tr.observe(6, 0, 3);
+  t.equal(calls.length, 1, 'no new dump once finishing');
+  calls[0]?.resolve(9);
+  await done;
+  t.same(
+    gaps.map((g) => [g.lost, g.resync, g.from]),
+    [
+      [4, 9, 1],
+      [11, -1, 2],
+    ],
+  );
+  t.end();
+});
+
+t.test('property: the gaps account for every lost event exactly once', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(
+        fc.record({
+          drops: fc.nat(5),
+          dropped: fc.nat(3),
+          settle: fc.boolean(),
+          fail: fc.boolean(),
+        }),
+        { maxLength: 30 },
+      ),
+      async (steps) => {
+        const { calls, resync } = manualResync();
+        const gaps: JournalGap[] = [];
+        const tr = new GapTracker(resync, (g) => gaps.push(g));
+        let settled = 0;
+        for (const [i, s] of steps.entries()) {
+          tr.observe(s.drops, s.dropped, i);
+          if (s.settle && settled < calls.length) {
+            const c = calls[settled++];
+            if (s.fail) c?.reject(new Error('x'));
+            else c?.resolve(i);
+            await tick();
+          }
+        }
+        const done = tr.finish();
+        while (settled < calls.length) {
+          calls[settled++]?.resolve(0);
+          await tick();
+        }
+        await done;
+        const lostIn = (cause: string) =>
+          gaps.filter((g) => g.cause === cause).reduce((a, g) => a + g.lost, 0);
+        const sum = (k: 'drops' | 'dropped') => steps.reduce((a, s) => a + s[k], 0);
+        return (
+          lostIn('ENOBUFS') === sum('drops') &&
+          lostIn('QUEUE') === sum('dropped') &&
+          gaps.every((g) => g.lost > 0 && g.to >= g.from)
+        );
+      },
+    ),
+    { numRuns: 300 },
+  );
+  t.pass('held for 300 runs');
+  t.end();
+});
