@@ -1,0 +1,486 @@
+#!/usr/bin/env bash
+# bench/capture.sh: does ct-record catch every NEW flow of a UDP flood, and at what CPU cost
+# next to `conntrack -E -e NEW -b 64MiB` on the same flood? (docs/bench.md)
+#
+# Usage: sudo bench/capture.sh [FLOWS] [--runs R] [--buffer-size SIZE] [--seconds S]
+#                              [--solo | --overrun] [--no-build] [--keep]
+#   FLOWS           distinct UDP flows per run (default 200000)
+#   --runs R        repetitions, each in fresh namespaces (default 3); the median is printed
+#   --buffer-size   ct-record's -b (default: its own default; 64K with --overrun)
+#   --seconds S     the flood stops after S seconds even if FLOWS were not all sent (default 60)
+#   --solo          ct-record alone (no conntrack -E beside it): the flood runs faster
+#   --overrun       --solo with a tiny buffer (64K unless --buffer-size): compares the loss the
+#                   journal records with the kernel's drop counter of ct-record's socket
+#   --no-build      skip `npm run build` (dist/ must be current)
+#   --keep          keep the temp dir (journals, conntrack output, logs) and print its path
+#
+# Traffic flows only between the two namespaces this script creates (client → server over one
+# veth pair); both are deleted on exit, also on failure or Ctrl-C.
+set -euo pipefail
+
+FLOWS=200000
+RUNS=3
+BUFFER=''
+SECONDS_MAX=60
+OVERRUN=0
+SOLO=0
+BUILD=1
+KEEP=0
+
+usage() {
+  sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
+  --buffer-size | -b) BUFFER=${2:?--buffer-size needs a size}; shift 2 ;;
+  --seconds) SECONDS_MAX=${2:?--seconds needs a number}; shift 2 ;;
+  --overrun) OVERRUN=1; SOLO=1; shift ;;
+  --solo) SOLO=1; shift ;;
+  --no-build) BUILD=0; shift ;;
+  --keep) KEEP=1; shift ;;
+  -h | --help) usage ;;
+  [0-9]*) FLOWS=$1; shift ;;
+  *) echo "capture.sh: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+for v in FLOWS RUNS SECONDS_MAX; do
+  if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
+    echo "capture.sh: $v must be a positive integer, got '${!v}'" >&2
+    exit 2
+  fi
+done
+if [ "$OVERRUN" = 1 ] && [ -z "$BUFFER" ]; then BUFFER=64K; fi
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+die() {
+  echo "capture.sh: $*" >&2
+  exit 1
+}
+
+[ "$(id -u)" = 0 ] || die "run as root (sudo): it creates network namespaces"
+for cmd in ip nft conntrack gcc node; do
+  command -v "$cmd" >/dev/null || die "$cmd is missing: apt-get install iproute2 nftables conntrack gcc, and Node.js >= 20"
+done
+if [ ! -x /usr/bin/time ]; then
+  echo "capture.sh: installing GNU time (Debian package 'time') for per-process CPU seconds" >&2
+  apt-get install -y -q time >/dev/null || die "cannot install the Debian package 'time'"
+fi
+NODE=$(command -v node)
+
+# ---------------------------------------------------------------- cleanup of all we create
+WORK=$(mktemp -d /tmp/ct-bench.XXXXXX)
+NS_C="ctb-$$-c"
+NS_S="ctb-$$-s"
+PIDS=()
+CT_MAX_OLD=''
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for ns in "$NS_C" "$NS_S"; do
+    if ip netns list | grep -qx "$ns\( .*\)\?"; then
+      # Only our own children run in there; kill them so the namespace really goes away.
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+      ip netns del "$ns" 2>/dev/null || true
+    fi
+  done
+  if [ -n "$CT_MAX_OLD" ]; then
+    sysctl -qw "net.netfilter.nf_conntrack_max=$CT_MAX_OLD" || true
+    echo "capture.sh: nf_conntrack_max restored to $CT_MAX_OLD" >&2
+  fi
+  if [ "$KEEP" = 1 ]; then
+    echo "capture.sh: kept $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- build
+if [ "$BUILD" = 1 ]; then
+  (cd "$ROOT" && npm run -s build) || die "npm run build failed"
+fi
+[ -f "$ROOT/dist/recorder/cli.js" ] || die "dist/recorder/cli.js missing: run npm run build"
+[ -f "$ROOT/build/Release/ct_native.node" ] || die "the native addon is not built: run npm rebuild"
+gcc -O2 -Wall -Wextra -o "$WORK/flood" "$ROOT/bench/flood.c" || die "cannot build bench/flood.c"
+
+# 64,000 flows per destination address (bench/flood.c); the server holds them all.
+ADDRS=$(((FLOWS + 63999) / 64000))
+[ "$ADDRS" -le 200 ] || die "FLOWS too large: at most 12800000"
+
+# ---------------------------------------------------------------- conntrack table size
+# nf_conntrack_max is read-only inside a non-init namespace (mode 0444 there) but bounds each
+# namespace's table: raise the init namespace's value for the run (restored on exit).
+modprobe nf_conntrack 2>/dev/null || true
+CT_MAX=$(sysctl -n net.netfilter.nf_conntrack_max 2>/dev/null || echo 0)
+if [ "$CT_MAX" -gt 0 ] && [ "$CT_MAX" -lt $((FLOWS + FLOWS / 10)) ]; then
+  CT_MAX_OLD=$CT_MAX
+  sysctl -qw "net.netfilter.nf_conntrack_max=$((FLOWS + FLOWS / 10))" ||
+    die "cannot raise nf_conntrack_max to $((FLOWS + FLOWS / 10)); use FLOWS <= $((CT_MAX * 10 / 11))"
+  echo "capture.sh: nf_conntrack_max raised from $CT_MAX to $((FLOWS + FLOWS / 10)) for the run" >&2
+fi
+
+# ---------------------------------------------------------------- namespaces
+TRACK_RULES='table inet ctbench {
+  chain pre { type filter hook prerouting priority raw; ct state new,established,related accept; }
+  chain out { type filter hook output priority raw; ct state new,established,related accept; }
+}'
+
+make_namespaces() {
+  local ns k mac_s mac_c
+  for ns in "$NS_C" "$NS_S"; do
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    # No IPv6 on the link: its neighbour discovery would add events that are not the flood's.
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  done
+  ip -n "$NS_C" link add vc type veth peer name vs netns "$NS_S"
+  ip -n "$NS_C" addr add 10.219.0.1/16 dev vc
+  for ((k = 1; k <= ADDRS; k++)); do ip -n "$NS_S" addr add "10.219.1.$k/16" dev vs; done
+  ip -n "$NS_C" link set vc up
+  ip -n "$NS_S" link set vs up
+  # Static neighbours: no ARP round trip, so no datagram waits in (or falls out of) the
+  # unresolved queue at the start of the flood.
+  mac_s=$(ip -n "$NS_S" -o link show vs | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+  mac_c=$(ip -n "$NS_C" -o link show vc | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+  for ((k = 1; k <= ADDRS; k++)); do
+    ip -n "$NS_C" neigh replace "10.219.1.$k" lladdr "$mac_s" dev vc nud permanent
+  done
+  ip -n "$NS_S" neigh replace 10.219.0.1 lladdr "$mac_c" dev vs nud permanent
+  echo "$TRACK_RULES" | ip netns exec "$NS_S" nft -f -
+  # Unreplied UDP entries live 30 s by default; 300 s keeps every entry of the run in the table,
+  # so the kernel's own count of what it created stays exact until we have read it.
+  ip netns exec "$NS_S" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=300
+}
+
+delete_namespaces() {
+  local ns pid
+  for ns in "$NS_C" "$NS_S"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+
+# ---------------------------------------------------------------- process helpers
+# The process /usr/bin/time runs (its only child), once it exists.
+child_of() {
+  local i c
+  for ((i = 0; i < 200; i++)); do
+    c=$(cat "/proc/$1/task/$1/children" 2>/dev/null || true)
+    if [ -n "$c" ]; then
+      echo "${c%% *}"
+      return 0
+    fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# "rmem drops portid" of PID's netfilter netlink socket subscribed to a multicast group, if any.
+# /proc/PID/net/netlink lists the sockets of PID's namespace; the inode ties one to PID.
+event_socket() {
+  local pid=$1 inodes
+  inodes=$(find "/proc/$pid/fd" -maxdepth 1 -lname 'socket:*' -printf '%l\n' 2>/dev/null |
+    tr -dc '0-9\n' | paste -sd' ' -)
+  [ -n "$inodes" ] || return 1
+  awk -v inodes="$inodes" 'BEGIN { n = split(inodes, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+    $2 == 12 && ($10 in want) && $4 != "00000000" { print $5, $9, $3; found = 1; exit }
+    END { exit !found }' "/proc/$pid/net/netlink"
+}
+
+wait_subscribed() {
+  local pid=$1 name=$2 i
+  for ((i = 0; i < 200; i++)); do
+    if event_socket "$pid" >/dev/null; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || die "$name exited before subscribing (see $WORK)"
+    sleep 0.05
+  done
+  die "$name did not subscribe to conntrack events within 10 s"
+}
+
+# The receive buffer the kernel really gives PID's event socket (ss shows the port id signed).
+rcvbuf_of() {
+  local port
+  port=$(event_socket "$1" | awk '{ p = $3; if (p >= 2147483648) p -= 4294967296; printf "%d", p }')
+  ip netns exec "$NS_S" ss -f netlink -a -m -e 2>/dev/null |
+    awk -v port="$port" '{
+      # "nft:PORT", or "nft:COMM/PORT" when the port id is the process id
+      for (i = 1; i <= 6; i++) if ($i == "nft:" port || $i ~ ("^nft:[^ ]*/" port "$")) {
+        if (match($0, /rb[0-9]+/)) print substr($0, RSTART + 2, RLENGTH - 2)
+        exit
+      }
+    }'
+}
+
+# user+sys CPU seconds PID has used so far (all its threads).
+cpu_now() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / hz }'; }
+
+file_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+# Quiescent: every watched socket's queue is empty and no output file grew for 1 s.
+wait_quiescent() {
+  local stable=0 last='' now queued pid f i sock
+  for ((i = 0; i < 240; i++)); do
+    now=''
+    queued=0
+    for pid in "$@"; do
+      sock=$(event_socket "$pid" || echo '0 gone')
+      queued=$((queued + ${sock%% *}))
+      now+="$sock "
+    done
+    for f in "$WORK"/*.out "$WORK"/*.mpk; do
+      if [ -e "$f" ]; then now+="$(file_size "$f") "; fi
+    done
+    if [ "$now" = "$last" ] && [ "$queued" = 0 ]; then
+      stable=$((stable + 1))
+      [ "$stable" -ge 4 ] && return 0
+    else
+      stable=0
+    fi
+    last=$now
+    sleep 0.25
+  done
+  echo "capture.sh: warning: not quiescent after 60 s, stopping anyway" >&2
+}
+
+cpu_seconds() { tail -n 1 "$1" | awk '{ printf "%.2f", $1 + $2 }'; }
+
+median() {
+  sort -g | awk '{ v[NR] = $1 }
+    END { if (NR == 0) print "-"; else printf "%.6g\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+kv() { grep -m1 "^$1=" "$2" | cut -d= -f2-; }
+
+# ---------------------------------------------------------------- one run
+# One TSV row per run; the first line names the columns (the reports look them up by name).
+RESULTS="$WORK/results.tsv"
+COLUMNS_SIDE='run sent created rate r_new r_distinct r_cpu r_evcpu r_drops r_enobufs r_qdrops r_rcvbuf r_bpe c_new c_cpu c_evcpu c_drops c_enobufs c_rcvbuf'
+COLUMNS_SOLO='run sent created rate r_new r_distinct r_cpu r_evcpu r_drops r_enobufs r_qdrops r_rcvbuf r_bpe t_gaps t_lost read_gaps read_lost'
+if [ "$SOLO" = 1 ]; then COLUMNS=$COLUMNS_SOLO; else COLUMNS=$COLUMNS_SIDE; fi
+tr ' ' '\t' <<<"$COLUMNS" >"$RESULTS"
+
+declare -A V
+row() {
+  local c line=''
+  for c in $COLUMNS; do line+="${V[$c]:--}"$'\t'; done
+  printf '%s\n' "${line%$'\t'}" >>"$RESULTS"
+}
+
+run_once() {
+  local run=$1 journal ctr_t ctr ct_t=0 ct=0 flood_out rc f
+  local r_cpu0 c_cpu0=0 r_cpu1 c_cpu1=0
+  journal="$WORK/run$run.mpk"
+  V=([run]=$run)
+  rm -f "$WORK"/*.out "$WORK"/*.mpk "$WORK"/*.err "$WORK"/*.time
+  make_namespaces
+
+  ip netns exec "$NS_S" /usr/bin/time -f '%U %S' -o "$WORK/ctr.time" \
+    "$NODE" "$ROOT/dist/recorder/cli.js" -o "$journal" -e NEW ${BUFFER:+-b "$BUFFER"} \
+    2>"$WORK/ctr.err" &
+  ctr_t=$!
+  PIDS+=("$ctr_t")
+  if [ "$SOLO" = 0 ]; then
+    ip netns exec "$NS_S" /usr/bin/time -f '%U %S' -o "$WORK/ct.time" \
+      conntrack -E -e NEW -b 67108864 >"$WORK/ct.out" 2>"$WORK/ct.err" &
+    ct_t=$!
+    PIDS+=("$ct_t")
+  fi
+  ctr=$(child_of "$ctr_t") || die "ct-record did not start (see $WORK/ctr.err)"
+  PIDS+=("$ctr")
+  wait_subscribed "$ctr" ct-record
+  local watch=("$ctr")
+  if [ "$SOLO" = 0 ]; then
+    ct=$(child_of "$ct_t") || die "conntrack -E did not start (see $WORK/ct.err)"
+    PIDS+=("$ct")
+    wait_subscribed "$ct" 'conntrack -E'
+    watch+=("$ct")
+  fi
+  for ((f = 0; f < 100; f++)); do
+    grep -q 'capturing conntrack events' "$WORK/ctr.err" && break
+    sleep 0.05
+  done
+  grep -q 'capturing conntrack events' "$WORK/ctr.err" ||
+    die "ct-record never said it was capturing: $(cat "$WORK/ctr.err")"
+  V[r_rcvbuf]=$(rcvbuf_of "$ctr")
+  [ "$SOLO" = 0 ] && V[c_rcvbuf]=$(rcvbuf_of "$ct")
+
+  r_cpu0=$(cpu_now "$ctr")
+  [ "$SOLO" = 0 ] && c_cpu0=$(cpu_now "$ct")
+  flood_out=$(ip netns exec "$NS_C" "$WORK/flood" 10.219.1.1 "$FLOWS" "$SECONDS_MAX")
+  wait_quiescent "${watch[@]}"
+  r_cpu1=$(cpu_now "$ctr")
+  [ "$SOLO" = 0 ] && c_cpu1=$(cpu_now "$ct")
+
+  # The kernel's truth, read while both readers still hold their sockets.
+  V[created]=$(ip netns exec "$NS_S" conntrack -L -p udp -s 10.219.0.1 2>/dev/null | wc -l)
+  V[r_drops]=$(event_socket "$ctr" | cut -d' ' -f2)
+  [ "$SOLO" = 0 ] && V[c_drops]=$(event_socket "$ct" | cut -d' ' -f2)
+
+  kill -TERM "$ctr"
+  [ "$SOLO" = 0 ] && kill -TERM "$ct"
+  rc=0
+  wait "$ctr_t" || rc=$?
+  [ "$rc" = 0 ] || die "ct-record exited with status $rc: $(cat "$WORK/ctr.err")"
+  if [ "$SOLO" = 0 ]; then wait "$ct_t" || true; fi
+  PIDS=()
+  delete_namespaces
+
+  V[sent]=$(grep -o 'sent=[0-9]*' <<<"$flood_out" | cut -d= -f2)
+  V[rate]=$(grep -o 'rate=[0-9]*' <<<"$flood_out" | cut -d= -f2)
+  echo "  run $run: flood sent ${V[sent]} flows in $(grep -o 'seconds=[0-9.]*' <<<"$flood_out" | cut -d= -f2) s" \
+    "(${V[rate]}/s); the kernel created ${V[created]} entries"
+
+  "$NODE" "$ROOT/bench/journal-stats.mjs" "$journal" >"$WORK/stats.txt"
+  V[r_new]=$(kv new "$WORK/stats.txt")
+  V[r_distinct]=$(kv distinct_new "$WORK/stats.txt")
+  V[r_cpu]=$(cpu_seconds "$WORK/ctr.time")
+  V[r_evcpu]=$(awk -v a="$r_cpu0" -v b="$r_cpu1" 'BEGIN { printf "%.2f", b - a }')
+  # What ct-record's own summary says it lost: "WARNING: N events were lost in G gaps".
+  V[r_enobufs]=$(grep -o '[0-9]* events were lost' "$WORK/ctr.err" | cut -d' ' -f1 || true)
+  V[r_qdrops]=$(grep -o 'lost in [0-9]* gaps' "$WORK/ctr.err" | cut -d' ' -f3 || true)
+  V[r_enobufs]=${V[r_enobufs]:-0}
+  V[r_qdrops]=${V[r_qdrops]:-0}
+  V[r_bpe]=$(awk -v b="$(kv bytes "$WORK/stats.txt")" -v e="$(kv trailer_events "$WORK/stats.txt")" \
+    'BEGIN { if (e > 0) printf "%.1f", b / e; else print "-" }')
+  [ "${V[r_distinct]}" = "${V[r_new]}" ] ||
+    echo "  warning: ct-record's ${V[r_new]} NEW events name only ${V[r_distinct]} distinct flows"
+  echo "  ct-record: $(grep -E 'stopped:|WARNING' "$WORK/ctr.err" | sed 's/^ct-record: //' | paste -sd' ' -)"
+
+  if [ "$SOLO" = 1 ]; then
+    local coverage
+    V[t_gaps]=$(kv trailer_gaps "$WORK/stats.txt")
+    V[t_lost]=$(kv trailer_lost "$WORK/stats.txt")
+    V[read_gaps]=$(kv read_gaps "$WORK/stats.txt")
+    V[read_lost]=$(kv read_lost "$WORK/stats.txt")
+    coverage=$("$NODE" "$ROOT/dist/analyzer/cli.js" "$journal" 2>&1 | grep -E '^#' || true)
+    if [ -n "$coverage" ]; then
+      echo "  ct-analyze says:"
+      sed 's/^/    /' <<<"$coverage"
+    else
+      echo "  ct-analyze prints no coverage line for this journal (no '#' line in its report)"
+    fi
+    row
+    return 0
+  fi
+
+  V[c_new]=$(grep -c '\[NEW\] udp' "$WORK/ct.out" || true)
+  V[c_enobufs]=$(grep -c 'ENOBUFS' "$WORK/ct.err" || true)
+  V[c_cpu]=$(cpu_seconds "$WORK/ct.time")
+  V[c_evcpu]=$(awk -v a="$c_cpu0" -v b="$c_cpu1" 'BEGIN { printf "%.2f", b - a }')
+  row
+}
+
+# ---------------------------------------------------------------- report
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", 100 * a / b; else print "-" }'; }
+per_event() { awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", 1e6 * c / n; else print "-" }'; }
+legend() {
+  echo "(caught = NEW events written out; cpu_s = user+sys of the whole process, start to exit;"
+  echo " ev_cpu = its CPU from just before the flood to quiescence, us/ev = ev_cpu per caught event;"
+  echo " drops = the kernel's drop counter of its event socket (/proc/net/netlink); rcvbuf = the"
+  echo " receive buffer the kernel really gave that socket (ss -m); B/ev = journal bytes / events;"
+  echo " reported = loss the tool itself reported: ct-record's events lost, conntrack's ENOBUFS lines)"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# Prints, one per line, the values of column NAME over all runs, or of A/B, A%B (percent) or
+# A@B (micro-units of A per B) for columns A and B.
+values() {
+  awk -F'\t' -v expr="$1" '
+    NR == 1 { for (i = 1; i <= NF; i++) idx[$i] = i; next }
+    {
+      n = split(expr, p, /[\/%@]/)
+      a = $idx[p[1]]
+      if (n == 1) { print a; next }
+      b = $idx[p[2]]
+      if (b == 0 || b == "-") { print "-"; next }
+      if (index(expr, "%")) printf "%.4f\n", 100 * a / b
+      else if (index(expr, "@")) printf "%.4f\n", 1e6 * a / b
+      else printf "%.4f\n", a / b
+    }' "$RESULTS"
+}
+med() { values "$1" | grep -v '^-$' | median; }
+
+FMT='%-4s %-10s %7s %7s %7s %7s %8s %6s %6s %5s %6s %7s %9s %5s\n'
+report_side_by_side() {
+  echo
+  echo "ct-record -e NEW${BUFFER:+ -b $BUFFER} vs conntrack -E -e NEW -b 67108864, $FLOWS flows per run"
+  legend
+  # shellcheck disable=SC2059
+  printf "$FMT" run tool sent created caught '%sent' '%created' cpu_s ev_cpu us/ev drops reported rcvbuf B/ev
+  local -a h r
+  local line i
+  {
+    read -r line
+    read -ra h <<<"$line"
+    while IFS=$'\t' read -ra r; do
+      declare -A R=()
+      for i in "${!h[@]}"; do R[${h[$i]}]=${r[$i]}; done
+      # shellcheck disable=SC2059
+      printf "$FMT" "${R[run]}" ct-record "${R[sent]}" "${R[created]}" "${R[r_new]}" \
+        "$(pct "${R[r_new]}" "${R[sent]}")" "$(pct "${R[r_new]}" "${R[created]}")" "${R[r_cpu]}" \
+        "${R[r_evcpu]}" "$(per_event "${R[r_evcpu]}" "${R[r_new]}")" "${R[r_drops]}" "${R[r_enobufs]}" "${R[r_rcvbuf]}" "${R[r_bpe]}"
+      # shellcheck disable=SC2059
+      printf "$FMT" '' conntrack "${R[sent]}" "${R[created]}" "${R[c_new]}" \
+        "$(pct "${R[c_new]}" "${R[sent]}")" "$(pct "${R[c_new]}" "${R[created]}")" "${R[c_cpu]}" \
+        "${R[c_evcpu]}" "$(per_event "${R[c_evcpu]}" "${R[c_new]}")" "${R[c_drops]}" "${R[c_enobufs]}" "${R[c_rcvbuf]}" -
+      echo "     cpu ct-record / conntrack: $(ratio "${R[r_cpu]}" "${R[c_cpu]}") (ev_cpu $(ratio "${R[r_evcpu]}" "${R[c_evcpu]}")); flood ${R[rate]} flows/s"
+    done
+  } <"$RESULTS"
+  echo
+  echo "median of $RUNS runs:"
+  echo "  ct-record: caught $(med r_new%sent) % of sent, $(med r_new%created) % of created;" \
+    "cpu $(med r_cpu) s (ev_cpu $(med r_evcpu) s, $(med r_evcpu@r_new) us/event); $(med r_bpe) B/event"
+  echo "  conntrack: caught $(med c_new%sent) % of sent, $(med c_new%created) % of created;" \
+    "cpu $(med c_cpu) s (ev_cpu $(med c_evcpu) s, $(med c_evcpu@c_new) us/event)"
+  echo "  cpu ratio ct-record / conntrack: $(med r_cpu/c_cpu) (ev_cpu $(med r_evcpu/c_evcpu));" \
+    "flood $(med rate) flows/s"
+}
+
+OFMT='%-4s %7s %7s %7s %8s %7s %7s %7s %7s %6s %5s %7s %6s %6s %5s %9s\n'
+report_solo() {
+  echo
+  echo "$([ "$OVERRUN" = 1 ] && echo 'overrun: ')ct-record -e NEW${BUFFER:+ -b $BUFFER} alone, $FLOWS flows per run"
+  legend
+  echo "(missing = created - caught; rep_lost, rep_gaps = ct-record's summary; gaps, j_lost ="
+  echo " the journal trailer's loss fields)"
+  # shellcheck disable=SC2059
+  printf "$OFMT" run sent created caught '%created' missing drops rep_lost rep_gaps gaps j_lost \
+    cpu_s ev_cpu us/ev B/ev rcvbuf
+  local -a h r
+  local line i
+  {
+    read -r line
+    read -ra h <<<"$line"
+    while IFS=$'\t' read -ra r; do
+      declare -A R=()
+      for i in "${!h[@]}"; do R[${h[$i]}]=${r[$i]}; done
+      # shellcheck disable=SC2059
+      printf "$OFMT" "${R[run]}" "${R[sent]}" "${R[created]}" "${R[r_new]}" \
+        "$(pct "${R[r_new]}" "${R[created]}")" "$((R[created] - R[r_new]))" "${R[r_drops]}" \
+        "${R[r_enobufs]}" "${R[r_qdrops]}" "${R[t_gaps]}" "${R[t_lost]}" "${R[r_cpu]}" \
+        "${R[r_evcpu]}" "$(per_event "${R[r_evcpu]}" "${R[r_new]}")" "${R[r_bpe]}" "${R[r_rcvbuf]}"
+      if [ "${R[t_lost]}" = absent ]; then
+        echo "     the journal has no loss fields (this build writes no gap records)"
+      else
+        echo "     journal lost ${R[t_lost]} vs kernel drops ${R[r_drops]}:" \
+          "$([ "${R[t_lost]}" = "${R[r_drops]}" ] && echo equal || echo DIFFERENT);" \
+          "created - caught = $((R[created] - R[r_new]))"
+      fi
+      echo "     flood ${R[rate]} flows/s"
+    done
+  } <"$RESULTS"
+  echo
+  echo "median of $RUNS runs: caught $(med r_new%created) % of created, $(med r_new%sent) % of sent;" \
+    "cpu $(med r_cpu) s (ev_cpu $(med r_evcpu) s, $(med r_evcpu@r_new) us/event);" \
+    "$(med r_bpe) B/event; flood $(med rate) flows/s"
+}
+
+echo "bench/capture: $FLOWS flows x $RUNS runs on $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
+for ((r = 1; r <= RUNS; r++)); do run_once "$r"; done
+if [ "$SOLO" = 1 ]; then report_solo; else report_side_by_side; fi

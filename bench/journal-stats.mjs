@@ -1,0 +1,66 @@
+// bench helper: what a journal holds, as key=value lines for bench/capture.sh (reads dist/).
+import { statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { openJournal } = await import(join(root, 'dist', 'journal', 'reader.js'));
+
+const path = process.argv[2];
+if (path === undefined) {
+  process.stderr.write('usage: node bench/journal-stats.mjs JOURNAL.mpk\n');
+  process.exit(2);
+}
+
+const reader = openJournal(path);
+const counts = { new: 0, update: 0, destroy: 0, snapshot: 0 };
+const TYPES = [undefined, 'new', 'update', 'destroy', 'snapshot'];
+/** Distinct original (dst address, dst port) of NEW events: each flood datagram has its own. */
+const distinct = new Set();
+let events = 0;
+let gaps = 0;
+let lost = 0;
+try {
+  // batches() yields event arrays; a reader that also surfaces gap records in the stream yields
+  // them as objects with a `lost` count, and those are counted as such, never as events.
+  for (const item of reader.batches()) {
+    if (!Array.isArray(item)) {
+      if (typeof item?.lost === 'number') {
+        gaps++;
+        lost += item.lost;
+      }
+      continue;
+    }
+    for (const ev of item) {
+      events++;
+      const key = TYPES[ev.type];
+      if (key !== undefined) counts[key]++;
+      if (ev.type === 1) distinct.add(`${ev.orig.dst.join('.')}:${ev.orig.dport}`);
+    }
+  }
+} finally {
+  reader.close();
+}
+for (const g of reader.gaps ?? []) {
+  gaps++;
+  lost += g.lost ?? 0;
+}
+
+const trailer = reader.trailer;
+const out = {
+  bytes: statSync(path).size,
+  events,
+  new: counts.new,
+  update: counts.update,
+  destroy: counts.destroy,
+  snapshot: counts.snapshot,
+  distinct_new: distinct.size,
+  complete: trailer !== undefined,
+  trailer_events: trailer?.events ?? 'none',
+  // 'absent' when this journal format has no loss fields yet (before gap records existed).
+  trailer_gaps: trailer?.gaps ?? 'absent',
+  trailer_lost: trailer?.lost ?? 'absent',
+  read_gaps: gaps,
+  read_lost: lost,
+};
+for (const [k, v] of Object.entries(out)) process.stdout.write(`${k}=${v}\n`);
