@@ -1,4 +1,4 @@
-// Golden journals: the bundled samples, written before gap frames existed, still read unchanged.
+// Golden journals: v1 files as the first recorder wrote them (before gap frames) still read.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -18,18 +18,21 @@ function rawTrailer(bytes: Buffer): Record<string, unknown> {
   return unpackr.unpack(bytes.subarray(last + FRAME_HEADER_SIZE, last + FRAME_HEADER_SIZE + len));
 }
 
-for (const name of ['lan', 'nat-router']) {
-  t.test(`journal: samples/${name}.mpk (a trailer without gap counts) reads as 0 gaps`, (t) => {
-    const path = join(PACKAGE_ROOT, 'samples', `${name}.mpk`);
-    const raw = rawTrailer(readFileSync(path));
-    t.ok('events' in raw && !('gaps' in raw) && !('lost' in raw), 'an old-style trailer');
-    const { events, gaps, reader } = readAll(path);
-    t.equal(reader.trailer?.events, events.length, 'the trailer vouches for every event');
-    t.ok(events.length > 0);
-    t.same(gaps, []);
-    t.same([reader.trailer?.gaps, reader.trailer?.lost], [0, 0]);
-    t.same([reader.counts.gaps, reader.counts.lost], [0, 0]);
-    t.equal(reader.tail, undefined);
-    t.end();
-  });
+for (const name of ['lan-2026-11-27', 'nat-router-2026-11-27']) {
+  t.test(
+    `journal: test/fixtures/v1/${name}.mpk (a trailer without gap counts) reads as 0 gaps`,
+    (t) => {
+      const path = join(PACKAGE_ROOT, 'test/fixtures/v1', `${name}.mpk`);
+      const raw = rawTrailer(readFileSync(path));
+      t.ok('events' in raw && !('gaps' in raw) && !('lost' in raw), 'an old-style trailer');
+      const { events, gaps, reader } = readAll(path);
+      t.equal(reader.trailer?.events, events.length, 'the trailer vouches for every event');
+      t.ok(events.length > 0);
+      t.same(gaps, []);
+      t.same([reader.trailer?.gaps, reader.trailer?.lost], [0, 0]);
+      t.same([reader.counts.gaps, reader.counts.lost], [0, 0]);
+      t.equal(reader.tail, undefined);
+      t.end();
+    },
+  );
 }
