@@ -15,25 +15,30 @@ function manualResync() {
 }
 const tick = () => new Promise((r) => setImmediate(r));
 
-t.test('a loss starts one resync; losses during it wait for the next cycle', async (t) => {
+/** A tracker over a manual resync, collecting the gaps it writes; `clock.now` is its time. */
+function setup(clock = { now: 10 }) {
   const { calls, resync } = manualResync();
   const gaps: JournalGap[] = [];
-  let clock = 100;
   const tr = new GapTracker(
     resync,
     (g) => gaps.push(g),
-    () => clock,
+    () => clock.now,
   );
+  return { calls, gaps, tr, clock };
+}
+
+t.test('a loss starts one resync; losses during it wait for the next cycle', async (t) => {
+  const { calls, gaps, tr, clock } = setup({ now: 100 });
   tr.observe(7, 0, 50);
   tr.observe(3, 0, 60);
   t.equal(calls.length, 1, 'one dump at a time');
   t.equal(gaps.length, 0, 'nothing written while the dump runs');
-  clock = 200;
+  clock.now = 200;
   calls[0]?.resolve(42);
   await tick();
   t.same(gaps, [{ from: 50, to: 200, lost: 7, lostKnown: true, cause: 'ENOBUFS', resync: 42 }]);
   t.equal(calls.length, 2, 'a second dump for the loss seen while the first ran');
-  clock = 300;
+  clock.now = 300;
   calls[1]?.resolve(43);
   await tick();
   t.same(gaps[1], { from: 60, to: 300, lost: 3, lostKnown: true, cause: 'ENOBUFS', resync: 43 });
@@ -41,16 +46,9 @@ t.test('a loss starts one resync; losses during it wait for the next cycle', asy
 });
 
 t.test('the first cycle writes only what preceded its dump', async (t) => {
-  const { calls, resync } = manualResync();
-  const gaps: JournalGap[] = [];
-  let clock = 100;
-  const tr = new GapTracker(
-    resync,
-    (g) => gaps.push(g),
-    () => clock,
-  );
+  const { calls, gaps, tr, clock } = setup({ now: 100 });
   tr.observe(7, 2, 50);
-  clock = 150;
+  clock.now = 150;
   calls[0]?.resolve(42);
   await tick();
   t.same(gaps, [
@@ -62,13 +60,7 @@ t.test('the first cycle writes only what preceded its dump', async (t) => {
 });
 
 t.test('a failed dump still writes the gap, with resync -1', async (t) => {
-  const { calls, resync } = manualResync();
-  const gaps: JournalGap[] = [];
-  const tr = new GapTracker(
-    resync,
-    (g) => gaps.push(g),
-    () => 10,
-  );
+  const { calls, gaps, tr } = setup();
   tr.observe(1, 0, 5);
   calls[0]?.reject(Object.assign(new Error('EPERM'), { code: 'EPERM' }));
   await tick();
@@ -80,13 +72,7 @@ t.test('a failed dump still writes the gap, with resync -1', async (t) => {
 });
 
 t.test('finish waits for the running dump and writes late losses without a dump', async (t) => {
-  const { calls, resync } = manualResync();
-  const gaps: JournalGap[] = [];
-  const tr = new GapTracker(
-    resync,
-    (g) => gaps.push(g),
-    () => 10,
-  );
+  const { calls, gaps, tr } = setup();
   tr.observe(4, 0, 1);
   tr.observe(5, 0, 2);
   const done = tr.finish();
@@ -117,9 +103,7 @@ t.test('property: the gaps account for every lost event exactly once', async (t)
         { maxLength: 30 },
       ),
       async (steps) => {
-        const { calls, resync } = manualResync();
-        const gaps: JournalGap[] = [];
-        const tr = new GapTracker(resync, (g) => gaps.push(g));
+        const { calls, gaps, tr } = setup();
         let settled = 0;
         for (const [i, s] of steps.entries()) {
           tr.observe(s.drops, s.dropped, i);
