@@ -1,22 +1,21 @@
 // End to end on the real kernel: the start-up table dump, a forced overrun's gap, --enable-events.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+
 import t from 'tap';
 import type { CtEvent } from '../../journal/event.js';
 import type { JournalGap, JournalHeader } from '../../journal/format.js';
 import { openJournal } from '../../journal/reader.js';
 import { ANALYZER, RECORDER, type RunningRecorder, startRecorder } from '../../samples/record.js';
 import { seedLine } from '../../samples/scenario.js';
+import { buildFlood, flood } from '../helpers/flood.js';
 import { createTopology, exitedWithin, run, type Topology, waitForLine } from '../helpers/netns.js';
 
 for (const cli of [RECORDER, ANALYZER]) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
 }
 
-const FLOOD_C = fileURLToPath(new URL('../../bench/flood.c', import.meta.url));
 const FLOW_LINE = /^(ICMP| TCP| UDP)v[46] \[ *\d+\] /;
 const EVENTS_KNOB = 'net.netfilter.nf_conntrack_events';
 
@@ -186,13 +185,6 @@ t.test('a TCP connection opened before ct-record starts shows up confirmed', asy
   }
 });
 
-/** Builds bench/flood.c into the test's directory. */
-function buildFlood(): string {
-  const out = join(dir, 'flood');
-  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-o', out, FLOOD_C], { stdio: 'pipe' });
-  return out;
-}
-
 /** Conntrack entries in the server namespace (every one is kept: the UDP timeout is raised). */
 async function entries(topo: Topology): Promise<number> {
   const res = await topo.exec(topo.server.ns, ['conntrack', '-C']);
@@ -218,7 +210,7 @@ async function settled(path: string, quietMs: number, maxMs: number): Promise<vo
 t.test(
   'a forced overrun writes a gap with the kernel’s count and the run still ends cleanly',
   async (t) => {
-    const flood = buildFlood();
+    const floodBin = buildFlood(dir);
     const topo = await createTopology(t, 'lan');
     await topo.exec(topo.server.ns, [
       'sysctl',
@@ -246,11 +238,8 @@ t.test(
     const startDump = Number(/table dump: (\d+) existing flows/.exec(rec.stderr())?.[1]);
 
     const n = 5_000;
-    const res = await topo.exec(topo.client.ns, [flood, topo.server.v4, String(n), '20'], {
-      timeoutMs: 30_000,
-    });
-    const sent = Number(/sent=(\d+)/.exec(res.stdout)?.[1]);
-    t.equal(sent, n, `the flood sent ${n} datagrams (${res.stdout.trim()})`);
+    const sent = await flood(topo, floodBin, n);
+    t.equal(sent, n, `the flood sent ${n} datagrams`);
     // Every flow must still be in the table when it is counted, and the recorder idle when stopped.
     await settled(journal, 1_000, 20_000);
     const created = (await entries(topo)) - before;

@@ -77,6 +77,15 @@ function onPath(cmd: string): boolean {
 }
 
 /** Throws an Error naming exactly what this machine lacks to build namespaces. */
+/**
+ * Runs argv in the namespace without tap's loaders: tap patches child_process to put its
+ * NODE_OPTIONS into every child, but the built CLIs need none, and a recorder that drops to
+ * nobody could not write tap's process info at exit (a stack trace it never printed).
+ */
+function inNetns(ns: string, argv: readonly string[]): string[] {
+  return ['netns', 'exec', ns, 'env', '-u', 'NODE_OPTIONS', ...argv];
+}
+
 export function preflight(): void {
   const missing: string[] = [];
   if (process.getuid?.() !== 0) missing.push('root (run the tests as root: sudo)');
@@ -286,7 +295,7 @@ export async function createTopology(
   const made: string[] = [];
 
   const exec = (ns: string, argv: readonly string[], o?: ExecOptions) =>
-    run(['ip', 'netns', 'exec', ns, ...argv], o);
+    run(['ip', ...inNetns(ns, argv)], o);
   const ip = (ns: string, args: string) => run(['ip', '-n', ns, ...args.split(' ')]);
 
   const destroy = (): Promise<void> => {
@@ -310,7 +319,7 @@ export async function createTopology(
 
   const spawn = (ns: string, argv: readonly string[], o: { env?: NodeJS.ProcessEnv } = {}) => {
     // `ip netns exec` execs the command, so signals sent to the child reach it directly.
-    const child = spawnChild('ip', ['netns', 'exec', ns, ...argv], {
+    const child = spawnChild('ip', inNetns(ns, argv), {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: o.env ?? process.env,
     });
