@@ -1,7 +1,9 @@
 // N-API glue: layout(), start(options, onBatch, onError) → { bufferSize, reliable, socketInode,
-// stop(), dump(), drops() }.
+// stop(), dump(), drops() }; getpwnam(), getpwuid(), dropPrivileges(), writePrivileged().
+#include <fcntl.h>
 #include <napi.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
@@ -9,6 +11,7 @@
 #include <string>
 #include <system_error>
 
+#include "privilege.h"
 #include "reader.h"
 #include "record.h"
 
@@ -268,9 +271,94 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   return layout;
 }
 
+Napi::Value PasswdValue(Napi::Env env, int err, const PasswdEntry& pw, const char* where) {
+  if (err != 0) throw ErrnoError(env, err, where);
+  if (!pw.found) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", Napi::String::New(env, pw.name));
+  o.Set("uid", Napi::Number::New(env, double(pw.uid)));
+  o.Set("gid", Napi::Number::New(env, double(pw.gid)));
+  return o;
+}
+
+// getpwnam(name) → { name, uid, gid } | null
+Napi::Value Getpwnam(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "getpwnam(name)");
+  PasswdEntry pw;
+  int err = LookupUserName(info[0].As<Napi::String>().Utf8Value(), &pw);
+  return PasswdValue(env, err, pw, "getpwnam_r");
+}
+
+// getpwuid(uid) → { name, uid, gid } | null
+Napi::Value Getpwuid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "getpwuid(uid)");
+  PasswdEntry pw;
+  int err = LookupUserId(uid_t(info[0].As<Napi::Number>().Uint32Value()), &pw);
+  return PasswdValue(env, err, pw, "getpwuid_r");
+}
+
+// dropPrivileges(uid, gid) → { keeperTid, allNoNewPrivs }. Policy (who, when) is in
+// native/privileges.ts.
+Napi::Value DropPrivilegesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    throw Napi::TypeError::New(env, "dropPrivileges(uid, gid)");
+  }
+  DropResult r;
+  const char* where = "dropPrivileges";
+  int err = DropPrivileges(uid_t(info[0].As<Napi::Number>().Uint32Value()),
+                           gid_t(info[1].As<Napi::Number>().Uint32Value()), &r, &where);
+  if (err != 0) throw ErrnoError(env, err, where);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("keeperTid", Napi::Number::New(env, r.keeper_tid));
+  o.Set("allNoNewPrivs", Napi::Boolean::New(env, r.all_no_new_privs));
+  return o;
+}
+
+// writePrivileged(path, data): writes `data` into the existing file `path` (no create, no
+// symlink) from the thread that kept CAP_NET_ADMIN, e.g. a net.* sysctl after the drop.
+Napi::Value WritePrivileged(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+    throw Napi::TypeError::New(env, "writePrivileged(path, data)");
+  }
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const std::string data = info[1].As<Napi::String>().Utf8Value();
+  const char* where = "open";
+  int err = RunPrivileged([&] {
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return errno;
+    where = "write";
+    size_t done = 0;
+    int result = 0;
+    while (done < data.size()) {
+      ssize_t n = write(fd, data.data() + done, data.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        result = n < 0 ? errno : EIO;
+        break;
+      }
+      done += size_t(n);
+    }
+    if (close(fd) < 0 && result == 0) {
+      where = "close";
+      result = errno;
+    }
+    return result;
+  });
+  if (err != 0) throw ErrnoError(env, err, where);
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layout", Napi::Function::New(env, Layout, "layout"));
   exports.Set("start", Napi::Function::New(env, Start, "start"));
+  exports.Set("getpwnam", Napi::Function::New(env, Getpwnam, "getpwnam"));
+  exports.Set("getpwuid", Napi::Function::New(env, Getpwuid, "getpwuid"));
+  exports.Set("dropPrivileges", Napi::Function::New(env, DropPrivilegesJs, "dropPrivileges"));
+  exports.Set("writePrivileged", Napi::Function::New(env, WritePrivileged, "writePrivileged"));
   return exports;
 }
 

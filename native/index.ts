@@ -75,8 +75,35 @@ export interface Capture {
 /** The addon's capture object; `dump()` there rejects a second concurrent call with EBUSY. */
 export interface NativeCapture extends Capture {}
 
+/** A passwd entry as getpwnam_r/getpwuid_r return it (NSS included). */
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+/** What the addon's dropPrivileges() reports. */
+export interface NativeDropResult {
+  /** Thread id of the keeper ("ct-netadmin"): the one thread left with CAP_NET_ADMIN. */
+  keeperTid: number;
+  /** no_new_privs reached every thread (through a seccomp TSYNC), not only main and keeper. */
+  allNoNewPrivs: boolean;
+}
+
 export interface NativeAddon {
   layout(): NativeLayout;
+  /** null when there is no such user; throws an Error with `code` when the lookup fails. */
+  getpwnam(name: string): PasswdEntry | null;
+  getpwuid(uid: number): PasswdEntry | null;
+  /**
+   * Once, as root, after the sockets and files are open: every thread to uid/gid with no
+   * supplementary group and no capability, except a new keeper thread with CAP_NET_ADMIN, which
+   * from then on sends every dump request and writePrivileged(). Mechanism only: the policy is
+   * native/privileges.ts. Throws an Error with `code` and `syscall` naming the failed call.
+   */
+  dropPrivileges(uid: number, gid: number): NativeDropResult;
+  /** Writes into an existing file (O_WRONLY, no create, no symlink) from the keeper thread. */
+  writePrivileged(path: string, data: string): void;
   /** Throws an Error with `code` (EPERM, EPROTONOSUPPORT…) and `syscall` when the socket fails. */
   start(
     options: NativeStartOptions,

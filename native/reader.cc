@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "parse.h"
+#include "privilege.h"
 
 namespace ct {
 namespace {
@@ -162,12 +163,15 @@ int Reader::RequestDump() {
   sockaddr_nl kernel;
   std::memset(&kernel, 0, sizeof kernel);
   kernel.nl_family = AF_NETLINK;
-  // The kernel checks CAP_NET_ADMIN here, against this (the calling) thread's credentials.
-  while (sendto(dump_fd_, &req, sizeof req, 0, reinterpret_cast<sockaddr*>(&kernel),
-                sizeof kernel) < 0) {
-    if (errno != EINTR) return errno;
-  }
-  return 0;
+  // The kernel checks CAP_NET_ADMIN here, against the sending thread's credentials: after
+  // DropPrivileges only the keeper thread has it, so the request is sent from there.
+  return RunPrivileged([&] {
+    while (sendto(dump_fd_, &req, sizeof req, 0, reinterpret_cast<sockaddr*>(&kernel),
+                  sizeof kernel) < 0) {
+      if (errno != EINTR) return errno;
+    }
+    return 0;
+  });
 }
 
 void Reader::Start(Sink* sink) {
@@ -205,6 +209,7 @@ void Reader::Close() {
 }
 
 void Reader::Run() {
+  pthread_setname_np(pthread_self(), "ct-reader");  // to tell it apart in /proc/PID/task
   auto rx = std::make_unique<RxBuffers>();
   auto batch = std::make_unique<Batch>();
   uint32_t enobufs = 0, dropped = 0, malformed = 0;

@@ -79,7 +79,8 @@ class Reader {
   uint32_t Drops();
   // Sends a table dump request (IPCTNL_MSG_CT_GET, NLM_F_DUMP, AF_UNSPEC) on the dump socket;
   // the reader thread reads the answer. Returns 0 or an errno value. Main thread only, one dump
-  // at a time: the caller waits for the batch with `dump_done` before the next.
+  // at a time: the caller waits for the batch with `dump_done` before the next. Sent through
+  // RunPrivileged: from the keeper thread once privileges are dropped.
   int RequestDump();
   // Starts the reader thread; `sink` must outlive Join().
   void Start(Sink* sink);

@@ -62,6 +62,10 @@ async function main(): Promise<number> {
       false,
     )
     .option(
+      '--user <name>',
+      'once the sockets and the journal are open, run as this user (name or uid), keeping only CAP_NET_ADMIN for table dumps; root keeps root (default nobody)',
+    )
+    .option(
       '--reliable',
       'NETLINK_BROADCAST_ERROR: the kernel retries events it could not deliver, but may drop packets while the recorder stalls',
       false,
@@ -98,6 +102,7 @@ Conntrack only tracks a namespace that has a rule needing it, e.g.
     snapshot: boolean;
     enableEvents: boolean;
     reliable: boolean;
+    user?: string;
   }>();
   const capture = {
     events: o.events ?? { new: true, update: true, destroy: true },
@@ -115,6 +120,7 @@ Conntrack only tracks a namespace that has a rule needing it, e.g.
     snapshot: o.snapshot,
     enableEvents: o.enableEvents,
     filter,
+    user: o.user,
     given: {
       ...capture,
       duration: o.duration ?? null,
@@ -122,6 +128,7 @@ Conntrack only tracks a namespace that has a rule needing it, e.g.
       collapse: o.collapse,
       snapshot: o.snapshot,
       enableEvents: o.enableEvents,
+      user: o.user ?? null,
       filter: { protos: o.proto ?? null, mark: o.mark ?? null, noLoopback: !o.loopback },
     },
   });
@@ -136,6 +143,7 @@ Conntrack only tracks a namespace that has a rule needing it, e.g.
         : `flow table written to ${path}`,
     );
   });
+  log(rec.privileges);
   log(`netlink receive buffer: ${rec.bufferSize} bytes${o.reliable ? ', reliable delivery' : ''}`);
   log(`capturing conntrack events into ${o.output} (Ctrl-C or SIGTERM to stop)`);
   rec.snapshot.then(

@@ -6,10 +6,14 @@ const KNOB = 'net/netfilter/nf_conntrack_events';
 
 /**
  * Sets the sysctl to 1 in this network namespace and returns the function that puts the old
- * value back (a no-op when it already was 1). With the kernel default 2, a flow created before
- * any listener existed never sends an event, not even its DESTROY.
+ * value back (a no-op when it already was 1) through `restoreWith` (after a privilege drop only
+ * one thread may still write it). With the kernel default 2, a flow created before any listener
+ * existed never sends an event, not even its DESTROY.
  */
-export function enableConntrackEvents(proc = '/proc'): { before: number; restore: () => void } {
+export function enableConntrackEvents(
+  proc = '/proc',
+  restoreWith: (path: string, data: string) => void = writeFileSync,
+): { before: number; restore: () => void } {
   const path = `${proc}/sys/${KNOB}`;
   let before: number;
   try {
@@ -32,7 +36,7 @@ export function enableConntrackEvents(proc = '/proc'): { before: number; restore
       if (restored) return;
       restored = true;
       try {
-        writeFileSync(path, `${before}\n`);
+        restoreWith(path, `${before}\n`);
       } catch {
         process.stderr.write(
           `ct-record: WARNING: could not restore net.netfilter.nf_conntrack_events=${before}: set it by hand\n`,

@@ -1,7 +1,6 @@
 // One recording: native batches → decoded events → journal frames and the live flow table.
 import { type Collapse, FlowTable } from '../analyzer/flows.js';
 import { textChunks } from '../analyzer/format-text.js';
-import { writeFileAtomic } from '../analyzer/output.js';
 import { CtError } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import type { CtEvent } from '../journal/event.js';
@@ -13,12 +12,19 @@ import {
   type CaptureOptions,
   startCapture,
 } from '../native/index.js';
+import {
+  applyPrivileges,
+  type PrivilegePlan,
+  planPrivileges,
+  writePrivileged,
+} from '../native/privileges.js';
 import { enableConntrackEvents } from './conntrack-events.js';
 import { compileFilter, type EventFilter, filterInPlace } from './filter.js';
 import { GapTracker } from './gaps.js';
 import { readHostFacts } from './host.js';
 import { decodeRecords } from './records.js';
 import { RecordingSink } from './sink.js';
+import { TableFile } from './table-file.js';
 
 export interface RecordOptions {
   output: string;
@@ -36,6 +42,8 @@ export interface RecordOptions {
   filter: EventFilter;
   /** The options as the user gave them, recorded in the journal header. */
   given: Record<string, unknown>;
+  /** --user: who to run as once the sockets and the journal are open; undefined: nobody. */
+  user?: string;
 }
 
 export interface RecordSummary {
@@ -63,20 +71,26 @@ export interface Recording {
   stop(): void;
   /** Writes the live table now (the SIGUSR1 action); returns the path, or undefined without --table. */
   writeTable(): string | undefined;
+  /** What the process runs as since start (privilege drop), as one line for stderr. */
+  readonly privileges: string;
 }
 
 export function startRecording(opts: RecordOptions): Recording {
+  // Before anything is opened: an unknown --user leaves nothing behind.
+  const plan = planPrivileges(opts.user);
   // Before the header is written, so the header says what the kernel really did for this run.
-  const events = opts.enableEvents ? enableConntrackEvents() : undefined;
+  // The restore runs after the drop, when only the keeper thread may write a net.* sysctl.
+  const events = opts.enableEvents ? enableConntrackEvents('/proc', writePrivileged) : undefined;
+  const restore = events?.restore ?? (() => {});
   try {
-    return record(opts, events?.restore ?? (() => {}));
+    return record(opts, restore, plan);
   } catch (err) {
-    events?.restore();
+    restore();
     throw err;
   }
 }
 
-function record(opts: RecordOptions, restoreSysctl: () => void): Recording {
+function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegePlan): Recording {
   const facts = readHostFacts();
   const header: JournalHeaderInput = {
     tool: { name: 'conntracker', version: TOOL_VERSION },
@@ -105,7 +119,24 @@ function record(opts: RecordOptions, restoreSysctl: () => void): Recording {
     void capture.stop();
     throw err;
   }
-  const table = opts.table === undefined ? undefined : new FlowTable({ collapse: opts.collapse });
+  let tableFile: TableFile | undefined;
+  try {
+    tableFile = opts.table === undefined ? undefined : new TableFile(opts.table);
+  } catch (err) {
+    void capture.stop();
+    writer.abandon();
+    throw err;
+  }
+  // Least privilege: the sockets and the files are open, root is no longer needed.
+  let privileges: string;
+  try {
+    privileges = applyPrivileges(plan).summary;
+  } catch (err) {
+    void capture.stop();
+    writer.closeAfterFailure();
+    throw err;
+  }
+  const table = tableFile === undefined ? undefined : new FlowTable({ collapse: opts.collapse });
   const sink = new RecordingSink(writer, table);
   const keep = compileFilter(opts.filter);
   const batch: CtEvent[] = [];
@@ -160,9 +191,9 @@ function record(opts: RecordOptions, restoreSysctl: () => void): Recording {
     opts.durationMs === undefined ? undefined : setTimeout(stop, opts.durationMs).unref();
 
   function writeTable(): string | undefined {
-    if (opts.table === undefined || table === undefined) return undefined;
-    writeFileAtomic(opts.table, textChunks(table.flows()));
-    return opts.table;
+    if (tableFile === undefined || table === undefined) return undefined;
+    tableFile.write(textChunks(table.flows()));
+    return tableFile.path;
   }
 
   const done = (async (): Promise<RecordSummary> => {
@@ -176,10 +207,15 @@ function record(opts: RecordOptions, restoreSysctl: () => void): Recording {
     }
     if (failure !== undefined) {
       writer.closeAfterFailure();
+      tableFile?.close();
       throw failure;
     }
     writer.close({ stop: Date.now() * 1000 });
-    writeTable();
+    try {
+      writeTable();
+    } finally {
+      tableFile?.close();
+    }
     return {
       output: opts.output,
       bytes: writer.bytesWritten,
@@ -193,5 +229,5 @@ function record(opts: RecordOptions, restoreSysctl: () => void): Recording {
     };
   })();
 
-  return { done, bufferSize: capture.bufferSize, snapshot, stop, writeTable };
+  return { done, bufferSize: capture.bufferSize, snapshot, stop, writeTable, privileges };
 }

@@ -10,15 +10,19 @@
 //   dumpflood <host> <n> <port0>   a dump and a flood at the same time, then {"dumped":…}
 //   drops                          {"drops": capture.drops() and the /proc/net/netlink row}
 //   setuid <uid>                   drop root, then {"uid":…}
+//   drop <user>                    the native privilege drop, then {"dropped":…} or {"dropError":…}
+//   events <value>                 write nf_conntrack_events plainly, then with the kept
+//                                  capability: {"events": {plain, privileged, now}}
 //   stop                           stop(), then {"stopped":…} and exit (also on stdin end)
 
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { CtEvent } from '../../journal/event.js';
 import { type Capture, type CaptureOptions, startCapture } from '../../native/index.js';
+import { applyPrivileges, planPrivileges, writePrivileged } from '../../native/privileges.js';
 import { decodeRecords } from '../../recorder/records.js';
 
 function print(line: unknown): void {
@@ -154,6 +158,34 @@ async function stop(capture: Capture): Promise<void> {
   process.stdin.destroy();
 }
 
+function drop(user: string): object {
+  try {
+    const { summary, keeperTid } = applyPrivileges(planPrivileges(user));
+    return { dropped: { summary, keeperTid } };
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    return { dropError: { name: e.name, code: e.code, message: e.message } };
+  }
+}
+
+const EVENTS_KNOB = '/proc/sys/net/netfilter/nf_conntrack_events';
+
+/** Outcome of one write: 'ok' or the error code. */
+function attempt(write: () => void): string {
+  try {
+    write();
+    return 'ok';
+  } catch (err) {
+    return String((err as { code?: string }).code);
+  }
+}
+
+function events(value: string): object {
+  const plain = attempt(() => writeFileSync(EVENTS_KNOB, `${value}\n`));
+  const privileged = attempt(() => writePrivileged(EVENTS_KNOB, `${value}\n`));
+  return { events: { plain, privileged, now: Number(readFileSync(EVENTS_KNOB, 'latin1')) } };
+}
+
 function begin(opts: CaptureOptions): Capture | undefined {
   let capture: Capture;
   try {
@@ -216,7 +248,9 @@ function main(): void {
       } else if (cmd === 'setuid') {
         process.setuid?.(Number(host));
         print({ uid: process.getuid?.() });
-      } else if (cmd === 'stop') await stop(started());
+      } else if (cmd === 'drop') print(drop(host));
+      else if (cmd === 'events') print(events(host));
+      else if (cmd === 'stop') await stop(started());
     });
   });
   rl.on('close', () => {

@@ -114,6 +114,11 @@ export class CaptureChild {
     });
   }
 
+  /** The child's process id (the `prefix` commands exec it, so it is node's). */
+  get pid(): number {
+    return this.proc.pid as number;
+  }
+
   get events(): JsonEvent[] {
     return this.lines.filter((l) => l.event).map((l) => l.event as JsonEvent);
   }

@@ -1,0 +1,116 @@
+// Least privilege for ct-record: which user to become, the drop itself, and what was kept.
+import { CtError, Exit } from '../common/errors.js';
+import { loadNative, type PasswdEntry } from './index.js';
+
+export const DEFAULT_USER = 'nobody';
+/** The one capability still needed after start: table dumps and net.* sysctl writes. */
+export const KEPT_CAPABILITY = 'CAP_NET_ADMIN';
+/** Name of the keeper thread in /proc/PID/task/TID/comm. */
+export const KEEPER_THREAD = 'ct-netadmin';
+
+/** Decided before anything is opened, so that a bad --user leaves nothing behind. */
+export type PrivilegePlan = { drop: true; user: PasswdEntry } | { drop: false; why: string };
+
+export interface Privileges {
+  dropped: boolean;
+  /** One line for stderr: who the process now runs as and what it kept. */
+  summary: string;
+  /** The thread that kept CAP_NET_ADMIN, when dropped. */
+  keeperTid?: number;
+}
+
+function lookup(user: string): PasswdEntry | null {
+  const addon = loadNative();
+  try {
+    return /^\d+$/.test(user) ? addon.getpwuid(Number(user)) : addon.getpwnam(user);
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err);
+    throw new CtError(
+      'EUSER',
+      `cannot look up user '${user}': ${detail} — check /etc/nsswitch.conf`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/**
+ * `user` is the --user value (undefined: the default, nobody). As root: drop to that user, or
+ * stay root when it is root (uid 0). Not root: nothing to drop, and an explicit --user is an
+ * error. An unknown user is a usage error.
+ */
+export function planPrivileges(
+  user: string | undefined,
+  euid: number = process.geteuid?.() ?? 0,
+): PrivilegePlan {
+  if (euid !== 0) {
+    if (user !== undefined) {
+      throw new CtError(
+        'EUSAGE',
+        `--user ${user} needs root: ct-record runs as uid ${euid} and has no root privileges to give up; leave out --user`,
+        { exit: Exit.USAGE },
+      );
+    }
+    return { drop: false, why: `running as uid ${euid}, not root: no privileges to drop` };
+  }
+  const name = user ?? DEFAULT_USER;
+  if (name === '' || name.includes('\0')) {
+    throw new CtError('EUSAGE', `--user '${name}' is not a user name: give a name or a uid`, {
+      exit: Exit.USAGE,
+    });
+  }
+  const entry = lookup(name);
+  if (entry === null) {
+    throw new CtError(
+      'EUSER',
+      `unknown user '${name}' for --user: give an existing user (getent passwd ${name} finds nothing), or --user root to keep root`,
+      { exit: Exit.USAGE },
+    );
+  }
+  if (entry.uid === 0) {
+    return {
+      drop: false,
+      why: `--user ${name}: staying root with every capability (no privilege drop)`,
+    };
+  }
+  return { drop: true, user: entry };
+}
+
+/**
+ * Carries out the plan: call it once the netlink sockets and the output file are open (they
+ * stay usable; opening new ones as root no longer works). Dump requests and writePrivileged()
+ * then go through the one thread that kept CAP_NET_ADMIN.
+ */
+export function applyPrivileges(plan: PrivilegePlan): Privileges {
+  if (!plan.drop) return { dropped: false, summary: plan.why };
+  const { name, uid, gid } = plan.user;
+  let result: { keeperTid: number; allNoNewPrivs: boolean };
+  try {
+    result = loadNative().dropPrivileges(uid, gid);
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err);
+    throw new CtError(
+      'EPRIVDROP',
+      `cannot drop privileges to user ${name}: ${detail} — run ct-record as root, or keep root with --user root`,
+      { cause: err },
+    );
+  }
+  const nnp = result.allNoNewPrivs ? 'every thread' : 'the main and keeper threads';
+  return {
+    dropped: true,
+    keeperTid: result.keeperTid,
+    summary:
+      `dropped root: now user ${name} (uid ${uid}, gid ${gid}, no supplementary groups); ` +
+      `kept ${KEPT_CAPABILITY} on thread ${result.keeperTid} (${KEEPER_THREAD}) for conntrack dumps and sysctl restores only, ` +
+      `no capabilities on any other thread; no_new_privs on ${nnp}`,
+  };
+}
+
+/**
+ * Writes into an existing file with the kept capability (e.g. a net.* sysctl, which honours
+ * CAP_NET_ADMIN in the namespace's user namespace); a plain write when nothing was dropped.
+ */
+export function writePrivileged(path: string, data: string): void {
+  loadNative().writePrivileged(path, data);
+}

@@ -1,0 +1,49 @@
+// The native privilege drop: after it only the keeper thread has CAP_NET_ADMIN, and dump() and
+// writePrivileged() go through it, while a plain setuid leaves dumps refused (dump.test.ts).
+import { readdirSync, readFileSync } from 'node:fs';
+import t from 'tap';
+import { CaptureChild, makeNetns } from './harness.js';
+
+const CAP_NET_ADMIN = (1n << 12n).toString(16).padStart(16, '0');
+
+/** comm → CapEff of every thread of `pid`. */
+function capEff(pid: number): [string, string][] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'latin1');
+    const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'latin1').trim();
+    return [comm, /^CapEff:\s*(\w+)$/m.exec(status)?.[1] ?? '?'];
+  });
+}
+
+t.test('native: after dropPrivileges a dump and a sysctl write still succeed', async (t) => {
+  const ns = makeNetns(t, 'privilege');
+  const child = new CaptureChild(t, ['ip', 'netns', 'exec', ns], {});
+  await child.waitFor((l) => l.ready || l.error, 'the capture to start');
+  child.send('hold 127.0.0.1 held');
+  await child.waitFor((l) => l.held, 'a connection to dump');
+
+  child.send('drop nobody');
+  const line = await child.waitFor((l) => l.dropped || l.dropError, 'the drop');
+  t.notOk(line.dropError, 'the drop succeeds as root');
+  t.match(line.dropped.summary, /^dropped root: now user nobody \(uid 65534/, 'it says so');
+  const pid = child.pid;
+  const withCaps = capEff(pid).filter(([, eff]) => eff !== '0000000000000000');
+  t.strictSame(withCaps, [['ct-netadmin', CAP_NET_ADMIN]], 'only the keeper has a capability');
+
+  child.send('dump');
+  const dumped = await child.waitFor((l) => l.dumped || l.dumpError, 'the dump');
+  t.notOk(dumped.dumpError, 'dump() after the drop is not refused');
+  t.ok(dumped.dumped?.entries >= 1, `it returns the held connection (${dumped.dumped?.entries})`);
+
+  child.send('events 1');
+  const { events } = await child.waitFor((l) => l.events, 'the sysctl writes');
+  t.equal(events.plain, 'EACCES', 'a plain write from the main thread is refused');
+  t.equal(events.privileged, 'ok', 'writePrivileged (the keeper thread) may write it');
+  t.equal(events.now, 1, 'the value was written');
+
+  child.send('drop nobody');
+  const again = await child.waitFor((l) => l.dropError, 'the second drop');
+  t.match(again.dropError, { code: 'EUSAGE' }, 'a second drop is refused: no longer root');
+  child.send('stop');
+  t.equal(await child.exited, 0, 'the capture ends cleanly');
+});
