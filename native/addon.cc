@@ -300,7 +300,7 @@ Napi::Value Getpwuid(const Napi::CallbackInfo& info) {
 }
 
 // dropPrivileges(uid, gid) → { keeperTid, allNoNewPrivs }. Policy (who, when) is in
-// native/privileges.ts.
+// recorder/privileges.ts.
 Napi::Value DropPrivilegesJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {

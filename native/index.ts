@@ -99,7 +99,7 @@ export interface NativeAddon {
    * Once, as root, after the sockets and files are open: every thread to uid/gid with no
    * supplementary group and no capability, except a new keeper thread with CAP_NET_ADMIN, which
    * from then on sends every dump request and writePrivileged(). Mechanism only: the policy is
-   * native/privileges.ts. Throws an Error with `code` and `syscall` naming the failed call.
+   * recorder/privileges.ts. Throws an Error with `code` and `syscall` naming the failed call.
    */
   dropPrivileges(uid: number, gid: number): NativeDropResult;
   /** Writes into an existing file (O_WRONLY, no create, no symlink) from the keeper thread. */

@@ -12,16 +12,16 @@ import {
   type CaptureOptions,
   startCapture,
 } from '../native/index.js';
+import { enableConntrackEvents } from './conntrack-events.js';
+import { compileFilter, type EventFilter, filterInPlace } from './filter.js';
+import { GapTracker } from './gaps.js';
+import { readHostFacts } from './host.js';
 import {
   applyPrivileges,
   type PrivilegePlan,
   planPrivileges,
   writePrivileged,
-} from '../native/privileges.js';
-import { enableConntrackEvents } from './conntrack-events.js';
-import { compileFilter, type EventFilter, filterInPlace } from './filter.js';
-import { GapTracker } from './gaps.js';
-import { readHostFacts } from './host.js';
+} from './privileges.js';
 import { decodeRecords } from './records.js';
 import { RecordingSink } from './sink.js';
 import { TableFile } from './table-file.js';

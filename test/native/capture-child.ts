@@ -22,7 +22,7 @@ import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { CtEvent } from '../../journal/event.js';
 import { type Capture, type CaptureOptions, startCapture } from '../../native/index.js';
-import { applyPrivileges, planPrivileges, writePrivileged } from '../../native/privileges.js';
+import { applyPrivileges, planPrivileges, writePrivileged } from '../../recorder/privileges.js';
 import { decodeRecords } from '../../recorder/records.js';
 
 function print(line: unknown): void {

@@ -1,6 +1,6 @@
-// Least privilege for ct-record: which user to become, the drop itself, and what was kept.
+// Least privilege for ct-record: which user to become, the drop (through the addon), what was kept.
 import { CtError, Exit } from '../common/errors.js';
-import { loadNative, type PasswdEntry } from './index.js';
+import { loadNative, type PasswdEntry } from '../native/index.js';
 
 export const DEFAULT_USER = 'nobody';
 /** The one capability still needed after start: table dumps and net.* sysctl writes. */
