@@ -1,10 +1,12 @@
-// What `ct-analyze` does once its options are parsed: replay, render, write.
+// What `ct-analyze` and `ct-analyze verify` do once their options are parsed.
 import type { Writable } from 'node:stream';
+import type { ExitCode } from '../common/errors.js';
 import type { Collapse } from './flows.js';
 import { jsonChunks, tableReport } from './format-json.js';
 import { reportChunks } from './format-text.js';
 import { writeFileAtomic, writeToStream } from './output.js';
 import { analyzeJournals } from './replay.js';
+import { type VerifyResult, verdictLine, verifyExit, verifyJournal } from './verify.js';
 
 export type ReportFormat = 'text' | 'json';
 
@@ -39,4 +41,24 @@ export async function runAnalyze(cmd: AnalyzeCommand, io: AnalyzeIo): Promise<vo
       : reportChunks(journals, table.flows());
   if (cmd.output === undefined) await writeToStream(chunks, io.stdout);
   else writeFileAtomic(cmd.output, chunks);
+}
+
+export interface VerifyCommand {
+  journals: string[];
+  format: ReportFormat;
+}
+
+/**
+ * Verifies each journal in turn: a text line as soon as its verdict is known, or one JSON array
+ * at the end. Returns the exit code (verifyExit); verdicts are output, not errors.
+ */
+export function runVerify(cmd: VerifyCommand, io: { stdout: Writable }): ExitCode {
+  const results: VerifyResult[] = [];
+  for (const path of cmd.journals) {
+    const r = verifyJournal(path);
+    results.push(r);
+    if (cmd.format === 'text') io.stdout.write(`${verdictLine(r)}\n`);
+  }
+  if (cmd.format === 'json') io.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  return verifyExit(results);
 }

@@ -16,7 +16,10 @@ export function encodeFrame(kind: number, payload: Uint8Array): Buffer {
 }
 
 export type FrameCheck =
-  /** A whole frame with a good CRC; payload is buf[payloadStart, payloadStart + length). */
+  /**
+   * A whole frame with a good CRC; payload is buf[at + 9, at + 9 + length). Its kind may be one
+   * this version does not know: the CRC says it was written so, and the reader decides.
+   */
   | { ok: true; kind: number; length: number }
   /** Not enough bytes in buf to decide: `need` bytes from the frame start would. */
   | { ok: false; need: number }
@@ -28,14 +31,10 @@ export function checkFrame(buf: Uint8Array, at: number, avail: number): FrameChe
   if (avail < FRAME_HEADER_SIZE) return { ok: false, need: FRAME_HEADER_SIZE };
   const length = readU32(buf, at);
   if (length > MAX_FRAME) return { ok: false, need: 0, reason: `frame length ${length} > max` };
-  const kind = buf[at + 8] as number;
-  if (kind < FrameKind.HEADER || kind > FrameKind.CHECKPOINT) {
-    return { ok: false, need: 0, reason: `unknown frame kind ${kind}` };
-  }
   if (avail < FRAME_HEADER_SIZE + length) return { ok: false, need: FRAME_HEADER_SIZE + length };
   const crc = crc32(buf.subarray(at + 8, at + FRAME_HEADER_SIZE + length));
-  if (crc !== readU32(buf, at + 4)) return { ok: false, need: 0, reason: 'CRC mismatch' };
-  return { ok: true, kind, length };
+  if (crc !== readU32(buf, at + 4)) return { ok: false, need: 0, reason: 'checksum mismatch' };
+  return { ok: true, kind: buf[at + 8] as number, length };
 }
 
 function readU32(buf: Uint8Array, at: number): number {
@@ -46,4 +45,19 @@ function readU32(buf: Uint8Array, at: number): number {
       ((buf[at + 3] as number) << 24)) >>>
     0
   );
+}
+
+/** Kinds format v1 defines; the forward scan for a next frame looks for these only. */
+export function knownKind(kind: number): boolean {
+  return kind >= FrameKind.HEADER && kind <= FrameKind.CHECKPOINT;
+}
+
+/**
+ * Whether a payload of this kind may start with this byte: events frames hold one msgpack
+ * array, every other kind one map (fixarray/array16/array32, fixmap/map16/map32).
+ */
+export function plausiblePayload(kind: number, first: number): boolean {
+  if (kind === FrameKind.EVENTS)
+    return (first >= 0x90 && first <= 0x9f) || first === 0xdc || first === 0xdd;
+  return (first >= 0x80 && first <= 0x8f) || first === 0xde || first === 0xdf;
 }

@@ -1,9 +1,11 @@
-// Header, gap and trailer payloads: msgpack maps, readable by any msgpack tool, validated on the way in.
+// Header, gap, checkpoint and trailer payloads: msgpack maps, readable by any msgpack tool, validated on the way in.
 import {
+  DIGEST_SIZE,
   EVENT_FIELDS,
   type EventCounts,
   FORMAT_VERSION,
   GAP_CAUSE,
+  type JournalCheckpoint,
   type JournalGap,
   type JournalHeader,
   type JournalTrailer,
@@ -11,11 +13,24 @@ import {
   type Sysctls,
   unpackr,
 } from './format.js';
-import { array, bool, Damage, field, plainData, record, safeInt, str, uint } from './validate.js';
+import {
+  array,
+  bool,
+  bytes,
+  Damage,
+  field,
+  plainData,
+  record,
+  safeInt,
+  str,
+  uint,
+} from './validate.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
-export function encodeMap(value: JournalHeader | JournalTrailer | JournalGap): Buffer {
+export function encodeMap(
+  value: JournalHeader | JournalTrailer | JournalGap | JournalCheckpoint,
+): Buffer {
   return Buffer.from(packr.pack(value));
 }
 
@@ -105,17 +120,25 @@ export function decodeTrailer(payload: Uint8Array): JournalTrailer {
     destroy: uint(field(by, 'destroy'), MAX, 'trailer byType.destroy'),
     snapshot: uint(field(by, 'snapshot'), MAX, 'trailer byType.snapshot'),
   };
-  // Journals written before gap frames existed carry neither key; one without the other is damage.
-  const gaps = field(m, 'gaps');
-  const lost = field(m, 'lost');
-  const noGaps = gaps === undefined && lost === undefined;
   return {
     stop: uint(field(m, 'stop'), MAX, 'trailer stop'),
     events: uint(field(m, 'events'), MAX, 'trailer events'),
     byType,
     frames: uint(field(m, 'frames'), MAX, 'trailer frames'),
-    gaps: noGaps ? 0 : uint(gaps, MAX, 'trailer gaps'),
-    lost: noGaps ? 0 : uint(lost, MAX, 'trailer lost'),
+    gaps: uint(field(m, 'gaps'), MAX, 'trailer gaps'),
+    lost: uint(field(m, 'lost'), MAX, 'trailer lost'),
+    digest: bytes(field(m, 'digest'), DIGEST_SIZE, 'trailer digest'),
+  };
+}
+
+export function decodeCheckpoint(payload: Uint8Array): JournalCheckpoint {
+  const m = unpackMap(payload, 'checkpoint');
+  return {
+    frames: uint(field(m, 'frames'), MAX, 'checkpoint frames'),
+    events: uint(field(m, 'events'), MAX, 'checkpoint events'),
+    gaps: uint(field(m, 'gaps'), MAX, 'checkpoint gaps'),
+    lost: uint(field(m, 'lost'), MAX, 'checkpoint lost'),
+    digest: bytes(field(m, 'digest'), DIGEST_SIZE, 'checkpoint digest'),
   };
 }
 

@@ -1,20 +1,29 @@
-// Streams a journal frame by frame in fixed-size reads: header first, then event batches and gaps.
+// Streams a journal frame by frame in fixed-size reads, checking its digest chain as it goes.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { CtError, Exit, sysCode } from '../common/errors.js';
+import { JournalDigest, sameDigest } from './digest.js';
 import type { CtEvent } from './event.js';
 import { decodeEvents } from './events-codec.js';
+import { JournalFault } from './fault.js';
 import {
   type EventCounts,
   FRAME_HEADER_SIZE,
   FrameKind,
+  type JournalCheckpoint,
   type JournalGap,
   type JournalHeader,
   type JournalTrailer,
   MAGIC,
   MAX_FRAME,
 } from './format.js';
-import { checkFrame } from './frame.js';
-import { decodeGap, decodeHeader, decodeTrailer, NewerFormat } from './meta-codec.js';
+import { checkFrame, knownKind, plausiblePayload } from './frame.js';
+import {
+  decodeCheckpoint,
+  decodeGap,
+  decodeHeader,
+  decodeTrailer,
+  NewerFormat,
+} from './meta-codec.js';
 import { Damage } from './validate.js';
 
 /** One frame's worth of journal, in file order. */
@@ -24,7 +33,7 @@ export type JournalItem = { kind: 'events'; events: CtEvent[] } | { kind: 'gap';
 export interface JournalCounts {
   events: number;
   byType: EventCounts;
-  /** Frames read, the header included. */
+  /** Frames read, the header and checkpoints included. */
   frames: number;
   gaps: number;
   /** Sum of the gaps' `lost`. */
@@ -33,15 +42,22 @@ export interface JournalCounts {
   gapsLostUnknown: number;
   /** The latest event time read (µs), undefined before any event. */
   lastEventTime: number | undefined;
+  /** Checkpoint frames read; each one matched the digest and counts of what precedes it. */
+  checkpoints: number;
+  /** What the last checkpoint vouched for, and its file offset; undefined before the first. */
+  verified: (Omit<JournalCheckpoint, 'digest'> & { offset: number }) | undefined;
 }
 
 export interface JournalReader {
   readonly path: string;
   readonly header: JournalHeader;
   /**
-   * Event batches and gaps in file order, one item per frame. Throws CtError ECORRUPT when a
-   * damaged frame is followed by a good one; a damaged or short frame at the end is the torn
-   * tail. Events are read-only: a reply tuple may share the original tuple's address arrays.
+   * Event batches and gaps in file order, one item per frame. Throws JournalFault ECORRUPT when
+   * a damaged frame is followed by a good one, EMODIFIED when a checkpoint's or the trailer's
+   * digest or counts disagree with the frames before it; a damaged or short frame at the end is
+   * the torn tail. Items before a fault have been yielded already: a caller that must not use
+   * unverified data keeps its results until the generator ends. Events are read-only: a reply
+   * tuple may share the original tuple's address arrays.
    */
   items(): Generator<JournalItem>;
   /** items() without the gaps (still counted in `counts`): for readers that only want events. */
@@ -52,6 +68,10 @@ export interface JournalReader {
   readonly trailer: JournalTrailer | undefined;
   /** After items() is exhausted: the ignored torn tail, if any. */
   readonly tail: { offset: number; ignoredBytes: number } | undefined;
+  /** After items() is exhausted with a trailer: SHA-256 (hex) of the whole file, as sha256sum. */
+  readonly sha256: string | undefined;
+  /** File size when opened. */
+  readonly size: number;
   close(): void;
 }
 
@@ -79,7 +99,7 @@ export function openJournal(path: string, opts: ReadOptions = {}): JournalReader
 }
 
 type Frame =
-  | { ok: true; kind: number; at: number; payload: Uint8Array }
+  | { ok: true; kind: number; at: number; payload: Uint8Array; bytes: Uint8Array }
   | { ok: false; why: string };
 
 class FileReader implements JournalReader {
@@ -94,7 +114,10 @@ class FileReader implements JournalReader {
   #bodyStart: number;
   #trailer: JournalTrailer | undefined;
   #tail: { offset: number; ignoredBytes: number } | undefined;
+  #sha256: string | undefined;
   #counts: JournalCounts = emptyCounts();
+  /** The digest of the magic and the header frame: where every pass of items() starts. */
+  readonly #headDigest = new JournalDigest();
 
   constructor(path: string, fd: number, chunk: number) {
     this.path = path;
@@ -113,6 +136,13 @@ class FileReader implements JournalReader {
     this.#checkMagic();
     const head = this.#frameAt(MAGIC.length);
     if (!head.ok) {
+      const next = this.#scan(MAGIC.length + 1);
+      if (next !== undefined) {
+        throw this.#corrupt(
+          MAGIC.length,
+          `header frame: ${whyNot(head.why)}, yet a valid frame follows at byte ${next}`,
+        );
+      }
       if (head.why === 'short') {
         throw new CtError(
           'ETRUNCATED',
@@ -136,7 +166,17 @@ class FileReader implements JournalReader {
       }
       throw this.#damage(MAGIC.length, err);
     }
-    this.#bodyStart = MAGIC.length + FRAME_HEADER_SIZE + head.payload.length;
+    this.#headDigest.update(MAGIC);
+    this.#headDigest.update(head.bytes);
+    this.#bodyStart = MAGIC.length + head.bytes.length;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  get sha256(): string | undefined {
+    return this.#sha256;
   }
 
   get trailer(): JournalTrailer | undefined {
@@ -158,8 +198,10 @@ class FileReader implements JournalReader {
   *items(): Generator<JournalItem> {
     this.#trailer = undefined;
     this.#tail = undefined;
+    this.#sha256 = undefined;
     const c = emptyCounts();
     this.#counts = c;
+    const digest = this.#headDigest.copy();
     const fields = this.header.eventFields.length;
     let pos = this.#bodyStart;
     while (pos < this.#size) {
@@ -167,15 +209,12 @@ class FileReader implements JournalReader {
       if (!f.ok) {
         const next = this.#scan(pos + 1);
         if (next !== undefined) {
-          throw this.#corrupt(
-            pos,
-            `${f.why === 'short' ? 'frame cut short' : f.why}, yet a valid frame follows at byte ${next}`,
-          );
+          throw this.#corrupt(pos, `${whyNot(f.why)}, yet a valid frame follows at byte ${next}`);
         }
         this.#tail = { offset: pos, ignoredBytes: this.#size - pos };
         return;
       }
-      const end = pos + FRAME_HEADER_SIZE + f.payload.length;
+      const end = pos + f.bytes.length;
       if (f.kind === FrameKind.EVENTS) {
         let batch: CtEvent[];
         try {
@@ -183,6 +222,7 @@ class FileReader implements JournalReader {
         } catch (err) {
           throw this.#damage(pos, err);
         }
+        digest.update(f.bytes);
         c.frames++;
         c.events += batch.length;
         let last = c.lastEventTime ?? 0;
@@ -200,12 +240,42 @@ class FileReader implements JournalReader {
         } catch (err) {
           throw this.#damage(pos, err);
         }
+        digest.update(f.bytes);
         c.frames++;
         c.gaps++;
         c.lost += gap.lost;
         if (!gap.lostKnown) c.gapsLostUnknown++;
         pos = end;
         yield { kind: 'gap', gap };
+      } else if (f.kind === FrameKind.CHECKPOINT) {
+        let cp: JournalCheckpoint;
+        try {
+          cp = decodeCheckpoint(f.payload);
+        } catch (err) {
+          throw this.#damage(pos, err);
+        }
+        const n = c.checkpoints + 1;
+        if (!sameDigest(cp.digest, digest.value())) {
+          throw this.#modified(pos, `digest mismatch at checkpoint ${n}`);
+        }
+        const counted = checkpointCounts(c);
+        if (counted !== checkpointCounts(cp)) {
+          throw this.#modified(
+            pos,
+            `checkpoint ${n} counts ${checkpointCounts(cp)} but the journal holds ${counted}`,
+          );
+        }
+        digest.update(f.bytes);
+        c.checkpoints = n;
+        c.verified = {
+          frames: cp.frames,
+          events: cp.events,
+          gaps: cp.gaps,
+          lost: cp.lost,
+          offset: pos,
+        };
+        c.frames++;
+        pos = end;
       } else if (f.kind === FrameKind.TRAILER) {
         let trailer: JournalTrailer;
         try {
@@ -213,18 +283,30 @@ class FileReader implements JournalReader {
         } catch (err) {
           throw this.#damage(pos, err);
         }
+        // The digest first: frames removed or swapped are "modified", whatever the counts say.
+        if (!sameDigest(trailer.digest, digest.value())) {
+          throw this.#modified(pos, 'digest mismatch at the trailer');
+        }
         const counted = describeCounts(c);
         const claimed = describeCounts(trailer);
         if (counted !== claimed) {
-          throw this.#corrupt(
+          throw this.#modified(
             pos,
             `the trailer counts ${claimed} but the journal holds ${counted}`,
           );
         }
         if (end !== this.#size) {
-          throw this.#corrupt(end, `${this.#size - end} bytes follow the trailer`);
+          throw new JournalFault(
+            'ECORRUPT',
+            this.path,
+            end,
+            `${this.#size - end} bytes follow the trailer`,
+            false,
+          );
         }
+        digest.update(f.bytes);
         this.#trailer = trailer;
+        this.#sha256 = digest.value().toString('hex');
         return;
       } else {
         throw this.#corrupt(pos, `a frame of kind ${f.kind} has no place in a v1 journal here`);
@@ -267,7 +349,14 @@ class FileReader implements JournalReader {
           : { ok: false as const, need: FRAME_HEADER_SIZE };
       if (c.ok) {
         const start = off + FRAME_HEADER_SIZE;
-        return { ok: true, kind: c.kind, at, payload: this.#buf.subarray(start, start + c.length) };
+        const end = start + c.length;
+        return {
+          ok: true,
+          kind: c.kind,
+          at,
+          payload: this.#buf.subarray(start, end),
+          bytes: this.#buf.subarray(off, end),
+        };
       }
       if (c.need === 0) return { ok: false, why: 'reason' in c ? c.reason : 'bad frame' };
       if (at + c.need > this.#size) return { ok: false, why: 'short' };
@@ -304,44 +393,53 @@ class FileReader implements JournalReader {
   }
 
   /**
-   * First offset ≥ from holding a whole frame with a good CRC, or undefined. The damaged frame
-   * was at most MAX_FRAME long, so the next real one starts within that window.
+   * First offset ≥ from holding a whole frame of a v1 kind whose payload starts as that kind's
+   * does, with a good CRC; or undefined. The damaged frame was at most MAX_FRAME long, so the
+   * next real one starts within that window. The payload test keeps the CRCs computed over
+   * random bytes (each candidate up to 16 MiB) to a few per megabyte.
    */
   #scan(from: number): number | undefined {
-    const last = Math.min(this.#size - FRAME_HEADER_SIZE, from - 1 + FRAME_HEADER_SIZE + MAX_FRAME);
-    const win = Buffer.alloc(Math.max(this.#chunk, 2 * FRAME_HEADER_SIZE));
+    const MIN = FRAME_HEADER_SIZE + 1; // a payload is one msgpack value: at least one byte
+    const last = Math.min(this.#size - MIN, from - 1 + FRAME_HEADER_SIZE + MAX_FRAME);
+    const win = Buffer.allocUnsafe(Math.max(this.#chunk, 2 * MIN));
+    let whole: Buffer | undefined;
     let winStart = 0;
     let winLen = 0;
     for (let p = from; p <= last; p++) {
-      if (p + FRAME_HEADER_SIZE > winStart + winLen) {
+      if (p + MIN > winStart + winLen) {
         winStart = p;
         winLen = this.#read(win, 0, Math.min(win.length, this.#size - p), p);
-        if (winLen < FRAME_HEADER_SIZE) return undefined;
+        if (winLen < MIN) return undefined;
       }
       const o = p - winStart;
       const kind = win[o + 8] as number;
-      if (kind < FrameKind.HEADER || kind > FrameKind.CHECKPOINT) continue;
+      if (!knownKind(kind) || !plausiblePayload(kind, win[o + FRAME_HEADER_SIZE] as number)) {
+        continue;
+      }
       const length = win.readUInt32LE(o);
-      if (length > MAX_FRAME || p + FRAME_HEADER_SIZE + length > this.#size) continue;
+      if (length === 0 || length > MAX_FRAME || p + FRAME_HEADER_SIZE + length > this.#size) {
+        continue;
+      }
       const total = FRAME_HEADER_SIZE + length;
       if (o + total <= winLen) {
         if (checkFrame(win, o, total).ok) return p;
         continue;
       }
-      const whole = Buffer.alloc(total);
+      if (whole === undefined || whole.length < total) whole = Buffer.allocUnsafe(total);
       if (this.#read(whole, 0, total, p) === total && checkFrame(whole, 0, total).ok) return p;
     }
     return undefined;
   }
 
-  #corrupt(offset: number, why: string): CtError {
-    return new CtError(
-      'ECORRUPT',
-      `${this.path} is corrupt at byte ${offset}: ${why}. Everything before that byte is readable: restore the file from a copy, or keep that part with \`head -c ${offset}\``,
-    );
+  #corrupt(offset: number, why: string): JournalFault {
+    return new JournalFault('ECORRUPT', this.path, offset, why);
   }
 
-  #damage(offset: number, err: unknown): CtError {
+  #modified(offset: number, why: string): JournalFault {
+    return new JournalFault('EMODIFIED', this.path, offset, why);
+  }
+
+  #damage(offset: number, err: unknown): JournalFault {
     if (err instanceof Damage) return this.#corrupt(offset, err.message);
     throw err;
   }
@@ -356,7 +454,19 @@ function emptyCounts(): JournalCounts {
     lost: 0,
     gapsLostUnknown: 0,
     lastEventTime: undefined,
+    checkpoints: 0,
+    verified: undefined,
   };
+}
+
+/** A frame that did not read, in words: 'short' is the file ending inside it. */
+function whyNot(why: string): string {
+  return why === 'short' ? 'frame cut short' : why;
+}
+
+/** The counts a checkpoint must agree with, comparable and printable. */
+function checkpointCounts(c: Omit<JournalCheckpoint, 'digest'>): string {
+  return `${c.events} events in ${c.frames} frames, ${c.gaps} gaps losing ${c.lost} events`;
 }
 
 /** The counts a trailer must agree with, as one comparable (and printable) string. */

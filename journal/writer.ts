@@ -1,4 +1,4 @@
-// Appends whole frames to a new journal file: magic + header, events and gap frames, trailer.
+// Appends whole frames to a new journal file: magic + header, events, gaps, checkpoints, trailer.
 import {
   closeSync,
   constants,
@@ -11,9 +11,12 @@ import {
   writeSync,
 } from 'node:fs';
 import { CtError, sysCode } from '../common/errors.js';
+import { JournalDigest, sameDigest } from './digest.js';
 import type { CtEvent } from './event.js';
 import { encodeEvents } from './events-codec.js';
 import {
+  CHECKPOINT_FRAMES,
+  CHECKPOINT_MS,
   EVENT_FIELDS,
   type EventCounts,
   FORMAT_VERSION,
@@ -26,9 +29,26 @@ import {
   MAGIC,
 } from './format.js';
 import { encodeFrame } from './frame.js';
-import { decodeGap, decodeHeader, decodeTrailer, encodeMap } from './meta-codec.js';
+import {
+  decodeCheckpoint,
+  decodeGap,
+  decodeHeader,
+  decodeTrailer,
+  encodeMap,
+} from './meta-codec.js';
 
 const TYPE_KEYS = [undefined, 'new', 'update', 'destroy', 'snapshot'] as const;
+
+export interface WriterOptions {
+  /** Unlink an existing regular file at the path first (never a symbolic link). */
+  force?: boolean;
+  /** A checkpoint frame goes before the next frame once this many frames followed the last one. */
+  checkpointFrames?: number;
+  /** …or once this many milliseconds passed since the last one (or the header). */
+  checkpointMs?: number;
+  /** Milliseconds for checkpointMs; default Date.now (tests pass their own). */
+  clock?: () => number;
+}
 
 export class JournalWriter {
   readonly path: string;
@@ -39,26 +59,40 @@ export class JournalWriter {
   #gaps = 0;
   #lost = 0;
   readonly #byType: EventCounts = { new: 0, update: 0, destroy: 0, snapshot: 0 };
+  /** SHA-256 of every byte written so far. */
+  readonly #digest = new JournalDigest();
+  #checkpoints = 0;
+  /** Frames written since the last checkpoint (or the header). */
+  #sinceCheckpoint = 0;
+  #checkpointAt: number;
+  readonly #everyFrames: number;
+  readonly #everyMs: number;
+  readonly #clock: () => number;
 
-  private constructor(path: string, fd: number) {
+  private constructor(path: string, fd: number, opts: WriterOptions) {
     this.path = path;
     this.#fd = fd;
+    this.#everyFrames = opts.checkpointFrames ?? CHECKPOINT_FRAMES;
+    this.#everyMs = opts.checkpointMs ?? CHECKPOINT_MS;
+    this.#clock = opts.clock ?? Date.now;
+    this.#checkpointAt = this.#clock();
   }
 
   /**
    * Creates the file O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, and writes magic + header frame.
    * With force an existing regular file is unlinked first (never truncated: a hard link to it
-   * elsewhere keeps its content); a symbolic link is refused either way.
+   * elsewhere keeps its content); a symbolic link is refused either way. Checkpoints: every
+   * CHECKPOINT_FRAMES frames or CHECKPOINT_MS, whichever comes first, unless opts say otherwise.
    */
-  static create(
-    path: string,
-    header: JournalHeaderInput,
-    opts: { force?: boolean } = {},
-  ): JournalWriter {
+  static create(path: string, header: JournalHeaderInput, opts: WriterOptions = {}): JournalWriter {
     const full = completeHeader(header);
+    for (const key of ['checkpointFrames', 'checkpointMs'] as const) {
+      const v = opts[key];
+      if (v !== undefined && !(v >= 1)) throw new RangeError(`journal: ${key} must be ≥ 1`);
+    }
     if (opts.force === true) removeRegularFile(path);
     const fd = openNew(path);
-    const w = new JournalWriter(path, fd);
+    const w = new JournalWriter(path, fd, opts);
     try {
       fchmodSync(fd, 0o600); // umask may have taken bits away; the mode is a promise
       const head = encodeFrame(FrameKind.HEADER, encodeMap(full));
@@ -101,13 +135,28 @@ export class JournalWriter {
     return this.#lost;
   }
 
-  /** One events frame, written with one write call; nothing for an empty batch. */
+  /** Checkpoint frames written so far. */
+  get checkpoints(): number {
+    return this.#checkpoints;
+  }
+
+  /**
+   * SHA-256 (hex) of every byte written so far: after close, of the whole file, as `sha256sum`
+   * and `ct-analyze verify` print it.
+   */
+  get sha256(): string {
+    return this.#digest.value().toString('hex');
+  }
+
+  /**
+   * One events frame, written with one write call (with the checkpoint due before it, if any);
+   * nothing for an empty batch. When it throws, neither frame is in the file.
+   */
   append(events: readonly CtEvent[]): void {
     const fd = this.#open();
     if (events.length === 0) return;
     const frame = encodeFrame(FrameKind.EVENTS, encodeEvents(events));
-    this.#write(frame, fd);
-    this.#frames++;
+    this.#writeFrame(frame, fd);
     this.#events += events.length;
     for (const ev of events) this.#byType[TYPE_KEYS[ev.type] as keyof EventCounts]++;
   }
@@ -123,14 +172,41 @@ export class JournalWriter {
     const { from, to, lost, lostKnown, cause, resync } = gap;
     const payload = encodeMap({ from, to, lost, lostKnown, cause, resync });
     checkDecodes(() => decodeGap(payload), 'gap');
-    this.#write(encodeFrame(FrameKind.GAP, payload), fd);
-    this.#frames++;
+    this.#writeFrame(encodeFrame(FrameKind.GAP, payload), fd);
     this.#gaps++;
     this.#lost += lost;
   }
 
   /**
-   * Writes the trailer, fsyncs and closes. The counts are the writer's: given ones must agree.
+   * A checkpoint frame now, if any frame followed the last one: for a recorder's flush timer, so
+   * a quiet recording that crashes still verifies up to its last flush. Returns whether it wrote.
+   */
+  checkpoint(): boolean {
+    const fd = this.#open();
+    if (this.#sinceCheckpoint === 0) return false;
+    this.#write(this.#checkpointFrame(), fd);
+    this.#countCheckpoint();
+    return true;
+  }
+
+  /**
+   * The recorder's periodic flush: a checkpoint if anything was written since the last one, then
+   * fsync, so a crash or a power loss costs at most what came after it. Frames themselves are
+   * written as they come; this is about the disk, not the page cache.
+   */
+  flush(): void {
+    this.checkpoint();
+    const fd = this.#open();
+    try {
+      fsyncSync(fd);
+    } catch (err) {
+      throw ioError(this.path, 'flush', err);
+    }
+  }
+
+  /**
+   * Writes the trailer, fsyncs and closes. The counts and digest are the writer's: given counts
+   * must agree.
    */
   close(trailer: JournalTrailerInput): void {
     const fd = this.#open();
@@ -141,6 +217,7 @@ export class JournalWriter {
       frames: this.#frames,
       gaps: this.#gaps,
       lost: this.#lost,
+      digest: this.#digest.value(),
     };
     for (const key of ['events', 'frames', 'gaps', 'lost'] as const) {
       if (trailer[key] !== undefined && trailer[key] !== full[key]) {
@@ -149,6 +226,9 @@ export class JournalWriter {
     }
     if (trailer.byType !== undefined && !sameCounts(trailer.byType, full.byType)) {
       throw new Error('journal: trailer byType differs from the events written');
+    }
+    if (trailer.digest !== undefined && !sameDigest(trailer.digest, full.digest)) {
+      throw new Error('journal: trailer digest differs from the bytes written');
     }
     const payload = encodeMap(full);
     checkDecodes(() => decodeTrailer(payload), 'trailer');
@@ -188,6 +268,41 @@ export class JournalWriter {
     return this.#fd;
   }
 
+  /** One frame, preceded in the same write by the checkpoint that is due, if one is. */
+  #writeFrame(frame: Buffer, fd: number): void {
+    const due =
+      this.#sinceCheckpoint >= this.#everyFrames ||
+      (this.#sinceCheckpoint > 0 && this.#clock() - this.#checkpointAt >= this.#everyMs);
+    if (due) {
+      this.#write(Buffer.concat([this.#checkpointFrame(), frame]), fd);
+      this.#countCheckpoint();
+    } else {
+      this.#write(frame, fd);
+    }
+    this.#frames++;
+    this.#sinceCheckpoint++;
+  }
+
+  /** The checkpoint for the bytes written so far (the digest covers every one of them). */
+  #checkpointFrame(): Buffer {
+    const payload = encodeMap({
+      frames: this.#frames,
+      events: this.#events,
+      gaps: this.#gaps,
+      lost: this.#lost,
+      digest: this.#digest.value(),
+    });
+    checkDecodes(() => decodeCheckpoint(payload), 'checkpoint');
+    return encodeFrame(FrameKind.CHECKPOINT, payload);
+  }
+
+  #countCheckpoint(): void {
+    this.#frames++;
+    this.#checkpoints++;
+    this.#sinceCheckpoint = 0;
+    this.#checkpointAt = this.#clock();
+  }
+
   #release(): void {
     const fd = this.#fd;
     this.#fd = undefined;
@@ -220,6 +335,7 @@ export class JournalWriter {
       throw ioError(this.path, 'write', err);
     }
     this.#bytes += buf.length;
+    this.#digest.update(buf);
   }
 }
 

@@ -184,6 +184,107 @@ t.test('cli: --version and --help exit 0', async (t) => {
   t.equal(v.out, `${TOOL_VERSION}\n`);
   const h = run('--help');
   t.equal(h.code, 0);
-  t.match(h.out, /Usage: ct-analyze \[options\] <journal\.\.\.>/);
+  t.match(
+    h.out,
+    /Usage: ct-analyze \[options\] <journal\.\.\.>\n {7}ct-analyze verify \[options\] <journal\.\.\.>/,
+  );
+  t.match(h.out, /Commands:\n {2}verify \[options\] <journal\.\.\.>/);
   t.match(h.out, /Examples:/);
+  const vh = run('verify', '--help');
+  t.equal(vh.code, 0);
+  t.match(vh.out, /Usage: ct-analyze verify \[options\] <journal\.\.\.>/);
+  t.match(vh.out, /MODIFIED/);
+});
+
+/** The journal with its first events frame removed: every frame still has a good CRC. */
+function withoutFirstEvents(name: string): string {
+  const bytes = readFileSync(journal);
+  const first = 8 + 9 + bytes.readUInt32LE(8);
+  const second = first + 9 + bytes.readUInt32LE(first);
+  const path = join(dir, name);
+  writeFileSync(path, Buffer.concat([bytes.subarray(0, first), bytes.subarray(second)]));
+  return path;
+}
+
+t.test(
+  'cli: verify prints one verdict line per journal, in order; exit 0 only if all OK',
+  async (t) => {
+    const ok = run('verify', journal);
+    t.equal(ok.code, 0);
+    t.match(
+      ok.out,
+      new RegExp(
+        `^${journal}: OK — complete, ${SEED_EVENTS.length} events, 0 gaps, 4 frames; sha256 [0-9a-f]{64}\n$`,
+      ),
+    );
+    t.equal(ok.err, '');
+    const torn = join(dir, 'verify-torn.mpk');
+    writeJournal(torn, [SEED_EVENTS.slice(0, 4), SEED_EVENTS.slice(4)], false);
+    truncateSync(torn, statSync(torn).size - 5);
+    const modified = withoutFirstEvents('verify-modified.mpk');
+    const missing = join(dir, 'verify-nope.mpk');
+    const r = run('verify', journal, torn, modified, missing);
+    t.equal(r.code, 1);
+    const lines = r.out.split('\n');
+    t.equal(lines.length, 5, 'four lines and the final newline');
+    t.match(lines[0], `${journal}: OK — `);
+    t.match(
+      lines[1],
+      new RegExp(
+        `^${torn}: INCOMPLETE — no trailer, no checkpoint: 4 events read, none vouched for by a digest; \\d+ trailing bytes ignored$`,
+      ),
+    );
+    t.match(
+      lines[2],
+      new RegExp(
+        `^${modified}: MODIFIED — digest mismatch at the trailer \\(frame at byte \\d+\\)$`,
+      ),
+    );
+    t.match(lines[3], new RegExp(`^${missing}: UNREADABLE — cannot open .*: no such file`));
+    t.notMatch(r.err, STACK);
+    const json = run('verify', '--format', 'json', journal, modified);
+    t.equal(json.code, 1);
+    const doc = JSON.parse(json.out);
+    t.same(
+      doc.map((d: { path: string; verdict: string }) => [d.path, d.verdict]),
+      [
+        [journal, 'OK'],
+        [modified, 'MODIFIED'],
+      ],
+    );
+    t.match(doc[0].sha256, /^[0-9a-f]{64}$/);
+    t.equal(doc[1].sha256, null);
+  },
+);
+
+t.test('cli: verify of a newer format exits 3; no journal at all is a usage error', async (t) => {
+  const newer = join(dir, 'verify-v2.mpk');
+  const frame = encodeFrame(1, Buffer.from([0x81, 0xa6, ...Buffer.from('format'), 0x02]));
+  writeFileSync(newer, Buffer.concat([MAGIC, frame]));
+  const r = run('verify', newer);
+  t.equal(r.code, 3);
+  t.match(
+    r.out,
+    /verify-v2\.mpk: TOO NEW — was written by format v2; this ct-analyze reads v1: upgrade conntracker\n$/,
+  );
+  const both = run('verify', newer, join(dir, 'verify-nope.mpk'));
+  t.equal(both.code, 1, 'any other fault outranks TOO NEW');
+  const none = run('verify');
+  t.equal(none.code, 2);
+  t.match(
+    none.err,
+    /^error: missing required argument 'journal'\n\(run ct-analyze --help for usage\)\n$/,
+  );
+});
+
+t.test('cli: the report refuses a MODIFIED journal with exit 1, as verify judges it', async (t) => {
+  const modified = withoutFirstEvents('report-modified.mpk');
+  const r = run(modified);
+  t.equal(r.code, 1);
+  t.equal(r.out, '', 'no report from frames that cannot be trusted');
+  t.match(
+    r.err,
+    /^ct-analyze: .*report-modified\.mpk was modified after it was recorded: digest mismatch at the trailer \(frame at byte \d+\): .*ct-analyze verify/,
+  );
+  t.notMatch(r.err, STACK);
 });

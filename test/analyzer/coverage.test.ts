@@ -31,6 +31,8 @@ function counts(over: Partial<JournalCounts> = {}): JournalCounts {
     lost: 0,
     gapsLostUnknown: 0,
     lastEventTime: START + 1_500_000,
+    checkpoints: 0,
+    verified: undefined,
     ...over,
   };
 }
@@ -44,6 +46,7 @@ const clean = (over: Partial<CoverageInput> = {}): CoverageInput => ({
     frames: 3,
     gaps: 0,
     lost: 0,
+    digest: new Uint8Array(32),
   },
   tail: undefined,
   counts: counts(),

@@ -80,7 +80,15 @@ function summary(path: string, over: { lost?: number; gaps?: number; ignoredByte
       eventFields: [],
     },
     trailer: complete
-      ? { stop: START + 90e6, events: 12, byType, frames: 4, gaps: over.gaps ?? 0, lost: 0 }
+      ? {
+          stop: START + 90e6,
+          events: 12,
+          byType,
+          frames: 4,
+          gaps: over.gaps ?? 0,
+          lost: 0,
+          digest: new Uint8Array(32),
+        }
       : undefined,
     tail: complete ? undefined : { ignoredBytes: over.ignoredBytes ?? 0 },
     counts: {
@@ -91,6 +99,8 @@ function summary(path: string, over: { lost?: number; gaps?: number; ignoredByte
       lost: over.lost ?? 0,
       gapsLostUnknown: 0,
       lastEventTime: START + 80e6,
+      checkpoints: 0,
+      verified: undefined,
     },
     byCause: over.gaps ? { ENOBUFS: { gaps: over.gaps, lost: over.lost ?? 0 } } : {},
   });

@@ -1,38 +1,76 @@
-// Golden journals: v1 files as the first recorder wrote them (before gap frames) still read.
+// Golden journals: the first released v1 files still verify and analyze to their stored outputs.
+
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import t from 'tap';
+import { verdictLine, verifyJournal } from '../../analyzer/verify.js';
 import { PACKAGE_ROOT } from '../../common/package.js';
-import { FRAME_HEADER_SIZE, MAGIC, unpackr } from '../../journal/format.js';
+import { FrameKind } from '../../journal/format.js';
 import { readAll } from './fixtures.js';
 
-/** The last frame's payload decoded as it is on disk, before any defaults. */
-function rawTrailer(bytes: Buffer): Record<string, unknown> {
-  let at = MAGIC.length;
-  let last = at;
-  while (at < bytes.length) {
-    last = at;
-    at += FRAME_HEADER_SIZE + bytes.readUInt32LE(at);
+const DIR = 'test/fixtures/v1';
+/** Frame kinds a golden journal holds, so a reader change cannot skip one unnoticed. */
+const KINDS: Record<string, number[]> = {
+  'lan-0.1.0': [FrameKind.HEADER, FrameKind.EVENTS, FrameKind.TRAILER],
+  'nat-router-0.1.0': [FrameKind.HEADER, FrameKind.EVENTS, FrameKind.TRAILER],
+  'gaps-checkpoints-0.1.0': [
+    FrameKind.HEADER,
+    FrameKind.EVENTS,
+    FrameKind.TRAILER,
+    FrameKind.GAP,
+    FrameKind.CHECKPOINT,
+  ],
+};
+
+/** The kinds of a journal's frames, walked through the envelope alone. */
+function kindsOf(bytes: Buffer): Set<number> {
+  const kinds = new Set<number>();
+  for (let at = 8; at < bytes.length; at += 9 + bytes.readUInt32LE(at)) {
+    kinds.add(bytes[at + 8] as number);
   }
-  const len = bytes.readUInt32LE(last);
-  return unpackr.unpack(bytes.subarray(last + FRAME_HEADER_SIZE, last + FRAME_HEADER_SIZE + len));
+  return kinds;
 }
 
-for (const name of ['lan-2026-11-27', 'nat-router-2026-11-27']) {
-  t.test(
-    `journal: test/fixtures/v1/${name}.mpk (a trailer without gap counts) reads as 0 gaps`,
-    (t) => {
-      const path = join(PACKAGE_ROOT, 'test/fixtures/v1', `${name}.mpk`);
-      const raw = rawTrailer(readFileSync(path));
-      t.ok('events' in raw && !('gaps' in raw) && !('lost' in raw), 'an old-style trailer');
-      const { events, gaps, reader } = readAll(path);
-      t.equal(reader.trailer?.events, events.length, 'the trailer vouches for every event');
-      t.ok(events.length > 0);
-      t.same(gaps, []);
-      t.same([reader.trailer?.gaps, reader.trailer?.lost], [0, 0]);
-      t.same([reader.counts.gaps, reader.counts.lost], [0, 0]);
-      t.equal(reader.tail, undefined);
-      t.end();
-    },
-  );
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, ['dist/analyzer/cli.js', ...args], {
+    cwd: PACKAGE_ROOT,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+
+for (const [name, kinds] of Object.entries(KINDS)) {
+  const rel = `${DIR}/${name}.mpk`;
+  const path = `${PACKAGE_ROOT}/${rel}`;
+  const stored = (ext: string) => readFileSync(`${PACKAGE_ROOT}/${DIR}/${name}.${ext}`, 'utf8');
+
+  t.test(`compat: ${rel} verifies OK with its stored verdict line and sha256`, (t) => {
+    const bytes = readFileSync(path);
+    t.same([...kindsOf(bytes)].sort(), [...kinds].sort(), 'the frame kinds it is kept for');
+    const r = verifyJournal(rel);
+    t.equal(r.verdict, 'OK');
+    t.equal(`${verdictLine(r)}\n`, stored('verify.txt'));
+    t.equal(
+      r.sha256,
+      createHash('sha256').update(bytes).digest('hex'),
+      'the sha256sum of the file',
+    );
+    const { reader, events } = readAll(path);
+    t.equal(reader.trailer?.events, events.length);
+    t.equal(reader.tail, undefined);
+    t.end();
+  });
+
+  t.test(`compat: ${rel} analyzes to exactly ${name}.txt and ${name}.json`, (t) => {
+    const text = cli(rel);
+    t.equal(text.status, 0, text.stderr);
+    t.equal(text.stdout, stored('txt'));
+    const json = cli('--format', 'json', rel);
+    t.equal(json.status, 0, json.stderr);
+    t.strictSame(JSON.parse(json.stdout), JSON.parse(stored('json')));
+    const verify = cli('verify', rel);
+    t.equal(verify.status, 0);
+    t.equal(verify.stdout, stored('verify.txt'));
+    t.end();
+  });
 }

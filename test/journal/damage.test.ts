@@ -3,8 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Exit } from '../../common/errors.js';
-import { encodeEvents } from '../../journal/events-codec.js';
-import { FRAME_HEADER_SIZE, FrameKind, MAGIC, packr } from '../../journal/format.js';
+import { FRAME_HEADER_SIZE, FrameKind, MAGIC, packr, unpackr } from '../../journal/format.js';
 import { encodeFrame } from '../../journal/frame.js';
 import { openJournal } from '../../journal/reader.js';
 import {
@@ -173,7 +172,21 @@ t.test('journal: valid frames with invalid content are ECORRUPT at that frame', 
       encodeFrame(FrameKind.EVENTS, Buffer.of(0x91, 0x9b)),
       /not valid msgpack/,
     ],
-    ['reserved kind 5', encodeFrame(FrameKind.CHECKPOINT, packr.pack([])), /kind 5/],
+    [
+      'checkpoint as an array',
+      encodeFrame(FrameKind.CHECKPOINT, packr.pack([])),
+      /checkpoint is an array of 0, expected a map/,
+    ],
+    [
+      'checkpoint digest of 31 bytes',
+      encodeFrame(
+        FrameKind.CHECKPOINT,
+        packr.pack({ frames: 1, events: 0, gaps: 0, lost: 0, digest: new Uint8Array(31) }),
+      ),
+      /checkpoint digest is 31 bytes, expected 32 bytes/,
+    ],
+    ['unknown kind 6, good CRC', encodeFrame(6, packr.pack([])), /a frame of kind 6 has no place/],
+    ['kind 0, good CRC', encodeFrame(0, packr.pack([])), /a frame of kind 0 has no place/],
     ['second header', encodeFrame(FrameKind.HEADER, packr.pack({ format: 1 })), /kind 1/],
   ];
   const forged = forger('content.mpk');
@@ -186,16 +199,35 @@ t.test('journal: valid frames with invalid content are ECORRUPT at that frame', 
   t.end();
 });
 
+t.test('journal: an events frame removed is EMODIFIED at the trailer (digest mismatch)', (t) => {
+  const { bytes, starts } = smallJournal('drop.mpk');
+  const [, ev1, ev2] = starts as [number, number, number];
+  const path = join(dir, 'dropped.mpk');
+  writeFileSync(path, Buffer.concat([bytes.subarray(0, ev1), bytes.subarray(ev2)]));
+  const err = ctErrorOf(t, () => readAll(path));
+  t.equal(err?.code, 'EMODIFIED');
+  t.equal(err?.exit, Exit.RUNTIME);
+  t.match(
+    err?.message,
+    new RegExp(
+      `dropped\\.mpk was modified after it was recorded: digest mismatch at the trailer \\(frame at byte ${bytes.length - (ev2 - ev1) - (bytes.length - (starts[3] as number))}\\)`,
+    ),
+  );
+  t.end();
+});
+
 t.test(
-  'journal: a trailer whose counts disagree with the frames is ECORRUPT (a frame went missing)',
+  'journal: a trailer with the right digest but wrong counts is EMODIFIED (a forged trailer)',
   (t) => {
-    const { bytes, starts } = smallJournal('drop.mpk');
-    const [, ev1, ev2] = starts as [number, number, number];
-    const path = join(dir, 'dropped.mpk');
-    writeFileSync(path, Buffer.concat([bytes.subarray(0, ev1), bytes.subarray(ev2)]));
+    const { bytes, starts } = smallJournal('forged-counts.mpk');
+    const at = starts[3] as number;
+    const real = unpackr.unpack(bytes.subarray(at + FRAME_HEADER_SIZE)) as Record<string, unknown>;
+    const forged = encodeFrame(FrameKind.TRAILER, packr.pack({ ...real, events: 4 }));
+    const path = join(dir, 'forged-counts-bad.mpk');
+    writeFileSync(path, Buffer.concat([bytes.subarray(0, at), forged]));
     const err = ctErrorOf(t, () => readAll(path));
-    t.equal(err?.code, 'ECORRUPT');
-    t.match(err?.message, /trailer counts 5 events \(new 5, .*\) in 3 frames, 0 gaps/);
+    t.equal(err?.code, 'EMODIFIED');
+    t.match(err?.message, /the trailer counts 4 events \(new 5, .*\) in 3 frames, 0 gaps/);
     t.end();
   },
 );
@@ -216,7 +248,7 @@ t.test('journal: a damaged header frame is ECORRUPT at byte 8', (t) => {
   writeFileSync(path, copy);
   const err = ctErrorOf(t, () => openJournal(path));
   t.equal(err?.code, 'ECORRUPT');
-  t.match(err?.message, /corrupt at byte 8: header frame: CRC mismatch/);
+  t.match(err?.message, /corrupt at byte 8: header frame: checksum mismatch/);
   t.end();
 });
 
@@ -301,7 +333,7 @@ t.test('journal: a gap frame first, before the header, is ECORRUPT at byte 8', (
   t.end();
 });
 
-t.test('journal: a trailer whose gap counts disagree with the gap frames is ECORRUPT', (t) => {
+t.test('journal: a gap frame removed is EMODIFIED at the trailer', (t) => {
   const path = join(dir, 'gaps-drop.mpk');
   writeItems(path, [[tcpNew(0)], gap({ lost: 5 }), gap({ lost: 7 })]);
   const bytes = readFileSync(path);
@@ -310,38 +342,22 @@ t.test('journal: a trailer whose gap counts disagree with the gap frames is ECOR
   const dropped = join(dir, 'gaps-dropped.mpk');
   writeFileSync(dropped, Buffer.concat([bytes.subarray(0, g1), bytes.subarray(g2)]));
   const err = ctErrorOf(t, () => readAll(dropped));
-  t.equal(err?.code, 'ECORRUPT');
-  t.match(
-    err?.message,
-    /trailer counts .* 2 gaps losing 12 events but the journal holds .* 1 gaps losing 7 events/,
-  );
+  t.equal(err?.code, 'EMODIFIED');
+  t.match(err?.message, /digest mismatch at the trailer/);
   t.end();
 });
 
-t.test('journal: a trailer without gap counts reads as 0 gaps; half of them is ECORRUPT', (t) => {
-  const forged = forger('old-trailer.mpk');
-  const trailer = (extra: object) =>
-    encodeFrame(
-      FrameKind.TRAILER,
-      packr.pack({
-        stop: 1,
-        events: 1,
-        byType: { new: 1, update: 0, destroy: 0, snapshot: 0 },
-        frames: 2,
-        ...extra,
-      }),
-    );
-  const events = encodeFrame(FrameKind.EVENTS, encodeEvents([tcpNew(0)]));
-  const old = readAll(forged([events, trailer({})]));
-  t.same([old.reader.trailer?.gaps, old.reader.trailer?.lost], [0, 0], 'written before gaps');
-  for (const half of [{ gaps: 0 }, { lost: 0 }]) {
-    const err = ctErrorOf(t, () => readAll(forged([events, trailer(half)])));
-    t.equal(err?.code, 'ECORRUPT', JSON.stringify(half));
-    t.match(err?.message, /trailer (gaps|lost) is missing/);
+t.test('journal: a trailer without gaps, lost or digest is ECORRUPT (all are required)', (t) => {
+  const { bytes, starts } = smallJournal('trailer-keys.mpk');
+  const at = starts[3] as number;
+  const real = unpackr.unpack(bytes.subarray(at + FRAME_HEADER_SIZE)) as Record<string, unknown>;
+  for (const key of ['gaps', 'lost', 'digest']) {
+    const { [key]: _, ...rest } = real;
+    const path = join(dir, `trailer-without-${key}.mpk`);
+    writeFileSync(path, Buffer.concat([bytes.subarray(0, at), encodeFrame(3, packr.pack(rest))]));
+    const err = ctErrorOf(t, () => readAll(path));
+    t.equal(err?.code, 'ECORRUPT', key);
+    t.match(err?.message, new RegExp(`corrupt at byte ${at}: trailer ${key} is missing`), key);
   }
-  // Without gap counts the trailer still vouches for 0 gaps: a gap frame contradicts it.
-  const gapFrame = encodeFrame(FrameKind.GAP, packr.pack(gap()));
-  const err = ctErrorOf(t, () => readAll(forged([events, gapFrame, trailer({ frames: 3 })])));
-  t.match(err?.message, /trailer counts .* 0 gaps .* 1 gaps losing 17 events/);
   t.end();
 });

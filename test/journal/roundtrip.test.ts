@@ -1,4 +1,6 @@
 // Encode → decode is the identity for any events, batch split, gaps, header and trailer.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
@@ -91,6 +93,8 @@ t.test('journal: batches() skips the gaps but still counts them', (t) => {
     lost: 20,
     gapsLostUnknown: 1,
     lastEventTime: tcpNew(1).time,
+    checkpoints: 0,
+    verified: undefined,
   });
   t.same([reader.trailer?.gaps, reader.trailer?.lost, reader.trailer?.frames], [2, 20, 5]);
   t.end();
@@ -131,25 +135,39 @@ t.test('journal: times above 2^32 and up to 2^53-1 round-trip exactly, deltas bo
   t.end();
 });
 
-t.test('journal: header and trailer read back as written, writer fills format and counts', (t) => {
-  const path = join(dir, 'meta.mpk');
-  const w = JournalWriter.create(path, HEADER);
-  w.append([tcpNew(0), { ...tcpNew(1), type: 3 }]);
-  w.append([{ ...tcpNew(2), type: 4 }]);
-  w.close({ stop: HEADER.start + 1 });
-  const { reader } = readAll(path);
-  t.same(reader.header, { ...HEADER, format: FORMAT_VERSION, eventFields: [...EVENT_FIELDS] });
-  t.same(reader.trailer, {
-    stop: HEADER.start + 1,
-    events: 3,
-    byType: { new: 1, update: 0, destroy: 1, snapshot: 1 },
-    frames: 3,
-    gaps: 0,
-    lost: 0,
-  });
-  t.equal(w.frames, 3);
-  t.end();
-});
+/** Bytes of the last frame of a journal file (its trailer), found by walking the envelope. */
+function trailerBytes(path: string): number {
+  const bytes = readFileSync(path);
+  let last = 0;
+  for (let at = 8; at < bytes.length; at += last) last = 9 + bytes.readUInt32LE(at);
+  return last;
+}
+
+t.test(
+  'journal: header and trailer read back as written, writer fills format, counts, digest',
+  (t) => {
+    const path = join(dir, 'meta.mpk');
+    const w = JournalWriter.create(path, HEADER);
+    w.append([tcpNew(0), { ...tcpNew(1), type: 3 }]);
+    w.append([{ ...tcpNew(2), type: 4 }]);
+    w.close({ stop: HEADER.start + 1 });
+    const { reader } = readAll(path);
+    t.same(reader.header, { ...HEADER, format: FORMAT_VERSION, eventFields: [...EVENT_FIELDS] });
+    t.same(reader.trailer, {
+      stop: HEADER.start + 1,
+      events: 3,
+      byType: { new: 1, update: 0, destroy: 1, snapshot: 1 },
+      frames: 3,
+      gaps: 0,
+      lost: 0,
+      digest: createHash('sha256')
+        .update(readFileSync(path).subarray(0, w.bytesWritten - trailerBytes(path)))
+        .digest(),
+    });
+    t.equal(w.frames, 3);
+    t.end();
+  },
+);
 
 t.test('journal: a gap reads back exactly as written, largest values included', (t) => {
   const path = join(dir, 'gap-exact.mpk');
