@@ -33,6 +33,12 @@ async function main(): Promise<number> {
     )
     .option('--force', 'replace an existing journal file (never follows a symlink)', false)
     .option('--duration <seconds>', 'stop by itself after this many seconds', parseSeconds)
+    .option(
+      '--flush-interval <seconds>',
+      'checkpoint and fsync the journal this often: the most a crash or power loss can cost',
+      parseSeconds,
+      1,
+    )
     .option('--table <file>', 'live mode: write the flow table here at exit and on SIGUSR1')
     .addOption(
       new Option('--collapse <mode>', 'source-port collapsing for --table: 1024 or none')
@@ -92,6 +98,7 @@ Conntrack only tracks a namespace that has a rule needing it, e.g.
     output: string;
     force: boolean;
     duration?: number;
+    flushInterval: number;
     table?: string;
     collapse: string;
     bufferSize?: number;
@@ -114,6 +121,7 @@ Conntrack only tracks a namespace that has a rule needing it, e.g.
     output: o.output,
     force: o.force,
     durationMs: o.duration === undefined ? undefined : o.duration * 1000,
+    flushMs: o.flushInterval * 1000,
     table: o.table,
     collapse: parseCollapse(o.collapse),
     capture,
@@ -124,6 +132,7 @@ Conntrack only tracks a namespace that has a rule needing it, e.g.
     given: {
       ...capture,
       duration: o.duration ?? null,
+      flushInterval: o.flushInterval,
       table: o.table ?? null,
       collapse: o.collapse,
       snapshot: o.snapshot,
@@ -160,6 +169,7 @@ Conntrack only tracks a namespace that has a rule needing it, e.g.
       `snapshot ${t.snapshot})${s.flows === undefined ? '' : `, ${s.flows} flows`}, ` +
       `${s.bytes} bytes written to ${s.output}`,
   );
+  log(`journal sha256 ${s.sha256} (check it with: ct-analyze verify ${s.output})`);
   if (s.lost > 0) {
     log(
       `WARNING: ${s.lost} events were lost in ${s.gaps} gaps (recorded in the journal; ` +

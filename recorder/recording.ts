@@ -31,6 +31,8 @@ export interface RecordOptions {
   force: boolean;
   /** Stop by itself after this many milliseconds. */
   durationMs?: number;
+  /** Checkpoint and fsync the journal this often (ms): what a crash or power loss can cost. */
+  flushMs: number;
   /** Live mode: keep the flow table and write it here at exit and on request (SIGUSR1). */
   table?: string;
   collapse: Collapse;
@@ -59,6 +61,8 @@ export interface RecordSummary {
   malformed: number;
   /** Flows in the live table; undefined without --table. */
   flows?: number;
+  /** SHA-256 of the whole journal file, for the change ticket (what `ct-analyze verify` prints). */
+  sha256: string;
 }
 
 export interface Recording {
@@ -189,6 +193,14 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
   snapshot.catch(() => {});
   const timer =
     opts.durationMs === undefined ? undefined : setTimeout(stop, opts.durationMs).unref();
+  const flusher = setInterval(() => {
+    if (failure !== undefined) return;
+    try {
+      writer.flush();
+    } catch (err) {
+      failWith(err);
+    }
+  }, opts.flushMs).unref();
 
   function writeTable(): string | undefined {
     if (tableFile === undefined || table === undefined) return undefined;
@@ -200,6 +212,7 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
     try {
       await stopRequested;
       if (timer !== undefined) clearTimeout(timer);
+      clearInterval(flusher);
       await capture.stop();
       await gaps.finish();
     } finally {
@@ -226,6 +239,7 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
       filtered,
       malformed,
       flows: table?.size,
+      sha256: writer.sha256,
     };
   })();
 

@@ -4,12 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import t from 'tap';
-import type { CtEvent } from '../../journal/event.js';
-import type { JournalGap, JournalHeader } from '../../journal/format.js';
-import { openJournal } from '../../journal/reader.js';
 import { ANALYZER, RECORDER, type RunningRecorder, startRecorder } from '../../samples/record.js';
 import { seedLine } from '../../samples/scenario.js';
 import { buildFlood, flood } from '../helpers/flood.js';
+import { readWhole } from '../helpers/journals.js';
 import { createTopology, exitedWithin, run, type Topology, waitForLine } from '../helpers/netns.js';
 
 for (const cli of [RECORDER, ANALYZER]) {
@@ -46,26 +44,6 @@ async function analyzeJson(journal: string): Promise<JsonReport> {
   const res = await analyze(['--format', 'json', journal]);
   if (res.code !== 0) throw new Error(`ct-analyze --format json: exit ${res.code}: ${res.stderr}`);
   return JSON.parse(res.stdout) as JsonReport;
-}
-
-/** The whole journal, in file order. */
-function readJournal(path: string): {
-  header: JournalHeader;
-  events: CtEvent[];
-  gaps: JournalGap[];
-} {
-  const reader = openJournal(path);
-  try {
-    const events: CtEvent[] = [];
-    const gaps: JournalGap[] = [];
-    for (const item of reader.items()) {
-      if (item.kind === 'events') events.push(...item.events);
-      else gaps.push(item.gap);
-    }
-    return { header: reader.header, events, gaps };
-  } finally {
-    reader.close();
-  }
 }
 
 /** Resolves once `check()` holds; rejects with `what` after `ms`. */
@@ -155,7 +133,7 @@ t.test('a TCP connection opened before ct-record starts shows up confirmed', asy
     `coverage counts snapshot entries (${cov?.byType.snapshot})`,
   );
   t.equal(cov?.byType.snapshot, dumped, 'as many snapshot entries as the dump line said');
-  const snap = readJournal(journal).events.filter(
+  const snap = readWhole(journal).events.filter(
     (e) => e.type === 4 && e.proto === 6 && e.orig.dport === port && e.orig.sport === sport,
   );
   t.equal(snap.length, 1, 'the journal holds the connection as one snapshot entry');
@@ -247,7 +225,7 @@ t.test(
 
     const lostLine = /WARNING: (\d+) events were lost in (\d+) gaps/.exec(rec.stderr());
     t.ok(lostLine, `the summary warns about lost events\n${rec.stderr()}`);
-    const { events, gaps } = readJournal(journal);
+    const { events, gaps } = readWhole(journal);
     t.ok(gaps.length >= 1, `the journal holds ${gaps.length} gap(s)`);
     const lost = gaps.reduce((s, g) => s + g.lost, 0);
     t.ok(lost > 0, `the gaps count ${lost} lost events`);
@@ -314,7 +292,7 @@ t.test('--enable-events sets nf_conntrack_events=1 for the run and restores it',
   t.equal(await sysctl(topo, EVENTS_KNOB), 1, 'it is 1 while ct-record runs');
   t.equal(await stopRecorder(rec), 0, `ct-record exits 0\n${rec.stderr()}`);
   t.equal(await sysctl(topo, EVENTS_KNOB), 2, 'it is 2 again after the run');
-  const { header } = readJournal(journal);
+  const { header } = readWhole(journal);
   t.equal(header.sysctls.nf_conntrack_events, 1, 'the header records the value of the run');
   t.equal(header.options.enableEvents, true, 'the header records the option');
 
@@ -322,7 +300,7 @@ t.test('--enable-events sets nf_conntrack_events=1 for the run and restores it',
   const rec2 = await startRecorder(topo, plain);
   t.equal(await sysctl(topo, EVENTS_KNOB), 2, 'without the option it stays 2');
   t.equal(await stopRecorder(rec2), 0, `ct-record exits 0\n${rec2.stderr()}`);
-  const h2 = readJournal(plain).header;
+  const h2 = readWhole(plain).header;
   t.equal(h2.sysctls.nf_conntrack_events, 2, 'and the header says 2');
   t.equal(h2.options.enableEvents, false, 'with enableEvents false');
 });

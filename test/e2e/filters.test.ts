@@ -6,9 +6,9 @@ import t, { type Test } from 'tap';
 import { formatAddress } from '../../analyzer/address.js';
 import type { CtEvent } from '../../journal/event.js';
 import type { JournalHeader } from '../../journal/format.js';
-import { openJournal } from '../../journal/reader.js';
 import { ANALYZER, RECORDER, startRecorder } from '../../samples/record.js';
 import { TRAFFIC_TOOL } from '../../samples/scenario.js';
+import { readWhole } from '../helpers/journals.js';
 import { createTopology, exitedWithin, run, type Topology, waitForLine } from '../helpers/netns.js';
 
 for (const cli of [RECORDER, ANALYZER]) {
@@ -30,18 +30,6 @@ interface Recorded {
   stderr: string;
 }
 
-/** Every event of the journal, read batch by batch. */
-function readJournal(path: string): { header: JournalHeader; events: CtEvent[] } {
-  const reader = openJournal(path);
-  try {
-    const events: CtEvent[] = [];
-    for (const batch of reader.batches()) events.push(...batch);
-    return { header: reader.header, events };
-  } finally {
-    reader.close();
-  }
-}
-
 /** Records `traffic` with ct-record `args` in the server namespace; reads the journal back. */
 async function record(
   t: Test,
@@ -55,7 +43,7 @@ async function record(
   await traffic();
   rec.child.kill('SIGTERM');
   t.equal(await exitedWithin(rec.child, 20_000), 0, `ct-record exits 0\n${rec.stderr()}`);
-  const { header, events } = readJournal(journal);
+  const { header, events } = readWhole(journal);
   const byType = { new: 0, update: 0, destroy: 0, snapshot: 0 };
   for (const e of events) byType[TYPE[e.type]]++;
   const res = await run([process.execPath, ANALYZER, journal], { check: false, timeoutMs: 30_000 });

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CtEvent } from '../../journal/event.js';
-import type { JournalHeaderInput } from '../../journal/format.js';
+import type { JournalGap, JournalHeader, JournalHeaderInput } from '../../journal/format.js';
+import { openJournal } from '../../journal/reader.js';
 import { JournalWriter } from '../../journal/writer.js';
 
 /** A fresh directory unique to this test process, removed when the test ends, pass or fail. */
@@ -35,4 +36,26 @@ export function writeJournal(path: string, batches: CtEvent[][], trailer = true)
   if (trailer) w.close({ stop: HEADER.start + 60_000_000 });
   else w.closeAfterFailure();
   return w;
+}
+
+/** A whole journal in file order: header, events, gaps, and whether it ended cleanly. */
+export function readWhole(path: string): {
+  header: JournalHeader;
+  events: CtEvent[];
+  gaps: JournalGap[];
+  complete: boolean;
+} {
+  const reader = openJournal(path);
+  try {
+    const events: CtEvent[] = [];
+    const gaps: JournalGap[] = [];
+    for (const item of reader.items()) {
+      if (item.kind === 'events') events.push(...item.events);
+      else gaps.push(item.gap);
+    }
+    const complete = reader.trailer !== undefined && reader.tail === undefined;
+    return { header: reader.header, events, gaps, complete };
+  } finally {
+    reader.close();
+  }
 }

@@ -3,19 +3,16 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import type { CtEvent } from '../../journal/event.js';
-import type { JournalGap } from '../../journal/format.js';
-import { openJournal } from '../../journal/reader.js';
-import { RECORDER, type RunningRecorder } from '../../samples/record.js';
+import { RECORDER, type RunningRecorder, startRecorder } from '../../samples/record.js';
+import { buildFlood, flood } from '../helpers/flood.js';
+import { readWhole } from '../helpers/journals.js';
 import {
   createTopology,
   exitedWithin,
   run,
   type TeardownHost,
   type Topology,
-  waitForLine,
 } from '../helpers/netns.js';
 
 if (!existsSync(RECORDER)) throw new Error(`${RECORDER} is missing: run \`npm run build\` first`);
@@ -26,7 +23,6 @@ const KEEPER = 'ct-netadmin';
 const STACK = /^ {4}at /m;
 const DROPPED =
   /^ct-record: dropped root: now user nobody \(uid 65534, gid 65534, no supplementary groups\); kept CAP_NET_ADMIN on thread (\d+) \(ct-netadmin\) for conntrack dumps and sysctl restores only, no capabilities on any other thread; no_new_privs on every thread$/m;
-const FLOOD_C = fileURLToPath(new URL('../../bench/flood.c', import.meta.url));
 const EVENTS_KNOB = 'net.netfilter.nf_conntrack_events';
 
 // Journals go where nobody can write: the recorder opens them before it drops root.
@@ -77,47 +73,10 @@ function tasks(pid: number): Task[] {
  * root-owned .tap/: a recorder that drops root starts through `env -i` with a bare environment.
  */
 const BARE = ['env', '-i', `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`];
-const CAPTURING = /^ct-record: capturing conntrack events into /;
-
-/** Starts ct-record in the recording namespace; resolves once its subscription is live. */
-async function startRecorder(
-  topo: Topology,
-  journal: string,
-  extra: readonly string[] = [],
-): Promise<RunningRecorder> {
-  const argv = [...BARE, process.execPath, RECORDER, '-o', journal, ...extra];
-  const child = topo.spawn(topo.recordNs, argv);
-  let stderr = '';
-  const stream = child.stderr as NonNullable<typeof child.stderr>;
-  stream.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  try {
-    await waitForLine(stream, CAPTURING, 15_000);
-  } catch (err) {
-    throw new Error(`ct-record did not start: ${(err as Error).message}\n${stderr}`);
-  }
-  return { child, stderr: () => stderr };
-}
 
 async function stopRecorder(rec: RunningRecorder): Promise<number | string> {
   rec.child.kill('SIGTERM');
   return exitedWithin(rec.child, 20_000);
-}
-
-function readJournal(path: string): { events: CtEvent[]; gaps: JournalGap[]; complete: boolean } {
-  const reader = openJournal(path);
-  try {
-    const events: CtEvent[] = [];
-    const gaps: JournalGap[] = [];
-    for (const item of reader.items()) {
-      if (item.kind === 'events') events.push(...item.events);
-      else gaps.push(item.gap);
-    }
-    return { events, gaps, complete: reader.trailer !== undefined && reader.tail === undefined };
-  } finally {
-    reader.close();
-  }
 }
 
 async function sysctl(topo: Topology, key: string): Promise<number> {
@@ -175,7 +134,7 @@ t.test(
 
     await topo.exec(topo.client.ns, ['ping', '-c', '1', '-W', '5', topo.server.v4]);
     t.equal(await stopRecorder(rec), 0, `SIGTERM: exit 0\n${rec.stderr()}`);
-    const { events, complete } = readJournal(journal);
+    const { events, complete } = readWhole(journal);
     t.ok(complete, 'the journal has its trailer and no torn tail');
     t.ok(
       events.some((e) => e.type === 1 && e.proto === 1),
@@ -185,8 +144,7 @@ t.test(
 );
 
 t.test('privilege: a forced overrun after the drop is resynchronised by a dump', async (t) => {
-  const flood = join(testDir(t, 'flood-bin'), 'flood');
-  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-o', flood, FLOOD_C], { stdio: 'pipe' });
+  const floodBin = buildFlood(testDir(t, 'flood-bin'));
   const topo = await createTopology(t, 'lan');
   // Every flood flow stays in the table, so every resync dump has work to do.
   await topo.exec(topo.recordNs, ['sysctl', '-qw', 'net.netfilter.nf_conntrack_udp_timeout=300']);
@@ -195,10 +153,7 @@ t.test('privilege: a forced overrun after the drop is resynchronised by a dump',
   t.match(rec.stderr(), DROPPED, 'root was dropped before the flood');
 
   const n = 5_000;
-  const res = await topo.exec(topo.client.ns, [flood, topo.server.v4, String(n), '20'], {
-    timeoutMs: 30_000,
-  });
-  t.equal(Number(/sent=(\d+)/.exec(res.stdout)?.[1]), n, `the flood sent ${n} datagrams`);
+  t.equal(await flood(topo, floodBin, n), n, `the flood sent ${n} datagrams`);
   // Stop only once the journal has stopped growing: every resync dump has then finished.
   let size = -1;
   let quietSince = Date.now();
@@ -217,7 +172,7 @@ t.test('privilege: a forced overrun after the drop is resynchronised by a dump',
   t.equal(await stopRecorder(rec), 0, `SIGTERM after the overrun: exit 0\n${rec.stderr()}`);
   t.notMatch(rec.stderr(), /EPERM|table dump failed/, 'no dump was refused');
 
-  const { events, gaps, complete } = readJournal(journal);
+  const { events, gaps, complete } = readWhole(journal);
   t.ok(complete, 'the journal is complete');
   t.ok(gaps.length >= 1, `the overrun left ${gaps.length} gap(s)`);
   for (const g of gaps) {
