@@ -46,6 +46,9 @@ t.test(
     t.match(res.stdout, /# WARNING: the recording did not end cleanly/);
     t.match(res.stdout, /\n UDPv4 \[ +0\] /, 'the flows recorded before the kill are listed');
     t.notMatch(res.stderr, /\n +at /, 'no stack trace');
+    const v = await run([process.execPath, ANALYZER, 'verify', journal], { check: false });
+    t.equal(v.code, 1, 'verify: not OK, so exit 1');
+    t.match(v.stdout, /: INCOMPLETE — /, `verify says the journal is incomplete: ${v.stdout}`);
   },
 );
 
@@ -75,5 +78,8 @@ t.test(
     });
     t.equal(res.code, 0, `ct-analyze reads it\n${res.stderr}`);
     t.match(res.stdout, /# WARNING: the recording did not end cleanly/);
+    const v = await run([process.execPath, ANALYZER, 'verify', journal], { check: false });
+    t.equal(v.code, 1, 'verify: not OK, so exit 1');
+    t.match(v.stdout, /: INCOMPLETE — /, `verify says the journal is incomplete: ${v.stdout}`);
   },
 );
