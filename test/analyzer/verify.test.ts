@@ -9,6 +9,7 @@ import { Exit } from '../../common/errors.js';
 import { FRAME_HEADER_SIZE, FrameKind, MAGIC, packr } from '../../journal/format.js';
 import { encodeFrame } from '../../journal/frame.js';
 import { JournalWriter } from '../../journal/writer.js';
+import { applyByteMutation, arbByteMutation } from '../helpers/mutations.js';
 import { gap, HEADER, tcpNew, tempDir } from '../journal/fixtures.js';
 
 const dir = tempDir(t, 'verify');
@@ -255,52 +256,19 @@ t.test(
 );
 
 const mutation = fc.oneof(
-  fc.record({
-    kind: fc.constant('flip' as const),
-    at: fc.nat(),
-    xor: fc.integer({ min: 1, max: 255 }),
-  }),
-  fc.record({
-    kind: fc.constant('set' as const),
-    at: fc.nat(),
-    bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }),
-  }),
-  fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
-  fc.record({
-    kind: fc.constant('insert' as const),
-    at: fc.nat(),
-    bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }),
-  }),
+  arbByteMutation,
   fc.record({ kind: fc.constant('move' as const), from: fc.nat(), to: fc.nat() }),
 );
 type Mutation = typeof mutation extends fc.Arbitrary<infer M> ? M : never;
 
 function apply(buf: Buffer, m: Mutation): Buffer {
-  if (m.kind === 'move') {
-    // A whole frame moved elsewhere: the fault CRCs cannot see.
-    const n = src.frames.length;
-    const order = [...all];
-    const [f] = order.splice(m.from % n, 1);
-    if (f !== undefined) order.splice(m.to % n, 0, f);
-    return buf === src.bytes ? reassemble(order) : buf;
-  }
-  const at = m.at % (buf.length + 1);
-  switch (m.kind) {
-    case 'flip': {
-      const out = Buffer.from(buf);
-      if (at < out.length) out[at] = (out[at] as number) ^ m.xor;
-      return out;
-    }
-    case 'set': {
-      const out = Buffer.from(buf);
-      out.set(m.bytes.subarray(0, Math.max(0, out.length - at)), Math.min(at, out.length));
-      return out;
-    }
-    case 'cut':
-      return buf.subarray(0, at);
-    case 'insert':
-      return Buffer.concat([buf.subarray(0, at), m.bytes, buf.subarray(at)]);
-  }
+  if (m.kind !== 'move') return applyByteMutation(buf, m);
+  // A whole frame moved elsewhere: the fault CRCs cannot see.
+  const n = src.frames.length;
+  const order = [...all];
+  const [f] = order.splice(m.from % n, 1);
+  if (f !== undefined) order.splice(m.to % n, 0, f);
+  return buf === src.bytes ? reassemble(order) : buf;
 }
 
 const VERDICTS: readonly Verdict[] = [

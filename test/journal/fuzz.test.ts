@@ -6,6 +6,7 @@ import t from 'tap';
 import { CtError } from '../../common/errors.js';
 import { FrameKind, GAP_CAUSE, MAGIC, packr } from '../../journal/format.js';
 import { encodeFrame } from '../../journal/frame.js';
+import { applyByteMutation, arbByteMutation } from '../helpers/mutations.js';
 import { gap, readAll, tcpNew, tempDir, writeItems } from './fixtures.js';
 
 const dir = tempDir(t, 'fuzz');
@@ -26,45 +27,8 @@ writeItems(source, [
 ]);
 const original = readFileSync(source);
 
-const mutation = fc.oneof(
-  fc.record({
-    kind: fc.constant('flip' as const),
-    at: fc.nat(),
-    xor: fc.integer({ min: 1, max: 255 }),
-  }),
-  fc.record({
-    kind: fc.constant('set' as const),
-    at: fc.nat(),
-    bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }),
-  }),
-  fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
-  fc.record({
-    kind: fc.constant('insert' as const),
-    at: fc.nat(),
-    bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }),
-  }),
-);
-type Mutation = typeof mutation extends fc.Arbitrary<infer M> ? M : never;
-
-function apply(buf: Buffer, m: Mutation): Buffer {
-  const at = m.at % (buf.length + 1);
-  switch (m.kind) {
-    case 'flip': {
-      const out = Buffer.from(buf);
-      if (at < out.length) out[at] = (out[at] as number) ^ m.xor;
-      return out;
-    }
-    case 'set': {
-      const out = Buffer.from(buf);
-      out.set(m.bytes.subarray(0, Math.max(0, out.length - at)), Math.min(at, out.length));
-      return out;
-    }
-    case 'cut':
-      return buf.subarray(0, at);
-    case 'insert':
-      return Buffer.concat([buf.subarray(0, at), m.bytes, buf.subarray(at)]);
-  }
-}
+const mutation = arbByteMutation;
+const apply = applyByteMutation;
 
 t.test('journal: mutated journals end normally or with a CtError, never another exception', (t) => {
   const path = join(dir, 'mutant.mpk');
