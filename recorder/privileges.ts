@@ -1,4 +1,5 @@
 // Least privilege for ct-record: which user to become, the drop (through the addon), what was kept.
+import { writeFileSync } from 'node:fs';
 import { CtError, Exit } from '../common/errors.js';
 import { loadNative, type PasswdEntry } from '../native/index.js';
 
@@ -77,6 +78,9 @@ export function planPrivileges(
   return { drop: true, user: entry };
 }
 
+/** Whether this process dropped root (a drop happens once and cannot be undone). */
+let dropped = false;
+
 /**
  * Carries out the plan: call it once the netlink sockets and the output file are open (they
  * stay usable; opening new ones as root no longer works). Dump requests and writePrivileged()
@@ -97,6 +101,7 @@ export function applyPrivileges(plan: PrivilegePlan): Privileges {
     );
   }
   const nnp = result.allNoNewPrivs ? 'every thread' : 'the main and keeper threads';
+  dropped = true;
   return {
     dropped: true,
     keeperTid: result.keeperTid,
@@ -112,5 +117,7 @@ export function applyPrivileges(plan: PrivilegePlan): Privileges {
  * CAP_NET_ADMIN in the namespace's user namespace); a plain write when nothing was dropped.
  */
 export function writePrivileged(path: string, data: string): void {
-  loadNative().writePrivileged(path, data);
+  // Without a drop the addon may not even load (a failed start): a plain write is all it takes.
+  if (dropped) loadNative().writePrivileged(path, data);
+  else writeFileSync(path, data);
 }
