@@ -5,7 +5,8 @@ import { runCli } from '../common/cli.js';
 import { CtError, type ExitCode } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import { type Collapse, DEFAULT_COLLAPSE, parseCollapse } from './flows.js';
-import { type ReportFormat, runAnalyze, runVerify } from './run.js';
+import { type ReportFormat, runAnalyze, runImport, runVerify } from './run.js';
+import { makeWindow } from './slice.js';
 
 const NAME = 'ct-analyze';
 
@@ -25,6 +26,12 @@ Examples:
       the flows of both recordings as one JSON document, written to flows.json
   $ ${NAME} --collapse none journal.mpk
       keep every source port instead of showing ports above 1024 as 1024
+  $ ${NAME} --since 2h journal.mpk
+      only the flows of the last two hours (events at or after now minus 2 h)
+  $ ${NAME} --since 2026-11-27T08:00Z --until 2026-11-27T09:00Z journal.mpk
+      only the events of that hour (both ends inclusive)
+  $ ${NAME} import capture.txt -o journal.mpk
+      turn saved conntrack -E or -L text into a journal (then analyze that)
   $ ${NAME} verify journal.mpk
       is the journal complete and unmodified? (a journal named "verify": ./verify)
 
@@ -41,6 +48,13 @@ Verdicts, one line per journal:
 
 Exit status: 0 every journal OK, 1 any other verdict, 2 usage error, 3 only TOO NEW ones.`;
 
+const IMPORT_HELP = `
+Each line is one event ([NEW], [UPDATE], [DESTROY]) or, without a tag, one table entry (-L).
+A line without [UNREPLIED] has seen a reply (confirmed). Lines without a [seconds.micros]
+timestamp get the import time, in file order. Unreadable lines are warned with their numbers.
+
+Exit status: 0 something was imported (warnings included), 1 nothing readable, 2 usage error.`;
+
 async function main(): Promise<number> {
   let exit: ExitCode | undefined;
   const program = new Command(NAME)
@@ -48,7 +62,9 @@ async function main(): Promise<number> {
       'Replay conntracker journals (written by ct-record) into the sorted table of the flows ' +
         'your firewall rules must allow. Needs no root and no kernel access.',
     )
-    .usage('[options] <journal...>\n       ct-analyze verify [options] <journal...>')
+    .usage(
+      '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>',
+    )
     .argument('<journal...>', 'journal files (.mpk) written by ct-record')
     .addOption(
       new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'),
@@ -59,6 +75,11 @@ async function main(): Promise<number> {
         .argParser(collapseOption)
         .default(DEFAULT_COLLAPSE, '1024'),
     )
+    .option(
+      '--since <time>',
+      'only events at or after TIME: ISO 8601 (UTC unless a zone is given) or a span before now (2h, 30m, 90s, 1d)',
+    )
+    .option('--until <time>', 'only events at or before TIME (same forms as --since)')
     .version(TOOL_VERSION, '-V, --version')
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError(`(run ${NAME} --help for usage)`)
@@ -77,16 +98,43 @@ async function main(): Promise<number> {
     .action((journals: string[], o: { format: ReportFormat }) => {
       exit = runVerify({ journals, format: o.format }, { stdout: process.stdout });
     });
+  program
+    .command('import')
+    .description(
+      'convert saved conntrack -E or conntrack -L text into a journal ct-analyze can read',
+    )
+    .argument('<file>', 'text output of conntrack -E (any -o timestamp,id,extended) or -L')
+    .requiredOption('-o, --output <journal>', 'the journal to write (.mpk)')
+    .option('--force', 'replace the output journal if it exists')
+    .option('--host <name>', 'host name to record in the journal header', 'unknown')
+    .addHelpText('after', IMPORT_HELP)
+    .action((file: string, o: { output: string; force?: boolean; host: string }) => {
+      exit = runImport(
+        { file, output: o.output, force: o.force === true, host: o.host },
+        {
+          warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`),
+          note: (m) => process.stderr.write(`${NAME}: note: ${m}\n`),
+        },
+      );
+    });
   program.action(
     async (
       journals: string[],
-      o: { format: ReportFormat; output?: string; collapse: Collapse },
+      o: {
+        format: ReportFormat;
+        output?: string;
+        collapse: Collapse;
+        since?: string;
+        until?: string;
+      },
     ) => {
+      const sliced = o.since !== undefined || o.until !== undefined;
       await runAnalyze(
         {
           journals,
           format: o.format,
           collapse: o.collapse,
+          ...(sliced ? { window: makeWindow(o.since, o.until, Date.now() * 1000) } : {}),
           ...(o.output === undefined ? {} : { output: o.output }),
         },
         {

@@ -34,6 +34,18 @@ export interface Coverage {
   snapshotDumped: boolean;
   /** Each weakness of the recording, and what to do about it (one line each). */
   warnings: string[];
+  /** Only with --since/--until: the window (µs, inclusive, null: open) and the events in it. */
+  window?: WindowCoverage;
+}
+
+/** The time window a report was sliced to, and how many of a journal's events fell inside. */
+export interface WindowCoverage {
+  since: number | null;
+  until: number | null;
+  /** Events whose time is inside the window: the only ones that reached the flow table. */
+  inside: number;
+  /** Events outside it, left out of the table. */
+  outside: number;
 }
 
 export interface CoverageInput {
@@ -165,6 +177,13 @@ export function timeRangeText(c: Coverage): string {
   const shortTo = to.slice(0, 10) === from.slice(0, 10) ? to.slice(11) : to;
   const upTo = c.endFrom === 'last-event' ? ' up to the last event' : '';
   return `${from} → ${shortTo} (${durationText(c.end - c.start)}${upTo})`;
+}
+
+/** `# window: 2026-11-27T07:40:00.000Z → end of recording: 12 of 41 events inside, 29 left out` */
+export function windowText(w: WindowCoverage): string {
+  const from = w.since === null ? 'start of recording' : isoOf(w.since);
+  const to = w.until === null ? 'end of recording' : isoOf(w.until);
+  return `${from} → ${to} (--since/--until, inclusive): ${w.inside} of ${count(w.inside + w.outside, 'event')} inside, ${w.outside} left out of the table`;
 }
 
 /** Any journal time (≤ 2^53 µs, about the year 2255) is inside Date's range. */

@@ -1,6 +1,6 @@
 // The flow table as text, line for line the original tool's format, after a `#` coverage block.
 import { formatAddress } from './address.js';
-import { combineCoverage, countsText, printable, timeRangeText } from './coverage.js';
+import { combineCoverage, countsText, printable, timeRangeText, windowText } from './coverage.js';
 import { type Flow, TABLES } from './flows.js';
 import type { JournalSummary } from './replay.js';
 
@@ -60,6 +60,7 @@ export function coverageLines(journals: readonly JournalSummary[]): string[] {
     lines.push(
       `# conntracker flows from ${printable(j.path)}: host ${printable(j.host)}, netns ${printable(j.netns)}, ${timeRangeText(c)}`,
       `# coverage: ${countsText(c)}`,
+      ...(c.window === undefined ? [] : [`# window: ${windowText(c.window)}`]),
       ...c.warnings.map((w) => `# WARNING: ${w}`),
     );
   }

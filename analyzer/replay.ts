@@ -2,6 +2,7 @@
 import { openJournal } from '../journal/reader.js';
 import { type CauseCount, type Coverage, coverageOf, lossWarning } from './coverage.js';
 import { type Collapse, FlowTable } from './flows.js';
+import { isWindowed, NO_WINDOW, sliceEvents, type TimeWindow } from './slice.js';
 
 /** What a report says about each journal it read. */
 export interface JournalSummary {
@@ -24,6 +25,8 @@ export interface JournalSummary {
 
 export interface AnalyzeOptions {
   collapse?: Collapse;
+  /** Only events whose time is inside it reach the table (--since, --until); default: all. */
+  window?: TimeWindow;
   /** Receives each warning (one line, no prefix); default: warnings are dropped. */
   warn?: (message: string) => void;
 }
@@ -37,19 +40,28 @@ export interface Analysis {
 export function analyzeJournals(paths: readonly string[], opts: AnalyzeOptions = {}): Analysis {
   const table = new FlowTable(opts.collapse === undefined ? {} : { collapse: opts.collapse });
   const warn = opts.warn ?? (() => {});
-  const journals = paths.map((path) => replayOne(path, table, warn));
+  const window = opts.window ?? NO_WINDOW;
+  const journals = paths.map((path) => replayOne(path, table, warn, window));
   return { table, journals };
 }
 
-function replayOne(path: string, table: FlowTable, warn: (m: string) => void): JournalSummary {
+function replayOne(
+  path: string,
+  table: FlowTable,
+  warn: (m: string) => void,
+  window: TimeWindow,
+): JournalSummary {
   // openJournal's errors already name the path and say what to do.
   const reader = openJournal(path);
   try {
     // No prototype: a cause read from the file may be `__proto__`.
     const byCause: { [cause: string]: CauseCount } = Object.create(null);
+    let inside = 0;
     for (const item of reader.items()) {
       if (item.kind === 'events') {
-        table.addAll(item.events);
+        const kept = sliceEvents(window, item.events);
+        inside += kept.length;
+        table.addAll(kept);
         continue;
       }
       const { cause, lost } = item.gap;
@@ -60,6 +72,9 @@ function replayOne(path: string, table: FlowTable, warn: (m: string) => void): J
     }
     const { header, trailer, tail, counts } = reader;
     const coverage = coverageOf({ header, trailer, tail, counts, byCause });
+    if (isWindowed(window)) {
+      coverage.window = { ...window, inside, outside: counts.events - inside };
+    }
     if (tail !== undefined) {
       warn(`${path}: ignored ${tail.ignoredBytes} trailing bytes (recording did not end cleanly)`);
     } else if (trailer === undefined) {
