@@ -1,6 +1,6 @@
 // The one place a CLI turns an outcome into an exit code and a message (no stacks for user errors).
 import { CommanderError, InvalidArgumentError } from 'commander';
-import { CtError, Exit } from './errors.js';
+import { CtError, Exit, sysCode } from './errors.js';
 
 /** Parses a positive number of seconds (`--duration 30`, `--duration 1.5`) for commander. */
 export function parseSeconds(value: string): number {
@@ -27,6 +27,11 @@ export function parseBytes(value: string): number {
  * errors → exit 2 (commander already printed them); anything else is a bug → stack, exit 1.
  */
 export async function runCli(name: string, main: () => Promise<number | undefined>): Promise<void> {
+  // A reader that went away (`ct-analyze --help | head`) ends the output, not the program with a
+  // stack trace; report writers check for EPIPE themselves and stop writing.
+  process.stdout.on('error', (err) => {
+    if (sysCode(err) !== 'EPIPE') throw err;
+  });
   let code: number;
   try {
     code = (await main()) ?? Exit.OK;

@@ -288,3 +288,16 @@ t.test('cli: the report refuses a MODIFIED journal with exit 1, as verify judges
   );
   t.notMatch(r.err, STACK);
 });
+
+t.test('cli: a reader that closes the pipe first ends the output, not the program', (t) => {
+  // `| true` exits before node has written a byte: every write then fails with EPIPE.
+  for (const args of ['--help', 'samples/lan.mpk', 'verify samples/lan.mpk']) {
+    const res = spawnSync(
+      'bash',
+      ['-c', `node ${CLI} ${args} | true; echo "status \${PIPESTATUS[0]}" >&2`],
+      { cwd: PACKAGE_ROOT, encoding: 'utf8', timeout: 30_000 },
+    );
+    t.equal(res.stderr, 'status 0\n', `ct-analyze ${args} | true: exit 0, nothing on stderr`);
+  }
+  t.end();
+});
