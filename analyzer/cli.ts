@@ -5,7 +5,8 @@ import { runCli } from '../common/cli.js';
 import { CtError, type ExitCode } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import { type Collapse, DEFAULT_COLLAPSE, parseCollapse } from './flows.js';
-import { type ReportFormat, runAnalyze, runImport, runVerify } from './run.js';
+import { runImport } from './import.js';
+import { type ReportFormat, runAnalyze, runVerify } from './run.js';
 import { makeWindow } from './slice.js';
 
 const NAME = 'ct-analyze';
