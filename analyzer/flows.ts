@@ -1,7 +1,10 @@
 // The flow rules, in one place: which events count, the flow key, port collapsing, confirmation, order.
 import sbt from 'sorted-btree';
+import { bulkLoad } from 'sorted-btree/extended/bulkLoad.js';
 import { CtError, Exit } from '../common/errors.js';
-import { type CtEvent, Proto, Status } from '../journal/event.js';
+import type { CtEvent } from '../journal/event.js';
+import { Proto, Status } from '../journal/event.js';
+import { addressWords, type EventColumns, wordsAddress } from '../journal/event-columns.js';
 
 /**
  * How TCP/UDP source ports are collapsed before they enter the key (the journal keeps the real
@@ -53,15 +56,12 @@ export function formatCollapse(mode: Collapse): string {
 export const TABLES = ['TCPv4', 'UDPv4', 'ICMPv4', 'TCPv6', 'UDPv6', 'ICMPv6'] as const;
 export type TableName = (typeof TABLES)[number];
 
-/**
- * One line of the flow table. Room is left for per-flow facts later issues add (first/last
- * seen, counts, hosts): they become fields here, the key does not change.
- */
+/** One line of the flow table. */
 export interface Flow {
   readonly table: TableName;
   readonly family: 4 | 6;
   readonly proto: number;
-  /** Original-direction source and destination, network byte order (copies, never aliased). */
+  /** Original-direction source and destination, network byte order (fresh copies). */
   readonly src: Uint8Array;
   readonly dst: Uint8Array;
   /** Source port after collapsing, destination port as is; 0 for ICMP flows. */
@@ -72,9 +72,9 @@ export interface Flow {
   readonly icmpCode: number;
   /** Some event of the flow carried IPS_SEEN_REPLY. */
   readonly confirmed: boolean;
+  /** Hosts (journal header names) whose events hold the flow, sorted; empty when not given. */
+  readonly hosts: readonly string[];
 }
-
-type FlowRecord = { -readonly [K in keyof Flow]: Flow[K] };
 
 /** The table index for a (family, protocol) pair, or undefined when the pair has no table. */
 export function tableIndex(family: number, proto: number): number | undefined {
@@ -93,99 +93,145 @@ function isIcmpTable(index: number): boolean {
 const isU16 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffff;
 const isU8 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xff;
 
-// Key layout (latin1, so `<` compares bytes, i.e. numbers big-endian):
-//   table u8 | src 4/16 | dst 4/16 | dport u16 BE | sport u16 BE      (TCP, UDP)
-//   table u8 | src 4/16 | dst 4/16 | type u8 | code u8                 (ICMP, ICMPv6)
-// Keys of one table all have the same length, so byte order is the documented sort order.
-const scratch = new Uint8Array(1 + 16 + 16 + 4);
+/** No host: the event's source is not named (live mode, a caller that does not merge). */
+export const NO_HOST = -1;
 
-function flowKey(t: number, src: Uint8Array, dst: Uint8Array, a: number, b: number): string {
-  let n = 0;
-  scratch[n++] = t;
-  scratch.set(src, n);
-  n += src.length;
-  scratch.set(dst, n);
-  n += dst.length;
-  if (isIcmpTable(t)) {
-    scratch[n++] = a;
-    scratch[n++] = b;
-  } else {
-    scratch[n++] = a >> 8;
-    scratch[n++] = a & 0xff;
-    scratch[n++] = b >> 8;
-    scratch[n++] = b & 0xff;
-  }
-  return String.fromCharCode.apply(null, scratch.subarray(0, n) as unknown as number[]);
+/** Options of addColumns: whose events they are, and the inclusive time window (µs). */
+export interface ColumnsOptions {
+  host?: number;
+  since?: number | null;
+  until?: number | null;
 }
 
-const compareKeys = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+// A flow's key is KW u32 words, compared in order, which is the documented sort order:
+//   table | src (4 words) | dst (4 words) | dport << 16 | sport      (TCP, UDP)
+//   table | src (4 words) | dst (4 words) | type << 8 | code         (ICMP, ICMPv6)
+// Address words are big-endian groups of 4 bytes (IPv4: one word, then zeros), so comparing
+// words compares address bytes. A flow is one row of ROW words in one typed array, its key
+// followed by its facts: no object or string per flow, one cache line or two per lookup, and
+// the hash index below finds a known flow without allocating anything.
+const KW = 10;
+/** Row word KW: bit 0 set when the flow is confirmed. Word KW + 1: host bits. */
+const FLAGS = KW;
+const HOSTS = KW + 1;
+const ROW = KW + 2;
+/** Hosts 0–31 are bits of a per-flow word; later ones (rare) go to a map. */
+const HOST_BITS = 32;
 
 /**
  * The sorted flow table that live mode and replay both build. Its content depends only on the
- * set of events added (any order, any duplication) and on the collapsing mode.
+ * set of events added (any order, any duplication, any batch split) and on the collapsing mode.
  */
 export class FlowTable {
   readonly collapse: Collapse;
   /** Events that entered no table, counted per reason (e.g. "IPv4 proto 47"). */
   readonly skipped: { [reason: string]: number } = {};
-  // The tree keeps the order; the Map answers the common case, an event of a known flow, in
-  // O(1) (a tree lookup costs 2–5 µs at a million flows). Both hold the same records.
-  private readonly tree = new sbt.default<string, FlowRecord>(undefined, compareKeys);
-  private readonly byKey = new Map<string, FlowRecord>();
+  #hostNames: string[] = [];
+  #count = 0;
+  #cap = 0;
+  #rows = new Uint32Array(0);
+  readonly #moreHosts = new Map<number, Set<number>>();
+  // Open addressing, linear probing; slot s is the pair (flow index + 1, key hash) at 2s,
+  // 0 meaning empty. #mask is the slot count minus one.
+  #slots = new Uint32Array(0);
+  #mask = -1;
+  // The order: a B+ tree of flow indices under #compare; flows ≥ #inTree are not in it yet
+  // (inserted, or bulk-loaded, when the order is asked for: replay never pays per event).
+  #tree = new sbt.default<number, undefined>(undefined, (a, b) => this.#compare(a, b));
+  #inTree = 0;
+  readonly #scratch = [new Uint32Array(4), new Uint32Array(4)] as const;
 
   constructor(opts: { collapse?: Collapse } = {}) {
     this.collapse = opts.collapse ?? DEFAULT_COLLAPSE;
+    this.#resizeSlots(1024);
   }
 
-  add(ev: CtEvent): void {
+  /** The id of a host name for add/addColumns; the same name always gets the same id. */
+  hostId(name: string): number {
+    const known = this.#hostNames.indexOf(name);
+    if (known >= 0) return known;
+    this.#hostNames.push(name);
+    return this.#hostNames.length - 1;
+  }
+
+  add(ev: CtEvent, host = NO_HOST): void {
     const t = tableIndex(ev.family, ev.proto);
     if (t === undefined) {
-      this.skip(`IPv${ev.family} proto ${ev.proto}`);
+      this.#skip(`IPv${ev.family} proto ${ev.proto}`);
       return;
     }
     const o = ev.orig;
     const len = ev.family === 4 ? 4 : 16;
     if (o.src.length !== len || o.dst.length !== len) {
-      this.skip('address length does not match the family');
+      this.#skip('address length does not match the family');
       return;
     }
     const icmp = isIcmpTable(t);
     const a = icmp ? o.icmpType : o.dport;
     const b = icmp ? o.icmpCode : collapsePort(this.collapse, o.sport);
     if (icmp ? !isU8(a) || !isU8(b) : !isU16(a) || !isU16(o.sport)) {
-      this.skip('port or ICMP type/code out of range');
+      this.#skip('port or ICMP type/code out of range');
       return;
     }
-    const replied = (ev.status & Status.SEEN_REPLY) !== 0;
-    const key = flowKey(t, o.src, o.dst, a, b);
-    const flow = this.byKey.get(key);
-    if (flow !== undefined) {
-      if (replied) flow.confirmed = true;
-      return;
-    }
-    const record: FlowRecord = {
-      table: TABLES[t] as TableName,
-      family: ev.family,
-      proto: ev.proto,
-      src: o.src.slice(),
-      dst: o.dst.slice(),
-      sport: icmp ? 0 : b,
-      dport: icmp ? 0 : a,
-      icmpType: icmp ? a : 0,
-      icmpCode: icmp ? b : 0,
-      confirmed: replied,
-    };
-    this.byKey.set(key, record);
-    this.tree.set(key, record);
+    const [src, dst] = this.#scratch;
+    addressWords(o.src, src, 0);
+    addressWords(o.dst, dst, 0);
+    const ports = icmp ? (a << 8) | b : ((a << 16) | b) >>> 0;
+    this.#upsert(t, src, dst, 0, ports, (ev.status & Status.SEEN_REPLY) !== 0, host);
   }
 
-  addAll(evs: Iterable<CtEvent>): void {
-    for (const ev of evs) this.add(ev);
+  addAll(evs: Iterable<CtEvent>, host = NO_HOST): void {
+    for (const ev of evs) this.add(ev, host);
+  }
+
+  /**
+   * Adds a batch read by the journal reader (values already validated by it) and returns how
+   * many of its events fell inside the window.
+   */
+  addColumns(c: EventColumns, opts: ColumnsOptions = {}): number {
+    const host = opts.host ?? NO_HOST;
+    const since = opts.since ?? Number.NEGATIVE_INFINITY;
+    const until = opts.until ?? Number.POSITIVE_INFINITY;
+    // collapsePort as numbers: source ports in [lo, hi] become `to`.
+    const m = this.collapse;
+    const lo = m.kind === '1024' ? 1025 : m.kind === 'range' ? m.lo : 1;
+    const hi = m.kind === '1024' ? 0xffff : m.kind === 'range' ? m.hi : 0;
+    const to = m.kind === '1024' ? 1024 : m.kind === 'range' ? m.lo : 0;
+    const { time, family, proto, status, src, dst, sport, dport, icmpType, icmpCode } = c;
+    let inside = 0;
+    for (let i = 0; i < c.n; i++) {
+      const at = time[i] as number;
+      if (at < since || at > until) continue;
+      inside++;
+      const f = family[i] as number;
+      const t = TABLE_OF[(f === 4 ? 0 : 256) + (proto[i] as number)] as number;
+      if (t < 0) {
+        this.#skip(`IPv${f} proto ${proto[i]}`);
+        continue;
+      }
+      let ports: number;
+      if (t === 2 || t === 5) {
+        ports = ((icmpType[i] as number) << 8) | (icmpCode[i] as number);
+      } else {
+        const sp = sport[i] as number;
+        ports = (((dport[i] as number) << 16) | (sp >= lo && sp <= hi ? to : sp)) >>> 0;
+      }
+      this.#upsert(
+        t,
+        src,
+        dst,
+        i * 4,
+        ports,
+        ((status[i] as number) & Status.SEEN_REPLY) !== 0,
+        host,
+      );
+    }
+    return inside;
   }
 
   /** Number of flows (keys), all tables together. */
   get size(): number {
-    return this.tree.size;
+    return this.#count;
   }
 
   /** Total number of skipped events, all reasons together. */
@@ -195,12 +241,213 @@ export class FlowTable {
     return n;
   }
 
-  /** The flows in sort order: table, then src, dst, dport, sport (ICMP: type, code). */
-  flows(): IterableIterator<Flow> {
-    return this.tree.values();
+  /** Bytes the table holds per flow in its typed arrays and index (the tree not included). */
+  get bytesPerFlowReserved(): number {
+    const arrays = this.#rows.byteLength + this.#slots.byteLength;
+    return this.#count === 0 ? 0 : arrays / this.#count;
   }
 
-  private skip(reason: string): void {
+  /** The flows in sort order: table, then src, dst, dport, sport (ICMP: type, code). */
+  *flows(): Generator<Flow> {
+    this.#sort();
+    for (const i of this.#tree.keys()) yield this.#flow(i);
+  }
+
+  #flow(i: number): Flow {
+    const k = this.#rows;
+    const at = i * ROW;
+    const t = k[at] as number;
+    const family = t < 3 ? 4 : 6;
+    const alen = family === 4 ? 4 : 16;
+    const ports = k[at + 9] as number;
+    const icmp = isIcmpTable(t);
+    return {
+      table: TABLES[t] as TableName,
+      family,
+      proto: icmp
+        ? family === 4
+          ? Proto.ICMP
+          : Proto.ICMPV6
+        : t % 3 === 0
+          ? Proto.TCP
+          : Proto.UDP,
+      src: wordsAddress(k, at + 1, alen),
+      dst: wordsAddress(k, at + 5, alen),
+      sport: icmp ? 0 : ports & 0xffff,
+      dport: icmp ? 0 : ports >>> 16,
+      icmpType: icmp ? ports >>> 8 : 0,
+      icmpCode: icmp ? ports & 0xff : 0,
+      confirmed: ((k[at + FLAGS] as number) & 1) === 1,
+      hosts: this.#hostsOf(i),
+    };
+  }
+
+  #hostsOf(i: number): string[] {
+    const names: string[] = [];
+    const bits = this.#rows[i * ROW + HOSTS] as number;
+    for (let h = 0; h < HOST_BITS; h++) {
+      if ((bits >>> h) & 1) names.push(this.#hostNames[h] as string);
+    }
+    for (const h of this.#moreHosts.get(i) ?? []) names.push(this.#hostNames[h] as string);
+    return names.sort();
+  }
+
+  /**
+   * Finds the flow of table t, addresses src[at…at+3] → dst[at…at+3] and the ports word, or
+   * makes it, then merges confirmation and host in.
+   */
+  #upsert(
+    t: number,
+    src: Uint32Array,
+    dst: Uint32Array,
+    at: number,
+    ports: number,
+    replied: boolean,
+    host: number,
+  ): void {
+    const h = hashKey(t, src, dst, at, ports);
+    const rows = this.#rows;
+    const slots = this.#slots;
+    const mask = this.#mask;
+    let s = h & mask;
+    for (;;) {
+      const v = slots[2 * s] as number;
+      if (v === 0) break;
+      const x = (v - 1) * ROW;
+      if (
+        slots[2 * s + 1] === h &&
+        rows[x] === t &&
+        rows[x + 9] === ports &&
+        rows[x + 1] === src[at] &&
+        rows[x + 5] === dst[at] &&
+        rows[x + 2] === src[at + 1] &&
+        rows[x + 3] === src[at + 2] &&
+        rows[x + 4] === src[at + 3] &&
+        rows[x + 6] === dst[at + 1] &&
+        rows[x + 7] === dst[at + 2] &&
+        rows[x + 8] === dst[at + 3]
+      ) {
+        this.#merge(x, replied, host);
+        return;
+      }
+      s = (s + 1) & mask;
+    }
+    const i = this.#count++;
+    if (i === this.#cap) this.#grow();
+    const k = this.#rows;
+    const x = i * ROW;
+    k[x] = t;
+    for (let w = 0; w < 4; w++) {
+      k[x + 1 + w] = src[at + w] as number;
+      k[x + 5 + w] = dst[at + w] as number;
+    }
+    k[x + 9] = ports;
+    slots[2 * s] = i + 1;
+    slots[2 * s + 1] = h;
+    this.#merge(x, replied, host);
+    if (this.#count * 2 > mask + 1) this.#resizeSlots(2 * (mask + 1));
+  }
+
+  /** Merges an event's confirmation and host into the flow whose row starts at x. */
+  #merge(x: number, replied: boolean, host: number): void {
+    const rows = this.#rows;
+    if (replied && ((rows[x + FLAGS] as number) & 1) === 0) rows[x + FLAGS] = 1;
+    if (host < 0) return;
+    if (host < HOST_BITS) {
+      const bits = rows[x + HOSTS] as number;
+      const bit = (1 << host) >>> 0;
+      if ((bits & bit) === 0) rows[x + HOSTS] = (bits | bit) >>> 0;
+      return;
+    }
+    const i = x / ROW;
+    const set = this.#moreHosts.get(i) ?? new Set<number>();
+    set.add(host);
+    this.#moreHosts.set(i, set);
+  }
+
+  #grow(): void {
+    const cap = Math.max(1024, this.#cap * 2);
+    const rows = new Uint32Array(cap * ROW);
+    rows.set(this.#rows);
+    this.#rows = rows;
+    this.#cap = cap;
+  }
+
+  /** Rebuilds the index with `count` slots (a power of two). */
+  #resizeSlots(count: number): void {
+    const slots = new Uint32Array(2 * count);
+    const mask = count - 1;
+    const k = this.#rows;
+    for (let i = 0; i < this.#count; i++) {
+      const x = i * ROW;
+      const h = hashKey(k[x] as number, k, k, x + 1, k[x + 9] as number, 4);
+      let s = h & mask;
+      while (slots[2 * s] !== 0) s = (s + 1) & mask;
+      slots[2 * s] = i + 1;
+      slots[2 * s + 1] = h;
+    }
+    this.#slots = slots;
+    this.#mask = mask;
+  }
+
+  /** Brings the tree up to date: a bulk load of all flows when most are new, else inserts. */
+  #sort(): void {
+    const pending = this.#count - this.#inTree;
+    if (pending === 0) return;
+    const compare = (a: number, b: number) => this.#compare(a, b);
+    if (pending > this.#inTree) {
+      const order = Array.from({ length: this.#count }, (_, i) => i).sort(compare);
+      this.#tree = bulkLoad(order, new Array(order.length), 64, compare);
+    } else {
+      for (let i = this.#inTree; i < this.#count; i++) this.#tree.set(i, undefined);
+    }
+    this.#inTree = this.#count;
+  }
+
+  #compare(a: number, b: number): number {
+    const k = this.#rows;
+    const x = a * ROW;
+    const y = b * ROW;
+    for (let w = 0; w < KW; w++) {
+      const d = (k[x + w] as number) - (k[y + w] as number);
+      if (d !== 0) return d;
+    }
+    return 0;
+  }
+
+  #skip(reason: string): void {
     this.skipped[reason] = (this.skipped[reason] ?? 0) + 1;
   }
 }
+
+/** murmur3's 32-bit mixing over a key's words (dst read at dstAt = at + dstShift). */
+function hashKey(
+  t: number,
+  src: Uint32Array,
+  dst: Uint32Array,
+  at: number,
+  ports: number,
+  dstShift = 0,
+): number {
+  let h = mix(0x9747b28c, t);
+  h = mix(h, ports);
+  for (let w = 0; w < 4; w++) {
+    h = mix(h, src[at + w] as number);
+    h = mix(h, dst[at + dstShift + w] as number);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  return h >>> 0;
+}
+
+function mix(h: number, word: number): number {
+  const x = Math.imul(h ^ word, 0xcc9e2d51);
+  return (x << 15) | (x >>> 17);
+}
+
+/** The table of (family, proto): index (family 4 ? 0 : 256) + proto, -1 for no table. */
+const TABLE_OF = Int8Array.from(
+  { length: 512 },
+  (_, i) => tableIndex(i < 256 ? 4 : 6, i & 0xff) ?? -1,
+);

@@ -17,16 +17,17 @@ const PROTO_NAMES: Record<string, string> = {
 };
 
 /** One flow as a JSON object: ports for TCP/UDP, type and code for ICMP. */
-export function flowJson(flow: Flow): Record<string, string | number | boolean> {
+export function flowJson(flow: Flow): Record<string, string | number | boolean | string[]> {
   const head = {
     table: flow.table,
     proto: PROTO_NAMES[flow.table] ?? String(flow.proto),
     src: formatAddress(flow.src),
     dst: formatAddress(flow.dst),
   };
+  const tail = { confirmed: flow.confirmed, hosts: [...flow.hosts] };
   return flow.table === 'ICMPv4' || flow.table === 'ICMPv6'
-    ? { ...head, type: flow.icmpType, code: flow.icmpCode, confirmed: flow.confirmed }
-    : { ...head, sport: flow.sport, dport: flow.dport, confirmed: flow.confirmed };
+    ? { ...head, type: flow.icmpType, code: flow.icmpCode, ...tail }
+    : { ...head, sport: flow.sport, dport: flow.dport, ...tail };
 }
 
 export interface JsonReport {
@@ -38,13 +39,29 @@ export interface JsonReport {
 
 /**
  * flowJson(flow) serialized, built by hand: 5× faster than JSON.stringify of the object, and
- * safe because every string in it is a table name, a protocol name or an address text.
+ * safe because every string in it is a table name, a protocol name or an address text, except
+ * host names (from journal headers, untrusted), which go through JSON.stringify.
  */
-function flowLine(f: Flow): string {
+function flowLine(f: Flow, hostsJson: (hosts: readonly string[]) => string): string {
   const head = `{"table":"${f.table}","proto":"${PROTO_NAMES[f.table]}","src":"${formatAddress(f.src)}","dst":"${formatAddress(f.dst)}"`;
+  const tail = `"confirmed":${f.confirmed},"hosts":${hostsJson(f.hosts)}}`;
   return f.table === 'ICMPv4' || f.table === 'ICMPv6'
-    ? `${head},"type":${f.icmpType},"code":${f.icmpCode},"confirmed":${f.confirmed}}`
-    : `${head},"sport":${f.sport},"dport":${f.dport},"confirmed":${f.confirmed}}`;
+    ? `${head},"type":${f.icmpType},"code":${f.icmpCode},${tail}`
+    : `${head},"sport":${f.sport},"dport":${f.dport},${tail}`;
+}
+
+/** JSON of a flow's host list, memoized: a report has few distinct host sets. */
+function hostsJsonCache(): (hosts: readonly string[]) => string {
+  const seen = new Map<string, string>();
+  return (hosts) => {
+    const key = hosts.join('\0');
+    let json = seen.get(key);
+    if (json === undefined) {
+      json = JSON.stringify(hosts);
+      seen.set(key, json);
+    }
+    return json;
+  };
 }
 
 function* jsonLines(r: JsonReport): Generator<string> {
@@ -57,8 +74,9 @@ function* jsonLines(r: JsonReport): Generator<string> {
   }
   yield `],\n"skipped":${JSON.stringify(r.skipped)},\n"flows":[`;
   sep = '\n';
+  const hostsJson = hostsJsonCache();
   for (const flow of r.flows) {
-    yield `${sep}${flowLine(flow)}`;
+    yield `${sep}${flowLine(flow, hostsJson)}`;
     sep = ',\n';
   }
   yield ']}\n';

@@ -20,14 +20,32 @@ export function formatFlowLine(flow: Flow, n: number): string {
   return `${head} (port=${flow.sport}) to dst = ${formatAddress(flow.dst)} (port=${flow.dport})${tail}`;
 }
 
+/** What a text report shows beyond the original tool's line. */
+export interface TextOptions {
+  /** Append ` (hosts=fw1,fw2)`: the hosts whose journals hold the flow (--show-hosts). */
+  hosts?: boolean;
+}
+
+/**
+ * The hosts column: names from journal headers are untrusted, so control characters, commas
+ * and parentheses are escaped and a name can neither break the line nor fake another host.
+ */
+export function hostsColumn(hosts: readonly string[]): string {
+  const names = hosts.map((h) =>
+    printable(h).replace(/[,()]/g, (c) => `\\x${c.charCodeAt(0).toString(16)}`),
+  );
+  return ` (hosts=${names.join(',')})`;
+}
+
 /** Every line, newline-terminated; each table counts from 0 (flows must come in sort order). */
-export function* textLines(flows: Iterable<Flow>): Generator<string> {
+export function* textLines(flows: Iterable<Flow>, opts: TextOptions = {}): Generator<string> {
   const counters = TABLES.map(() => 0);
   for (const flow of flows) {
     const t = TABLES.indexOf(flow.table);
     const n = counters[t] ?? 0;
     counters[t] = n + 1;
-    yield `${formatFlowLine(flow, n)}\n`;
+    const extra = opts.hosts === true ? hostsColumn(flow.hosts) : '';
+    yield `${formatFlowLine(flow, n)}${extra}\n`;
   }
 }
 
@@ -75,11 +93,16 @@ export function coverageLines(journals: readonly JournalSummary[]): string[] {
 export function reportChunks(
   journals: readonly JournalSummary[],
   flows: Iterable<Flow>,
+  opts: TextOptions = {},
 ): Generator<string> {
-  return chunked(reportLines(journals, flows));
+  return chunked(reportLines(journals, flows, opts));
 }
 
-function* reportLines(journals: readonly JournalSummary[], flows: Iterable<Flow>) {
+function* reportLines(
+  journals: readonly JournalSummary[],
+  flows: Iterable<Flow>,
+  opts: TextOptions,
+) {
   for (const line of coverageLines(journals)) yield `${line}\n`;
-  yield* textLines(flows);
+  yield* textLines(flows, opts);
 }

@@ -2,7 +2,7 @@
 import { openJournal } from '../journal/reader.js';
 import { type CauseCount, type Coverage, coverageOf, lossWarning } from './coverage.js';
 import { type Collapse, FlowTable } from './flows.js';
-import { isWindowed, NO_WINDOW, sliceEvents, type TimeWindow } from './slice.js';
+import { isWindowed, NO_WINDOW, type TimeWindow } from './slice.js';
 
 /** What a report says about each journal it read. */
 export interface JournalSummary {
@@ -57,11 +57,14 @@ function replayOne(
     // No prototype: a cause read from the file may be `__proto__`.
     const byCause: { [cause: string]: CauseCount } = Object.create(null);
     let inside = 0;
-    for (const item of reader.items()) {
+    const host = table.hostId(reader.header.host);
+    for (const item of reader.columns()) {
       if (item.kind === 'events') {
-        const kept = sliceEvents(window, item.events);
-        inside += kept.length;
-        table.addAll(kept);
+        inside += table.addColumns(item.columns, {
+          host,
+          since: window.since,
+          until: window.until,
+        });
         continue;
       }
       const { cause, lost } = item.gap;

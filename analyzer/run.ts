@@ -19,6 +19,8 @@ export interface AnalyzeCommand {
   collapse: Collapse;
   /** --since/--until: only events inside it reach the table; undefined: every event. */
   window?: TimeWindow;
+  /** --show-hosts: the text report names each flow's hosts. */
+  showHosts?: boolean;
 }
 
 export interface AnalyzeIo {
@@ -42,7 +44,7 @@ export async function runAnalyze(cmd: AnalyzeCommand, io: AnalyzeIo): Promise<vo
   const chunks =
     cmd.format === 'json'
       ? jsonChunks(tableReport(table, journals))
-      : reportChunks(journals, table.flows());
+      : reportChunks(journals, table.flows(), { hosts: cmd.showHosts === true });
   if (cmd.output === undefined) await writeToStream(chunks, io.stdout);
   else writeFileAtomic(cmd.output, chunks);
 }

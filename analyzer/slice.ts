@@ -1,7 +1,6 @@
 // Time slicing (--since, --until): which events of a journal a report keeps, by event time.
 
 import { CtError, Exit } from '../common/errors.js';
-import type { CtEvent } from '../journal/event.js';
 
 /** Inclusive bounds in µs since the epoch; null: unbounded on that side. */
 export interface TimeWindow {
@@ -78,17 +77,4 @@ export function isWindowed(w: TimeWindow): boolean {
 /** The event's time is inside the window (both bounds inclusive, like journalctl's). */
 export function inWindow(w: TimeWindow, time: number): boolean {
   return (w.since === null || time >= w.since) && (w.until === null || time <= w.until);
-}
-
-/** The events of a batch inside the window, the batch itself when all are (no copy). */
-export function sliceEvents(w: TimeWindow, events: CtEvent[]): CtEvent[] {
-  if (!isWindowed(w)) return events;
-  let all = true;
-  for (const ev of events) {
-    if (!inWindow(w, ev.time)) {
-      all = false;
-      break;
-    }
-  }
-  return all ? events : events.filter((ev) => inWindow(w, ev.time));
 }

@@ -46,7 +46,7 @@ export function verifyJournal(path: string): VerifyResult {
     return failed(path, err, undefined);
   }
   try {
-    for (const _ of reader.items()) {
+    for (const _ of reader.columns()) {
       // Reading is the check.
     }
   } catch (err) {

@@ -3,7 +3,9 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { CtError, Exit, sysCode } from '../common/errors.js';
 import { JournalDigest, sameDigest } from './digest.js';
 import type { CtEvent } from './event.js';
+import { EventColumns } from './event-columns.js';
 import { decodeEvents } from './events-codec.js';
+import { scanEvents } from './events-scan.js';
 import { JournalFault } from './fault.js';
 import {
   type EventCounts,
@@ -28,6 +30,14 @@ import { Damage } from './validate.js';
 
 /** One frame's worth of journal, in file order. */
 export type JournalItem = { kind: 'events'; events: CtEvent[] } | { kind: 'gap'; gap: JournalGap };
+
+/**
+ * columns()'s items: an events frame as EventColumns, reused from frame to frame (read it
+ * before the next item), or a gap.
+ */
+export type ColumnsItem =
+  | { kind: 'events'; columns: EventColumns }
+  | { kind: 'gap'; gap: JournalGap };
 
 /** What a reader has read so far: the trailer's counts, whether or not there is a trailer. */
 export interface JournalCounts {
@@ -62,6 +72,11 @@ export interface JournalReader {
   items(): Generator<JournalItem>;
   /** items() without the gaps (still counted in `counts`): for readers that only want events. */
   batches(): Generator<CtEvent[]>;
+  /**
+   * items() as columns, the replay hot path: the same frames, checks and counts, no object per
+   * event. Each events item's columns are overwritten by the next item.
+   */
+  columns(): Generator<ColumnsItem>;
   /** Counts of what items() or batches() has read so far; final once it is exhausted. */
   readonly counts: JournalCounts;
   /** After items() is exhausted: the trailer, undefined when the recording did not end cleanly. */
@@ -196,6 +211,31 @@ class FileReader implements JournalReader {
   }
 
   *items(): Generator<JournalItem> {
+    for (const item of this.#walk(true)) {
+      if (item.kind === 'gap') yield item;
+      else yield { kind: 'events', events: item.events as CtEvent[] };
+    }
+  }
+
+  *columns(): Generator<ColumnsItem> {
+    const columns = new EventColumns();
+    for (const item of this.#walk(false, columns)) {
+      if (item.kind === 'gap') yield item;
+      else yield { kind: 'events', columns };
+    }
+  }
+
+  /**
+   * The one pass over the frames: checks, digest, counts. Events frames are decoded into
+   * CtEvent objects (`objects`) or scanned into `cols`, with decodeEvents as the fallback that
+   * has the last word on anything the scanner does not handle.
+   */
+  *#walk(
+    objects: boolean,
+    cols = new EventColumns(),
+  ): Generator<
+    { kind: 'events'; events: CtEvent[] | undefined } | { kind: 'gap'; gap: JournalGap }
+  > {
     this.#trailer = undefined;
     this.#tail = undefined;
     this.#sha256 = undefined;
@@ -216,23 +256,32 @@ class FileReader implements JournalReader {
       }
       const end = pos + f.bytes.length;
       if (f.kind === FrameKind.EVENTS) {
-        let batch: CtEvent[];
+        let batch: CtEvent[] | undefined;
         try {
-          batch = decodeEvents(f.payload, fields);
+          if (objects || !scanEvents(f.payload, fields, cols)) {
+            batch = decodeEvents(f.payload, fields);
+            cols.fill(batch);
+          }
         } catch (err) {
           throw this.#damage(pos, err);
         }
         digest.update(f.bytes);
         c.frames++;
-        c.events += batch.length;
+        const n = cols.n;
+        c.events += n;
         let last = c.lastEventTime ?? 0;
-        for (const ev of batch) {
-          c.byType[TYPE_KEYS[ev.type] as keyof EventCounts]++;
-          if (ev.time > last) last = ev.time;
+        const { type, time } = cols;
+        const perType = [0, 0, 0, 0, 0];
+        for (let i = 0; i < n; i++) {
+          perType[type[i] as number] = (perType[type[i] as number] as number) + 1;
+          if ((time[i] as number) > last) last = time[i] as number;
         }
-        if (batch.length > 0) c.lastEventTime = last;
+        for (let t = 1; t < perType.length; t++) {
+          c.byType[TYPE_KEYS[t] as keyof EventCounts] += perType[t] as number;
+        }
+        if (n > 0) c.lastEventTime = last;
         pos = end;
-        if (batch.length > 0) yield { kind: 'events', events: batch };
+        if (n > 0) yield { kind: 'events', events: batch };
       } else if (f.kind === FrameKind.GAP) {
         let gap: JournalGap;
         try {

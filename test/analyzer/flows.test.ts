@@ -73,6 +73,7 @@ function referenceFlows(evs: CtEvent[], mode: Collapse): Flow[] {
       icmpType: icmp ? e.orig.icmpType : 0,
       icmpCode: icmp ? e.orig.icmpCode : 0,
       confirmed: false,
+      hosts: [],
     };
     const key = JSON.stringify([
       table,

@@ -186,6 +186,7 @@ t.test('json: the document parses and carries every flow with ports or type/code
     sport: 1024,
     dport: 443,
     confirmed: true,
+    hosts: [],
   });
   t.strictSame(doc.flows[7], {
     table: 'ICMPv6',
@@ -195,6 +196,7 @@ t.test('json: the document parses and carries every flow with ports or type/code
     type: 128,
     code: 0,
     confirmed: true,
+    hosts: [],
   });
   t.strictSame(
     doc.flows.map((f: { proto: string }) => f.proto),
@@ -213,4 +215,40 @@ t.test('json: any table renders as valid JSON with its flows in table order', as
       assert.deepEqual(doc.skipped, table.skipped);
     }),
   );
+});
+
+t.test('hosts: each flow names the hosts whose events hold it, in both formats', async (t) => {
+  const table = new FlowTable();
+  const fw1 = table.hostId('fw1');
+  const evil = table.hostId('a,b)\n TCPv4');
+  t.equal(table.hostId('fw1'), fw1, 'a name keeps its id');
+  table.add(ev(6, '10.0.0.1', '10.0.0.2', 40000, 443, 2), fw1);
+  table.add(ev(6, '10.0.0.1', '10.0.0.2', 50000, 443, 0), evil);
+  table.add(ev(17, '10.0.0.1', '10.0.0.3', 40000, 53, 2), evil);
+  table.add(ev(17, '10.0.0.9', '10.0.0.3', 40000, 53, 2));
+  const lines = [...textLines(table.flows(), { hosts: true })];
+  t.strictSame(lines, [
+    ' TCPv4 [           0] src = 10.0.0.1 (port=1024) to dst = 10.0.0.2 (port=443) (confirmed) (hosts=a\\x2cb\\x29\\x0a TCPv4,fw1)\n',
+    ' UDPv4 [           0] src = 10.0.0.1 (port=1024) to dst = 10.0.0.3 (port=53) (confirmed) (hosts=a\\x2cb\\x29\\x0a TCPv4)\n',
+    ' UDPv4 [           1] src = 10.0.0.9 (port=1024) to dst = 10.0.0.3 (port=53) (confirmed) (hosts=)\n',
+  ]);
+  t.strictSame(
+    [...textLines(table.flows())].map((l) => l.includes('hosts=')),
+    [false, false, false],
+    'no column unless asked for',
+  );
+  const doc = JSON.parse([...jsonChunks(tableReport(table, []))].join(''));
+  t.strictSame(
+    doc.flows.map((f: { hosts: string[] }) => f.hosts),
+    [['a,b)\n TCPv4', 'fw1'], ['a,b)\n TCPv4'], []],
+  );
+});
+
+t.test('hosts: more than 32 hosts are all kept', async (t) => {
+  const table = new FlowTable();
+  const names = Array.from({ length: 40 }, (_, i) => `h${String(i).padStart(2, '0')}`);
+  for (const name of names)
+    table.add(ev(6, '10.0.0.1', '10.0.0.2', 40000, 22, 2), table.hostId(name));
+  const [flow] = [...table.flows()];
+  t.strictSame(flow?.hosts, names);
 });

@@ -5,9 +5,12 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import { FlowTable } from '../../analyzer/flows.js';
-import { textLines } from '../../analyzer/format-text.js';
+import { formatFlowLine, textLines } from '../../analyzer/format-text.js';
 import { analyzeJournals } from '../../analyzer/replay.js';
+import type { CtEvent } from '../../journal/event.js';
+import { JournalWriter } from '../../journal/writer.js';
 import { arbFlowEvents, checkProperty } from '../helpers/arbitraries.js';
+import { HEADER } from '../helpers/journals.js';
 import { gap, writeItems } from '../journal/fixtures.js';
 import { SEED_EVENTS, SEED_LINES, tempDir, writeJournal } from './fixtures.js';
 
@@ -37,6 +40,72 @@ t.test('replay: a journal replays to the same lines as the live table of its eve
     { numRuns: 60 },
   );
 });
+
+t.test(
+  'merge: analyzing journals a and b equals analyzing their concatenation, any order',
+  async (t) => {
+    const dir = tempDir(t, 'merge');
+    let n = 0;
+    const split = arbFlowEvents({ maxLength: 80 }).chain((evs) =>
+      fc.record({ evs: fc.constant(evs), cut: fc.nat(evs.length), hostB: fc.boolean() }),
+    );
+    checkProperty(
+      t,
+      fc.property(split, ({ evs, cut, hostB }) => {
+        const a = join(dir, `a${n}.mpk`);
+        const b = join(dir, `b${n}.mpk`);
+        const ab = join(dir, `ab${n++}.mpk`);
+        writeJournal(a, [evs.slice(0, cut)]);
+        // b from another host half of the time: hosts differ, flows and confirmations must not.
+        writeJournalAs(b, [evs.slice(cut)], hostB ? 'otherhost' : HEADER.host);
+        writeJournal(ab, [evs]);
+        const whole = analyzeJournals([ab]).table;
+        const expected = [...textLines(whole.flows())];
+        for (const order of [
+          [a, b],
+          [b, a],
+        ]) {
+          const merged = analyzeJournals(order).table;
+          assert.deepEqual([...textLines(merged.flows())], expected);
+          assert.deepEqual(merged.skipped, whole.skipped);
+          const hosts = [...merged.flows()].map((f) => f.hosts.join(','));
+          if (!hostB)
+            assert.deepEqual(
+              hosts,
+              [...whole.flows()].map((f) => f.hosts.join(',')),
+            );
+        }
+      }),
+      { numRuns: 60 },
+    );
+  },
+);
+
+t.test('merge: flows name the hosts they were recorded on', async (t) => {
+  const dir = tempDir(t, 'hosts');
+  const a = join(dir, 'fw1.mpk');
+  const b = join(dir, 'fw2.mpk');
+  writeJournalAs(a, [SEED_EVENTS.slice(0, 5)], 'fw1');
+  writeJournalAs(b, [SEED_EVENTS.slice(3)], 'fw2');
+  const { table } = analyzeJournals([b, a]);
+  const keys = (p: string) =>
+    new Set([...analyzeJournals([p]).table.flows()].map((f) => formatFlowLine(f, 0)));
+  const [inA, inB] = [keys(a), keys(b)];
+  const got = [...table.flows()].map((f) => f.hosts.join(','));
+  const expected = [...table.flows()].map((f) => {
+    const key = formatFlowLine(f, 0);
+    return [inA.has(key) ? 'fw1' : '', inB.has(key) ? 'fw2' : ''].filter(Boolean).join(',');
+  });
+  t.strictSame(got, expected);
+  t.ok(got.includes('fw1,fw2') && got.includes('fw1') && got.includes('fw2'), 'all three cases');
+  t.equal(got.length, SEED_LINES.length);
+});
+
+function writeJournalAs(path: string, batches: CtEvent[][], host: string): void {
+  const w = JournalWriter.create(path, { ...HEADER, host });
+  for (const batch of batches) w.append(batch);
+  w.close({ stop: HEADER.start + 60_000_000 });
+}
 
 t.test('replay: several journals give the union of their flows, one summary each', async (t) => {
   const dir = tempDir(t, 'union');

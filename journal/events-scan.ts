@@ -1,0 +1,253 @@
+// The replay hot path: an events payload read straight from its msgpack bytes into EventColumns.
+//
+// decodeEvents (events-codec.ts) is the definition of a valid payload; this reader is a faster
+// second implementation that accepts a subset of it: the encodings the writer produces and
+// their plain variants. Anything else, damaged or merely unusual, makes scanEvents return
+// false and the caller decodes the payload with decodeEvents, which either accepts it or names
+// the damage. So this never decides that a payload is bad, and where it accepts one it must
+// produce exactly what decodeEvents produces (test/journal/scan.test.ts checks both claims).
+import type { EventColumns } from './event-columns.js';
+
+const MAX = Number.MAX_SAFE_INTEGER;
+/** The fields of a v1 event array; a longer one (a newer writer's) goes to decodeEvents. */
+const V1_FIELDS = 18;
+const REQUIRED = 11;
+
+// Parser state for one call (the hot path avoids a closure or an object per field).
+let buf: Uint8Array = new Uint8Array(0);
+let pos = 0;
+let end = 0;
+
+/** Thrown inside the scan; scanEvents turns it into `false`. */
+const UNUSUAL = new Error('not a plain v1 events payload');
+
+/**
+ * Reads an events payload into `cols` and returns true, or returns false (cols then holds
+ * garbage) when the payload is not one this reader handles: decode it with decodeEvents.
+ */
+export function scanEvents(payload: Uint8Array, fields: number, cols: EventColumns): boolean {
+  buf = payload;
+  pos = 0;
+  end = payload.length;
+  try {
+    const n = arrayHeader();
+    // An event takes at least 16 bytes: a count beyond that is damage, never an allocation.
+    if (n * 16 > end) return false;
+    cols.reset(n);
+    let prev = 0;
+    for (let i = 0; i < n; i++) prev = event(cols, i, prev, fields);
+    cols.n = n;
+    return pos === end;
+  } catch (err) {
+    if (err === UNUSUAL) return false;
+    throw err;
+  } finally {
+    buf = EMPTY;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function event(c: EventColumns, i: number, prevTime: number, fields: number): number {
+  const len = arrayHeader();
+  if (len < REQUIRED || len > fields || len > V1_FIELDS) throw UNUSUAL;
+  const type = uint(4);
+  if (type === 0) throw UNUSUAL;
+  const family = uint(6);
+  if (family !== 4 && family !== 6) throw UNUSUAL;
+  const alen = family === 4 ? 4 : 16;
+  const proto = uint(0xff);
+  const status = uint(0xffffffff);
+  uint(0xffffffff); // id
+  const time = prevTime + int();
+  if (!Number.isInteger(time) || time < 0 || time > MAX) throw UNUSUAL;
+  uint(1); // flags
+  address(alen, c.src, i * 4);
+  address(alen, c.dst, i * 4);
+  const sport = uint(0xffff);
+  const dport = uint(0xffff);
+  let icmpType = 0;
+  let icmpCode = 0;
+  if (len > 11 && !nil()) uint(0xff); // tcpState
+  if (len > 12 && !nil()) reply(alen);
+  if (len > 13 && !nil()) {
+    if (arrayHeader() !== 3) throw UNUSUAL;
+    icmpType = uint(0xff);
+    icmpCode = uint(0xff);
+    uint(0xffff);
+  }
+  if (len > 14 && !nil()) {
+    const start = time - int();
+    if (!Number.isInteger(start) || start < 0 || start > MAX) throw UNUSUAL;
+  }
+  if (len > 15 && !nil()) {
+    if (arrayHeader() !== 4) throw UNUSUAL;
+    for (let k = 0; k < 4; k++) uint(MAX);
+  }
+  if (len > 16 && !nil()) uint(0xffffffff); // mark
+  if (len > 17 && !nil()) uint(0xffff); // zone
+  c.type[i] = type;
+  c.family[i] = family;
+  c.proto[i] = proto;
+  c.status[i] = status;
+  c.time[i] = time;
+  c.sport[i] = sport;
+  c.dport[i] = dport;
+  c.icmpType[i] = icmpType;
+  c.icmpCode[i] = icmpCode;
+  return time;
+}
+
+/** Largest value of each reply position (src and dst are addresses). */
+const REPLY_MAX = [0, 0, 0xffff, 0xffff, 0xff, 0xff, 0xffff];
+
+/** A reply tuple: nil entries mean "as the inverse"; only validated, the analysis reads orig. */
+function reply(alen: number): void {
+  const len = arrayHeader();
+  if (len < 1 || len > 7) throw UNUSUAL;
+  for (let k = 0; k < len; k++) {
+    if (nil()) continue;
+    if (k < 2) skipAddress(alen);
+    else uint(REPLY_MAX[k] as number);
+  }
+}
+
+function byte(): number {
+  if (pos >= end) throw UNUSUAL;
+  return buf[pos++] as number;
+}
+
+function nil(): boolean {
+  if (pos < end && buf[pos] === 0xc0) {
+    pos++;
+    return true;
+  }
+  return false;
+}
+
+function arrayHeader(): number {
+  const b = byte();
+  if (b >= 0x90 && b <= 0x9f) return b & 0x0f;
+  if (b === 0xdc) return be(2);
+  if (b === 0xdd) return be(4);
+  throw UNUSUAL;
+}
+
+/** An unsigned big-endian integer of `size` bytes (≤ 4). */
+function be(size: number): number {
+  if (pos + size > end) throw UNUSUAL;
+  let v = 0;
+  for (let k = 0; k < size; k++) v = v * 256 + (buf[pos++] as number);
+  return v;
+}
+
+/** An integer in 0…max in any of the encodings msgpackr reads as that same number. */
+function uint(max: number): number {
+  // Small enough to inline: a positive fixint (most fields of most events) or a u16/u32.
+  const b = pos < end ? (buf[pos] as number) : 0xc1;
+  let v: number;
+  if (b <= 0x7f) {
+    v = b;
+    pos++;
+  } else if (b === 0xcd && pos + 3 <= end) {
+    v = ((buf[pos + 1] as number) << 8) | (buf[pos + 2] as number);
+    pos += 3;
+  } else if (b === 0xce && pos + 5 <= end) {
+    v = word(pos + 1);
+    pos += 5;
+  } else {
+    v = int();
+  }
+  if (v < 0 || v > max) throw UNUSUAL;
+  return v;
+}
+
+/** A safe integer, negative or not; float32 and non-integers are left to decodeEvents. */
+function int(): number {
+  const b = byte();
+  if (b <= 0x7f) return b;
+  if (b >= 0xe0) return b - 0x100;
+  switch (b) {
+    case 0xcc:
+      if (pos + 1 > end) throw UNUSUAL;
+      return buf[pos++] as number;
+    case 0xcd: {
+      if (pos + 2 > end) throw UNUSUAL;
+      const v = ((buf[pos] as number) << 8) | (buf[pos + 1] as number);
+      pos += 2;
+      return v;
+    }
+    case 0xce: {
+      if (pos + 4 > end) throw UNUSUAL;
+      const v = word(pos);
+      pos += 4;
+      return v;
+    }
+    case 0xcf: {
+      const v = be(4) * 0x100000000 + be(4);
+      if (v > MAX) throw UNUSUAL;
+      return v;
+    }
+    case 0xd0:
+      return signed(be(1), 0x80);
+    case 0xd1:
+      return signed(be(2), 0x8000);
+    case 0xd2:
+      return signed(be(4), 0x80000000);
+    case 0xd3: {
+      const hi = be(4);
+      const lo = be(4);
+      const v = hi >= 0x80000000 ? (hi - 0x100000000) * 0x100000000 + lo : hi * 0x100000000 + lo;
+      if (!Number.isSafeInteger(v)) throw UNUSUAL;
+      return v;
+    }
+    case 0xcb: {
+      if (pos + 8 > end) throw UNUSUAL;
+      for (let k = 0; k < 8; k++) F64_BYTES[k] = buf[pos++] as number;
+      const v = F64_VIEW.getFloat64(0);
+      if (!Number.isSafeInteger(v) || Object.is(v, -0)) throw UNUSUAL;
+      return v;
+    }
+    default:
+      throw UNUSUAL;
+  }
+}
+
+function signed(v: number, half: number): number {
+  return v >= half ? v - 2 * half : v;
+}
+
+// A float64 is read through 8 scratch bytes (big-endian, as msgpack stores it): no allocation.
+const F64_BYTES = new Uint8Array(8);
+const F64_VIEW = new DataView(F64_BYTES.buffer);
+
+/** bin8 of exactly alen bytes (what msgpackr writes for an address), stored as 4 words. */
+function address(alen: number, out: Uint32Array, at: number): void {
+  if (pos + 2 + alen > end || buf[pos] !== 0xc4 || buf[pos + 1] !== alen) throw UNUSUAL;
+  let p = pos + 2;
+  for (let w = 0; w < 4; w++) {
+    if (w * 4 < alen) {
+      out[at + w] = word(p);
+      p += 4;
+    } else {
+      out[at + w] = 0;
+    }
+  }
+  pos += 2 + alen;
+}
+
+/** The big-endian u32 at buf[p…p+3] (bounds checked by the caller). */
+function word(p: number): number {
+  return (
+    (((buf[p] as number) << 24) |
+      ((buf[p + 1] as number) << 16) |
+      ((buf[p + 2] as number) << 8) |
+      (buf[p + 3] as number)) >>>
+    0
+  );
+}
+
+function skipAddress(alen: number): void {
+  if (pos + 2 + alen > end || buf[pos] !== 0xc4 || buf[pos + 1] !== alen) throw UNUSUAL;
+  pos += 2 + alen;
+}
