@@ -25,6 +25,8 @@ Examples:
       the flow table, line for line as the original conntracker printed it
   $ ${NAME} --format json -o flows.json monday.mpk tuesday.mpk
       the flows of both recordings as one JSON document, written to flows.json
+  $ ${NAME} --show-hosts fw1.mpk fw2.mpk
+      the flows of two firewalls merged, each line ending with (hosts=fw1,fw2) or one of them
   $ ${NAME} --collapse none journal.mpk
       keep every source port instead of showing ports above 1024 as 1024
   $ ${NAME} --since 2h journal.mpk
@@ -53,6 +55,9 @@ const IMPORT_HELP = `
 Each line is one event ([NEW], [UPDATE], [DESTROY]) or, without a tag, one table entry (-L).
 A line without [UNREPLIED] has seen a reply (confirmed). Lines without a [seconds.micros]
 timestamp get the import time, in file order. Unreadable lines are warned with their numbers.
+FILE may be - (standard input) or a pipe: it is copied to a temporary file beside the journal
+(needs as much free disk as the capture), because a capture is read twice. Memory use does not
+grow with the capture's size.
 
 Exit status: 0 something was imported (warnings included), 1 nothing readable, 2 usage error.`;
 
@@ -81,6 +86,10 @@ async function main(): Promise<number> {
       'only events at or after TIME: ISO 8601 (UTC unless a zone is given) or a span before now (2h, 30m, 90s, 1d)',
     )
     .option('--until <time>', 'only events at or before TIME (same forms as --since)')
+    .option(
+      '--show-hosts',
+      'text report: end each flow line with (hosts=…), the hosts whose journals hold it',
+    )
     .version(TOOL_VERSION, '-V, --version')
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError(`(run ${NAME} --help for usage)`)
@@ -127,6 +136,7 @@ async function main(): Promise<number> {
         collapse: Collapse;
         since?: string;
         until?: string;
+        showHosts?: boolean;
       },
     ) => {
       const sliced = o.since !== undefined || o.until !== undefined;
@@ -135,6 +145,7 @@ async function main(): Promise<number> {
           journals,
           format: o.format,
           collapse: o.collapse,
+          showHosts: o.showHosts === true,
           ...(sliced ? { window: makeWindow(o.since, o.until, Date.now() * 1000) } : {}),
           ...(o.output === undefined ? {} : { output: o.output }),
         },

@@ -1,5 +1,6 @@
 // Parses the text of `conntrack -E` (events) and `conntrack -L` (table entries) into CtEvents.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import {
   type CtEvent,
   EventType,
@@ -45,15 +46,30 @@ export type LineResult =
   | { kind: 'bad'; reason: string };
 
 interface TupleDraft {
-  src?: Uint8Array;
-  dst?: Uint8Array;
-  sport?: number;
-  dport?: number;
-  type?: number;
-  code?: number;
-  id?: number;
-  packets?: number;
-  bytes?: number;
+  src: Uint8Array | undefined;
+  dst: Uint8Array | undefined;
+  sport: number | undefined;
+  dport: number | undefined;
+  type: number | undefined;
+  code: number | undefined;
+  id: number | undefined;
+  packets: number | undefined;
+  bytes: number | undefined;
+}
+
+/** Every field present from the start: one object shape keeps the hot path monomorphic. */
+function draft(src: Uint8Array): TupleDraft {
+  return {
+    src,
+    dst: undefined,
+    sport: undefined,
+    dport: undefined,
+    type: undefined,
+    code: undefined,
+    id: undefined,
+    packets: undefined,
+    bytes: undefined,
+  };
 }
 
 class Bad extends Error {}
@@ -70,9 +86,12 @@ class Bad extends Error {}
  */
 export function parseConntrackLine(line: string, time: number): LineResult {
   const text = line.trim();
-  if (text === '' || SUMMARY.test(text)) return { kind: 'ignored' };
+  if (text === '' || (text.startsWith('conntrack v') && SUMMARY.test(text))) {
+    return { kind: 'ignored' };
+  }
   try {
-    return { kind: 'event', ...parseEntry(text.split(/\s+/), time) };
+    const { event, stamped } = parseEntry(text.split(/\s+/), time);
+    return { kind: 'event', event, stamped };
   } catch (err) {
     if (err instanceof Bad) return { kind: 'bad', reason: err.message };
     throw err;
@@ -120,7 +139,7 @@ function parseEntry(toks: string[], fallback: number): { event: CtEvent; stamped
   let zone: number | undefined;
   for (; i < toks.length; i++) {
     const tok = toks[i] as string;
-    if (/^\[[A-Z_]+\]$/.test(tok)) {
+    if (tok.charCodeAt(0) === 0x5b && /^\[[A-Z_]+\]$/.test(tok)) {
       if (tok === '[UNREPLIED]') unreplied = true;
       else if (tok === '[ASSURED]') assured = true;
       // [OFFLOAD], [HW_OFFLOAD], [USERSPACE]: nothing the flow table needs.
@@ -133,7 +152,7 @@ function parseEntry(toks: string[], fallback: number): { event: CtEvent; stamped
     const value = tok.slice(eq + 1);
     if (key === 'src') {
       if (tuples.length === 2) throw new Bad('more than two src= (an entry has two tuples)');
-      open = { src: address(value) };
+      open = draft(address(value));
       tuples.push(open);
     } else if (key === 'id' && open?.code !== undefined && open.id === undefined) {
       open.id = uint(value, 0xffff, 'ICMP id'); // right after type= code=: the tuple's ICMP id
@@ -190,12 +209,39 @@ function parseEntry(toks: string[], fallback: number): { event: CtEvent; stamped
 }
 
 function setTupleField(t: TupleDraft, key: string, value: string): void {
-  const k = key as 'dst' | 'sport' | 'dport' | 'type' | 'code' | 'packets' | 'bytes';
-  if (t[k] !== undefined) throw new Bad(`${key}= twice in one tuple`);
-  if (k === 'dst') t.dst = address(value);
-  else if (k === 'sport' || k === 'dport') t[k] = uint(value, 0xffff, key);
-  else if (k === 'type' || k === 'code') t[k] = uint(value, 0xff, key);
-  else t[k] = uint(value, Number.MAX_SAFE_INTEGER, key);
+  const twice = () => new Bad(`${key}= twice in one tuple`);
+  switch (key) {
+    case 'dst':
+      if (t.dst !== undefined) throw twice();
+      t.dst = address(value);
+      break;
+    case 'sport':
+      if (t.sport !== undefined) throw twice();
+      t.sport = uint(value, 0xffff, key);
+      break;
+    case 'dport':
+      if (t.dport !== undefined) throw twice();
+      t.dport = uint(value, 0xffff, key);
+      break;
+    case 'type':
+      if (t.type !== undefined) throw twice();
+      t.type = uint(value, 0xff, key);
+      break;
+    case 'code':
+      if (t.code !== undefined) throw twice();
+      t.code = uint(value, 0xff, key);
+      break;
+    case 'packets':
+      if (t.packets !== undefined) throw twice();
+      t.packets = uint(value, Number.MAX_SAFE_INTEGER, key);
+      break;
+    case 'bytes':
+      if (t.bytes !== undefined) throw twice();
+      t.bytes = uint(value, Number.MAX_SAFE_INTEGER, key);
+      break;
+    default:
+      throw new Error(`import: ${key} is not a tuple key`); // TUPLE_KEYS and this switch differ
+  }
 }
 
 function tuple(d: TupleDraft, proto: number, which: string): Tuple {
@@ -219,14 +265,20 @@ function tuple(d: TupleDraft, proto: number, which: string): Tuple {
 }
 
 function uint(value: string, max: number, what: string): number {
+  let ok = value.length > 0;
+  for (let i = 0; ok && i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    ok = c >= 0x30 && c <= 0x39;
+  }
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n > max) throw new Bad(`${what}=${value} is not an integer 0–${max}`);
+  if (!ok || n > max) throw new Bad(`${what}=${value} is not an integer 0–${max}`);
   return n;
 }
 
 /** An address as 4 or 16 network-order bytes. */
 export function address(text: string): Uint8Array {
-  if (isIPv4(text)) return Uint8Array.from(text.split('.').map(Number));
+  const a = ipv4(text);
+  if (a !== undefined) return a;
   if (!isIPv6(text)) throw new Bad(`"${text}" is not an IP address`);
   let s = text;
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
@@ -247,11 +299,176 @@ export function address(text: string): Uint8Array {
   return out;
 }
 
+/**
+ * Dotted-quad IPv4 exactly as net.isIPv4 accepts it (four decimal octets ≤ 255, no leading
+ * zeros), by hand: four addresses a line made it the parser's hottest call.
+ */
+function ipv4(text: string): Uint8Array | undefined {
+  const out = new Uint8Array(4);
+  let k = 0;
+  let n = 0;
+  let digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || k === 3) return undefined;
+      out[k++] = n;
+      n = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && n === 0) return undefined;
+      n = n * 10 + c - 0x30;
+      if (++digits > 3 || n > 255) return undefined;
+    } else {
+      return undefined;
+    }
+  }
+  if (digits === 0 || k !== 3) return undefined;
+  out[3] = n;
+  return out;
+}
+
 /** A line that could not be read: its 1-based number, why, and its text. */
 export interface BadLine {
   line: number;
   reason: string;
   text: string;
+}
+
+/**
+ * Longest line read whole (characters, a final \r included). conntrack prints a few hundred;
+ * anything longer is not an entry, and cutting it keeps memory bounded on a file with no
+ * newlines at all.
+ */
+export const MAX_LINE = 65_536;
+/** What is kept of a longer line, for its warning. */
+const OVERLONG_KEPT = 1_000;
+
+/**
+ * Reads a capture line by line and keeps only counts, the time range and the first `keepBad`
+ * unreadable lines, so a pass over any size of capture holds one line at a time. Lines without
+ * a timestamp get `importUs` plus their ordinal among such lines (µs), so they keep file order;
+ * blank lines and conntrack's closing summary ("… flow events have been shown.") are not
+ * entries and are not counted as bad.
+ */
+export class CaptureParser {
+  readonly importUs: number;
+  readonly keepBad: number;
+  /** The first `keepBad` unreadable lines. */
+  readonly bad: BadLine[] = [];
+  /** Every unreadable line. */
+  badLines = 0;
+  entries = 0;
+  /** Entries with an event tag (conntrack -E) and without (conntrack -L). */
+  tagged = 0;
+  untagged = 0;
+  /** Entries that had no `[seconds.micros]` timestamp and got the import time. */
+  unstamped = 0;
+  /** Earliest and latest entry time (µs); start is +∞ until an entry is read. */
+  start = Number.POSITIVE_INFINITY;
+  stop = 0;
+
+  constructor(importUs: number, keepBad = Number.POSITIVE_INFINITY) {
+    this.importUs = importUs;
+    this.keepBad = keepBad;
+  }
+
+  /**
+   * One line without its line end; `overlong` when it was longer than MAX_LINE and `text` is
+   * only its beginning. Returns the entry's event, or undefined for any other line.
+   */
+  line(text: string, line: number, overlong = false): CtEvent | undefined {
+    const r: LineResult = overlong
+      ? { kind: 'bad', reason: `longer than ${MAX_LINE} characters` }
+      : parseConntrackLine(text, this.importUs + this.unstamped);
+    if (r.kind === 'event') {
+      const ev = r.event;
+      this.entries++;
+      if (!r.stamped) this.unstamped++;
+      if (ev.type === EventType.SNAPSHOT) this.untagged++;
+      else this.tagged++;
+      if (ev.time < this.start) this.start = ev.time;
+      if (ev.time > this.stop) this.stop = ev.time;
+      return ev;
+    }
+    if (r.kind === 'bad') {
+      // Copied: a slice of the chunk it came from would keep that whole chunk alive.
+      if (this.bad.length < this.keepBad)
+        this.bad.push({ line, reason: r.reason, text: copy(text) });
+      this.badLines++;
+    }
+    return undefined;
+  }
+}
+
+function copy(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
+}
+
+/**
+ * Cuts UTF-8 text arriving in chunks of bytes into lines at \n, dropping a \r before it,
+ * wherever the chunk borders fall (inside a line, between \r and \n, inside a character), and
+ * numbers them from 1. A final line without a newline is a line; the empty piece after a final
+ * newline is not. A line longer than MAX_LINE is handed on cut (`overlong`), the rest of it
+ * skipped, so nothing held grows with the input.
+ */
+export class LineSplitter {
+  readonly #onLine: (text: string, line: number, overlong: boolean) => void;
+  readonly #decoder = new StringDecoder('utf8');
+  /** The start of a line whose newline has not come yet. */
+  #carry = '';
+  #overlong = false;
+  #line = 0;
+
+  constructor(onLine: (text: string, line: number, overlong: boolean) => void) {
+    this.#onLine = onLine;
+  }
+
+  /** Lines handed on so far. */
+  get lines(): number {
+    return this.#line;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.#take(this.#decoder.write(chunk));
+  }
+
+  /** The input ended: the last line, if it had no newline. */
+  end(): void {
+    this.#take(this.#decoder.end());
+    if (this.#carry !== '' || this.#overlong) this.#emit('');
+  }
+
+  #take(text: string): void {
+    let from = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', from)) {
+      this.#emit(text.slice(from, nl));
+      from = nl + 1;
+    }
+    if (from < text.length && !this.#overlong) this.#hold(text.slice(from));
+  }
+
+  #emit(last: string): void {
+    let overlong = this.#overlong;
+    // An overlong line's carry is already its kept beginning; the rest is dropped.
+    let text = overlong ? this.#carry : this.#carry + last;
+    if (!overlong && text.length > MAX_LINE) {
+      overlong = true;
+      text = text.slice(0, OVERLONG_KEPT);
+    }
+    if (!overlong && text.endsWith('\r')) text = text.slice(0, -1);
+    this.#carry = '';
+    this.#overlong = false;
+    this.#onLine(text, ++this.#line, overlong);
+  }
+
+  #hold(piece: string): void {
+    this.#carry += piece;
+    if (this.#carry.length > MAX_LINE) {
+      this.#carry = this.#carry.slice(0, OVERLONG_KEPT);
+      this.#overlong = true;
+    }
+  }
 }
 
 export interface ParsedCapture {
@@ -265,22 +482,26 @@ export interface ParsedCapture {
 }
 
 /**
- * Every line of a capture. Lines without a timestamp get `importUs` plus their ordinal among
- * such lines (µs), so they keep file order; blank lines and conntrack's closing summary line
- * ("… flow events have been shown.") are not entries and are not counted as bad.
+ * A whole capture held in one string, split with String.split: the reference the streaming
+ * import (LineSplitter + CaptureParser, in ct-analyze import) must agree with, and handy for
+ * small texts. Holds every event; not for captures of unbounded size.
  */
 export function parseConntrackText(text: string, importUs: number): ParsedCapture {
-  const out: ParsedCapture = { events: [], bad: [], tagged: 0, untagged: 0, unstamped: 0 };
+  const p = new CaptureParser(importUs);
+  const events: CtEvent[] = [];
   const lines = text.split('\n');
   if (lines.at(-1) === '') lines.pop();
-  lines.forEach((line, k) => {
-    const r = parseConntrackLine(line, importUs + out.unstamped);
-    if (r.kind === 'bad') out.bad.push({ line: k + 1, reason: r.reason, text: line });
-    if (r.kind !== 'event') return;
-    out.events.push(r.event);
-    if (!r.stamped) out.unstamped++;
-    if (r.event.type === EventType.SNAPSHOT) out.untagged++;
-    else out.tagged++;
+  lines.forEach((raw, k) => {
+    const overlong = raw.length > MAX_LINE;
+    const line = overlong ? raw.slice(0, OVERLONG_KEPT) : raw.replace(/\r$/, '');
+    const ev = p.line(line, k + 1, overlong);
+    if (ev !== undefined) events.push(ev);
   });
-  return out;
+  return {
+    events,
+    bad: p.bad,
+    tagged: p.tagged,
+    untagged: p.untagged,
+    unstamped: p.unstamped,
+  };
 }

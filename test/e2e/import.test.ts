@@ -63,11 +63,29 @@ for (const format of [['-o', 'timestamp,id,extended'], []]) {
     t.notMatch(imp.stderr, /warning/, 'every line of real output is read');
     t.match(imp.stderr, new RegExp(`imported \\d+ entries \\(conntrack -E\\) from ${capture}`));
 
+    // The same capture through a shell pipe: standard input is copied aside, then read twice.
+    const piped = join(dir, `${tag}.piped.mpk`);
+    const pipe = await run(
+      [
+        'sh',
+        '-c',
+        'cat "$0" | "$1" "$2" import - -o "$3"',
+        capture,
+        process.execPath,
+        ANALYZER,
+        piped,
+      ],
+      { check: false, timeoutMs: 30_000 },
+    );
+    t.equal(pipe.code, 0, `import - exits 0\n${pipe.stderr}`);
+    t.match(pipe.stderr, /imported \d+ entries \(conntrack -E\) from \(standard input\)/);
+
     const want = expectedLines(flows);
     const fromImport = flowLines((await analyze([imported])).out);
     const fromRecord = flowLines((await analyze([journal])).out);
     t.strictSame(fromImport.map(stripCounter), want, 'the imported table is the scenario’s flows');
     t.strictSame(fromImport, fromRecord, 'the imported table equals the ct-record table exactly');
+    t.strictSame(flowLines((await analyze([piped])).out), fromImport, 'and so does the piped one');
     const none = (f: string) => analyze([f, '--collapse', 'none']).then((r) => flowLines(r.out));
     t.strictSame(await none(imported), await none(journal), 'also with the real source ports');
 
