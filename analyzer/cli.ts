@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // ct-analyze: parse the options, run the analysis or verify; exit codes and errors in common/cli.ts.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { runCli } from '../common/cli.js';
+import { parseSeconds, runCli } from '../common/cli.js';
 import { CtError, type ExitCode } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import { type Collapse, DEFAULT_COLLAPSE, parseCollapse } from './flows.js';
@@ -33,6 +33,8 @@ Examples:
       only the flows of the last two hours (events at or after now minus 2 h)
   $ ${NAME} --since 2026-11-27T08:00Z --until 2026-11-27T09:00Z journal.mpk
       only the events of that hour (both ends inclusive)
+  $ ${NAME} --follow --interval 30 /var/lib/conntracker/now.mpk
+      the table of a recording still in progress, again every 30 s and when it ends (Ctrl-C)
   $ ${NAME} import capture.txt -o journal.mpk
       turn saved conntrack -E or -L text into a journal (then analyze that)
   $ ${NAME} verify journal.mpk
@@ -61,6 +63,13 @@ grow with the capture's size.
 
 Exit status: 0 something was imported (warnings included), 1 nothing readable, 2 usage error.`;
 
+/** Aborts on SIGINT or SIGTERM: --follow then makes its last report and exits 0. */
+function stopSignal(): AbortSignal {
+  const stop = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort());
+  return stop.signal;
+}
+
 async function main(): Promise<number> {
   let exit: ExitCode | undefined;
   const program = new Command(NAME)
@@ -86,6 +95,13 @@ async function main(): Promise<number> {
       'only events at or after TIME: ISO 8601 (UTC unless a zone is given) or a span before now (2h, 30m, 90s, 1d)',
     )
     .option('--until <time>', 'only events at or before TIME (same forms as --since)')
+    .option('-f, --follow', 'keep reading a journal ct-record is still writing (one journal)')
+    .addOption(
+      new Option('--interval <seconds>', 'with --follow: report every SECONDS, and at the end')
+        .argParser(parseSeconds)
+        .default(10),
+    )
+    .option('-q, --quiet', 'no progress bar (it is drawn only when stderr is a terminal)')
     .option(
       '--show-hosts',
       'text report: end each flow line with (hosts=…), the hosts whose journals hold it',
@@ -137,6 +153,9 @@ async function main(): Promise<number> {
         since?: string;
         until?: string;
         showHosts?: boolean;
+        follow?: boolean;
+        interval: number;
+        quiet?: boolean;
       },
     ) => {
       const sliced = o.since !== undefined || o.until !== undefined;
@@ -146,6 +165,7 @@ async function main(): Promise<number> {
           format: o.format,
           collapse: o.collapse,
           showHosts: o.showHosts === true,
+          ...(o.follow === true ? { follow: { intervalMs: o.interval * 1000 } } : {}),
           ...(sliced ? { window: makeWindow(o.since, o.until, Date.now() * 1000) } : {}),
           ...(o.output === undefined ? {} : { output: o.output }),
         },
@@ -153,6 +173,9 @@ async function main(): Promise<number> {
           stdout: process.stdout,
           warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`),
           note: (m) => process.stderr.write(`${NAME}: note: ${m}\n`),
+          ...(process.stderr.isTTY && o.quiet !== true ? { progress: process.stderr } : {}),
+          // Only --follow stops on a signal; otherwise Ctrl-C ends ct-analyze as usual.
+          ...(o.follow === true ? { signal: stopSignal() } : {}),
         },
       );
     },

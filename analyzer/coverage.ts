@@ -54,6 +54,8 @@ export interface CoverageInput {
   tail: { ignoredBytes: number } | undefined;
   counts: JournalCounts;
   byCause: { [cause: string]: CauseCount };
+  /** The journal is being followed while ct-record writes it: no trailer yet is no fault. */
+  following?: boolean;
 }
 
 /** The coverage of one journal that has been read to its end. */
@@ -77,7 +79,7 @@ export function coverageOf(j: CoverageInput): Coverage {
     snapshotDumped: header.options.snapshot === true,
     warnings: [],
   };
-  c.warnings = warningsOf(c);
+  c.warnings = warningsOf(c, j.following === true);
   return c;
 }
 
@@ -101,11 +103,11 @@ export function lossWarning(c: Coverage): string | undefined {
   return `${lostText(c.lost, c.lostKnown)} in ${count(c.gaps, 'gap')} (${why}): flows may be missing; ${[...advice].join('; ')}`;
 }
 
-function warningsOf(c: Coverage): string[] {
+function warningsOf(c: Coverage, following: boolean): string[] {
   const out: string[] = [];
   const loss = lossWarning(c);
   if (loss !== undefined) out.push(loss);
-  if (!c.complete) {
+  if (!c.complete && !following) {
     const torn = c.ignoredBytes > 0 ? `; ${count(c.ignoredBytes, 'torn byte')} ignored` : '';
     out.push(
       `the recording did not end cleanly (no trailer${torn}): flows after its last event are missing; stop ct-record with Ctrl-C or SIGTERM so it ends the journal`,

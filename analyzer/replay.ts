@@ -1,5 +1,10 @@
 // Replays journals, in the order given, into one flow table; loss and an unclean end are warnings.
-import { openJournal } from '../journal/reader.js';
+import {
+  type ColumnsItem,
+  type IdleItem,
+  type JournalReader,
+  openJournal,
+} from '../journal/reader.js';
 import { type CauseCount, type Coverage, coverageOf, lossWarning } from './coverage.js';
 import { type Collapse, FlowTable } from './flows.js';
 import { isWindowed, NO_WINDOW, type TimeWindow } from './slice.js';
@@ -23,12 +28,27 @@ export interface JournalSummary {
   coverage: Coverage;
 }
 
+/** How far a replay has got, for a progress display. */
+export interface ReplayProgress {
+  path: string;
+  /** Journals done before this one, and how many there are. */
+  index: number;
+  count: number;
+  /** Bytes of this journal read so far, and its size. */
+  bytes: number;
+  total: number;
+  /** Events read so far, all journals together. */
+  events: number;
+}
+
 export interface AnalyzeOptions {
   collapse?: Collapse;
   /** Only events whose time is inside it reach the table (--since, --until); default: all. */
   window?: TimeWindow;
   /** Receives each warning (one line, no prefix); default: warnings are dropped. */
   warn?: (message: string) => void;
+  /** Called after every frame read; keep it cheap (it runs about once per 1,000 events). */
+  progress?: (p: ReplayProgress) => void;
 }
 
 export interface Analysis {
@@ -40,52 +60,117 @@ export interface Analysis {
 export function analyzeJournals(paths: readonly string[], opts: AnalyzeOptions = {}): Analysis {
   const table = new FlowTable(opts.collapse === undefined ? {} : { collapse: opts.collapse });
   const warn = opts.warn ?? (() => {});
-  const window = opts.window ?? NO_WINDOW;
-  const journals = paths.map((path) => replayOne(path, table, warn, window));
+  let before = 0;
+  const journals = paths.map((path, index) => {
+    // openJournal's errors already name the path and say what to do.
+    const replay = new JournalReplay(openJournal(path), table, opts.window ?? NO_WINDOW);
+    try {
+      const progress = opts.progress;
+      const tick =
+        progress === undefined
+          ? undefined
+          : (bytes: number, total: number, events: number) =>
+              progress({ path, index, count: paths.length, bytes, total, events: before + events });
+      replay.advance(false, tick);
+      before += replay.events;
+      const summary = replay.summary();
+      warnAbout(summary, warn);
+      return summary;
+    } finally {
+      replay.close();
+    }
+  });
   return { table, journals };
 }
 
-function replayOne(
-  path: string,
-  table: FlowTable,
-  warn: (m: string) => void,
-  window: TimeWindow,
-): JournalSummary {
-  // openJournal's errors already name the path and say what to do.
-  const reader = openJournal(path);
-  try {
-    // No prototype: a cause read from the file may be `__proto__`.
-    const byCause: { [cause: string]: CauseCount } = Object.create(null);
-    let inside = 0;
-    const host = table.hostId(reader.header.host);
-    for (const item of reader.columns()) {
+/** The warnings a journal's summary calls for, on stderr as well as in the report. */
+export function warnAbout(j: JournalSummary, warn: (m: string) => void): void {
+  if (j.ignoredBytes > 0) {
+    warn(`${j.path}: ignored ${j.ignoredBytes} trailing bytes (recording did not end cleanly)`);
+  } else if (!j.complete) {
+    warn(`${j.path}: no trailer (recording did not end cleanly); showing the events it holds`);
+  }
+  // The report says it too, but a report written with -o is not what the user is looking at.
+  const loss = lossWarning(j.coverage);
+  if (loss !== undefined) warn(`${j.path}: ${loss}`);
+}
+
+/**
+ * One journal being read into a table: all at once, or (follow) as far as it goes now and
+ * again later, with a summary of what has been read at any point.
+ */
+export class JournalReplay {
+  readonly reader: JournalReader;
+  readonly #table: FlowTable;
+  readonly #window: TimeWindow;
+  readonly #host: number;
+  // No prototype: a cause read from the file may be `__proto__`.
+  readonly #byCause: { [cause: string]: CauseCount } = Object.create(null);
+  #inside = 0;
+  #items: Generator<ColumnsItem | IdleItem> | undefined;
+  #ended = false;
+
+  constructor(reader: JournalReader, table: FlowTable, window: TimeWindow) {
+    this.reader = reader;
+    this.#table = table;
+    this.#window = window;
+    this.#host = table.hostId(reader.header.host);
+  }
+
+  /** Events read so far. */
+  get events(): number {
+    return this.reader.counts.events;
+  }
+
+  /** The journal has been read to its end (trailer, or end of file when not following). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /**
+   * Reads on: to the end, or (follow) until there is nothing more to read for now. Returns
+   * true when the journal ended.
+   */
+  advance(follow: boolean, tick?: (bytes: number, total: number, events: number) => void): boolean {
+    if (this.#ended) return true;
+    this.#items ??= follow ? this.reader.follow() : this.reader.columns();
+    const { since, until } = this.#window;
+    let events = 0;
+    for (;;) {
+      const next = this.#items.next();
+      if (next.done === true) {
+        this.#ended = true;
+        return true;
+      }
+      const item = next.value;
+      if (item.kind === 'idle') return false;
       if (item.kind === 'events') {
-        inside += table.addColumns(item.columns, {
-          host,
-          since: window.since,
-          until: window.until,
-        });
+        const cols = item.columns;
+        this.#inside += this.#table.addColumns(cols, { host: this.#host, since, until });
+        events += cols.n;
+        tick?.(this.reader.offset, this.reader.size, events);
         continue;
       }
       const { cause, lost } = item.gap;
-      const c = byCause[cause] ?? { gaps: 0, lost: 0 };
+      const c = this.#byCause[cause] ?? { gaps: 0, lost: 0 };
       c.gaps++;
       c.lost += lost;
-      byCause[cause] = c;
+      this.#byCause[cause] = c;
     }
-    const { header, trailer, tail, counts } = reader;
-    const coverage = coverageOf({ header, trailer, tail, counts, byCause });
-    if (isWindowed(window)) {
-      coverage.window = { ...window, inside, outside: counts.events - inside };
+  }
+
+  /** What has been read so far; `following` leaves out the warning for a missing trailer. */
+  summary(following = false): JournalSummary {
+    const { header, trailer, tail, counts, path } = this.reader;
+    const byCause = Object.assign(Object.create(null), this.#byCause);
+    const coverage = coverageOf({ header, trailer, tail, counts, byCause, following });
+    if (isWindowed(this.#window)) {
+      coverage.window = {
+        ...this.#window,
+        inside: this.#inside,
+        outside: counts.events - this.#inside,
+      };
     }
-    if (tail !== undefined) {
-      warn(`${path}: ignored ${tail.ignoredBytes} trailing bytes (recording did not end cleanly)`);
-    } else if (trailer === undefined) {
-      warn(`${path}: no trailer (recording did not end cleanly); showing the events it holds`);
-    }
-    // The report says it too, but a report written with -o is not what the user is looking at.
-    const loss = lossWarning(coverage);
-    if (loss !== undefined) warn(`${path}: ${loss}`);
     return {
       path,
       host: header.host,
@@ -98,7 +183,9 @@ function replayOne(
       ignoredBytes: tail?.ignoredBytes ?? 0,
       coverage,
     };
-  } finally {
-    reader.close();
+  }
+
+  close(): void {
+    this.reader.close();
   }
 }

@@ -1,11 +1,18 @@
 // What `ct-analyze` and `ct-analyze verify` do once their options are parsed.
 import type { Writable } from 'node:stream';
-import type { ExitCode } from '../common/errors.js';
-import type { Collapse } from './flows.js';
+import { CtError, Exit, type ExitCode } from '../common/errors.js';
+import type { Collapse, FlowTable } from './flows.js';
+import { followJournal } from './follow.js';
 import { jsonChunks, tableReport } from './format-json.js';
 import { reportChunks } from './format-text.js';
 import { writeFileAtomic, writeToStream } from './output.js';
-import { analyzeJournals } from './replay.js';
+import { ProgressLine, type ProgressStream } from './progress.js';
+import {
+  type Analysis,
+  analyzeJournals,
+  type JournalSummary,
+  type ReplayProgress,
+} from './replay.js';
 import type { TimeWindow } from './slice.js';
 import { type VerifyResult, verdictLine, verifyExit, verifyJournal } from './verify.js';
 
@@ -28,16 +35,77 @@ export interface AnalyzeIo {
   /** One line for the user on stderr (the caller adds the program name). */
   warn(message: string): void;
   note(message: string): void;
+  /** Where a progress bar goes (a terminal's stderr); undefined: no bar. */
+  progress?: ProgressStream;
+  /** --follow: ends the following (SIGINT, SIGTERM). */
+  signal?: AbortSignal;
 }
 
-export async function runAnalyze(cmd: AnalyzeCommand, io: AnalyzeIo): Promise<void> {
-  const { table, journals } = analyzeJournals(cmd.journals, {
-    collapse: cmd.collapse,
-    ...(cmd.window === undefined ? {} : { window: cmd.window }),
-    warn: (m) => io.warn(m),
-  });
+/** --follow: one journal, reported every interval until it ends or the signal aborts. */
+export interface FollowCommand {
+  intervalMs: number;
+}
+
+export async function runAnalyze(
+  cmd: AnalyzeCommand & { follow?: FollowCommand },
+  io: AnalyzeIo,
+): Promise<void> {
+  if (cmd.follow !== undefined) return runFollow(cmd, cmd.follow, io);
+  const bar = io.progress === undefined ? undefined : new ProgressLine(io.progress);
+  let analysis: Analysis;
+  try {
+    analysis = analyzeJournals(cmd.journals, {
+      collapse: cmd.collapse,
+      ...(cmd.window === undefined ? {} : { window: cmd.window }),
+      warn: (m) => {
+        bar?.clear();
+        io.warn(m);
+      },
+      ...(bar === undefined ? {} : { progress: (p: ReplayProgress) => bar.update(p) }),
+    });
+  } finally {
+    bar?.clear();
+  }
+  await report(cmd, io, analysis.table, analysis.journals, true);
+}
+
+async function runFollow(cmd: AnalyzeCommand, follow: FollowCommand, io: AnalyzeIo) {
+  const [path, ...more] = cmd.journals;
+  if (path === undefined || more.length > 0) {
+    throw new CtError(
+      'EUSAGE',
+      `--follow reads one journal, not ${cmd.journals.length}: follow the one ct-record is writing and analyze the others without --follow`,
+      { exit: Exit.USAGE },
+    );
+  }
+  // On a terminal each report replaces the last, like watch(1); elsewhere they follow each other.
+  const tty = cmd.output === undefined && (io.stdout as { isTTY?: boolean }).isTTY === true;
+  await followJournal(
+    path,
+    {
+      collapse: cmd.collapse,
+      ...(cmd.window === undefined ? {} : { window: cmd.window }),
+      intervalMs: follow.intervalMs,
+      signal: io.signal ?? new AbortController().signal,
+      warn: (m) => io.warn(m),
+    },
+    async (table, journals, final) => {
+      if (tty) io.stdout.write('\x1b[H\x1b[2J');
+      await report(cmd, io, table, journals, final);
+    },
+  );
+}
+
+/** Writes one report of the table, text or JSON; the last one notes the skipped events. */
+async function report(
+  cmd: AnalyzeCommand,
+  io: AnalyzeIo,
+  table: FlowTable,
+  journals: JournalSummary[],
+  final: boolean,
+): Promise<void> {
   const skipped = Object.entries(table.skipped);
-  if (skipped.length > 0) {
+  if (final && skipped.length > 0) {
     const detail = skipped.map(([reason, n]) => `${reason}: ${n}`).join(', ');
     io.note(`${table.skippedTotal} events belong to no flow table (${detail})`);
   }

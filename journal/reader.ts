@@ -39,6 +39,9 @@ export type ColumnsItem =
   | { kind: 'events'; columns: EventColumns }
   | { kind: 'gap'; gap: JournalGap };
 
+/** follow()'s item when it has read everything there is: ask again later for more. */
+export type IdleItem = { kind: 'idle' };
+
 /** What a reader has read so far: the trailer's counts, whether or not there is a trailer. */
 export interface JournalCounts {
   events: number;
@@ -77,6 +80,14 @@ export interface JournalReader {
    * event. Each events item's columns are overwritten by the next item.
    */
   columns(): Generator<ColumnsItem>;
+  /**
+   * columns() for a journal that is still being written: at the end of what is there (or at a
+   * frame not yet wholly written) it yields `idle` instead of ending; the next call looks at
+   * the file's size again. It ends at the trailer. A journal that shrinks is an error.
+   */
+  follow(): Generator<ColumnsItem | IdleItem>;
+  /** File offset after the last whole frame read: the progress of a pass. */
+  readonly offset: number;
   /** Counts of what items() or batches() has read so far; final once it is exhausted. */
   readonly counts: JournalCounts;
   /** After items() is exhausted: the trailer, undefined when the recording did not end cleanly. */
@@ -85,7 +96,7 @@ export interface JournalReader {
   readonly tail: { offset: number; ignoredBytes: number } | undefined;
   /** After items() is exhausted with a trailer: SHA-256 (hex) of the whole file, as sha256sum. */
   readonly sha256: string | undefined;
-  /** File size when opened. */
+  /** File size when opened, or as last seen by follow(). */
   readonly size: number;
   close(): void;
 }
@@ -96,6 +107,7 @@ export interface ReadOptions {
 }
 
 const TYPE_KEYS = [undefined, 'new', 'update', 'destroy', 'snapshot'] as const;
+const IDLE: IdleItem = Object.freeze({ kind: 'idle' });
 
 /** Opens a journal and reads its magic and header; CtError when it is not a readable v1 journal. */
 export function openJournal(path: string, opts: ReadOptions = {}): JournalReader {
@@ -121,7 +133,8 @@ class FileReader implements JournalReader {
   readonly path: string;
   readonly header: JournalHeader;
   #fd: number | undefined;
-  readonly #size: number;
+  #size: number;
+  #offset = 0;
   readonly #chunk: number;
   #buf: Buffer;
   #bufStart = 0;
@@ -190,6 +203,10 @@ class FileReader implements JournalReader {
     return this.#size;
   }
 
+  get offset(): number {
+    return this.#offset;
+  }
+
   get sha256(): string | undefined {
     return this.#sha256;
   }
@@ -213,7 +230,7 @@ class FileReader implements JournalReader {
   *items(): Generator<JournalItem> {
     for (const item of this.#walk(true)) {
       if (item.kind === 'gap') yield item;
-      else yield { kind: 'events', events: item.events as CtEvent[] };
+      else if (item.kind === 'events') yield { kind: 'events', events: item.events as CtEvent[] };
     }
   }
 
@@ -221,7 +238,15 @@ class FileReader implements JournalReader {
     const columns = new EventColumns();
     for (const item of this.#walk(false, columns)) {
       if (item.kind === 'gap') yield item;
-      else yield { kind: 'events', columns };
+      else if (item.kind === 'events') yield { kind: 'events', columns };
+    }
+  }
+
+  *follow(): Generator<ColumnsItem | IdleItem> {
+    const columns = new EventColumns();
+    for (const item of this.#walk(false, columns, true)) {
+      if (item.kind === 'events') yield { kind: 'events', columns };
+      else yield item;
     }
   }
 
@@ -233,8 +258,9 @@ class FileReader implements JournalReader {
   *#walk(
     objects: boolean,
     cols = new EventColumns(),
+    follow = false,
   ): Generator<
-    { kind: 'events'; events: CtEvent[] | undefined } | { kind: 'gap'; gap: JournalGap }
+    { kind: 'events'; events: CtEvent[] | undefined } | { kind: 'gap'; gap: JournalGap } | IdleItem
   > {
     this.#trailer = undefined;
     this.#tail = undefined;
@@ -244,15 +270,27 @@ class FileReader implements JournalReader {
     const digest = this.#headDigest.copy();
     const fields = this.header.eventFields.length;
     let pos = this.#bodyStart;
-    while (pos < this.#size) {
+    for (;;) {
+      this.#offset = pos;
+      if (pos >= this.#size) {
+        if (!follow) return;
+        this.#tail = undefined;
+        yield IDLE;
+        this.#restat();
+        continue;
+      }
       const f = this.#frameAt(pos);
       if (!f.ok) {
-        const next = this.#scan(pos + 1);
+        // A frame being written is short; damage is only damage once a valid frame follows it.
+        const next = f.why === 'short' && follow ? undefined : this.#scan(pos + 1);
         if (next !== undefined) {
           throw this.#corrupt(pos, `${whyNot(f.why)}, yet a valid frame follows at byte ${next}`);
         }
         this.#tail = { offset: pos, ignoredBytes: this.#size - pos };
-        return;
+        if (!follow) return;
+        yield IDLE;
+        this.#restat();
+        continue;
       }
       const end = pos + f.bytes.length;
       if (f.kind === FrameKind.EVENTS) {
@@ -361,6 +399,19 @@ class FileReader implements JournalReader {
         throw this.#corrupt(pos, `a frame of kind ${f.kind} has no place in a v1 journal here`);
       }
     }
+  }
+
+  /** Takes the file's current size (follow); a file that shrank was truncated or replaced. */
+  #restat(): void {
+    if (this.#fd === undefined) throw new Error('journal: reader is closed');
+    const size = fstatSync(this.#fd).size;
+    if (size < this.#size) {
+      throw new CtError(
+        'ETRUNCATED',
+        `${this.path} shrank from ${this.#size} to ${size} bytes while being followed: it was truncated or rewritten; follow it again`,
+      );
+    }
+    this.#size = size;
   }
 
   close(): void {
