@@ -9,7 +9,7 @@ import { writeFileAtomic, writeToStream } from './output.js';
 import { ProgressLine, type ProgressStream } from './progress.js';
 import {
   type Analysis,
-  analyzeJournals,
+  analyzeJournalsInParallel,
   type JournalSummary,
   type ReplayProgress,
 } from './replay.js';
@@ -54,7 +54,7 @@ export async function runAnalyze(
   const bar = io.progress === undefined ? undefined : new ProgressLine(io.progress);
   let analysis: Analysis;
   try {
-    analysis = analyzeJournals(cmd.journals, {
+    analysis = await analyzeJournalsInParallel(cmd.journals, {
       collapse: cmd.collapse,
       ...(cmd.window === undefined ? {} : { window: cmd.window }),
       warn: (m) => {

@@ -10,7 +10,7 @@ import type { CtEvent } from './event.js';
 export class EventColumns {
   n = 0;
   capacity = 0;
-  type = new Uint8Array(0);
+  type: Uint8Array = new Uint8Array(0);
   family = new Uint8Array(0);
   proto = new Uint8Array(0);
   status = new Uint32Array(0);
@@ -23,10 +23,55 @@ export class EventColumns {
   icmpType = new Uint8Array(0);
   icmpCode = new Uint8Array(0);
 
+  /**
+   * Packed columns live in one ArrayBuffer (53 bytes per event), a new one per batch, so the
+   * batch can be handed to another thread without a copy (`buffer`). Unpacked ones (the
+   * default) reuse their arrays from batch to batch.
+   */
+  readonly packed: boolean;
+  #buffer: ArrayBuffer | undefined;
+
+  constructor(opts: { packed?: boolean } = {}) {
+    this.packed = opts.packed === true;
+  }
+
+  /** The packed batch's buffer (packed columns only). */
+  get buffer(): ArrayBuffer {
+    if (this.#buffer === undefined) throw new Error('event columns: not packed');
+    return this.#buffer;
+  }
+
+  /** Columns over a packed batch of n events, e.g. one received from another thread. */
+  static view(buf: ArrayBuffer, n: number): EventColumns {
+    const c = new EventColumns({ packed: true });
+    c.#attach(buf, n);
+    c.n = n;
+    return c;
+  }
+
   /** Empties the batch and makes room for `count` events. */
   reset(count: number): void {
     this.n = 0;
-    if (count > this.capacity) this.grow(count);
+    if (this.packed) this.#attach(new ArrayBuffer(53 * count), count);
+    else if (count > this.capacity) this.#grow(count);
+  }
+
+  // Columns ordered by element size, so each starts aligned.
+  #attach(buf: ArrayBuffer, n: number): void {
+    if (buf.byteLength !== 53 * n) throw new RangeError('event columns: packed size mismatch');
+    this.#buffer = buf;
+    this.capacity = n;
+    this.time = new Float64Array(buf, 0, n);
+    this.status = new Uint32Array(buf, 8 * n, n);
+    this.src = new Uint32Array(buf, 12 * n, 4 * n);
+    this.dst = new Uint32Array(buf, 28 * n, 4 * n);
+    this.sport = new Uint16Array(buf, 44 * n, n);
+    this.dport = new Uint16Array(buf, 46 * n, n);
+    this.type = new Uint8Array(buf, 48 * n, n);
+    this.family = new Uint8Array(buf, 49 * n, n);
+    this.proto = new Uint8Array(buf, 50 * n, n);
+    this.icmpType = new Uint8Array(buf, 51 * n, n);
+    this.icmpCode = new Uint8Array(buf, 52 * n, n);
   }
 
   /** Replaces the batch with decoded events (the slow path's result, or a live batch). */
@@ -49,7 +94,7 @@ export class EventColumns {
     }
   }
 
-  private grow(count: number): void {
+  #grow(count: number): void {
     const cap = Math.max(count, 1024, this.capacity * 2);
     this.capacity = cap;
     this.type = new Uint8Array(cap);

@@ -79,7 +79,7 @@ export interface JournalReader {
    * items() as columns, the replay hot path: the same frames, checks and counts, no object per
    * event. Each events item's columns are overwritten by the next item.
    */
-  columns(): Generator<ColumnsItem>;
+  columns(opts?: { packed?: boolean }): Generator<ColumnsItem>;
   /**
    * columns() for a journal that is still being written: at the end of what is there (or at a
    * frame not yet wholly written) it yields `idle` instead of ending; the next call looks at
@@ -88,6 +88,8 @@ export interface JournalReader {
   follow(): Generator<ColumnsItem | IdleItem>;
   /** File offset after the last whole frame read: the progress of a pass. */
   readonly offset: number;
+  /** The open file descriptor, for readerOnFd in a decoding thread; undefined once closed. */
+  readonly fd: number | undefined;
   /** Counts of what items() or batches() has read so far; final once it is exhausted. */
   readonly counts: JournalCounts;
   /** After items() is exhausted: the trailer, undefined when the recording did not end cleanly. */
@@ -123,6 +125,15 @@ export function openJournal(path: string, opts: ReadOptions = {}): JournalReader
     closeSync(fd);
     throw err;
   }
+}
+
+/**
+ * A reader over a journal another reader already opened (its fd, shared by threads of one
+ * process): the decoding thread of a parallel replay. It reads the header again and never
+ * closes the fd; the opener does.
+ */
+export function readerOnFd(path: string, fd: number, opts: ReadOptions = {}): JournalReader {
+  return new FileReader(path, fd, opts.chunkSize ?? 1024 * 1024);
 }
 
 type Frame =
@@ -207,6 +218,10 @@ class FileReader implements JournalReader {
     return this.#offset;
   }
 
+  get fd(): number | undefined {
+    return this.#fd;
+  }
+
   get sha256(): string | undefined {
     return this.#sha256;
   }
@@ -234,8 +249,8 @@ class FileReader implements JournalReader {
     }
   }
 
-  *columns(): Generator<ColumnsItem> {
-    const columns = new EventColumns();
+  *columns(opts: { packed?: boolean } = {}): Generator<ColumnsItem> {
+    const columns = new EventColumns(opts);
     for (const item of this.#walk(false, columns)) {
       if (item.kind === 'gap') yield item;
       else if (item.kind === 'events') yield { kind: 'events', columns };
