@@ -431,7 +431,9 @@ function hashKey(
 ): number {
   let h = mix(0x9747b28c, t);
   h = mix(h, ports);
-  for (let w = 0; w < 4; w++) {
+  // IPv4 tables (0–2) use one address word; the other three are always 0.
+  const words = t < 3 ? 1 : 4;
+  for (let w = 0; w < words; w++) {
     h = mix(h, src[at + w] as number);
     h = mix(h, dst[at + dstShift + w] as number);
   }

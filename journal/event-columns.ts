@@ -30,9 +30,12 @@ export class EventColumns {
    */
   readonly packed: boolean;
   #buffer: ArrayBuffer | undefined;
+  /** Where packed batches get their buffer (a pool of returned ones, say): ≥ the bytes asked. */
+  readonly #alloc: (bytes: number) => ArrayBuffer;
 
-  constructor(opts: { packed?: boolean } = {}) {
+  constructor(opts: { packed?: boolean; alloc?: (bytes: number) => ArrayBuffer } = {}) {
     this.packed = opts.packed === true;
+    this.#alloc = opts.alloc ?? ((bytes) => new ArrayBuffer(bytes));
   }
 
   /** The packed batch's buffer (packed columns only). */
@@ -44,7 +47,8 @@ export class EventColumns {
   /** Columns over a packed batch of n events, e.g. one received from another thread. */
   static view(buf: ArrayBuffer, n: number): EventColumns {
     const c = new EventColumns({ packed: true });
-    c.#attach(buf, n);
+    c.#attach(buf);
+    if (n > c.capacity) throw new RangeError('event columns: more events than the buffer holds');
     c.n = n;
     return c;
   }
@@ -52,13 +56,13 @@ export class EventColumns {
   /** Empties the batch and makes room for `count` events. */
   reset(count: number): void {
     this.n = 0;
-    if (this.packed) this.#attach(new ArrayBuffer(53 * count), count);
+    if (this.packed) this.#attach(this.#alloc(BYTES_PER_EVENT * count));
     else if (count > this.capacity) this.#grow(count);
   }
 
-  // Columns ordered by element size, so each starts aligned.
-  #attach(buf: ArrayBuffer, n: number): void {
-    if (buf.byteLength !== 53 * n) throw new RangeError('event columns: packed size mismatch');
+  // Columns ordered by element size, so each starts aligned; a buffer of n × 53 bytes holds n.
+  #attach(buf: ArrayBuffer): void {
+    const n = Math.floor(buf.byteLength / BYTES_PER_EVENT);
     this.#buffer = buf;
     this.capacity = n;
     this.time = new Float64Array(buf, 0, n);
@@ -110,6 +114,9 @@ export class EventColumns {
     this.icmpCode = new Uint8Array(cap);
   }
 }
+
+/** Bytes of one event in packed columns. */
+export const BYTES_PER_EVENT = 53;
 
 /** Writes an address's 4 words at out[at…]: big-endian groups of 4 bytes, unused words 0. */
 export function addressWords(addr: Uint8Array, out: Uint32Array, at: number): void {

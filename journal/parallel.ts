@@ -101,6 +101,8 @@ export async function* columnsInWorker(
           for (const [i, buf] of m.bufs.entries()) {
             yield { kind: 'events', columns: EventColumns.view(buf, m.ns[i] as number) };
           }
+          // Read (the consumer asked for the next item): the buffers go back for reuse.
+          worker.postMessage(m.bufs, m.bufs);
           release();
           break;
         case 'gap':

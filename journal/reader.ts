@@ -79,7 +79,7 @@ export interface JournalReader {
    * items() as columns, the replay hot path: the same frames, checks and counts, no object per
    * event. Each events item's columns are overwritten by the next item.
    */
-  columns(opts?: { packed?: boolean }): Generator<ColumnsItem>;
+  columns(opts?: ConstructorParameters<typeof EventColumns>[0]): Generator<ColumnsItem>;
   /**
    * columns() for a journal that is still being written: at the end of what is there (or at a
    * frame not yet wholly written) it yields `idle` instead of ending; the next call looks at
@@ -249,7 +249,7 @@ class FileReader implements JournalReader {
     }
   }
 
-  *columns(opts: { packed?: boolean } = {}): Generator<ColumnsItem> {
+  *columns(opts: ConstructorParameters<typeof EventColumns>[0] = {}): Generator<ColumnsItem> {
     const columns = new EventColumns(opts);
     for (const item of this.#walk(false, columns)) {
       if (item.kind === 'gap') yield item;
