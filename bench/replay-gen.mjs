@@ -11,6 +11,8 @@ import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { JournalWriter } = await import(join(root, 'dist', 'journal', 'writer.js'));
+// inet_ntop's text, as conntrack prints addresses (test/analyzer/address.test.ts checks it).
+const { formatIPv6 } = await import(join(root, 'dist', 'analyzer', 'address.js'));
 
 const SEED = 0x5eed2026;
 /** What the recorder writes per events frame. */
@@ -77,32 +79,6 @@ const below = (n) => rnd() % n;
 
 // ---------------------------------------------------------------- addresses
 /** inet_ntop(AF_INET6) as glibc does it (RFC 5952): longest run of ≥ 2 zero groups as `::`. */
-function ntop6(b) {
-  const g = [];
-  for (let i = 0; i < 16; i += 2) g.push((b[i] << 8) | b[i + 1]);
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  // No generated address starts with 96 zero bits or ::ffff:0:0/96, which glibc prints with an
-  // embedded dotted quad; every other address takes this path.
-  if (bestLen < 2) return g.map((x) => x.toString(16)).join(':');
-  const head = g.slice(0, best).map((x) => x.toString(16));
-  const tail = g.slice(best + bestLen).map((x) => x.toString(16));
-  return `${head.join(':')}::${tail.join(':')}`;
-}
-
 function prefix6(text) {
   const b = new Uint8Array(16);
   text.split(':').forEach((h, k) => {
@@ -133,7 +109,7 @@ function add6(p, net, seen) {
     } else {
       for (let i = 8; i < 16; i++) b[i] = rnd() & 0xff;
     }
-    const text = ntop6(b);
+    const text = formatIPv6(b);
     if (seen.has(text)) continue;
     seen.add(text);
     p.bytes.push(b);

@@ -78,23 +78,50 @@ export class EventColumns {
     this.icmpCode = new Uint8Array(buf, 52 * n, n);
   }
 
+  /** Event i's fields but the addresses (the scanner writes those word by word). */
+  put(
+    i: number,
+    type: number,
+    family: number,
+    proto: number,
+    status: number,
+    time: number,
+    sport: number,
+    dport: number,
+    icmpType: number,
+    icmpCode: number,
+  ): void {
+    this.type[i] = type;
+    this.family[i] = family;
+    this.proto[i] = proto;
+    this.status[i] = status;
+    this.time[i] = time;
+    this.sport[i] = sport;
+    this.dport[i] = dport;
+    this.icmpType[i] = icmpType;
+    this.icmpCode[i] = icmpCode;
+  }
+
   /** Replaces the batch with decoded events (the slow path's result, or a live batch). */
   fill(events: readonly CtEvent[]): void {
     this.reset(events.length);
     for (const ev of events) {
       const i = this.n++;
-      this.type[i] = ev.type;
-      this.family[i] = ev.family;
-      this.proto[i] = ev.proto;
-      this.status[i] = ev.status;
-      this.time[i] = ev.time;
       const o = ev.orig;
+      this.put(
+        i,
+        ev.type,
+        ev.family,
+        ev.proto,
+        ev.status,
+        ev.time,
+        o.sport,
+        o.dport,
+        o.icmpType,
+        o.icmpCode,
+      );
       addressWords(o.src, this.src, i * 4);
       addressWords(o.dst, this.dst, i * 4);
-      this.sport[i] = o.sport;
-      this.dport[i] = o.dport;
-      this.icmpType[i] = o.icmpType;
-      this.icmpCode[i] = o.icmpCode;
     }
   }
 

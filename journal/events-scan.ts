@@ -171,15 +171,7 @@ function fastEvent(c: EventColumns, i: number, prevTime: number, fields: number)
     p += s;
   }
   if (p > e) return -1;
-  c.type[i] = type;
-  c.family[i] = family;
-  c.proto[i] = proto;
-  c.status[i] = status;
-  c.time[i] = time;
-  c.sport[i] = sport;
-  c.dport[i] = dport;
-  c.icmpType[i] = icmpType;
-  c.icmpCode[i] = icmpCode;
+  c.put(i, type, family, proto, status, time, sport, dport, icmpType, icmpCode);
   pos = p;
   return time;
 }
@@ -249,15 +241,7 @@ function generalEvent(c: EventColumns, i: number, prevTime: number, fields: numb
   }
   if (len > 16 && !nil()) uint(0xffffffff); // mark
   if (len > 17 && !nil()) uint(0xffff); // zone
-  c.type[i] = type;
-  c.family[i] = family;
-  c.proto[i] = proto;
-  c.status[i] = status;
-  c.time[i] = time;
-  c.sport[i] = sport;
-  c.dport[i] = dport;
-  c.icmpType[i] = icmpType;
-  c.icmpCode[i] = icmpCode;
+  c.put(i, type, family, proto, status, time, sport, dport, icmpType, icmpCode);
   return time;
 }
 

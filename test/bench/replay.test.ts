@@ -125,7 +125,7 @@ t.test(
     t.match(
       out,
       new RegExp(
-        `^  >= 10x the awk\\|sort pipeline in events/s: (met|NOT met) \\(${EVENTS}: ${NUM}x\\)$`,
+        `^  >= 10x the awk\\|sort pipeline in events/s at ${EVENTS} events: (met|NOT met) \\(${EVENTS}: ${NUM}x\\)$`,
         'm',
       ),
     );
