@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseSeconds, runCli } from '../common/cli.js';
 import { CtError, type ExitCode } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
+import { runDiff } from './diff.js';
 import { type Collapse, DEFAULT_COLLAPSE, parseCollapse } from './flows.js';
 import { runImport } from './import.js';
 import { type ReportFormat, runAnalyze, runVerify } from './run.js';
@@ -37,6 +38,8 @@ Examples:
       the table of a recording still in progress, again every 30 s and when it ends (Ctrl-C)
   $ ${NAME} import capture.txt -o journal.mpk
       turn saved conntrack -E or -L text into a journal (then analyze that)
+  $ ${NAME} diff monday.mpk friday.mpk
+      the flows that appeared (+), disappeared (-) or changed confirmation (~) since monday
   $ ${NAME} verify journal.mpk
       is the journal complete and unmodified? (a journal named "verify": ./verify)
 
@@ -63,6 +66,16 @@ grow with the capture's size.
 
 Exit status: 0 something was imported (warnings included), 1 nothing readable, 2 usage error.`;
 
+const DIFF_HELP = `
+Both sides are analyzed as ct-analyze would, with the same --collapse mode, and their flows
+compared by key. One line per difference, in the table's sort order:
+  + FLOW                             in AFTER only (appeared)
+  - FLOW                             in BEFORE only (disappeared)
+  ~ FLOW (unconfirmed → confirmed)   in both, replied only in AFTER (or the reverse)
+
+Exit status: 0 (with --exit-code: 0 no differences, 1 differences), 1 unreadable journal,
+2 usage error, 3 journal too new for this version.`;
+
 /** Aborts on SIGINT or SIGTERM: --follow then makes its last report and exits 0. */
 function stopSignal(): AbortSignal {
   const stop = new AbortController();
@@ -78,7 +91,7 @@ async function main(): Promise<number> {
         'your firewall rules must allow. Needs no root and no kernel access.',
     )
     .usage(
-      '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>',
+      '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>\n       ct-analyze diff [options] <before> <after>',
     )
     .argument('<journal...>', 'journal files (.mpk) written by ct-record')
     .addOption(
@@ -143,6 +156,41 @@ async function main(): Promise<number> {
         },
       );
     });
+  program
+    .command('diff')
+    .description('the flows that appeared, disappeared or changed confirmation between journals')
+    .argument('<before>', 'the earlier journal (.mpk)')
+    .argument('<after>', 'the later journal (.mpk)')
+    .addOption(
+      new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'),
+    )
+    .option('-o, --output <file>', 'write the report to FILE (replaced atomically), not stdout')
+    .addOption(
+      new Option('--collapse <mode>', 'source-port collapsing: 1024, none, or a range LO-HI')
+        .argParser(collapseOption)
+        .default(DEFAULT_COLLAPSE, '1024'),
+    )
+    .option('--exit-code', 'exit 1 when there are differences (like git diff --exit-code)')
+    .addHelpText('after', DIFF_HELP)
+    .action(
+      async (
+        before: string,
+        after: string,
+        o: { format: ReportFormat; output?: string; collapse: Collapse; exitCode?: boolean },
+      ) => {
+        exit = await runDiff(
+          {
+            before: [before],
+            after: [after],
+            format: o.format,
+            collapse: o.collapse,
+            exitCode: o.exitCode === true,
+            ...(o.output === undefined ? {} : { output: o.output }),
+          },
+          { stdout: process.stdout, warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`) },
+        );
+      },
+    );
   program.action(
     async (
       journals: string[],
