@@ -99,7 +99,10 @@ async function main(): Promise<number> {
     )
     .option('-o, --output <file>', 'write the report to FILE (replaced atomically), not stdout')
     .addOption(
-      new Option('--collapse <mode>', 'source-port collapsing: 1024, none, or a range LO-HI')
+      new Option(
+        '--collapse <mode>',
+        "source-port collapsing: 1024, none, ephemeral (the host's ip_local_port_range), or LO-HI",
+      )
         .argParser(collapseOption)
         .default(DEFAULT_COLLAPSE, '1024'),
     )
@@ -166,7 +169,10 @@ async function main(): Promise<number> {
     )
     .option('-o, --output <file>', 'write the report to FILE (replaced atomically), not stdout')
     .addOption(
-      new Option('--collapse <mode>', 'source-port collapsing: 1024, none, or a range LO-HI')
+      new Option(
+        '--collapse <mode>',
+        "source-port collapsing: 1024, none, ephemeral (the host's ip_local_port_range), or LO-HI",
+      )
         .argParser(collapseOption)
         .default(DEFAULT_COLLAPSE, '1024'),
     )

@@ -11,14 +11,21 @@ import { addressWords, type EventColumns, wordsAddress } from '../journal/event-
  * port, so any mode can be applied offline):
  * - '1024': ports above 1024 become 1024, 0–1024 stay (the original tool's rule, the default);
  * - 'none': ports stay as they are;
- * - 'range': ports inside [lo, hi] (e.g. the host's ip_local_port_range) become lo.
+ * - 'range': ports inside [lo, hi] become lo;
+ * - 'ephemeral': ports inside the recording host's ip_local_port_range (from each journal's
+ *   header) become the range's first port, so well-known client ports (NTP 123, IKE 500,
+ *   DHCP 68) keep their real value; lo–hi is the range to use where a journal does not say.
  */
 export type Collapse =
   | { kind: '1024' }
   | { kind: 'none' }
-  | { kind: 'range'; lo: number; hi: number };
+  | { kind: 'range'; lo: number; hi: number }
+  | { kind: 'ephemeral'; lo: number; hi: number };
 
 export const DEFAULT_COLLAPSE: Collapse = { kind: '1024' };
+
+/** Linux's default net.ipv4.ip_local_port_range: 'ephemeral' where a journal does not record it. */
+export const LINUX_EPHEMERAL: Readonly<[number, number]> = [32768, 60999];
 
 /** The source port as it is keyed and shown under the mode. */
 export function collapsePort(mode: Collapse, sport: number): number {
@@ -28,21 +35,38 @@ export function collapsePort(mode: Collapse, sport: number): number {
     case 'none':
       return sport;
     case 'range':
+    case 'ephemeral':
       return sport >= mode.lo && sport <= mode.hi ? mode.lo : sport;
   }
 }
 
-/** Parses `1024`, `none` or `LO-HI` (a port range); a CtError with exit 2 otherwise. */
+/**
+ * The mode for one recording: 'ephemeral' takes the host's recorded ip_local_port_range
+ * (`recorded` false when the journal has none and the mode's own range applies).
+ */
+export function collapseFor(
+  mode: Collapse,
+  portRange: readonly [number, number] | null,
+): { mode: Collapse; recorded: boolean } {
+  if (mode.kind !== 'ephemeral') return { mode, recorded: true };
+  if (portRange === null || portRange[0] > portRange[1]) return { mode, recorded: false };
+  return { mode: { kind: 'ephemeral', lo: portRange[0], hi: portRange[1] }, recorded: true };
+}
+
+/** Parses `1024`, `none`, `ephemeral` or `LO-HI` (a port range); a CtError with exit 2 otherwise. */
 export function parseCollapse(text: string): Collapse {
   if (text === '1024') return { kind: '1024' };
   if (text === 'none') return { kind: 'none' };
+  if (text === 'ephemeral') {
+    return { kind: 'ephemeral', lo: LINUX_EPHEMERAL[0], hi: LINUX_EPHEMERAL[1] };
+  }
   const m = /^(\d{1,5})-(\d{1,5})$/.exec(text);
   const lo = Number(m?.[1]);
   const hi = Number(m?.[2]);
   if (m && lo <= hi && hi <= 0xffff) return { kind: 'range', lo, hi };
   throw new CtError(
     'EUSAGE',
-    `unknown collapsing mode '${text}': use 1024, none or a port range LO-HI such as 32768-60999`,
+    `unknown collapsing mode '${text}': use 1024, none, ephemeral or a port range LO-HI such as 32768-60999`,
     { exit: Exit.USAGE },
   );
 }
@@ -99,6 +123,8 @@ export const NO_HOST = -1;
 /** Options of addColumns: whose events they are, and the inclusive time window (µs). */
 export interface ColumnsOptions {
   host?: number;
+  /** The collapsing for these events, when not the table's (an 'ephemeral' table's journal). */
+  collapse?: Collapse;
   since?: number | null;
   until?: number | null;
 }
@@ -193,10 +219,11 @@ export class FlowTable {
     const since = opts.since ?? Number.NEGATIVE_INFINITY;
     const until = opts.until ?? Number.POSITIVE_INFINITY;
     // collapsePort as numbers: source ports in [lo, hi] become `to`.
-    const m = this.collapse;
-    const lo = m.kind === '1024' ? 1025 : m.kind === 'range' ? m.lo : 1;
-    const hi = m.kind === '1024' ? 0xffff : m.kind === 'range' ? m.hi : 0;
-    const to = m.kind === '1024' ? 1024 : m.kind === 'range' ? m.lo : 0;
+    const m = opts.collapse ?? this.collapse;
+    const ranged = m.kind === 'range' || m.kind === 'ephemeral';
+    const lo = m.kind === '1024' ? 1025 : ranged ? m.lo : 1;
+    const hi = m.kind === '1024' ? 0xffff : ranged ? m.hi : 0;
+    const to = m.kind === '1024' ? 1024 : ranged ? m.lo : 0;
     const { time, family, proto, status, src, dst, sport, dport, icmpType, icmpCode } = c;
     let inside = 0;
     for (let i = 0; i < c.n; i++) {

@@ -45,6 +45,7 @@ export async function followJournal(
   if (reader === undefined) return undefined;
   const table = new FlowTable(opts.collapse === undefined ? {} : { collapse: opts.collapse });
   const replay = new JournalReplay(reader, table, opts.window ?? NO_WINDOW);
+  if (replay.collapseNote !== undefined) opts.warn?.(replay.collapseNote);
   try {
     let due = now();
     while (!replay.advance(true) && !opts.signal.aborted) {

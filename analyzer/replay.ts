@@ -7,7 +7,7 @@ import {
   openJournal,
 } from '../journal/reader.js';
 import { type CauseCount, type Coverage, coverageOf, lossWarning } from './coverage.js';
-import { type Collapse, FlowTable } from './flows.js';
+import { type Collapse, collapseFor, FlowTable } from './flows.js';
 import { isWindowed, NO_WINDOW, type TimeWindow } from './slice.js';
 
 /** What a report says about each journal it read. */
@@ -132,7 +132,9 @@ class Analyzing {
   done(replay: JournalReplay): JournalSummary {
     this.#before += replay.events;
     const summary = replay.summary();
-    warnAbout(summary, this.#opts.warn ?? (() => {}));
+    const warn = this.#opts.warn ?? (() => {});
+    if (replay.collapseNote !== undefined) warn(replay.collapseNote);
+    warnAbout(summary, warn);
     return summary;
   }
 }
@@ -169,11 +171,24 @@ export class JournalReplay {
   /** Set when a worker thread read the journal: what the reader would know at its end. */
   #end: JournalEnd | undefined;
 
+  /** This journal's collapsing: the table's, with 'ephemeral' taken from its header. */
+  readonly #collapse: Collapse;
+  /** Set when 'ephemeral' found no port range in the header and used the default. */
+  readonly collapseNote: string | undefined;
+
   constructor(reader: JournalReader, table: FlowTable, window: TimeWindow) {
     this.reader = reader;
     this.#table = table;
     this.#window = window;
     this.#host = table.hostId(reader.header.host);
+    const { mode, recorded } = collapseFor(
+      table.collapse,
+      reader.header.sysctls.ip_local_port_range,
+    );
+    this.#collapse = mode;
+    this.collapseNote = recorded
+      ? undefined
+      : `${reader.path} does not record the host's ip_local_port_range: --collapse ephemeral used ${formatRange(mode)}`;
   }
 
   /** Events read so far. */
@@ -230,7 +245,8 @@ export class JournalReplay {
     if (item.kind === 'events') {
       const cols = item.columns;
       const { since, until } = this.#window;
-      this.#inside += this.#table.addColumns(cols, { host: this.#host, since, until });
+      const opts = { host: this.#host, since, until, collapse: this.#collapse };
+      this.#inside += this.#table.addColumns(cols, opts);
       return cols.n;
     }
     const { cause, lost } = item.gap;
@@ -271,4 +287,8 @@ export class JournalReplay {
   close(): void {
     this.reader.close();
   }
+}
+
+function formatRange(mode: Collapse): string {
+  return mode.kind === 'range' || mode.kind === 'ephemeral' ? `${mode.lo}-${mode.hi}` : mode.kind;
 }

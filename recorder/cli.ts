@@ -41,8 +41,11 @@ async function main(): Promise<number> {
     )
     .option('--table <file>', 'live mode: write the flow table here at exit and on SIGUSR1')
     .addOption(
-      new Option('--collapse <mode>', 'source-port collapsing for --table: 1024 or none')
-        .choices(['1024', 'none'])
+      new Option(
+        '--collapse <mode>',
+        "source-port collapsing for --table: 1024, none or ephemeral (this host's ip_local_port_range)",
+      )
+        .choices(['1024', 'none', 'ephemeral'])
         .default('1024'),
     )
     .option(

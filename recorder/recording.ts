@@ -1,5 +1,5 @@
 // One recording: native batches → decoded events → journal frames and the live flow table.
-import { type Collapse, FlowTable } from '../analyzer/flows.js';
+import { type Collapse, collapseFor, FlowTable } from '../analyzer/flows.js';
 import { textChunks } from '../analyzer/format-text.js';
 import { CtError } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
@@ -140,7 +140,9 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
     writer.closeAfterFailure();
     throw err;
   }
-  const table = tableFile === undefined ? undefined : new FlowTable({ collapse: opts.collapse });
+  // 'ephemeral' is this host's own ip_local_port_range, as ct-analyze reads it from the header.
+  const collapse = collapseFor(opts.collapse, facts.sysctls.ip_local_port_range).mode;
+  const table = tableFile === undefined ? undefined : new FlowTable({ collapse });
   const sink = new RecordingSink(writer, table);
   const keep = compileFilter(opts.filter);
   const batch: CtEvent[] = [];

@@ -305,13 +305,14 @@ t.test('flows: flow addresses are copies, not views of the event buffers', async
 });
 
 t.test(
-  'flows: parseCollapse reads 1024, none and LO-HI, and rejects the rest with exit 2',
+  'flows: parseCollapse reads 1024, none, ephemeral and LO-HI, and rejects the rest with exit 2',
   async (t) => {
     t.strictSame(parseCollapse('1024'), { kind: '1024' });
     t.strictSame(parseCollapse('none'), { kind: 'none' });
     t.strictSame(parseCollapse('32768-60999'), { kind: 'range', lo: 32768, hi: 60999 });
+    t.strictSame(parseCollapse('ephemeral'), { kind: 'ephemeral', lo: 32768, hi: 60999 });
     for (const m of MODES) t.strictSame(parseCollapse(formatCollapse(m)), m);
-    for (const bad of ['', '1023', 'NONE', '5-4', '1-65536', '-1-5', '1-2-3', 'ephemeral']) {
+    for (const bad of ['', '1023', 'NONE', '5-4', '1-65536', '-1-5', '1-2-3', 'EPHEMERAL']) {
       t.throws(() => parseCollapse(bad), { name: 'CtError', exit: 2 }, `rejects '${bad}'`);
     }
   },

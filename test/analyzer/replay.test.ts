@@ -4,7 +4,7 @@ import { mkdirSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
-import { FlowTable } from '../../analyzer/flows.js';
+import { FlowTable, formatCollapse, parseCollapse } from '../../analyzer/flows.js';
 import { formatFlowLine, textLines } from '../../analyzer/format-text.js';
 import { analyzeJournals } from '../../analyzer/replay.js';
 import type { CtEvent } from '../../journal/event.js';
@@ -12,7 +12,7 @@ import { JournalWriter } from '../../journal/writer.js';
 import { arbFlowEvents, checkProperty } from '../helpers/arbitraries.js';
 import { HEADER } from '../helpers/journals.js';
 import { gap, writeItems } from '../journal/fixtures.js';
-import { SEED_EVENTS, SEED_LINES, tempDir, writeJournal } from './fixtures.js';
+import { ev, SEED_EVENTS, SEED_LINES, tempDir, writeJournal } from './fixtures.js';
 
 t.test('replay: a journal replays to the same lines as the live table of its events', async (t) => {
   const dir = tempDir(t, 'replay');
@@ -213,4 +213,37 @@ t.test('replay: a missing file or a directory is a CtError naming the path', asy
   const sub = join(dir, 'sub.mpk');
   mkdirSync(sub);
   t.throws(() => analyzeJournals([sub]), { name: 'CtError', message: /sub\.mpk/ });
+});
+
+t.test('collapse ephemeral: only ports in each host recorded range collapse', async (t) => {
+  const dir = tempDir(t, 'ephemeral');
+  const withRange = (path: string, range: [number, number] | null, sports: number[]) => {
+    const w = JournalWriter.create(path, {
+      ...HEADER,
+      sysctls: { ...HEADER.sysctls, ip_local_port_range: range },
+    });
+    w.append(sports.map((sport) => ev(17, '10.0.0.1', '10.0.0.2', sport, 53, 0x0e)));
+    w.close({ stop: HEADER.start + 1 });
+  };
+  const a = join(dir, 'a.mpk');
+  const b = join(dir, 'b.mpk');
+  const none = join(dir, 'none.mpk');
+  withRange(a, [40000, 50000], [123, 500, 1025, 40000, 45000, 50001, 61000]);
+  withRange(b, [50001, 60000], [50001, 55000]);
+  withRange(none, null, [123, 33000, 61000]);
+  const mode = parseCollapse('ephemeral');
+  const sports = (paths: string[], warn?: (m: string) => void) =>
+    [...analyzeJournals(paths, { collapse: mode, ...(warn ? { warn } : {}) }).table.flows()].map(
+      (f) => f.sport,
+    );
+  t.strictSame(sports([a]), [123, 500, 1025, 40000, 50001, 61000], 'well-known ports keep theirs');
+  t.strictSame(sports([a, b]), [123, 500, 1025, 40000, 50001, 61000], "each journal's own range");
+  const warnings: string[] = [];
+  t.strictSame(
+    sports([none], (m) => warnings.push(m)),
+    [123, 32768, 61000],
+    'Linux default',
+  );
+  t.match(warnings, [/none\.mpk does not record the host's ip_local_port_range: .* 32768-60999/]);
+  t.equal(formatCollapse(mode), 'ephemeral');
 });
