@@ -6,11 +6,24 @@ import { CtError, type ExitCode } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import { runDiff } from './diff.js';
 import { type Collapse, DEFAULT_COLLAPSE, parseCollapse } from './flows.js';
+import { SHOW_COLUMNS, type TextOptions } from './format-text.js';
 import { runImport } from './import.js';
 import { type ReportFormat, runAnalyze, runVerify } from './run.js';
 import { makeWindow } from './slice.js';
 
 const NAME = 'ct-analyze';
+
+/** `--show direction,nat`: the columns asked for, each one of SHOW_COLUMNS. */
+function showOption(value: string): TextOptions {
+  const out: TextOptions = {};
+  for (const name of value.split(',')) {
+    if (!(SHOW_COLUMNS as readonly string[]).includes(name)) {
+      throw new InvalidArgumentError(`unknown column '${name}': use ${SHOW_COLUMNS.join(', ')}`);
+    }
+    out[name as (typeof SHOW_COLUMNS)[number]] = true;
+  }
+  return out;
+}
 
 function collapseOption(value: string): Collapse {
   try {
@@ -26,8 +39,8 @@ Examples:
       the flow table, line for line as the original conntracker printed it
   $ ${NAME} --format json -o flows.json monday.mpk tuesday.mpk
       the flows of both recordings as one JSON document, written to flows.json
-  $ ${NAME} --show-hosts fw1.mpk fw2.mpk
-      the flows of two firewalls merged, each line ending with (hosts=fw1,fw2) or one of them
+  $ ${NAME} --show direction,nat,hosts fw1.mpk fw2.mpk
+      two firewalls merged; lines end with e.g. (input) (DNAT to 10.0.0.5:8080) (hosts=fw1,fw2)
   $ ${NAME} --collapse none journal.mpk
       keep every source port instead of showing ports above 1024 as 1024
   $ ${NAME} --since 2h journal.mpk
@@ -118,9 +131,11 @@ async function main(): Promise<number> {
         .default(10),
     )
     .option('-q, --quiet', 'no progress bar (it is drawn only when stderr is a terminal)')
-    .option(
-      '--show-hosts',
-      'text report: end each flow line with (hosts=…), the hosts whose journals hold it',
+    .addOption(
+      new Option(
+        '--show <columns>',
+        `text report: end each flow line with these, comma-separated: ${SHOW_COLUMNS.join(', ')}`,
+      ).argParser(showOption),
     )
     .version(TOOL_VERSION, '-V, --version')
     .addHelpText('after', EXAMPLES)
@@ -206,7 +221,7 @@ async function main(): Promise<number> {
         collapse: Collapse;
         since?: string;
         until?: string;
-        showHosts?: boolean;
+        show?: TextOptions;
         follow?: boolean;
         interval: number;
         quiet?: boolean;
@@ -218,7 +233,7 @@ async function main(): Promise<number> {
           journals,
           format: o.format,
           collapse: o.collapse,
-          showHosts: o.showHosts === true,
+          ...(o.show === undefined ? {} : { show: o.show }),
           ...(o.follow === true ? { follow: { intervalMs: o.interval * 1000 } } : {}),
           ...(sliced ? { window: makeWindow(o.since, o.until, Date.now() * 1000) } : {}),
           ...(o.output === undefined ? {} : { output: o.output }),

@@ -4,7 +4,13 @@ import { bulkLoad } from 'sorted-btree/extended/bulkLoad.js';
 import { CtError, Exit } from '../common/errors.js';
 import type { CtEvent } from '../journal/event.js';
 import { Proto, Status } from '../journal/event.js';
-import { addressWords, type EventColumns, wordsAddress } from '../journal/event-columns.js';
+import {
+  addressWords,
+  type EventColumns,
+  NAT_DST,
+  NAT_SRC,
+  wordsAddress,
+} from '../journal/event-columns.js';
 
 /**
  * How TCP/UDP source ports are collapsed before they enter the key (the journal keeps the real
@@ -98,6 +104,62 @@ export interface Flow {
   readonly confirmed: boolean;
   /** Hosts (journal header names) whose events hold the flow, sorted; empty when not given. */
   readonly hosts: readonly string[];
+  /**
+   * Address translation seen on the flow's connections (the reply tuple was not the inverse
+   * of the original): `dst` where the destination was rewritten (DNAT, redirect) to, `src`
+   * what the source was rewritten (SNAT, masquerade) to; absent when none was.
+   */
+  readonly nat?: FlowNat;
+  /**
+   * Which way the flow crosses its hosts, one entry per distinct answer over its hosts whose
+   * addresses are known (the journal records them), sorted; absent when none is known.
+   */
+  readonly direction?: readonly Direction[];
+}
+
+/**
+ * input: to a local address (after any DNAT: a redirect to the host is input, a DNAT to
+ * another host is forward); output: from a local address; local: both; forward: neither.
+ */
+export type Direction = 'forward' | 'input' | 'local' | 'output';
+
+/** One translation: the first seen, and whether others were seen too. */
+export interface NatTarget {
+  readonly address: Uint8Array;
+  /** Translated port (0 for ICMP). */
+  readonly port: number;
+  /** Connections of the flow were also translated to other addresses or ports. */
+  readonly more: boolean;
+}
+
+export interface FlowNat {
+  dst?: NatTarget;
+  src?: NatTarget;
+}
+
+interface NatSeen {
+  words: Uint32Array;
+  port: number;
+  more: boolean;
+}
+
+function natText(seen: NatSeen, alen: 4 | 16): NatTarget {
+  return { address: wordsAddress(seen.words, 0, alen), port: seen.port, more: seen.more };
+}
+
+function hex(address: Uint8Array): string {
+  return Buffer.from(address.buffer, address.byteOffset, address.byteLength).toString('hex');
+}
+
+/** 127.0.0.0/8 and ::1: the host's own whatever its interface list says. */
+function isLoopback(hexAddress: string): boolean {
+  return hexAddress.length === 8
+    ? hexAddress.startsWith('7f')
+    : hexAddress === `${'0'.repeat(31)}1`;
+}
+
+function sameWords(a: Uint32Array, b: Uint32Array): boolean {
+  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
 }
 
 /** The table index for a (family, protocol) pair, or undefined when the pair has no table. */
@@ -165,7 +227,16 @@ export class FlowTable {
   // (inserted, or bulk-loaded, when the order is asked for: replay never pays per event).
   #tree = new sbt.default<number, undefined>(undefined, (a, b) => this.#compare(a, b));
   #inTree = 0;
-  readonly #scratch = [new Uint32Array(4), new Uint32Array(4)] as const;
+  readonly #scratch = [
+    new Uint32Array(4),
+    new Uint32Array(4),
+    new Uint32Array(4),
+    new Uint32Array(4),
+  ] as const;
+  /** Per host id, its local addresses as hex text (from the journal headers). */
+  readonly #local = new Map<number, Set<string>>();
+  /** Flows seen translated (few): the first translation of each kind. */
+  readonly #nat = new Map<number, { dst?: NatSeen; src?: NatSeen }>();
 
   constructor(opts: { collapse?: Collapse } = {}) {
     this.collapse = opts.collapse ?? DEFAULT_COLLAPSE;
@@ -178,6 +249,13 @@ export class FlowTable {
     if (known >= 0) return known;
     this.#hostNames.push(name);
     return this.#hostNames.length - 1;
+  }
+
+  /** Addresses of a host (one id may get several calls: a union); they decide `direction`. */
+  addHostAddresses(host: number, addresses: readonly { address: Uint8Array }[]): void {
+    const set = this.#local.get(host) ?? new Set<string>();
+    for (const a of addresses) set.add(hex(a.address));
+    this.#local.set(host, set);
   }
 
   add(ev: CtEvent, host = NO_HOST): void {
@@ -199,11 +277,21 @@ export class FlowTable {
       this.#skip('port or ICMP type/code out of range');
       return;
     }
-    const [src, dst] = this.#scratch;
+    const [src, dst, rsrc, rdst] = this.#scratch;
     addressWords(o.src, src, 0);
     addressWords(o.dst, dst, 0);
     const ports = icmp ? (a << 8) | b : ((a << 16) | b) >>> 0;
-    this.#upsert(t, src, dst, 0, ports, (ev.status & Status.SEEN_REPLY) !== 0, host);
+    const flow = this.#upsert(t, src, dst, 0, ports, (ev.status & Status.SEEN_REPLY) !== 0, host);
+    // The same NAT rule as the reader's columns: the reply tuple is not the inverse.
+    const r = ev.reply;
+    if (r.src.length === len && r.dst.length === len) {
+      addressWords(r.src, rsrc, 0);
+      if (!sameWords(rsrc, dst) || r.sport !== o.dport)
+        this.#noteNat(flow, 'dst', rsrc, 0, r.sport);
+      addressWords(r.dst, rdst, 0);
+      if (!sameWords(rdst, src) || r.dport !== o.sport)
+        this.#noteNat(flow, 'src', rdst, 0, r.dport);
+    }
   }
 
   addAll(evs: Iterable<CtEvent>, host = NO_HOST): void {
@@ -243,7 +331,7 @@ export class FlowTable {
         const sp = sport[i] as number;
         ports = (((dport[i] as number) << 16) | (sp >= lo && sp <= hi ? to : sp)) >>> 0;
       }
-      this.#upsert(
+      const flow = this.#upsert(
         t,
         src,
         dst,
@@ -252,6 +340,11 @@ export class FlowTable {
         ((status[i] as number) & Status.SEEN_REPLY) !== 0,
         host,
       );
+      const nat = c.nat[i] as number;
+      if (nat !== 0) {
+        if (nat & NAT_DST) this.#noteNat(flow, 'dst', c.replySrc, i * 4, c.replySport[i] as number);
+        if (nat & NAT_SRC) this.#noteNat(flow, 'src', c.replyDst, i * 4, c.replyDport[i] as number);
+      }
     }
     return inside;
   }
@@ -306,17 +399,52 @@ export class FlowTable {
       icmpCode: icmp ? ports & 0xff : 0,
       confirmed: ((k[at + FLAGS] as number) & 1) === 1,
       hosts: this.#hostsOf(i),
+      ...this.#natOf(i, alen),
+      ...this.#directionOf(i, alen),
     };
   }
 
-  #hostsOf(i: number): string[] {
-    const names: string[] = [];
-    const bits = this.#rows[i * ROW + HOSTS] as number;
-    for (let h = 0; h < HOST_BITS; h++) {
-      if ((bits >>> h) & 1) names.push(this.#hostNames[h] as string);
+  #natOf(i: number, alen: 4 | 16): { nat?: FlowNat } {
+    const seen = this.#nat.get(i);
+    if (seen === undefined) return {};
+    const nat: FlowNat = {};
+    if (seen.dst) nat.dst = natText(seen.dst, alen);
+    if (seen.src) nat.src = natText(seen.src, alen);
+    return { nat };
+  }
+
+  #directionOf(i: number, alen: 4 | 16): { direction?: Direction[] } {
+    if (this.#local.size === 0) return {};
+    const k = this.#rows;
+    const at = i * ROW;
+    const src = hex(wordsAddress(k, at + 1, alen));
+    const nat = this.#nat.get(i)?.dst;
+    const dst = hex(
+      nat === undefined ? wordsAddress(k, at + 5, alen) : wordsAddress(nat.words, 0, alen),
+    );
+    const found = new Set<Direction>();
+    for (const h of this.#hostIds(i)) {
+      const local = this.#local.get(h);
+      if (local === undefined) continue;
+      const fromHere = local.has(src) || isLoopback(src);
+      const toHere = local.has(dst) || isLoopback(dst);
+      found.add(fromHere && toHere ? 'local' : toHere ? 'input' : fromHere ? 'output' : 'forward');
     }
-    for (const h of this.#moreHosts.get(i) ?? []) names.push(this.#hostNames[h] as string);
-    return names.sort();
+    return found.size === 0 ? {} : { direction: [...found].sort() };
+  }
+
+  #hostIds(i: number): number[] {
+    const ids: number[] = [];
+    const bits = this.#rows[i * ROW + HOSTS] as number;
+    for (let h = 0; h < HOST_BITS; h++) if ((bits >>> h) & 1) ids.push(h);
+    for (const h of this.#moreHosts.get(i) ?? []) ids.push(h);
+    return ids;
+  }
+
+  #hostsOf(i: number): string[] {
+    return this.#hostIds(i)
+      .map((h) => this.#hostNames[h] as string)
+      .sort();
   }
 
   /**
@@ -331,7 +459,7 @@ export class FlowTable {
     ports: number,
     replied: boolean,
     host: number,
-  ): void {
+  ): number {
     const h = hashKey(t, src, dst, at, ports);
     const rows = this.#rows;
     const slots = this.#slots;
@@ -355,7 +483,7 @@ export class FlowTable {
         rows[x + 8] === dst[at + 3]
       ) {
         this.#merge(x, replied, host);
-        return;
+        return v - 1;
       }
       s = (s + 1) & mask;
     }
@@ -373,6 +501,22 @@ export class FlowTable {
     slots[2 * s + 1] = h;
     this.#merge(x, replied, host);
     if (this.#count * 2 > mask + 1) this.#resizeSlots(2 * (mask + 1));
+    return i;
+  }
+
+  /** Keeps the first translation seen of each kind, and whether another one came later. */
+  #noteNat(flow: number, kind: 'dst' | 'src', words: Uint32Array, at: number, port: number) {
+    const nat = this.#nat.get(flow) ?? {};
+    const seen = nat[kind];
+    if (seen === undefined) {
+      nat[kind] = { words: words.slice(at, at + 4), port, more: false };
+      this.#nat.set(flow, nat);
+    } else if (!seen.more) {
+      // A masquerade picks a new source port per connection: for SNAT only the address counts.
+      const samePort = kind === 'src' || seen.port === port;
+      const same = samePort && seen.words.every((w, k) => w === words[at + k]);
+      if (!same) seen.more = true;
+    }
   }
 
   /** Merges an event's confirmation and host into the flow whose row starts at x. */

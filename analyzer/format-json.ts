@@ -1,6 +1,6 @@
 // The flow table as JSON (schema in docs/rules.md), one flow per line, produced in chunks.
 import { formatAddress } from './address.js';
-import { type Collapse, type Flow, type FlowTable, formatCollapse } from './flows.js';
+import { type Collapse, type Flow, type FlowNat, type FlowTable, formatCollapse } from './flows.js';
 import { chunked } from './format-text.js';
 import type { JournalSummary } from './replay.js';
 
@@ -17,14 +17,19 @@ const PROTO_NAMES: Record<string, string> = {
 };
 
 /** One flow as a JSON object: ports for TCP/UDP, type and code for ICMP. */
-export function flowJson(flow: Flow): Record<string, string | number | boolean | string[]> {
+export function flowJson(flow: Flow): Record<string, unknown> {
   const head = {
     table: flow.table,
     proto: PROTO_NAMES[flow.table] ?? String(flow.proto),
     src: formatAddress(flow.src),
     dst: formatAddress(flow.dst),
   };
-  const tail = { confirmed: flow.confirmed, hosts: [...flow.hosts] };
+  const tail = {
+    confirmed: flow.confirmed,
+    hosts: [...flow.hosts],
+    ...(flow.nat === undefined ? {} : { nat: natJson(flow.nat) }),
+    ...(flow.direction === undefined ? {} : { direction: [...flow.direction] }),
+  };
   return flow.table === 'ICMPv4' || flow.table === 'ICMPv6'
     ? { ...head, type: flow.icmpType, code: flow.icmpCode, ...tail }
     : { ...head, sport: flow.sport, dport: flow.dport, ...tail };
@@ -44,7 +49,9 @@ export interface JsonReport {
  */
 function flowLine(f: Flow, hostsJson: (hosts: readonly string[]) => string): string {
   const head = `{"table":"${f.table}","proto":"${PROTO_NAMES[f.table]}","src":"${formatAddress(f.src)}","dst":"${formatAddress(f.dst)}"`;
-  const tail = `"confirmed":${f.confirmed},"hosts":${hostsJson(f.hosts)}}`;
+  const nat = f.nat === undefined ? '' : `,"nat":${JSON.stringify(natJson(f.nat))}`;
+  const direction = f.direction === undefined ? '' : `,"direction":${JSON.stringify(f.direction)}`;
+  const tail = `"confirmed":${f.confirmed},"hosts":${hostsJson(f.hosts)}${nat}${direction}}`;
   return f.table === 'ICMPv4' || f.table === 'ICMPv6'
     ? `${head},"type":${f.icmpType},"code":${f.icmpCode},${tail}`
     : `${head},"sport":${f.sport},"dport":${f.dport},${tail}`;
@@ -90,4 +97,15 @@ export function jsonChunks(r: JsonReport): Generator<string> {
 /** The report of a table (convenience for callers holding a FlowTable). */
 export function tableReport(table: FlowTable, journals: readonly JournalSummary[]): JsonReport {
   return { journals, collapse: table.collapse, skipped: table.skipped, flows: table.flows() };
+}
+
+/** A flow's translations with addresses as text: `{dst?: {address, port, more}, src?: …}`. */
+function natJson(nat: FlowNat): Record<string, { address: string; port: number; more: boolean }> {
+  const out: Record<string, { address: string; port: number; more: boolean }> = {};
+  for (const kind of ['dst', 'src'] as const) {
+    const t = nat[kind];
+    if (t !== undefined)
+      out[kind] = { address: formatAddress(t.address), port: t.port, more: t.more };
+  }
+  return out;
 }

@@ -20,11 +20,18 @@ export function formatFlowLine(flow: Flow, n: number): string {
   return `${head} (port=${flow.sport}) to dst = ${formatAddress(flow.dst)} (port=${flow.dport})${tail}`;
 }
 
-/** What a text report shows beyond the original tool's line. */
+/** What a text report shows beyond the original tool's line (--show). */
 export interface TextOptions {
-  /** Append ` (hosts=fw1,fw2)`: the hosts whose journals hold the flow (--show-hosts). */
+  /** ` (input)`: which way the flow crosses its hosts (journals that record their addresses). */
+  direction?: boolean;
+  /** ` (DNAT to 10.0.0.5:8080)`, ` (SNAT to 203.0.113.1)`: translations seen. */
+  nat?: boolean;
+  /** ` (hosts=fw1,fw2)`: the hosts whose journals hold the flow. */
   hosts?: boolean;
 }
+
+/** The columns --show accepts, in the order they are printed. */
+export const SHOW_COLUMNS = ['direction', 'nat', 'hosts'] as const;
 
 /**
  * The hosts column: names from journal headers are untrusted, so control characters, commas
@@ -37,6 +44,36 @@ export function hostsColumn(hosts: readonly string[]): string {
   return ` (hosts=${names.join(',')})`;
 }
 
+/** ` (DNAT to A:P)` and/or ` (SNAT to A)`, `and others` when connections differed. */
+export function natColumn(flow: Flow): string {
+  const nat = flow.nat;
+  if (nat === undefined) return '';
+  let out = '';
+  if (nat.dst !== undefined) {
+    const addr = formatAddress(nat.dst.address);
+    const icmp = flow.table === 'ICMPv4' || flow.table === 'ICMPv6';
+    const where = icmp
+      ? addr
+      : flow.family === 6
+        ? `[${addr}]:${nat.dst.port}`
+        : `${addr}:${nat.dst.port}`;
+    out += ` (DNAT to ${where}${nat.dst.more ? ' and others' : ''})`;
+  }
+  if (nat.src !== undefined) {
+    out += ` (SNAT to ${formatAddress(nat.src.address)}${nat.src.more ? ' and others' : ''})`;
+  }
+  return out;
+}
+
+function extraColumns(flow: Flow, opts: TextOptions): string {
+  let out = '';
+  if (opts.direction === true && flow.direction !== undefined)
+    out += ` (${flow.direction.join(',')})`;
+  if (opts.nat === true) out += natColumn(flow);
+  if (opts.hosts === true) out += hostsColumn(flow.hosts);
+  return out;
+}
+
 /** Every line, newline-terminated; each table counts from 0 (flows must come in sort order). */
 export function* textLines(flows: Iterable<Flow>, opts: TextOptions = {}): Generator<string> {
   const counters = TABLES.map(() => 0);
@@ -44,8 +81,7 @@ export function* textLines(flows: Iterable<Flow>, opts: TextOptions = {}): Gener
     const t = TABLES.indexOf(flow.table);
     const n = counters[t] ?? 0;
     counters[t] = n + 1;
-    const extra = opts.hosts === true ? hostsColumn(flow.hosts) : '';
-    yield `${formatFlowLine(flow, n)}${extra}\n`;
+    yield `${formatFlowLine(flow, n)}${extraColumns(flow, opts)}\n`;
   }
 }
 

@@ -181,6 +181,8 @@ export class JournalReplay {
     this.#table = table;
     this.#window = window;
     this.#host = table.hostId(reader.header.host);
+    const addresses = reader.header.addresses;
+    if (addresses !== undefined) table.addHostAddresses(this.#host, addresses);
     const { mode, recorded } = collapseFor(
       table.collapse,
       reader.header.sysctls.ip_local_port_range,

@@ -4,7 +4,7 @@ import { CtError, Exit, type ExitCode } from '../common/errors.js';
 import type { Collapse, FlowTable } from './flows.js';
 import { followJournal } from './follow.js';
 import { jsonChunks, tableReport } from './format-json.js';
-import { reportChunks } from './format-text.js';
+import { reportChunks, type TextOptions } from './format-text.js';
 import { writeFileAtomic, writeToStream } from './output.js';
 import { ProgressLine, type ProgressStream } from './progress.js';
 import {
@@ -26,8 +26,8 @@ export interface AnalyzeCommand {
   collapse: Collapse;
   /** --since/--until: only events inside it reach the table; undefined: every event. */
   window?: TimeWindow;
-  /** --show-hosts: the text report names each flow's hosts. */
-  showHosts?: boolean;
+  /** --show: what the text report adds to each flow line. */
+  show?: TextOptions;
 }
 
 export interface AnalyzeIo {
@@ -112,7 +112,7 @@ async function report(
   const chunks =
     cmd.format === 'json'
       ? jsonChunks(tableReport(table, journals))
-      : reportChunks(journals, table.flows(), { hosts: cmd.showHosts === true });
+      : reportChunks(journals, table.flows(), cmd.show ?? {});
   if (cmd.output === undefined) await writeToStream(chunks, io.stdout);
   else writeFileAtomic(cmd.output, chunks);
 }

@@ -5,6 +5,9 @@ import type { CtEvent } from './event.js';
  * The fields an analysis reads, for `n` events; event i's original-tuple addresses are the
  * words src[4i … 4i+3] and dst[4i … 4i+3], each the big-endian value of 4 address bytes
  * (IPv4 uses the first word, the others are 0), so comparing words compares bytes.
+ * NAT: where nat[i] is not 0 the reply tuple is not the original's inverse, and replySrc /
+ * replyDst / replySport / replyDport hold it (the translated destination and source); where it
+ * is 0 those columns may hold anything.
  * The arrays are reused from batch to batch: read a batch before asking for the next one.
  */
 export class EventColumns {
@@ -22,9 +25,15 @@ export class EventColumns {
   dport = new Uint16Array(0);
   icmpType = new Uint8Array(0);
   icmpCode = new Uint8Array(0);
+  /** NAT_DST | NAT_SRC bits; 0 for an event whose reply tuple is the plain inverse. */
+  nat = new Uint8Array(0);
+  replySrc = new Uint32Array(0);
+  replyDst = new Uint32Array(0);
+  replySport = new Uint16Array(0);
+  replyDport = new Uint16Array(0);
 
   /**
-   * Packed columns live in one ArrayBuffer (53 bytes per event), a new one per batch, so the
+   * Packed columns live in one ArrayBuffer (90 bytes per event), a new one per batch, so the
    * batch can be handed to another thread without a copy (`buffer`). Unpacked ones (the
    * default) reuse their arrays from batch to batch.
    */
@@ -69,13 +78,18 @@ export class EventColumns {
     this.status = new Uint32Array(buf, 8 * n, n);
     this.src = new Uint32Array(buf, 12 * n, 4 * n);
     this.dst = new Uint32Array(buf, 28 * n, 4 * n);
-    this.sport = new Uint16Array(buf, 44 * n, n);
-    this.dport = new Uint16Array(buf, 46 * n, n);
-    this.type = new Uint8Array(buf, 48 * n, n);
-    this.family = new Uint8Array(buf, 49 * n, n);
-    this.proto = new Uint8Array(buf, 50 * n, n);
-    this.icmpType = new Uint8Array(buf, 51 * n, n);
-    this.icmpCode = new Uint8Array(buf, 52 * n, n);
+    this.replySrc = new Uint32Array(buf, 44 * n, 4 * n);
+    this.replyDst = new Uint32Array(buf, 60 * n, 4 * n);
+    this.sport = new Uint16Array(buf, 76 * n, n);
+    this.dport = new Uint16Array(buf, 78 * n, n);
+    this.replySport = new Uint16Array(buf, 80 * n, n);
+    this.replyDport = new Uint16Array(buf, 82 * n, n);
+    this.type = new Uint8Array(buf, 84 * n, n);
+    this.family = new Uint8Array(buf, 85 * n, n);
+    this.proto = new Uint8Array(buf, 86 * n, n);
+    this.icmpType = new Uint8Array(buf, 87 * n, n);
+    this.icmpCode = new Uint8Array(buf, 88 * n, n);
+    this.nat = new Uint8Array(buf, 89 * n, n);
   }
 
   /** Event i's fields but the addresses (the scanner writes those word by word). */
@@ -122,6 +136,12 @@ export class EventColumns {
       );
       addressWords(o.src, this.src, i * 4);
       addressWords(o.dst, this.dst, i * 4);
+      const r = ev.reply;
+      addressWords(r.src, this.replySrc, i * 4);
+      addressWords(r.dst, this.replyDst, i * 4);
+      this.replySport[i] = r.sport;
+      this.replyDport[i] = r.dport;
+      this.nat[i] = natOf(this, i);
     }
   }
 
@@ -139,11 +159,34 @@ export class EventColumns {
     this.dport = new Uint16Array(cap);
     this.icmpType = new Uint8Array(cap);
     this.icmpCode = new Uint8Array(cap);
+    this.nat = new Uint8Array(cap);
+    this.replySrc = new Uint32Array(cap * 4);
+    this.replyDst = new Uint32Array(cap * 4);
+    this.replySport = new Uint16Array(cap);
+    this.replyDport = new Uint16Array(cap);
   }
 }
 
 /** Bytes of one event in packed columns. */
-export const BYTES_PER_EVENT = 53;
+export const BYTES_PER_EVENT = 90;
+
+/** nat bits: the destination was translated (DNAT, redirect): replySrc/replySport differ. */
+export const NAT_DST = 1;
+/** The source was translated (SNAT, masquerade): replyDst/replyDport differ. */
+export const NAT_SRC = 2;
+
+/** NAT bits of event i from its reply columns (they must be written). */
+export function natOf(c: EventColumns, i: number): number {
+  const w = i * 4;
+  let nat = 0;
+  for (let k = 0; k < 4; k++) {
+    if (c.replySrc[w + k] !== c.dst[w + k]) nat |= NAT_DST;
+    if (c.replyDst[w + k] !== c.src[w + k]) nat |= NAT_SRC;
+  }
+  if (c.replySport[i] !== c.dport[i]) nat |= NAT_DST;
+  if (c.replyDport[i] !== c.sport[i]) nat |= NAT_SRC;
+  return nat;
+}
 
 /** Writes an address's 4 words at out[at…]: big-endian groups of 4 bytes, unused words 0. */
 export function addressWords(addr: Uint8Array, out: Uint32Array, at: number): void {

@@ -6,7 +6,7 @@
 // false and the caller decodes the payload with decodeEvents, which either accepts it or names
 // the damage. So this never decides that a payload is bad, and where it accepts one it must
 // produce exactly what decodeEvents produces (test/journal/scan.test.ts checks both claims).
-import type { EventColumns } from './event-columns.js';
+import { type EventColumns, natOf } from './event-columns.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 /** The fields of a v1 event array; a longer one (a newer writer's) goes to decodeEvents. */
@@ -172,6 +172,7 @@ function fastEvent(c: EventColumns, i: number, prevTime: number, fields: number)
   }
   if (p > e) return -1;
   c.put(i, type, family, proto, status, time, sport, dport, icmpType, icmpCode);
+  c.nat[i] = 0;
   pos = p;
   return time;
 }
@@ -221,10 +222,13 @@ function generalEvent(c: EventColumns, i: number, prevTime: number, fields: numb
   address(alen, c.dst, i * 4);
   const sport = uint(0xffff);
   const dport = uint(0xffff);
+  c.sport[i] = sport; // reply() reads the orig ports as its defaults
+  c.dport[i] = dport;
   let icmpType = 0;
   let icmpCode = 0;
   if (len > 11 && !nil()) uint(0xff); // tcpState
-  if (len > 12 && !nil()) reply(alen);
+  c.nat[i] = 0;
+  if (len > 12 && !nil()) reply(alen, c, i);
   if (len > 13 && !nil()) {
     if (arrayHeader() !== 3) throw UNUSUAL;
     icmpType = uint(0xff);
@@ -248,15 +252,29 @@ function generalEvent(c: EventColumns, i: number, prevTime: number, fields: numb
 /** Largest value of each reply position (src and dst are addresses). */
 const REPLY_MAX = [0, 0, 0xffff, 0xffff, 0xff, 0xff, 0xffff];
 
-/** A reply tuple: nil entries mean "as the inverse"; only validated, the analysis reads orig. */
-function reply(alen: number): void {
+/**
+ * A reply tuple (nil entries mean "as the inverse"), read after the orig tuple is in the
+ * columns: its addresses and ports go to the reply columns, and nat[i] says what was translated.
+ */
+function reply(alen: number, c: EventColumns, i: number): void {
   const len = arrayHeader();
   if (len < 1 || len > 7) throw UNUSUAL;
+  const w = i * 4;
+  for (let k = 0; k < 4; k++) {
+    c.replySrc[w + k] = c.dst[w + k] as number;
+    c.replyDst[w + k] = c.src[w + k] as number;
+  }
+  c.replySport[i] = c.dport[i] as number;
+  c.replyDport[i] = c.sport[i] as number;
   for (let k = 0; k < len; k++) {
     if (nil()) continue;
-    if (k < 2) skipAddress(alen);
+    if (k === 0) address(alen, c.replySrc, w);
+    else if (k === 1) address(alen, c.replyDst, w);
+    else if (k === 2) c.replySport[i] = uint(0xffff);
+    else if (k === 3) c.replyDport[i] = uint(0xffff);
     else uint(REPLY_MAX[k] as number);
   }
+  c.nat[i] = natOf(c, i);
 }
 
 function byte(): number {
@@ -392,9 +410,4 @@ function word(p: number): number {
       (buf[p + 3] as number)) >>>
     0
   );
-}
-
-function skipAddress(alen: number): void {
-  if (pos + 2 + alen > end || buf[pos] !== 0xc4 || buf[pos + 1] !== alen) throw UNUSUAL;
-  pos += 2 + alen;
 }

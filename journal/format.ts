@@ -78,6 +78,31 @@ export interface JournalHeader {
   sysctls: Sysctls;
   /** Names of the positional fields of an event array. */
   eventFields: string[];
+  /**
+   * The host's addresses when the recording started; undefined in journals that do not record
+   * them (written before 0.2.0, or imported). Changes come in checkpoint frames.
+   */
+  addresses?: HostAddress[];
+}
+
+/**
+ * One address of the recording host (the recorded network namespace), as `ip -br addr` shows
+ * it: what makes a flow input (to a local address), output (from one) or forward (neither).
+ */
+export interface HostAddress {
+  /** Interface name, e.g. `eth0` (untrusted text when read from a file). */
+  ifname: string;
+  family: 4 | 6;
+  /** Network byte order: 4 or 16 bytes. */
+  address: Uint8Array;
+  /** Prefix length: 0–32 (IPv4) or 0–128 (IPv6). */
+  prefix: number;
+}
+
+/** The host's addresses from `time` on (µs since the epoch): at start, and after each change. */
+export interface AddressSet {
+  time: number;
+  addresses: HostAddress[];
 }
 
 /** What a writer needs: format and eventFields are the writer's own (given ones must match). */
@@ -130,6 +155,8 @@ export interface JournalCheckpoint {
   lost: number;
   /** SHA-256 of every byte of the file before this frame, magic included. */
   digest: Uint8Array;
+  /** The host's addresses, when they changed since the header or the last checkpoint that had them. */
+  addresses?: AddressSet;
 }
 
 /**

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import { FlowTable, formatCollapse, parseCollapse } from '../../analyzer/flows.js';
+import { flowJson } from '../../analyzer/format-json.js';
 import { formatFlowLine, textLines } from '../../analyzer/format-text.js';
 import { analyzeJournals } from '../../analyzer/replay.js';
 import type { CtEvent } from '../../journal/event.js';
@@ -31,9 +32,11 @@ t.test('replay: a journal replays to the same lines as the live table of its eve
       const path = join(dir, `j${n++}.mpk`);
       writeJournal(path, batches);
       const live = new FlowTable();
-      live.addAll(evs);
+      live.addAll(evs, live.hostId(HEADER.host));
       const { table, journals } = analyzeJournals([path]);
       assert.deepEqual([...textLines(table.flows())], [...textLines(live.flows())]);
+      // Every fact of every flow, NAT included (the reader's columns and live events agree).
+      assert.deepEqual([...table.flows()].map(flowJson), [...live.flows()].map(flowJson));
       assert.deepEqual(table.skipped, live.skipped);
       assert.equal(journals[0]?.events, evs.length);
     }),
@@ -247,3 +250,98 @@ t.test('collapse ephemeral: only ports in each host recorded range collapse', as
   t.match(warnings, [/none\.mpk does not record the host's ip_local_port_range: .* 32768-60999/]);
   t.equal(formatCollapse(mode), 'ephemeral');
 });
+
+t.test(
+  'nat: translations seen are kept per flow, the first one and whether others came',
+  async (t) => {
+    const dnat = (sport: number, to: string, port: number): CtEvent => {
+      const e = ev(6, '198.51.100.7', '203.0.113.1', sport, 443, 0x0e);
+      return {
+        ...e,
+        reply: { ...e.reply, src: Uint8Array.from(to.split('.').map(Number)), sport: port },
+      };
+    };
+    const snat = (sport: number, to: string, port: number): CtEvent => {
+      const e = ev(17, '10.0.0.2', '9.9.9.9', sport, 53, 0x0e);
+      return {
+        ...e,
+        reply: { ...e.reply, dst: Uint8Array.from(to.split('.').map(Number)), dport: port },
+      };
+    };
+    const dir = tempDir(t, 'nat');
+    const path = join(dir, 'nat.mpk');
+    const events = [
+      dnat(40000, '10.0.0.5', 8443),
+      dnat(40001, '10.0.0.5', 8443),
+      dnat(50000, '10.0.0.5', 8443),
+      dnat(50001, '10.0.0.6', 8443),
+      snat(40000, '203.0.113.1', 61000),
+      snat(40001, '203.0.113.1', 61001),
+      ev(6, '10.0.0.2', '10.0.0.3', 40000, 22, 0x0e),
+    ];
+    writeJournal(path, [events]);
+    const { table } = analyzeJournals([path], { collapse: { kind: 'none' } });
+    const lines = [...textLines(table.flows(), { nat: true })].map((l) => l.slice(22).trimEnd());
+    t.strictSame(lines, [
+      'src = 10.0.0.2 (port=40000) to dst = 10.0.0.3 (port=22) (confirmed)',
+      'src = 198.51.100.7 (port=40000) to dst = 203.0.113.1 (port=443) (confirmed) (DNAT to 10.0.0.5:8443)',
+      'src = 198.51.100.7 (port=40001) to dst = 203.0.113.1 (port=443) (confirmed) (DNAT to 10.0.0.5:8443)',
+      'src = 198.51.100.7 (port=50000) to dst = 203.0.113.1 (port=443) (confirmed) (DNAT to 10.0.0.5:8443)',
+      'src = 198.51.100.7 (port=50001) to dst = 203.0.113.1 (port=443) (confirmed) (DNAT to 10.0.0.6:8443)',
+      'src = 10.0.0.2 (port=40000) to dst = 9.9.9.9 (port=53) (confirmed) (SNAT to 203.0.113.1)',
+      'src = 10.0.0.2 (port=40001) to dst = 9.9.9.9 (port=53) (confirmed) (SNAT to 203.0.113.1)',
+    ]);
+    const collapsed = analyzeJournals([path]).table;
+    const merged = [...textLines(collapsed.flows(), { nat: true })].map((l) =>
+      l.slice(22).trimEnd(),
+    );
+    t.strictSame(
+      merged,
+      [
+        'src = 10.0.0.2 (port=1024) to dst = 10.0.0.3 (port=22) (confirmed)',
+        'src = 198.51.100.7 (port=1024) to dst = 203.0.113.1 (port=443) (confirmed) (DNAT to 10.0.0.5:8443 and others)',
+        'src = 10.0.0.2 (port=1024) to dst = 9.9.9.9 (port=53) (confirmed) (SNAT to 203.0.113.1)',
+      ],
+      'a masquerade port per connection is not "others"; another DNAT target is',
+    );
+    const json = [...collapsed.flows()].map(flowJson);
+    t.strictSame(json[1]?.nat, { dst: { address: '10.0.0.5', port: 8443, more: true } });
+    t.equal(json[0]?.nat, undefined, 'no nat key for a flow never translated');
+  },
+);
+
+t.test(
+  'direction: input, output, forward and local from the host addresses, after DNAT',
+  async (t) => {
+    const table = new FlowTable();
+    const fw = table.hostId('fw');
+    const other = table.hostId('other');
+    const ip = (s: string) => ({ address: Uint8Array.from(s.split('.').map(Number)) });
+    table.addHostAddresses(fw, [ip('203.0.113.1'), ip('10.0.0.1')]);
+    const dnat = ev(6, '198.51.100.7', '203.0.113.1', 40000, 443, 0x0e);
+    const add = (e: CtEvent, host = fw) => table.add(e, host);
+    add(ev(6, '198.51.100.7', '203.0.113.1', 40000, 22, 0x0e)); // to the firewall
+    add({ ...dnat, reply: { ...dnat.reply, src: Uint8Array.of(10, 0, 0, 5), sport: 8443 } });
+    add(ev(17, '10.0.0.1', '9.9.9.9', 40000, 53, 0x0e)); // from it
+    add(ev(6, '10.0.0.7', '9.9.9.9', 40000, 443, 0x0e)); // through it
+    add(ev(6, '10.0.0.1', '127.0.0.1', 40000, 5432, 0x0e)); // to itself
+    add(ev(6, '10.0.0.7', '9.9.9.9', 40000, 443, 0x0e), other); // also seen where addresses are unknown
+    add(ev(6, '10.0.0.8', '9.9.9.9', 40000, 443, 0x0e), other);
+    const got = [...table.flows()].map((f) => [
+      formatFlowLine(f, 0)
+        .slice(22)
+        .replace(/ \(confirmed\)/, ''),
+      f.direction?.join(','),
+    ]);
+    t.strictSame(got, [
+      ['src = 10.0.0.1 (port=1024) to dst = 127.0.0.1 (port=5432)', 'local'],
+      ['src = 10.0.0.7 (port=1024) to dst = 9.9.9.9 (port=443)', 'forward'],
+      ['src = 10.0.0.8 (port=1024) to dst = 9.9.9.9 (port=443)', undefined],
+      ['src = 198.51.100.7 (port=1024) to dst = 203.0.113.1 (port=22)', 'input'],
+      ['src = 198.51.100.7 (port=1024) to dst = 203.0.113.1 (port=443)', 'forward'],
+      ['src = 10.0.0.1 (port=1024) to dst = 9.9.9.9 (port=53)', 'output'],
+    ]);
+    const line = [...textLines(table.flows(), { direction: true, nat: true, hosts: true })][4];
+    t.match(line, / \(forward\) \(DNAT to 10\.0\.0\.5:8443\) \(hosts=fw\)\n$/);
+  },
+);

@@ -68,7 +68,8 @@ for (const [name, kinds] of Object.entries(KINDS)) {
     const json = cli('--format', 'json', rel);
     t.equal(json.status, 0, json.stderr);
     // Schema version 1 grows by added fields only: what 0.1.0 wrote must be there unchanged.
-    // Added since: flows[].hosts (0.2.0), the journal header's host name for one journal.
+    // Added since (0.2.0): flows[].hosts, the journal header's host name for one journal;
+    // flows[].nat on translated flows; flows[].direction where the header has addresses.
     const doc = JSON.parse(json.stdout);
     const old = JSON.parse(stored('json'));
     t.strictSame(
@@ -76,7 +77,12 @@ for (const [name, kinds] of Object.entries(KINDS)) {
       old.flows.map(() => [old.journals[0].host]),
       'each flow names the recording host',
     );
-    for (const f of doc.flows) delete f.hosts;
+    const translated = doc.flows.filter((f: { nat?: unknown }) => f.nat !== undefined).length;
+    if (name.startsWith('nat-router')) t.ok(translated > 0, `NAT shown on ${translated} flows`);
+    for (const f of doc.flows) {
+      delete f.hosts;
+      delete f.nat;
+    }
     t.strictSame(doc, old, 'every field 0.1.0 wrote, unchanged');
     const verify = cli('verify', rel);
     t.equal(verify.status, 0);

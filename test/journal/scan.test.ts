@@ -11,6 +11,7 @@ import { applyByteMutation, arbByteMutation } from '../helpers/mutations.js';
 
 const FIELDS = EVENT_FIELDS.length;
 const COLUMNS = [
+  'nat',
   'type',
   'family',
   'proto',
@@ -24,13 +25,27 @@ const COLUMNS = [
   'icmpCode',
 ] as const;
 
-/** The columns as plain arrays, only the first n events (the arrays are reused and longer). */
+/**
+ * The columns as plain arrays, only the first n events (the arrays are reused and longer);
+ * the reply columns only where nat says they hold something.
+ */
 function snapshot(c: EventColumns): Record<string, number[]> {
   const out: Record<string, number[]> = {};
   for (const name of COLUMNS) {
     const per = name === 'src' || name === 'dst' ? 4 : 1;
     out[name] = [...c[name].subarray(0, c.n * per)];
   }
+  const reply: number[] = [];
+  for (let i = 0; i < c.n; i++) {
+    if (c.nat[i] === 0) continue;
+    reply.push(
+      i,
+      ...c.replySrc.subarray(4 * i, 4 * i + 4),
+      ...c.replyDst.subarray(4 * i, 4 * i + 4),
+    );
+    reply.push(c.replySport[i] as number, c.replyDport[i] as number);
+  }
+  out.reply = reply;
   return out;
 }
 
