@@ -200,7 +200,15 @@ export class JournalReplay {
 
   #state(): JournalEnd {
     const r = this.reader;
-    return this.#end ?? { trailer: r.trailer, tail: r.tail, counts: r.counts, sha256: r.sha256 };
+    return (
+      this.#end ?? {
+        trailer: r.trailer,
+        tail: r.tail,
+        counts: r.counts,
+        sha256: r.sha256,
+        addressSets: r.addressSets,
+      }
+    );
   }
 
   /** The journal has been read to its end (trailer, or end of file when not following). */
@@ -262,7 +270,9 @@ export class JournalReplay {
   /** What has been read so far; `following` leaves out the warning for a missing trailer. */
   summary(following = false): JournalSummary {
     const { header, path } = this.reader;
-    const { trailer, tail, counts } = this.#state();
+    const { trailer, tail, counts, addressSets } = this.#state();
+    // The host's addresses as read so far (header and changes) decide the flows' direction.
+    for (const set of addressSets) this.#table.addHostAddresses(this.#host, set.addresses);
     const byCause = Object.assign(Object.create(null), this.#byCause);
     const coverage = coverageOf({ header, trailer, tail, counts, byCause, following });
     if (isWindowed(this.#window)) {

@@ -67,6 +67,7 @@ try {
     tail: reader.tail,
     counts: reader.counts,
     sha256: reader.sha256,
+    addressSets: reader.addressSets,
   });
 } catch (err) {
   if (err instanceof JournalFault) {

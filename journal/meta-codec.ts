@@ -1,10 +1,12 @@
 // Header, gap, checkpoint and trailer payloads: msgpack maps, readable by any msgpack tool, validated on the way in.
 import {
+  type AddressSet,
   DIGEST_SIZE,
   EVENT_FIELDS,
   type EventCounts,
   FORMAT_VERSION,
   GAP_CAUSE,
+  type HostAddress,
   type JournalCheckpoint,
   type JournalGap,
   type JournalHeader,
@@ -27,6 +29,9 @@ import {
 } from './validate.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
+
+/** Most addresses one set may hold: far above any real host, far below a memory problem. */
+export const MAX_ADDRESSES = 4096;
 
 export function encodeMap(
   value: JournalHeader | JournalTrailer | JournalGap | JournalCheckpoint,
@@ -70,7 +75,7 @@ export function decodeHeader(payload: Uint8Array): JournalHeader {
       throw new Damage(`header eventFields[${i}] is not '${EVENT_FIELDS[i]}'`);
     }
   }
-  return {
+  const header: JournalHeader = {
     format,
     tool: {
       name: str(field(tool, 'name'), 'header tool.name'),
@@ -87,6 +92,50 @@ export function decodeHeader(payload: Uint8Array): JournalHeader {
     sysctls: decodeSysctls(record(field(m, 'sysctls'), 'header sysctls')),
     eventFields,
   };
+  // Absent in journals written before addresses were recorded, and in imports: stays absent.
+  const addresses = field(m, 'addresses');
+  if (addresses !== undefined) header.addresses = decodeAddresses(addresses, 'header addresses');
+  return header;
+}
+
+/** An address list; `array` reports a missing one as damage. */
+function decodeAddresses(v: unknown, what: string): HostAddress[] {
+  return array(v, 0, MAX_ADDRESSES, what).map((a, i) => decodeAddress(a, `${what}[${i}]`));
+}
+
+function decodeAddress(v: unknown, what: string): HostAddress {
+  const m = record(v, what);
+  const ifname = str(field(m, 'ifname'), `${what}.ifname`);
+  if (ifname.length < 1 || ifname.length > 64) {
+    throw new Damage(`${what}.ifname is a string of ${ifname.length}, expected 1–64 characters`);
+  }
+  const family = uint(field(m, 'family'), 6, `${what}.family`);
+  if (family !== 4 && family !== 6)
+    throw new Damage(`${what}.family is ${family}, expected 4 or 6`);
+  return {
+    ifname,
+    family,
+    address: bytes(field(m, 'address'), family === 4 ? 4 : 16, `${what}.address`),
+    prefix: uint(field(m, 'prefix'), family === 4 ? 32 : 128, `${what}.prefix`),
+  };
+}
+
+function decodeAddressSet(v: unknown, what: string): AddressSet {
+  const m = record(v, what);
+  return {
+    time: uint(field(m, 'time'), MAX, `${what}.time`),
+    addresses: decodeAddresses(field(m, 'addresses'), `${what}.addresses`),
+  };
+}
+
+/** Only the known keys, so a caller's extra properties never reach the file. */
+export function addressesToWrite(addresses: readonly HostAddress[]): HostAddress[] {
+  return addresses.map(({ ifname, family, address, prefix }) => ({
+    ifname,
+    family,
+    address,
+    prefix,
+  }));
 }
 
 function decodeSysctls(s: Record<string, unknown>): Sysctls {
@@ -133,13 +182,17 @@ export function decodeTrailer(payload: Uint8Array): JournalTrailer {
 
 export function decodeCheckpoint(payload: Uint8Array): JournalCheckpoint {
   const m = unpackMap(payload, 'checkpoint');
-  return {
+  const cp: JournalCheckpoint = {
     frames: uint(field(m, 'frames'), MAX, 'checkpoint frames'),
     events: uint(field(m, 'events'), MAX, 'checkpoint events'),
     gaps: uint(field(m, 'gaps'), MAX, 'checkpoint gaps'),
     lost: uint(field(m, 'lost'), MAX, 'checkpoint lost'),
     digest: bytes(field(m, 'digest'), DIGEST_SIZE, 'checkpoint digest'),
   };
+  // Only the checkpoints written when the host's addresses changed carry them.
+  const addresses = field(m, 'addresses');
+  if (addresses !== undefined) cp.addresses = decodeAddressSet(addresses, 'checkpoint addresses');
+  return cp;
 }
 
 /** A gap as strict as an event: a stranger's file must not put anything odd into a report. */

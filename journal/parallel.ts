@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { CtError, type ExitCode } from '../common/errors.js';
 import { EventColumns } from './event-columns.js';
 import { JournalFault } from './fault.js';
-import type { JournalGap, JournalTrailer } from './format.js';
+import type { AddressSet, JournalGap, JournalTrailer } from './format.js';
 import type { ColumnsItem, JournalCounts, JournalReader } from './reader.js';
 
 /** What the decoding thread is given: the opened journal's fd is shared, not reopened. */
@@ -19,13 +19,7 @@ export interface WorkerData {
 export type WorkerMessage =
   | { kind: 'events'; bufs: ArrayBuffer[]; ns: number[]; offset: number }
   | { kind: 'gap'; gap: JournalGap; offset: number }
-  | {
-      kind: 'end';
-      trailer: JournalTrailer | undefined;
-      tail: JournalEnd['tail'];
-      counts: JournalCounts;
-      sha256: string | undefined;
-    }
+  | ({ kind: 'end' } & JournalEnd)
   | { kind: 'fault'; code: 'ECORRUPT' | 'EMODIFIED'; offset: number; why: string; atFrame: boolean }
   | { kind: 'error'; code: string; message: string; exit: ExitCode }
   | { kind: 'bug'; message: string };
@@ -36,6 +30,7 @@ export interface JournalEnd {
   tail: { offset: number; ignoredBytes: number } | undefined;
   counts: JournalCounts;
   sha256: string | undefined;
+  addressSets: AddressSet[];
 }
 
 const WORKER = new URL('./columns-worker.js', import.meta.url);
@@ -111,7 +106,13 @@ export async function* columnsInWorker(
           release();
           break;
         case 'end':
-          progress.end = { trailer: m.trailer, tail: m.tail, counts: m.counts, sha256: m.sha256 };
+          progress.end = {
+            trailer: m.trailer,
+            tail: m.tail,
+            counts: m.counts,
+            sha256: m.sha256,
+            addressSets: m.addressSets,
+          };
           return;
         case 'fault':
           throw new JournalFault(m.code, reader.path, m.offset, m.why, m.atFrame);

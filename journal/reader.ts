@@ -8,6 +8,7 @@ import { decodeEvents } from './events-codec.js';
 import { scanEvents } from './events-scan.js';
 import { JournalFault } from './fault.js';
 import {
+  type AddressSet,
   type EventCounts,
   FRAME_HEADER_SIZE,
   FrameKind,
@@ -92,6 +93,11 @@ export interface JournalReader {
   readonly fd: number | undefined;
   /** Counts of what items() or batches() has read so far; final once it is exhausted. */
   readonly counts: JournalCounts;
+  /**
+   * The host's addresses as read so far, in file order: the header's (from its `start`) when it
+   * has them, then each checkpoint's that carries a change. Empty for journals without them.
+   */
+  readonly addressSets: AddressSet[];
   /** After items() is exhausted: the trailer, undefined when the recording did not end cleanly. */
   readonly trailer: JournalTrailer | undefined;
   /** After items() is exhausted: the ignored torn tail, if any. */
@@ -155,6 +161,7 @@ class FileReader implements JournalReader {
   #tail: { offset: number; ignoredBytes: number } | undefined;
   #sha256: string | undefined;
   #counts: JournalCounts = emptyCounts();
+  #addressSets: AddressSet[];
   /** The digest of the magic and the header frame: where every pass of items() starts. */
   readonly #headDigest = new JournalDigest();
 
@@ -208,6 +215,12 @@ class FileReader implements JournalReader {
     this.#headDigest.update(MAGIC);
     this.#headDigest.update(head.bytes);
     this.#bodyStart = MAGIC.length + head.bytes.length;
+    this.#addressSets = this.#headerAddresses();
+  }
+
+  #headerAddresses(): AddressSet[] {
+    const { addresses, start } = this.header;
+    return addresses === undefined ? [] : [{ time: start, addresses }];
   }
 
   get size(): number {
@@ -236,6 +249,10 @@ class FileReader implements JournalReader {
 
   get counts(): JournalCounts {
     return { ...this.#counts, byType: { ...this.#counts.byType } };
+  }
+
+  get addressSets(): AddressSet[] {
+    return [...this.#addressSets];
   }
 
   *batches(): Generator<CtEvent[]> {
@@ -282,6 +299,8 @@ class FileReader implements JournalReader {
     this.#sha256 = undefined;
     const c = emptyCounts();
     this.#counts = c;
+    const sets = this.#headerAddresses();
+    this.#addressSets = sets;
     const digest = this.#headDigest.copy();
     const fields = this.header.eventFields.length;
     let pos = this.#bodyStart;
@@ -376,6 +395,7 @@ class FileReader implements JournalReader {
           lost: cp.lost,
           offset: pos,
         };
+        if (cp.addresses !== undefined) sets.push(cp.addresses);
         c.frames++;
         pos = end;
       } else if (f.kind === FrameKind.TRAILER) {

@@ -15,6 +15,7 @@ import { JournalDigest, sameDigest } from './digest.js';
 import type { CtEvent } from './event.js';
 import { encodeEvents } from './events-codec.js';
 import {
+  type AddressSet,
   CHECKPOINT_FRAMES,
   CHECKPOINT_MS,
   EVENT_FIELDS,
@@ -30,6 +31,7 @@ import {
 } from './format.js';
 import { encodeFrame } from './frame.js';
 import {
+  addressesToWrite,
   decodeCheckpoint,
   decodeGap,
   decodeHeader,
@@ -190,6 +192,18 @@ export class JournalWriter {
   }
 
   /**
+   * The host's addresses changed: a checkpoint frame carrying the new set, written now even if no
+   * frame followed the last checkpoint, so a reader meets the change in stream order. TypeError
+   * for a set the reader would reject (nothing is written then).
+   */
+  noteAddresses(set: AddressSet): void {
+    const fd = this.#open();
+    const addresses = { time: set.time, addresses: addressesToWrite(set.addresses) };
+    this.#write(this.#checkpointFrame(addresses), fd);
+    this.#countCheckpoint();
+  }
+
+  /**
    * The recorder's periodic flush: a checkpoint if anything was written since the last one, then
    * fsync, so a crash or a power loss costs at most what came after it. Frames themselves are
    * written as they come; this is about the disk, not the page cache.
@@ -284,13 +298,14 @@ export class JournalWriter {
   }
 
   /** The checkpoint for the bytes written so far (the digest covers every one of them). */
-  #checkpointFrame(): Buffer {
+  #checkpointFrame(addresses?: AddressSet): Buffer {
     const payload = encodeMap({
       frames: this.#frames,
       events: this.#events,
       gaps: this.#gaps,
       lost: this.#lost,
       digest: this.#digest.value(),
+      ...(addresses === undefined ? {} : { addresses }),
     });
     checkDecodes(() => decodeCheckpoint(payload), 'checkpoint');
     return encodeFrame(FrameKind.CHECKPOINT, payload);
@@ -346,10 +361,13 @@ function completeHeader(input: JournalHeaderInput): JournalHeader {
   if (input.eventFields !== undefined && input.eventFields.join() !== EVENT_FIELDS.join()) {
     throw new Error('journal: header eventFields must be the writer’s own');
   }
+  const { addresses, ...rest } = input;
   const full: JournalHeader = {
-    ...input,
+    ...rest,
     format: FORMAT_VERSION,
     eventFields: [...EVENT_FIELDS],
+    // Absent stays absent (no nil key): a journal without addresses reads as one.
+    ...(addresses === undefined ? {} : { addresses: addressesToWrite(addresses) }),
   };
   checkDecodes(() => decodeHeader(encodeMap(full)), 'header');
   return full;

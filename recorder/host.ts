@@ -1,6 +1,8 @@
-// Facts about the recording host that decide how complete a journal is, read once at start.
+// Facts about the recording host: what decides how complete a journal is, and its addresses.
 import { readFileSync, readlinkSync } from 'node:fs';
-import { hostname, release } from 'node:os';
+import { hostname, type NetworkInterfaceInfo, networkInterfaces, release } from 'node:os';
+import type { HostAddress } from '../journal/format.js';
+import { MAX_ADDRESSES } from '../journal/meta-codec.js';
 
 export interface HostFacts {
   host: string;
@@ -50,4 +52,106 @@ export function readHostFacts(proc = '/proc'): HostFacts {
       ip_local_port_range: range?.length === 2 ? [range[0] as number, range[1] as number] : null,
     },
   };
+}
+
+/**
+ * The addresses of every interface of the recorder's network namespace, loopback included (a
+ * flow to 127.0.0.1 is input too), sorted by interface, family, address and prefix so that an
+ * unchanged host gives an equal list. Interfaces without an address (down, or not configured)
+ * are not listed: they cannot be a flow's end.
+ */
+export function readHostAddresses(
+  interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces(),
+): HostAddress[] {
+  const out: HostAddress[] = [];
+  for (const [ifname, infos] of Object.entries(interfaces)) {
+    for (const info of infos ?? []) {
+      const family = info.family === 'IPv4' ? 4 : 6;
+      const address = family === 4 ? ipv4Bytes(info.address) : ipv6Bytes(info.address);
+      const prefix = prefixOf(info, family === 4 ? 32 : 128);
+      if (address !== undefined && prefix !== undefined) {
+        out.push({ ifname, family, address, prefix });
+      }
+    }
+  }
+  // A journal holds at most MAX_ADDRESSES per set: beyond that (never seen on a real host),
+  // the first ones in this order.
+  return out.sort(compareAddresses).slice(0, MAX_ADDRESSES);
+}
+
+/** Whether two sorted lists (as readHostAddresses returns them) hold the same addresses. */
+export function sameAddresses(a: readonly HostAddress[], b: readonly HostAddress[]): boolean {
+  return a.length === b.length && a.every((x, i) => compareAddresses(x, b[i] as HostAddress) === 0);
+}
+
+function compareAddresses(a: HostAddress, b: HostAddress): number {
+  if (a.ifname !== b.ifname) return a.ifname < b.ifname ? -1 : 1;
+  if (a.family !== b.family) return a.family - b.family;
+  for (let i = 0; i < a.address.length; i++) {
+    const d = (a.address[i] as number) - (b.address[i] as number);
+    if (d !== 0) return d;
+  }
+  return a.prefix - b.prefix;
+}
+
+/** From `cidr`; node leaves it null for a netmask that is not contiguous ones, then: the ones. */
+function prefixOf(info: NetworkInterfaceInfo, max: number): number | undefined {
+  const slash = info.cidr?.lastIndexOf('/') ?? -1;
+  const text = slash < 0 ? undefined : info.cidr?.slice(slash + 1);
+  const prefix = text === undefined ? countOnes(info.netmask) : Number(text);
+  return prefix !== undefined && Number.isInteger(prefix) && prefix >= 0 && prefix <= max
+    ? prefix
+    : undefined;
+}
+
+function countOnes(netmask: string): number | undefined {
+  const bytes = netmask.includes(':') ? ipv6Bytes(netmask) : ipv4Bytes(netmask);
+  if (bytes === undefined) return undefined;
+  let n = 0;
+  for (const b of bytes) n += popcount(b);
+  return n;
+}
+
+function popcount(b: number): number {
+  let n = 0;
+  for (let v = b; v !== 0; v >>= 1) n += v & 1;
+  return n;
+}
+
+function ipv4Bytes(text: string): Uint8Array | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
+    return undefined;
+  }
+  return Uint8Array.from(parts, Number);
+}
+
+/** inet_ntop's text (what node prints): `::` once at most, maybe a dotted IPv4 tail, no zone. */
+function ipv6Bytes(text: string): Uint8Array | undefined {
+  let s = text.split('%')[0] as string;
+  const dotted = /(?:^|:)(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (dotted !== null) {
+    const v4 = ipv4Bytes(dotted[1] as string);
+    if (v4 === undefined) return undefined;
+    const hex = (hi: number, lo: number) => ((hi << 8) | lo).toString(16);
+    const tail = `${hex(v4[0] as number, v4[1] as number)}:${hex(v4[2] as number, v4[3] as number)}`;
+    s = `${s.slice(0, s.length - (dotted[1] as string).length)}${tail}`;
+  }
+  const halves = s.split('::');
+  if (halves.length > 2) return undefined;
+  const words = (h: string | undefined) => (h === undefined || h === '' ? [] : h.split(':'));
+  const head = words(halves[0]);
+  const tail = words(halves[1]);
+  const fill = 8 - head.length - tail.length;
+  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
+  const groups = [...head, ...Array<string>(halves.length === 2 ? fill : 0).fill('0'), ...tail];
+  const out = new Uint8Array(16);
+  for (let k = 0; k < 8; k++) {
+    const g = groups[k] as string;
+    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
+    const n = Number.parseInt(g, 16);
+    out[2 * k] = n >> 8;
+    out[2 * k + 1] = n & 0xff;
+  }
+  return out;
 }

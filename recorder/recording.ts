@@ -4,7 +4,7 @@ import { textChunks } from '../analyzer/format-text.js';
 import { CtError } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import type { CtEvent } from '../journal/event.js';
-import type { EventCounts, JournalHeaderInput } from '../journal/format.js';
+import type { EventCounts, HostAddress, JournalHeaderInput } from '../journal/format.js';
 import { JournalWriter } from '../journal/writer.js';
 import {
   type BatchInfo,
@@ -15,7 +15,7 @@ import {
 import { enableConntrackEvents } from './conntrack-events.js';
 import { compileFilter, type EventFilter, filterInPlace } from './filter.js';
 import { GapTracker } from './gaps.js';
-import { readHostFacts } from './host.js';
+import { readHostAddresses, readHostFacts, sameAddresses } from './host.js';
 import {
   applyPrivileges,
   type PrivilegePlan,
@@ -94,8 +94,18 @@ export function startRecording(opts: RecordOptions): Recording {
   }
 }
 
+/** The addresses now, or undefined when they cannot be read this time: the next tick retries. */
+function pollAddresses(): HostAddress[] | undefined {
+  try {
+    return readHostAddresses();
+  } catch {
+    return undefined;
+  }
+}
+
 function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegePlan): Recording {
   const facts = readHostFacts();
+  let addresses = readHostAddresses();
   const header: JournalHeaderInput = {
     tool: { name: 'conntracker', version: TOOL_VERSION },
     host: facts.host,
@@ -104,6 +114,7 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
     start: Date.now() * 1000,
     options: opts.given,
     sysctls: facts.sysctls,
+    addresses,
   };
 
   // Subscribe before touching the output path: when the capture cannot start (no privilege, no
@@ -198,6 +209,13 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
   const flusher = setInterval(() => {
     if (failure !== undefined) return;
     try {
+      // Polled, not subscribed: a change reaches the journal within one flush interval, the
+      // same bound as what a crash may cost; its time is when it was seen, not when it was made.
+      const now = pollAddresses();
+      if (now !== undefined && !sameAddresses(now, addresses)) {
+        writer.noteAddresses({ time: Date.now() * 1000, addresses: now });
+        addresses = now;
+      }
       writer.flush();
     } catch (err) {
       failWith(err);

@@ -10,7 +10,9 @@ import { analyzeJournals } from '../../analyzer/replay.js';
 import { CtError } from '../../common/errors.js';
 import { PACKAGE_ROOT } from '../../common/package.js';
 import type { CtEvent } from '../../journal/event.js';
-import { SEED_EVENTS, tempDir, writeJournal } from './fixtures.js';
+import { JournalWriter } from '../../journal/writer.js';
+import { HEADER } from '../helpers/journals.js';
+import { SEED_EVENTS, tempDir } from './fixtures.js';
 
 const CLI = join(PACKAGE_ROOT, 'dist', 'analyzer', 'cli.js');
 const cli = (...args: string[]) =>
@@ -41,7 +43,27 @@ for (let b = 0; b < 300; b++) {
   }
   batches.push(batch);
 }
-writeJournal(big, batches);
+// The host's addresses at start and one change half way: direction must come through the
+// decoding thread too (every flow goes to 65.8.205.11, local only after the change).
+{
+  const w = JournalWriter.create(big, {
+    ...HEADER,
+    addresses: [{ ifname: 'eth0', family: 4, address: Uint8Array.of(10, 1, 0, 7), prefix: 24 }],
+  });
+  for (const [i, batch] of batches.entries()) {
+    w.append(batch);
+    if (i === 150) {
+      w.noteAddresses({
+        time: (batch[0] as CtEvent).time,
+        addresses: [
+          { ifname: 'eth0', family: 4, address: Uint8Array.of(10, 1, 0, 7), prefix: 24 },
+          { ifname: 'eth1', family: 4, address: Uint8Array.of(65, 8, 205, 11), prefix: 24 },
+        ],
+      });
+    }
+  }
+  w.close({ stop: HEADER.start + 60_000_000 });
+}
 t.ok(statSync(big).size >= 8 * 1024 * 1024, 'the journal is large enough for the worker');
 
 t.test('parallel: the report is the one the single-threaded replay makes', async (t) => {
@@ -49,6 +71,10 @@ t.test('parallel: the report is the one the single-threaded replay makes', async
   const text = cli(big);
   t.equal(text.status, 0, text.stderr);
   t.equal(text.stdout, [...reportChunks(journals, table.flows())].join(''));
+  const shown = cli('--show', 'direction', big);
+  t.equal(shown.stdout, [...reportChunks(journals, table.flows(), { direction: true })].join(''));
+  t.match(shown.stdout, /\(input\)\n/, 'the changed addresses made flows input');
+  t.match(shown.stdout, /\(local\)\n/, 'flows between the two local addresses are local');
   const json = cli('--format', 'json', '--collapse', 'none', big);
   t.equal(json.status, 0, json.stderr);
   const none = analyzeJournals([big], { collapse: { kind: 'none' } });

@@ -42,6 +42,8 @@ interface JsonFlow {
   type?: number;
   code?: number;
   confirmed: boolean;
+  direction?: string[];
+  nat?: { src?: { address: string }; dst?: { address: string } };
 }
 
 /** Renders a JSON flow as the text line it must agree with (the schema in docs/rules.md). */
@@ -111,6 +113,29 @@ for (const kind of ['lan', 'nat'] as const) {
 
     const json = JSON.parse(await analyze([journal, '--format', 'json'])) as { flows: JsonFlow[] };
     t.strictSame(json.flows.map(jsonLine), want, 'JSON flows agree with the text table');
+    // Recorded on the server (lan), every flow comes in; on the router (nat), every flow passes
+    // through and is masqueraded. The direction comes from the addresses ct-record stored.
+    const direction = kind === 'lan' ? 'input' : 'forward';
+    t.strictSame(
+      [...new Set(json.flows.map((f) => f.direction?.join(',')))],
+      [direction],
+      `every flow is ${direction}`,
+    );
+    t.ok(
+      json.flows.every((f) => (kind === 'nat' && f.table.endsWith('v4')) === (f.nat !== undefined)),
+      kind === 'nat' ? 'every IPv4 flow shows its masquerade, no IPv6 one' : 'no flow shows NAT',
+    );
+    if (kind === 'nat') {
+      t.ok(
+        json.flows.every((f) => f.nat?.dst === undefined),
+        'a masquerade is no DNAT',
+      );
+    }
+    const shown = flowLines(await analyze([journal, '--show', 'direction,nat']));
+    t.ok(
+      shown.every((l) => l.includes(` (${direction})`)),
+      '--show direction prints it on every line',
+    );
 
     const none = flowLines(await analyze([journal, '--collapse', 'none']));
     t.strictSame(

@@ -1,0 +1,162 @@
+// Real kernel: ct-record stores its namespace's addresses in the header, and an address added while it records.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { address as parseAddress } from '../../analyzer/import-conntrack.js';
+import { verifyJournal } from '../../analyzer/verify.js';
+import type { HostAddress } from '../../journal/format.js';
+import { openJournal } from '../../journal/reader.js';
+import { readHostAddresses } from '../../recorder/host.js';
+import { RECORDER, startRecorder } from '../../samples/record.js';
+import { createTopology, exitedWithin, run } from '../helpers/netns.js';
+
+if (!existsSync(RECORDER)) throw new Error(`${RECORDER} is missing: run \`npm run build\` first`);
+
+const dir = mkdtempSync(join(tmpdir(), `ct-e2e-addresses-${process.pid}-`));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+interface IpAddr {
+  ifname: string;
+  addr_info: Array<{ family: string; local: string; prefixlen: number }>;
+}
+
+/** What `ip -j addr show` lists, as one sortable text line per address. */
+async function ipAddresses(ns?: string): Promise<string[]> {
+  const argv =
+    ns === undefined ? ['ip', '-j', 'addr', 'show'] : ['ip', '-n', ns, '-j', 'addr', 'show'];
+  const links = JSON.parse((await run(argv)).stdout) as IpAddr[];
+  return links
+    .flatMap((l) =>
+      l.addr_info
+        .filter((a) => a.family === 'inet' || a.family === 'inet6')
+        .map((a) =>
+          line({
+            ifname: l.ifname,
+            family: a.family === 'inet' ? 4 : 6,
+            address: parseAddress(a.local),
+            prefix: a.prefixlen,
+          }),
+        ),
+    )
+    .sort();
+}
+
+/**
+ * Waits until every link of `ns` is running: os.networkInterfaces (libuv) leaves out interfaces
+ * that are up but not yet running, and a fresh veth runs only after the kernel's link watch.
+ */
+async function waitRunning(ns: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const links = JSON.parse((await run(['ip', '-n', ns, '-j', 'link', 'show'])).stdout) as Array<{
+      operstate: string;
+    }>;
+    if (links.every((l) => l.operstate === 'UP' || l.operstate === 'UNKNOWN')) return;
+    if (Date.now() > deadline)
+      throw new Error(`links of ${ns} not running: ${JSON.stringify(links)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** One address as comparable text: the bytes, not a text form, are what the journal holds. */
+function line(a: HostAddress): string {
+  return `${a.ifname} v${a.family} ${Buffer.from(a.address).toString('hex')}/${a.prefix}`;
+}
+
+const lines = (list: readonly HostAddress[]) => list.map(line).sort();
+
+t.test('host: readHostAddresses lists what `ip addr` lists in this namespace', async (t) => {
+  t.same(lines(readHostAddresses()), await ipAddresses());
+});
+
+t.test(
+  'record: the header holds the namespace’s addresses, a later set the one added while recording',
+  async (t) => {
+    const topo = await createTopology(t, 'lan');
+    const ns = topo.recordNs;
+    const journal = join(dir, 'added.mpk');
+    await waitRunning(ns);
+    const before = await ipAddresses(ns);
+    const rec = await startRecorder(topo, journal, ['--flush-interval', '0.2']);
+    const atStart = await ipAddresses(ns);
+
+    const added = Date.now() * 1000;
+    await run(['ip', '-n', ns, 'addr', 'add', '10.211.99.7/28', 'dev', 'to-client']);
+    await run([
+      'ip',
+      '-n',
+      ns,
+      '-6',
+      'addr',
+      'add',
+      'fd00:211:99::7/80',
+      'dev',
+      'to-client',
+      'nodad',
+    ]);
+    const after = await ipAddresses(ns);
+    // Several flush ticks, so the change is polled at least once.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    rec.child.kill('SIGTERM');
+    const exit = await exitedWithin(rec.child, 20_000);
+    t.equal(exit, 0, `ct-record exits 0 on SIGTERM\n${rec.stderr()}`);
+
+    const reader = openJournal(journal);
+    t.teardown(() => reader.close());
+    for (const _ of reader.items()) {
+      // reading checks every frame and collects the sets
+    }
+    const sets = reader.addressSets;
+    t.ok(sets.length >= 2, `a set at start and at least one change (${sets.length} sets)`);
+    const first = sets[0];
+    const last = sets.at(-1);
+    if (first === undefined || last === undefined) return;
+
+    t.equal(first.time, reader.header.start, 'the first set is the header’s');
+    // An address the kernel adds around the start (IPv6 link-local): either listing is the truth.
+    const got = JSON.stringify(lines(first.addresses));
+    t.ok(
+      got === JSON.stringify(before) || got === JSON.stringify(atStart),
+      `the header holds the namespace’s addresses: ${got} vs ip addr ${JSON.stringify(atStart)}`,
+    );
+    const wanted = [
+      `lo v4 7f000001/8`,
+      `lo v6 ${'0'.repeat(31)}1/128`,
+      line({ ifname: 'to-client', family: 4, address: parseAddress(topo.server.v4), prefix: 24 }),
+      line({ ifname: 'to-client', family: 6, address: parseAddress(topo.server.v6), prefix: 64 }),
+    ];
+    for (const w of wanted) t.ok(lines(first.addresses).includes(w), `at start: ${w}`);
+
+    const newV4 = line({
+      ifname: 'to-client',
+      family: 4,
+      address: parseAddress('10.211.99.7'),
+      prefix: 28,
+    });
+    const newV6 = line({
+      ifname: 'to-client',
+      family: 6,
+      address: parseAddress('fd00:211:99::7'),
+      prefix: 80,
+    });
+    t.notOk(lines(first.addresses).includes(newV4), 'the added address is not in the first set');
+    t.same(lines(last.addresses), after, 'the last set is the namespace’s addresses after the add');
+    t.ok(lines(last.addresses).includes(newV4) && lines(last.addresses).includes(newV6));
+    const seenAt = sets.find((s) => lines(s.addresses).includes(newV4))?.time ?? 0;
+    t.ok(seenAt >= added, 'the change is noted no earlier than it was made');
+    t.ok(seenAt - added < 5_000_000, `…and within seconds (${seenAt - added} µs later)`);
+    for (let i = 1; i < sets.length; i++) {
+      const [a, b] = [sets[i - 1], sets[i]];
+      t.ok(a && b && b.time >= a.time, `set ${i} is not earlier than set ${i - 1}`);
+      t.not(
+        JSON.stringify(lines(a?.addresses ?? [])),
+        JSON.stringify(lines(b?.addresses ?? [])),
+        `set ${i} is a change`,
+      );
+    }
+
+    const v = verifyJournal(journal);
+    t.equal(v.verdict, 'OK', v.detail);
+  },
+);
