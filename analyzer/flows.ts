@@ -102,6 +102,9 @@ export interface Flow {
   readonly icmpCode: number;
   /** Some event of the flow carried IPS_SEEN_REPLY. */
   readonly confirmed: boolean;
+  /** Time of the flow's first and last event (µs since the epoch), within any --since/--until. */
+  readonly firstSeen: number;
+  readonly lastSeen: number;
   /** Hosts (journal header names) whose events hold the flow, sorted; empty when not given. */
   readonly hosts: readonly string[];
   /**
@@ -202,7 +205,13 @@ const KW = 10;
 /** Row word KW: bit 0 set when the flow is confirmed. Word KW + 1: host bits. */
 const FLAGS = KW;
 const HOSTS = KW + 1;
-const ROW = KW + 2;
+/**
+ * Words 12–15: first and last event time (µs) as two float64 through a view of the same
+ * buffer (row i's are float64 index 8i + 6 and 8i + 7). 16 words: a row is 64 bytes.
+ */
+const ROW = 16;
+const FIRST = 6;
+const LAST = 7;
 /** Hosts 0–31 are bits of a per-flow word; later ones (rare) go to a map. */
 const HOST_BITS = 32;
 
@@ -218,6 +227,7 @@ export class FlowTable {
   #count = 0;
   #cap = 0;
   #rows = new Uint32Array(0);
+  #times = new Float64Array(0);
   readonly #moreHosts = new Map<number, Set<number>>();
   // Open addressing, linear probing; slot s is the pair (flow index + 1, key hash) at 2s,
   // 0 meaning empty. #mask is the slot count minus one.
@@ -281,7 +291,8 @@ export class FlowTable {
     addressWords(o.src, src, 0);
     addressWords(o.dst, dst, 0);
     const ports = icmp ? (a << 8) | b : ((a << 16) | b) >>> 0;
-    const flow = this.#upsert(t, src, dst, 0, ports, (ev.status & Status.SEEN_REPLY) !== 0, host);
+    const replied = (ev.status & Status.SEEN_REPLY) !== 0;
+    const flow = this.#upsert(t, src, dst, 0, ports, replied, host, ev.time);
     // The same NAT rule as the reader's columns: the reply tuple is not the inverse.
     const r = ev.reply;
     if (r.src.length === len && r.dst.length === len) {
@@ -339,6 +350,7 @@ export class FlowTable {
         ports,
         ((status[i] as number) & Status.SEEN_REPLY) !== 0,
         host,
+        at,
       );
       const nat = c.nat[i] as number;
       if (nat !== 0) {
@@ -398,6 +410,8 @@ export class FlowTable {
       icmpType: icmp ? ports >>> 8 : 0,
       icmpCode: icmp ? ports & 0xff : 0,
       confirmed: ((k[at + FLAGS] as number) & 1) === 1,
+      firstSeen: this.#times[i * 8 + FIRST] as number,
+      lastSeen: this.#times[i * 8 + LAST] as number,
       hosts: this.#hostsOf(i),
       ...this.#natOf(i, alen),
       ...this.#directionOf(i, alen),
@@ -459,6 +473,7 @@ export class FlowTable {
     ports: number,
     replied: boolean,
     host: number,
+    time: number,
   ): number {
     const h = hashKey(t, src, dst, at, ports);
     const rows = this.#rows;
@@ -483,6 +498,10 @@ export class FlowTable {
         rows[x + 8] === dst[at + 3]
       ) {
         this.#merge(x, replied, host);
+        const times = this.#times;
+        const f = (v - 1) * 8;
+        if (time < (times[f + FIRST] as number)) times[f + FIRST] = time;
+        if (time > (times[f + LAST] as number)) times[f + LAST] = time;
         return v - 1;
       }
       s = (s + 1) & mask;
@@ -500,6 +519,8 @@ export class FlowTable {
     slots[2 * s] = i + 1;
     slots[2 * s + 1] = h;
     this.#merge(x, replied, host);
+    this.#times[i * 8 + FIRST] = time;
+    this.#times[i * 8 + LAST] = time;
     if (this.#count * 2 > mask + 1) this.#resizeSlots(2 * (mask + 1));
     return i;
   }
@@ -541,6 +562,7 @@ export class FlowTable {
     const rows = new Uint32Array(cap * ROW);
     rows.set(this.#rows);
     this.#rows = rows;
+    this.#times = new Float64Array(rows.buffer);
     this.#cap = cap;
   }
 

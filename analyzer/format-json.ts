@@ -26,6 +26,8 @@ export function flowJson(flow: Flow): Record<string, unknown> {
   };
   const tail = {
     confirmed: flow.confirmed,
+    firstSeen: flow.firstSeen,
+    lastSeen: flow.lastSeen,
     hosts: [...flow.hosts],
     ...(flow.nat === undefined ? {} : { nat: natJson(flow.nat) }),
     ...(flow.direction === undefined ? {} : { direction: [...flow.direction] }),
@@ -51,7 +53,8 @@ function flowLine(f: Flow, hostsJson: (hosts: readonly string[]) => string): str
   const head = `{"table":"${f.table}","proto":"${PROTO_NAMES[f.table]}","src":"${formatAddress(f.src)}","dst":"${formatAddress(f.dst)}"`;
   const nat = f.nat === undefined ? '' : `,"nat":${JSON.stringify(natJson(f.nat))}`;
   const direction = f.direction === undefined ? '' : `,"direction":${JSON.stringify(f.direction)}`;
-  const tail = `"confirmed":${f.confirmed},"hosts":${hostsJson(f.hosts)}${nat}${direction}}`;
+  const seen = `"firstSeen":${f.firstSeen},"lastSeen":${f.lastSeen}`;
+  const tail = `"confirmed":${f.confirmed},${seen},"hosts":${hostsJson(f.hosts)}${nat}${direction}}`;
   return f.table === 'ICMPv4' || f.table === 'ICMPv6'
     ? `${head},"type":${f.icmpType},"code":${f.icmpCode},${tail}`
     : `${head},"sport":${f.sport},"dport":${f.dport},${tail}`;

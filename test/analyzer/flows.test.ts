@@ -54,7 +54,7 @@ const orderKey = (f: Flow) => [
 ];
 
 function referenceFlows(evs: CtEvent[], mode: Collapse): Flow[] {
-  const map = new Map<string, Flow & { confirmed: boolean }>();
+  const map = new Map<string, Flow & { confirmed: boolean; firstSeen: number; lastSeen: number }>();
   for (const e of evs) {
     const table = REF_TABLES[`${e.family}/${e.proto}`];
     if (table === undefined) continue;
@@ -74,6 +74,8 @@ function referenceFlows(evs: CtEvent[], mode: Collapse): Flow[] {
       icmpCode: icmp ? e.orig.icmpCode : 0,
       confirmed: false,
       hosts: [],
+      firstSeen: e.time,
+      lastSeen: e.time,
     };
     const key = JSON.stringify([
       table,
@@ -86,6 +88,8 @@ function referenceFlows(evs: CtEvent[], mode: Collapse): Flow[] {
     ]);
     const seen = map.get(key) ?? flow;
     seen.confirmed ||= (e.status & 2) === 2;
+    seen.firstSeen = Math.min(seen.firstSeen, e.time);
+    seen.lastSeen = Math.max(seen.lastSeen, e.time);
     map.set(key, seen);
   }
   return [...map.values()].sort((a, b) => {
@@ -104,6 +108,10 @@ t.test('flows: the table equals a naive Map-and-sort reference on random events'
     t,
     fc.property(arbFlowEvents(), arbMode, (evs, mode) => {
       assert.deepEqual(lines(evs, mode), [...textLines(referenceFlows(evs, mode))]);
+      const table = new FlowTable({ collapse: mode });
+      table.addAll(evs);
+      const times = (fs: Iterable<Flow>) => [...fs].map((f) => [f.firstSeen, f.lastSeen]);
+      assert.deepEqual(times(table.flows()), times(referenceFlows(evs, mode)), 'first/last seen');
     }),
     RUNS,
   );

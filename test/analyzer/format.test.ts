@@ -15,6 +15,7 @@ import {
 } from '../../analyzer/format-text.js';
 import type { JournalSummary } from '../../analyzer/replay.js';
 import { arbFlowEvents, checkProperty } from '../helpers/arbitraries.js';
+import { HEADER } from '../helpers/journals.js';
 import { ev, SEED_EVENTS, SEED_LINES } from './fixtures.js';
 
 const tableOf = (evs = SEED_EVENTS) => {
@@ -186,6 +187,8 @@ t.test('json: the document parses and carries every flow with ports or type/code
     sport: 1024,
     dport: 443,
     confirmed: true,
+    firstSeen: HEADER.start + 1,
+    lastSeen: HEADER.start + 1,
     hosts: [],
   });
   t.strictSame(doc.flows[7], {
@@ -196,6 +199,8 @@ t.test('json: the document parses and carries every flow with ports or type/code
     type: 128,
     code: 0,
     confirmed: true,
+    firstSeen: HEADER.start + 1,
+    lastSeen: HEADER.start + 1,
     hosts: [],
   });
   t.strictSame(

@@ -69,7 +69,8 @@ for (const [name, kinds] of Object.entries(KINDS)) {
     t.equal(json.status, 0, json.stderr);
     // Schema version 1 grows by added fields only: what 0.1.0 wrote must be there unchanged.
     // Added since (0.2.0): flows[].hosts, the journal header's host name for one journal;
-    // flows[].nat on translated flows; flows[].direction where the header has addresses.
+    // flows[].nat on translated flows; flows[].direction where the header has addresses;
+    // flows[].firstSeen and lastSeen.
     const doc = JSON.parse(json.stdout);
     const old = JSON.parse(stored('json'));
     t.strictSame(
@@ -80,8 +81,8 @@ for (const [name, kinds] of Object.entries(KINDS)) {
     const translated = doc.flows.filter((f: { nat?: unknown }) => f.nat !== undefined).length;
     if (name.startsWith('nat-router')) t.ok(translated > 0, `NAT shown on ${translated} flows`);
     for (const f of doc.flows) {
-      delete f.hosts;
-      delete f.nat;
+      t.ok(f.firstSeen <= f.lastSeen, 'first seen before last');
+      for (const added of ['hosts', 'nat', 'firstSeen', 'lastSeen']) delete f[added];
     }
     t.strictSame(doc, old, 'every field 0.1.0 wrote, unchanged');
     const verify = cli('verify', rel);
