@@ -8,6 +8,8 @@ import { runDiff } from './diff.js';
 import { type Collapse, DEFAULT_COLLAPSE, parseCollapse } from './flows.js';
 import { SHOW_COLUMNS, type TextOptions } from './format-text.js';
 import { runImport } from './import.js';
+import { DEFAULT_MAX_PREFIX4, DEFAULT_MAX_PREFIX6 } from './rules.js';
+import { type RulesCommand, runRules } from './rules-run.js';
 import { type ReportFormat, runAnalyze, runVerify } from './run.js';
 import { makeWindow } from './slice.js';
 
@@ -53,6 +55,8 @@ Examples:
       turn saved conntrack -E or -L text into a journal (then analyze that)
   $ ${NAME} diff monday.mpk friday.mpk
       the flows that appeared (+), disappeared (-) or changed confirmation (~) since monday
+  $ ${NAME} rules -o conntracker.nft journal.mpk
+      an nftables ruleset allowing the recorded flows (check it: nft -c -f conntracker.nft)
   $ ${NAME} verify journal.mpk
       is the journal complete and unmodified? (a journal named "verify": ./verify)
 
@@ -89,6 +93,25 @@ compared by key. One line per difference, in the table's sort order:
 Exit status: 0 (with --exit-code: 0 no differences, 1 differences), 1 unreadable journal,
 2 usage error, 3 journal too new for this version.`;
 
+const RULES_HELP = `
+One table inet conntracker (nft) or a filter table per family (iptables): input and forward
+chains that accept established/related traffic, loopback, IPv6 neighbour discovery and one rule
+per recorded service (protocol + destination port, or ICMP type; forward also the destination
+after DNAT), sources aggregated into prefixes no wider than --max-prefix4/6. Unconfirmed flows
+are listed as comments, not allowed. What the host sends itself (output) is not filtered.
+--format iptables writes IPv4, a line "# ip6tables-restore:", then IPv6 to stdout; with -o BASE
+it writes BASE.v4 and BASE.v6; with --family 4 or 6 only that part (to stdout or -o FILE).
+
+Exit status: 0 ok, 1 unreadable journal, 2 usage error, 3 journal too new for this version.`;
+
+function prefixOption(value: string): number {
+  const n = Number(value);
+  if (!/^\d{1,3}$/.test(value)) {
+    throw new InvalidArgumentError('give a prefix length, a whole number such as 24');
+  }
+  return n;
+}
+
 /** Aborts on SIGINT or SIGTERM: --follow then makes its last report and exits 0. */
 function stopSignal(): AbortSignal {
   const stop = new AbortController();
@@ -104,7 +127,7 @@ async function main(): Promise<number> {
         'your firewall rules must allow. Needs no root and no kernel access.',
     )
     .usage(
-      '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>\n       ct-analyze diff [options] <before> <after>',
+      '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>\n       ct-analyze diff [options] <before> <after>\n       ct-analyze rules [options] <journal...>',
     )
     .argument('<journal...>', 'journal files (.mpk) written by ct-record')
     .addOption(
@@ -208,6 +231,52 @@ async function main(): Promise<number> {
             exitCode: o.exitCode === true,
             ...(o.output === undefined ? {} : { output: o.output }),
           },
+          { stdout: process.stdout, warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`) },
+        );
+      },
+    );
+  program
+    .command('rules')
+    .description('a firewall ruleset (nftables or iptables) allowing the recorded flows')
+    .argument('<journal...>', 'journal files (.mpk) written by ct-record')
+    .addOption(
+      new Option('--format <format>', 'ruleset format').choices(['nft', 'iptables']).default('nft'),
+    )
+    .addOption(
+      new Option('--family <family>', 'iptables: only the IPv4 or IPv6 part')
+        .choices(['4', '6'])
+        .argParser((v) => Number(v) as 4 | 6),
+    )
+    .addOption(
+      new Option('--policy <policy>', 'what happens to the rest')
+        .choices(['drop', 'reject'])
+        .default('reject'),
+    )
+    .option('--log', 'log what the policy refuses')
+    .addOption(
+      new Option('--max-prefix4 <n>', 'widest IPv4 prefix sources are aggregated into')
+        .argParser(prefixOption)
+        .default(DEFAULT_MAX_PREFIX4),
+    )
+    .addOption(
+      new Option('--max-prefix6 <n>', 'widest IPv6 prefix sources are aggregated into')
+        .argParser(prefixOption)
+        .default(DEFAULT_MAX_PREFIX6),
+    )
+    .addOption(
+      new Option(
+        '--collapse <mode>',
+        "source-port collapsing: 1024, none, ephemeral (the host's ip_local_port_range), or LO-HI",
+      )
+        .argParser(collapseOption)
+        .default(DEFAULT_COLLAPSE, '1024'),
+    )
+    .option('-o, --output <file>', 'write the ruleset to FILE (replaced atomically), not stdout')
+    .addHelpText('after', RULES_HELP)
+    .action(
+      async (journals: string[], o: Omit<RulesCommand, 'journals' | 'log'> & { log?: boolean }) => {
+        exit = await runRules(
+          { ...o, journals, log: o.log === true },
           { stdout: process.stdout, warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`) },
         );
       },
