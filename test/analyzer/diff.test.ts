@@ -12,15 +12,9 @@ import { flowJson } from '../../analyzer/format-json.js';
 import { PACKAGE_ROOT } from '../../common/package.js';
 import type { CtEvent } from '../../journal/event.js';
 import { arbFlowEvents, checkProperty } from '../helpers/arbitraries.js';
-import { ev, SEED_EVENTS, tempDir, writeJournal } from './fixtures.js';
+import { arbMode, ev, SEED_EVENTS, tempDir, writeJournal } from './fixtures.js';
 
 const RUNS = { numRuns: 300 };
-const MODES: Collapse[] = [
-  { kind: '1024' },
-  { kind: 'none' },
-  { kind: 'range', lo: 1000, hi: 1100 },
-];
-const arbMode = fc.constantFrom(...MODES);
 
 const flowsOf = (evs: readonly CtEvent[], collapse: Collapse): Flow[] => {
   const table = new FlowTable({ collapse });

@@ -1,4 +1,7 @@
 // Events and journals the analyzer tests read (temp files removed by t.teardown).
+
+import fc from 'fast-check';
+import type { Collapse } from '../../analyzer/flows.js';
 import type { CtEvent } from '../../journal/event.js';
 import { HEADER } from '../helpers/journals.js';
 
@@ -79,3 +82,11 @@ export const SEED_LINES = [
   ' UDPv6 [           0] src = fe80::1 (port=1024) to dst = ff02::fb (port=5353)',
   'ICMPv6 [           0] src = 2001:db8::10 to dst = 2606:4700:4700::1111 (type=128 | code=0) (confirmed)',
 ];
+
+/** The collapsing modes the properties run under: the default, none, and a port range. */
+export const MODES: Collapse[] = [
+  { kind: '1024' },
+  { kind: 'none' },
+  { kind: 'range', lo: 1000, hi: 1100 },
+];
+export const arbMode = fc.constantFrom(...MODES);

@@ -16,14 +16,9 @@ import {
 import { textLines } from '../../analyzer/format-text.js';
 import type { CtEvent } from '../../journal/event.js';
 import { arbEvent, arbFlowEvents, checkProperty, inverseTuple } from '../helpers/arbitraries.js';
+import { arbMode, MODES } from './fixtures.js';
 
 const RUNS = { numRuns: 300 };
-const MODES: Collapse[] = [
-  { kind: '1024' },
-  { kind: 'none' },
-  { kind: 'range', lo: 1000, hi: 1100 },
-];
-const arbMode = fc.constantFrom(...MODES);
 
 const lines = (evs: Iterable<CtEvent>, collapse: Collapse): string[] => {
   const table = new FlowTable({ collapse });
