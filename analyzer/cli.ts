@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseSeconds, runCli } from '../common/cli.js';
 import { CtError, type ExitCode } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
+import { type CheckCommand, runCheck } from './check.js';
 import { runDiff } from './diff.js';
 import { type Collapse, DEFAULT_COLLAPSE, parseCollapse } from './flows.js';
 import { SHOW_COLUMNS, type TextOptions } from './format-text.js';
@@ -57,6 +58,8 @@ Examples:
       the flows that appeared (+), disappeared (-) or changed confirmation (~) since monday
   $ ${NAME} rules -o conntracker.nft journal.mpk
       an nftables ruleset allowing the recorded flows (check it: nft -c -f conntracker.nft)
+  $ ${NAME} check --ruleset /etc/nftables.conf journal.mpk
+      which recorded flows the ruleset would block, and by which rule
   $ ${NAME} verify journal.mpk
       is the journal complete and unmodified? (a journal named "verify": ./verify)
 
@@ -104,6 +107,17 @@ it writes BASE.v4 and BASE.v6; with --family 4 or 6 only that part (to stdout or
 
 Exit status: 0 ok, 1 unreadable journal, 2 usage error, 3 journal too new for this version.`;
 
+const CHECK_HELP = `
+Each recorded flow's first packet (ct state new) goes through the ruleset's base chains on the
+hook its direction says (input, forward; output only when the ruleset has an output chain),
+lowest priority first, with the destination after DNAT. The ruleset is an nft -f file (the
+nested form nft list ruleset prints) or iptables-save output, in the subset docs/rules.md lists;
+anything else is an error naming it and its line. Source ports are collapsed in the flow table:
+a rule matching them decides only with --collapse none (else the flow is "undetermined").
+
+Exit status: 0 report written (with --exit-code: 1 when a recorded flow would be blocked),
+1 unreadable journal or ruleset outside the subset, 2 usage error, 3 journal too new.`;
+
 function prefixOption(value: string): number {
   const n = Number(value);
   if (!/^\d{1,3}$/.test(value)) {
@@ -127,7 +141,7 @@ async function main(): Promise<number> {
         'your firewall rules must allow. Needs no root and no kernel access.',
     )
     .usage(
-      '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>\n       ct-analyze diff [options] <before> <after>\n       ct-analyze rules [options] <journal...>',
+      '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>\n       ct-analyze diff [options] <before> <after>\n       ct-analyze rules [options] <journal...>\n       ct-analyze check --ruleset <file> [options] <journal...>',
     )
     .argument('<journal...>', 'journal files (.mpk) written by ct-record')
     .addOption(
@@ -277,6 +291,36 @@ async function main(): Promise<number> {
       async (journals: string[], o: Omit<RulesCommand, 'journals' | 'log'> & { log?: boolean }) => {
         exit = await runRules(
           { ...o, journals, log: o.log === true },
+          { stdout: process.stdout, warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`) },
+        );
+      },
+    );
+  program
+    .command('check')
+    .description('which recorded flows a ruleset (nft or iptables-save) would block, and by what')
+    .argument('<journal...>', 'journal files (.mpk) written by ct-record')
+    .requiredOption('--ruleset <file>', 'the ruleset: an nft -f file or iptables-save output')
+    .addOption(
+      new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'),
+    )
+    .option('-o, --output <file>', 'write the report to FILE (replaced atomically), not stdout')
+    .addOption(
+      new Option(
+        '--collapse <mode>',
+        "source-port collapsing: 1024, none, ephemeral (the host's ip_local_port_range), or LO-HI",
+      )
+        .argParser(collapseOption)
+        .default(DEFAULT_COLLAPSE, '1024'),
+    )
+    .option('--exit-code', 'exit 1 when a recorded flow would be blocked')
+    .addHelpText('after', CHECK_HELP)
+    .action(
+      async (
+        journals: string[],
+        o: Omit<CheckCommand, 'journals' | 'exitCode'> & { exitCode?: boolean },
+      ) => {
+        exit = await runCheck(
+          { ...o, journals, exitCode: o.exitCode === true },
           { stdout: process.stdout, warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`) },
         );
       },
