@@ -104,28 +104,42 @@ export function cidrContains(c: Cidr, family: 4 | 6, address: bigint): boolean {
 /**
  * Sources merged into prefixes: the addresses that share their first `max` bits become the
  * narrowest prefix covering them all (never wider than `max`); a lone address stays itself.
+ * A prefix never covers an address of `avoid` (sources seen only unconfirmed for the same
+ * service): the group is split at its first differing bit until none does.
  */
-export function aggregate(addresses: Iterable<bigint>, family: 4 | 6, max: number): Cidr[] {
+export function aggregate(
+  addresses: Iterable<bigint>,
+  family: 4 | 6,
+  max: number,
+  avoid: ReadonlySet<bigint> = new Set(),
+): Cidr[] {
   const bits = bitsOf(family);
   const shift = BigInt(bits - max);
-  const groups = new Map<bigint, { lo: bigint; hi: bigint }>();
+  const groups = new Map<bigint, bigint[]>();
   for (const a of addresses) {
     const key = a >> shift;
     const g = groups.get(key);
-    if (g === undefined) groups.set(key, { lo: a, hi: a });
-    else {
-      if (a < g.lo) g.lo = a;
-      if (a > g.hi) g.hi = a;
-    }
+    if (g === undefined) groups.set(key, [a]);
+    else g.push(a);
   }
   const out: Cidr[] = [];
-  for (const { lo, hi } of groups.values()) {
+  const cover = (sorted: bigint[]) => {
+    const lo = sorted[0] as bigint;
+    const hi = sorted[sorted.length - 1] as bigint;
     // The common leading bits of the lowest and highest address are common to all between.
     const differ = (lo ^ hi).toString(2).length - (lo === hi ? 1 : 0);
-    const prefix = bits - differ;
     const host = (1n << BigInt(differ)) - 1n;
-    out.push({ family, network: lo & ~host, prefix });
-  }
+    const network = lo & ~host;
+    const covered = [...avoid].some((a) => a >= network && a <= (network | host));
+    if (!covered || lo === hi) {
+      out.push({ family, network, prefix: bits - differ });
+      return;
+    }
+    const half = network | (1n << BigInt(differ - 1));
+    cover(sorted.filter((a) => a < half));
+    cover(sorted.filter((a) => a >= half));
+  };
+  for (const g of groups.values()) cover(g.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
   return out.sort((a, b) => (a.network < b.network ? -1 : a.network > b.network ? 1 : 0));
 }
 
@@ -244,6 +258,8 @@ export function planRules(flows: Iterable<Flow>, opts: RulesOptions = {}): Rules
     6: checkMaxPrefix(opts.maxPrefix6 ?? DEFAULT_MAX_PREFIX6, 6),
   };
   const services = new Map<string, Service>();
+  /** Per service key, the sources of its unconfirmed flows: no prefix may cover them. */
+  const unconfirmedSources = new Map<string, Set<bigint>>();
   const unconfirmed: Record<Chain, Flow[]> = { input: [], forward: [] };
   const notFiltered: Flow[] = [];
   let undirected = 0;
@@ -254,15 +270,18 @@ export function planRules(flows: Iterable<Flow>, opts: RulesOptions = {}): Rules
     const chains = chainsOf(flow);
     if (chains.length === 0) notFiltered.push(flow);
     for (const chain of chains) {
-      if (!flow.confirmed) {
-        unconfirmed[chain].push(flow);
-        continue;
-      }
       const to = filteredDestination(flow);
       const icmp = isIcmp(flow.proto);
       const daddr = chain === 'forward' ? to.address : undefined;
       const port = icmp ? 0 : to.port;
       const key = `${chain}/${flow.family}/${flow.proto}/${hexOf(daddr)}/${icmp ? `t${flow.icmpType}` : port}`;
+      if (!flow.confirmed) {
+        unconfirmed[chain].push(flow);
+        const seenOnly = unconfirmedSources.get(key) ?? new Set<bigint>();
+        seenOnly.add(addressNumber(flow.src));
+        unconfirmedSources.set(key, seenOnly);
+        continue;
+      }
       let s = services.get(key);
       if (s === undefined) {
         s = {
@@ -288,8 +307,12 @@ export function planRules(flows: Iterable<Flow>, opts: RulesOptions = {}): Rules
   }
   // Services of one chain, protocol and destination with the same source set share a rule.
   const merged = new Map<string, { rule: PlannedRule; ports: number[] }>();
-  for (const s of services.values()) {
-    const sources = aggregate(s.sources, s.family, max[s.family]);
+  for (const [serviceKey, s] of services) {
+    // A source confirmed for the service is allowed anyway; only the others are avoided.
+    const avoid = new Set(
+      [...(unconfirmedSources.get(serviceKey) ?? [])].filter((a) => !s.sources.has(a)),
+    );
+    const sources = aggregate(s.sources, s.family, max[s.family], avoid);
     const icmp = s.icmpType !== undefined;
     const key = `${s.chain}/${s.family}/${s.proto}/${hexOf(s.daddr)}/${icmp ? `t${s.icmpType}` : ''}/${sources.map(formatCidr).join(',')}`;
     const m = merged.get(key);

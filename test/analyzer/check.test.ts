@@ -4,6 +4,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
+import { formatAddress } from '../../analyzer/address.js';
 import { checkFlows } from '../../analyzer/check.js';
 import { type Collapse, type Flow, FlowTable } from '../../analyzer/flows.js';
 import { planRules } from '../../analyzer/rules.js';
@@ -180,10 +181,10 @@ t.test(
           ? ev(1, e.src, e.dst, 0, 0, e.confirmed ? CONFIRMED : UNREPLIED, [8, 0])
           : ev(e.proto, e.src, e.dst, 40000, e.dport, e.confirmed ? CONFIRMED : UNREPLIED),
       );
-    // With sources kept as single addresses (/32) a rule stands for exactly its flows; with the
-    // default /24 aggregation an unconfirmed flow whose source falls inside a confirmed flow's
-    // prefix for the same service is accepted too (10.0.0.2 + 10.0.0.77 → 10.0.0.0/25 holds
-    // 10.0.0.1), so there only "every confirmed flow passes" holds.
+    // A rule stands for its service (chain, protocol and port; in forward the destination too)
+    // and its sources, at /32 and at /24 alike: prefixes are never widened over a source seen only unconfirmed (e.g.
+    // 10.0.0.2 + 10.0.0.77 do not become 10.0.0.0/25 when 10.0.0.1 was unconfirmed). So a flow is
+    // blocked exactly when it is unconfirmed and no confirmed flow has its source and service.
     fc.assert(
       fc.property(
         fc.array(event, { maxLength: 12 }),
@@ -195,10 +196,20 @@ t.test(
           const text = [...nftRuleset(plan, { policy: reject ? 'reject' : 'drop', log: false })];
           const r = checkFlows(parseNft(text.join('')), flows, C1024);
           const blocked = new Set(r.blocked.map((b) => b.flow));
+          // The services a flow needs: per chain it passes, protocol, port (ICMP: type), source,
+          // and in forward the destination too.
+          const services = (f: Flow) =>
+            (f.direction ?? ['input'])
+              .filter((d) => d === 'input' || d === 'forward')
+              .map(
+                (d) =>
+                  `${d}/${f.proto}/${f.proto === 1 ? f.icmpType : f.dport}/${formatAddress(f.src)}` +
+                  (d === 'forward' ? `/${formatAddress(f.dst)}` : ''),
+              );
+          const allowed = new Set(flows.filter((f) => f.confirmed).flatMap(services));
           for (const f of flows) {
-            const filtered = f.direction?.some((d) => d === 'input' || d === 'forward') ?? true;
             if (f.confirmed && blocked.has(f)) return false;
-            if (maxPrefix4 === 32 && blocked.has(f) !== (filtered && !f.confirmed)) return false;
+            if (blocked.has(f) !== services(f).some((s) => !allowed.has(s))) return false;
           }
           return r.undetermined.length === 0;
         },

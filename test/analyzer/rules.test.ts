@@ -446,6 +446,34 @@ t.test('rules: aggregate keeps prefixes disjoint and each address covered', asyn
   );
 });
 
+t.test('rules: a prefix never covers a source seen only unconfirmed for the service', async (t) => {
+  const ip = (s: string) => BigInt(s.split('.').reduce((n, o) => n * 256 + Number(o), 0));
+  const text = (cs: Cidr[]) => cs.map(formatCidr);
+  const confirmed = [ip('10.0.0.2'), ip('10.0.0.77')];
+  t.strictSame(text(aggregate(confirmed, 4, 24)), ['10.0.0.0/25'], 'alone: the narrowest prefix');
+  t.strictSame(
+    text(aggregate(confirmed, 4, 24, new Set([ip('10.0.0.1')]))),
+    ['10.0.0.2', '10.0.0.77'],
+    'split where 10.0.0.1 would fall inside',
+  );
+  checkProperty(
+    t,
+    fc.property(
+      fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { minLength: 2, maxLength: 40 }),
+      fc.integer({ min: 24, max: 32 }),
+      (octets, max) => {
+        // Split the last octets into confirmed sources and ones seen only unconfirmed.
+        const half = Math.ceil(octets.length / 2);
+        const allowed = octets.slice(0, half).map((o) => ip(`10.0.0.${o}`));
+        const avoid = new Set(octets.slice(half).map((o) => ip(`10.0.0.${o}`)));
+        const cidrs = aggregate(allowed, 4, max, avoid);
+        for (const a of allowed) assert.ok(cidrs.some((c) => cidrContains(c, 4, a)));
+        for (const a of avoid) assert.ok(!cidrs.some((c) => cidrContains(c, 4, a)), `${a}`);
+      },
+    ),
+  );
+});
+
 // --- the CLI ---
 
 const CLI = join(PACKAGE_ROOT, 'dist', 'analyzer', 'cli.js');
