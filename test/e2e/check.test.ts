@@ -68,39 +68,64 @@ const arbProtoMatch = fc.oneof(
     .map(([proto, ports]) => `${proto} dport ${ports}`),
 );
 
-const arbRule: fc.Arbitrary<string> = fc
-  .record({
-    saddr: arbAddressMatch,
-    daddr: arbAddressMatch,
-    proto: arbProtoMatch,
-    verdict: fc.constantFrom('accept', 'drop', 'reject', 'counter accept'),
-  })
-  .map((r) =>
-    [
-      r.saddr === null ? '' : `ip saddr ${r.saddr}`,
-      r.daddr === null ? '' : `ip daddr ${r.daddr}`,
-      r.proto,
-      r.verdict,
-    ]
-      .filter((x) => x !== '')
-      .join(' '),
-  );
+/** A first packet is ct state new: these conditions match it, or never do. */
+const arbStateMatch = fc.option(
+  fc.constantFrom('ct state new', 'ct state { new, established }', 'ct state established'),
+  { freq: 4 },
+);
+
+function arbRuleWith(verdicts: string[]): fc.Arbitrary<string> {
+  return fc
+    .record({
+      state: arbStateMatch,
+      saddr: arbAddressMatch,
+      daddr: arbAddressMatch,
+      proto: arbProtoMatch,
+      verdict: fc.constantFrom(...verdicts),
+    })
+    .map((r) =>
+      [
+        r.state ?? '',
+        r.saddr === null ? '' : `ip saddr ${r.saddr}`,
+        r.daddr === null ? '' : `ip daddr ${r.daddr}`,
+        r.proto,
+        r.verdict,
+      ]
+        .filter((x) => x !== '')
+        .join(' '),
+    );
+}
+
+const arbRule = arbRuleWith(['accept', 'drop', 'reject', 'counter accept']);
+/** In the input chain, a rule may also jump to the regular chain `sub`… */
+const arbInputRule = fc.oneof(
+  { weight: 4, arbitrary: arbRule },
+  { weight: 1, arbitrary: arbRuleWith(['jump sub', 'goto sub']) },
+);
+/** …which may return early. */
+const arbSubRule = fc.oneof(
+  { weight: 3, arbitrary: arbRule },
+  { weight: 1, arbitrary: arbRuleWith(['return']) },
+);
 
 const TABLE = `ct_check_${process.pid}`;
 
 const arbRuleset = fc
   .record({
     policy: fc.constantFrom('accept', 'drop'),
-    rules: fc.array(arbRule, { minLength: 1, maxLength: 4 }),
+    rules: fc.array(arbInputRule, { minLength: 1, maxLength: 4 }),
+    sub: fc.array(arbSubRule, { minLength: 0, maxLength: 3 }),
   })
   .map(
-    ({ policy, rules }) => `table inet ${TABLE}
+    ({ policy, rules, sub }) => `table inet ${TABLE}
 delete table inet ${TABLE}
 table inet ${TABLE} {
   chain input {
     type filter hook input priority filter; policy ${policy};
     ct state established,related accept
 ${rules.map((r) => `    ${r}\n`).join('')}  }
+  chain sub {
+${sub.map((r) => `    ${r}\n`).join('')}  }
 }
 `,
   );
@@ -264,9 +289,9 @@ t.test(
           }
         },
       ),
-      { numRuns: 15 + examples.length, endOnFailure: true, examples },
+      { numRuns: 30 + examples.length, endOnFailure: true, examples },
     );
-    t.equal(runs, 15 + examples.length, 'every ruleset × 4 flows agreed');
+    t.equal(runs, 30 + examples.length, 'every ruleset × 4 flows agreed');
     t.same(
       [...seen.keys()].sort(),
       ['accepted', 'refused', 'silent'],
