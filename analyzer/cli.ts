@@ -126,6 +126,28 @@ function prefixOption(value: string): number {
   return n;
 }
 
+/** --collapse, the same for every command that builds a flow table. */
+function collapseOpt(): Option {
+  return new Option(
+    '--collapse <mode>',
+    "source-port collapsing: 1024, none, ephemeral (the host's ip_local_port_range), or LO-HI",
+  )
+    .argParser(collapseOption)
+    .default(DEFAULT_COLLAPSE, '1024');
+}
+
+/** --format text|json and -o FILE of the commands that write a report. */
+function reportFormatOpt(): Option {
+  return new Option('--format <format>', 'report format').choices(['text', 'json']).default('text');
+}
+
+function reportOutputOpt(): Option {
+  return new Option(
+    '-o, --output <file>',
+    'write the report to FILE (replaced atomically), not stdout',
+  );
+}
+
 /** Aborts on SIGINT or SIGTERM: --follow then makes its last report and exits 0. */
 function stopSignal(): AbortSignal {
   const stop = new AbortController();
@@ -144,18 +166,9 @@ async function main(): Promise<number> {
       '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>\n       ct-analyze diff [options] <before> <after>\n       ct-analyze rules [options] <journal...>\n       ct-analyze check --ruleset <file> [options] <journal...>',
     )
     .argument('<journal...>', 'journal files (.mpk) written by ct-record')
-    .addOption(
-      new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'),
-    )
-    .option('-o, --output <file>', 'write the report to FILE (replaced atomically), not stdout')
-    .addOption(
-      new Option(
-        '--collapse <mode>',
-        "source-port collapsing: 1024, none, ephemeral (the host's ip_local_port_range), or LO-HI",
-      )
-        .argParser(collapseOption)
-        .default(DEFAULT_COLLAPSE, '1024'),
-    )
+    .addOption(reportFormatOpt())
+    .addOption(reportOutputOpt())
+    .addOption(collapseOpt())
     .option(
       '--since <time>',
       'only events at or after TIME: ISO 8601 (UTC unless a zone is given) or a span before now (2h, 30m, 90s, 1d)',
@@ -216,18 +229,9 @@ async function main(): Promise<number> {
     .description('the flows that appeared, disappeared or changed confirmation between journals')
     .argument('<before>', 'the earlier journal (.mpk)')
     .argument('<after>', 'the later journal (.mpk)')
-    .addOption(
-      new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'),
-    )
-    .option('-o, --output <file>', 'write the report to FILE (replaced atomically), not stdout')
-    .addOption(
-      new Option(
-        '--collapse <mode>',
-        "source-port collapsing: 1024, none, ephemeral (the host's ip_local_port_range), or LO-HI",
-      )
-        .argParser(collapseOption)
-        .default(DEFAULT_COLLAPSE, '1024'),
-    )
+    .addOption(reportFormatOpt())
+    .addOption(reportOutputOpt())
+    .addOption(collapseOpt())
     .option('--exit-code', 'exit 1 when there are differences (like git diff --exit-code)')
     .addHelpText('after', DIFF_HELP)
     .action(
@@ -277,14 +281,7 @@ async function main(): Promise<number> {
         .argParser(prefixOption)
         .default(DEFAULT_MAX_PREFIX6),
     )
-    .addOption(
-      new Option(
-        '--collapse <mode>',
-        "source-port collapsing: 1024, none, ephemeral (the host's ip_local_port_range), or LO-HI",
-      )
-        .argParser(collapseOption)
-        .default(DEFAULT_COLLAPSE, '1024'),
-    )
+    .addOption(collapseOpt())
     .option('-o, --output <file>', 'write the ruleset to FILE (replaced atomically), not stdout')
     .addHelpText('after', RULES_HELP)
     .action(
@@ -300,18 +297,9 @@ async function main(): Promise<number> {
     .description('which recorded flows a ruleset (nft or iptables-save) would block, and by what')
     .argument('<journal...>', 'journal files (.mpk) written by ct-record')
     .requiredOption('--ruleset <file>', 'the ruleset: an nft -f file or iptables-save output')
-    .addOption(
-      new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'),
-    )
-    .option('-o, --output <file>', 'write the report to FILE (replaced atomically), not stdout')
-    .addOption(
-      new Option(
-        '--collapse <mode>',
-        "source-port collapsing: 1024, none, ephemeral (the host's ip_local_port_range), or LO-HI",
-      )
-        .argParser(collapseOption)
-        .default(DEFAULT_COLLAPSE, '1024'),
-    )
+    .addOption(reportFormatOpt())
+    .addOption(reportOutputOpt())
+    .addOption(collapseOpt())
     .option('--exit-code', 'exit 1 when a recorded flow would be blocked')
     .addHelpText('after', CHECK_HELP)
     .action(
