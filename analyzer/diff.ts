@@ -2,7 +2,7 @@
 import type { Writable } from 'node:stream';
 import { Exit, type ExitCode } from '../common/errors.js';
 import { printable, timeRangeText } from './coverage.js';
-import { type Collapse, type Flow, formatCollapse, TABLES } from './flows.js';
+import { type Collapse, compareFlows, type Flow, formatCollapse } from './flows.js';
 import { flowJson } from './format-json.js';
 import { chunked, formatFlowLine } from './format-text.js';
 import { writeFileAtomic, writeToStream } from './output.js';
@@ -31,32 +31,6 @@ export interface FlowDiff {
   /** The differences in sort order. */
   changes: Change[];
   counts: DiffCounts;
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const d = (a[i] as number) - (b[i] as number);
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
-
-/**
- * The flow table's order on flow keys (docs/rules.md): table, src and dst as big-endian
- * numbers, dport, collapsed sport, ICMP type, code (ports are 0 for ICMP, type and code 0 for
- * TCP/UDP). 0 means the same key.
- */
-export function compareFlows(a: Flow, b: Flow): number {
-  return (
-    TABLES.indexOf(a.table) - TABLES.indexOf(b.table) ||
-    compareBytes(a.src, b.src) ||
-    compareBytes(a.dst, b.dst) ||
-    a.dport - b.dport ||
-    a.sport - b.sport ||
-    a.icmpType - b.icmpType ||
-    a.icmpCode - b.icmpCode
-  );
 }
 
 /** The next flow of a sorted list; throws if the list is not strictly in compareFlows order. */

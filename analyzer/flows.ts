@@ -182,6 +182,32 @@ function isIcmpTable(index: number): boolean {
 const isU16 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffff;
 const isU8 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xff;
 
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/**
+ * The table's order (the sort order above) on Flow objects, for code that holds flows rather
+ * than a table (diff's merge walk): table, src and dst as big-endian numbers, dport, collapsed
+ * sport, ICMP type, code (ports are 0 for ICMP, type and code 0 for TCP/UDP). 0: the same key.
+ */
+export function compareFlows(a: Flow, b: Flow): number {
+  return (
+    TABLES.indexOf(a.table) - TABLES.indexOf(b.table) ||
+    compareBytes(a.src, b.src) ||
+    compareBytes(a.dst, b.dst) ||
+    a.dport - b.dport ||
+    a.sport - b.sport ||
+    a.icmpType - b.icmpType ||
+    a.icmpCode - b.icmpCode
+  );
+}
+
 /** No host: the event's source is not named (live mode, a caller that does not merge). */
 export const NO_HOST = -1;
 
