@@ -11,7 +11,7 @@ import { SHOW_COLUMNS, type TextOptions } from './format-text.js';
 import { runImport } from './import.js';
 import { DEFAULT_MAX_PREFIX4, DEFAULT_MAX_PREFIX6 } from './rules.js';
 import { type RulesCommand, runRules } from './rules-run.js';
-import { type ReportFormat, runAnalyze, runVerify } from './run.js';
+import { type FlowFormat, type ReportFormat, runAnalyze, runVerify } from './run.js';
 import { makeWindow } from './slice.js';
 
 const NAME = 'ct-analyze';
@@ -166,7 +166,14 @@ async function main(): Promise<number> {
       '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>\n       ct-analyze diff [options] <before> <after>\n       ct-analyze rules [options] <journal...>\n       ct-analyze check --ruleset <file> [options] <journal...>',
     )
     .argument('<journal...>', 'journal files (.mpk) written by ct-record')
-    .addOption(reportFormatOpt())
+    .addOption(
+      new Option(
+        '--format <format>',
+        "report format: text (the original tool's lines), json, csv (spreadsheets), md (tickets)",
+      )
+        .choices(['text', 'json', 'csv', 'md'])
+        .default('text'),
+    )
     .addOption(reportOutputOpt())
     .addOption(collapseOpt())
     .option(
@@ -317,7 +324,7 @@ async function main(): Promise<number> {
     async (
       journals: string[],
       o: {
-        format: ReportFormat;
+        format: FlowFormat;
         output?: string;
         collapse: Collapse;
         since?: string;

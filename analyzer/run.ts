@@ -4,6 +4,7 @@ import { CtError, Exit, type ExitCode } from '../common/errors.js';
 import type { Collapse, FlowTable } from './flows.js';
 import { followJournal } from './follow.js';
 import { jsonChunks, tableReport } from './format-json.js';
+import { csvChunks, mdChunks } from './format-table.js';
 import { reportChunks, type TextOptions } from './format-text.js';
 import { writeFileAtomic, writeToStream } from './output.js';
 import { ProgressLine, type ProgressStream } from './progress.js';
@@ -17,10 +18,12 @@ import type { TimeWindow } from './slice.js';
 import { type VerifyResult, verdictLine, verifyExit, verifyJournal } from './verify.js';
 
 export type ReportFormat = 'text' | 'json';
+/** The flow report's formats: the verdict and diff reports have text and JSON only. */
+export type FlowFormat = ReportFormat | 'csv' | 'md';
 
 export interface AnalyzeCommand {
   journals: string[];
-  format: ReportFormat;
+  format: FlowFormat;
   /** Report file; undefined: the stdout stream. */
   output?: string;
   collapse: Collapse;
@@ -112,7 +115,11 @@ async function report(
   const chunks =
     cmd.format === 'json'
       ? jsonChunks(tableReport(table, journals))
-      : reportChunks(journals, table.flows(), cmd.show ?? {});
+      : cmd.format === 'csv'
+        ? csvChunks(table.flows())
+        : cmd.format === 'md'
+          ? mdChunks(journals, table.flows())
+          : reportChunks(journals, table.flows(), cmd.show ?? {});
   if (cmd.output === undefined) await writeToStream(chunks, io.stdout);
   else writeFileAtomic(cmd.output, chunks);
 }

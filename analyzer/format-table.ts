@@ -1,0 +1,88 @@
+// The flow table as CSV (for spreadsheets) and as Markdown (for a ticket), produced in chunks.
+import { formatAddress } from './address.js';
+import { countsText, printable, timeRangeText, windowText } from './coverage.js';
+import type { Flow } from './flows.js';
+import { chunked } from './format-text.js';
+import type { JournalSummary } from './replay.js';
+
+const ICMP = new Set(['ICMPv4', 'ICMPv6']);
+
+/** The columns of both formats, each a flow's value as text (untrusted text unescaped). */
+const COLUMNS: readonly [string, (f: Flow) => string][] = [
+  ['table', (f) => f.table],
+  ['src', (f) => formatAddress(f.src)],
+  ['sport', (f) => (ICMP.has(f.table) ? '' : String(f.sport))],
+  ['dst', (f) => formatAddress(f.dst)],
+  ['dport', (f) => (ICMP.has(f.table) ? '' : String(f.dport))],
+  ['icmp_type', (f) => (ICMP.has(f.table) ? String(f.icmpType) : '')],
+  ['icmp_code', (f) => (ICMP.has(f.table) ? String(f.icmpCode) : '')],
+  ['confirmed', (f) => (f.confirmed ? 'yes' : 'no')],
+  ['direction', (f) => (f.direction ?? []).join(' ')],
+  ['dnat_to', (f) => natText(f, 'dst')],
+  ['snat_to', (f) => natText(f, 'src')],
+  ['first_seen', (f) => new Date(f.firstSeen / 1000).toISOString()],
+  ['last_seen', (f) => new Date(f.lastSeen / 1000).toISOString()],
+  ['hosts', (f) => f.hosts.join(' ')],
+];
+
+function natText(f: Flow, kind: 'dst' | 'src'): string {
+  const t = f.nat?.[kind];
+  if (t === undefined) return '';
+  const port = kind === 'dst' && !ICMP.has(f.table) ? ` port ${t.port}` : '';
+  return `${formatAddress(t.address)}${port}${t.more ? ' and others' : ''}`;
+}
+
+/**
+ * One CSV field (RFC 4180): quoted when it holds a comma, quote or line break. A field a
+ * spreadsheet would read as a formula (=, +, -, @, tab, CR first) gets a leading apostrophe:
+ * host names come from journals, which are untrusted.
+ */
+export function csvField(value: string): string {
+  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+function* csvLines(flows: Iterable<Flow>): Generator<string> {
+  yield `${COLUMNS.map(([name]) => name).join(',')}\r\n`;
+  for (const f of flows) yield `${COLUMNS.map(([, get]) => csvField(get(f))).join(',')}\r\n`;
+}
+
+/** CSV: a header row, then one row per flow in sort order (CRLF line ends, RFC 4180). */
+export function csvChunks(flows: Iterable<Flow>): Generator<string> {
+  return chunked(csvLines(flows));
+}
+
+/**
+ * Text safe in a Markdown table cell: HTML is escaped (a ticket system renders it), and so are
+ * `|` (it would end the cell), backslashes, backticks and emphasis marks; line breaks become
+ * spaces. Addresses and numbers pass through unchanged.
+ */
+export function mdText(value: string): string {
+  return printable(value)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/[\\|`*_[\]]/g, (c) => `\\${c}`);
+}
+
+function* mdLines(journals: readonly JournalSummary[], flows: Iterable<Flow>): Generator<string> {
+  yield '## Recorded flows\n\n';
+  for (const j of journals) {
+    const c = j.coverage;
+    yield `- **${mdText(j.path)}**: host ${mdText(j.host)}, netns ${mdText(j.netns)}, ${mdText(timeRangeText(c))}\n`;
+    yield `  - coverage: ${mdText(countsText(c))}\n`;
+    if (c.window !== undefined) yield `  - window: ${mdText(windowText(c.window))}\n`;
+    for (const w of c.warnings) yield `  - **WARNING**: ${mdText(w)}\n`;
+  }
+  yield `\n| ${COLUMNS.map(([name]) => name).join(' | ')} |\n`;
+  yield `|${COLUMNS.map(() => ' --- |').join('')}\n`;
+  for (const f of flows) yield `| ${COLUMNS.map(([, get]) => mdText(get(f))).join(' | ')} |\n`;
+}
+
+/** Markdown: the coverage as a list, then one table row per flow in sort order. */
+export function mdChunks(
+  journals: readonly JournalSummary[],
+  flows: Iterable<Flow>,
+): Generator<string> {
+  return chunked(mdLines(journals, flows));
+}
