@@ -155,10 +155,9 @@ function hex(address: Uint8Array): string {
 }
 
 /** 127.0.0.0/8 and ::1: the host's own whatever its interface list says. */
-function isLoopback(hexAddress: string): boolean {
-  return hexAddress.length === 8
-    ? hexAddress.startsWith('7f')
-    : hexAddress === `${'0'.repeat(31)}1`;
+export function isLoopback(address: Uint8Array): boolean {
+  if (address.length === 4) return address[0] === 127;
+  return address.every((b, i) => b === (i === 15 ? 1 : 0));
 }
 
 function sameWords(a: Uint32Array, b: Uint32Array): boolean {
@@ -457,17 +456,17 @@ export class FlowTable {
     if (this.#local.size === 0) return {};
     const k = this.#rows;
     const at = i * ROW;
-    const src = hex(wordsAddress(k, at + 1, alen));
+    const srcBytes = wordsAddress(k, at + 1, alen);
     const nat = this.#nat.get(i)?.dst;
-    const dst = hex(
-      nat === undefined ? wordsAddress(k, at + 5, alen) : wordsAddress(nat.words, 0, alen),
-    );
+    const dstBytes =
+      nat === undefined ? wordsAddress(k, at + 5, alen) : wordsAddress(nat.words, 0, alen);
+    const [src, dst] = [hex(srcBytes), hex(dstBytes)];
     const found = new Set<Direction>();
     for (const h of this.#hostIds(i)) {
       const local = this.#local.get(h);
       if (local === undefined) continue;
-      const fromHere = local.has(src) || isLoopback(src);
-      const toHere = local.has(dst) || isLoopback(dst);
+      const fromHere = local.has(src) || isLoopback(srcBytes);
+      const toHere = local.has(dst) || isLoopback(dstBytes);
       found.add(fromHere && toHere ? 'local' : toHere ? 'input' : fromHere ? 'output' : 'forward');
     }
     return found.size === 0 ? {} : { direction: [...found].sort() };

@@ -1,6 +1,6 @@
 // ct-analyze check: what a parsed ruleset does with a flow's first packet (ct state new), hook by hook.
 import { CtError } from '../common/errors.js';
-import type { Collapse, Flow } from './flows.js';
+import { type Collapse, type Flow, isLoopback } from './flows.js';
 import { addressNumber, cidrContains, type PortRange } from './rules.js';
 import {
   type Chain,
@@ -268,12 +268,6 @@ export function evalHook(ruleset: Ruleset, hook: Hook, p: Packet, hit: Set<Rule>
   return { kind: 'unknown', hook, by: some, on: [...unknown] };
 }
 
-const LOOPBACK4 = 0x7fn;
-
-function isLoopback(family: 4 | 6, a: bigint): boolean {
-  return family === 4 ? a >> 24n === LOOPBACK4 : a === 1n;
-}
-
 /** The hooks a flow's first packet passes, per direction: local traffic leaves, then enters. */
 function paths(flow: Flow): Hook[][] {
   const dirs =
@@ -309,7 +303,7 @@ export function evalFlow(ruleset: Ruleset, flow: Flow, collapse: Collapse, hit: 
   const packet = (hook: Hook, local: boolean): Packet => ({
     ...base,
     ...(isIcmp ? { sport: { from: 0, to: 0 }, dport: 0 } : {}),
-    lo: hook === 'input' && (local || isLoopback(flow.family, saddr)),
+    lo: hook === 'input' && (local || isLoopback(flow.src)),
   });
   let unknown: Fate | undefined;
   for (const hooks of paths(flow)) {
