@@ -1,6 +1,7 @@
 // ct-analyze check: which recorded flows a ruleset would block, by which rule, and which rules no flow hits.
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { colorLines, paint } from '../common/color.js';
 import { CtError, Exit, type ExitCode, sysCode } from '../common/errors.js';
 import { printable, timeRangeText } from './coverage.js';
 import { type Collapse, type Flow, formatCollapse } from './flows.js';
@@ -131,6 +132,15 @@ function* textLines(c: CheckReport): Generator<string> {
   for (const d of c.result.dead) yield `dead ${ruleRef(d.chain, d.rule)}\n`;
 }
 
+/** A check line for a terminal: blocked flows red, undetermined and warnings yellow. */
+export function colorCheckLine(line: string): string {
+  if (line.startsWith('blocked ')) return paint(true, 'boldRed', line);
+  if (line.startsWith('undetermined ') || line.startsWith('# WARNING:')) {
+    return paint(true, 'yellow', line);
+  }
+  return line.startsWith('#') ? paint(true, 'dim', line) : line;
+}
+
 /** The text report: `#` lines (ruleset, journals, counts), a line pair per finding, dead rules. */
 export function checkTextChunks(c: CheckReport): Generator<string> {
   return chunked(textLines(c));
@@ -235,7 +245,7 @@ export function readRuleset(path: string): Ruleset {
 /** Parses the ruleset, analyzes the journals, writes the report; returns the exit code. */
 export async function runCheck(
   cmd: CheckCommand,
-  io: { stdout: Writable; warn(message: string): void },
+  io: { stdout: Writable; warn(message: string): void; color?: boolean },
 ): Promise<ExitCode> {
   const ruleset = readRuleset(cmd.ruleset);
   const analysis = await analyzeJournalsInParallel(cmd.journals, {
@@ -250,7 +260,9 @@ export async function runCheck(
     result: checkFlows(ruleset, analysis.table.flows(), cmd.collapse),
   };
   const chunks = cmd.format === 'json' ? checkJsonChunks(report) : checkTextChunks(report);
-  if (cmd.output === undefined) await writeToStream(chunks, io.stdout);
+  const color = io.color === true && cmd.format === 'text';
+  if (cmd.output === undefined)
+    await writeToStream(colorLines(chunks, color, colorCheckLine), io.stdout);
   else writeFileAtomic(cmd.output, chunks);
   return cmd.exitCode && report.result.blocked.length > 0 ? Exit.RUNTIME : Exit.OK;
 }

@@ -32,6 +32,13 @@ export interface Coverage {
   nfConntrackEvents: number | null;
   /** The recorder dumped the conntrack table at start (header option `snapshot`). */
   snapshotDumped: boolean;
+  /** net.netfilter.nf_conntrack_timestamp and _acct when the recording started; null: unknown. */
+  nfConntrackTimestamp: number | null;
+  nfConntrackAcct: number | null;
+  /** The recorder's event filters, as ct-record options (`-p tcp,udp`); empty: none. */
+  filters: string[];
+  /** The capture `ct-analyze import` made the journal from (`conntrack -E` text FILE); null: recorded. */
+  importedFrom: string | null;
   /** Each weakness of the recording, and what to do about it (one line each). */
   warnings: string[];
   /** Only with --since/--until: the window (µs, inclusive, null: open) and the events in it. */
@@ -77,6 +84,10 @@ export function coverageOf(j: CoverageInput): Coverage {
     ignoredBytes: j.tail?.ignoredBytes ?? 0,
     nfConntrackEvents: header.sysctls.nf_conntrack_events,
     snapshotDumped: header.options.snapshot === true,
+    nfConntrackTimestamp: header.sysctls.nf_conntrack_timestamp,
+    nfConntrackAcct: header.sysctls.nf_conntrack_acct,
+    filters: filtersOf(header.options),
+    importedFrom: importedFromOf(header.options),
     warnings: [],
   };
   c.warnings = warningsOf(c, j.following === true);
@@ -103,6 +114,9 @@ export function lossWarning(c: Coverage): string | undefined {
   return `${lostText(c.lost, c.lostKnown)} in ${count(c.gaps, 'gap')} (${why}): flows may be missing; ${[...advice].join('; ')}`;
 }
 
+/** Shorter than this, a recording misses services used daily (backups, updates, cron jobs). */
+export const SHORT_RECORDING_US = 24 * 3600 * 1e6;
+
 function warningsOf(c: Coverage, following: boolean): string[] {
   const out: string[] = [];
   const loss = lossWarning(c);
@@ -122,7 +136,113 @@ function warningsOf(c: Coverage, following: boolean): string[] {
       'nf_conntrack_events=2 and no table dump at start: flows older than the recording were not seen (they send no events); record again without --no-snapshot, or with --enable-events',
     );
   }
+  const tracked = c.byType.new + c.byType.update + c.byType.destroy + c.byType.snapshot;
+  if (tracked === 0 && !following) {
+    out.push(
+      'no connection was tracked: either no traffic crossed the namespace, or conntrack is not active in it (a namespace tracks connections only once a rule needs conntrack); check with `nft list ruleset | grep -w ct`, add a rule that uses conntrack (e.g. ct state) and record again',
+    );
+  }
+  const span = c.end - c.start;
+  if (span < SHORT_RECORDING_US && !following) {
+    out.push(
+      `the recording covers only ${durationText(span)}: services used less often (nightly backups, updates, weekly jobs) are missing; record for at least a day, better a full week, before tightening the firewall`,
+    );
+  }
+  const off = [
+    ...(c.nfConntrackTimestamp === 0 ? ['nf_conntrack_timestamp'] : []),
+    ...(c.nfConntrackAcct === 0 ? ['nf_conntrack_acct'] : []),
+  ];
+  if (off.length > 0 && c.importedFrom === null) {
+    const what = [
+      ...(c.nfConntrackTimestamp === 0
+        ? ['last-seen times are when events arrived (an ended flow is reported 10–40 s late)']
+        : []),
+      ...(c.nfConntrackAcct === 0 ? ['flows carry no packet or byte counts'] : []),
+    ];
+    out.push(
+      `${off.map((k) => `${k}=0`).join(' and ')}: ${what.join(', and ')}; set ${off.map((k) => `net.netfilter.${k}=1`).join(' and ')} before recording`,
+    );
+  }
   return out;
+}
+
+/**
+ * The recorder's event filters as the ct-record options that set them, from the header's
+ * options (untrusted plain data: anything of an unexpected shape is left out).
+ */
+export function filtersOf(options: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const events = options.events;
+  if (events !== null && typeof events === 'object' && !Array.isArray(events)) {
+    const e = events as Record<string, unknown>;
+    const kept = ['new', 'update', 'destroy'].filter((k) => e[k] === true);
+    if (kept.length < 3) out.push(`-e ${kept.length === 0 ? 'none' : kept.join(',')}`);
+  }
+  const f = options.filter;
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) return out;
+  const filter = f as Record<string, unknown>;
+  const protos = filter.protos;
+  if (Array.isArray(protos) && protos.every((p) => Number.isInteger(p))) {
+    out.push(`-p ${protos.join(',')}`);
+  }
+  const mark = filter.mark as { value?: unknown; mask?: unknown } | null | undefined;
+  if (mark !== null && typeof mark === 'object') {
+    const { value, mask } = mark;
+    if (Number.isInteger(value) && Number.isInteger(mask)) {
+      out.push(`--mark 0x${(value as number).toString(16)}/0x${(mask as number).toString(16)}`);
+    }
+  }
+  if (filter.noLoopback === true) out.push('--no-loopback');
+  return out;
+}
+
+/** `conntrack -E text capture.txt` for an imported journal; null for a recorded one. */
+function importedFromOf(options: Record<string, unknown>): string | null {
+  const from = options.importedFrom;
+  if (from === null || typeof from !== 'object' || Array.isArray(from)) return null;
+  const { tool, file } = from as Record<string, unknown>;
+  return `${typeof tool === 'string' ? tool : 'conntrack'} text ${typeof file === 'string' ? file : '(unnamed)'}`;
+}
+
+/** One fact of a journal's coverage: a label and its text (untrusted text unescaped). */
+export interface CoverageFact {
+  label: string;
+  text: string;
+}
+
+/** Where and how a journal was recorded, what it covers: the rows of a coverage block. */
+export function coverageFacts(j: {
+  path: string;
+  host: string;
+  kernel: string;
+  netns: string;
+  coverage: Coverage;
+}): CoverageFact[] {
+  const c = j.coverage;
+  const facts: CoverageFact[] = [
+    { label: 'journal', text: j.path },
+    { label: 'host', text: j.host },
+    { label: 'kernel', text: j.kernel },
+    { label: 'netns', text: j.netns },
+    { label: 'time', text: timeRangeText(c) },
+    { label: 'coverage', text: countsText(c) },
+    { label: 'settings', text: settingsText(c) },
+  ];
+  if (c.window !== undefined) facts.push({ label: 'window', text: windowText(c.window) });
+  return facts;
+}
+
+/** `table dumped at start; filters: -p tcp; nf_conntrack_events=2, timestamp=0, acct=unknown` */
+export function settingsText(c: Coverage): string {
+  const sysctl = (v: number | null) => (v === null ? 'unknown' : String(v));
+  const how =
+    c.importedFrom !== null
+      ? `imported from ${c.importedFrom}`
+      : c.snapshotDumped
+        ? 'table dumped at start'
+        : 'no table dump at start';
+  const filters = c.filters.length === 0 ? 'none' : c.filters.join(' ');
+  return `${how}; filters: ${filters}; nf_conntrack_events=${sysctl(c.nfConntrackEvents)}, timestamp=${sysctl(c.nfConntrackTimestamp)}, acct=${sysctl(c.nfConntrackAcct)}`;
 }
 
 /** Coverages summed over several journals (for the combined line). */

@@ -1,5 +1,6 @@
 // ct-analyze diff: the flows that appeared, disappeared or changed confirmation between recordings.
 import type { Writable } from 'node:stream';
+import { colorLines, paint } from '../common/color.js';
 import { Exit, type ExitCode } from '../common/errors.js';
 import { printable, timeRangeText } from './coverage.js';
 import { type Collapse, compareFlows, type Flow, formatCollapse } from './flows.js';
@@ -161,6 +162,14 @@ function* jsonLines(r: DiffReport): Generator<string> {
   yield '}\n';
 }
 
+/** A diff line for a terminal: appeared green, disappeared red, changed and warnings yellow. */
+export function colorDiffLine(line: string): string {
+  if (line.startsWith('+ ')) return paint(true, 'green', line);
+  if (line.startsWith('- ')) return paint(true, 'red', line);
+  if (line.startsWith('~ ') || line.startsWith('# WARNING:')) return paint(true, 'yellow', line);
+  return line.startsWith('#') ? paint(true, 'dim', line) : line;
+}
+
 /** The JSON report in chunks: one document, a journal or a flow per line (docs/rules.md). */
 export function diffJsonChunks(r: DiffReport): Generator<string> {
   return chunked(jsonLines(r));
@@ -180,7 +189,7 @@ export interface DiffCommand {
 /** Analyzes both sides with the same collapsing mode, writes the report, returns the exit code. */
 export async function runDiff(
   cmd: DiffCommand,
-  io: { stdout: Writable; warn(message: string): void },
+  io: { stdout: Writable; warn(message: string): void; color?: boolean },
 ): Promise<ExitCode> {
   const opts = { collapse: cmd.collapse, warn: (m: string) => io.warn(m) };
   const before = await analyzeJournalsInParallel(cmd.before, opts);
@@ -192,7 +201,9 @@ export async function runDiff(
     diff: diffFlows(before.table.flows(), after.table.flows()),
   };
   const chunks = cmd.format === 'json' ? diffJsonChunks(report) : diffTextChunks(report);
-  if (cmd.output === undefined) await writeToStream(chunks, io.stdout);
+  const color = io.color === true && cmd.format === 'text';
+  if (cmd.output === undefined)
+    await writeToStream(colorLines(chunks, color, colorDiffLine), io.stdout);
   else writeFileAtomic(cmd.output, chunks);
   const differs = report.diff.changes.length > 0;
   return cmd.exitCode && differs ? Exit.RUNTIME : Exit.OK;

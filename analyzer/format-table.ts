@@ -1,6 +1,6 @@
 // The flow table as CSV (for spreadsheets) and as Markdown (for a ticket), produced in chunks.
 import { formatAddress } from './address.js';
-import { countsText, printable, timeRangeText, windowText } from './coverage.js';
+import { combineCoverage, countsText, coverageFacts, printable } from './coverage.js';
 import type { Flow } from './flows.js';
 import { chunked } from './format-text.js';
 import type { JournalSummary } from './replay.js';
@@ -8,7 +8,7 @@ import type { JournalSummary } from './replay.js';
 const ICMP = new Set(['ICMPv4', 'ICMPv6']);
 
 /** The columns of both formats, each a flow's value as text (untrusted text unescaped). */
-const COLUMNS: readonly [string, (f: Flow) => string][] = [
+export const COLUMNS: readonly [string, (f: Flow) => string][] = [
   ['table', (f) => f.table],
   ['src', (f) => formatAddress(f.src)],
   ['sport', (f) => (ICMP.has(f.table) ? '' : String(f.sport))],
@@ -68,11 +68,14 @@ export function mdText(value: string): string {
 function* mdLines(journals: readonly JournalSummary[], flows: Iterable<Flow>): Generator<string> {
   yield '## Recorded flows\n\n';
   for (const j of journals) {
-    const c = j.coverage;
-    yield `- **${mdText(j.path)}**: host ${mdText(j.host)}, netns ${mdText(j.netns)}, ${mdText(timeRangeText(c))}\n`;
-    yield `  - coverage: ${mdText(countsText(c))}\n`;
-    if (c.window !== undefined) yield `  - window: ${mdText(windowText(c.window))}\n`;
-    for (const w of c.warnings) yield `  - **WARNING**: ${mdText(w)}\n`;
+    const [first, ...rest] = coverageFacts(j);
+    yield `- **${mdText(first?.text ?? j.path)}**\n`;
+    for (const f of rest) yield `  - ${f.label}: ${mdText(f.text)}\n`;
+    for (const w of j.coverage.warnings) yield `  - **WARNING**: ${mdText(w)}\n`;
+  }
+  if (journals.length > 1) {
+    const all = combineCoverage(journals.map((j) => j.coverage));
+    yield `- all ${journals.length} journals: ${mdText(countsText(all))}\n`;
   }
   yield `\n| ${COLUMNS.map(([name]) => name).join(' | ')} |\n`;
   yield `|${COLUMNS.map(() => ' --- |').join('')}\n`;

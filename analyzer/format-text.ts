@@ -1,6 +1,14 @@
 // The flow table as text, line for line the original tool's format, after a `#` coverage block.
+import { paint } from '../common/color.js';
 import { formatAddress } from './address.js';
-import { combineCoverage, countsText, printable, timeRangeText, windowText } from './coverage.js';
+import {
+  combineCoverage,
+  countsText,
+  printable,
+  settingsText,
+  timeRangeText,
+  windowText,
+} from './coverage.js';
 import { type Flow, TABLES } from './flows.js';
 import type { JournalSummary } from './replay.js';
 
@@ -112,10 +120,11 @@ export function coverageLines(journals: readonly JournalSummary[]): string[] {
   for (const j of journals) {
     const c = j.coverage;
     lines.push(
-      `# conntracker flows from ${printable(j.path)}: host ${printable(j.host)}, netns ${printable(j.netns)}, ${timeRangeText(c)}`,
+      `# conntracker flows from ${printable(j.path)}: host ${printable(j.host)}, kernel ${printable(j.kernel)}, netns ${printable(j.netns)}, ${timeRangeText(c)}`,
       `# coverage: ${countsText(c)}`,
+      `# settings: ${printable(settingsText(c))}`,
       ...(c.window === undefined ? [] : [`# window: ${windowText(c.window)}`]),
-      ...c.warnings.map((w) => `# WARNING: ${w}`),
+      ...c.warnings.map((w) => `# WARNING: ${printable(w)}`),
     );
   }
   if (journals.length > 1) {
@@ -123,6 +132,13 @@ export function coverageLines(journals: readonly JournalSummary[]): string[] {
     lines.push(`# coverage of all ${journals.length} journals: ${countsText(all)}`);
   }
   return lines;
+}
+
+/** A text report line for a terminal: warnings stand out, the rest of the block recedes. */
+export function colorReportLine(line: string): string {
+  if (line.startsWith('# WARNING:')) return paint(true, 'boldYellow', line);
+  if (line.startsWith('#')) return paint(true, 'dim', line);
+  return line.replace(' (confirmed)', paint(true, 'green', ' (confirmed)'));
 }
 
 /** The text report in chunks: the coverage block, then the flow lines unchanged. */

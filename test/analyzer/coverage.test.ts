@@ -4,9 +4,13 @@ import {
   type CoverageInput,
   combineCoverage,
   countsText,
+  coverageFacts,
   coverageOf,
   durationText,
+  filtersOf,
   printable,
+  SHORT_RECORDING_US,
+  settingsText,
   timeRangeText,
 } from '../../analyzer/coverage.js';
 import { EVENT_FIELDS, type JournalHeader } from '../../journal/format.js';
@@ -14,12 +18,19 @@ import type { JournalCounts } from '../../journal/reader.js';
 import { HEADER } from '../helpers/journals.js';
 
 const START = HEADER.start; // 2025-11-27T07:53:20.000Z
+/** Two days: long enough not to be a short recording. */
+const LONG = 2 * 86400e6;
 const header = (events: number | null = 1, snapshot = false): JournalHeader => ({
   ...HEADER,
   options: { ...HEADER.options, snapshot },
   format: 1,
   eventFields: [...EVENT_FIELDS],
-  sysctls: { ...HEADER.sysctls, nf_conntrack_events: events },
+  sysctls: {
+    ...HEADER.sysctls,
+    nf_conntrack_events: events,
+    nf_conntrack_timestamp: 1,
+    nf_conntrack_acct: 1,
+  },
 });
 
 function counts(over: Partial<JournalCounts> = {}): JournalCounts {
@@ -30,7 +41,7 @@ function counts(over: Partial<JournalCounts> = {}): JournalCounts {
     gaps: 0,
     lost: 0,
     gapsLostUnknown: 0,
-    lastEventTime: START + 1_500_000,
+    lastEventTime: START + LONG - 100_000,
     checkpoints: 0,
     verified: undefined,
     ...over,
@@ -40,7 +51,7 @@ function counts(over: Partial<JournalCounts> = {}): JournalCounts {
 const clean = (over: Partial<CoverageInput> = {}): CoverageInput => ({
   header: header(),
   trailer: {
-    stop: START + 1_600_000,
+    stop: START + LONG,
     events: 41,
     byType: { new: 20, update: 15, destroy: 5, snapshot: 1 },
     frames: 3,
@@ -54,18 +65,25 @@ const clean = (over: Partial<CoverageInput> = {}): CoverageInput => ({
   ...over,
 });
 
+const c0 = clean() as CoverageInput & { trailer: NonNullable<CoverageInput['trailer']> };
+
 t.test('coverage: a clean journal without loss has no warnings and ends at the trailer', (t) => {
   const c = coverageOf(clean());
   t.same(c.warnings, []);
   t.same(
     [c.start, c.end, c.endFrom, c.complete, c.ignoredBytes],
-    [START, START + 1.6e6, 'trailer', true, 0],
+    [START, START + LONG, 'trailer', true, 0],
   );
   t.equal(
     countsText(c),
     '41 events recorded (new 20, update 15, destroy 5, snapshot 1); 0 events lost in 0 gaps',
   );
-  t.equal(timeRangeText(c), '2025-11-27T07:53:20.000Z → 07:53:21.600Z (1.6 s)');
+  t.equal(timeRangeText(c), '2025-11-27T07:53:20.000Z → 2025-11-29T07:53:20.000Z (2 d 0 h)');
+  t.equal(
+    timeRangeText(coverageOf(clean({ trailer: { ...c0.trailer, stop: START + 1.6e6 } }))),
+    '2025-11-27T07:53:20.000Z → 07:53:21.600Z (1.6 s)',
+    'the end keeps no date on the same day',
+  );
   t.end();
 });
 
@@ -113,14 +131,14 @@ t.test('coverage: no trailer ends at the latest event, warns, and counts the tor
   const torn = coverageOf(clean({ trailer: undefined, tail: { ignoredBytes: 17 } }));
   t.same(
     [torn.end, torn.endFrom, torn.complete, torn.ignoredBytes],
-    [START + 1.5e6, 'last-event', false, 17],
+    [START + LONG - 1e5, 'last-event', false, 17],
   );
   t.same(torn.warnings, [
     'the recording did not end cleanly (no trailer; 17 torn bytes ignored): flows after its last event are missing; stop ct-record with Ctrl-C or SIGTERM so it ends the journal',
   ]);
   t.equal(
     timeRangeText(torn),
-    '2025-11-27T07:53:20.000Z → 07:53:21.500Z (1.5 s up to the last event)',
+    '2025-11-27T07:53:20.000Z → 2025-11-29T07:53:19.900Z (1 d 23 h up to the last event)',
   );
   const empty = coverageOf(
     clean({ trailer: undefined, counts: counts({ events: 0, lastEventTime: undefined }) }),
@@ -211,6 +229,140 @@ t.test(
       'vm\\x0a TCPv4 [0]\\x0d\\x1b[2J\\u2028ok\\x7f',
     );
     t.equal(printable('net:[4026531840] é'), 'net:[4026531840] é');
+    t.end();
+  },
+);
+
+t.test('coverage: a recording shorter than a day warns how long it is and what it misses', (t) => {
+  const at = (us: number) => coverageOf(clean({ trailer: { ...c0.trailer, stop: START + us } }));
+  t.match(at(90e6).warnings, [
+    /^the recording covers only 1 min 30 s: services used less often \(nightly backups, .*record for at least a day/,
+  ]);
+  t.same(at(SHORT_RECORDING_US).warnings, [], 'a whole day is enough');
+  t.equal(at(SHORT_RECORDING_US - 1).warnings.length, 1, 'a microsecond less is not');
+  const following = coverageOf({ ...clean({ trailer: undefined }), following: true });
+  t.equal(following.end, START + LONG - 1e5);
+  const short = coverageOf({
+    ...clean({ trailer: undefined, counts: counts({ lastEventTime: START + 5e6 }) }),
+    following: true,
+  });
+  t.same(short.warnings, [], 'a recording still in progress is not yet short');
+  t.end();
+});
+
+t.test(
+  'coverage: timestamps or accounting off say what is missing and which sysctl to set',
+  (t) => {
+    const sysctls = (timestamp: number | null, acct: number | null) =>
+      coverageOf(
+        clean({
+          header: {
+            ...header(),
+            sysctls: {
+              ...header().sysctls,
+              nf_conntrack_timestamp: timestamp,
+              nf_conntrack_acct: acct,
+            },
+          },
+        }),
+      ).warnings;
+    t.same(sysctls(0, 0), [
+      'nf_conntrack_timestamp=0 and nf_conntrack_acct=0: last-seen times are when events arrived (an ended flow is reported 10–40 s late), and flows carry no packet or byte counts; set net.netfilter.nf_conntrack_timestamp=1 and net.netfilter.nf_conntrack_acct=1 before recording',
+    ]);
+    t.match(sysctls(0, 1), [
+      /^nf_conntrack_timestamp=0: last-seen times .*; set net\.netfilter\.nf_conntrack_timestamp=1 before recording$/,
+    ]);
+    t.match(sysctls(1, 0), [
+      /^nf_conntrack_acct=0: flows carry no packet or byte counts; set net\.netfilter\.nf_conntrack_acct=1 before recording$/,
+    ]);
+    t.same(sysctls(null, null), [], 'unknown is not off');
+    const imported = coverageOf(
+      clean({
+        header: {
+          ...header(),
+          options: { importedFrom: { tool: 'conntrack -E', file: 'cap.txt' } },
+          sysctls: { ...header().sysctls, nf_conntrack_timestamp: 0, nf_conntrack_acct: 0 },
+        },
+      }),
+    );
+    t.same(imported.warnings, [], 'an import has no sysctls of its own to blame');
+    t.equal(imported.importedFrom, 'conntrack -E text cap.txt');
+    t.end();
+  },
+);
+
+t.test(
+  'coverage: no event of any type means no traffic or conntrack inactive: says how to check',
+  (t) => {
+    const none = counts({
+      events: 0,
+      byType: { new: 0, update: 0, destroy: 0, snapshot: 0 },
+      lastEventTime: undefined,
+    });
+    const c = coverageOf(clean({ counts: none }));
+    t.match(c.warnings, [
+      /^no connection was tracked: .*conntrack is not active in it .*nft list ruleset/,
+    ]);
+    t.same(
+      coverageOf(
+        clean({ counts: counts({ byType: { new: 0, update: 0, destroy: 0, snapshot: 1 } }) }),
+      ).warnings,
+      [],
+      'one table entry is a tracked connection',
+    );
+    t.end();
+  },
+);
+
+t.test(
+  'coverage: the recorder filters read back as ct-record options, odd shapes left out',
+  (t) => {
+    t.same(filtersOf({}), []);
+    t.same(
+      filtersOf({
+        events: { new: true, update: false, destroy: true },
+        filter: { protos: [6, 17], mark: { value: 16, mask: 255 }, noLoopback: true },
+      }),
+      ['-e new,destroy', '-p 6,17', '--mark 0x10/0xff', '--no-loopback'],
+    );
+    t.same(
+      filtersOf({
+        events: { new: true, update: true, destroy: true },
+        filter: { protos: null, mark: null, noLoopback: false },
+      }),
+      [],
+      'the defaults are no filter',
+    );
+    t.same(
+      filtersOf({
+        events: ['new'],
+        filter: { protos: ['x'], mark: { value: 'a' }, noLoopback: 'yes' },
+      }),
+      [],
+      'a journal from a stranger cannot make a filter appear from values of the wrong type',
+    );
+    const c = coverageOf(
+      clean({
+        header: {
+          ...header(2, true),
+          options: { ...header().options, snapshot: true, filter: { protos: [6] } },
+        },
+      }),
+    );
+    t.equal(
+      settingsText(c),
+      'table dumped at start; filters: -p 6; nf_conntrack_events=2, timestamp=1, acct=1',
+    );
+    t.same(
+      coverageFacts({
+        path: 'a.mpk',
+        host: 'fw1',
+        kernel: '6.1',
+        netns: 'net:[1]',
+        coverage: c,
+      }).map((f) => f.label),
+      ['journal', 'host', 'kernel', 'netns', 'time', 'coverage', 'settings'],
+    );
     t.end();
   },
 );

@@ -162,9 +162,17 @@ writeJournal(after, [
 ]);
 
 const RANGE = '2025-11-27T07:53:20.000Z → 07:54:20.000Z (1 min 0 s)';
+/** What every fixture journal is warned about: one minute long, kernel timestamps off. */
+const fixtureWarnings = (path: string) => [
+  `# WARNING: ${path}: the recording covers only 1 min 0 s: services used less often (nightly backups, updates, weekly jobs) are missing; record for at least a day, better a full week, before tightening the firewall`,
+  `# WARNING: ${path}: nf_conntrack_timestamp=0: last-seen times are when events arrived (an ended flow is reported 10–40 s late); set net.netfilter.nf_conntrack_timestamp=1 before recording`,
+];
+
 const EXPECTED_TEXT = [
   `# before: ${before}: host testhost, netns net:[4026531840], ${RANGE}`,
+  ...fixtureWarnings(before),
   `# after: ${after}: host testhost, netns net:[4026531840], ${RANGE}`,
+  ...fixtureWarnings(after),
   '# 1 appeared, 1 disappeared, 2 changed, 5 unchanged',
   '+  TCPv4 src = 10.0.0.1 (port=1024) to dst = 10.0.0.2 (port=22) (confirmed)',
   '-  TCPv4 src = 192.168.100.118 (port=1024) to dst = 65.8.205.11 (port=443) (confirmed)',

@@ -33,7 +33,11 @@ t.test('follow: each report holds what was written so far, the last one everythi
         finals++;
         return;
       }
-      t.equal(journals[0]?.coverage.warnings.length, 0, 'no "did not end cleanly" while following');
+      t.strictSame(
+        journals[0]?.coverage.warnings.filter((w) => /did not end cleanly|covers only/.test(w)),
+        [],
+        'no "did not end cleanly" nor "short" while following',
+      );
       // The recorder goes on: one more batch per report, then the trailer.
       const next = seen.length + 1;
       if (next * 2 <= SEED_EVENTS.length) {
@@ -101,7 +105,13 @@ t.test('follow: stopping (SIGINT) makes one last report of what is there', async
   );
   t.strictSame(finals, [false, true]);
   t.equal(summary?.complete, false, 'no trailer yet');
-  t.strictSame(summary?.coverage.warnings, [], 'in progress is not a fault');
+  t.strictSame(
+    summary?.coverage.warnings,
+    [
+      'nf_conntrack_timestamp=0: last-seen times are when events arrived (an ended flow is reported 10–40 s late); set net.netfilter.nf_conntrack_timestamp=1 before recording',
+    ],
+    'in progress is not a fault, only the fixture header’s timestamps are',
+  );
 });
 
 t.test('follow: a journal that shrinks is an error that says what happened', async (t) => {

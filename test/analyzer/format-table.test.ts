@@ -112,6 +112,10 @@ const SUMMARY = (host: string): JournalSummary => ({
     ignoredBytes: 0,
     nfConntrackEvents: 1,
     snapshotDumped: true,
+    nfConntrackTimestamp: 1,
+    nfConntrackAcct: 1,
+    filters: [],
+    importedFrom: null,
     warnings: [],
   },
 });

@@ -74,8 +74,8 @@ function summary(path: string, over: { lost?: number; gaps?: number; ignoredByte
       options: { snapshot: true },
       sysctls: {
         nf_conntrack_events: 2,
-        nf_conntrack_timestamp: 0,
-        nf_conntrack_acct: 0,
+        nf_conntrack_timestamp: 1,
+        nf_conntrack_acct: 1,
         ip_local_port_range: null,
       },
       eventFields: [],
@@ -127,13 +127,15 @@ t.test('text: the report is the coverage block, then the seed lines byte for byt
   t.equal(
     text,
     [
-      '# conntracker flows from fw1.mpk: host fw1, netns net:[4026531840], 2025-11-27T07:53:20.000Z → 07:54:50.000Z (1 min 30 s)',
+      '# conntracker flows from fw1.mpk: host fw1, kernel 6.1.0, netns net:[4026531840], 2025-11-27T07:53:20.000Z → 07:54:50.000Z (1 min 30 s)',
       '# coverage: 12 events recorded (new 6, update 3, destroy 1, snapshot 2); 0 events lost in 0 gaps',
+      '# settings: table dumped at start; filters: none; nf_conntrack_events=2, timestamp=1, acct=1',
+      '# WARNING: the recording covers only 1 min 30 s: services used less often (nightly backups, updates, weekly jobs) are missing; record for at least a day, better a full week, before tightening the firewall',
       ...SEED_LINES,
       '',
     ].join('\n'),
   );
-  const flowPart = text.slice(text.indexOf('\n', text.indexOf('# coverage')) + 1);
+  const flowPart = text.slice(text.indexOf('\n', text.indexOf('# WARNING')) + 1);
   t.equal(flowPart, [...textChunks(tableOf().flows())].join(''), 'the flow lines are untouched');
 });
 
@@ -143,12 +145,16 @@ t.test('text: one block per journal with its warnings, then the combined coverag
     summary('b\n TCPv4.mpk', { ignoredBytes: 9 }),
   ]);
   t.strictSame(lines, [
-    '# conntracker flows from a.mpk: host fw1, netns net:[4026531840], 2025-11-27T07:53:20.000Z → 07:54:50.000Z (1 min 30 s)',
+    '# conntracker flows from a.mpk: host fw1, kernel 6.1.0, netns net:[4026531840], 2025-11-27T07:53:20.000Z → 07:54:50.000Z (1 min 30 s)',
     '# coverage: 12 events recorded (new 6, update 3, destroy 1, snapshot 2); 40 events lost in 2 gaps',
+    '# settings: table dumped at start; filters: none; nf_conntrack_events=2, timestamp=1, acct=1',
     '# WARNING: 40 events lost in 2 gaps (kernel buffer overrun): flows may be missing; record with a larger --buffer-size',
-    '# conntracker flows from b\\x0a TCPv4.mpk: host fw1, netns net:[4026531840], 2025-11-27T07:53:20.000Z → 07:54:40.000Z (1 min 20 s up to the last event)',
+    '# WARNING: the recording covers only 1 min 30 s: services used less often (nightly backups, updates, weekly jobs) are missing; record for at least a day, better a full week, before tightening the firewall',
+    '# conntracker flows from b\\x0a TCPv4.mpk: host fw1, kernel 6.1.0, netns net:[4026531840], 2025-11-27T07:53:20.000Z → 07:54:40.000Z (1 min 20 s up to the last event)',
     '# coverage: 12 events recorded (new 6, update 3, destroy 1, snapshot 2); 0 events lost in 0 gaps',
+    '# settings: table dumped at start; filters: none; nf_conntrack_events=2, timestamp=1, acct=1',
     '# WARNING: the recording did not end cleanly (no trailer; 9 torn bytes ignored): flows after its last event are missing; stop ct-record with Ctrl-C or SIGTERM so it ends the journal',
+    '# WARNING: the recording covers only 1 min 20 s: services used less often (nightly backups, updates, weekly jobs) are missing; record for at least a day, better a full week, before tightening the firewall',
     '# coverage of all 2 journals: 24 events recorded (new 12, update 6, destroy 2, snapshot 4); 40 events lost in 2 gaps',
   ]);
   t.same(coverageLines([]), [], 'no journal, no block');
@@ -175,6 +181,10 @@ t.test('json: the document parses and carries every flow with ports or type/code
     'ignoredBytes',
     'nfConntrackEvents',
     'snapshotDumped',
+    'nfConntrackTimestamp',
+    'nfConntrackAcct',
+    'filters',
+    'importedFrom',
     'warnings',
   ]);
   t.strictSame(doc.skipped, { 'IPv4 proto 47': 1 });
