@@ -2,6 +2,7 @@
 // ct-analyze: parse the options, run the analysis or verify; exit codes and errors in common/cli.ts.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseSeconds, runCli } from '../common/cli.js';
+import { colorFor, paint } from '../common/color.js';
 import { CtError, type ExitCode } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import { type CheckCommand, runCheck } from './check.js';
@@ -9,6 +10,7 @@ import { runDiff } from './diff.js';
 import { type Collapse, DEFAULT_COLLAPSE, parseCollapse } from './flows.js';
 import { SHOW_COLUMNS, type TextOptions } from './format-text.js';
 import { runImport } from './import.js';
+import { redactJournal } from './redact.js';
 import { DEFAULT_MAX_PREFIX4, DEFAULT_MAX_PREFIX6 } from './rules.js';
 import { type RulesCommand, runRules } from './rules-run.js';
 import { type FlowFormat, type ReportFormat, runAnalyze, runVerify } from './run.js';
@@ -42,6 +44,8 @@ Examples:
       the flow table, line for line as the original conntracker printed it
   $ ${NAME} --format json -o flows.json monday.mpk tuesday.mpk
       the flows of both recordings as one JSON document, written to flows.json
+  $ ${NAME} --format html -o flows.html journal.mpk
+      one page to open in a browser: coverage, who talks to what, a sortable, filterable table
   $ ${NAME} --show direction,nat,hosts fw1.mpk fw2.mpk
       two firewalls merged; lines end with e.g. (input) (DNAT to 10.0.0.5:8080) (hosts=fw1,fw2)
   $ ${NAME} --collapse none journal.mpk
@@ -54,6 +58,8 @@ Examples:
       the table of a recording still in progress, again every 30 s and when it ends (Ctrl-C)
   $ ${NAME} import capture.txt -o journal.mpk
       turn saved conntrack -E or -L text into a journal (then analyze that)
+  $ ${NAME} redact --key redact.key -o shared.mpk journal.mpk
+      keyed pseudonyms for addresses and host names: a journal to attach to a ticket
   $ ${NAME} diff monday.mpk friday.mpk
       the flows that appeared (+), disappeared (-) or changed confirmation (~) since monday
   $ ${NAME} rules -o conntracker.nft journal.mpk
@@ -74,6 +80,12 @@ Verdicts, one line per journal:
   TOO NEW     written by a later format version: upgrade conntracker
   UNREADABLE  missing, not a regular file, or not a conntracker journal
 
+Examples:
+  $ ${NAME} verify fw1.mpk fw2.mpk
+      one verdict line per journal; exit 0 only when every one is OK
+  $ ${NAME} verify --format json /var/lib/conntracker/*.mpk > verdicts.json
+      the verdicts with their counts and digests, for a ticket or a script
+
 Exit status: 0 every journal OK, 1 any other verdict, 2 usage error, 3 only TOO NEW ones.`;
 
 const IMPORT_HELP = `
@@ -84,7 +96,29 @@ FILE may be - (standard input) or a pipe: it is copied to a temporary file besid
 (needs as much free disk as the capture), because a capture is read twice. Memory use does not
 grow with the capture's size.
 
+Examples:
+  $ conntrack -E -o timestamp > capture.txt; ${NAME} import capture.txt -o capture.mpk
+      a capture made where conntracker is not installed, then analyzed like a recording
+  $ ssh fw1 conntrack -L | ${NAME} import - -o fw1-now.mpk --host fw1
+      the table of another host as it is now (- reads standard input)
+
 Exit status: 0 something was imported (warnings included), 1 nothing readable, 2 usage error.`;
+
+const REDACT_HELP = `
+Every address (events, NAT, the host's interface addresses) is replaced by a keyed,
+prefix-preserving pseudonym (Crypto-PAn): hosts of one subnet stay in one subnet, loopback,
+link-local, multicast and private blocks keep their prefix. The host name becomes host-XXXXXXXX,
+interface names if-XXXXXXXX (lo stays), identifying header text "redacted". Ports, protocols,
+times, counts and gaps stay: the redacted journal analyzes to the same table, pseudonymised.
+The same key gives the same pseudonyms in every journal; keep it secret (whoever has it can undo
+the mapping). Make one: head -c 32 /dev/urandom > redact.key && chmod 600 redact.key
+See docs/redact.md for what is kept and the limits.
+
+Example:
+  $ ${NAME} redact --key redact.key -o fw1-shared.mpk fw1.mpk
+
+Exit status: 0 written, 1 unreadable or damaged journal, existing output (--force replaces it),
+2 usage error (no key, a short key, an already redacted journal), 3 journal too new.`;
 
 const DIFF_HELP = `
 Both sides are analyzed as ct-analyze would, with the same --collapse mode, and their flows
@@ -92,6 +126,12 @@ compared by key. One line per difference, in the table's sort order:
   + FLOW                             in AFTER only (appeared)
   - FLOW                             in BEFORE only (disappeared)
   ~ FLOW (unconfirmed → confirmed)   in both, replied only in AFTER (or the reverse)
+
+Examples:
+  $ ${NAME} diff last-month.mpk this-week.mpk
+      what traffic is new this week, and what stopped
+  $ ${NAME} diff --exit-code --format json before.mpk after.mpk > changes.json
+      exit 1 when anything changed (for a script), the changes as JSON
 
 Exit status: 0 (with --exit-code: 0 no differences, 1 differences), 1 unreadable journal,
 2 usage error, 3 journal too new for this version.`;
@@ -105,6 +145,12 @@ are listed as comments, not allowed. What the host sends itself (output) is not 
 --format iptables writes IPv4, a line "# ip6tables-restore:", then IPv6 to stdout; with -o BASE
 it writes BASE.v4 and BASE.v6; with --family 4 or 6 only that part (to stdout or -o FILE).
 
+Examples:
+  $ ${NAME} rules -o conntracker.nft fw1.mpk && nft -c -f conntracker.nft
+      the ruleset for the recorded services, checked by nft before anything is loaded
+  $ ${NAME} rules --format iptables --policy drop -o fw1 fw1.mpk
+      fw1.v4 and fw1.v6 for iptables-restore and ip6tables-restore, dropping the rest
+
 Exit status: 0 ok, 1 unreadable journal, 2 usage error, 3 journal too new for this version.`;
 
 const CHECK_HELP = `
@@ -114,6 +160,12 @@ lowest priority first, with the destination after DNAT. The ruleset is an nft -f
 nested form nft list ruleset prints) or iptables-save output, in the subset docs/rules.md lists;
 anything else is an error naming it and its line. Source ports are collapsed in the flow table:
 a rule matching them decides only with --collapse none (else the flow is "undetermined").
+
+Examples:
+  $ nft list ruleset > now.nft; ${NAME} check --ruleset now.nft fw1.mpk
+      which recorded flows today's ruleset blocks, and by which rule
+  $ ${NAME} check --ruleset candidate.nft --exit-code --collapse none fw1.mpk
+      exit 1 if the candidate would block any recorded flow (source ports kept exact)
 
 Exit status: 0 report written (with --exit-code: 1 when a recorded flow would be blocked),
 1 unreadable journal or ruleset outside the subset, 2 usage error, 3 journal too new.`;
@@ -157,21 +209,26 @@ function stopSignal(): AbortSignal {
 
 async function main(): Promise<number> {
   let exit: ExitCode | undefined;
+  const color = colorFor(process.stdout);
+  const stderrColor = colorFor(process.stderr);
+  const warn = (m: string) =>
+    process.stderr.write(`${paint(stderrColor, 'boldYellow', `${NAME}: warning:`)} ${m}\n`);
+  const note = (m: string) => process.stderr.write(`${NAME}: note: ${m}\n`);
   const program = new Command(NAME)
     .description(
       'Replay conntracker journals (written by ct-record) into the sorted table of the flows ' +
         'your firewall rules must allow. Needs no root and no kernel access.',
     )
     .usage(
-      '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>\n       ct-analyze diff [options] <before> <after>\n       ct-analyze rules [options] <journal...>\n       ct-analyze check --ruleset <file> [options] <journal...>',
+      '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>\n       ct-analyze redact --key <file> -o <journal> [options] <journal>\n       ct-analyze diff [options] <before> <after>\n       ct-analyze rules [options] <journal...>\n       ct-analyze check --ruleset <file> [options] <journal...>',
     )
     .argument('<journal...>', 'journal files (.mpk) written by ct-record')
     .addOption(
       new Option(
         '--format <format>',
-        "report format: text (the original tool's lines), json, csv (spreadsheets), md (tickets)",
+        "report format: text (the original tool's lines), json, csv (spreadsheets), md (tickets), html (one page for a browser)",
       )
-        .choices(['text', 'json', 'csv', 'md'])
+        .choices(['text', 'json', 'csv', 'md', 'html'])
         .default('text'),
     )
     .addOption(reportOutputOpt())
@@ -210,7 +267,7 @@ async function main(): Promise<number> {
     )
     .addHelpText('after', VERIFY_HELP)
     .action((journals: string[], o: { format: ReportFormat }) => {
-      exit = runVerify({ journals, format: o.format }, { stdout: process.stdout });
+      exit = runVerify({ journals, format: o.format }, { stdout: process.stdout, color });
     });
   program
     .command('import')
@@ -225,11 +282,23 @@ async function main(): Promise<number> {
     .action((file: string, o: { output: string; force?: boolean; host: string }) => {
       exit = runImport(
         { file, output: o.output, force: o.force === true, host: o.host },
-        {
-          warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`),
-          note: (m) => process.stderr.write(`${NAME}: note: ${m}\n`),
-        },
+        { warn, note },
       );
+    });
+  program
+    .command('redact')
+    .description('a copy of a journal with keyed pseudonyms for addresses and names, to share')
+    .argument('<journal>', 'the journal to redact (.mpk)')
+    .requiredOption('-o, --output <journal>', 'the redacted journal to write (.mpk)')
+    .option('--key <file>', 'secret key: a file of at least 16 random bytes (see below)')
+    .option('--force', 'replace the output journal if it exists')
+    .addHelpText('after', REDACT_HELP)
+    .action((journal: string, o: { output: string; key?: string; force?: boolean }) => {
+      redactJournal(
+        { input: journal, output: o.output, keyFile: o.key, force: o.force === true },
+        { warn, note },
+      );
+      exit = 0;
     });
   program
     .command('diff')
@@ -256,7 +325,7 @@ async function main(): Promise<number> {
             exitCode: o.exitCode === true,
             ...(o.output === undefined ? {} : { output: o.output }),
           },
-          { stdout: process.stdout, warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`) },
+          { stdout: process.stdout, warn, color },
         );
       },
     );
@@ -295,7 +364,7 @@ async function main(): Promise<number> {
       async (journals: string[], o: Omit<RulesCommand, 'journals' | 'log'> & { log?: boolean }) => {
         exit = await runRules(
           { ...o, journals, log: o.log === true },
-          { stdout: process.stdout, warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`) },
+          { stdout: process.stdout, warn },
         );
       },
     );
@@ -316,7 +385,7 @@ async function main(): Promise<number> {
       ) => {
         exit = await runCheck(
           { ...o, journals, exitCode: o.exitCode === true },
-          { stdout: process.stdout, warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`) },
+          { stdout: process.stdout, warn, color },
         );
       },
     );
@@ -348,8 +417,9 @@ async function main(): Promise<number> {
         },
         {
           stdout: process.stdout,
-          warn: (m) => process.stderr.write(`${NAME}: warning: ${m}\n`),
-          note: (m) => process.stderr.write(`${NAME}: note: ${m}\n`),
+          warn,
+          note,
+          color,
           ...(process.stderr.isTTY && o.quiet !== true ? { progress: process.stderr } : {}),
           // Only --follow stops on a signal; otherwise Ctrl-C ends ct-analyze as usual.
           ...(o.follow === true ? { signal: stopSignal() } : {}),

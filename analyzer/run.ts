@@ -1,11 +1,13 @@
 // What `ct-analyze` and `ct-analyze verify` do once their options are parsed.
 import type { Writable } from 'node:stream';
+import { colorLines, paint } from '../common/color.js';
 import { CtError, Exit, type ExitCode } from '../common/errors.js';
 import type { Collapse, FlowTable } from './flows.js';
 import { followJournal } from './follow.js';
+import { htmlChunks } from './format-html.js';
 import { jsonChunks, tableReport } from './format-json.js';
 import { csvChunks, mdChunks } from './format-table.js';
-import { reportChunks, type TextOptions } from './format-text.js';
+import { colorReportLine, reportChunks, type TextOptions } from './format-text.js';
 import { writeFileAtomic, writeToStream } from './output.js';
 import { ProgressLine, type ProgressStream } from './progress.js';
 import {
@@ -19,7 +21,7 @@ import { type VerifyResult, verdictLine, verifyExit, verifyJournal } from './ver
 
 export type ReportFormat = 'text' | 'json';
 /** The flow report's formats: the verdict and diff reports have text and JSON only. */
-export type FlowFormat = ReportFormat | 'csv' | 'md';
+export type FlowFormat = ReportFormat | 'csv' | 'md' | 'html';
 
 export interface AnalyzeCommand {
   journals: string[];
@@ -42,6 +44,8 @@ export interface AnalyzeIo {
   progress?: ProgressStream;
   /** --follow: ends the following (SIGINT, SIGTERM). */
   signal?: AbortSignal;
+  /** Colour the text report written to stdout (a terminal, NO_COLOR unset: common/color.ts). */
+  color?: boolean;
 }
 
 /** --follow: one journal, reported every interval until it ends or the signal aborts. */
@@ -119,9 +123,13 @@ async function report(
         ? csvChunks(table.flows())
         : cmd.format === 'md'
           ? mdChunks(journals, table.flows())
-          : reportChunks(journals, table.flows(), cmd.show ?? {});
-  if (cmd.output === undefined) await writeToStream(chunks, io.stdout);
-  else writeFileAtomic(cmd.output, chunks);
+          : cmd.format === 'html'
+            ? htmlChunks(journals, () => table.flows())
+            : reportChunks(journals, table.flows(), cmd.show ?? {});
+  if (cmd.output === undefined) {
+    const color = io.color === true && cmd.format === 'text';
+    await writeToStream(colorLines(chunks, color, colorReportLine), io.stdout);
+  } else writeFileAtomic(cmd.output, chunks);
 }
 
 export interface VerifyCommand {
@@ -133,12 +141,15 @@ export interface VerifyCommand {
  * Verifies each journal in turn: a text line as soon as its verdict is known, or one JSON array
  * at the end. Returns the exit code (verifyExit); verdicts are output, not errors.
  */
-export function runVerify(cmd: VerifyCommand, io: { stdout: Writable }): ExitCode {
+export function runVerify(cmd: VerifyCommand, io: { stdout: Writable; color?: boolean }): ExitCode {
   const results: VerifyResult[] = [];
   for (const path of cmd.journals) {
     const r = verifyJournal(path);
     results.push(r);
-    if (cmd.format === 'text') io.stdout.write(`${verdictLine(r)}\n`);
+    if (cmd.format === 'text') {
+      const good = r.verdict === 'OK';
+      io.stdout.write(`${paint(io.color === true, good ? 'green' : 'boldRed', verdictLine(r))}\n`);
+    }
   }
   if (cmd.format === 'json') io.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   return verifyExit(results);

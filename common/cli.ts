@@ -1,5 +1,6 @@
 // The one place a CLI turns an outcome into an exit code and a message (no stacks for user errors).
 import { CommanderError, InvalidArgumentError } from 'commander';
+import { colorFor, paint } from './color.js';
 import { CtError, Exit, sysCode } from './errors.js';
 
 /** Parses a positive number of seconds (`--duration 30`, `--duration 1.5`) for commander. */
@@ -49,7 +50,9 @@ function reportError(name: string, err: unknown): number {
     return Exit.USAGE;
   }
   if (err instanceof CtError) {
-    process.stderr.write(`${name}: ${err.message}\n`);
+    process.stderr.write(
+      `${paint(colorFor(process.stderr), 'boldRed', `${name}:`)} ${err.message}\n`,
+    );
     return err.exit;
   }
   process.stderr.write(

@@ -84,7 +84,14 @@ t.test('schema: any journal, mode and window gives a report the closed schema ac
           });
           w.append(evs);
           if (withGap) {
-            w.appendGap({ from: 1, to: 2, lost: 7, lostKnown: i > 0, cause: 'ENOBUFS', resync: -1 });
+            w.appendGap({
+              from: 1,
+              to: 2,
+              lost: 7,
+              lostKnown: i > 0,
+              cause: 'ENOBUFS',
+              resync: -1,
+            });
           }
           if (i === 2) w.closeAfterFailure();
           else w.close({ stop: HEADER.start + 60_000_000 });
@@ -104,7 +111,13 @@ t.test('schema: any journal, mode and window gives a report the closed schema ac
 });
 
 t.test('schema: the closed schema rejects an undocumented field and a wrong type', (t) => {
-  const a = { format: 'conntracker-flows', version: 1, collapse: '1024', journals: [], skipped: {} };
+  const a = {
+    format: 'conntracker-flows',
+    version: 1,
+    collapse: '1024',
+    journals: [],
+    skipped: {},
+  };
   const flow = {
     table: 'TCPv4',
     proto: 'tcp',
@@ -128,7 +141,7 @@ t.test('schema: the closed schema rejects an undocumented field and a wrong type
 
 t.test('schema: the example in docs/rules.md is valid', (t) => {
   const doc = readFileSync(join(ROOT, 'docs', 'rules.md'), 'utf8');
-  const example = /## JSON format[^]*?```json\n([^]*?)\n```/.exec(doc)?.[1];
+  const example = /## JSON format[\s\S]*?```json\n([\s\S]*?)\n```/.exec(doc)?.[1];
   t.ok(example, 'docs/rules.md has a JSON example');
   check(JSON.parse(example ?? 'null'), 'the example');
   t.pass('the example is valid');
