@@ -2,6 +2,7 @@
 
 import fc from 'fast-check';
 import type { Collapse } from '../../analyzer/flows.js';
+import type { JournalSummary } from '../../analyzer/replay.js';
 import type { CtEvent } from '../../journal/event.js';
 import { HEADER } from '../helpers/journals.js';
 
@@ -90,3 +91,45 @@ export const MODES: Collapse[] = [
   { kind: 'range', lo: 1000, hi: 1100 },
 ];
 export const arbMode = fc.constantFrom(...MODES);
+
+/** A clean, lossless, complete journal's summary as the report formats get it (one hour). */
+export function journalSummary(
+  over: Partial<Record<'path' | 'host' | 'kernel' | 'netns', string>> & {
+    warnings?: string[];
+  } = {},
+): JournalSummary {
+  const start = HEADER.start;
+  const end = start + 3600e6;
+  const events = SEED_EVENTS.length;
+  return {
+    path: over.path ?? 'fw1.mpk',
+    host: over.host ?? 'fw1',
+    kernel: over.kernel ?? '6.1',
+    netns: over.netns ?? 'net:[1]',
+    start,
+    stop: end,
+    events,
+    complete: true,
+    ignoredBytes: 0,
+    coverage: {
+      start,
+      end,
+      endFrom: 'trailer',
+      events,
+      byType: { new: events, update: 0, destroy: 0, snapshot: 0 },
+      lost: 0,
+      lostKnown: true,
+      gaps: 0,
+      byCause: {},
+      complete: true,
+      ignoredBytes: 0,
+      nfConntrackEvents: 1,
+      snapshotDumped: true,
+      nfConntrackTimestamp: 1,
+      nfConntrackAcct: 1,
+      filters: [],
+      importedFrom: null,
+      warnings: over.warnings ?? [],
+    },
+  };
+}

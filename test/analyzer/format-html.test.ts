@@ -29,7 +29,7 @@ import type { CtEvent } from '../../journal/event.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { arbAddress, arbFlowEvents, checkProperty } from '../helpers/arbitraries.js';
 import { HEADER } from '../helpers/journals.js';
-import { ev, SEED_EVENTS, tempDir } from './fixtures.js';
+import { ev, journalSummary, SEED_EVENTS, tempDir } from './fixtures.js';
 
 const CLI = join(PACKAGE_ROOT, 'dist', 'analyzer', 'cli.js');
 const MIN = 60e6;
@@ -317,37 +317,7 @@ t.test('aggregate: a service reached from a gathered subnet keeps its edge', asy
 
 const summary = (
   s: Partial<Record<'path' | 'host' | 'kernel' | 'netns' | 'warning', string>>,
-): JournalSummary => ({
-  path: s.path ?? 'fw1.mpk',
-  host: s.host ?? 'fw1',
-  kernel: s.kernel ?? '6.1',
-  netns: s.netns ?? 'net:[1]',
-  start: HEADER.start,
-  stop: HEADER.start + 60 * MIN,
-  events: SEED_EVENTS.length,
-  complete: true,
-  ignoredBytes: 0,
-  coverage: {
-    start: HEADER.start,
-    end: HEADER.start + 60 * MIN,
-    endFrom: 'trailer',
-    events: SEED_EVENTS.length,
-    byType: { new: SEED_EVENTS.length, update: 0, destroy: 0, snapshot: 0 },
-    lost: 0,
-    lostKnown: true,
-    gaps: 0,
-    byCause: {},
-    complete: true,
-    ignoredBytes: 0,
-    nfConntrackEvents: 1,
-    snapshotDumped: true,
-    nfConntrackTimestamp: 1,
-    nfConntrackAcct: 1,
-    filters: [],
-    importedFrom: null,
-    warnings: [s.warning ?? 'a warning'],
-  },
-});
+): JournalSummary => journalSummary({ ...s, warnings: [s.warning ?? 'a warning'] });
 
 function documentOf(s: Parameters<typeof summary>[0]): string {
   const flows = flowsOf(SEED_EVENTS, s.host ?? 'fw1');

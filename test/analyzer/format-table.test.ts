@@ -7,7 +7,7 @@ import { FlowTable } from '../../analyzer/flows.js';
 import { csvChunks, csvField, mdChunks, mdText } from '../../analyzer/format-table.js';
 import type { JournalSummary } from '../../analyzer/replay.js';
 import { checkProperty } from '../helpers/arbitraries.js';
-import { ev, SEED_EVENTS } from './fixtures.js';
+import { ev, journalSummary, SEED_EVENTS } from './fixtures.js';
 
 /** RFC 4180, written out plainly: the reference the CSV must read back through. */
 function parseCsv(text: string): string[][] {
@@ -88,37 +88,7 @@ t.test('csv: any host name reads back as one field, formulas defused', async (t)
   t.equal(csvField('=HYPERLINK("x")'), `"'=HYPERLINK(""x"")"`);
 });
 
-const SUMMARY = (host: string): JournalSummary => ({
-  path: 'fw1.mpk',
-  host,
-  kernel: '6.1',
-  netns: 'net:[1]',
-  start: 1_764_230_000_000_000,
-  stop: 1_764_230_060_000_000,
-  events: 3,
-  complete: true,
-  ignoredBytes: 0,
-  coverage: {
-    start: 1_764_230_000_000_000,
-    end: 1_764_230_060_000_000,
-    endFrom: 'trailer',
-    events: 3,
-    byType: { new: 3, update: 0, destroy: 0, snapshot: 0 },
-    lost: 0,
-    lostKnown: true,
-    gaps: 0,
-    byCause: {},
-    complete: true,
-    ignoredBytes: 0,
-    nfConntrackEvents: 1,
-    snapshotDumped: true,
-    nfConntrackTimestamp: 1,
-    nfConntrackAcct: 1,
-    filters: [],
-    importedFrom: null,
-    warnings: [],
-  },
-});
+const SUMMARY = (host: string): JournalSummary => journalSummary({ host });
 
 t.test('md: the coverage, then a table whose rows keep their cells, HTML escaped', async (t) => {
   const evil = '<script>alert(1)</script>|x\n| fake |';
