@@ -64,7 +64,15 @@ for (const [name, kinds] of Object.entries(KINDS)) {
   t.test(`compat: ${rel} analyzes to exactly ${name}.txt and ${name}.json`, (t) => {
     const text = cli(rel);
     t.equal(text.status, 0, text.stderr);
-    t.equal(text.stdout, stored('txt'));
+    // The flow lines are the interface (grep -v '^#' gives the seed's output): byte for byte.
+    // The # block grows: what 0.1.0 printed stays, the first line gained the kernel (0.2.0).
+    const flowLines = (s: string) => s.split('\n').filter((l) => !l.startsWith('#'));
+    const block = (s: string) => s.split('\n').filter((l) => l.startsWith('#'));
+    t.strictSame(flowLines(text.stdout), flowLines(stored('txt')), 'the flow lines, exactly');
+    const [first, ...rest] = block(stored('txt'));
+    const now = block(text.stdout);
+    t.equal(now[0]?.replace(/, kernel [^,]*,/, ','), first, 'the first line, plus the kernel');
+    for (const line of rest) t.ok(now.includes(line), `still there: ${line}`);
     const json = cli('--format', 'json', rel);
     t.equal(json.status, 0, json.stderr);
     // Schema version 1 grows by added fields only: what 0.1.0 wrote must be there unchanged.
@@ -83,6 +91,18 @@ for (const [name, kinds] of Object.entries(KINDS)) {
     for (const f of doc.flows) {
       t.ok(f.firstSeen <= f.lastSeen, 'first seen before last');
       for (const added of ['hosts', 'nat', 'firstSeen', 'lastSeen']) delete f[added];
+    }
+    // Added to journals[].coverage since (0.2.0): the sysctls, filters and import source; and
+    // warnings grew new kinds (a short recording, timestamps off): 0.1.0's must still be there.
+    for (const [j, was] of (doc.journals as { coverage: Record<string, unknown> }[]).map(
+      (j, i) => [j, old.journals[i]] as const,
+    )) {
+      for (const added of ['nfConntrackTimestamp', 'nfConntrackAcct', 'filters', 'importedFrom']) {
+        delete j.coverage[added];
+      }
+      const warnings = j.coverage.warnings as string[];
+      for (const w of was.coverage.warnings) t.ok(warnings.includes(w), `still warned: ${w}`);
+      j.coverage.warnings = was.coverage.warnings;
     }
     t.strictSame(doc, old, 'every field 0.1.0 wrote, unchanged');
     const verify = cli('verify', rel);
