@@ -1,4 +1,6 @@
 // Replays journals, in the order given, into one flow table; loss and an unclean end are warnings.
+
+import type { JournalChain } from '../journal/format.js';
 import { columnsInWorker, type JournalEnd, parallelAvailable } from '../journal/parallel.js';
 import {
   type ColumnsItem,
@@ -6,7 +8,13 @@ import {
   type JournalReader,
   openJournal,
 } from '../journal/reader.js';
-import { type CauseCount, type Coverage, coverageOf, lossWarning } from './coverage.js';
+import {
+  type CauseCount,
+  type Coverage,
+  chainWarnings,
+  coverageOf,
+  lossWarning,
+} from './coverage.js';
 import { type Collapse, collapseFor, FlowTable } from './flows.js';
 import { isWindowed, NO_WINDOW, type TimeWindow } from './slice.js';
 
@@ -70,6 +78,7 @@ export function analyzeJournals(paths: readonly string[], opts: AnalyzeOptions =
       replay.close();
     }
   });
+  run.finish(journals);
   return { table: run.table, journals };
 }
 
@@ -100,6 +109,7 @@ export async function analyzeJournalsInParallel(
       replay.close();
     }
   }
+  run.finish(journals);
   return { table: run.table, journals };
 }
 
@@ -109,6 +119,8 @@ class Analyzing {
   readonly #paths: readonly string[];
   readonly #opts: AnalyzeOptions;
   #before = 0;
+  /** Each journal's place in a rotated run, in the order done() saw them. */
+  readonly #chains: { path: string; chain: JournalChain | undefined }[] = [];
 
   constructor(paths: readonly string[], opts: AnalyzeOptions) {
     this.#paths = paths;
@@ -135,7 +147,19 @@ class Analyzing {
     const warn = this.#opts.warn ?? (() => {});
     if (replay.collapseNote !== undefined) warn(replay.collapseNote);
     warnAbout(summary, warn);
+    this.#chains.push({ path: summary.path, chain: replay.reader.header.chain });
     return summary;
+  }
+
+  /** After the last journal: a rotated run's hole is known only once all were read. */
+  finish(journals: readonly JournalSummary[]): void {
+    const warn = this.#opts.warn ?? (() => {});
+    chainWarnings(this.#chains).forEach((w, i) => {
+      const j = journals[i];
+      if (w === undefined || j === undefined) return;
+      j.coverage.warnings.push(w);
+      warn(`${j.path}: ${w}`);
+    });
   }
 }
 

@@ -17,7 +17,14 @@ import {
   type ReplayProgress,
 } from './replay.js';
 import type { TimeWindow } from './slice.js';
-import { type VerifyResult, verdictLine, verifyExit, verifyJournal } from './verify.js';
+import {
+  chainLine,
+  checkChains,
+  type VerifyResult,
+  verdictLine,
+  verifyExit,
+  verifyJournal,
+} from './verify.js';
 
 export type ReportFormat = 'text' | 'json';
 /** The flow report's formats: the verdict and diff reports have text and JSON only. */
@@ -151,6 +158,14 @@ export function runVerify(cmd: VerifyCommand, io: { stdout: Writable; color?: bo
       io.stdout.write(`${paint(io.color === true, good ? 'green' : 'boldRed', verdictLine(r))}\n`);
     }
   }
+  // Journals of rotated runs: one line per run, once every journal has been read.
+  const chains = checkChains(results);
+  if (cmd.format === 'text') {
+    for (const c of chains) {
+      const color = c.faults.length === 0 ? 'green' : 'boldRed';
+      io.stdout.write(`${paint(io.color === true, color, chainLine(c))}\n`);
+    }
+  }
   if (cmd.format === 'json') io.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-  return verifyExit(results);
+  return verifyExit(results, chains);
 }

@@ -83,6 +83,53 @@ export interface JournalHeader {
    * them (written before 0.2.0, or imported). Changes come in checkpoint frames.
    */
   addresses?: HostAddress[];
+  /** Where this journal sits in a run that ct-record --rotate split into several; else undefined. */
+  chain?: JournalChain;
+}
+
+/**
+ * A journal's place in a rotated run (docs/journal-format.md, "Chained journals"): the run it
+ * belongs to, its position, and the whole-file digest of the journal before it.
+ */
+export interface JournalChain {
+  /** RUN_ID_SIZE random bytes shared by every journal of one ct-record run. */
+  run: Uint8Array;
+  /** 1-based position in the run. */
+  sequence: number;
+  /** The journal before this one: null exactly when sequence is 1. */
+  previous: ChainLink | null;
+}
+
+/** The journal a chained one continues: its whole-file SHA-256 (trailer included) and name. */
+export interface ChainLink {
+  /** What `sha256sum`, `ct-analyze verify` and ct-record print for that file. */
+  sha256: Uint8Array;
+  /** Its base name as written (no directory): what to look for when it is missing. */
+  file: string;
+}
+
+/** Bytes of a run id. */
+export const RUN_ID_SIZE = 16;
+
+/** Digits of the sequence number in a rotated journal's name (more once a run passes 999999). */
+export const SEQUENCE_DIGITS = 6;
+
+/**
+ * The name of journal `sequence` of a run recorded with `-o output --rotate`: the number goes
+ * before the extension, zero-padded so that `ls` and shell globs list a run in order.
+ * `fw1.mpk` → `fw1-000001.mpk`; `dir/fw1` → `dir/fw1-000001`.
+ */
+export function sequencePath(output: string, sequence: number): string {
+  const { stem, ext } = splitOutput(output);
+  return `${stem}-${String(sequence).padStart(SEQUENCE_DIGITS, '0')}${ext}`;
+}
+
+/** `dir/fw1.mpk` → stem `dir/fw1`, ext `.mpk`; a dot that starts the base name is no extension. */
+export function splitOutput(output: string): { stem: string; ext: string } {
+  const slash = output.lastIndexOf('/') + 1;
+  const dot = output.lastIndexOf('.');
+  const cut = dot > slash ? dot : output.length;
+  return { stem: output.slice(0, cut), ext: output.slice(cut) };
 }
 
 /**
@@ -130,6 +177,11 @@ export interface JournalTrailer {
   lost: number;
   /** SHA-256 of every byte of the file before the trailer frame, magic included. */
   digest: Uint8Array;
+  /**
+   * A chained journal closed by a rotation: the base name of the journal its run goes on in.
+   * Absent on the last journal of a run, and on journals that are not chained.
+   */
+  next?: string;
 }
 
 type TrailerCounts = 'events' | 'byType' | 'frames' | 'gaps' | 'lost' | 'digest';

@@ -1,17 +1,20 @@
 // Header, gap, checkpoint and trailer payloads: msgpack maps, readable by any msgpack tool, validated on the way in.
 import {
   type AddressSet,
+  type ChainLink,
   DIGEST_SIZE,
   EVENT_FIELDS,
   type EventCounts,
   FORMAT_VERSION,
   GAP_CAUSE,
   type HostAddress,
+  type JournalChain,
   type JournalCheckpoint,
   type JournalGap,
   type JournalHeader,
   type JournalTrailer,
   packr,
+  RUN_ID_SIZE,
   type Sysctls,
   unpackr,
 } from './format.js';
@@ -95,7 +98,62 @@ export function decodeHeader(payload: Uint8Array): JournalHeader {
   // Absent in journals written before addresses were recorded, and in imports: stays absent.
   const addresses = field(m, 'addresses');
   if (addresses !== undefined) header.addresses = decodeAddresses(addresses, 'header addresses');
+  // Only in journals of a rotated run.
+  const chain = field(m, 'chain');
+  if (chain !== undefined) header.chain = decodeChain(chain);
   return header;
+}
+
+/** Most a chain's sequence number may be: far beyond any run, within a msgpack uint32. */
+export const MAX_SEQUENCE = 0xffffffff;
+
+function decodeChain(v: unknown): JournalChain {
+  const m = record(v, 'header chain');
+  const run = bytes(field(m, 'run'), RUN_ID_SIZE, 'header chain.run');
+  const sequence = uint(field(m, 'sequence'), MAX_SEQUENCE, 'header chain.sequence');
+  if (sequence < 1) throw new Damage('header chain.sequence is 0, expected 1 or more');
+  const prev = field(m, 'previous');
+  if (prev === undefined)
+    throw new Damage('header chain.previous is missing, expected nil or a map');
+  // The first journal of a run continues nothing; every later one names the one before it.
+  if (sequence === 1) {
+    if (prev !== null) throw new Damage('header chain.previous is set for sequence 1');
+    return { run, sequence, previous: null };
+  }
+  if (prev === null) {
+    throw new Damage(`header chain.previous is nil for sequence ${sequence}, expected a map`);
+  }
+  const p = record(prev, 'header chain.previous');
+  const previous: ChainLink = {
+    sha256: bytes(field(p, 'sha256'), DIGEST_SIZE, 'header chain.previous.sha256'),
+    file: chainFile(field(p, 'file'), 'header chain.previous.file'),
+  };
+  return { run, sequence, previous };
+}
+
+/**
+ * A journal's base name as a chain names it: a reader joins it to a directory and prints it, so
+ * no path separator, no NUL, not `.` or `..`, at most 255 characters.
+ */
+function chainFile(v: unknown, what: string): string {
+  const file = str(v, what);
+  if (file.length < 1 || file.length > 255) {
+    throw new Damage(`${what} is a string of ${file.length}, expected 1–255 characters`);
+  }
+  if (file.includes('/') || file.includes('\0') || file === '.' || file === '..') {
+    throw new Damage(`${what} is not a file name (no '/', NUL, '.' or '..')`);
+  }
+  return file;
+}
+
+/** Only the known keys, so a caller's extra properties never reach the file. */
+export function chainToWrite(chain: JournalChain): JournalChain {
+  const { run, sequence, previous } = chain;
+  return {
+    run,
+    sequence,
+    previous: previous === null ? null : { sha256: previous.sha256, file: previous.file },
+  };
 }
 
 /** An address list; `array` reports a missing one as damage. */
@@ -177,6 +235,10 @@ export function decodeTrailer(payload: Uint8Array): JournalTrailer {
     gaps: uint(field(m, 'gaps'), MAX, 'trailer gaps'),
     lost: uint(field(m, 'lost'), MAX, 'trailer lost'),
     digest: bytes(field(m, 'digest'), DIGEST_SIZE, 'trailer digest'),
+    // Only on a chained journal that a rotation closed.
+    ...(field(m, 'next') === undefined
+      ? {}
+      : { next: chainFile(field(m, 'next'), 'trailer next') }),
   };
 }
 

@@ -32,6 +32,7 @@ import {
 import { encodeFrame } from './frame.js';
 import {
   addressesToWrite,
+  chainToWrite,
   decodeCheckpoint,
   decodeGap,
   decodeHeader,
@@ -224,14 +225,17 @@ export class JournalWriter {
    */
   close(trailer: JournalTrailerInput): void {
     const fd = this.#open();
+    const { next, ...given } = trailer;
     const full: JournalTrailer = {
-      ...trailer,
+      ...given,
       events: this.#events,
       byType: { ...this.#byType },
       frames: this.#frames,
       gaps: this.#gaps,
       lost: this.#lost,
       digest: this.#digest.value(),
+      // Absent stays absent: only a journal a rotation closed names the next one.
+      ...(next === undefined ? {} : { next }),
     };
     for (const key of ['events', 'frames', 'gaps', 'lost'] as const) {
       if (trailer[key] !== undefined && trailer[key] !== full[key]) {
@@ -361,13 +365,14 @@ function completeHeader(input: JournalHeaderInput): JournalHeader {
   if (input.eventFields !== undefined && input.eventFields.join() !== EVENT_FIELDS.join()) {
     throw new Error('journal: header eventFields must be the writer’s own');
   }
-  const { addresses, ...rest } = input;
+  const { addresses, chain, ...rest } = input;
   const full: JournalHeader = {
     ...rest,
     format: FORMAT_VERSION,
     eventFields: [...EVENT_FIELDS],
     // Absent stays absent (no nil key): a journal without addresses reads as one.
     ...(addresses === undefined ? {} : { addresses: addressesToWrite(addresses) }),
+    ...(chain === undefined ? {} : { chain: chainToWrite(chain) }),
   };
   checkDecodes(() => decodeHeader(encodeMap(full)), 'header');
   return full;
