@@ -1,5 +1,10 @@
 // What a journal covers and where it falls short: time range, events, loss, and what to do about it.
-import type { EventCounts, JournalHeader, JournalTrailer } from '../journal/format.js';
+import type {
+  EventCounts,
+  JournalChain,
+  JournalHeader,
+  JournalTrailer,
+} from '../journal/format.js';
 import type { JournalCounts } from '../journal/reader.js';
 
 /** Gaps and lost events of one cause. */
@@ -83,15 +88,58 @@ export function coverageOf(j: CoverageInput): Coverage {
     complete: trailer !== undefined,
     ignoredBytes: j.tail?.ignoredBytes ?? 0,
     nfConntrackEvents: header.sysctls.nf_conntrack_events,
-    snapshotDumped: header.options.snapshot === true,
+    // A rotated run dumps the table once, at the start of its first journal.
+    snapshotDumped: header.options.snapshot === true && !continues(header.chain),
     nfConntrackTimestamp: header.sysctls.nf_conntrack_timestamp,
     nfConntrackAcct: header.sysctls.nf_conntrack_acct,
     filters: filtersOf(header.options),
     importedFrom: importedFromOf(header.options),
     warnings: [],
   };
-  c.warnings = warningsOf(c, j.following === true);
+  c.warnings = warningsOf(c, j.following === true, continues(header.chain));
   return c;
+}
+
+/** Journal 2 or later of a rotated run: what it lacks is in the journals before it. */
+function continues(chain: JournalChain | undefined): boolean {
+  return chain !== undefined && chain.sequence > 1;
+}
+
+/**
+ * The warning each journal of a rotated run calls for when the journal before it in its run is
+ * not among those analyzed (a hole, or a run analyzed from its middle); undefined where none.
+ */
+export function chainWarnings(
+  journals: readonly { path: string; chain: JournalChain | undefined }[],
+): (string | undefined)[] {
+  const runOf = (chain: JournalChain) => Buffer.from(chain.run).toString('hex');
+  const present = new Map<string, Set<number>>();
+  for (const { chain } of journals) {
+    if (chain === undefined) continue;
+    const set = present.get(runOf(chain)) ?? new Set();
+    set.add(chain.sequence);
+    present.set(runOf(chain), set);
+  }
+  return journals.map(({ path, chain }) => {
+    if (chain === undefined || chain.previous === null) return undefined;
+    const have = present.get(runOf(chain)) ?? new Set();
+    const to = chain.sequence - 1;
+    if (have.has(to)) return undefined;
+    let from = to;
+    while (from > 1 && !have.has(from - 1)) from--;
+    const which = from === to ? `journal ${to} (${chain.previous.file})` : `journals ${from}–${to}`;
+    const older =
+      from === 1 ? ', and flows older than the run (its table dump is in journal 1),' : '';
+    const glob = runGlob(path);
+    const advice = glob === undefined ? 'every journal of the run' : `them all: ct-analyze ${glob}`;
+    return `journal ${chain.sequence} of run ${runOf(chain).slice(0, 8)} is analyzed without ${which} of that run: flows seen only in ${from === to ? 'it' : 'them'}${older} are missing; analyze ${advice}`;
+  });
+}
+
+/** `dir/fw1-*.mpk` for `dir/fw1-000003.mpk`, as ct-record names a run; undefined for other names. */
+function runGlob(path: string): string | undefined {
+  const m = /^(.*)-\d{6,}(\.[^./]*)?$/.exec(path);
+  return m === null ? undefined : `${m[1]}-*${m[2] ?? ''}`;
 }
 
 // Maps, not object literals: a cause read from a file may be `constructor` or `__proto__`.
@@ -117,7 +165,7 @@ export function lossWarning(c: Coverage): string | undefined {
 /** Shorter than this, a recording misses services used daily (backups, updates, cron jobs). */
 export const SHORT_RECORDING_US = 24 * 3600 * 1e6;
 
-function warningsOf(c: Coverage, following: boolean): string[] {
+function warningsOf(c: Coverage, following: boolean, continued: boolean): string[] {
   const out: string[] = [];
   const loss = lossWarning(c);
   if (loss !== undefined) out.push(loss);
@@ -131,7 +179,7 @@ function warningsOf(c: Coverage, following: boolean): string[] {
     out.push(
       'nf_conntrack_events=0: the kernel sent no events, only table snapshots were recorded; record with --enable-events (or set net.netfilter.nf_conntrack_events=1)',
     );
-  } else if (c.nfConntrackEvents === 2 && !c.snapshotDumped) {
+  } else if (c.nfConntrackEvents === 2 && !c.snapshotDumped && !continued) {
     out.push(
       'nf_conntrack_events=2 and no table dump at start: flows older than the recording were not seen (they send no events); record again without --no-snapshot, or with --enable-events',
     );
@@ -139,7 +187,7 @@ function warningsOf(c: Coverage, following: boolean): string[] {
   const tracked = c.byType.new + c.byType.update + c.byType.destroy + c.byType.snapshot;
   if (tracked === 0 && !following) {
     out.push(
-      'no connection was tracked: either no traffic crossed the namespace, or conntrack is not active in it (a namespace tracks connections only once a rule needs conntrack); check with `nft list ruleset | grep -w ct`, add a rule that uses conntrack (e.g. ct state) and record again',
+      'no connection was tracked: either no traffic crossed the namespace, or conntrack is not active in it (a namespace tracks connections only once a rule needs conntrack); check with `ct-record --check` and record again with --enable-tracking (or a rule of your own that uses ct state)',
     );
   }
   const span = c.end - c.start;
