@@ -1,8 +1,11 @@
 // N-API glue: layout(), start(options, onBatch, onError) → { bufferSize, reliable, socketInode,
-// stop(), dump(), drops() }; getpwnam(), getpwuid(), dropPrivileges(), writePrivileged().
+// stop(), dump(), drops() }; getpwnam(), getpwuid(), dropPrivileges(), writePrivileged(),
+// joinNetns(), sendDatagram().
 #include <fcntl.h>
 #include <napi.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -352,6 +355,50 @@ Napi::Value WritePrivileged(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// joinNetns(path): the calling thread joins the network namespace that `path` (an nsfs file:
+// /run/netns/NAME, /proc/PID/ns/net) refers to. setns(CLONE_NEWNET) changes the calling thread
+// only; threads it creates afterwards inherit the namespace. Needs CAP_SYS_ADMIN (EPERM);
+// EINVAL when `path` is not a network namespace. O_NONBLOCK: a FIFO given by mistake must not
+// block the open.
+Napi::Value JoinNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "joinNetns(path)");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw ErrnoError(env, errno, "open");
+  const int err = setns(fd, CLONE_NEWNET) < 0 ? errno : 0;
+  close(fd);
+  if (err != 0) throw ErrnoError(env, err, "setns");
+  return env.Undefined();
+}
+
+// sendDatagram(socketPath, message): one datagram to the AF_UNIX SOCK_DGRAM socket at
+// `socketPath` (syslog's /dev/log; the RFC 3164 line is made in recorder/log.ts). A fresh socket
+// per call, so a restarted syslog daemon needs no reconnect; MSG_DONTWAIT: a stalled daemon
+// costs a lost message (EAGAIN), never a stalled recorder.
+Napi::Value SendDatagram(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+    throw Napi::TypeError::New(env, "sendDatagram(socketPath, message)");
+  }
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const std::string message = info[1].As<Napi::String>().Utf8Value();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    throw ErrnoError(env, ENAMETOOLONG, "sendto");
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw ErrnoError(env, errno, "socket");
+  ssize_t n = sendto(fd, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+                     reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  const int err = n < 0 ? errno : 0;
+  close(fd);
+  if (err != 0) throw ErrnoError(env, err, "sendto");
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layout", Napi::Function::New(env, Layout, "layout"));
   exports.Set("start", Napi::Function::New(env, Start, "start"));
@@ -359,6 +406,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getpwuid", Napi::Function::New(env, Getpwuid, "getpwuid"));
   exports.Set("dropPrivileges", Napi::Function::New(env, DropPrivilegesJs, "dropPrivileges"));
   exports.Set("writePrivileged", Napi::Function::New(env, WritePrivileged, "writePrivileged"));
+  exports.Set("joinNetns", Napi::Function::New(env, JoinNetns, "joinNetns"));
+  exports.Set("sendDatagram", Napi::Function::New(env, SendDatagram, "sendDatagram"));
   return exports;
 }
 

@@ -104,6 +104,18 @@ export interface NativeAddon {
   dropPrivileges(uid: number, gid: number): NativeDropResult;
   /** Writes into an existing file (O_WRONLY, no create, no symlink) from the keeper thread. */
   writePrivileged(path: string, data: string): void;
+  /**
+   * The calling thread joins the network namespace of the nsfs file `path` (open + setns).
+   * Throws an Error with `code` (ENOENT, EINVAL: not a network namespace, EPERM: no
+   * CAP_SYS_ADMIN) and `syscall` ('open' or 'setns').
+   */
+  joinNetns(path: string): void;
+  /**
+   * Sends `message` as one datagram to the AF_UNIX datagram socket at `socketPath` (syslog's
+   * /dev/log), without blocking. Throws an Error with `code` (ENOENT, ECONNREFUSED: nobody
+   * listens, EAGAIN: its queue is full, EACCES) and `syscall`.
+   */
+  sendDatagram(socketPath: string, message: string): void;
   /** Throws an Error with `code` (EPERM, EPROTONOSUPPORT…) and `syscall` when the socket fails. */
   start(
     options: NativeStartOptions,
@@ -195,6 +207,70 @@ function validate(opts: CaptureOptions): NativeStartOptions {
   const reliable = opts.reliable ?? false;
   if (typeof reliable !== 'boolean') throw usage('capture option reliable must be true or false');
   return { ...events, bufferSize, reliable };
+}
+
+/** Where `ip netns` keeps its namespaces, one bind-mounted nsfs file per name. */
+export const NETNS_DIR = '/run/netns';
+
+/** `--netns` NAME (no slash) is an `ip netns` name, anything else a path (/proc/PID/ns/net). */
+export function netnsPath(spec: string): string {
+  return spec.includes('/') ? spec : `${NETNS_DIR}/${spec}`;
+}
+
+function netnsError(spec: string, path: string, err: unknown): CtError {
+  const code = err instanceof Error && 'code' in err ? String(err.code) : 'ENETNS';
+  const named = !spec.includes('/');
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    return new CtError(
+      'ENONETNS',
+      named
+        ? `no network namespace ${spec} (ip netns list shows the names): give one of those names, or a path such as /proc/PID/ns/net`
+        : `no network namespace at ${path}: it does not exist; give a name from ip netns list, or /proc/PID/ns/net of a process in the namespace`,
+      { exit: Exit.USAGE, cause: err },
+    );
+  }
+  if (code === 'EINVAL') {
+    return new CtError(
+      'ENOTNETNS',
+      `${path} is not a network namespace: give a name from ip netns list, /proc/PID/ns/net of a process in the namespace, or a bind mount of one`,
+      { exit: Exit.USAGE, cause: err },
+    );
+  }
+  if (code === 'EPERM' || code === 'EACCES') {
+    return new CtError(
+      'EPERM',
+      `cannot join network namespace ${spec}: ${code} — entering another namespace needs CAP_SYS_ADMIN: run ct-record as root`,
+      { cause: err },
+    );
+  }
+  const detail = err instanceof Error ? err.message : String(err);
+  return new CtError(code, `cannot join network namespace ${spec} (${path}): ${detail}`, {
+    cause: err,
+  });
+}
+
+/**
+ * Moves the calling (main) thread into the network namespace `spec` names: an `ip netns` name or
+ * a path to an nsfs file. Threads created afterwards (the reader, the privilege keeper), child
+ * processes and the main thread's own sockets, /proc/self/net, /proc/sys/net and
+ * os.networkInterfaces() then belong to it; threads that already exist (libuv's pool, V8's)
+ * stay where they were (docs/native.md, "Network namespace"). Call it before anything is
+ * opened, as root. Returns the path joined; CtError when the namespace cannot be joined.
+ */
+export function joinNetns(spec: string): string {
+  if (spec === '' || spec.includes('\0')) {
+    throw usage(
+      `${JSON.stringify(spec)} is not a network namespace: give a name from ip netns list or a path`,
+    );
+  }
+  const path = netnsPath(spec);
+  const addon = loadNative();
+  try {
+    addon.joinNetns(path);
+  } catch (err) {
+    throw netnsError(spec, path, err);
+  }
+  return path;
 }
 
 function openError(err: unknown): CtError {
