@@ -164,6 +164,43 @@ export function lossWarning(c: Coverage): string | undefined {
 
 /** Shorter than this, a recording misses services used daily (backups, updates, cron jobs). */
 export const SHORT_RECORDING_US = 24 * 3600 * 1e6;
+const SHORT_LEAD = 'the recording covers only ';
+
+/** The warning for a recording that spans `us` µs, or undefined when it is long enough. */
+export function shortWarning(us: number): string | undefined {
+  if (us >= SHORT_RECORDING_US) return undefined;
+  return `${SHORT_LEAD}${durationText(us)}: services used less often (nightly backups, updates, weekly jobs) are missing; record for at least a day, better a full week, before tightening the firewall`;
+}
+
+/**
+ * A rotated run is one recording: analyzed together, its journals are judged short once, by the
+ * run's whole span, on its first journal read, instead of once each (168 warnings for a week of
+ * hourly journals). Changes the coverages' warnings in place.
+ */
+export function judgeRunLength(
+  journals: readonly { chain: JournalChain | undefined; coverage: Coverage }[],
+): void {
+  const runs = new Map<string, Coverage[]>();
+  for (const { chain, coverage } of journals) {
+    if (chain === undefined) continue;
+    const run = Buffer.from(chain.run).toString('hex');
+    runs.set(run, [...(runs.get(run) ?? []), coverage]);
+  }
+  for (const members of runs.values()) {
+    if (members.length < 2) continue;
+    const hadShort = members.some((c) => c.warnings.some((w) => w.startsWith(SHORT_LEAD)));
+    if (!hadShort) continue;
+    for (const c of members) c.warnings = c.warnings.filter((w) => !w.startsWith(SHORT_LEAD));
+    const start = Math.min(...members.map((c) => c.start));
+    const end = Math.max(...members.map((c) => c.end));
+    const short = shortWarning(end - start);
+    if (short !== undefined) {
+      members[0]?.warnings.push(
+        short.replace(SHORT_LEAD, `the rotated run (${members.length} journals) covers only `),
+      );
+    }
+  }
+}
 
 function warningsOf(c: Coverage, following: boolean, continued: boolean): string[] {
   const out: string[] = [];
@@ -190,12 +227,8 @@ function warningsOf(c: Coverage, following: boolean, continued: boolean): string
       'no connection was tracked: either no traffic crossed the namespace, or conntrack is not active in it (a namespace tracks connections only once a rule needs conntrack); check with `ct-record --check` and record again with --enable-tracking (or a rule of your own that uses ct state)',
     );
   }
-  const span = c.end - c.start;
-  if (span < SHORT_RECORDING_US && !following) {
-    out.push(
-      `the recording covers only ${durationText(span)}: services used less often (nightly backups, updates, weekly jobs) are missing; record for at least a day, better a full week, before tightening the firewall`,
-    );
-  }
+  const short = shortWarning(c.end - c.start);
+  if (short !== undefined && !following) out.push(short);
   const off = [
     ...(c.nfConntrackTimestamp === 0 ? ['nf_conntrack_timestamp'] : []),
     ...(c.nfConntrackAcct === 0 ? ['nf_conntrack_acct'] : []),

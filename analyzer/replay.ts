@@ -13,6 +13,7 @@ import {
   type Coverage,
   chainWarnings,
   coverageOf,
+  judgeRunLength,
   lossWarning,
 } from './coverage.js';
 import { type Collapse, collapseFor, FlowTable } from './flows.js';
@@ -154,6 +155,9 @@ class Analyzing {
   /** After the last journal: a rotated run's hole is known only once all were read. */
   finish(journals: readonly JournalSummary[]): void {
     const warn = this.#opts.warn ?? (() => {});
+    judgeRunLength(
+      journals.map((j, i) => ({ chain: this.#chains[i]?.chain, coverage: j.coverage })),
+    );
     chainWarnings(this.#chains).forEach((w, i) => {
       const j = journals[i];
       if (w === undefined || j === undefined) return;

@@ -53,7 +53,7 @@ const RUN_HEADER: JournalHeaderInput = {
  * Writes journals 1…n of one run as `name` numbered (`dir/a-000001.mpk`, …), chained as
  * ct-record chains them: each with two events of its own, a trailer naming the next but the last.
  */
-function writeRun(name: string, n: number, run = runId(), salt = 0): string[] {
+function writeRun(name: string, n: number, run = runId(), salt = 0, step = 1_000_000): string[] {
   const output = join(dir, name);
   const paths: string[] = [];
   let previous: JournalChain['previous'] = null;
@@ -61,12 +61,12 @@ function writeRun(name: string, n: number, run = runId(), salt = 0): string[] {
     const path = sequencePath(output, seq);
     const w = JournalWriter.create(path, {
       ...RUN_HEADER,
-      start: HEADER.start + seq * 1_000_000,
+      start: HEADER.start + seq * step,
       chain: { run, sequence: seq, previous },
     });
     w.append([tcpNew(salt + seq * 10), tcpNew(salt + seq * 10 + 1)]);
     const next = seq < n ? { next: basename(sequencePath(output, seq + 1)) } : {};
-    w.close({ stop: HEADER.start + (seq + 1) * 1_000_000, ...next });
+    w.close({ stop: HEADER.start + (seq + 1) * step, ...next });
     previous = { sha256: Buffer.from(w.sha256, 'hex'), file: basename(path) };
     paths.push(path);
   }
@@ -444,3 +444,30 @@ t.test(
     t.end();
   },
 );
+
+t.test('chain: a run is judged short once, by its whole span, not each journal by its own', (t) => {
+  const SHORT = /covers only/;
+  const short = analyzeJournals(writeRun('short.mpk', 3)).journals;
+  t.strictSame(
+    short.map((j) => j.coverage.warnings.filter((w) => SHORT.test(w))),
+    [
+      [
+        'the rotated run (3 journals) covers only 3.0 s: services used less often (nightly backups, updates, weekly jobs) are missing; record for at least a day, better a full week, before tightening the firewall',
+      ],
+      [],
+      [],
+    ],
+  );
+  // Three journals of 10 h: each alone is short, the run of 30 h is not.
+  const long = writeRun('long.mpk', 3, runId(), 0, 10 * 3600e6);
+  t.strictSame(
+    analyzeJournals(long).journals.map((j) => j.coverage.warnings.filter((w) => SHORT.test(w))),
+    [[], [], []],
+  );
+  const alone = analyzeJournals([long[1] as string]).journals[0]?.coverage.warnings ?? [];
+  t.ok(
+    alone.some((w) => w.startsWith('the recording covers only 10 h 0 min')),
+    'alone, a journal of the run is judged by itself',
+  );
+  t.end();
+});
