@@ -22,6 +22,11 @@ export async function startRecorder(
   extra: readonly string[] = [],
 ): Promise<RunningRecorder> {
   const child = topo.spawn(topo.recordNs, [process.execPath, RECORDER, '-o', journal, ...extra]);
+  return whenCapturing(child);
+}
+
+/** Collects a started ct-record's stderr; resolves once it says its subscription is live. */
+export async function whenCapturing(child: ChildProcess): Promise<RunningRecorder> {
   let stderr = '';
   const stream = child.stderr as NonNullable<ChildProcess['stderr']>;
   stream.setEncoding('utf8').on('data', (d: string) => {

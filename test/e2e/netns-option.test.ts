@@ -7,15 +7,15 @@ import t, { type Test } from 'tap';
 import { address as parseAddress } from '../../analyzer/import-conntrack.js';
 import type { HostAddress, JournalHeader } from '../../journal/format.js';
 import { openJournal } from '../../journal/reader.js';
-import { ANALYZER, RECORDER } from '../../samples/record.js';
+import { ANALYZER, RECORDER, whenCapturing } from '../../samples/record.js';
 import { expectedLines, runScenario, stripCounter } from '../../samples/scenario.js';
-import { createTopology, exitedWithin, run, type Topology, waitForLine } from '../helpers/netns.js';
+import { createTopology, exitedWithin, run, type Topology } from '../helpers/netns.js';
 
 for (const cli of [RECORDER, ANALYZER]) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
 }
 
-const CAPTURING = /^ct-record: capturing conntrack events into .* \(Ctrl-C or SIGTERM to stop\)$/;
+const _CAPTURING = /^ct-record: capturing conntrack events into .* \(Ctrl-C or SIGTERM to stop\)$/;
 const FLOW_LINE = /^(ICMP| TCP| UDP)v[46] \[ *\d+\] /;
 const EVENTS = 'net.netfilter.nf_conntrack_events';
 
@@ -52,17 +52,7 @@ async function startRecorder(
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  let stderr = '';
-  const stream = child.stderr as NonNullable<ChildProcess['stderr']>;
-  stream.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  try {
-    await waitForLine(stream, CAPTURING, 15_000);
-  } catch (err) {
-    throw new Error(`ct-record did not start: ${(err as Error).message}\n${stderr}`);
-  }
-  return { child, stderr: () => stderr };
+  return whenCapturing(child);
 }
 
 async function stopRecorder(t: Test, rec: Recorder): Promise<void> {

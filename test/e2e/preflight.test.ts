@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { openJournal } from '../../journal/reader.js';
-import { ANALYZER, RECORDER } from '../../samples/record.js';
+import { ANALYZER, RECORDER, whenCapturing } from '../../samples/record.js';
 import { createTopology, exitedWithin, run, type Topology, waitForLine } from '../helpers/netns.js';
 
 for (const cli of [RECORDER, ANALYZER]) {
@@ -13,7 +13,7 @@ for (const cli of [RECORDER, ANALYZER]) {
 }
 
 const STACK = /^ {4}at /m;
-const CAPTURING = /^ct-record: capturing conntrack events into /;
+const _CAPTURING = /^ct-record: capturing conntrack events into /;
 const NOT_ACTIVE =
   /^FAIL conntrack is not active in this network namespace: a probe flow on loopback was not tracked/m;
 const ACTIVE =
@@ -150,17 +150,7 @@ interface Recorder {
 
 async function startInNamespace(topo: Topology, ns: string, args: string[]): Promise<Recorder> {
   const child = topo.spawn(ns, [process.execPath, RECORDER, ...args]);
-  let stderr = '';
-  const stream = child.stderr as NonNullable<ChildProcess['stderr']>;
-  stream.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  try {
-    await waitForLine(stream, CAPTURING, 15_000);
-  } catch (err) {
-    throw new Error(`ct-record did not start: ${(err as Error).message}\n${stderr}`);
-  }
-  return { child, stderr: () => stderr };
+  return whenCapturing(child);
 }
 
 /** Resolves once `ns` has no table left; rejects with what is left after `ms`. */
