@@ -473,13 +473,35 @@ export function preflightExit(findings: readonly Finding[]): 0 | 1 {
   return findings.some((f) => f.status === 'fail') ? 1 : 0;
 }
 
-/** One line per finding, its fix below it, then a summary line. */
-export function formatPreflight(netns: string, findings: readonly Finding[]): string {
+/**
+ * The command that runs a fix inside the namespace `--netns SPEC` names: `ip netns exec NAME`
+ * for a name, `nsenter --net=PATH` for a path; undefined for ct-record's own namespace.
+ */
+export function netnsRunner(spec: string | undefined): string | undefined {
+  if (spec === undefined) return undefined;
+  return spec.includes('/') ? `nsenter --net=${spec}` : `ip netns exec ${spec}`;
+}
+
+/** `sysctl -w`, `ip link` and `nft` commands of a fix, run inside the checked namespace. */
+function inNamespace(fix: string, runner: string | undefined): string {
+  if (runner === undefined) return fix;
+  return fix.replace(/(^|, or |: |\n)(sysctl -w |ip link |nft )/g, `$1${runner} $2`);
+}
+
+/**
+ * One line per finding, its fix below it, then a summary line. With `runner` (netnsRunner of
+ * --netns) the fixes' commands are written to run in that namespace.
+ */
+export function formatPreflight(
+  netns: string,
+  findings: readonly Finding[],
+  runner?: string,
+): string {
   const lines = [`ct-record --check: network namespace ${netns}`];
   for (const f of findings) {
     lines.push(`${LABEL[f.status]} ${f.what}`);
     if (f.fix !== undefined) {
-      const [first, ...rest] = f.fix.split('\n');
+      const [first, ...rest] = inNamespace(f.fix, runner).split('\n');
       lines.push(`     fix: ${first}`, ...rest.map((l) => `          ${l}`));
     }
   }

@@ -1,15 +1,29 @@
 // One recording: native batches → decoded events → journal frames and the live flow table.
+
+import { randomBytes } from 'node:crypto';
+import { lstatSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { type Collapse, collapseFor, FlowTable } from '../analyzer/flows.js';
 import { textChunks } from '../analyzer/format-text.js';
 import { CtError } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import type { CtEvent } from '../journal/event.js';
-import type { EventCounts, HostAddress, JournalHeaderInput } from '../journal/format.js';
+import {
+  type EventCounts,
+  type HostAddress,
+  type JournalGap,
+  type JournalHeaderInput,
+  RUN_ID_SIZE,
+  sequencePath,
+  splitOutput,
+} from '../journal/format.js';
 import { JournalWriter } from '../journal/writer.js';
 import {
   type BatchInfo,
   type Capture,
   type CaptureOptions,
+  joinNetns,
+  type PasswdEntry,
   startCapture,
 } from '../native/index.js';
 import { enableConntrackEvents } from './conntrack-events.js';
@@ -25,12 +39,28 @@ import {
 import { decodeRecords } from './records.js';
 import { RecordingSink } from './sink.js';
 import { TableFile } from './table-file.js';
+import { enableTracking } from './tracking.js';
 
 export interface RecordOptions {
   output: string;
   force: boolean;
-  /** Stop by itself after this many milliseconds. */
+  /** Stop by itself after this many milliseconds (with rotate: end each journal after it). */
   durationMs?: number;
+  /**
+   * Stop once the journal holds this many bytes (with rotate: go on in the next one). Checked
+   * after each write: a rotated journal ends at most one frame (and its trailer) past it; a
+   * stopping one also takes what the reader drains (the events the kernel already sent).
+   */
+  maxSize?: number;
+  /**
+   * Write the run as numbered journals chained by digest (sequencePath of output), starting the
+   * next one when durationMs or maxSize is reached, or on rotate(), instead of stopping.
+   */
+  rotate?: boolean;
+  /** Told each time a rotation closed a journal and opened `next` (ct-record logs both). */
+  onRotate?: (closed: ClosedJournal, next: string) => void;
+  /** Told of each gap once it is in the journal (ct-record logs it while the run goes on). */
+  onGap?: (gap: JournalGap) => void;
   /** Checkpoint and fsync the journal this often (ms): what a crash or power loss can cost. */
   flushMs: number;
   /** Live mode: keep the flow table and write it here at exit and on request (SIGUSR1). */
@@ -41,15 +71,33 @@ export interface RecordOptions {
   snapshot: boolean;
   /** Set nf_conntrack_events=1 for the run (restored at the end). */
   enableEvents: boolean;
+  /** Add an nft table whose rule needs conntrack for the run (recorder/tracking.ts). */
+  enableTracking?: boolean;
   filter: EventFilter;
   /** The options as the user gave them, recorded in the journal header. */
   given: Record<string, unknown>;
   /** --user: who to run as once the sockets and the journal are open; undefined: nobody. */
   user?: string;
+  /** --netns: record this network namespace (an `ip netns` name or a path) instead of ours. */
+  netns?: string;
 }
 
+/** A journal of a rotated run, closed with its trailer: what the next one's header chains to. */
+export interface ClosedJournal {
+  path: string;
+  sequence: number;
+  bytes: number;
+  events: number;
+  /** SHA-256 of the whole file, trailer included (what `ct-analyze verify` prints). */
+  sha256: string;
+}
+
+/** What a run wrote; with rotate, counts are summed over its journals. */
 export interface RecordSummary {
+  /** The journal written last (with rotate: the run's last numbered journal). */
   output: string;
+  /** Journals written: 1 without rotate. */
+  journals: number;
   bytes: number;
   events: number;
   byType: EventCounts;
@@ -61,7 +109,7 @@ export interface RecordSummary {
   malformed: number;
   /** Flows in the live table; undefined without --table. */
   flows?: number;
-  /** SHA-256 of the whole journal file, for the change ticket (what `ct-analyze verify` prints). */
+  /** SHA-256 of the whole (last) journal file, for the change ticket (what `ct-analyze verify` prints). */
   sha256: string;
 }
 
@@ -73,23 +121,48 @@ export interface Recording {
   readonly snapshot: Promise<number>;
   /** Ends the recording: drain the reader, write the trailer, close. Idempotent. */
   stop(): void;
+  /**
+   * With rotate: closes the journal now (trailer naming the next) and goes on in the next one,
+   * with no event lost between them. Safe at any time: it does nothing without rotate, once
+   * stop() was called, or after a failure (which then ends the recording, as a write error does).
+   */
+  rotate(): void;
+  /** The journal being written now (with rotate: the current numbered one). */
+  readonly output: string;
   /** Writes the live table now (the SIGUSR1 action); returns the path, or undefined without --table. */
   writeTable(): string | undefined;
   /** What the process runs as since start (privilege drop), as one line for stderr. */
   readonly privileges: string;
+  /** The network namespace recorded, as the header names it: `net:[inode]`. */
+  readonly netns: string;
 }
 
 export function startRecording(opts: RecordOptions): Recording {
+  // First of all, on the main thread: every socket, thread, child process and /proc/sys/net
+  // read from here on belongs to that namespace (the keeper that restores the sysctl too), and
+  // setns needs CAP_SYS_ADMIN, which the privilege drop takes away.
+  if (opts.netns !== undefined) joinNetns(opts.netns);
   // Before anything is opened: an unknown --user leaves nothing behind.
   const plan = planPrivileges(opts.user);
-  // Before the header is written, so the header says what the kernel really did for this run.
-  // The restore runs after the drop, when only the keeper thread may write a net.* sysctl.
-  const events = opts.enableEvents ? enableConntrackEvents('/proc', writePrivileged) : undefined;
-  const restore = events?.restore ?? (() => {});
+  // As root and before subscribing; its holder process keeps root, ending it needs none.
+  const tracking = opts.enableTracking === true ? enableTracking() : undefined;
+  let restore = () => {};
   try {
-    return record(opts, restore, plan);
+    // Before the header is written, so the header says what the kernel really did for this run.
+    // The restore runs after the drop, when only the keeper thread may write a net.* sysctl.
+    const events = opts.enableEvents ? enableConntrackEvents('/proc', writePrivileged) : undefined;
+    restore = events?.restore ?? restore;
+    return record(
+      opts,
+      async () => {
+        restore();
+        await tracking?.stop();
+      },
+      plan,
+    );
   } catch (err) {
     restore();
+    void tracking?.stop();
     throw err;
   }
 }
@@ -103,9 +176,12 @@ function pollAddresses(): HostAddress[] | undefined {
   }
 }
 
-function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegePlan): Recording {
+function record(opts: RecordOptions, undo: () => Promise<void>, plan: PrivilegePlan): Recording {
   const facts = readHostFacts();
   let addresses = readHostAddresses();
+  // --rotate: one random id for the run, and every journal numbered from 1.
+  const run = opts.rotate === true ? randomBytes(RUN_ID_SIZE) : undefined;
+  let sequence = 1;
   const header: JournalHeaderInput = {
     tool: { name: 'conntracker', version: TOOL_VERSION },
     host: facts.host,
@@ -115,7 +191,9 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
     options: opts.given,
     sysctls: facts.sysctls,
     addresses,
+    ...(run === undefined ? {} : { chain: { run, sequence, previous: null } }),
   };
+  const firstPath = run === undefined ? opts.output : sequencePath(opts.output, 1);
 
   // Subscribe before touching the output path: when the capture cannot start (no privilege, no
   // addon), a journal that --force would have replaced is still there. Batches arrive in later
@@ -129,7 +207,11 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
   );
   let writer: JournalWriter;
   try {
-    writer = JournalWriter.create(opts.output, header, { force: opts.force });
+    if (run !== undefined) {
+      if (!opts.force) refuseEarlierRun(opts.output);
+      if (plan.drop) refuseUnwritable(dirname(opts.output), plan.user);
+    }
+    writer = JournalWriter.create(firstPath, header, { force: opts.force });
   } catch (err) {
     void capture.stop();
     throw err;
@@ -154,7 +236,7 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
   // 'ephemeral' is this host's own ip_local_port_range, as ct-analyze reads it from the header.
   const collapse = collapseFor(opts.collapse, facts.sysctls.ip_local_port_range).mode;
   const table = tableFile === undefined ? undefined : new FlowTable({ collapse });
-  const sink = new RecordingSink(writer, table);
+  let sink = new RecordingSink(writer, table);
   const keep = compileFilter(opts.filter);
   const batch: CtEvent[] = [];
   let failure: unknown;
@@ -165,7 +247,11 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
   const stopRequested = new Promise<void>((resolve) => {
     resolveStop = resolve;
   });
-  const stop = () => resolveStop();
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+    resolveStop();
+  };
   const failWith = (err: unknown) => {
     failure ??= err;
     stop();
@@ -176,6 +262,8 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
       if (failure !== undefined) return;
       try {
         writer.appendGap(gap);
+        opts.onGap?.(gap);
+        checkSize();
       } catch (err) {
         failWith(err);
       }
@@ -194,6 +282,7 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
     if (keep !== undefined) filtered += filterInPlace(batch, keep);
     try {
       sink.accept(batch);
+      checkSize();
     } catch (err) {
       failWith(err);
     }
@@ -204,8 +293,84 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
   const snapshot = opts.snapshot ? capture.dump() : Promise.resolve(0);
   // A failed start-up dump is reported by the CLI (it has the advice); the recording goes on.
   snapshot.catch(() => {});
-  const timer =
-    opts.durationMs === undefined ? undefined : setTimeout(stop, opts.durationMs).unref();
+  /** --max-size, after each write. */
+  function checkSize(): void {
+    if (opts.maxSize === undefined || writer.bytesWritten < opts.maxSize) return;
+    if (run === undefined) stop();
+    else rotate();
+  }
+  let timer: NodeJS.Timeout | undefined;
+  /** --duration, from the start of each journal: the run's end, or (rotate) the journal's. */
+  function arm(): void {
+    if (timer !== undefined) clearTimeout(timer);
+    if (opts.durationMs === undefined) return;
+    timer = setTimeout(run === undefined ? stop : rotate, opts.durationMs).unref();
+  }
+  arm();
+  // Sums over the journals a rotation closed; the summary adds the last one's.
+  const closed = { journals: 0, bytes: 0, events: 0, lost: 0, gaps: 0 };
+  const closedByType: EventCounts = { new: 0, update: 0, destroy: 0, snapshot: 0 };
+
+  /** Set when the next journal's name was taken: the run ended cleanly, but not as asked. */
+  let clash: CtError | undefined;
+  /**
+   * Synchronous, so no batch can arrive between the two journals: the next batch after it goes
+   * to the new one. Sysctls are read again (they may have been changed), everything else of the
+   * header is the run's; no table dump: the chain carries the flows, and a dump per journal
+   * (about 1 s and 10 MB for 250k flows) would cost more than a small --max-size allows.
+   */
+  function rotate(): void {
+    if (run === undefined || stopping || failure !== undefined) return;
+    const old = writer;
+    const nextPath = sequencePath(opts.output, sequence + 1);
+    if (!opts.force && exists(nextPath)) {
+      // Seen before the current journal is closed, so the run ends cleanly with it.
+      clash = new CtError(
+        'EEXIST',
+        `cannot rotate to ${nextPath}: it exists; the run ended with ${old.path}, complete: move old journals away or record with --force`,
+      );
+      stop();
+      return;
+    }
+    try {
+      const now = Date.now() * 1000;
+      old.close({ stop: now, next: basename(nextPath) });
+      closed.journals++;
+      closed.bytes += old.bytesWritten;
+      closed.events += old.events;
+      closed.lost += old.lost;
+      closed.gaps += old.gaps;
+      const t = old.byType;
+      for (const k of ['new', 'update', 'destroy', 'snapshot'] as const) closedByType[k] += t[k];
+      const previous = { sha256: Buffer.from(old.sha256, 'hex'), file: basename(old.path) };
+      writer = JournalWriter.create(
+        nextPath,
+        {
+          ...header,
+          start: now,
+          sysctls: readHostFacts().sysctls,
+          addresses,
+          chain: { run, sequence: sequence + 1, previous },
+        },
+        { force: opts.force },
+      );
+      sink = new RecordingSink(writer, table);
+      sequence++;
+      arm();
+      opts.onRotate?.(
+        {
+          path: old.path,
+          sequence: sequence - 1,
+          bytes: old.bytesWritten,
+          events: old.events,
+          sha256: old.sha256,
+        },
+        nextPath,
+      );
+    } catch (err) {
+      failWith(err);
+    }
+  }
   const flusher = setInterval(() => {
     if (failure !== undefined) return;
     try {
@@ -236,7 +401,8 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
       await capture.stop();
       await gaps.finish();
     } finally {
-      restoreSysctl();
+      // The sysctl and the --enable-tracking table: only once every event has been drained.
+      await undo();
     }
     if (failure !== undefined) {
       writer.closeAfterFailure();
@@ -249,13 +415,17 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
     } finally {
       tableFile?.close();
     }
+    if (clash !== undefined) throw clash;
+    const byType = writer.byType;
+    for (const k of ['new', 'update', 'destroy', 'snapshot'] as const) byType[k] += closedByType[k];
     return {
-      output: opts.output,
-      bytes: writer.bytesWritten,
-      events: writer.events,
-      byType: writer.byType,
-      lost: writer.lost,
-      gaps: writer.gaps,
+      output: writer.path,
+      journals: closed.journals + 1,
+      bytes: closed.bytes + writer.bytesWritten,
+      events: closed.events + writer.events,
+      byType,
+      lost: closed.lost + writer.lost,
+      gaps: closed.gaps + writer.gaps,
       filtered,
       malformed,
       flows: table?.size,
@@ -263,5 +433,75 @@ function record(opts: RecordOptions, restoreSysctl: () => void, plan: PrivilegeP
     };
   })();
 
-  return { done, bufferSize: capture.bufferSize, snapshot, stop, writeTable, privileges };
+  return {
+    done,
+    bufferSize: capture.bufferSize,
+    snapshot,
+    stop,
+    rotate,
+    get output() {
+      return writer.path;
+    },
+    writeTable,
+    privileges,
+    netns: facts.netns,
+  };
+}
+
+/**
+ * --rotate without --force: journals of an earlier run with the same -o would mix with this
+ * one's (and a clash hours later would end it), so any of them refuses the start.
+ */
+function refuseEarlierRun(output: string): void {
+  const { stem, ext } = splitOutput(output);
+  const head = `${basename(stem)}-`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(output));
+  } catch {
+    return; // creating the first journal says what is wrong with the directory
+  }
+  const earlier = names
+    .filter((n) => {
+      const digits = n.slice(head.length, n.length - ext.length);
+      return n.startsWith(head) && n.endsWith(ext) && /^\d{6,}$/.test(digits);
+    })
+    .sort();
+  const first = earlier[0];
+  if (first === undefined) return;
+  const more = earlier.length > 1 ? ` and ${earlier.length - 1} more` : '';
+  throw new CtError(
+    'EEXIST',
+    `${join(dirname(output), first)}${more} ${more === '' ? 'exists' : 'exist'} from an earlier run: move ${more === '' ? 'it' : 'them'} away, choose another -o, or pass --force to replace each as this run reaches it`,
+  );
+}
+
+/**
+ * Journals after the first are created after the privilege drop, as --user: a directory that
+ * user cannot write would end the run at its first rotation, so it refuses the start. Mode bits
+ * only (the user keeps no supplementary group); an ACL that grants more is not looked at.
+ */
+function refuseUnwritable(dir: string, user: PasswdEntry): void {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(dir);
+  } catch {
+    return; // creating the first journal says what is wrong with the directory
+  }
+  const bits = st.uid === user.uid ? 0o300 : st.gid === user.gid ? 0o030 : 0o003;
+  if ((st.mode & bits) === bits) return;
+  throw new CtError(
+    'EACCES',
+    `--rotate: each journal after the first is created as user ${user.name} (--user), who cannot write to ${dir}: give it the directory (e.g. chown ${user.name} ${dir}), choose one it can write to, or pass --user root`,
+  );
+}
+
+/** O_EXCL would refuse it too, but only after the current journal was closed. */
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

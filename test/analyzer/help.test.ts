@@ -33,6 +33,7 @@ t.test('help: ct-analyze and each of its subcommands show at least one example',
 t.test('help: ct-record shows examples without root or the kernel being asked', (t) => {
   const r = help(RECORD);
   t.equal(r.status, 0);
-  t.match(r.stdout, /\nExamples:\n {2}sudo ct-record -o /);
+  t.match(r.stdout, /\nExamples:\n/);
+  t.match(r.stdout, /\n {2}sudo ct-record -o /, 'a recording being started');
   t.end();
 });

@@ -7,6 +7,7 @@ import {
   type Finding,
   formatPreflight,
   type LiveFacts,
+  netnsRunner,
   type PreflightFacts,
   type PreflightOptions,
   preflightExit,
@@ -435,3 +436,33 @@ t.test(
     );
   },
 );
+
+t.test('preflight: with --netns the fixes run their commands in that namespace', (t) => {
+  t.equal(netnsRunner(undefined), undefined);
+  t.equal(netnsRunner('fw'), 'ip netns exec fw');
+  t.equal(netnsRunner('/proc/42/ns/net'), 'nsenter --net=/proc/42/ns/net');
+  const text = formatPreflight(
+    'net:[1]',
+    [
+      {
+        id: 'events',
+        status: 'fail',
+        what: 'x',
+        fix: 'ct-record --enable-events, or sysctl -w net.netfilter.nf_conntrack_events=1',
+      },
+      {
+        id: 'tracking',
+        status: 'fail',
+        what: 'y',
+        fix: 'add a rule:\nnft add table inet conntracker',
+      },
+      { id: 'lo', status: 'fail', what: 'z', fix: 'ip link set lo up' },
+    ],
+    netnsRunner('fw'),
+  );
+  t.match(text, 'ct-record --enable-events, or ip netns exec fw sysctl -w net.netfilter');
+  t.match(text, '\n          ip netns exec fw nft add table inet conntracker\n');
+  t.match(text, 'fix: ip netns exec fw ip link set lo up\n');
+  t.notMatch(text, 'ip netns exec fw ct-record', 'ct-record itself already takes --netns');
+  t.end();
+});
