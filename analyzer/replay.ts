@@ -121,7 +121,7 @@ class Analyzing {
   readonly #opts: AnalyzeOptions;
   #before = 0;
   /** Each journal's place in a rotated run, in the order done() saw them. */
-  readonly #chains: { path: string; chain: JournalChain | undefined }[] = [];
+  readonly #chains: (JournalChain | undefined)[] = [];
 
   constructor(paths: readonly string[], opts: AnalyzeOptions) {
     this.#paths = paths;
@@ -148,23 +148,33 @@ class Analyzing {
     const warn = this.#opts.warn ?? (() => {});
     if (replay.collapseNote !== undefined) warn(replay.collapseNote);
     warnAbout(summary, warn);
-    this.#chains.push({ path: summary.path, chain: replay.reader.header.chain });
+    this.#chains.push(replay.reader.header.chain);
     return summary;
   }
 
-  /** After the last journal: a rotated run's hole is known only once all were read. */
   finish(journals: readonly JournalSummary[]): void {
-    const warn = this.#opts.warn ?? (() => {});
-    judgeRunLength(
-      journals.map((j, i) => ({ chain: this.#chains[i]?.chain, coverage: j.coverage })),
-    );
-    chainWarnings(this.#chains).forEach((w, i) => {
-      const j = journals[i];
-      if (w === undefined || j === undefined) return;
-      j.coverage.warnings.push(w);
-      warn(`${j.path}: ${w}`);
-    });
+    judgeRuns(journals, this.#chains, this.#opts.warn);
   }
+}
+
+/**
+ * After the last journal (of an analysis, or of a report while following): a rotated run's
+ * length and holes are known only once all its journals given were read. Adds those warnings to
+ * the journals' coverage (`chains[i]` is `journals[i]`'s header chain) and each hole to warn.
+ */
+export function judgeRuns(
+  journals: readonly JournalSummary[],
+  chains: readonly (JournalChain | undefined)[],
+  warn: (message: string) => void = () => {},
+): void {
+  judgeRunLength(journals.map((j, i) => ({ chain: chains[i], coverage: j.coverage })));
+  const places = journals.map((j, i) => ({ path: j.path, chain: chains[i] }));
+  chainWarnings(places).forEach((w, i) => {
+    const j = journals[i];
+    if (w === undefined || j === undefined) return;
+    j.coverage.warnings.push(w);
+    warn(`${j.path}: ${w}`);
+  });
 }
 
 /** Progress of one journal: bytes read of its size, events read. */
