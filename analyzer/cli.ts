@@ -10,7 +10,7 @@ import { runDiff } from './diff.js';
 import { type Collapse, DEFAULT_COLLAPSE, parseCollapse } from './flows.js';
 import { SHOW_COLUMNS, type TextOptions } from './format-text.js';
 import { runImport } from './import.js';
-import { redactJournal } from './redact.js';
+import { runRedact } from './redact.js';
 import { DEFAULT_MAX_PREFIX4, DEFAULT_MAX_PREFIX6 } from './rules.js';
 import { type RulesCommand, runRules } from './rules-run.js';
 import { type FlowFormat, type ReportFormat, runAnalyze, runVerify } from './run.js';
@@ -114,11 +114,17 @@ The same key gives the same pseudonyms in every journal; keep it secret (whoever
 the mapping). Make one: head -c 32 /dev/urandom > redact.key && chmod 600 redact.key
 See docs/redact.md for what is kept and the limits.
 
-Example:
+A rotated run (ct-record --rotate) is redacted in one go into an existing directory: each
+journal becomes run-XXXXXXXX-NNNNNN.mpk (its run id and place), chained to the redacted one
+before it, so ct-analyze verify calls the copy complete exactly when it calls the run complete.
+
+Examples:
   $ ${NAME} redact --key redact.key -o fw1-shared.mpk fw1.mpk
+  $ mkdir shared && ${NAME} redact --key redact.key -o shared fw1-*.mpk
 
 Exit status: 0 written, 1 unreadable or damaged journal, existing output (--force replaces it),
-2 usage error (no key, a short key, an already redacted journal), 3 journal too new.`;
+2 usage error (no key, a short key, an already redacted journal, several journals and -o not a
+directory), 3 journal too new. A failure writes nothing: not one journal of a run.`;
 
 const DIFF_HELP = `
 Both sides are analyzed as ct-analyze would, with the same --collapse mode, and their flows
@@ -220,7 +226,7 @@ async function main(): Promise<number> {
         'your firewall rules must allow. Needs no root and no kernel access.',
     )
     .usage(
-      '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>\n       ct-analyze redact --key <file> -o <journal> [options] <journal>\n       ct-analyze diff [options] <before> <after>\n       ct-analyze rules [options] <journal...>\n       ct-analyze check --ruleset <file> [options] <journal...>',
+      '[options] <journal...>\n       ct-analyze verify [options] <journal...>\n       ct-analyze import [options] <file> -o <journal>\n       ct-analyze redact --key <file> -o <journal|dir> [options] <journal...>\n       ct-analyze diff [options] <before> <after>\n       ct-analyze rules [options] <journal...>\n       ct-analyze check --ruleset <file> [options] <journal...>',
     )
     .argument('<journal...>', 'journal files (.mpk) written by ct-record')
     .addOption(
@@ -238,7 +244,7 @@ async function main(): Promise<number> {
       'only events at or after TIME: ISO 8601 (UTC unless a zone is given) or a span before now (2h, 30m, 90s, 1d)',
     )
     .option('--until <time>', 'only events at or before TIME (same forms as --since)')
-    .option('-f, --follow', 'keep reading a journal ct-record is still writing (one journal)')
+    .option('-f, --follow', 'keep reading a journal ct-record is still writing (one journal, then the next ones of its --rotate run)')
     .addOption(
       new Option('--interval <seconds>', 'with --follow: report every SECONDS, and at the end')
         .argParser(parseSeconds)
@@ -288,14 +294,17 @@ async function main(): Promise<number> {
   program
     .command('redact')
     .description('a copy of a journal with keyed pseudonyms for addresses and names, to share')
-    .argument('<journal>', 'the journal to redact (.mpk)')
-    .requiredOption('-o, --output <journal>', 'the redacted journal to write (.mpk)')
+    .argument('<journal...>', 'the journal to redact (.mpk), or the journals of a rotated run')
+    .requiredOption(
+      '-o, --output <path>',
+      'the redacted journal to write (.mpk); for a run, the directory to write it in',
+    )
     .option('--key <file>', 'secret key: a file of at least 16 random bytes (see below)')
     .option('--force', 'replace the output journal if it exists')
     .addHelpText('after', REDACT_HELP)
-    .action((journal: string, o: { output: string; key?: string; force?: boolean }) => {
-      redactJournal(
-        { input: journal, output: o.output, keyFile: o.key, force: o.force === true },
+    .action((journals: string[], o: { output: string; key?: string; force?: boolean }) => {
+      runRedact(
+        { inputs: journals, output: o.output, keyFile: o.key, force: o.force === true },
         { warn, note },
       );
       exit = 0;

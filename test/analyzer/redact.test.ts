@@ -1,22 +1,44 @@
 // ct-analyze redact: the keyed prefix-preserving mapping, the journal it writes, and its CLI.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createCipheriv, createHmac } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createCipheriv, createHash, createHmac } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import { formatAddress } from '../../analyzer/address.js';
 import { compareFlows, type Flow, isLoopback, type NatTarget } from '../../analyzer/flows.js';
 import { AddressPseudonymizer, KEPT_BLOCKS_V4, KEPT_BLOCKS_V6 } from '../../analyzer/pseudonym.js';
-import { type RedactIo, redactJournal } from '../../analyzer/redact.js';
+import {
+  type RedactIo,
+  redactedName,
+  redactJournal,
+  redactRun,
+  runRedact,
+  UNKNOWN_PREVIOUS,
+} from '../../analyzer/redact.js';
 import { analyzeJournals, type JournalSummary } from '../../analyzer/replay.js';
+import { chainLine, checkChains, verifyExit, verifyJournal } from '../../analyzer/verify.js';
 import { PACKAGE_ROOT } from '../../common/package.js';
 import type { CtEvent } from '../../journal/event.js';
-import type { HostAddress, JournalGap, JournalHeaderInput } from '../../journal/format.js';
-import { FrameKind } from '../../journal/format.js';
+import type {
+  HostAddress,
+  JournalChain,
+  JournalGap,
+  JournalHeaderInput,
+} from '../../journal/format.js';
+import { FrameKind, RUN_ID_SIZE, sequencePath } from '../../journal/format.js';
 import { encodeFrame } from '../../journal/frame.js';
 import { encodeMap } from '../../journal/meta-codec.js';
+import { openJournal } from '../../journal/reader.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { arbFlowEvents, checkProperty } from '../helpers/arbitraries.js';
 import { HEADER, readWhole, tempDir } from '../helpers/journals.js';
@@ -693,6 +715,370 @@ t.test('redact: key and output checks come first and say what to do', (t) => {
   t.end();
 });
 
+// --- rotated runs --------------------------------------------------------------------------
+
+let runs = 0;
+const runId = () => Buffer.alloc(RUN_ID_SIZE, 0x40 + ++runs);
+
+/** A header as ct-record --rotate writes it: table dumped at the run's start, host addresses. */
+const RUN_HEADER: JournalHeaderInput = {
+  ...HEADER,
+  host: 'fw1.example.org',
+  options: { ...HEADER.options, snapshot: true, rotate: true, table: '/srv/fw1/table' },
+  sysctls: { ...HEADER.sysctls, nf_conntrack_events: 2 },
+  addresses: [
+    hostAddress(Uint8Array.of(127, 0, 0, 1), 0),
+    hostAddress(Uint8Array.of(198, 51, 100, 7), 1),
+  ],
+};
+
+/**
+ * Journals 1…n of one run named as ct-record names them (`fw1-N-000001.mpk`, …), chained as it
+ * chains them: each with events of its own, a trailer naming the next one but on the last.
+ */
+function writeRun(n: number, run: Uint8Array = runId(), seed = runs): string[] {
+  const output = join(dir, `fw1-${serial++}.mpk`);
+  const paths: string[] = [];
+  let previous: JournalChain['previous'] = null;
+  for (let seq = 1; seq <= n; seq++) {
+    const path = sequencePath(output, seq);
+    const w = JournalWriter.create(path, {
+      ...RUN_HEADER,
+      start: HEADER.start + seq * 1_000_000,
+      chain: { run, sequence: seq, previous },
+    });
+    w.append(someEvents(12, seed * 100 + seq));
+    const next = seq < n ? { next: basename(sequencePath(output, seq + 1)) } : {};
+    w.close({ stop: HEADER.start + (seq + 1) * 1_000_000, ...next });
+    previous = { sha256: Buffer.from(w.sha256, 'hex'), file: basename(path) };
+    paths.push(path);
+  }
+  return paths;
+}
+
+const freshDir = (tag: string) => {
+  const d = join(dir, `${tag}-${serial++}`);
+  mkdirSync(d);
+  return d;
+};
+
+/** The kind of a checkChains fault, whatever the names in it. */
+function faultKind(fault: string): string {
+  if (/says the run goes on in it/.test(fault)) return 'end missing';
+  if (/is missing|are missing/.test(fault)) return 'hole';
+  if (/previous sha256 differs/.test(fault)) return 'link broken';
+  if (/cannot check/.test(fault)) return 'link unchecked';
+  return fault;
+}
+
+/** verify as the CLI runs it: per-run verdicts and their faults by kind. */
+function chainVerdicts(paths: readonly string[]) {
+  const results = paths.map(verifyJournal);
+  const chains = checkChains(results);
+  return {
+    exit: verifyExit(results, chains),
+    chains: chains.map((c) => ({
+      journals: c.journals,
+      open: c.open,
+      faults: c.faults.map(faultKind),
+    })),
+    lines: chains.map(chainLine),
+  };
+}
+
+/** The run a journal belongs to. */
+function runOf(path: string): Uint8Array {
+  const r = openJournal(path);
+  r.close();
+  const run = r.header.chain?.run;
+  assert.ok(run !== undefined, `${path} is chained`);
+  return run;
+}
+
+t.test('redact: a 3-journal run redacted together verifies complete, chained anew', (t) => {
+  const run = runId();
+  const inputs = writeRun(3, run);
+  const out = freshDir('run');
+  const io = quiet();
+  // Any order: the chain, not the command line, says which comes first.
+  const results = redactRun(
+    {
+      inputs: [inputs[2], inputs[0], inputs[1]] as string[],
+      outputDir: out,
+      keyFile,
+      force: false,
+    },
+    io,
+  );
+  const names = [1, 2, 3].map((s) => redactedName(run, s));
+  t.strictSame(
+    names,
+    ['000001', '000002', '000003'].map((n) => `run-${hex(run).slice(0, 8)}-${n}.mpk`),
+  );
+  t.strictSame(readdirSync(out).sort(), names, 'one journal per input, named by run and place');
+  t.strictSame(
+    results.map((r) => [r.input, r.output, r.chain?.sequence, r.chain?.previous, r.chain?.next]),
+    [
+      [inputs[0], join(out, names[0] as string), 1, 'none', names[1]],
+      [inputs[1], join(out, names[1] as string), 2, 'linked', names[2]],
+      [inputs[2], join(out, names[2] as string), 3, 'linked', null],
+    ],
+  );
+  t.strictSame(io.warnings, [], 'nothing to warn about');
+  t.equal(io.notes.length, 3);
+  t.match(io.notes[1], new RegExp(`, journal 2 of run ${hex(run).slice(0, 8)} \\(key id`));
+
+  const outputs = names.map((n) => join(out, n));
+  const original = chainVerdicts(inputs);
+  const redacted = chainVerdicts(outputs);
+  t.strictSame(
+    original.chains,
+    [{ journals: 3, open: false, faults: [] }],
+    'the original is whole',
+  );
+  t.strictSame(redacted.chains, original.chains, 'and so is the redacted run');
+  t.equal(redacted.exit, 0);
+  t.match(redacted.lines[0], `chain ${hex(run).slice(0, 8)}: 3 journals, complete`);
+
+  // The links are real: each previous is the digest of the redacted file before it.
+  for (let i = 1; i < 3; i++) {
+    const r = openJournal(outputs[i] as string);
+    const chain = r.header.chain;
+    r.close();
+    t.equal(hex(chain?.run ?? new Uint8Array()), hex(run), 'the run id is kept');
+    t.equal(chain?.previous?.file, names[i - 1]);
+    const digest = createHash('sha256')
+      .update(readFileSync(outputs[i - 1] as string))
+      .digest();
+    t.equal(hex(chain?.previous?.sha256 ?? new Uint8Array()), digest.toString('hex'));
+  }
+  for (const path of outputs) {
+    const bytes = readFileSync(path);
+    for (const secret of ['fw1', 'srv', basename(inputs[0] as string)]) {
+      t.notOk(bytes.includes(secret), `${basename(path)} holds no "${secret}" (names included)`);
+    }
+  }
+  t.end();
+});
+
+t.test(
+  'redact: a redacted run analyzes as the original run, up to the mapping, with no missing-dump warning',
+  (t) => {
+    const inputs = writeRun(3);
+    const out = freshDir('analyze');
+    const outputs = redactRun({ inputs, outputDir: out, keyFile, force: false }, quiet()).map(
+      (r) => r.output,
+    );
+    const p = new AddressPseudonymizer(KEY);
+    const before = analyzeJournals(inputs);
+    const after = analyzeJournals(outputs);
+    t.ok(before.table.size > 3, 'flows from every journal');
+    t.strictSame(
+      plainFlows([...after.table.flows()]),
+      plainFlows([...before.table.flows()].map((f) => mapFlow(f, p))),
+    );
+    t.strictSame(after.journals.map(summaryFacts), before.journals.map(summaryFacts));
+    t.strictSame(
+      after.journals.map((j) => j.coverage.snapshotDumped),
+      [true, false, false],
+      'the run dumped its table once, in journal 1',
+    );
+    for (const j of after.journals) {
+      t.notOk(
+        j.coverage.warnings.some((w) => /no table dump|analyzed without/.test(w)),
+        `${basename(j.path)}: no missing-dump warning`,
+      );
+    }
+    // Journal 2 alone lacks journal 1, in the copy as in the original.
+    const alone = analyzeJournals([outputs[1] as string]).journals[0]?.coverage.warnings ?? [];
+    const name = redactedName(runOf(outputs[0] as string), 1);
+    t.match(alone.join('\n'), `analyzed without journal 1 (${name})`);
+    t.end();
+  },
+);
+
+t.test('redact: verify says of a redacted run what it says of the original', (t) => {
+  const whole = writeRun(4);
+  // Journal 2 replaced by a well-formed journal with the same place in the run.
+  const replaced = [...whole];
+  const impostor = writeRun(2, runOf(whole[0] as string), 99)[1] as string;
+  replaced[1] = impostor;
+  const cases: [string, string[], string[]][] = [
+    ['the whole run', whole, []],
+    ['a hole (journal 3 not given)', [whole[0], whole[1], whole[3]] as string[], ['hole']],
+    ['the run from its middle', whole.slice(1), ['hole']],
+    ['without its end (journal 4 not given)', whole.slice(0, 3), ['end missing']],
+    // The impostor does not follow journal 1, and journal 3 does not follow the impostor.
+    ['journal 2 replaced', replaced, ['link broken', 'link broken']],
+  ];
+  for (const [what, inputs, faults] of cases) {
+    const out = freshDir('faithful');
+    const io = quiet();
+    const outputs = redactRun({ inputs, outputDir: out, keyFile, force: false }, io).map(
+      (r) => r.output,
+    );
+    const original = chainVerdicts(inputs);
+    const redacted = chainVerdicts(outputs);
+    t.strictSame(original.chains[0]?.faults, faults, `${what}: the original's faults`);
+    t.equal(redacted.exit, original.exit, `${what}: the same exit`);
+    t.strictSame(redacted.chains, original.chains, `${what}: the same verdict, the same faults`);
+    const links = original.chains.flatMap((c) => c.faults).filter((f) => f !== 'end missing');
+    t.equal(io.warnings.length, links.length, `${what}: one warning per link not recomputed`);
+  }
+  t.end();
+});
+
+t.test('redact: a failure on journal 3 of a run leaves none of its outputs', (t) => {
+  const run = runId();
+  const inputs = writeRun(2, run);
+  // Journal 3: a good header and events, then a trailer whose digest is not the file's.
+  const third = sequencePath((inputs[0] as string).replace(/-000001\.mpk$/, '.mpk'), 3);
+  const prev = openJournal(inputs[1] as string);
+  for (const _ of prev.items()) {
+    // Read to the end for the whole-file digest.
+  }
+  const w = JournalWriter.create(third, {
+    ...RUN_HEADER,
+    chain: {
+      run,
+      sequence: 3,
+      previous: {
+        sha256: Buffer.from(prev.sha256 as string, 'hex'),
+        file: basename(inputs[1] as string),
+      },
+    },
+  });
+  prev.close();
+  w.append(someEvents(6, 33));
+  const counts = { events: w.events, byType: w.byType, frames: w.frames, gaps: 0, lost: 0 };
+  w.closeAfterFailure();
+  const trailer = { stop: HEADER.start + 1, ...counts, digest: new Uint8Array(32) };
+  writeFileSync(
+    third,
+    Buffer.concat([readFileSync(third), encodeFrame(FrameKind.TRAILER, encodeMap(trailer))]),
+  );
+  const out = freshDir('midway');
+  t.throws(
+    () => redactRun({ inputs: [...inputs, third], outputDir: out, keyFile, force: false }, quiet()),
+    { code: 'EMODIFIED', exit: 1 },
+  );
+  t.strictSame(
+    readdirSync(out),
+    [],
+    'journals 1 and 2 were redacted, then removed; no temporary file',
+  );
+
+  // A check that fails comes before any work: an existing output, an unchained journal.
+  const taken = freshDir('taken');
+  writeFileSync(join(taken, redactedName(run, 2)), 'mine');
+  t.throws(() => redactRun({ inputs, outputDir: taken, keyFile, force: false }, quiet()), {
+    code: 'EEXIST',
+    message: /run-[0-9a-f]{8}-000002\.mpk exists; .*--force/,
+  });
+  t.strictSame(readdirSync(taken), [redactedName(run, 2)], 'nothing written, the file untouched');
+  t.equal(readFileSync(join(taken, redactedName(run, 2)), 'utf8'), 'mine');
+  const plainJournal = fresh('plain');
+  writePlan(plainJournal, { batches: [someEvents(3, 1)] });
+  const refusals: [string, string[], string, RegExp][] = [
+    [
+      'an unchained journal',
+      [...inputs, plainJournal],
+      'ENOCHAIN',
+      /not a journal of a rotated run.*-o FILE/,
+    ],
+    ['one journal twice', [inputs[0] as string, ...inputs], 'EDUPLICATE', /give it once/],
+    [
+      'two journals in one place',
+      [inputs[0] as string, inputs[1] as string, writeRun(2, run, 7)[1] as string],
+      'EDUPLICATE',
+      /both journal 2 of run/,
+    ],
+  ];
+  for (const [what, list, code, message] of refusals) {
+    const d = freshDir('refused');
+    t.throws(
+      () => redactRun({ inputs: list, outputDir: d, keyFile, force: false }, quiet()),
+      {
+        code,
+        exit: 2,
+        message,
+      },
+      what,
+    );
+    t.strictSame(readdirSync(d), [], `${what}: nothing written`);
+  }
+  t.end();
+});
+
+t.test(
+  'redact: a chained journal redacted alone keeps its place; its link is honestly unknown',
+  (t) => {
+    const run = runId();
+    const inputs = writeRun(3, run);
+    const output = fresh('alone');
+    const io = quiet();
+    const r = redactJournal({ input: inputs[1] as string, output, keyFile, force: false }, io);
+    t.strictSame(r.chain, {
+      run: hex(run),
+      sequence: 2,
+      previous: 'unknown',
+      next: redactedName(run, 3),
+    });
+    const got = openJournal(output);
+    for (const _ of got.items()) {
+      // To the trailer.
+    }
+    t.strictSame(
+      {
+        run: hex(got.header.chain?.run ?? new Uint8Array()),
+        sequence: got.header.chain?.sequence,
+        sha256: hex(got.header.chain?.previous?.sha256 ?? new Uint8Array(1)),
+        file: got.header.chain?.previous?.file,
+        next: got.trailer?.next,
+      },
+      {
+        run: hex(run),
+        sequence: 2,
+        sha256: hex(UNKNOWN_PREVIOUS),
+        file: redactedName(run, 1),
+        next: redactedName(run, 3),
+      },
+    );
+    got.close();
+    t.match(
+      io.warnings.join('\n'),
+      /journal 2 of run .* cannot be recomputed: it was redacted alone.*redact its journals together/,
+    );
+    // With journal 1 redacted on its own too, verify calls the link broken: it is.
+    const first = fresh('alone');
+    redactJournal({ input: inputs[0] as string, output: first, keyFile, force: false }, quiet());
+    const v = chainVerdicts([first, output]);
+    t.equal(v.exit, 1);
+    t.match(v.lines[0], /BROKEN — .*does not follow .*previous sha256 differs/);
+    // Given alone to the run form (-o DIR), it is named by its place.
+    const d = freshDir('alone-dir');
+    const [viaDir] = runRedact(
+      { inputs: [inputs[1] as string], output: d, keyFile, force: false },
+      quiet(),
+    );
+    t.equal(viaDir?.output, join(d, redactedName(run, 2)));
+    t.equal(viaDir?.chain?.previous, 'unknown');
+    t.end();
+  },
+);
+
+t.test('redact: several journals need -o to be an existing directory', (t) => {
+  const inputs = writeRun(2);
+  const notDir = fresh('not-a-dir');
+  t.throws(() => runRedact({ inputs, output: notDir, keyFile, force: false }, quiet()), {
+    code: 'ENOTDIR',
+    exit: 2,
+    message: /2 journals are given and .* is not a directory.*mkdir/,
+  });
+  t.notOk(existsSync(notDir));
+  t.end();
+});
+
 // --- the CLI -------------------------------------------------------------------------------
 
 const CLI = join(PACKAGE_ROOT, 'dist', 'analyzer', 'cli.js');
@@ -795,6 +1181,46 @@ t.test('cli: redact writes a journal verify calls OK; every refusal has its exit
   const help = cli('redact', '--help');
   t.equal(help.code, 0);
   t.match(help.out, /\$ ct-analyze redact --key redact\.key -o fw1-shared\.mpk fw1\.mpk/);
-  t.match(cli('--help').out, /ct-analyze redact --key <file> -o <journal>/);
+  t.match(
+    cli('--help').out,
+    /ct-analyze redact --key <file> -o <journal\|dir> \[options\] <journal\.\.\.>/,
+  );
   t.end();
 });
+
+t.test(
+  'cli: redact -o DIR of a run gives a run verify calls complete; -o FILE for several is exit 2',
+  (t) => {
+    const stale = staleBuild();
+    if (stale !== undefined) {
+      t.fail(stale);
+      t.end();
+      return;
+    }
+    const run = runId();
+    const inputs = writeRun(3, run);
+    const out = freshDir('cli-run');
+    const ok = cli('redact', '--key', keyFile, '-o', out, ...[...inputs].reverse());
+    t.equal(ok.code, 0, ok.err);
+    t.equal(ok.err.match(/^ct-analyze: note: redacted /gm)?.length, 3, 'one summary per journal');
+    const outputs = [1, 2, 3].map((s) => join(out, redactedName(run, s)));
+    const verdict = cli('verify', ...outputs);
+    t.equal(verdict.code, 0, verdict.out);
+    t.match(verdict.out, `chain ${hex(run).slice(0, 8)}: 3 journals, complete`);
+    const partial = cli('verify', outputs[0] as string, outputs[2] as string);
+    t.equal(partial.code, 1, 'a journal left out is a hole, as in the original');
+    t.match(partial.out, /BROKEN — .*run-[0-9a-f]{8}-000002\.mpk is missing/);
+
+    const before = readdirSync(dir).sort();
+    const notDir = cli('redact', '--key', keyFile, '-o', fresh('cli-x'), ...inputs);
+    t.equal(notDir.code, 2);
+    t.match(notDir.err, /3 journals are given and .* is not a directory/);
+    t.notMatch(notDir.err, STACK);
+    t.strictSame(readdirSync(dir).sort(), before, 'nothing written');
+    t.match(
+      cli('redact', '--help').out,
+      /\$ mkdir shared && ct-analyze redact --key redact\.key -o shared fw1-\*\.mpk/,
+    );
+    t.end();
+  },
+);
