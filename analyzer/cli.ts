@@ -244,7 +244,10 @@ async function main(): Promise<number> {
       'only events at or after TIME: ISO 8601 (UTC unless a zone is given) or a span before now (2h, 30m, 90s, 1d)',
     )
     .option('--until <time>', 'only events at or before TIME (same forms as --since)')
-    .option('-f, --follow', 'keep reading a journal ct-record is still writing (one journal, then the next ones of its --rotate run)')
+    .option(
+      '-f, --follow',
+      'keep reading a journal ct-record is still writing (one journal, then the next ones of its --rotate run)',
+    )
     .addOption(
       new Option('--interval <seconds>', 'with --follow: report every SECONDS, and at the end')
         .argParser(parseSeconds)
