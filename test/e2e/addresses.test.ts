@@ -5,42 +5,16 @@ import { join } from 'node:path';
 import t from 'tap';
 import { address as parseAddress } from '../../analyzer/import-conntrack.js';
 import { verifyJournal } from '../../analyzer/verify.js';
-import type { HostAddress } from '../../journal/format.js';
 import { openJournal } from '../../journal/reader.js';
 import { readHostAddresses } from '../../recorder/host.js';
 import { RECORDER, startRecorder } from '../../samples/record.js';
+import { addressLine, addressLines, ipAddresses } from '../helpers/addresses.js';
 import { createTopology, exitedWithin, run } from '../helpers/netns.js';
 
 if (!existsSync(RECORDER)) throw new Error(`${RECORDER} is missing: run \`npm run build\` first`);
 
 const dir = mkdtempSync(join(tmpdir(), `ct-e2e-addresses-${process.pid}-`));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-
-interface IpAddr {
-  ifname: string;
-  addr_info: Array<{ family: string; local: string; prefixlen: number }>;
-}
-
-/** What `ip -j addr show` lists, as one sortable text line per address. */
-async function ipAddresses(ns?: string): Promise<string[]> {
-  const argv =
-    ns === undefined ? ['ip', '-j', 'addr', 'show'] : ['ip', '-n', ns, '-j', 'addr', 'show'];
-  const links = JSON.parse((await run(argv)).stdout) as IpAddr[];
-  return links
-    .flatMap((l) =>
-      l.addr_info
-        .filter((a) => a.family === 'inet' || a.family === 'inet6')
-        .map((a) =>
-          line({
-            ifname: l.ifname,
-            family: a.family === 'inet' ? 4 : 6,
-            address: parseAddress(a.local),
-            prefix: a.prefixlen,
-          }),
-        ),
-    )
-    .sort();
-}
 
 /**
  * Waits until every link of `ns` is running: os.networkInterfaces (libuv) leaves out interfaces
@@ -59,15 +33,8 @@ async function waitRunning(ns: string): Promise<void> {
   }
 }
 
-/** One address as comparable text: the bytes, not a text form, are what the journal holds. */
-function line(a: HostAddress): string {
-  return `${a.ifname} v${a.family} ${Buffer.from(a.address).toString('hex')}/${a.prefix}`;
-}
-
-const lines = (list: readonly HostAddress[]) => list.map(line).sort();
-
 t.test('host: readHostAddresses lists what `ip addr` lists in this namespace', async (t) => {
-  t.same(lines(readHostAddresses()), await ipAddresses());
+  t.same(addressLines(readHostAddresses()), (await ipAddresses()).lines);
 });
 
 t.test(
@@ -77,9 +44,9 @@ t.test(
     const ns = topo.recordNs;
     const journal = join(dir, 'added.mpk');
     await waitRunning(ns);
-    const before = await ipAddresses(ns);
+    const before = (await ipAddresses(ns)).lines;
     const rec = await startRecorder(topo, journal, ['--flush-interval', '0.2']);
-    const atStart = await ipAddresses(ns);
+    const atStart = (await ipAddresses(ns)).lines;
 
     const added = Date.now() * 1000;
     await run(['ip', '-n', ns, 'addr', 'add', '10.211.99.7/28', 'dev', 'to-client']);
@@ -95,7 +62,7 @@ t.test(
       'to-client',
       'nodad',
     ]);
-    const after = await ipAddresses(ns);
+    const after = (await ipAddresses(ns)).lines;
     // Several flush ticks, so the change is polled at least once.
     await new Promise((resolve) => setTimeout(resolve, 1000));
     rec.child.kill('SIGTERM');
@@ -115,7 +82,7 @@ t.test(
 
     t.equal(first.time, reader.header.start, 'the first set is the header’s');
     // An address the kernel adds around the start (IPv6 link-local): either listing is the truth.
-    const got = JSON.stringify(lines(first.addresses));
+    const got = JSON.stringify(addressLines(first.addresses));
     t.ok(
       got === JSON.stringify(before) || got === JSON.stringify(atStart),
       `the header holds the namespace’s addresses: ${got} vs ip addr ${JSON.stringify(atStart)}`,
@@ -123,35 +90,54 @@ t.test(
     const wanted = [
       `lo v4 7f000001/8`,
       `lo v6 ${'0'.repeat(31)}1/128`,
-      line({ ifname: 'to-client', family: 4, address: parseAddress(topo.server.v4), prefix: 24 }),
-      line({ ifname: 'to-client', family: 6, address: parseAddress(topo.server.v6), prefix: 64 }),
+      addressLine({
+        ifname: 'to-client',
+        family: 4,
+        address: parseAddress(topo.server.v4),
+        prefix: 24,
+      }),
+      addressLine({
+        ifname: 'to-client',
+        family: 6,
+        address: parseAddress(topo.server.v6),
+        prefix: 64,
+      }),
     ];
-    for (const w of wanted) t.ok(lines(first.addresses).includes(w), `at start: ${w}`);
+    for (const w of wanted) t.ok(addressLines(first.addresses).includes(w), `at start: ${w}`);
 
-    const newV4 = line({
+    const newV4 = addressLine({
       ifname: 'to-client',
       family: 4,
       address: parseAddress('10.211.99.7'),
       prefix: 28,
     });
-    const newV6 = line({
+    const newV6 = addressLine({
       ifname: 'to-client',
       family: 6,
       address: parseAddress('fd00:211:99::7'),
       prefix: 80,
     });
-    t.notOk(lines(first.addresses).includes(newV4), 'the added address is not in the first set');
-    t.same(lines(last.addresses), after, 'the last set is the namespace’s addresses after the add');
-    t.ok(lines(last.addresses).includes(newV4) && lines(last.addresses).includes(newV6));
-    const seenAt = sets.find((s) => lines(s.addresses).includes(newV4))?.time ?? 0;
+    t.notOk(
+      addressLines(first.addresses).includes(newV4),
+      'the added address is not in the first set',
+    );
+    t.same(
+      addressLines(last.addresses),
+      after,
+      'the last set is the namespace’s addresses after the add',
+    );
+    t.ok(
+      addressLines(last.addresses).includes(newV4) && addressLines(last.addresses).includes(newV6),
+    );
+    const seenAt = sets.find((s) => addressLines(s.addresses).includes(newV4))?.time ?? 0;
     t.ok(seenAt >= added, 'the change is noted no earlier than it was made');
     t.ok(seenAt - added < 5_000_000, `…and within seconds (${seenAt - added} µs later)`);
     for (let i = 1; i < sets.length; i++) {
       const [a, b] = [sets[i - 1], sets[i]];
       t.ok(a && b && b.time >= a.time, `set ${i} is not earlier than set ${i - 1}`);
       t.not(
-        JSON.stringify(lines(a?.addresses ?? [])),
-        JSON.stringify(lines(b?.addresses ?? [])),
+        JSON.stringify(addressLines(a?.addresses ?? [])),
+        JSON.stringify(addressLines(b?.addresses ?? [])),
         `set ${i} is a change`,
       );
     }

@@ -5,17 +5,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { address as parseAddress } from '../../analyzer/import-conntrack.js';
-import type { HostAddress, JournalHeader } from '../../journal/format.js';
+import type { JournalHeader } from '../../journal/format.js';
 import { openJournal } from '../../journal/reader.js';
 import { ANALYZER, RECORDER, whenCapturing } from '../../samples/record.js';
 import { expectedLines, runScenario, stripCounter } from '../../samples/scenario.js';
+import { addressLine, addressLines, ipAddresses } from '../helpers/addresses.js';
 import { createTopology, exitedWithin, run, type Topology } from '../helpers/netns.js';
 
 for (const cli of [RECORDER, ANALYZER]) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
 }
 
-const _CAPTURING = /^ct-record: capturing conntrack events into .* \(Ctrl-C or SIGTERM to stop\)$/;
 const FLOW_LINE = /^(ICMP| TCP| UDP)v[46] \[ *\d+\] /;
 const EVENTS = 'net.netfilter.nf_conntrack_events';
 
@@ -91,41 +91,11 @@ async function analyze(journal: string): Promise<string[]> {
   return res.stdout.split('\n').filter((l) => FLOW_LINE.test(l));
 }
 
-interface IpAddr {
-  ifname: string;
-  operstate: string;
-  addr_info: Array<{ family: string; local: string; prefixlen: number }>;
-}
-
-function line(a: HostAddress): string {
-  return `${a.ifname} v${a.family} ${Buffer.from(a.address).toString('hex')}/${a.prefix}`;
-}
-
-/** `ip -j addr` of `ns` as sorted lines; null while a link is not yet running (libuv skips it). */
-async function ipAddresses(ns: string): Promise<string[] | null> {
-  const links = JSON.parse((await run(['ip', '-n', ns, '-j', 'addr', 'show'])).stdout) as IpAddr[];
-  if (!links.every((l) => l.operstate === 'UP' || l.operstate === 'UNKNOWN')) return null;
-  return links
-    .flatMap((l) =>
-      l.addr_info
-        .filter((a) => a.family === 'inet' || a.family === 'inet6')
-        .map((a) =>
-          line({
-            ifname: l.ifname,
-            family: a.family === 'inet' ? 4 : 6,
-            address: parseAddress(a.local),
-            prefix: a.prefixlen,
-          }),
-        ),
-    )
-    .sort();
-}
-
 async function addressesWhenRunning(ns: string): Promise<string[]> {
   const deadline = Date.now() + 5_000;
   for (;;) {
     const now = await ipAddresses(ns);
-    if (now !== null) return now;
+    if (now.running) return now.lines;
     if (Date.now() > deadline) throw new Error(`the links of ${ns} are not running after 5 s`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -171,8 +141,8 @@ t.test(
     t.equal(h.netns, target, 'the header names the namespace joined, as the kernel names it');
     t.equal(h.options.netns, ns, 'the header options hold the name given');
     t.equal(h.sysctls.nf_conntrack_events, inside, 'the sysctls are the namespace’s');
-    const got = (h.addresses ?? []).map(line).sort();
-    const after = await ipAddresses(ns);
+    const got = addressLines(h.addresses ?? []);
+    const after = (await ipAddresses(ns)).lines;
     t.ok(
       JSON.stringify(got) === JSON.stringify(addresses) ||
         JSON.stringify(got) === JSON.stringify(after),
@@ -180,7 +150,12 @@ t.test(
     );
     t.ok(
       got.includes(
-        line({ ifname: 'to-client', family: 4, address: parseAddress(topo.server.v4), prefix: 24 }),
+        addressLine({
+          ifname: 'to-client',
+          family: 4,
+          address: parseAddress(topo.server.v4),
+          prefix: 24,
+        }),
       ),
       'among them the server’s address on its veth',
     );

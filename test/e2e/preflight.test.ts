@@ -13,7 +13,6 @@ for (const cli of [RECORDER, ANALYZER]) {
 }
 
 const STACK = /^ {4}at /m;
-const _CAPTURING = /^ct-record: capturing conntrack events into /;
 const NOT_ACTIVE =
   /^FAIL conntrack is not active in this network namespace: a probe flow on loopback was not tracked/m;
 const ACTIVE =
