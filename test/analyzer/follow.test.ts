@@ -219,6 +219,18 @@ function rotateOut(w: JournalWriter, output: string, sequence: number): void {
   });
 }
 
+/** A finished run of two journals as `output` numbered: the first five seed events, the rest. */
+function writeTwoJournalRun(output: string): Uint8Array {
+  const run = randomBytes(RUN_ID_SIZE);
+  const first = runJournal(output, run, 1);
+  first.append(SEED_EVENTS.slice(0, 5));
+  rotateOut(first, output, 1);
+  const second = runJournal(output, run, 2, first);
+  second.append(SEED_EVENTS.slice(5));
+  second.close({ stop: HEADER.start + 3 * HOUR });
+  return run;
+}
+
 const NEVER = new AbortController().signal;
 const warningsOf = (journals: readonly JournalSummary[]) =>
   journals.map((j) => j.coverage.warnings);
@@ -396,13 +408,7 @@ t.test(
 t.test('follow: a predecessor replaced after its successor was written is an error', async (t) => {
   const dir = tempDir(t, 'replaced');
   const output = join(dir, 'fw.mpk');
-  const run = randomBytes(RUN_ID_SIZE);
-  const first = runJournal(output, run, 1);
-  first.append(SEED_EVENTS.slice(0, 5));
-  rotateOut(first, output, 1);
-  const second = runJournal(output, run, 2, first);
-  second.append(SEED_EVENTS.slice(5));
-  second.close({ stop: HEADER.start + 3 * HOUR });
+  const run = writeTwoJournalRun(output);
   // The same run and place, other content: a well-formed journal, but not the one continued.
   const impostor = runJournal(output, run, 1, undefined, true);
   impostor.append(SEED_EVENTS.slice(0, 4));
@@ -464,13 +470,7 @@ t.test(
   async (t) => {
     const dir = tempDir(t, 'later');
     const output = join(dir, 'fw.mpk');
-    const run = randomBytes(RUN_ID_SIZE);
-    const first = runJournal(output, run, 1);
-    first.append(SEED_EVENTS.slice(0, 5));
-    rotateOut(first, output, 1);
-    const second = runJournal(output, run, 2, first);
-    second.append(SEED_EVENTS.slice(5));
-    second.close({ stop: HEADER.start + 3 * HOUR });
+    writeTwoJournalRun(output);
     const warned: string[] = [];
     const journals = await followJournal(
       sequencePath(output, 2),
@@ -493,13 +493,7 @@ t.test(
   async (t) => {
     const dir = tempDir(t, 'cli-run');
     const output = join(dir, 'fw.mpk');
-    const run = randomBytes(RUN_ID_SIZE);
-    const first = runJournal(output, run, 1);
-    first.append(SEED_EVENTS.slice(0, 5));
-    rotateOut(first, output, 1);
-    const second = runJournal(output, run, 2, first);
-    second.append(SEED_EVENTS.slice(5));
-    second.close({ stop: HEADER.start + 3 * HOUR });
+    writeTwoJournalRun(output);
     const child = spawn(process.execPath, [CLI, '--follow', sequencePath(output, 1)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
