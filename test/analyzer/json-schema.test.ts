@@ -139,10 +139,10 @@ t.test('schema: the closed schema rejects an undocumented field and a wrong type
   t.end();
 });
 
-t.test('schema: the example in docs/rules.md is valid', (t) => {
-  const doc = readFileSync(join(ROOT, 'docs', 'rules.md'), 'utf8');
+t.test('schema: the example in docs/analyze.md is valid', (t) => {
+  const doc = readFileSync(join(ROOT, 'docs', 'analyze.md'), 'utf8');
   const example = /## JSON format[\s\S]*?```json\n([\s\S]*?)\n```/.exec(doc)?.[1];
-  t.ok(example, 'docs/rules.md has a JSON example');
+  t.ok(example, 'docs/analyze.md has a JSON example');
   check(JSON.parse(example ?? 'null'), 'the example');
   t.pass('the example is valid');
   t.end();
