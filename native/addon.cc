@@ -1,5 +1,5 @@
 // N-API glue: layout(), start(options, onBatch, onError) → { bufferSize, reliable, socketInode,
-// stop(), dump(), drops() }; getpwnam(), getpwuid(), dropPrivileges(), writePrivileged(),
+// stop(), dump(), drops() }; getpwnam(), getpwuid(), dropPrivileges(), setConntrackEvents(),
 // joinNetns(), sendDatagram().
 #include <fcntl.h>
 #include <napi.h>
@@ -320,31 +320,39 @@ Napi::Value DropPrivilegesJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// writePrivileged(path, data): writes `data` into the existing file `path` (no create, no
-// symlink) from the thread that kept CAP_NET_ADMIN, e.g. a net.* sysctl after the drop.
-Napi::Value WritePrivileged(const Napi::CallbackInfo& info) {
+// The one sysctl the keeper writes, and nothing else: after the drop it is the only thread with
+// CAP_NET_ADMIN, and a call taking a path would let JavaScript set any net.* sysctl (ip_forward,
+// an interface's MTU) with it. Opened per call, from the thread that writes it: /proc/sys/net is
+// the network namespace of the opener (the keeper is created after --netns joined).
+constexpr char kConntrackEvents[] = "/proc/sys/net/netfilter/nf_conntrack_events";
+
+// setConntrackEvents(value): writes 0, 1 or 2 (the kernel's range for nf_conntrack_events) into
+// kConntrackEvents from the keeper thread. The range is checked here, not only in native/index.ts,
+// so that no other value ever reaches the kept capability.
+Napi::Value SetConntrackEvents(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
-    throw Napi::TypeError::New(env, "writePrivileged(path, data)");
+  if (info.Length() != 1 || !info[0].IsNumber()) {
+    throw Napi::TypeError::New(env, "setConntrackEvents(value)");
   }
-  const std::string path = info[0].As<Napi::String>().Utf8Value();
-  const std::string data = info[1].As<Napi::String>().Utf8Value();
+  // The double, not Uint32Value(): 2^32 + 1 must not wrap to 1.
+  const double value = info[0].As<Napi::Number>().DoubleValue();
+  if (!(value == 0 || value == 1 || value == 2)) {
+    Napi::RangeError e = Napi::RangeError::New(env, "setConntrackEvents: value must be 0, 1 or 2");
+    e.Set("code", Napi::String::New(env, "ERANGE"));
+    throw e;
+  }
+  const char data[2] = {static_cast<char>('0' + static_cast<int>(value)), '\n'};
   const char* where = "open";
   int err = RunPrivileged([&] {
-    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(kConntrackEvents, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return errno;
     where = "write";
-    size_t done = 0;
-    int result = 0;
-    while (done < data.size()) {
-      ssize_t n = write(fd, data.data() + done, data.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        result = n < 0 ? errno : EIO;
-        break;
-      }
-      done += size_t(n);
-    }
+    ssize_t n;
+    do {
+      n = write(fd, data, sizeof data);
+    } while (n < 0 && errno == EINTR);
+    // A sysctl takes the whole value in one write; a short one did not set it.
+    int result = n < 0 ? errno : size_t(n) == sizeof data ? 0 : EIO;
     if (close(fd) < 0 && result == 0) {
       where = "close";
       result = errno;
@@ -405,7 +413,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getpwnam", Napi::Function::New(env, Getpwnam, "getpwnam"));
   exports.Set("getpwuid", Napi::Function::New(env, Getpwuid, "getpwuid"));
   exports.Set("dropPrivileges", Napi::Function::New(env, DropPrivilegesJs, "dropPrivileges"));
-  exports.Set("writePrivileged", Napi::Function::New(env, WritePrivileged, "writePrivileged"));
+  exports.Set("setConntrackEvents",
+              Napi::Function::New(env, SetConntrackEvents, "setConntrackEvents"));
   exports.Set("joinNetns", Napi::Function::New(env, JoinNetns, "joinNetns"));
   exports.Set("sendDatagram", Napi::Function::New(env, SendDatagram, "sendDatagram"));
   return exports;

@@ -98,12 +98,17 @@ export interface NativeAddon {
   /**
    * Once, as root, after the sockets and files are open: every thread to uid/gid with no
    * supplementary group and no capability, except a new keeper thread with CAP_NET_ADMIN, which
-   * from then on sends every dump request and writePrivileged(). Mechanism only: the policy is
-   * recorder/privileges.ts. Throws an Error with `code` and `syscall` naming the failed call.
+   * from then on sends every dump request and setConntrackEvents(). Mechanism only: the policy
+   * is recorder/privileges.ts. Throws an Error with `code` and `syscall` naming the failed call.
    */
   dropPrivileges(uid: number, gid: number): NativeDropResult;
-  /** Writes into an existing file (O_WRONLY, no create, no symlink) from the keeper thread. */
-  writePrivileged(path: string, data: string): void;
+  /**
+   * Writes `value` into /proc/sys/net/netfilter/nf_conntrack_events from the keeper thread (the
+   * calling thread before a drop): the one file the kept capability ever writes, its path fixed
+   * in C++. A RangeError with `code` ERANGE for anything but 0, 1 or 2; else an Error with
+   * `code` and `syscall` ('open', 'write').
+   */
+  setConntrackEvents(value: number): void;
   /**
    * The calling thread joins the network namespace of the nsfs file `path` (open + setns).
    * Throws an Error with `code` (ENOENT, EINVAL: not a network namespace, EPERM: no
@@ -207,6 +212,36 @@ function validate(opts: CaptureOptions): NativeStartOptions {
   const reliable = opts.reliable ?? false;
   if (typeof reliable !== 'boolean') throw usage('capture option reliable must be true or false');
   return { ...events, bufferSize, reliable };
+}
+
+/** net.netfilter.nf_conntrack_events: 0 off, 1 on, 2 only for flows created while a listener exists. */
+export type ConntrackEventsValue = 0 | 1 | 2;
+
+export function isConntrackEventsValue(value: unknown): value is ConntrackEventsValue {
+  return value === 0 || value === 1 || value === 2;
+}
+
+/**
+ * Sets net.netfilter.nf_conntrack_events in this process's network namespace with the kept
+ * CAP_NET_ADMIN (after dropPrivileges(), only the keeper thread may). The addon writes no other
+ * file and no other value; CtError when the value is not 0, 1 or 2 or the write fails.
+ */
+export function setConntrackEvents(value: ConntrackEventsValue): void {
+  if (!isConntrackEventsValue(value)) {
+    throw usage(`nf_conntrack_events cannot be set to ${String(value)}: give 0, 1 or 2`);
+  }
+  const addon = loadNative();
+  try {
+    addon.setConntrackEvents(value);
+  } catch (err) {
+    const code = err instanceof Error && 'code' in err ? String(err.code) : 'ESYSCTL';
+    const detail = err instanceof Error ? err.message : String(err);
+    throw new CtError(
+      code,
+      `cannot set net.netfilter.nf_conntrack_events=${value}: ${detail} — set it by hand (sysctl -w net.netfilter.nf_conntrack_events=${value})`,
+      { cause: err },
+    );
+  }
 }
 
 /** Where `ip netns` keeps its namespaces, one bind-mounted nsfs file per name. */

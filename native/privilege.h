@@ -36,6 +36,8 @@ int DropPrivileges(uid_t uid, gid_t gid, DropResult* result, const char** where)
 
 // Runs `fn` on the keeper thread and waits for it when privileges were dropped, else on the
 // calling thread. Returns what `fn` returns (an errno value by convention). Any thread.
+// Only fixed operations may come here (the dump request, the nf_conntrack_events write): never
+// a path, a sysctl name or bytes taken from JavaScript, or the keeper is a CAP_NET_ADMIN oracle.
 int RunPrivileged(const std::function<int()>& fn);
 
 }  // namespace ct

@@ -1,20 +1,22 @@
 // --enable-events: nf_conntrack_events=1 for the run, so flows older than the recorder report too.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CtError, sysCode } from '../common/errors.js';
+import { type ConntrackEventsValue, isConntrackEventsValue } from '../native/index.js';
 
 const KNOB = 'net/netfilter/nf_conntrack_events';
 
 /**
  * Sets the sysctl to 1 in this network namespace and returns the function that puts the old
  * value back (a no-op when it already was 1) through `restoreWith` (after a privilege drop only
- * one thread may still write it). With the kernel default 2, a flow created before any listener
- * existed never sends an event, not even its DESTROY.
+ * the addon's keeper thread may still write it, and only this sysctl). With the kernel default
+ * 2, a flow created before any listener existed never sends an event, not even its DESTROY.
  */
 export function enableConntrackEvents(
   proc = '/proc',
-  restoreWith: (path: string, data: string) => void = writeFileSync,
+  restoreWith?: (value: ConntrackEventsValue) => void,
 ): { before: number; restore: () => void } {
   const path = `${proc}/sys/${KNOB}`;
+  const restoreValue = restoreWith ?? ((v: ConntrackEventsValue) => writeFileSync(path, `${v}\n`));
   let before: number;
   try {
     before = Number(readFileSync(path, 'latin1').trim());
@@ -36,7 +38,9 @@ export function enableConntrackEvents(
       if (restored) return;
       restored = true;
       try {
-        restoreWith(path, `${before}\n`);
+        // The kernel only ever shows 0, 1 or 2; anything else is not put back.
+        if (!isConntrackEventsValue(before)) throw new Error(`not a value: ${before}`);
+        restoreValue(before);
       } catch {
         process.stderr.write(
           `ct-record: WARNING: could not restore net.netfilter.nf_conntrack_events=${before}: set it by hand\n`,

@@ -1,10 +1,16 @@
 // Least privilege for ct-record: which user to become, the drop (through the addon), what was kept.
 import { writeFileSync } from 'node:fs';
 import { CtError, Exit } from '../common/errors.js';
-import { loadNative, type PasswdEntry } from '../native/index.js';
+import {
+  type ConntrackEventsValue,
+  isConntrackEventsValue,
+  loadNative,
+  type PasswdEntry,
+  setConntrackEvents as setNativeConntrackEvents,
+} from '../native/index.js';
 
 export const DEFAULT_USER = 'nobody';
-/** The one capability still needed after start: table dumps and net.* sysctl writes. */
+/** The one capability still needed after start: table dumps and the nf_conntrack_events restore. */
 export const KEPT_CAPABILITY = 'CAP_NET_ADMIN';
 /** Name of the keeper thread in /proc/PID/task/TID/comm. */
 export const KEEPER_THREAD = 'ct-netadmin';
@@ -83,7 +89,7 @@ let dropped = false;
 
 /**
  * Carries out the plan: call it once the netlink sockets and the output file are open (they
- * stay usable; opening new ones as root no longer works). Dump requests and writePrivileged()
+ * stay usable; opening new ones as root no longer works). Dump requests and setConntrackEvents()
  * then go through the one thread that kept CAP_NET_ADMIN.
  */
 export function applyPrivileges(plan: PrivilegePlan): Privileges {
@@ -112,12 +118,25 @@ export function applyPrivileges(plan: PrivilegePlan): Privileges {
   };
 }
 
+/** Where the --enable-events sysctl lives, in the network namespace of the thread opening it. */
+export const CONNTRACK_EVENTS_SYSCTL = '/proc/sys/net/netfilter/nf_conntrack_events';
+
 /**
- * Writes into an existing file with the kept capability (e.g. a net.* sysctl, which honours
- * CAP_NET_ADMIN in the namespace's user namespace); a plain write when nothing was dropped.
+ * Sets net.netfilter.nf_conntrack_events (0, 1 or 2) with the kept capability after the drop (a
+ * net.* sysctl honours CAP_NET_ADMIN in the namespace's user namespace): the one write the kept
+ * capability is for, path and values fixed in the addon. A plain write when nothing was dropped.
  */
-export function writePrivileged(path: string, data: string): void {
+export function setConntrackEvents(value: ConntrackEventsValue): void {
+  if (!isConntrackEventsValue(value)) {
+    throw new CtError(
+      'EUSAGE',
+      `nf_conntrack_events cannot be set to ${String(value)}: give 0, 1 or 2`,
+      {
+        exit: Exit.USAGE,
+      },
+    );
+  }
   // Without a drop the addon may not even load (a failed start): a plain write is all it takes.
-  if (dropped) loadNative().writePrivileged(path, data);
-  else writeFileSync(path, data);
+  if (dropped) setNativeConntrackEvents(value);
+  else writeFileSync(CONNTRACK_EVENTS_SYSCTL, `${value}\n`);
 }

@@ -34,7 +34,7 @@ import {
   applyPrivileges,
   type PrivilegePlan,
   planPrivileges,
-  writePrivileged,
+  setConntrackEvents,
 } from './privileges.js';
 import { decodeRecords } from './records.js';
 import { RecordingSink } from './sink.js';
@@ -150,7 +150,9 @@ export function startRecording(opts: RecordOptions): Recording {
   try {
     // Before the header is written, so the header says what the kernel really did for this run.
     // The restore runs after the drop, when only the keeper thread may write a net.* sysctl.
-    const events = opts.enableEvents ? enableConntrackEvents('/proc', writePrivileged) : undefined;
+    const events = opts.enableEvents
+      ? enableConntrackEvents('/proc', setConntrackEvents)
+      : undefined;
     restore = events?.restore ?? restore;
     return record(
       opts,

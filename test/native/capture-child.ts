@@ -13,6 +13,9 @@
 //   drop <user>                    the native privilege drop, then {"dropped":…} or {"dropError":…}
 //   events <value>                 write nf_conntrack_events plainly, then with the kept
 //                                  capability: {"events": {plain, privileged, now}}
+//   probe                          try every addon export as a general sysctl writer, and
+//                                  out-of-range values straight at setConntrackEvents:
+//                                  {"probe": {exported, forward, events, outOfRange, typed}}
 //   stop                           stop(), then {"stopped":…} and exit (also on stdin end)
 
 import { createSocket } from 'node:dgram';
@@ -21,8 +24,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { CtEvent } from '../../journal/event.js';
-import { type Capture, type CaptureOptions, startCapture } from '../../native/index.js';
-import { applyPrivileges, planPrivileges, writePrivileged } from '../../recorder/privileges.js';
+import {
+  type Capture,
+  type CaptureOptions,
+  type ConntrackEventsValue,
+  loadNative,
+  setConntrackEvents as setNativeConntrackEvents,
+  startCapture,
+} from '../../native/index.js';
+import { applyPrivileges, planPrivileges, setConntrackEvents } from '../../recorder/privileges.js';
 import { decodeRecords } from '../../recorder/records.js';
 
 function print(line: unknown): void {
@@ -170,20 +180,67 @@ function drop(user: string): object {
 
 const EVENTS_KNOB = '/proc/sys/net/netfilter/nf_conntrack_events';
 
-/** Outcome of one write: 'ok' or the error code. */
-function attempt(write: () => void): string {
+/** Outcome of one call: 'ok', or the error's code (its name when it has none). */
+function attempt(call: () => void): string {
   try {
-    write();
+    call();
     return 'ok';
   } catch (err) {
-    return String((err as { code?: string }).code);
+    const e = err as { code?: string; name?: string };
+    return String(e.code ?? e.name);
   }
 }
 
+const sysctl = (path: string): string => readFileSync(path, 'latin1').trim();
+
 function events(value: string): object {
   const plain = attempt(() => writeFileSync(EVENTS_KNOB, `${value}\n`));
-  const privileged = attempt(() => writePrivileged(EVENTS_KNOB, `${value}\n`));
-  return { events: { plain, privileged, now: Number(readFileSync(EVENTS_KNOB, 'latin1')) } };
+  const privileged = attempt(() => setConntrackEvents(Number(value) as ConntrackEventsValue));
+  return { events: { plain, privileged, now: Number(sysctl(EVENTS_KNOB)) } };
+}
+
+const FORWARD = '/proc/sys/net/ipv4/ip_forward';
+
+/**
+ * What a general CAP_NET_ADMIN writer would be called with: every export of the raw addon gets
+ * each argument shape, aimed at ip_forward with the value it does not have. Then values other
+ * than 0, 1 and 2 go to the addon's setConntrackEvents directly, past every TypeScript check
+ * (2^32 + 1 is 1 to a careless Uint32Value), and to the typed wrapper.
+ */
+function probe(): object {
+  const addon = loadNative() as unknown as Record<string, unknown>;
+  const exported = Object.keys(addon).sort();
+  const forwardBefore = sysctl(FORWARD);
+  const flip = forwardBefore === '0' ? '1' : '0';
+  const shapes: unknown[][] = [
+    [FORWARD, `${flip}\n`],
+    [FORWARD, Number(flip)],
+    ['net.ipv4.ip_forward', flip],
+    [Number(flip), FORWARD],
+    [{ path: FORWARD, data: `${flip}\n`, value: Number(flip) }],
+  ];
+  const calls: Record<string, string[]> = {};
+  for (const name of exported) {
+    const f = addon[name];
+    if (typeof f !== 'function') continue;
+    calls[name] = shapes.map((args) => attempt(() => f.apply(addon, args)));
+  }
+  const raw = addon.setConntrackEvents as (v: unknown) => void;
+  const eventsBefore = sysctl(EVENTS_KNOB);
+  const outOfRange: Record<string, string> = {};
+  for (const v of [3, -1, 1.5, 2 ** 32 + 1, 2 ** 32, Number.NaN, Infinity, '1', '1\n', null]) {
+    outOfRange[String(v)] = attempt(() => raw(v));
+  }
+  return {
+    probe: {
+      exported,
+      calls,
+      forward: { before: forwardBefore, after: sysctl(FORWARD) },
+      events: { before: eventsBefore, after: sysctl(EVENTS_KNOB) },
+      outOfRange,
+      typed: attempt(() => setNativeConntrackEvents(7 as ConntrackEventsValue)),
+    },
+  };
 }
 
 function begin(opts: CaptureOptions): Capture | undefined {
@@ -250,6 +307,7 @@ function main(): void {
         print({ uid: process.getuid?.() });
       } else if (cmd === 'drop') print(drop(host));
       else if (cmd === 'events') print(events(host));
+      else if (cmd === 'probe') print(probe());
       else if (cmd === 'stop') await stop(started());
     });
   });

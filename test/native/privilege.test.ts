@@ -1,5 +1,6 @@
 // The native privilege drop: after it only the keeper thread has CAP_NET_ADMIN, and dump() and
-// writePrivileged() go through it, while a plain setuid leaves dumps refused (dump.test.ts).
+// setConntrackEvents() go through it, while a plain setuid leaves dumps refused (dump.test.ts);
+// the keeper writes nf_conntrack_events and nothing else.
 import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { CaptureChild, makeNetns } from './harness.js';
@@ -38,7 +39,7 @@ t.test('native: after dropPrivileges a dump and a sysctl write still succeed', a
   child.send('events 1');
   const { events } = await child.waitFor((l) => l.events, 'the sysctl writes');
   t.equal(events.plain, 'EACCES', 'a plain write from the main thread is refused');
-  t.equal(events.privileged, 'ok', 'writePrivileged (the keeper thread) may write it');
+  t.equal(events.privileged, 'ok', 'setConntrackEvents (the keeper thread) may write it');
   t.equal(events.now, 1, 'the value was written');
 
   child.send('drop nobody');
@@ -47,3 +48,53 @@ t.test('native: after dropPrivileges a dump and a sysctl write still succeed', a
   child.send('stop');
   t.equal(await child.exited, 0, 'the capture ends cleanly');
 });
+
+t.test(
+  'native: after the drop no addon export writes another sysctl, and values outside 0..2 are refused in C++',
+  async (t) => {
+    const ns = makeNetns(t, 'escape');
+    const child = new CaptureChild(t, ['ip', 'netns', 'exec', ns], {});
+    await child.waitFor((l) => l.ready || l.error, 'the capture to start');
+    child.send('drop nobody');
+    const line = await child.waitFor((l) => l.dropped || l.dropError, 'the drop');
+    t.notOk(line.dropError, 'the drop succeeds as root');
+    child.send('events 0');
+    const { events } = await child.waitFor((l) => l.events, 'the legitimate write');
+    t.equal(events.privileged, 'ok', 'the keeper still sets nf_conntrack_events');
+
+    child.send('probe');
+    const { probe } = await child.waitFor((l) => l.probe, 'the escape attempts');
+    t.notOk(probe.exported.includes('writePrivileged'), 'no general writer is exported');
+    t.ok(probe.exported.includes('setConntrackEvents'), 'only the one-sysctl setter');
+    t.equal(
+      probe.forward.after,
+      probe.forward.before,
+      `ip_forward is still ${probe.forward.before} after every export was tried (${JSON.stringify(probe.calls)})`,
+    );
+    t.strictSame(
+      probe.calls.setConntrackEvents,
+      ['TypeError', 'TypeError', 'TypeError', 'TypeError', 'TypeError'],
+      'setConntrackEvents takes no path and no second argument',
+    );
+    t.strictSame(
+      probe.outOfRange,
+      {
+        3: 'ERANGE',
+        '-1': 'ERANGE',
+        1.5: 'ERANGE',
+        4294967297: 'ERANGE',
+        4294967296: 'ERANGE',
+        NaN: 'ERANGE',
+        Infinity: 'ERANGE',
+        1: 'TypeError',
+        '1\n': 'TypeError',
+        null: 'TypeError',
+      },
+      'the addon itself refuses every value but 0, 1 and 2 (2^32 + 1 does not wrap to 1)',
+    );
+    t.equal(probe.events.after, probe.events.before, 'nf_conntrack_events was not changed by them');
+    t.equal(probe.typed, 'EUSAGE', 'the typed wrapper refuses them too, as a CtError');
+    child.send('stop');
+    t.equal(await child.exited, 0, 'the capture ends cleanly');
+  },
+);
