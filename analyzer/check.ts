@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { colorLines, paint } from '../common/color.js';
 import { CtError, Exit, type ExitCode, sysCode } from '../common/errors.js';
-import { printable, timeRangeText } from './coverage.js';
+import { printable, safeChunks } from '../common/printable.js';
+import { timeRangeText } from './coverage.js';
 import { type Collapse, type Flow, formatCollapse } from './flows.js';
 import { flowJson } from './format-json.js';
 import { chunked } from './format-text.js';
@@ -118,7 +119,7 @@ function* textLines(c: CheckReport): Generator<string> {
   yield `# check of ${printable(c.rulesetPath)} (${c.ruleset.format}: ${bases} base chains, ${rules} rules), collapse ${formatCollapse(c.collapse)}\n`;
   for (const j of c.journals) {
     yield `# journal ${printable(j.path)}: host ${printable(j.host)}, netns ${printable(j.netns)}, ${timeRangeText(j.coverage)}\n`;
-    for (const w of j.coverage.warnings) yield `# WARNING: ${printable(j.path)}: ${w}\n`;
+    for (const w of j.coverage.warnings) yield `# WARNING: ${printable(j.path)}: ${printable(w)}\n`;
   }
   if (c.result.sportCollapsed) {
     yield `# NOTE: the ruleset matches source ports, which --collapse ${formatCollapse(c.collapse)} keeps only as a range: where the answer depends on the real port the flow is undetermined; --collapse none decides them\n`;
@@ -259,7 +260,9 @@ export async function runCheck(
     collapse: cmd.collapse,
     result: checkFlows(ruleset, analysis.table.flows(), cmd.collapse),
   };
-  const chunks = cmd.format === 'json' ? checkJsonChunks(report) : checkTextChunks(report);
+  const chunks = safeChunks(
+    cmd.format === 'json' ? checkJsonChunks(report) : checkTextChunks(report),
+  );
   const color = io.color === true && cmd.format === 'text';
   if (cmd.output === undefined)
     await writeToStream(colorLines(chunks, color, colorCheckLine), io.stdout);

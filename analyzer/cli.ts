@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // ct-analyze: parse the options, run the analysis or verify; exit codes and errors in common/cli.ts.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseSeconds, runCli } from '../common/cli.js';
-import { colorFor, paint } from '../common/color.js';
+import { messagePrinter, parseSeconds, runCli } from '../common/cli.js';
+import { colorFor } from '../common/color.js';
 import { CtError, type ExitCode } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import { type CheckCommand, runCheck } from './check.js';
@@ -216,10 +216,7 @@ function stopSignal(): AbortSignal {
 async function main(): Promise<number> {
   let exit: ExitCode | undefined;
   const color = colorFor(process.stdout);
-  const stderrColor = colorFor(process.stderr);
-  const warn = (m: string) =>
-    process.stderr.write(`${paint(stderrColor, 'boldYellow', `${NAME}: warning:`)} ${m}\n`);
-  const note = (m: string) => process.stderr.write(`${NAME}: note: ${m}\n`);
+  const { warn, note } = messagePrinter(NAME);
   const program = new Command(NAME)
     .description(
       'Replay conntracker journals (written by ct-record) into the sorted table of the flows ' +

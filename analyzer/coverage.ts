@@ -1,4 +1,5 @@
 // What a journal covers and where it falls short: time range, events, loss, and what to do about it.
+import { printable } from '../common/printable.js';
 import type {
   EventCounts,
   JournalChain,
@@ -127,7 +128,8 @@ export function chainWarnings(
     if (have.has(to)) return undefined;
     let from = to;
     while (from > 1 && !have.has(from - 1)) from--;
-    const which = from === to ? `journal ${to} (${chain.previous.file})` : `journals ${from}–${to}`;
+    const which =
+      from === to ? `journal ${to} (${printable(chain.previous.file)})` : `journals ${from}–${to}`;
     const older =
       from === 1 ? ', and flows older than the run (its table dump is in journal 1),' : '';
     const glob = runGlob(path);
@@ -404,13 +406,4 @@ export function durationText(us: number): string {
   if (whole < 3600) return `${Math.floor(whole / 60)} min ${whole % 60} s`;
   if (whole < 86400) return `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} min`;
   return `${Math.floor(whole / 86400)} d ${Math.floor((whole % 86400) / 3600)} h`;
-}
-
-/** A string from a journal made safe for one report line: control characters become \xNN. */
-export function printable(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are the point.
-  return s.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (ch) => {
-    const code = ch.charCodeAt(0);
-    return code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, '0')}`;
-  });
 }

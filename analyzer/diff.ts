@@ -2,7 +2,8 @@
 import type { Writable } from 'node:stream';
 import { colorLines, paint } from '../common/color.js';
 import { Exit, type ExitCode } from '../common/errors.js';
-import { printable, timeRangeText } from './coverage.js';
+import { printable, safeChunks } from '../common/printable.js';
+import { timeRangeText } from './coverage.js';
 import { type Collapse, compareFlows, type Flow, formatCollapse } from './flows.js';
 import { flowJson } from './format-json.js';
 import { chunked, formatFlowLine } from './format-text.js';
@@ -116,7 +117,7 @@ function journalLines(side: string, journals: readonly JournalSummary[]): string
   return journals.flatMap((j) => [
     `# ${side}: ${printable(j.path)}: host ${printable(j.host)}, netns ${printable(j.netns)}, ${timeRangeText(j.coverage)}`,
     // A flow lost to a gap shows as disappeared or appeared: the warning must sit beside it.
-    ...j.coverage.warnings.map((w) => `# WARNING: ${printable(j.path)}: ${w}`),
+    ...j.coverage.warnings.map((w) => `# WARNING: ${printable(j.path)}: ${printable(w)}`),
   ]);
 }
 
@@ -200,7 +201,9 @@ export async function runDiff(
     collapse: cmd.collapse,
     diff: diffFlows(before.table.flows(), after.table.flows()),
   };
-  const chunks = cmd.format === 'json' ? diffJsonChunks(report) : diffTextChunks(report);
+  const chunks = safeChunks(
+    cmd.format === 'json' ? diffJsonChunks(report) : diffTextChunks(report),
+  );
   const color = io.color === true && cmd.format === 'text';
   if (cmd.output === undefined)
     await writeToStream(colorLines(chunks, color, colorDiffLine), io.stdout);

@@ -1,6 +1,7 @@
 // The flow table as CSV (for spreadsheets) and as Markdown (for a ticket), produced in chunks.
+import { printable } from '../common/printable.js';
 import { formatAddress } from './address.js';
-import { combineCoverage, countsText, coverageFacts, printable } from './coverage.js';
+import { combineCoverage, countsText, coverageFacts } from './coverage.js';
 import type { Flow } from './flows.js';
 import { chunked } from './format-text.js';
 import type { JournalSummary } from './replay.js';
@@ -33,13 +34,31 @@ function natText(f: Flow, kind: 'dst' | 'src'): string {
 }
 
 /**
- * One CSV field (RFC 4180): quoted when it holds a comma, quote or line break. A field a
- * spreadsheet would read as a formula (=, +, -, @, tab, CR first) gets a leading apostrophe:
- * host names come from journals, which are untrusted.
+ * Where a spreadsheet may start a cell: the field's start, or after any character it may be
+ * told to split on (`,`, `;` where the decimal point is a comma, tab, space), past blanks and
+ * quotes, when a formula character (= + - @) follows. Splitting on a separator this file does
+ * not use (`fw;=6*7` in a `;` locale) starts a cell inside a field, so every such place counts.
+ */
+const CELL_START = /(^|[,;\t ])([ "]*)(?=[=+\-@])/g;
+
+/**
+ * A field's text as the CSV holds it: control and invisible characters escaped (printable:
+ * tab, CR and line breaks included, so a row is one line), and an apostrophe before every
+ * formula character a spreadsheet could take as the start of a cell (OWASP's CSV injection
+ * advice): `=1` → `'=1`, `fw;=6*7` → `fw;'=6*7`. Host names come from journals, which are
+ * untrusted; addresses, numbers, times and words never change.
+ */
+export function csvText(value: string): string {
+  return printable(value).replace(CELL_START, "$1$2'");
+}
+
+/**
+ * One CSV field (RFC 4180) of csvText: quoted when it holds a quote, a comma, or a `;` or tab
+ * another locale splits on, so a quote-aware reader keeps it one cell whichever it uses.
  */
 export function csvField(value: string): string {
-  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+  const safe = csvText(value);
+  return /[",;\t\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
 function* csvLines(flows: Iterable<Flow>): Generator<string> {

@@ -1,10 +1,10 @@
 // The flow table as text, line for line the original tool's format, after a `#` coverage block.
 import { paint } from '../common/color.js';
+import { printable } from '../common/printable.js';
 import { formatAddress } from './address.js';
 import {
   combineCoverage,
   countsText,
-  printable,
   settingsText,
   timeRangeText,
   windowText,

@@ -1,6 +1,6 @@
 // The HTML report's pictures: source subnets → services, and new flows over time, as inline SVG.
+import { printable } from '../common/printable.js';
 import { formatAddress, formatIPv6 } from './address.js';
-import { printable } from './coverage.js';
 import { type Flow, isLoopback } from './flows.js';
 
 /**

@@ -1,5 +1,5 @@
 // A one-line progress bar for long replays, redrawn in place on a terminal's stderr.
-import { printable } from './coverage.js';
+import { printable } from '../common/printable.js';
 import type { ReplayProgress } from './replay.js';
 
 /** Where the bar is drawn: stderr when it is a TTY (the CLI decides). */

@@ -57,6 +57,19 @@ const SAFE_STRINGS: Readonly<Record<string, RegExp>> = {
   events: /^(new|update|destroy|snapshot)$/,
 };
 
+/**
+ * Host addresses in byte order of what a journal holds: family, address bytes, prefix, then
+ * interface name (UTF-16 order, the same in every version), so equal sets sort alike.
+ */
+export function compareHostAddresses(a: HostAddress, b: HostAddress): number {
+  return (
+    a.family - b.family ||
+    Buffer.compare(a.address, b.address) ||
+    a.prefix - b.prefix ||
+    (a.ifname < b.ifname ? -1 : a.ifname > b.ifname ? 1 : 0)
+  );
+}
+
 /** What replaces a string that might identify the host. */
 export const SCRUBBED = 'redacted';
 
@@ -119,8 +132,14 @@ export class HeaderScrub {
     return { ...g, cause: known.includes(g.cause) || word ? g.cause : 'REDACTED' };
   }
 
+  /**
+   * The set mapped, then sorted by what it holds now. Kept in the original order (ip addr's,
+   * sorted by address or interface), the list would tell the order of the original addresses,
+   * and with it, wherever two neighbours' pseudonyms are ordered the other way, one secret
+   * Crypto-PAn bit of their common prefix.
+   */
   #addresses(list: readonly HostAddress[]): HostAddress[] {
-    return list.map((a) => {
+    const mapped = list.map((a) => {
       if (a.ifname !== 'lo') this.#ifnames.add(a.ifname);
       return {
         ifname: this.#p.interfaceName(a.ifname),
@@ -129,6 +148,7 @@ export class HeaderScrub {
         prefix: a.prefix,
       };
     });
+    return mapped.sort(compareHostAddresses);
   }
 
   /** Holds the host name, one of its labels, or an IPv4 address in text. */

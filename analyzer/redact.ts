@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CtError, Exit, sysCode } from '../common/errors.js';
+import { printable } from '../common/printable.js';
 import {
   type AddressSet,
   DIGEST_SIZE,
@@ -22,7 +23,6 @@ import {
 } from '../journal/format.js';
 import { type JournalReader, openJournal } from '../journal/reader.js';
 import { JournalWriter } from '../journal/writer.js';
-import { printable } from './coverage.js';
 import { AddressPseudonymizer, MIN_KEY_BYTES } from './pseudonym.js';
 import { HeaderScrub, redactEvent } from './redact-scrub.js';
 

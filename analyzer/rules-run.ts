@@ -1,6 +1,7 @@
 // ct-analyze rules: analyze the journals, plan the ruleset, write it as nft or iptables input.
 import type { Writable } from 'node:stream';
 import { CtError, Exit, type ExitCode } from '../common/errors.js';
+import { safeChunks } from '../common/printable.js';
 import type { Collapse } from './flows.js';
 import { writeFileAtomic, writeToStream } from './output.js';
 import { analyzeJournalsInParallel } from './replay.js';
@@ -48,7 +49,10 @@ export async function runRules(
   const plan = planRules(analysis.table.flows(), plan0);
   const lost = analysis.journals.reduce((n, j) => n + j.coverage.lost, 0);
   const opts: EmitOptions = { policy: cmd.policy, log: cmd.log };
-  const write = async (chunks: Iterable<string>, path: string | undefined) => {
+  // No journal string is written into a ruleset (comments hold counts and times only); the
+  // terminal filter is there for the one someone adds (common/printable.ts).
+  const write = async (ruleset: Iterable<string>, path: string | undefined) => {
+    const chunks = safeChunks(ruleset);
     if (path === undefined) await writeToStream(chunks, io.stdout);
     else writeFileAtomic(path, chunks);
   };

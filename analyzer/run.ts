@@ -2,6 +2,7 @@
 import type { Writable } from 'node:stream';
 import { colorLines, paint } from '../common/color.js';
 import { CtError, Exit, type ExitCode } from '../common/errors.js';
+import { safeChunks, safeText } from '../common/printable.js';
 import type { Collapse, FlowTable } from './flows.js';
 import { followJournal } from './follow.js';
 import { htmlChunks } from './format-html.js';
@@ -123,20 +124,29 @@ async function report(
     const detail = skipped.map(([reason, n]) => `${reason}: ${n}`).join(', ');
     io.note(`${table.skippedTotal} events belong to no flow table (${detail})`);
   }
+  // Every format but HTML (escaped for a browser) passes the terminal filter (common/printable.ts).
   const chunks =
-    cmd.format === 'json'
-      ? jsonChunks(tableReport(table, journals))
-      : cmd.format === 'csv'
-        ? csvChunks(table.flows())
-        : cmd.format === 'md'
-          ? mdChunks(journals, table.flows())
-          : cmd.format === 'html'
-            ? htmlChunks(journals, () => table.flows())
-            : reportChunks(journals, table.flows(), cmd.show ?? {});
+    cmd.format === 'html'
+      ? htmlChunks(journals, () => table.flows())
+      : safeChunks(formatChunks(cmd, table, journals));
   if (cmd.output === undefined) {
     const color = io.color === true && cmd.format === 'text';
     await writeToStream(colorLines(chunks, color, colorReportLine), io.stdout);
   } else writeFileAtomic(cmd.output, chunks);
+}
+
+function formatChunks(
+  cmd: AnalyzeCommand,
+  table: FlowTable,
+  journals: JournalSummary[],
+): Iterable<string> {
+  return cmd.format === 'json'
+    ? jsonChunks(tableReport(table, journals))
+    : cmd.format === 'csv'
+      ? csvChunks(table.flows())
+      : cmd.format === 'md'
+        ? mdChunks(journals, table.flows())
+        : reportChunks(journals, table.flows(), cmd.show ?? {});
 }
 
 export interface VerifyCommand {
@@ -155,7 +165,8 @@ export function runVerify(cmd: VerifyCommand, io: { stdout: Writable; color?: bo
     results.push(r);
     if (cmd.format === 'text') {
       const good = r.verdict === 'OK';
-      io.stdout.write(`${paint(io.color === true, good ? 'green' : 'boldRed', verdictLine(r))}\n`);
+      const line = safeText(verdictLine(r));
+      io.stdout.write(`${paint(io.color === true, good ? 'green' : 'boldRed', line)}\n`);
     }
   }
   // Journals of rotated runs: one line per run, once every journal has been read.
@@ -163,9 +174,9 @@ export function runVerify(cmd: VerifyCommand, io: { stdout: Writable; color?: bo
   if (cmd.format === 'text') {
     for (const c of chains) {
       const color = c.faults.length === 0 ? 'green' : 'boldRed';
-      io.stdout.write(`${paint(io.color === true, color, chainLine(c))}\n`);
+      io.stdout.write(`${paint(io.color === true, color, safeText(chainLine(c)))}\n`);
     }
   }
-  if (cmd.format === 'json') io.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  if (cmd.format === 'json') io.stdout.write(safeText(`${JSON.stringify(results, null, 2)}\n`));
   return verifyExit(results, chains);
 }

@@ -1,10 +1,10 @@
 // `ct-analyze verify`: one verdict per journal — complete and intact, or what is wrong and where.
 import { basename, dirname, join } from 'node:path';
 import { CtError, Exit, type ExitCode } from '../common/errors.js';
+import { printable } from '../common/printable.js';
 import { JournalFault } from '../journal/fault.js';
 import { type JournalChain, sequencePath, splitOutput } from '../journal/format.js';
 import { type JournalCounts, openJournal } from '../journal/reader.js';
-import { printable } from './coverage.js';
 
 /**
  * OK: complete (trailer) and intact (every checksum, checkpoint and the trailer's digest match).

@@ -2,6 +2,34 @@
 import { CommanderError, InvalidArgumentError } from 'commander';
 import { colorFor, paint } from './color.js';
 import { CtError, Exit, sysCode } from './errors.js';
+import { printable, safeText } from './printable.js';
+
+/** Where a CLI's messages go: stderr, or a test's stand-in. */
+export interface MessageStream {
+  isTTY?: boolean;
+  write(text: string): unknown;
+}
+
+/**
+ * The one printer of a CLI's warnings and notes. Messages quote journals (host names, file
+ * names, chain names, header options) and the command line; whatever they hold, each is escaped
+ * here as one line (common/printable.ts), so no caller can forget to and no message can move
+ * the cursor, retitle the terminal or fake a line of its own.
+ */
+export function messagePrinter(
+  name: string,
+  stream: MessageStream = process.stderr,
+): { warn(message: string): void; note(message: string): void } {
+  const color = colorFor(stream);
+  return {
+    warn: (m) => {
+      stream.write(`${paint(color, 'boldYellow', `${name}: warning:`)} ${printable(m)}\n`);
+    },
+    note: (m) => {
+      stream.write(`${name}: note: ${printable(m)}\n`);
+    },
+  };
+}
 
 /** Parses a positive number of seconds (`--duration 30`, `--duration 1.5`) for commander. */
 export function parseSeconds(value: string): number {
@@ -51,12 +79,12 @@ function reportError(name: string, err: unknown): number {
   }
   if (err instanceof CtError) {
     process.stderr.write(
-      `${paint(colorFor(process.stderr), 'boldRed', `${name}:`)} ${err.message}\n`,
+      `${paint(colorFor(process.stderr), 'boldRed', `${name}:`)} ${printable(err.message)}\n`,
     );
     return err.exit;
   }
   process.stderr.write(
-    `${name}: internal error (please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    `${name}: internal error (please report it): ${safeText(err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`,
   );
   return Exit.RUNTIME;
 }

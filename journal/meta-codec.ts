@@ -1,4 +1,5 @@
 // Header, gap, checkpoint and trailer payloads: msgpack maps, readable by any msgpack tool, validated on the way in.
+import { unsafeChar } from '../common/printable.js';
 import {
   type AddressSet,
   type ChainLink,
@@ -133,7 +134,9 @@ function decodeChain(v: unknown): JournalChain {
 
 /**
  * A journal's base name as a chain names it: a reader joins it to a directory and prints it, so
- * no path separator, no NUL, not `.` or `..`, at most 255 characters.
+ * no path separator, no NUL, not `.` or `..`, at most 255 characters, and nothing a terminal
+ * acts on or draws invisibly (controls, bidi and other format characters: common/printable.ts).
+ * ct-record names journals NAME-NNNNNN.EXT; a name with ESC in it is a forgery, not a name.
  */
 function chainFile(v: unknown, what: string): string {
   const file = str(v, what);
@@ -142,6 +145,13 @@ function chainFile(v: unknown, what: string): string {
   }
   if (file.includes('/') || file.includes('\0') || file === '.' || file === '..') {
     throw new Damage(`${what} is not a file name (no '/', NUL, '.' or '..')`);
+  }
+  const bad = unsafeChar(file);
+  if (bad !== undefined) {
+    // The name is not quoted: it is what must not reach a terminal.
+    throw new Damage(
+      `${what} holds the control or invisible character U+${bad.toString(16).toUpperCase().padStart(4, '0')}, which no journal name has`,
+    );
   }
   return file;
 }

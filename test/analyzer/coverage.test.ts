@@ -8,11 +8,11 @@ import {
   coverageOf,
   durationText,
   filtersOf,
-  printable,
   SHORT_RECORDING_US,
   settingsText,
   timeRangeText,
 } from '../../analyzer/coverage.js';
+import { printable } from '../../common/printable.js';
 import { EVENT_FIELDS, type JournalHeader } from '../../journal/format.js';
 import type { JournalCounts } from '../../journal/reader.js';
 import { HEADER } from '../helpers/journals.js';

@@ -9,7 +9,6 @@ import fc from 'fast-check';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import t from 'tap';
 import { formatAddress } from '../../analyzer/address.js';
-import { printable } from '../../analyzer/coverage.js';
 import { type Flow, FlowTable } from '../../analyzer/flows.js';
 import { CONTENT_SECURITY_POLICY, htmlChunks, SHOWN } from '../../analyzer/format-html.js';
 import { COLUMNS } from '../../analyzer/format-table.js';
@@ -25,6 +24,7 @@ import {
 } from '../../analyzer/html-graph.js';
 import type { JournalSummary } from '../../analyzer/replay.js';
 import { PACKAGE_ROOT } from '../../common/package.js';
+import { printable } from '../../common/printable.js';
 import type { CtEvent } from '../../journal/event.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { arbAddress, arbFlowEvents, checkProperty } from '../helpers/arbitraries.js';
