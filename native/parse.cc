@@ -8,6 +8,8 @@
 #include <linux/netlink.h>
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <climits>
 #include <cstring>
 
 namespace ct {
@@ -251,6 +253,20 @@ Parsed ParseMessage(const uint8_t* msg, size_t len, uint64_t now_us, Record* out
     r.time_us = now_us;
   }
   return Parsed::kRecord;
+}
+
+int DumpEndError(const uint8_t* msg, size_t len) {
+  nlmsghdr h;
+  if (len < sizeof h) return EPROTO;
+  std::memcpy(&h, msg, sizeof h);
+  if (h.nlmsg_type != NLMSG_ERROR) return 0;
+  nlmsgerr e;
+  if (len < NLMSG_LENGTH(sizeof e)) return EPROTO;
+  std::memcpy(&e, msg + NLMSG_HDRLEN, sizeof e);
+  // -errno, or 0 for an ack. Negating INT_MIN would overflow (the fuzzer found it: corpus
+  // regress-nlmsgerr-int-min.bin); a positive value is not an errno either.
+  if (e.error > 0 || e.error == INT_MIN) return EPROTO;
+  return -e.error;
 }
 
 }  // namespace ct

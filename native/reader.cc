@@ -257,16 +257,7 @@ void Reader::Run() {
       if (snapshot) {
         if (nlh->nlmsg_seq != dump_seq) continue;
         if (nlh->nlmsg_type == NLMSG_DONE || nlh->nlmsg_type == NLMSG_ERROR) {
-          int err = 0;
-          if (nlh->nlmsg_type == NLMSG_ERROR) {
-            nlmsgerr e;
-            if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof e)) {
-              err = EPROTO;
-            } else {
-              std::memcpy(&e, NLMSG_DATA(nlh), sizeof e);
-              err = -e.error;
-            }
-          }
+          const int err = DumpEndError(reinterpret_cast<const uint8_t*>(nlh), nlh->nlmsg_len);
           batch->dump_done = true;
           batch->dump_entries = dump_entries;
           batch->dump_error = err;
