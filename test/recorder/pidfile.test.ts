@@ -1,17 +1,23 @@
 // --pidfile: atomic 0644 write, refusal while it names a live ct-record, stale files replaced, owner-only removal.
-import { spawn } from 'node:child_process';
-import {
+import { spawn, spawnSync } from 'node:child_process';
+import fs, {
   chmodSync,
+  chownSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import {
   isRecorderCommand,
@@ -22,7 +28,7 @@ import {
   removePidfile,
   writePidfile,
 } from '../../recorder/pidfile.js';
-import { exited, type TeardownHost } from '../helpers/netns.js';
+import { exited, run, type TeardownHost } from '../helpers/netns.js';
 
 const dir = mkdtempSync(join(tmpdir(), `ct-pidfile-${process.pid}-`));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -127,5 +133,163 @@ t.test(
       code: 'EPIDFILE',
       exit: 2,
     });
+  },
+);
+
+const ROOT_USER = { name: 'root', uid: 0, gid: 0 };
+const asRoot = process.geteuid?.() === 0;
+const rootOnly = asRoot ? {} : { skip: 'needs root (chown): run as root' };
+
+t.test(
+  'pidfile: a symlink swapped in for the temporary file after its creation does not get its target chmod-ed',
+  async (t) => {
+    const d = mkdtempSync(join(dir, 'swap-'));
+    const victim = join(d, 'root-only');
+    writeFileSync(victim, 'secret\n', { mode: 0o600 });
+    chmodSync(victim, 0o600);
+    const path = join(d, 'x.pid');
+    // The race the audit won, made certain: right after the temporary file is created, the owner
+    // of the directory replaces it with a symlink to a root-only file.
+    const original = { openSync: fs.openSync, writeFileSync: fs.writeFileSync };
+    let swapped = 0;
+    const swap = (p: unknown) => {
+      if (typeof p !== 'string' || !p.endsWith('.tmp') || swapped > 0) return;
+      swapped++;
+      const planted = join(d, basename(p));
+      rmSync(planted, { force: true });
+      symlinkSync(victim, planted);
+    };
+    fs.openSync = ((...a: Parameters<typeof fs.openSync>) => {
+      const fd = original.openSync(...a);
+      swap(a[0]);
+      return fd;
+    }) as typeof fs.openSync;
+    fs.writeFileSync = ((...a: Parameters<typeof fs.writeFileSync>) => {
+      original.writeFileSync(...a);
+      swap(a[0]);
+    }) as typeof fs.writeFileSync;
+    syncBuiltinESMExports();
+    try {
+      writePidfile(path, 4242);
+    } catch {
+      // refusing is fine too; what matters is the victim
+    } finally {
+      Object.assign(fs, original);
+      syncBuiltinESMExports();
+    }
+    t.equal(swapped, 1, 'the temporary file was swapped for a symlink');
+    t.equal(statSync(victim).mode & 0o777, 0o600, 'the root-only file is still 0600');
+    t.equal(readFileSync(victim, 'utf8'), 'secret\n', 'and unchanged');
+  },
+);
+
+/** Runs `code` (ESM, with the recorder's pidfile module as `p`) in a child, killed after 20 s. */
+function inChild(code: string) {
+  const loader = import.meta.resolve('@tapjs/typescript/import');
+  const mod = fileURLToPath(new URL('../../recorder/pidfile.ts', import.meta.url));
+  const started = Date.now();
+  const res = spawnSync(
+    process.execPath,
+    [
+      `--import=${loader}`,
+      '--input-type=module',
+      '-e',
+      `const p = await import(${JSON.stringify(mod)}); ${code}`,
+    ],
+    { encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL', env: { PATH: process.env.PATH } },
+  );
+  return { ...res, ms: Date.now() - started };
+}
+
+t.test(
+  'pidfile: a FIFO planted at the path is refused in bounded time, never waited on',
+  async (t) => {
+    const d = mkdtempSync(join(dir, 'fifo-'));
+    const path = join(d, 'x.pid');
+    await run(['mkfifo', path]);
+    const res = inChild(
+      `for (const f of [() => p.refuseRunning(${JSON.stringify(path)}), () => { const w = p.removePidfile(${JSON.stringify(path)}, 1); if (w) throw new Error(w); }]) {
+       try { f(); console.log('accepted'); } catch (e) { console.log(e.code, e.exit, e.message); }
+     }`,
+    );
+    t.equal(res.signal, null, `the child ended by itself (after ${res.ms} ms), it did not hang`);
+    const [refused, removal] = res.stdout.trim().split('\n');
+    t.match(refused, /^EPIDFILE 2 .*x\.pid is not a regular file \(a FIFO\).*remove it/);
+    t.match(removal, /not a regular file/, 'removal at exit warns instead of waiting');
+    t.ok(lstatSync(path).isFIFO(), 'the FIFO is left for the admin to look at');
+  },
+);
+
+t.test('pidfile: a symbolic link at the path is refused, never followed', async (t) => {
+  const d = mkdtempSync(join(dir, 'link-'));
+  const target = join(d, 'elsewhere');
+  writeFileSync(target, 'not a pid\n');
+  const path = join(d, 'x.pid');
+  symlinkSync(target, path);
+  t.throws(() => refuseRunning(path), {
+    code: 'EPIDFILE',
+    exit: 2,
+    message: /x\.pid is a symbolic link: ct-record never follows one.*remove it/,
+  });
+  t.throws(() => readPidfile(path), { code: 'EPIDFILE' });
+});
+
+t.test('pidfile: a symbolic link among the directories of the path is refused', async (t) => {
+  const d = mkdtempSync(join(dir, 'dirlink-'));
+  mkdirSync(join(d, 'real'));
+  chmodSync(join(d, 'real'), 0o1777);
+  symlinkSync(join(d, 'real'), join(d, 'via'));
+  t.throws(() => preparePidfileDir(join(d, 'via', 'x.pid'), NOBODY), {
+    code: 'EPIDFILE',
+    exit: 2,
+    message: /via is a symbolic link/,
+  });
+  t.throws(() => writePidfile(join(d, 'via', 'x.pid'), 77), { code: 'EPIDFILE' });
+  t.strictSame(readdirSync(join(d, 'real')), [], 'nothing was written through it');
+});
+
+t.test(
+  'pidfile: root never writes into a --pidfile directory another user owns',
+  rootOnly,
+  async (t) => {
+    const d = mkdtempSync(join(dir, 'theirs-'));
+    chownSync(d, 65534, 65534);
+    t.throws(() => preparePidfileDir(join(d, 'x.pid'), undefined, { euid: 0 }), {
+      code: 'EACCES',
+      exit: 2,
+      message:
+        /--pidfile .*x\.pid: ct-record would write it as root into .*, which belongs to uid 65534/,
+    });
+    const mine = mkdtempSync(join(dir, 'mine-'));
+    t.doesNotThrow(() => preparePidfileDir(join(mine, 'x.pid'), undefined, { euid: 0 }));
+  },
+);
+
+t.test(
+  'pidfile: the default directory an earlier run gave to its --user is taken back before root writes in it',
+  rootOnly,
+  async (t) => {
+    const d = mkdtempSync(join(dir, 'default-'));
+    const own = join(d, 'ct-record');
+    const pidfile = join(own, 'ct-record.pid');
+    mkdirSync(own, { mode: 0o777 });
+    chmodSync(own, 0o777);
+    chownSync(own, 65534, 65534);
+    preparePidfileDir(pidfile, undefined, { euid: 0, defaultPidfile: pidfile });
+    const st = statSync(own);
+    t.strictSame([st.uid, st.gid, st.mode & 0o7777], [0, 0, 0o755], 'root:root 0755 again');
+    preparePidfileDir(pidfile, NOBODY, { euid: 0, defaultPidfile: pidfile });
+    t.strictSame(
+      [statSync(own).uid, statSync(own).mode & 0o7777],
+      [65534, 0o755],
+      'handed to --user',
+    );
+    rmSync(own, { recursive: true });
+    symlinkSync(d, own);
+    t.throws(() => preparePidfileDir(pidfile, ROOT_USER, { euid: 0, defaultPidfile: pidfile }), {
+      code: 'EPIDFILE',
+      message: /ct-record is a symbolic link/,
+    });
+    t.equal(statSync(d).uid, 0, 'the link was not followed by chown');
   },
 );
