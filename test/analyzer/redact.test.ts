@@ -1224,3 +1224,104 @@ t.test(
     t.end();
   },
 );
+
+// --- the order of redacted address sets ----------------------------------------------------
+
+/** Byte order of a host address as the journal holds it: family, address, prefix, interface. */
+const byBytes = (a: HostAddress, b: HostAddress) =>
+  a.family - b.family ||
+  Buffer.compare(Buffer.from(a.address), Buffer.from(b.address)) ||
+  a.prefix - b.prefix ||
+  (a.ifname < b.ifname ? -1 : a.ifname > b.ifname ? 1 : 0);
+
+/** Every host address set of a journal, the header's first, each as its list of addresses. */
+function addressLists(path: string): HostAddress[][] {
+  const reader = openJournal(path);
+  try {
+    for (const _ of reader.items()) {
+      // Reading the frames reads the checkpoints' address sets.
+    }
+    return reader.addressSets.map((s) => [...s.addresses]);
+  } finally {
+    reader.close();
+  }
+}
+
+/** Distinct addresses of one /16 (v4) or /48 (v6): neighbours whose order hides key bits. */
+const arbNeighbours = fc.uniqueArray(
+  fc.oneof(
+    fc.tuple(fc.nat(255), fc.nat(255)).map(([c, d]) => Uint8Array.of(10, 20, c, d)),
+    fc
+      .uint8Array({ minLength: 10, maxLength: 10 })
+      .map((tail) => Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, 0, 1, ...tail])),
+  ),
+  { minLength: 2, maxLength: 12, selector: (a) => hex(a) },
+);
+
+t.test(
+  'redact: every host address set comes out sorted by its pseudonyms, byte order, header and checkpoints alike',
+  (t) => {
+    const p = new AddressPseudonymizer(KEY);
+    checkProperty(
+      t,
+      fc.property(arbNeighbours, arbNeighbours, (first, later) => {
+        // The original order is the sorted one (as ip addr often gives it): the one to hide.
+        const asSet = (list: Uint8Array[]) =>
+          list.map((a, i) => hostAddress(a, i + 1)).sort(byBytes);
+        const input = fresh('order-in');
+        const output = fresh('order-out');
+        writePlan(input, {
+          header: { addresses: asSet(first) },
+          batches: [someEvents(3, first.length)],
+          changes: [{ after: 0, addresses: asSet(later) }],
+        });
+        redactJournal({ input, output, keyFile, force: false }, quiet());
+        const lists = addressLists(output);
+        assert.equal(lists.length, 2, 'the header set and the checkpoint set');
+        for (const [i, list] of lists.entries()) {
+          assert.deepEqual(list, [...list].sort(byBytes), `set ${i} sorted by its new values`);
+          // Exactly the pseudonyms of the input set, in their own order, not the input's.
+          const want = (i === 0 ? first : later).map((a) => hex(p.map(a))).sort();
+          const v4first = (x: string, y: string) => x.length - y.length;
+          assert.deepEqual(
+            list.map((a) => hex(a.address)),
+            want.sort((x, y) => v4first(x, y) || (x < y ? -1 : x > y ? 1 : 0)),
+          );
+        }
+      }),
+      { numRuns: 40 },
+    );
+    t.end();
+  },
+);
+
+t.test(
+  'redact: the original order of an address set cannot be recovered: any order in, one order out',
+  (t) => {
+    checkProperty(
+      t,
+      fc.property(
+        arbNeighbours.chain((list) =>
+          fc.tuple(fc.constant(list), fc.shuffledSubarray(list, { minLength: list.length })),
+        ),
+        ([sorted, shuffled]) => {
+          const outputs = [sorted, shuffled].map((list) => {
+            // The same interface for the same address: only the order differs between the two.
+            const byAddress = new Map(sorted.map((a, i) => [hex(a), hostAddress(a, i + 1)]));
+            const input = fresh('perm-in');
+            const output = fresh('perm-out');
+            writePlan(input, {
+              header: { addresses: list.map((a) => byAddress.get(hex(a)) as HostAddress) },
+              batches: [],
+            });
+            redactJournal({ input, output, keyFile, force: false }, quiet());
+            return addressLists(output)[0]?.map((a) => `${a.ifname} ${hex(a.address)}`);
+          });
+          assert.deepEqual(outputs[1], outputs[0]);
+        },
+      ),
+      { numRuns: 40 },
+    );
+    t.end();
+  },
+);
