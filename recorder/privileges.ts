@@ -9,7 +9,14 @@ import {
   setConntrackEvents as setNativeConntrackEvents,
 } from '../native/index.js';
 
-export const DEFAULT_USER = 'nobody';
+/**
+ * ct-record's own system account, not the shared `nobody`: journals after the first of a
+ * --rotate run and /run/ct-record belong to this user, so every service running as it could
+ * read every flow, tamper with the recording or stop it.
+ */
+export const DEFAULT_USER = 'conntracker';
+/** How to create DEFAULT_USER (systemd's DynamicUser= makes one of its own instead). */
+export const USERADD_COMMAND = `useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ${DEFAULT_USER}`;
 /** The one capability still needed after start: table dumps and the nf_conntrack_events restore. */
 export const KEPT_CAPABILITY = 'CAP_NET_ADMIN';
 /** Name of the keeper thread in /proc/PID/task/TID/comm. */
@@ -25,6 +32,9 @@ export interface Privileges {
   /** The thread that kept CAP_NET_ADMIN, when dropped. */
   keeperTid?: number;
 }
+
+/** A passwd lookup by name or uid: null when there is no such user. */
+export type UserLookup = (user: string) => PasswdEntry | null;
 
 function lookup(user: string): PasswdEntry | null {
   const addon = loadNative();
@@ -43,13 +53,15 @@ function lookup(user: string): PasswdEntry | null {
 }
 
 /**
- * `user` is the --user value (undefined: the default, nobody). As root: drop to that user, or
- * stay root when it is root (uid 0). Not root: nothing to drop, and an explicit --user is an
- * error. An unknown user is a usage error.
+ * `user` is the --user value (undefined: the default, DEFAULT_USER). As root: drop to that user,
+ * or stay root when it is root (uid 0). Not root: nothing to drop, and an explicit --user is an
+ * error. An unknown user is a usage error; a missing default account too, naming the useradd
+ * command (never a silent fallback to nobody). `lookupUser`: tests pass their own passwd.
  */
 export function planPrivileges(
   user: string | undefined,
   euid: number = process.geteuid?.() ?? 0,
+  lookupUser: UserLookup = lookup,
 ): PrivilegePlan {
   if (euid !== 0) {
     if (user !== undefined) {
@@ -67,7 +79,14 @@ export function planPrivileges(
       exit: Exit.USAGE,
     });
   }
-  const entry = lookup(name);
+  const entry = lookupUser(name);
+  if (entry === null && user === undefined) {
+    throw new CtError(
+      'EUSER',
+      `the default --user account ${name} does not exist: create it (${USERADD_COMMAND}), or pass --user USER to run as an existing account (--user nobody shares its files with every other service running as nobody)`,
+      { exit: Exit.USAGE },
+    );
+  }
   if (entry === null) {
     throw new CtError(
       'EUSER',

@@ -76,7 +76,7 @@ export interface RecordOptions {
   filter: EventFilter;
   /** The options as the user gave them, recorded in the journal header. */
   given: Record<string, unknown>;
-  /** --user: who to run as once the sockets and the journal are open; undefined: nobody. */
+  /** --user: who to run as once the sockets and the journal are open; undefined: DEFAULT_USER. */
   user?: string;
   /** --netns: record this network namespace (an `ip netns` name or a path) instead of ours. */
   netns?: string;
@@ -220,7 +220,10 @@ function record(opts: RecordOptions, undo: () => Promise<void>, plan: PrivilegeP
   }
   let tableFile: TableFile | undefined;
   try {
-    tableFile = opts.table === undefined ? undefined : new TableFile(opts.table);
+    tableFile =
+      opts.table === undefined
+        ? undefined
+        : new TableFile(opts.table, { uid: plan.drop ? plan.user.uid : undefined });
   } catch (err) {
     void capture.stop();
     writer.abandon();
