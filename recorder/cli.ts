@@ -126,7 +126,7 @@ async function main(): Promise<number> {
     )
     .option(
       '--user <name>',
-      'once the sockets and the journal are open, run as this user (name or uid), keeping only CAP_NET_ADMIN for table dumps; root keeps root (default nobody)',
+      'once the sockets and the journal are open, run as this user (name or uid), keeping only CAP_NET_ADMIN for table dumps; root keeps root (default conntracker, an account of its own: useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin conntracker)',
     )
     .option(
       '-d, --daemon',
@@ -217,6 +217,7 @@ ct-record --check tells whether this namespace needs one.`,
       snapshot: o.snapshot,
       enableEvents: o.enableEvents,
       enableTracking: o.enableTracking,
+      user: o.user,
     });
     process.stdout.write(formatPreflight(facts.netns, findings, netnsRunner(o.netns)));
     return preflightExit(findings);

@@ -1,13 +1,14 @@
 // ct-record --check: what would make a recording incomplete in this namespace, with a fix for each.
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { addonPath, loadNative } from '../native/index.js';
+import { addonPath, loadNative, type PasswdEntry } from '../native/index.js';
+import { DEFAULT_USER, lookupUser, USERADD_COMMAND } from './privileges.js';
 import { enableTracking, TRACKING_TABLE_PREFIX, type TrackingTable } from './tracking.js';
 import { type FamilyProbe, probeTracking, type TrackingProbe } from './tracking-probe.js';
 
 export type FindingStatus = 'ok' | 'warn' | 'fail';
 
 export interface Finding {
-  /** Stable name: module, privileges, addon, events, tracking, rmem, timestamp, acct. */
+  /** Stable name: module, privileges, user, addon, events, tracking, rmem, timestamp, acct. */
   id: string;
   status: FindingStatus;
   /** What was found and what it means for a recording. */
@@ -24,6 +25,8 @@ export interface PreflightOptions {
   snapshot: boolean;
   enableEvents: boolean;
   enableTracking: boolean;
+  /** --user as given; undefined: DEFAULT_USER. */
+  user?: string;
 }
 
 /** What /proc and /sys say, read without privileges. */
@@ -48,6 +51,8 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; error: string };
 export interface LiveFacts {
   /** The addon's path when it loads. */
   addon: Outcome<string>;
+  /** The passwd entry of the account ct-record would drop to (null: none); looked up as root only. */
+  account?: Outcome<PasswdEntry | null>;
   /** Undefined when not tried (nf_conntrack not loaded: nothing can be tracked). */
   probe?: Outcome<TrackingProbe>;
   /** --enable-tracking given and tracking not active: the probe made with its table in place. */
@@ -141,7 +146,7 @@ function privilegesFinding(f: PreflightFacts): Finding {
     return {
       id: 'privileges',
       status: 'ok',
-      what: 'running as root: ct-record opens its socket and journal, then drops to --user (default nobody), keeping CAP_NET_ADMIN on one thread for table dumps',
+      what: `running as root: ct-record opens its socket and journal, then drops to --user (default ${DEFAULT_USER}), keeping CAP_NET_ADMIN on one thread for table dumps`,
     };
   }
   if (f.netAdmin === true) {
@@ -168,6 +173,66 @@ function addonFinding(live: LiveFacts): Finding {
         what: live.addon.error,
         fix: 'apt install g++ make python3 linux-libc-dev, then npm rebuild conntracker',
       };
+}
+
+const USER_FIX = `${USERADD_COMMAND}\nor pass --user USER to run as an existing account`;
+
+/** The account of the privilege drop: a missing one stops ct-record before it records. */
+function userFinding(f: PreflightFacts, live: LiveFacts, o: PreflightOptions): Finding {
+  const id = 'user';
+  const name = o.user ?? DEFAULT_USER;
+  if (f.euid !== 0) {
+    return {
+      id,
+      status: o.user === undefined ? 'ok' : 'fail',
+      what:
+        o.user === undefined
+          ? `running as uid ${f.euid}, not root: no privilege drop, so no --user account is needed`
+          : `--user ${o.user} needs root: ct-record runs as uid ${f.euid}`,
+      ...(o.user === undefined ? {} : { fix: 'leave out --user, or run as root' }),
+    };
+  }
+  const account = live.account;
+  if (account === undefined || !account.ok) {
+    return {
+      id,
+      status: 'warn',
+      what: `cannot look up user ${name}: ${account?.ok === false ? account.error : 'not tried'}`,
+      fix: `getent passwd ${name}; check /etc/nsswitch.conf`,
+    };
+  }
+  const entry = account.value;
+  if (entry === null) {
+    return o.user === undefined
+      ? {
+          id,
+          status: 'fail',
+          what: `the default --user account ${name} does not exist: ct-record would refuse to start`,
+          fix: USER_FIX,
+        }
+      : {
+          id,
+          status: 'fail',
+          what: `unknown user '${name}' for --user: ct-record would refuse to start`,
+          fix: `give an existing user, or create ${DEFAULT_USER} (${USERADD_COMMAND}) and leave out --user`,
+        };
+  }
+  if (entry.uid === 0) {
+    return { id, status: 'ok', what: `--user ${name}: ct-record stays root (no privilege drop)` };
+  }
+  if (entry.name === 'nobody') {
+    return {
+      id,
+      status: 'warn',
+      what: `--user nobody is shared with other services: any of them could read the journals after the first of a --rotate run and the pidfile, tamper with them or stop the recording`,
+      fix: `${USERADD_COMMAND}, and leave out --user`,
+    };
+  }
+  return {
+    id,
+    status: 'ok',
+    what: `after start ct-record drops to user ${entry.name} (uid ${entry.uid}, gid ${entry.gid})${entry.name === DEFAULT_USER ? ', an account of its own' : ''}`,
+  };
 }
 
 function eventsFinding(f: PreflightFacts, o: PreflightOptions): Finding {
@@ -399,6 +464,7 @@ export function evaluatePreflight(
   return [
     moduleFinding(facts),
     privilegesFinding(facts),
+    userFinding(facts, live, opts),
     addonFinding(live),
     eventsFinding(facts, opts),
     trackingFinding(facts, live, opts),
@@ -417,6 +483,8 @@ export interface PreflightSources {
   loadAddon?: () => string;
   probe?: (bufferSize: number) => Promise<TrackingProbe>;
   enableTracking?: () => TrackingTable;
+  /** The passwd lookup (default: the addon's getpwnam). */
+  lookupUser?: (name: string) => PasswdEntry | null;
 }
 
 function message(err: unknown): string {
@@ -449,6 +517,10 @@ export async function runPreflight(
     });
   const probe = src.probe ?? ((size: number) => probeTracking(size));
   const live: LiveFacts = { addon: await outcome(async () => load()) };
+  if (facts.euid === 0) {
+    const find = src.lookupUser ?? lookupUser;
+    live.account = await outcome(async () => find(opts.user ?? DEFAULT_USER));
+  }
   if (facts.conntrackLoaded) {
     live.probe = await outcome(() => probe(opts.bufferSize));
     const off = live.probe.ok && live.probe.value.families.some(inactive);

@@ -36,7 +36,8 @@ export interface Privileges {
 /** A passwd lookup by name or uid: null when there is no such user. */
 export type UserLookup = (user: string) => PasswdEntry | null;
 
-function lookup(user: string): PasswdEntry | null {
+/** The addon's passwd lookup (NSS included); a failing lookup is a CtError. */
+export function lookupUser(user: string): PasswdEntry | null {
   const addon = loadNative();
   try {
     return /^\d+$/.test(user) ? addon.getpwuid(Number(user)) : addon.getpwnam(user);
@@ -56,12 +57,12 @@ function lookup(user: string): PasswdEntry | null {
  * `user` is the --user value (undefined: the default, DEFAULT_USER). As root: drop to that user,
  * or stay root when it is root (uid 0). Not root: nothing to drop, and an explicit --user is an
  * error. An unknown user is a usage error; a missing default account too, naming the useradd
- * command (never a silent fallback to nobody). `lookupUser`: tests pass their own passwd.
+ * command (never a silent fallback to nobody). `find`: tests pass their own passwd.
  */
 export function planPrivileges(
   user: string | undefined,
   euid: number = process.geteuid?.() ?? 0,
-  lookupUser: UserLookup = lookup,
+  find: UserLookup = lookupUser,
 ): PrivilegePlan {
   if (euid !== 0) {
     if (user !== undefined) {
@@ -79,7 +80,7 @@ export function planPrivileges(
       exit: Exit.USAGE,
     });
   }
-  const entry = lookupUser(name);
+  const entry = find(name);
   if (entry === null && user === undefined) {
     throw new CtError(
       'EUSER',

@@ -93,8 +93,11 @@ const NONE = probeOf([
   { family: 6, seen: 'none', others: 0 },
 ]);
 
+const CONNTRACKER = { name: 'conntracker', uid: 998, gid: 998 };
+
 const LIVE: LiveFacts = {
   addon: { ok: true, value: '/x/ct_native.node' },
+  account: { ok: true, value: CONNTRACKER },
   probe: { ok: true, value: BOTH_EVENTS },
 };
 
@@ -332,11 +335,73 @@ t.test('timestamp and acct: 0 warns with the sysctl that fixes it, as the report
   t.end();
 });
 
+t.test('user: a missing conntracker account fails with the useradd command or --user', (t) => {
+  t.match(finding('user'), {
+    status: 'ok',
+    what: /drops to user conntracker \(uid 998, gid 998\), an account of its own/,
+  });
+  const missing = finding('user', {}, { account: { ok: true, value: null } });
+  t.match(missing, {
+    status: 'fail',
+    what: /the default --user account conntracker does not exist: ct-record would refuse to start/,
+  });
+  t.equal(
+    missing.fix,
+    'useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin conntracker\nor pass --user USER to run as an existing account',
+  );
+  t.match(finding('user', {}, { account: { ok: true, value: null } }, { user: 'ghost' }), {
+    status: 'fail',
+    what: /unknown user 'ghost' for --user/,
+  });
+  t.match(
+    finding(
+      'user',
+      {},
+      { account: { ok: true, value: { name: 'nobody', uid: 65534, gid: 65534 } } },
+      { user: 'nobody' },
+    ),
+    { status: 'warn', what: /nobody is shared/, fix: /useradd --system/ },
+  );
+  t.match(finding('user', {}, { account: { ok: false, error: 'EIO' } }), {
+    status: 'warn',
+    what: /cannot look up user conntracker: EIO/,
+  });
+  t.match(finding('user', { euid: 1000 }, { account: undefined }), {
+    status: 'ok',
+    what: /uid 1000, not root: no privilege drop/,
+  });
+  t.end();
+});
+
+t.test('runPreflight: looks up the --user account, or the default one, as root', async (t) => {
+  const tree = fakeTree(t);
+  const asked: string[] = [];
+  const src = {
+    proc: tree.proc,
+    sys: tree.sys,
+    euid: 0,
+    loadAddon: () => '/x/ct_native.node',
+    probe: async () => BOTH_EVENTS,
+    lookupUser: (name: string) => {
+      asked.push(name);
+      return null;
+    },
+  };
+  const { findings } = await runPreflight(OPTS, src);
+  t.match(
+    findings.find((f) => f.id === 'user'),
+    { status: 'fail', fix: /^useradd --system/ },
+  );
+  t.equal(preflightExit(findings), 1, 'the recording would not start');
+  await runPreflight({ ...OPTS, user: 'nobody' }, src);
+  t.strictSame(asked, ['conntracker', 'nobody']);
+});
+
 t.test('exit 0 when nothing fails (warnings included), 1 on any failure', (t) => {
   const all = evaluatePreflight({ ...FACTS, events: 2, timestamp: 0 }, LIVE, OPTS);
   t.strictSame(
     all.map((f) => f.id),
-    ['module', 'privileges', 'addon', 'events', 'tracking', 'rmem', 'timestamp', 'acct'],
+    ['module', 'privileges', 'user', 'addon', 'events', 'tracking', 'rmem', 'timestamp', 'acct'],
     'the documented order',
   );
   t.ok(all.some((f) => f.status === 'warn'));
