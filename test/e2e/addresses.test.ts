@@ -8,8 +8,12 @@ import { verifyJournal } from '../../analyzer/verify.js';
 import { openJournal } from '../../journal/reader.js';
 import { readHostAddresses } from '../../recorder/host.js';
 import { RECORDER, startRecorder } from '../../samples/record.js';
+import { ensureDefaultUser } from '../helpers/account.js';
 import { addressLine, addressLines, ipAddresses } from '../helpers/addresses.js';
 import { createTopology, exitedWithin, run } from '../helpers/netns.js';
+
+// ct-record as root drops to its default account (conntracker): this machine must have it.
+ensureDefaultUser();
 
 if (!existsSync(RECORDER)) throw new Error(`${RECORDER} is missing: run \`npm run build\` first`);
 

@@ -6,8 +6,12 @@ import { join } from 'node:path';
 import t from 'tap';
 import { openJournal } from '../../journal/reader.js';
 import { ANALYZER, startRecorder } from '../../samples/record.js';
+import { ensureDefaultUser } from '../helpers/account.js';
 import { buildFlood, flood } from '../helpers/flood.js';
 import { createTopology, exitedWithin, run } from '../helpers/netns.js';
+
+// ct-record as root drops to its default account (conntracker): this machine must have it.
+ensureDefaultUser();
 
 const dir = mkdtempSync(join(tmpdir(), `ct-crash-${process.pid}-`));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,5 +1,5 @@
 // ct-record -d on the real kernel: detach, pidfile, syslog lines, SIGUSR1/SIGHUP/SIGTERM, verifiable journals.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,21 +7,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { isRunningRecorder, readPidfile } from '../../recorder/pidfile.js';
 import { ANALYZER, RECORDER } from '../../samples/record.js';
+import { defaultAccount } from '../helpers/account.js';
 import { createTopology, run, type TeardownHost, waitForLine } from '../helpers/netns.js';
 
 for (const cli of [RECORDER, ANALYZER]) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
 }
 
-const NOBODY = {
-  uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })),
-  gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })),
-};
+/** ct-record's default --user (made if this machine lacks it). */
+const ACCOUNT = defaultAccount();
 const dir = mkdtempSync(join(tmpdir(), `ct-daemon-${process.pid}-`));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-// As a deployment would: the daemon drops to nobody, then writes its pidfile, the table and
-// journal 2 here.
-chownSync(dir, NOBODY.uid, NOBODY.gid);
+// As a deployment would: the daemon drops to conntracker, then writes its pidfile and journal 2
+// here.
+chownSync(dir, ACCOUNT.uid, ACCOUNT.gid);
 
 /** A private /dev/log: prints each datagram on a line; world-writable like the real one. */
 const LISTENER = `

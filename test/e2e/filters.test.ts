@@ -8,8 +8,12 @@ import type { CtEvent } from '../../journal/event.js';
 import type { JournalHeader } from '../../journal/format.js';
 import { ANALYZER, RECORDER, startRecorder } from '../../samples/record.js';
 import { TRAFFIC_TOOL } from '../../samples/scenario.js';
+import { ensureDefaultUser } from '../helpers/account.js';
 import { readWhole } from '../helpers/journals.js';
 import { createTopology, exitedWithin, run, type Topology, waitForLine } from '../helpers/netns.js';
+
+// ct-record as root drops to its default account (conntracker): this machine must have it.
+ensureDefaultUser();
 
 for (const cli of [RECORDER, ANALYZER]) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);

@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ANALYZER, RECORDER, startRecorder } from '../../samples/record.js';
 import { expectedLines, runScenario, stripCounter } from '../../samples/scenario.js';
+import { ensureDefaultUser } from '../helpers/account.js';
 import { createTopology, exitedWithin, run } from '../helpers/netns.js';
+
+// ct-record as root drops to its default account (conntracker): this machine must have it.
+ensureDefaultUser();
 
 const FLOW_LINE = /^(ICMP| TCP| UDP)v[46] \[ *\d+\] /;
 

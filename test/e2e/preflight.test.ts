@@ -6,7 +6,11 @@ import { join } from 'node:path';
 import t from 'tap';
 import { openJournal } from '../../journal/reader.js';
 import { ANALYZER, RECORDER, whenCapturing } from '../../samples/record.js';
+import { ensureDefaultUser } from '../helpers/account.js';
 import { createTopology, exitedWithin, run, type Topology, waitForLine } from '../helpers/netns.js';
+
+// ct-record as root drops to its default account (conntracker): this machine must have it.
+ensureDefaultUser();
 
 for (const cli of [RECORDER, ANALYZER]) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);

@@ -10,7 +10,11 @@ import {
   seedLine,
   stripCounter,
 } from '../../samples/scenario.js';
+import { ensureDefaultUser } from '../helpers/account.js';
 import { createTopology, exitedWithin, run } from '../helpers/netns.js';
+
+// ct-record as root drops to its default account (conntracker): this machine must have it.
+ensureDefaultUser();
 
 const FLOW_LINE = /^(ICMP| TCP| UDP)v[46] \[ *\d+\] /;
 

@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ANALYZER, RECORDER, recordScenario } from '../../samples/record.js';
 import { runScenario, TRAFFIC_TOOL } from '../../samples/scenario.js';
+import { ensureDefaultUser } from '../helpers/account.js';
 import { createTopology, run, type Topology, waitForLine } from '../helpers/netns.js';
+
+// ct-record as root drops to its default account (conntracker): this machine must have it.
+ensureDefaultUser();
 
 for (const cli of [RECORDER, ANALYZER]) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);

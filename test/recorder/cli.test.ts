@@ -18,6 +18,7 @@ import t from 'tap';
 import { MAGIC } from '../../journal/format.js';
 import { ANALYZER, RECORDER, startRecorder } from '../../samples/record.js';
 import { seedLine, stripCounter } from '../../samples/scenario.js';
+import { ensureDefaultUser } from '../helpers/account.js';
 import {
   createTopology,
   exitedWithin,
@@ -25,6 +26,9 @@ import {
   type TeardownHost,
   type Topology,
 } from '../helpers/netns.js';
+
+// ct-record as root drops to its default account (conntracker): this machine must have it.
+ensureDefaultUser();
 
 for (const cli of [RECORDER, ANALYZER]) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);

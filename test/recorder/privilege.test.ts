@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { RECORDER, type RunningRecorder, startRecorder } from '../../samples/record.js';
+import { defaultAccount } from '../helpers/account.js';
 import { buildFlood, flood } from '../helpers/flood.js';
 import { readWhole } from '../helpers/journals.js';
 import {
@@ -18,11 +19,15 @@ import {
 if (!existsSync(RECORDER)) throw new Error(`${RECORDER} is missing: run \`npm run build\` first`);
 
 const NOBODY = 65534;
+/** ct-record's default --user (made if this machine lacks it). */
+const ACCOUNT = defaultAccount();
 const CAP_NET_ADMIN = 1n << 12n;
 const KEEPER = 'ct-netadmin';
 const STACK = /^ {4}at /m;
-const DROPPED =
-  /^ct-record: dropped root: now user nobody \(uid 65534, gid 65534, no supplementary groups\); kept CAP_NET_ADMIN on thread (\d+) \(ct-netadmin\) for conntrack dumps and sysctl restores only, no capabilities on any other thread; no_new_privs on every thread$/m;
+const DROPPED = new RegExp(
+  `^ct-record: dropped root: now user ${ACCOUNT.name} \\(uid ${ACCOUNT.uid}, gid ${ACCOUNT.gid}, no supplementary groups\\); kept CAP_NET_ADMIN on thread (\\d+) \\(ct-netadmin\\) for conntrack dumps and sysctl restores only, no capabilities on any other thread; no_new_privs on every thread$`,
+  'm',
+);
 const EVENTS_KNOB = 'net.netfilter.nf_conntrack_events';
 
 // Journals go where nobody can write: the recorder opens them before it drops root.
@@ -94,7 +99,7 @@ async function until(check: () => boolean, ms: number, what: () => string): Prom
 }
 
 t.test(
-  'privilege: by default every thread runs as nobody and only ct-netadmin keeps CAP_NET_ADMIN',
+  'privilege: by default every thread runs as conntracker and only ct-netadmin keeps CAP_NET_ADMIN',
   async (t) => {
     const topo = await createTopology(t, 'lan');
     const journal = join(testDir(t, 'default'), 'j.mpk');
@@ -113,10 +118,14 @@ t.test(
       const who = `${task.comm} (${task.tid})`;
       t.strictSame(
         task.uid,
-        [NOBODY, NOBODY, NOBODY, NOBODY],
+        [ACCOUNT.uid, ACCOUNT.uid, ACCOUNT.uid, ACCOUNT.uid],
         `${who}: real/effective/saved/fs uid`,
       );
-      t.strictSame(task.gid, [NOBODY, NOBODY, NOBODY, NOBODY], `${who}: every gid`);
+      t.strictSame(
+        task.gid,
+        [ACCOUNT.gid, ACCOUNT.gid, ACCOUNT.gid, ACCOUNT.gid],
+        `${who}: every gid`,
+      );
       t.equal(task.groups, '', `${who}: no supplementary group`);
       t.equal(task.capAmb, 0n, `${who}: no ambient capability`);
       t.equal(task.noNewPrivs, '1', `${who}: no_new_privs`);
@@ -196,7 +205,7 @@ t.test('privilege: --enable-events restores the sysctl at exit after the drop', 
   t.match(rec.stderr(), DROPPED, 'root was dropped');
   t.equal(await sysctl(topo, EVENTS_KNOB), 1, 'set to 1 while recording');
   t.equal(await stopRecorder(rec), 0, `SIGTERM: exit 0\n${rec.stderr()}`);
-  t.equal(await sysctl(topo, EVENTS_KNOB), 2, 'back to 2 after exit, written as nobody');
+  t.equal(await sysctl(topo, EVENTS_KNOB), 2, 'back to 2 after exit, written after the drop');
   t.notMatch(rec.stderr(), /could not restore/, 'no restore warning');
 });
 
@@ -279,7 +288,7 @@ t.test(
       { check: false, timeoutMs: 20_000 },
     );
     t.equal(res.code, 0, `exit 0\n${res.stderr}`);
-    t.match(res.stderr, /dropped root: now user nobody/, 'it did drop to nobody');
+    t.match(res.stderr, /dropped root: now user conntracker/, 'it did drop to conntracker');
     t.ok(existsSync(table), 'the table file, opened before the drop, was written at exit');
     t.notMatch(res.stderr, STACK, 'no stack trace');
   },

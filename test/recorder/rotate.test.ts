@@ -1,5 +1,4 @@
 // ct-record --rotate and --max-size on the real kernel: chained journals that lose no flow at a boundary.
-import { execFileSync } from 'node:child_process';
 import {
   chownSync,
   existsSync,
@@ -19,6 +18,7 @@ import t from 'tap';
 import { openJournal } from '../../journal/reader.js';
 import { ANALYZER, RECORDER, startRecorder } from '../../samples/record.js';
 import { expectedLines, runScenario, stripCounter } from '../../samples/scenario.js';
+import { defaultAccount } from '../helpers/account.js';
 import { buildFlood, flood } from '../helpers/flood.js';
 import { createTopology, exitedWithin, run } from '../helpers/netns.js';
 
@@ -28,15 +28,12 @@ for (const cli of [RECORDER, ANALYZER]) {
 
 const FLOW_LINE = /^(ICMP| TCP| UDP)v[46] \[ *\d+\] /;
 /** ct-record's default --user: journals after the first are created as it. */
-const NOBODY = {
-  uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })),
-  gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })),
-};
+const ACCOUNT = defaultAccount();
 
 const dir = mkdtempSync(join(tmpdir(), `ct-rotate-${process.pid}-`));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-// As a deployment would (install -d -o nobody): the recorder writes here after its drop.
-chownSync(dir, NOBODY.uid, NOBODY.gid);
+// As a deployment would (install -d -o conntracker): the recorder writes here after its drop.
+chownSync(dir, ACCOUNT.uid, ACCOUNT.gid);
 
 const cli = (tool: string, args: readonly string[]) =>
   run([process.execPath, tool, ...args], { check: false, timeoutMs: 60_000 });
@@ -122,7 +119,7 @@ t.test(
       for (const [i, path] of journals.entries()) {
         t.ok(statSync(path).size > 0);
         if (i > 0)
-          t.equal(statSync(path).uid, NOBODY.uid, `${basename(path)} created after the drop`);
+          t.equal(statSync(path).uid, ACCOUNT.uid, `${basename(path)} created after the drop`);
       }
       const v = await cli(ANALYZER, ['verify', ...journals]);
       t.equal(v.code, 0, `every journal verifies and the chain is complete\n${v.stdout}`);
@@ -216,7 +213,7 @@ t.test('rotate: journals are never overwritten, before the run or at a rotation'
   mkdirSync(closed, { mode: 0o755 });
   const unwritable = await inNs(['-o', join(closed, 'u.mpk'), '--rotate', '--max-size', '8K']);
   t.equal(unwritable.code, 1, 'a directory --user cannot write is refused at the start');
-  t.match(unwritable.stderr, `user nobody (--user), who cannot write to ${closed}`);
+  t.match(unwritable.stderr, `user conntracker (--user), who cannot write to ${closed}`);
   t.strictSame(readdirSync(closed), []);
 
   // The next name is taken while the run goes on: it ends there, its journal complete.
