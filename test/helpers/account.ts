@@ -14,24 +14,26 @@ function passwdEntry(name: string): PasswdEntry | undefined {
 }
 
 /**
- * The `conntracker` account as the README says to create it (useradd --system …), made if this
- * machine lacks it; idempotent, also when test files in parallel race to create it (useradd's
- * exit 9, "already exists", counts as done). Not root: undefined, and nothing is tried.
+ * The `conntracker` account as docs/deploy.md says to create it (useradd --system …), made if
+ * this machine lacks it; idempotent, also when test files in parallel race to create it: a
+ * useradd that fails (exit 9: made meanwhile; exit 10: the other one holds the passwd lock) is
+ * judged by getent, and retried while the account is still missing, up to 5 s.
+ * Not root: undefined, and nothing is tried.
  */
 export function ensureDefaultUser(): PasswdEntry | undefined {
   if (process.geteuid?.() !== 0) return undefined;
-  const found = passwdEntry(DEFAULT_USER);
-  if (found !== undefined) return found;
   const [cmd, ...args] = USERADD_COMMAND.split(' ');
-  try {
-    execFileSync(cmd as string, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch (err) {
-    if ((err as { status?: number }).status !== 9) throw err;
+  const end = Date.now() + 5000;
+  for (;;) {
+    const found = passwdEntry(DEFAULT_USER);
+    if (found !== undefined) return found;
+    try {
+      execFileSync(cmd as string, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
   }
-  const made = passwdEntry(DEFAULT_USER);
-  if (made === undefined)
-    throw new Error(`${USERADD_COMMAND} ran, yet getent finds no ${DEFAULT_USER}`);
-  return made;
 }
 
 /** The account, for tests that need its uid (they run as root: it is made when missing). */
