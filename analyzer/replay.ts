@@ -204,6 +204,12 @@ export class JournalReplay {
   // No prototype: a cause read from the file may be `__proto__`.
   readonly #byCause: { [cause: string]: CauseCount } = Object.create(null);
   #inside = 0;
+  /**
+   * Address sets already in the table: a summary adds only the ones read since, and of those
+   * only addresses not added before (the reader gives a repeated address as the same object).
+   */
+  #setsAdded = 0;
+  readonly #addressesAdded = new Set<object>();
   #items: Generator<ColumnsItem | IdleItem> | undefined;
   #ended = false;
   /** Set when a worker thread read the journal: what the reader would know at its end. */
@@ -310,7 +316,17 @@ export class JournalReplay {
     const { header, path } = this.reader;
     const { trailer, tail, counts, addressSets } = this.#state();
     // The host's addresses as read so far (header and changes) decide the flows' direction.
-    for (const set of addressSets) this.#table.addHostAddresses(this.#host, set.addresses);
+    for (; this.#setsAdded < addressSets.length; this.#setsAdded++) {
+      const set = addressSets[this.#setsAdded] as (typeof addressSets)[number];
+      const added = this.#addressesAdded;
+      const fresh = [];
+      for (const a of set.addresses) {
+        if (added.has(a)) continue;
+        added.add(a);
+        fresh.push(a);
+      }
+      this.#table.addHostAddresses(this.#host, fresh);
+    }
     const byCause = Object.assign(Object.create(null), this.#byCause);
     const coverage = coverageOf({ header, trailer, tail, counts, byCause, following });
     if (isWindowed(this.#window)) {

@@ -30,7 +30,7 @@ export interface JournalEnd {
   tail: { offset: number; ignoredBytes: number } | undefined;
   counts: JournalCounts;
   sha256: string | undefined;
-  addressSets: AddressSet[];
+  addressSets: readonly AddressSet[];
 }
 
 const WORKER = new URL('./columns-worker.js', import.meta.url);

@@ -23,11 +23,12 @@ import {
   encodeMap,
   MAX_ADDRESSES,
 } from '../../journal/meta-codec.js';
-import { openJournal } from '../../journal/reader.js';
+import { MAX_DISTINCT_ADDRESSES, openJournal } from '../../journal/reader.js';
 import { Damage } from '../../journal/validate.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { MAX_TIME_US } from '../helpers/arbitraries.js';
-import { HEADER, tcpNew, tempDir } from './fixtures.js';
+import { bigAddressSet, writeAddressBomb } from '../helpers/hostile.js';
+import { ctErrorOf, HEADER, tcpNew, tempDir } from './fixtures.js';
 
 const dir = tempDir(t, 'addresses');
 
@@ -306,3 +307,50 @@ t.test('journal: bad addresses in a header or checkpoint frame make the journal 
   t.equal(g.checkpoints, 1);
   t.end();
 });
+
+t.test(
+  'journal: an address repeated by later checkpoints is one object, equal to what was written',
+  (t) => {
+    const path = join(dir, 'flap.mpk');
+    writeAddressBomb(path, 6, false);
+    const reader = openJournal(path);
+    for (const _ of reader.items());
+    const sets = reader.addressSets;
+    t.equal(sets.length, 6, 'every change is a set');
+    t.same(
+      plainSets(sets),
+      plainSets(
+        [0, 1, 2, 3, 4, 5].map((i) => ({
+          time: HEADER.start + 2 + i,
+          addresses: bigAddressSet(i % 2),
+        })),
+      ),
+      'the sets read back as written',
+    );
+    const [a, , c] = sets as [AddressSet, AddressSet, AddressSet];
+    t.ok(
+      a.addresses.every((x, i) => c.addresses[i] === x),
+      'the third set shares the first’s objects',
+    );
+    reader.close();
+    t.end();
+  },
+);
+
+t.test(
+  `journal: checkpoints bringing more than ${MAX_DISTINCT_ADDRESSES} distinct addresses are ECORRUPT there`,
+  (t) => {
+    const path = join(dir, 'distinct.mpk');
+    const full = MAX_DISTINCT_ADDRESSES / 4096;
+    writeAddressBomb(path, full + 1, true);
+    const reader = openJournal(path);
+    const err = ctErrorOf(t, () => {
+      for (const _ of reader.items());
+    });
+    reader.close();
+    t.equal(err?.code, 'ECORRUPT');
+    t.match(err?.message, `past ${MAX_DISTINCT_ADDRESSES}, more than any host has`);
+    t.equal(reader.addressSets.length, full, 'the sets up to the limit were read');
+    t.end();
+  },
+);

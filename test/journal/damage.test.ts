@@ -6,6 +6,7 @@ import { Exit } from '../../common/errors.js';
 import { FRAME_HEADER_SIZE, FrameKind, MAGIC, packr, unpackr } from '../../journal/format.js';
 import { encodeFrame } from '../../journal/frame.js';
 import { openJournal } from '../../journal/reader.js';
+import { writeResyncBomb } from '../helpers/hostile.js';
 import {
   ctErrorOf,
   gap,
@@ -359,5 +360,50 @@ t.test('journal: a trailer without gaps, lost or digest is ECORRUPT (all are req
     t.equal(err?.code, 'ECORRUPT', key);
     t.match(err?.message, new RegExp(`corrupt at byte ${at}: trailer ${key} is missing`), key);
   }
+  t.end();
+});
+
+t.test(
+  'journal: a frame-like run at every 4th byte after a bad frame is ECORRUPT once the scan budget is spent',
+  (t) => {
+    const path = join(dir, 'resync-bomb.mpk');
+    writeResyncBomb(path, 4_000_000);
+    const began = performance.now();
+    const err = ctErrorOf(t, () => readAll(path));
+    const ms = performance.now() - began;
+    t.equal(err?.code, 'ECORRUPT');
+    t.match(
+      err?.message,
+      /corrupt at byte \d+: checksum mismatch, and so many bytes after it look like frames/,
+    );
+    // Checking every candidate would cost some 2^19 CRCs of 2 MB each: minutes.
+    t.ok(ms < 10_000, `judged in ${ms.toFixed(0)} ms (bound 10000)`);
+    t.end();
+  },
+);
+
+t.test('journal: a real frame right after the crafted run is still found by the scan', (t) => {
+  // The budget counts candidates that fail: a good frame among a few of them is still found.
+  const { bytes, starts } = smallJournal('resync-found.mpk');
+  const ev1 = starts[1] as number;
+  // Whole frames of a v1 kind, each with a broken CRC: candidates the scan checks and rejects.
+  const liar = encodeFrame(FrameKind.EVENTS, packr.pack([]));
+  liar[4] = (liar[4] as number) ^ 1;
+  const noise = Buffer.concat(Array(8).fill(liar));
+  const bad = Buffer.from(bytes.subarray(ev1, starts[2]));
+  bad[4] = (bad[4] as number) ^ 1;
+  const path = join(dir, 'resync-found-bad.mpk');
+  writeFileSync(
+    path,
+    Buffer.concat([bytes.subarray(0, ev1), bad, noise, bytes.subarray(starts[2])]),
+  );
+  const err = ctErrorOf(t, () => readAll(path));
+  t.equal(err?.code, 'ECORRUPT');
+  t.match(
+    err?.message,
+    new RegExp(
+      `corrupt at byte ${ev1}: checksum mismatch, yet a valid frame follows at byte ${(starts[2] as number) + noise.length}`,
+    ),
+  );
   t.end();
 });
