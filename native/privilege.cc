@@ -207,6 +207,13 @@ int DropPrivileges(uid_t uid, gid_t gid, DropResult* result, const char** where)
     *where = "prctl(PR_SET_NO_NEW_PRIVS)";
     return errno;
   }
+  // The uid change already made the process non-dumpable unless fs.suid_dumpable says
+  // otherwise; say it ourselves, so the account we run as can never ptrace us or read our
+  // memory (where the keeper's capability lives) whatever that sysctl holds.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+    *where = "prctl(PR_SET_DUMPABLE)";
+    return errno;
+  }
   result->keeper_tid = o.tid;
   result->all_no_new_privs = o.all_no_new_privs;
   return 0;

@@ -140,6 +140,10 @@ t.test(
       all.some((task) => task.tid === rec.child.pid && task.capEff === 0n),
       'the main (JavaScript) thread has none',
     );
+    // Not dumpable (set by the drop, whatever fs.suid_dumpable says): its /proc files stay
+    // root's, so the account it runs as can neither ptrace it nor read its memory.
+    const mem = statSync(`/proc/${rec.child.pid}/mem`);
+    t.equal(mem.uid, 0, 'not dumpable: /proc/PID/mem stays root’s, not the account’s');
 
     await topo.exec(topo.client.ns, ['ping', '-c', '1', '-W', '5', topo.server.v4]);
     t.equal(await stopRecorder(rec), 0, `SIGTERM: exit 0\n${rec.stderr()}`);
