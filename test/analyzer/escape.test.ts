@@ -317,7 +317,10 @@ t.test(
         }
         // The strings did reach the outputs, escaped: the check above is not vacuous.
         const text = outputs.get('analyze --format text stdout') ?? '';
-        assert.ok(text.includes(`host ${printable(stored(sa.host))},`), 'the host, escaped, in the text');
+        assert.ok(
+          text.includes(`host ${printable(stored(sa.host))},`),
+          'the host, escaped, in the text',
+        );
         assert.ok(text.includes(`netns ${printable(stored(sb.netns))},`), 'the netns, escaped');
         const warned = outputs.get('analyze --format text stderr') ?? '';
         assert.ok(warned.includes(printable(b)), 'the file name, escaped, in a warning');
