@@ -5,16 +5,16 @@ import { messagePrinter, parseSeconds, runCli } from '../common/cli.js';
 import { colorFor } from '../common/color.js';
 import { CtError, type ExitCode } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
-import { type CheckCommand, runCheck } from './check.js';
-import { runDiff } from './diff.js';
-import { type Collapse, DEFAULT_COLLAPSE, parseCollapse } from './flows.js';
-import { SHOW_COLUMNS, type TextOptions } from './format-text.js';
-import { runImport } from './import.js';
-import { runRedact } from './redact.js';
-import { DEFAULT_MAX_PREFIX4, DEFAULT_MAX_PREFIX6 } from './rules.js';
-import { type RulesCommand, runRules } from './rules-run.js';
-import { type FlowFormat, type ReportFormat, runAnalyze, runVerify } from './run.js';
-import { makeWindow } from './slice.js';
+import { type CheckCommand, runCheck } from './check/check.js';
+import { type FlowFormat, type ReportFormat, runAnalyze, runVerify } from './commands/analyze.js';
+import { type RulesCommand, runRules } from './commands/rules.js';
+import { type Collapse, DEFAULT_COLLAPSE, parseCollapse } from './core/flows.js';
+import { makeWindow } from './core/slice.js';
+import { runDiff } from './diff/diff.js';
+import { runImport } from './import/import.js';
+import { runRedact } from './redact/redact.js';
+import { SHOW_COLUMNS, type TextOptions } from './report/text.js';
+import { DEFAULT_MAX_PREFIX4, DEFAULT_MAX_PREFIX6 } from './rules/plan.js';
 
 const NAME = 'ct-analyze';
 

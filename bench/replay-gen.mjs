@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { JournalWriter } = await import(join(root, 'dist', 'journal', 'writer.js'));
 // inet_ntop's text, as conntrack prints addresses (test/analyzer/address.test.ts checks it).
-const { formatIPv6 } = await import(join(root, 'dist', 'analyzer', 'address.js'));
+const { formatIPv6 } = await import(join(root, 'dist', 'analyzer', 'core', 'address.js'));
 
 const SEED = 0x5eed2026;
 /** What the recorder writes per events frame. */

@@ -33,7 +33,7 @@ export function colorFor(
 }
 
 /**
- * Report chunks (whole lines, as format-text's `chunked` makes them) with each line passed
+ * Report chunks (whole lines, as analyzer/report/text.ts's `chunked` makes them) with each line passed
  * through `colorLine`; the chunks themselves when colours are off, so files stay byte-exact.
  */
 export function* colorLines(

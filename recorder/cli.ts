@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // ct-record: a thin shell over startRecording (parse options, wire signals, print the summary).
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseCollapse } from '../analyzer/flows.js';
+import { parseCollapse } from '../analyzer/core/flows.js';
 import { parseBytes, parseSeconds, runCli } from '../common/cli.js';
 import { CtError, Exit, type ExitCode } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';

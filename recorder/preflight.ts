@@ -427,7 +427,7 @@ function rmemFinding(f: PreflightFacts, live: LiveFacts, o: PreflightOptions): F
   };
 }
 
-/** Same meaning as the report's warning (analyzer/coverage.ts), said before recording. */
+/** Same meaning as the report's warning (analyzer/core/coverage.ts), said before recording. */
 function sysctlFinding(id: 'timestamp' | 'acct', value: number | null): Finding {
   const knob = `nf_conntrack_${id}`;
   const fix = `sysctl -w net.netfilter.${knob}=1`;

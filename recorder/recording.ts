@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { type Collapse, collapseFor, FlowTable } from '../analyzer/flows.js';
-import { textChunks } from '../analyzer/format-text.js';
+import { type Collapse, collapseFor, FlowTable } from '../analyzer/core/flows.js';
+import { textChunks } from '../analyzer/report/text.js';
 import { CtError } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import type { CtEvent } from '../journal/event.js';

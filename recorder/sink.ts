@@ -1,6 +1,6 @@
 // Where a recording's decoded events go: one journal frame per batch, then the live flow table
 // (kept only in live mode: it is the recorder's largest CPU cost after decoding).
-import type { FlowTable } from '../analyzer/flows.js';
+import type { FlowTable } from '../analyzer/core/flows.js';
 import type { CtEvent } from '../journal/event.js';
 import type { JournalWriter } from '../journal/writer.js';
 

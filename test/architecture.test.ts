@@ -89,6 +89,56 @@ const RULES = [
   },
 ] as const;
 
+/**
+ * analyzer/'s rooms and the rooms each may import (besides itself, common/ and journal/):
+ * core ← report ← rules/check/diff/verify ← commands ← cli; import/ and redact/ stand on core
+ * alone; recorder/ may use core and report for its live table, nothing else.
+ */
+const ROOM_DOORS: Readonly<Record<string, readonly string[]>> = {
+  'analyzer/core': [],
+  'analyzer/report': ['analyzer/core'],
+  'analyzer/rules': ['analyzer/core', 'analyzer/report'],
+  'analyzer/check': ['analyzer/core', 'analyzer/report'],
+  'analyzer/diff': ['analyzer/core', 'analyzer/report'],
+  'analyzer/verify': ['analyzer/core', 'analyzer/report'],
+  'analyzer/import': ['analyzer/core'],
+  'analyzer/redact': ['analyzer/core'],
+  'analyzer/commands': [
+    'analyzer/core',
+    'analyzer/report',
+    'analyzer/rules',
+    'analyzer/check',
+    'analyzer/diff',
+    'analyzer/verify',
+    'analyzer/import',
+    'analyzer/redact',
+  ],
+  'analyzer/cli.ts': ['analyzer/commands'],
+  recorder: ['analyzer/core', 'analyzer/report'],
+};
+
+/** The room of a source file: `analyzer/ROOM` for analyzer's sub-folders, else its top folder. */
+function roomOf(file: string): string {
+  const parts = file.split('/');
+  return parts[0] === 'analyzer' ? `analyzer/${parts[1]}` : (parts[0] as string);
+}
+
+/** Every direct import that crosses a door the map does not open, as `a.ts → b.ts`. */
+function closedDoors(graph: Graph, doors: Readonly<Record<string, readonly string[]>>): string[] {
+  const out: string[] = [];
+  for (const [file, targets] of graph.edges) {
+    const from = roomOf(file);
+    const open = doors[from];
+    if (open === undefined) continue;
+    for (const target of targets) {
+      const to = roomOf(target);
+      if (to === from || !to.startsWith('analyzer')) continue;
+      if (!open.includes(to)) out.push(`${file} → ${target}`);
+    }
+  }
+  return out.sort();
+}
+
 function loadSources(): Map<string, string> {
   const sources = new Map<string, string>();
   for (const dir of SOURCE_DIRS) {
@@ -171,5 +221,40 @@ t.test('the real sources: nothing imports upward', (t) => {
       `nothing in ${rule.from.join(', ')} imports ${rule.to.join(', ')}: ${rule.why}`,
     );
   }
+  t.end();
+});
+
+t.test('analyzer rooms: every import goes through an open door, one way', (t) => {
+  const sources = loadSources();
+  const graph = importGraph(sources);
+  const rooms = new Set([...sources.keys()].map(roomOf).filter((r) => r.startsWith('analyzer/')));
+  t.strictSame(
+    [...rooms].filter((r) => ROOM_DOORS[r] === undefined),
+    [],
+    'every analyzer file lives in a room the door map knows',
+  );
+  t.ok(
+    graph.edges.get('analyzer/report/text.ts')?.has('analyzer/core/flows.ts'),
+    'report → core is seen (the check is not vacuous)',
+  );
+  t.strictSame(closedDoors(graph, ROOM_DOORS), [], 'no import upward or sideways between rooms');
+  t.end();
+});
+
+t.test('a door check finds an upward and a sideways import', (t) => {
+  const graph = importGraph(
+    new Map([
+      ['analyzer/core/a.ts', "import { r } from '../report/r.js';\n"],
+      ['analyzer/report/r.ts', "import { a } from '../core/a.js';\n"],
+      ['analyzer/check/c.ts', "import { p } from '../rules/p.js';\nimport '../report/r.js';\n"],
+      ['analyzer/rules/p.ts', "import { a } from '../core/a.js';\n"],
+      ['recorder/x.ts', "import '../analyzer/check/c.js';\nimport '../analyzer/core/a.js';\n"],
+    ]),
+  );
+  t.strictSame(closedDoors(graph, ROOM_DOORS), [
+    'analyzer/check/c.ts → analyzer/rules/p.ts',
+    'analyzer/core/a.ts → analyzer/report/r.ts',
+    'recorder/x.ts → analyzer/check/c.ts',
+  ]);
   t.end();
 });

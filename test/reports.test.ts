@@ -21,7 +21,7 @@ const V1 = ['lan', 'nat-router', 'gaps-checkpoints'].map((n) => `test/fixtures/v
 const KEY = '@redact.key';
 const CAPTURE = '@capture.txt';
 
-/** conntrack v1.4.7 -E -o timestamp output from a namespace, as test/analyzer/import-conntrack.test.ts has it. */
+/** conntrack v1.4.7 -E -o timestamp output from a namespace, as test/analyzer/import/conntrack-text.test.ts has it. */
 const CAPTURE_TEXT = [
   '[1795770432.386744]\t    [NEW] ipv4     2 icmp     1 30 src=10.77.0.1 dst=10.77.0.2 type=8 code=0 id=11300 [UNREPLIED] src=10.77.0.2 dst=10.77.0.1 type=0 code=0 id=11300 id=3387932844',
   '[1795770432.386799]\t [UPDATE] ipv4     2 icmp     1 30 src=10.77.0.1 dst=10.77.0.2 type=8 code=0 id=11300 src=10.77.0.2 dst=10.77.0.1 type=0 code=0 id=11300 id=3387932844',
@@ -38,7 +38,7 @@ for (const [name, journal] of [
   ['lan', LAN],
   ['nat-router', NAT],
   ['gaps', GAPS],
-]) {
+] as const) {
   for (const format of ['text', 'json', 'csv', 'md', 'html']) {
     cases.push([`analyze-${name}.${format}`, ['--format', format, journal]]);
   }

@@ -1,8 +1,8 @@
 // Events and journals the analyzer tests read (temp files removed by t.teardown).
 
 import fc from 'fast-check';
-import type { Collapse } from '../../analyzer/flows.js';
-import type { JournalSummary } from '../../analyzer/replay.js';
+import type { Collapse } from '../../analyzer/core/flows.js';
+import type { JournalSummary } from '../../analyzer/core/replay.js';
 import type { CtEvent } from '../../journal/event.js';
 import { HEADER } from '../helpers/journals.js';
 

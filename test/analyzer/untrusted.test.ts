@@ -29,8 +29,8 @@ const head = (() => {
 function probe(path: string, what: 'verify' | 'analyze') {
   const script = `
     const { readFileSync } = await import('node:fs');
-    const { verifyJournal } = await import('./dist/analyzer/verify.js');
-    const { analyzeJournals } = await import('./dist/analyzer/replay.js');
+    const { verifyJournal } = await import('./dist/analyzer/verify/verify.js');
+    const { analyzeJournals } = await import('./dist/analyzer/core/replay.js');
     const path = process.argv[1];
     const began = performance.now();
     let outcome = 'ok';

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { formatAddress } from '../../analyzer/address.js';
+import { formatAddress } from '../../analyzer/core/address.js';
 import type { CtEvent } from '../../journal/event.js';
 import type { JournalHeader } from '../../journal/format.js';
 import { ANALYZER, RECORDER, startRecorder } from '../../samples/record.js';

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { address as parseAddress } from '../../analyzer/import-conntrack.js';
+import { addressBytes as parseAddress } from '../../analyzer/core/address.js';
 import type { JournalHeader } from '../../journal/format.js';
 import { openJournal } from '../../journal/reader.js';
 import { ANALYZER, RECORDER, whenCapturing } from '../../samples/record.js';

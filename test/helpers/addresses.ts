@@ -1,5 +1,5 @@
 // A namespace's interface addresses as `ip -j addr` lists them, comparable with a journal's.
-import { address as parseAddress } from '../../analyzer/import-conntrack.js';
+import { addressBytes as parseAddress } from '../../analyzer/core/address.js';
 import type { HostAddress } from '../../journal/format.js';
 import { run } from './netns.js';
 

@@ -4,7 +4,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
-import { verifyJournal } from '../../analyzer/verify.js';
+import { verifyJournal } from '../../analyzer/verify/verify.js';
 import {
   type AddressSet,
   EVENT_FIELDS,

@@ -2,7 +2,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { verifyJournal } from '../../analyzer/verify.js';
+import { verifyJournal } from '../../analyzer/verify/verify.js';
 import {
   EVENT_FIELDS,
   FrameKind,

@@ -9,14 +9,14 @@ import {
 } from 'node:fs';
 import { basename, join } from 'node:path';
 import t from 'tap';
-import { analyzeJournals } from '../../analyzer/replay.js';
+import { analyzeJournals } from '../../analyzer/core/replay.js';
 import {
   chainLine,
   checkChains,
   type VerifyResult,
   verifyExit,
   verifyJournal,
-} from '../../analyzer/verify.js';
+} from '../../analyzer/verify/verify.js';
 import { Exit } from '../../common/errors.js';
 import {
   EVENT_FIELDS,

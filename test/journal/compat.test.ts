@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { verdictLine, verifyJournal } from '../../analyzer/verify.js';
+import { verdictLine, verifyJournal } from '../../analyzer/verify/verify.js';
 import { PACKAGE_ROOT } from '../../common/package.js';
 import { FrameKind } from '../../journal/format.js';
 import { readAll } from './fixtures.js';

@@ -1,9 +1,9 @@
 // One rules suite, two implementations: the recorder's live table equals the replayed journal's.
 import fc from 'fast-check';
 import t from 'tap';
-import { type Collapse, FlowTable } from '../../analyzer/flows.js';
-import { textLines } from '../../analyzer/format-text.js';
-import { analyzeJournals } from '../../analyzer/replay.js';
+import { type Collapse, FlowTable } from '../../analyzer/core/flows.js';
+import { analyzeJournals } from '../../analyzer/core/replay.js';
+import { textLines } from '../../analyzer/report/text.js';
 import type { CtEvent } from '../../journal/event.js';
 import { openJournal } from '../../journal/reader.js';
 import { JournalWriter } from '../../journal/writer.js';
