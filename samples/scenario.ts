@@ -2,7 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import { type Topology, waitForLine } from '../test/helpers/netns.js';
 
-export const TRAFFIC_TOOL = fileURLToPath(new URL('../test/netns/traffic.mjs', import.meta.url));
+export const TRAFFIC_TOOL = fileURLToPath(new URL('../test/helpers/traffic.mjs', import.meta.url));
 
 export type TableName = 'TCPv4' | 'UDPv4' | 'ICMPv4' | 'TCPv6' | 'UDPv6' | 'ICMPv6';
 const TABLES: readonly TableName[] = ['TCPv4', 'UDPv4', 'ICMPv4', 'TCPv6', 'UDPv6', 'ICMPv6'];

@@ -2,7 +2,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs, {
   chmodSync,
-  chownSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -136,10 +135,6 @@ t.test(
   },
 );
 
-const ROOT_USER = { name: 'root', uid: 0, gid: 0 };
-const asRoot = process.geteuid?.() === 0;
-const rootOnly = asRoot ? {} : { skip: 'needs root (chown): run as root' };
-
 t.test(
   'pidfile: a symlink swapped in for the temporary file after its creation does not get its target chmod-ed',
   async (t) => {
@@ -247,49 +242,3 @@ t.test('pidfile: a symbolic link among the directories of the path is refused', 
   t.throws(() => writePidfile(join(d, 'via', 'x.pid'), 77), { code: 'EPIDFILE' });
   t.strictSame(readdirSync(join(d, 'real')), [], 'nothing was written through it');
 });
-
-t.test(
-  'pidfile: root never writes into a --pidfile directory another user owns',
-  rootOnly,
-  async (t) => {
-    const d = mkdtempSync(join(dir, 'theirs-'));
-    chownSync(d, 65534, 65534);
-    t.throws(() => preparePidfileDir(join(d, 'x.pid'), undefined, { euid: 0 }), {
-      code: 'EACCES',
-      exit: 2,
-      message:
-        /--pidfile .*x\.pid: ct-record would write it as root into .*, which belongs to uid 65534/,
-    });
-    const mine = mkdtempSync(join(dir, 'mine-'));
-    t.doesNotThrow(() => preparePidfileDir(join(mine, 'x.pid'), undefined, { euid: 0 }));
-  },
-);
-
-t.test(
-  'pidfile: the default directory an earlier run gave to its --user is taken back before root writes in it',
-  rootOnly,
-  async (t) => {
-    const d = mkdtempSync(join(dir, 'default-'));
-    const own = join(d, 'ct-record');
-    const pidfile = join(own, 'ct-record.pid');
-    mkdirSync(own, { mode: 0o777 });
-    chmodSync(own, 0o777);
-    chownSync(own, 65534, 65534);
-    preparePidfileDir(pidfile, undefined, { euid: 0, defaultPidfile: pidfile });
-    const st = statSync(own);
-    t.strictSame([st.uid, st.gid, st.mode & 0o7777], [0, 0, 0o755], 'root:root 0755 again');
-    preparePidfileDir(pidfile, NOBODY, { euid: 0, defaultPidfile: pidfile });
-    t.strictSame(
-      [statSync(own).uid, statSync(own).mode & 0o7777],
-      [65534, 0o755],
-      'handed to --user',
-    );
-    rmSync(own, { recursive: true });
-    symlinkSync(d, own);
-    t.throws(() => preparePidfileDir(pidfile, ROOT_USER, { euid: 0, defaultPidfile: pidfile }), {
-      code: 'EPIDFILE',
-      message: /ct-record is a symbolic link/,
-    });
-    t.equal(statSync(d).uid, 0, 'the link was not followed by chown');
-  },
-);

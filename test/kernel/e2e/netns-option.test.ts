@@ -4,14 +4,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { addressBytes as parseAddress } from '../../analyzer/core/address.js';
-import type { JournalHeader } from '../../journal/format.js';
-import { openJournal } from '../../journal/reader.js';
-import { ANALYZER, RECORDER, whenCapturing } from '../../samples/record.js';
-import { expectedLines, runScenario, stripCounter } from '../../samples/scenario.js';
-import { ensureDefaultUser } from '../helpers/account.js';
-import { addressLine, addressLines, ipAddresses } from '../helpers/addresses.js';
-import { createTopology, exitedWithin, run, type Topology } from '../helpers/netns.js';
+import { addressBytes as parseAddress } from '../../../analyzer/core/address.js';
+import type { JournalHeader } from '../../../journal/format.js';
+import { openJournal } from '../../../journal/reader.js';
+import { ANALYZER, RECORDER, whenCapturing } from '../../../samples/record.js';
+import { expectedLines, runScenario, stripCounter } from '../../../samples/scenario.js';
+import { ensureDefaultUser } from '../../helpers/account.js';
+import { addressLine, addressLines, ipAddresses } from '../../helpers/addresses.js';
+import { createTopology, exitedWithin, run, type Topology } from '../../helpers/netns.js';
 
 // ct-record as root drops to its default account (conntracker): this machine must have it.
 ensureDefaultUser();

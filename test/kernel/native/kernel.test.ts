@@ -1,6 +1,6 @@
 // The addon against the real kernel: TCP, UDP and ping on a namespace's loopback, v4 and v6.
 import t from 'tap';
-import { Status } from '../../journal/event.js';
+import { Status } from '../../../journal/event.js';
 import { CaptureChild, type JsonEvent, makeNetns, run } from './harness.js';
 
 const V4 = '7f000001';

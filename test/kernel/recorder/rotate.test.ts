@@ -15,12 +15,12 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { openJournal } from '../../journal/reader.js';
-import { ANALYZER, RECORDER, startRecorder } from '../../samples/record.js';
-import { expectedLines, runScenario, stripCounter } from '../../samples/scenario.js';
-import { defaultAccount } from '../helpers/account.js';
-import { buildFlood, flood } from '../helpers/flood.js';
-import { createTopology, exitedWithin, run } from '../helpers/netns.js';
+import { openJournal } from '../../../journal/reader.js';
+import { ANALYZER, RECORDER, startRecorder } from '../../../samples/record.js';
+import { expectedLines, runScenario, stripCounter } from '../../../samples/scenario.js';
+import { defaultAccount } from '../../helpers/account.js';
+import { buildFlood, flood } from '../../helpers/flood.js';
+import { createTopology, exitedWithin, run } from '../../helpers/netns.js';
 
 for (const cli of [RECORDER, ANALYZER]) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);

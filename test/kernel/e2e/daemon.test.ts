@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { isRunningRecorder, readPidfile } from '../../recorder/pidfile.js';
-import { ANALYZER, RECORDER } from '../../samples/record.js';
-import { defaultAccount } from '../helpers/account.js';
-import { createTopology, run, type TeardownHost, waitForLine } from '../helpers/netns.js';
+import { isRunningRecorder, readPidfile } from '../../../recorder/pidfile.js';
+import { ANALYZER, RECORDER } from '../../../samples/record.js';
+import { defaultAccount } from '../../helpers/account.js';
+import { createTopology, run, type TeardownHost, waitForLine } from '../../helpers/netns.js';
 
 for (const cli of [RECORDER, ANALYZER]) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);

@@ -4,11 +4,11 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { openJournal } from '../../journal/reader.js';
-import { ANALYZER, startRecorder } from '../../samples/record.js';
-import { ensureDefaultUser } from '../helpers/account.js';
-import { buildFlood, flood } from '../helpers/flood.js';
-import { createTopology, exitedWithin, run } from '../helpers/netns.js';
+import { openJournal } from '../../../journal/reader.js';
+import { ANALYZER, startRecorder } from '../../../samples/record.js';
+import { ensureDefaultUser } from '../../helpers/account.js';
+import { buildFlood, flood } from '../../helpers/flood.js';
+import { createTopology, exitedWithin, run } from '../../helpers/netns.js';
 
 // ct-record as root drops to its default account (conntracker): this machine must have it.
 ensureDefaultUser();

@@ -4,17 +4,17 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { RECORDER, type RunningRecorder, startRecorder } from '../../samples/record.js';
-import { defaultAccount } from '../helpers/account.js';
-import { buildFlood, flood } from '../helpers/flood.js';
-import { readWhole } from '../helpers/journals.js';
+import { RECORDER, type RunningRecorder, startRecorder } from '../../../samples/record.js';
+import { defaultAccount } from '../../helpers/account.js';
+import { buildFlood, flood } from '../../helpers/flood.js';
+import { readWhole } from '../../helpers/journals.js';
 import {
   createTopology,
   exitedWithin,
   run,
   type TeardownHost,
   type Topology,
-} from '../helpers/netns.js';
+} from '../../helpers/netns.js';
 
 if (!existsSync(RECORDER)) throw new Error(`${RECORDER} is missing: run \`npm run build\` first`);
 

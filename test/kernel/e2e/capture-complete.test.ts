@@ -4,12 +4,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import t from 'tap';
-import { ANALYZER, RECORDER, type RunningRecorder, startRecorder } from '../../samples/record.js';
-import { seedLine } from '../../samples/scenario.js';
-import { ensureDefaultUser } from '../helpers/account.js';
-import { buildFlood, flood } from '../helpers/flood.js';
-import { readWhole } from '../helpers/journals.js';
-import { createTopology, exitedWithin, run, type Topology, waitForLine } from '../helpers/netns.js';
+import {
+  ANALYZER,
+  RECORDER,
+  type RunningRecorder,
+  startRecorder,
+} from '../../../samples/record.js';
+import { seedLine } from '../../../samples/scenario.js';
+import { ensureDefaultUser } from '../../helpers/account.js';
+import { buildFlood, flood } from '../../helpers/flood.js';
+import { readWhole } from '../../helpers/journals.js';
+import {
+  createTopology,
+  exitedWithin,
+  run,
+  type Topology,
+  waitForLine,
+} from '../../helpers/netns.js';
 
 // ct-record as root drops to its default account (conntracker): this machine must have it.
 ensureDefaultUser();

@@ -13,8 +13,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { ANALYZER, RECORDER, ROOT } from '../../samples/record.js';
-import { createTopology, exitedWithin, run, waitForLine } from '../helpers/netns.js';
+import { ANALYZER, RECORDER, ROOT } from '../../../samples/record.js';
+import { createTopology, exitedWithin, run, waitForLine } from '../../helpers/netns.js';
 
 const UNIT = join(ROOT, 'packaging', 'systemd', 'ct-record.service');
 const dir = mkdtempSync(join(tmpdir(), `ct-systemd-${process.pid}-`));

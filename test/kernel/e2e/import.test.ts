@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ANALYZER, RECORDER, startRecorder } from '../../samples/record.js';
-import { expectedLines, runScenario, stripCounter } from '../../samples/scenario.js';
-import { ensureDefaultUser } from '../helpers/account.js';
-import { createTopology, exitedWithin, run } from '../helpers/netns.js';
+import { ANALYZER, RECORDER, startRecorder } from '../../../samples/record.js';
+import { expectedLines, runScenario, stripCounter } from '../../../samples/scenario.js';
+import { ensureDefaultUser } from '../../helpers/account.js';
+import { createTopology, exitedWithin, run } from '../../helpers/netns.js';
 
 // ct-record as root drops to its default account (conntracker): this machine must have it.
 ensureDefaultUser();

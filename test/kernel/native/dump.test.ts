@@ -1,6 +1,6 @@
 // Capture.dump() on the real kernel: flows opened before the capture become SNAPSHOT records.
 import t from 'tap';
-import { Status } from '../../journal/event.js';
+import { Status } from '../../../journal/event.js';
 import { CaptureChild, type JsonEvent, type Line, makeNetns } from './harness.js';
 
 const V4 = '7f000001';

@@ -3,14 +3,14 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { addressBytes as parseAddress } from '../../analyzer/core/address.js';
-import { verifyJournal } from '../../analyzer/verify/verify.js';
-import { openJournal } from '../../journal/reader.js';
-import { readHostAddresses } from '../../recorder/host.js';
-import { RECORDER, startRecorder } from '../../samples/record.js';
-import { ensureDefaultUser } from '../helpers/account.js';
-import { addressLine, addressLines, ipAddresses } from '../helpers/addresses.js';
-import { createTopology, exitedWithin, run } from '../helpers/netns.js';
+import { addressBytes as parseAddress } from '../../../analyzer/core/address.js';
+import { verifyJournal } from '../../../analyzer/verify/verify.js';
+import { openJournal } from '../../../journal/reader.js';
+import { readHostAddresses } from '../../../recorder/host.js';
+import { RECORDER, startRecorder } from '../../../samples/record.js';
+import { ensureDefaultUser } from '../../helpers/account.js';
+import { addressLine, addressLines, ipAddresses } from '../../helpers/addresses.js';
+import { createTopology, exitedWithin, run } from '../../helpers/netns.js';
 
 // ct-record as root drops to its default account (conntracker): this machine must have it.
 ensureDefaultUser();

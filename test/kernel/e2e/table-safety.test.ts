@@ -14,9 +14,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { RECORDER } from '../../samples/record.js';
-import { ensureDefaultUser } from '../helpers/account.js';
-import { createTopology } from '../helpers/netns.js';
+import { RECORDER } from '../../../samples/record.js';
+import { ensureDefaultUser } from '../../helpers/account.js';
+import { createTopology } from '../../helpers/netns.js';
 
 // ct-record as root drops to its default account (conntracker): this machine must have it.
 ensureDefaultUser();

@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ANALYZER, RECORDER, recordScenario } from '../../samples/record.js';
-import { runScenario, TRAFFIC_TOOL } from '../../samples/scenario.js';
-import { ensureDefaultUser } from '../helpers/account.js';
-import { createTopology, run, type Topology, waitForLine } from '../helpers/netns.js';
+import { ANALYZER, RECORDER, recordScenario } from '../../../samples/record.js';
+import { runScenario, TRAFFIC_TOOL } from '../../../samples/scenario.js';
+import { ensureDefaultUser } from '../../helpers/account.js';
+import { createTopology, run, type Topology, waitForLine } from '../../helpers/netns.js';
 
 // ct-record as root drops to its default account (conntracker): this machine must have it.
 ensureDefaultUser();

@@ -8,7 +8,7 @@ interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
 }
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CHILD = fileURLToPath(new URL('./capture-child.ts', import.meta.url));
 const TS_LOADER = import.meta.resolve('@tapjs/typescript/import');
 

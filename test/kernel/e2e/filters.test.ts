@@ -3,14 +3,20 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { formatAddress } from '../../analyzer/core/address.js';
-import type { CtEvent } from '../../journal/event.js';
-import type { JournalHeader } from '../../journal/format.js';
-import { ANALYZER, RECORDER, startRecorder } from '../../samples/record.js';
-import { TRAFFIC_TOOL } from '../../samples/scenario.js';
-import { ensureDefaultUser } from '../helpers/account.js';
-import { readWhole } from '../helpers/journals.js';
-import { createTopology, exitedWithin, run, type Topology, waitForLine } from '../helpers/netns.js';
+import { formatAddress } from '../../../analyzer/core/address.js';
+import type { CtEvent } from '../../../journal/event.js';
+import type { JournalHeader } from '../../../journal/format.js';
+import { ANALYZER, RECORDER, startRecorder } from '../../../samples/record.js';
+import { TRAFFIC_TOOL } from '../../../samples/scenario.js';
+import { ensureDefaultUser } from '../../helpers/account.js';
+import { readWhole } from '../../helpers/journals.js';
+import {
+  createTopology,
+  exitedWithin,
+  run,
+  type Topology,
+  waitForLine,
+} from '../../helpers/netns.js';
 
 // ct-record as root drops to its default account (conntracker): this machine must have it.
 ensureDefaultUser();

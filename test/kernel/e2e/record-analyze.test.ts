@@ -3,15 +3,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ANALYZER, RECORDER, recordScenario, startRecorder } from '../../samples/record.js';
+import { ANALYZER, RECORDER, recordScenario, startRecorder } from '../../../samples/record.js';
 import {
   expectedLines,
   type ScenarioFlow,
   seedLine,
   stripCounter,
-} from '../../samples/scenario.js';
-import { ensureDefaultUser } from '../helpers/account.js';
-import { createTopology, exitedWithin, run } from '../helpers/netns.js';
+} from '../../../samples/scenario.js';
+import { ensureDefaultUser } from '../../helpers/account.js';
+import { createTopology, exitedWithin, run } from '../../helpers/netns.js';
 
 // ct-record as root drops to its default account (conntracker): this machine must have it.
 ensureDefaultUser();

@@ -23,7 +23,7 @@ import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import type { CtEvent } from '../../journal/event.js';
+import type { CtEvent } from '../../../journal/event.js';
 import {
   type Capture,
   type CaptureOptions,
@@ -31,9 +31,13 @@ import {
   loadNative,
   setConntrackEvents as setNativeConntrackEvents,
   startCapture,
-} from '../../native/index.js';
-import { applyPrivileges, planPrivileges, setConntrackEvents } from '../../recorder/privileges.js';
-import { decodeRecords } from '../../recorder/records.js';
+} from '../../../native/index.js';
+import {
+  applyPrivileges,
+  planPrivileges,
+  setConntrackEvents,
+} from '../../../recorder/privileges.js';
+import { decodeRecords } from '../../../recorder/records.js';
 
 function print(line: unknown): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);

@@ -1,12 +1,12 @@
 // The real kernel as the oracle: random rulesets in the subset, loaded in a namespace, judge real flows as check does.
 import fc from 'fast-check';
 import t from 'tap';
-import { checkFlows } from '../../analyzer/check/check.js';
-import { parseNft } from '../../analyzer/check/parse.js';
-import { type Collapse, type Flow, FlowTable } from '../../analyzer/core/flows.js';
-import { TRAFFIC_TOOL } from '../../samples/scenario.js';
-import { ev } from '../analyzer/fixtures.js';
-import { createTopology, waitForLine } from '../helpers/netns.js';
+import { checkFlows } from '../../../analyzer/check/check.js';
+import { parseNft } from '../../../analyzer/check/parse.js';
+import { type Collapse, type Flow, FlowTable } from '../../../analyzer/core/flows.js';
+import { TRAFFIC_TOOL } from '../../../samples/scenario.js';
+import { ev } from '../../analyzer/fixtures.js';
+import { createTopology, waitForLine } from '../../helpers/netns.js';
 
 const NET = 73;
 const v4 = (host: number) => `10.211.${NET}.${host}`;

@@ -4,10 +4,16 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { openJournal } from '../../journal/reader.js';
-import { ANALYZER, RECORDER, whenCapturing } from '../../samples/record.js';
-import { ensureDefaultUser } from '../helpers/account.js';
-import { createTopology, exitedWithin, run, type Topology, waitForLine } from '../helpers/netns.js';
+import { openJournal } from '../../../journal/reader.js';
+import { ANALYZER, RECORDER, whenCapturing } from '../../../samples/record.js';
+import { ensureDefaultUser } from '../../helpers/account.js';
+import {
+  createTopology,
+  exitedWithin,
+  run,
+  type Topology,
+  waitForLine,
+} from '../../helpers/netns.js';
 
 // ct-record as root drops to its default account (conntracker): this machine must have it.
 ensureDefaultUser();
