@@ -1,4 +1,6 @@
-// Throwaway network namespaces (lan: client↔server, nat: client↔router↔server) for real-kernel tests.
+// The one namespace harness of the kernel tests: throwaway network namespaces (lan: client↔server,
+// nat: client↔router↔server, or a single one for the capture), each removed at teardown, at exit
+// or by the next run's sweep; and the process helpers (run, waitForLine, exited) the tests share.
 import { type ChildProcess, execFileSync, spawn as spawnChild } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -76,7 +78,6 @@ function onPath(cmd: string): boolean {
   return false;
 }
 
-/** Throws an Error naming exactly what this machine lacks to build namespaces. */
 /**
  * Runs argv in the namespace without tap's loaders: tap patches child_process to put its
  * NODE_OPTIONS into every child, but the built CLIs need none, and a recorder that drops to
@@ -86,9 +87,10 @@ function inNetns(ns: string, argv: readonly string[]): string[] {
   return ['netns', 'exec', ns, 'env', '-u', 'NODE_OPTIONS', ...argv];
 }
 
+/** Throws an Error naming exactly what this machine lacks to build namespaces. */
 export function preflight(): void {
   const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root (run the tests as root: sudo)');
+  if (process.getuid?.() !== 0) missing.push('root (sudo npm run test:kernel)');
   for (const cmd of ['ip', 'nft']) {
     if (!onPath(cmd)) {
       missing.push(`${cmd} on PATH (install ${cmd === 'ip' ? 'iproute2' : 'nftables'})`);
@@ -139,6 +141,11 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
       }
     });
   });
+}
+
+/** Runs `cmd` to completion and returns its stdout; throws with its stderr on failure. */
+export function runSync(cmd: string, args: readonly string[], input?: string): string {
+  return execFileSync(cmd, args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** Resolves with the first line of `stream` that matches; rejects on timeout or end of stream. */
@@ -387,4 +394,36 @@ export async function createTopology(
     await destroy().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * One namespace `ctnet-<pid>-<n>-<tag>` with lo up, conntrack on (the same rules as a topology's
+ * recording namespace), flow timestamps and byte counters on: where the native capture tests run
+ * their child. Synchronous, so a test can make it before anything else; removed at teardown.
+ */
+export function makeNetns(t: TeardownHost, tag: string): string {
+  if (!/^[a-z]+$/.test(tag))
+    throw new Error(`makeNetns: tag must be lowercase letters, got ${tag}`);
+  preflight();
+  sweepStale();
+  installExitHook();
+  const ns = `${PREFIX}-${process.pid}-${++sequence}-${tag}`;
+  runSync('ip', ['netns', 'add', ns]);
+  live.add(ns);
+  t.teardown(() => {
+    removeNamespaceSync(ns);
+    live.delete(ns);
+  });
+  try {
+    runSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    runSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], TRACK_RULES);
+    for (const knob of ['nf_conntrack_timestamp', 'nf_conntrack_acct']) {
+      runSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.netfilter.${knob}=1`]);
+    }
+  } catch (err) {
+    removeNamespaceSync(ns);
+    live.delete(ns);
+    throw err;
+  }
+  return ns;
 }

@@ -1,11 +1,15 @@
-// The namespace harness and the traffic tool on the real kernel: reachability, NAT, cleanup.
+// The namespace harness and the traffic tool on the real kernel: reachability, NAT, the single
+// capture namespace, cleanup.
+import '../helpers/kernel.js';
 import t from 'tap';
 import { TRAFFIC_TOOL } from '../../samples/scenario.js';
 import {
   createTopology,
   exited,
+  makeNetns,
   preflight,
   run,
+  runSync,
   type Topology,
   waitForLine,
 } from '../helpers/netns.js';
@@ -119,3 +123,30 @@ t.test('destroy kills children and deletes every namespace, once', async (t) => 
   await topo.destroy();
   t.pass('a second destroy is harmless');
 });
+
+t.test(
+  'single: makeNetns has lo up, conntrack on with timestamps and counters, gone at teardown',
+  async (t) => {
+    let ns = '';
+    await t.test('the namespace while its test runs', async (t) => {
+      ns = makeNetns(t, 'single');
+      t.match(ns, new RegExp(`^ctnet-${process.pid}-\\d+-single$`), 'named for sweeping');
+      t.match(runSync('ip', ['-n', ns, 'link', 'show', 'lo']), /<LOOPBACK,UP,/, 'lo is up');
+      const sysctl = (knob: string) =>
+        runSync('ip', ['netns', 'exec', ns, 'sysctl', '-n', `net.netfilter.${knob}`]).trim();
+      t.equal(sysctl('nf_conntrack_timestamp'), '1', 'timestamps on');
+      t.equal(sysctl('nf_conntrack_acct'), '1', 'counters on');
+      t.match(
+        runSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset']),
+        /ct state established,related,new accept|ct state new,established,related accept/,
+        'a rule that needs conntrack, so the namespace tracks',
+      );
+      t.throws(
+        () => makeNetns(t, 'Bad-Tag'),
+        /lowercase letters/,
+        'a tag the sweep could not parse',
+      );
+    });
+    t.notOk((await namespaces()).includes(ns), `${ns} is deleted at teardown`);
+  },
+);

@@ -1,4 +1,5 @@
 // Real kernel: ct-record stores its namespace's addresses in the header, and an address added while it records.
+import '../../helpers/kernel.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,5 @@
 // End to end on the real kernel: the start-up table dump, a forced overrun's gap, --enable-events.
+import '../../helpers/kernel.js';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,5 @@
 // The real kernel as the oracle: random rulesets in the subset, loaded in a namespace, judge real flows as check does.
+import '../../helpers/kernel.js';
 import fc from 'fast-check';
 import t from 'tap';
 import { checkFlows } from '../../../analyzer/check/check.js';

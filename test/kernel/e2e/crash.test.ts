@@ -1,4 +1,5 @@
 // Crash safety on the real kernel: kill -9 mid-flood, and a disk that fills up mid-recording.
+import '../../helpers/kernel.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

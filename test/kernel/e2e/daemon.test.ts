@@ -1,4 +1,5 @@
 // ct-record -d on the real kernel: detach, pidfile, syslog lines, SIGUSR1/SIGHUP/SIGTERM, verifiable journals.
+import '../../helpers/kernel.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

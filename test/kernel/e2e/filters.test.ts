@@ -1,4 +1,5 @@
 // End to end on the real kernel: ct-record's filters (-e, -p, --mark, --no-loopback) keep exactly what they say.
+import '../../helpers/kernel.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,5 @@
 // End to end: real `conntrack -E` text captured beside ct-record imports to the same flow table.
+import '../../helpers/kernel.js';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,5 @@
 // Real kernel: ct-record --netns records another namespace from outside it, header and sysctls included.
+import '../../helpers/kernel.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

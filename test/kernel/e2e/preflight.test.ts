@@ -1,4 +1,5 @@
 // ct-record --check and --enable-tracking on the real kernel, in namespaces with and without a ct rule.
+import '../../helpers/kernel.js';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,5 @@
 // End to end on the real kernel: ct-record in a namespace, real traffic, ct-analyze on the journal.
+import '../../helpers/kernel.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,5 @@
 // End to end on the real kernel: rules generated from a recording load, pass its traffic, refuse other.
+import '../../helpers/kernel.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

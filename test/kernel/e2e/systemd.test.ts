@@ -1,4 +1,5 @@
 // The shipped systemd unit: systemd-analyze verify finds nothing, and its credentials and ExecStart record.
+import '../../helpers/kernel.js';
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import {
   chmodSync,

@@ -1,4 +1,5 @@
 // ct-record --table on the real kernel: root never writes through a hard link or a linked directory; mode 0600.
+import '../../helpers/kernel.js';
 import {
   existsSync,
   linkSync,

@@ -28,7 +28,7 @@ import {
   type Capture,
   type CaptureOptions,
   type ConntrackEventsValue,
-  loadNative,
+  rawAddonForTests,
   setConntrackEvents as setNativeConntrackEvents,
   startCapture,
 } from '../../../native/index.js';
@@ -212,7 +212,7 @@ const FORWARD = '/proc/sys/net/ipv4/ip_forward';
  * (2^32 + 1 is 1 to a careless Uint32Value), and to the typed wrapper.
  */
 function probe(): object {
-  const addon = loadNative() as unknown as Record<string, unknown>;
+  const addon = rawAddonForTests() as unknown as Record<string, unknown>;
   const exported = Object.keys(addon).sort();
   const forwardBefore = sysctl(FORWARD);
   const flip = forwardBefore === '0' ? '1' : '0';

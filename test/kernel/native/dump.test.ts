@@ -1,7 +1,9 @@
 // Capture.dump() on the real kernel: flows opened before the capture become SNAPSHOT records.
+import '../../helpers/kernel.js';
 import t from 'tap';
 import { Status } from '../../../journal/event.js';
-import { CaptureChild, type JsonEvent, type Line, makeNetns } from './harness.js';
+import { makeNetns } from '../../helpers/netns.js';
+import { CaptureChild, type JsonEvent, type Line } from './capture.js';
 
 const V4 = '7f000001';
 const V6 = `${'00'.repeat(15)}01`;

@@ -1,6 +1,7 @@
 // Without CAP_NET_ADMIN the capture refuses to start with the EPERM CtError a user can act on.
+import '../../helpers/kernel.js';
 import t from 'tap';
-import { CaptureChild } from './harness.js';
+import { CaptureChild } from './capture.js';
 
 t.test('native: start() as nobody fails with CtError EPERM and the fix', async (t) => {
   const child = new CaptureChild(t, [

@@ -1,7 +1,9 @@
 // The addon against the real kernel: TCP, UDP and ping on a namespace's loopback, v4 and v6.
+import '../../helpers/kernel.js';
 import t from 'tap';
 import { Status } from '../../../journal/event.js';
-import { CaptureChild, type JsonEvent, makeNetns, run } from './harness.js';
+import { makeNetns, runSync as run } from '../../helpers/netns.js';
+import { CaptureChild, type JsonEvent } from './capture.js';
 
 const V4 = '7f000001';
 const V6 = `${'00'.repeat(15)}01`;

@@ -1,6 +1,8 @@
 // A forced overrun: a tiny receive buffer and a burst of new flows make the kernel drop events.
+import '../../helpers/kernel.js';
 import t from 'tap';
-import { CaptureChild, makeNetns } from './harness.js';
+import { makeNetns } from '../../helpers/netns.js';
+import { CaptureChild } from './capture.js';
 
 t.test(
   'native: an overrun is reported as ENOBUFS and counted exactly as the kernel drop counter',

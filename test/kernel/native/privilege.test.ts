@@ -1,9 +1,11 @@
 // The native privilege drop: after it only the keeper thread has CAP_NET_ADMIN, and dump() and
 // setConntrackEvents() go through it, while a plain setuid leaves dumps refused (dump.test.ts);
 // the keeper writes nf_conntrack_events and nothing else.
+import '../../helpers/kernel.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
-import { CaptureChild, makeNetns } from './harness.js';
+import { makeNetns } from '../../helpers/netns.js';
+import { CaptureChild } from './capture.js';
 
 const CAP_NET_ADMIN = (1n << 12n).toString(16).padStart(16, '0');
 

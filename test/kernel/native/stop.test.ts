@@ -1,6 +1,8 @@
 // stop() drains the socket and resolves only after the last batch reached the callback.
+import '../../helpers/kernel.js';
 import t from 'tap';
-import { CaptureChild, makeNetns } from './harness.js';
+import { makeNetns } from '../../helpers/netns.js';
+import { CaptureChild } from './capture.js';
 
 t.test(
   'native: events queued just before stop() are delivered before stop() resolves',

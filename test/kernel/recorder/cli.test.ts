@@ -1,4 +1,5 @@
 // ct-record as a user runs it: the built dist/recorder/cli.js, its refusals, exit codes and signals.
+import '../../helpers/kernel.js';
 import {
   chownSync,
   existsSync,

@@ -1,4 +1,5 @@
 // --pidfile as root: it never writes into, nor follows, a directory another user owns (chown needs root).
+import '../../helpers/kernel.js';
 import {
   chmodSync,
   chownSync,

@@ -1,4 +1,5 @@
 // ct-record drops root once its sockets and journal are open; one thread keeps CAP_NET_ADMIN.
+import '../../helpers/kernel.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,5 @@
 // ct-record --rotate and --max-size on the real kernel: chained journals that lose no flow at a boundary.
+import '../../helpers/kernel.js';
 import {
   chownSync,
   existsSync,

@@ -1,4 +1,5 @@
 // --table as root: a file another user owns is refused, the --user's is not (chown needs root).
+import '../../helpers/kernel.js';
 import { chownSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';

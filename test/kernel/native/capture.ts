@@ -1,5 +1,6 @@
-// Test helpers: a conntrack-enabled network namespace and a capture child running inside it.
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+// The capture child (capture-child.ts) driven from a test: commands in, JSON lines out; the
+// namespace it runs in comes from the one harness, test/helpers/netns.ts (makeNetns).
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -11,38 +12,6 @@ interface Teardown {
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CHILD = fileURLToPath(new URL('./capture-child.ts', import.meta.url));
 const TS_LOADER = import.meta.resolve('@tapjs/typescript/import');
-
-// Rules that make the namespace track connections both ways on loopback.
-const RULES = `table inet ct_native_test {
-  chain out {
-    type filter hook output priority 0;
-    ct state new,established accept
-  }
-  chain in {
-    type filter hook input priority 0;
-    ct state new,established accept
-  }
-}
-`;
-
-export function run(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-}
-
-/** A fresh namespace `ctn-<tag>-<pid>` with lo up, conntrack on, timestamps and counters on. */
-export function makeNetns(t: Teardown, tag: string): string {
-  const ns = `ctn-${tag}-${process.pid}`;
-  run('ip', ['netns', 'add', ns]);
-  t.teardown(() => {
-    run('ip', ['netns', 'del', ns]);
-  });
-  run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-  run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], RULES);
-  for (const knob of ['nf_conntrack_timestamp', 'nf_conntrack_acct']) {
-    run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.netfilter.${knob}=1`]);
-  }
-  return ns;
-}
 
 /** An event as the child prints it: a CtEvent with addresses as hex strings. */
 export interface JsonTuple {
