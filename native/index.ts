@@ -165,8 +165,12 @@ export function addonPath(): string {
 
 const loaded = new Map<string, NativeAddon>();
 
-/** Loads the addon once; CtError('ENOADDON') with the reason and the fix when it cannot. */
-export function loadNative(file: string = addonPath()): NativeAddon {
+/**
+ * Loads the addon once; CtError('ENOADDON') with the reason and the fix when it cannot. Private:
+ * everything else reaches the addon through the typed wrappers below, which turn its errors
+ * into CtError (test/kernel/native may use rawAddonForTests).
+ */
+function loadNative(file: string = addonPath()): NativeAddon {
   const cached = loaded.get(file);
   if (cached) return cached;
   let addon: NativeAddon;
@@ -183,6 +187,91 @@ export function loadNative(file: string = addonPath()): NativeAddon {
   }
   loaded.set(file, addon);
   return addon;
+}
+
+/** Loads the addon (ct-record --check's probe) and returns its path; CtError('ENOADDON') when it cannot. */
+export function checkAddon(file: string = addonPath()): string {
+  loadNative(file);
+  return file;
+}
+
+/**
+ * The addon object itself, for the addon's own tests only (test/kernel/native: its layout, its
+ * exports, values no TypeScript caller can pass). Nothing in native/, recorder/ or analyzer/
+ * may use it; the architecture of the one door is that every other caller goes through a
+ * wrapper of this file.
+ */
+export function rawAddonForTests(file: string = addonPath()): NativeAddon {
+  return loadNative(file);
+}
+
+/** The errno name a native error carries (`code`), or `fallback`. */
+function nativeCode(err: unknown, fallback: string): string {
+  return err instanceof Error && 'code' in err ? String(err.code) : fallback;
+}
+
+function nativeDetail(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The passwd entry of a user name (NSS included): null when there is no such user; CtError
+ * ('EUSER') when the lookup itself fails.
+ */
+export function getpwnam(name: string): PasswdEntry | null {
+  return lookup(name, (addon) => addon.getpwnam(name));
+}
+
+/** getpwnam by uid. */
+export function getpwuid(uid: number): PasswdEntry | null {
+  return lookup(String(uid), (addon) => addon.getpwuid(uid));
+}
+
+function lookup(user: string, find: (addon: NativeAddon) => PasswdEntry | null) {
+  const addon = loadNative();
+  try {
+    return find(addon);
+  } catch (err) {
+    throw new CtError(
+      'EUSER',
+      `cannot look up user '${user}': ${nativeDetail(err)} — check /etc/nsswitch.conf`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * Once, as root, after the sockets and files are open: every thread becomes `user` (its uid and
+ * gid, no supplementary group, no capability) except the keeper thread, which keeps
+ * CAP_NET_ADMIN for dumps and setConntrackEvents(). The policy (who, when) is
+ * recorder/privileges.ts. CtError('EPRIVDROP') naming the failed call when it cannot.
+ */
+export function dropPrivileges(user: PasswdEntry): NativeDropResult {
+  const addon = loadNative();
+  try {
+    return addon.dropPrivileges(user.uid, user.gid);
+  } catch (err) {
+    throw new CtError(
+      'EPRIVDROP',
+      `cannot drop privileges to user ${user.name}: ${nativeDetail(err)} — run ct-record as root, or keep root with --user root`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * One datagram to the AF_UNIX datagram socket at `socketPath` (syslog's /dev/log), without
+ * blocking. CtError with the errno name as its code (ENOENT, ECONNREFUSED: nobody listens,
+ * EAGAIN: its queue is full, ENAMETOOLONG) and the addon's `syscall: ERRNO (text)` as its
+ * message: the syslog logger quotes it after the socket's path, and says what to do.
+ */
+export function sendDatagram(socketPath: string, message: string): void {
+  const addon = loadNative();
+  try {
+    addon.sendDatagram(socketPath, message);
+  } catch (err) {
+    throw new CtError(nativeCode(err, 'ESEND'), nativeDetail(err), { cause: err });
+  }
 }
 
 function usage(message: string): CtError {
@@ -234,8 +323,8 @@ export function setConntrackEvents(value: ConntrackEventsValue): void {
   try {
     addon.setConntrackEvents(value);
   } catch (err) {
-    const code = err instanceof Error && 'code' in err ? String(err.code) : 'ESYSCTL';
-    const detail = err instanceof Error ? err.message : String(err);
+    const code = nativeCode(err, 'ESYSCTL');
+    const detail = nativeDetail(err);
     throw new CtError(
       code,
       `cannot set net.netfilter.nf_conntrack_events=${value}: ${detail} — set it by hand (sysctl -w net.netfilter.nf_conntrack_events=${value})`,
@@ -253,7 +342,7 @@ export function netnsPath(spec: string): string {
 }
 
 function netnsError(spec: string, path: string, err: unknown): CtError {
-  const code = err instanceof Error && 'code' in err ? String(err.code) : 'ENETNS';
+  const code = nativeCode(err, 'ENETNS');
   const named = !spec.includes('/');
   if (code === 'ENOENT' || code === 'ENOTDIR') {
     return new CtError(
@@ -309,7 +398,7 @@ export function joinNetns(spec: string): string {
 }
 
 function openError(err: unknown): CtError {
-  const code = err instanceof Error && 'code' in err ? String(err.code) : 'ENETLINK';
+  const code = nativeCode(err, 'ENETLINK');
   if (code === 'EPERM' || code === 'EACCES') {
     return new CtError(
       'EPERM',
@@ -326,7 +415,7 @@ function openError(err: unknown): CtError {
 }
 
 function dumpError(err: unknown): CtError {
-  const code = err instanceof Error && 'code' in err ? String(err.code) : 'ENETLINK';
+  const code = nativeCode(err, 'ENETLINK');
   const detail = err instanceof Error ? err.message : String(err);
   if (code === 'EPERM' || code === 'EACCES') {
     return new CtError(

@@ -1,7 +1,7 @@
 // -d: Node cannot fork, so ct-record starts itself again detached and waits until it records.
 import { spawn } from 'node:child_process';
 import { closeSync, writeSync } from 'node:fs';
-import { CtError, Exit } from '../common/errors.js';
+import { CtError, Exit, type ExitCode } from '../common/errors.js';
 
 /** Set in the daemon's environment: the fd on which it reports readiness or its failure. */
 export const DAEMON_ENV = 'CT_RECORD_DAEMON_FD';
@@ -47,7 +47,7 @@ export function launchDaemon(
       settle(
         new CtError(
           'EDAEMON',
-          `the daemon (pid ${child.pid}) did not report within ${timeoutMs / 1000} s that it records; it was stopped: run ct-record -f with the same options to see why`,
+          `the daemon (pid ${child.pid}) did not report within ${timeoutMs / 1000} s that it records; it was stopped: run ct-record with the same options but without -d to see why`,
         ),
       );
     }, timeoutMs);
@@ -77,6 +77,29 @@ export function launchDaemon(
       );
     });
   });
+}
+
+/**
+ * -d, in the launcher: starts the daemon (`argv`: this script and its options) and returns once
+ * it records (exit 0), telling the user where its messages go; its failure is the launcher's,
+ * with the daemon's message and exit status.
+ */
+export async function startDaemon(
+  argv: readonly string[],
+  write: (text: string) => void = (text) => process.stderr.write(text),
+  launch: (argv: readonly string[]) => Promise<DaemonReport> = launchDaemon,
+): Promise<number> {
+  const report = await launch(argv);
+  if (!report.ready) {
+    throw new CtError('EDAEMON', report.message, { exit: report.exit as ExitCode });
+  }
+  write(`ct-record: daemon mode: check syslog (pid ${report.pid})\n`);
+  if (report.syslog !== undefined) {
+    write(
+      `ct-record: WARNING: the daemon cannot reach syslog (${report.syslog}): its messages are lost; start a syslog daemon (rsyslog, systemd-journald) or run it under systemd without -d\n`,
+    );
+  }
+  return 0;
 }
 
 /** The daemon's side of the channel, or undefined when this process is no daemon. */

@@ -3,8 +3,10 @@ import { writeFileSync } from 'node:fs';
 import { CtError, Exit } from '../common/errors.js';
 import {
   type ConntrackEventsValue,
+  dropPrivileges,
+  getpwnam,
+  getpwuid,
   isConntrackEventsValue,
-  loadNative,
   type PasswdEntry,
   setConntrackEvents as setNativeConntrackEvents,
 } from '../native/index.js';
@@ -38,19 +40,7 @@ export type UserLookup = (user: string) => PasswdEntry | null;
 
 /** The addon's passwd lookup (NSS included); a failing lookup is a CtError. */
 export function lookupUser(user: string): PasswdEntry | null {
-  const addon = loadNative();
-  try {
-    return /^\d+$/.test(user) ? addon.getpwuid(Number(user)) : addon.getpwnam(user);
-  } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
-    throw new CtError(
-      'EUSER',
-      `cannot look up user '${user}': ${detail} — check /etc/nsswitch.conf`,
-      {
-        cause: err,
-      },
-    );
-  }
+  return /^\d+$/.test(user) ? getpwuid(Number(user)) : getpwnam(user);
 }
 
 /**
@@ -115,17 +105,7 @@ let dropped = false;
 export function applyPrivileges(plan: PrivilegePlan): Privileges {
   if (!plan.drop) return { dropped: false, summary: plan.why };
   const { name, uid, gid } = plan.user;
-  let result: { keeperTid: number; allNoNewPrivs: boolean };
-  try {
-    result = loadNative().dropPrivileges(uid, gid);
-  } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
-    throw new CtError(
-      'EPRIVDROP',
-      `cannot drop privileges to user ${name}: ${detail} — run ct-record as root, or keep root with --user root`,
-      { cause: err },
-    );
-  }
+  const result = dropPrivileges(plan.user);
   const nnp = result.allNoNewPrivs ? 'every thread' : 'the main and keeper threads';
   dropped = true;
   return {

@@ -1,8 +1,7 @@
 // One recording: native batches → decoded events → journal frames and the live flow table.
 
 import { randomBytes } from 'node:crypto';
-import { lstatSync, readdirSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { type Collapse, collapseFor, FlowTable } from '../analyzer/core/flows.js';
 import { textChunks } from '../analyzer/report/text.js';
 import { CtError } from '../common/errors.js';
@@ -15,7 +14,6 @@ import {
   type JournalHeaderInput,
   RUN_ID_SIZE,
   sequencePath,
-  splitOutput,
 } from '../journal/format.js';
 import { JournalWriter } from '../journal/writer.js';
 import {
@@ -23,7 +21,6 @@ import {
   type Capture,
   type CaptureOptions,
   joinNetns,
-  type PasswdEntry,
   startCapture,
 } from '../native/index.js';
 import { enableConntrackEvents } from './conntrack-events.js';
@@ -33,10 +30,12 @@ import { readHostAddresses, readHostFacts, sameAddresses } from './host.js';
 import {
   applyPrivileges,
   type PrivilegePlan,
+  type Privileges,
   planPrivileges,
   setConntrackEvents,
 } from './privileges.js';
 import { decodeRecords } from './records.js';
+import { exists, refuseEarlierRun, refuseUnwritable } from './rotation-files.js';
 import { RecordingSink } from './sink.js';
 import { TableFile } from './table-file.js';
 import { enableTracking } from './tracking.js';
@@ -137,13 +136,29 @@ export interface Recording {
   readonly netns: string;
 }
 
-export function startRecording(opts: RecordOptions): Recording {
+/**
+ * What a recording asks of the system beyond files: the capture and the privilege drop. Unit
+ * tests pass a fake capture and a plan that drops nothing (test/recorder/session.test.ts).
+ */
+export interface RecordingIo {
+  startCapture: typeof startCapture;
+  planPrivileges: (user: string | undefined) => PrivilegePlan;
+  applyPrivileges: (plan: PrivilegePlan) => Privileges;
+}
+
+const SYSTEM_IO: RecordingIo = {
+  startCapture,
+  planPrivileges: (user) => planPrivileges(user),
+  applyPrivileges,
+};
+
+export function startRecording(opts: RecordOptions, io: RecordingIo = SYSTEM_IO): Recording {
   // First of all, on the main thread: every socket, thread, child process and /proc/sys/net
   // read from here on belongs to that namespace (the keeper that restores the sysctl too), and
   // setns needs CAP_SYS_ADMIN, which the privilege drop takes away.
   if (opts.netns !== undefined) joinNetns(opts.netns);
   // Before anything is opened: an unknown --user leaves nothing behind.
-  const plan = planPrivileges(opts.user);
+  const plan = io.planPrivileges(opts.user);
   // As root and before subscribing; its holder process keeps root, ending it needs none.
   const tracking = opts.enableTracking === true ? enableTracking() : undefined;
   let restore = () => {};
@@ -161,6 +176,7 @@ export function startRecording(opts: RecordOptions): Recording {
         await tracking?.stop();
       },
       plan,
+      io,
     );
   } catch (err) {
     restore();
@@ -178,7 +194,12 @@ function pollAddresses(): HostAddress[] | undefined {
   }
 }
 
-function record(opts: RecordOptions, undo: () => Promise<void>, plan: PrivilegePlan): Recording {
+function record(
+  opts: RecordOptions,
+  undo: () => Promise<void>,
+  plan: PrivilegePlan,
+  io: RecordingIo,
+): Recording {
   const facts = readHostFacts();
   let addresses = readHostAddresses();
   // --rotate: one random id for the run, and every journal numbered from 1.
@@ -202,7 +223,7 @@ function record(opts: RecordOptions, undo: () => Promise<void>, plan: PrivilegeP
   // ticks, so none is missed while the file is created; until then there is nothing to feed.
   let deliver: (records: ArrayBuffer, count: number, info: BatchInfo) => void = () => {};
   let fail: (err: Error) => void = () => {};
-  const capture: Capture = startCapture(
+  const capture: Capture = io.startCapture(
     opts.capture,
     (records, count, info) => deliver(records, count, info),
     (err) => fail(err),
@@ -232,7 +253,7 @@ function record(opts: RecordOptions, undo: () => Promise<void>, plan: PrivilegeP
   // Least privilege: the sockets and the files are open, root is no longer needed.
   let privileges: string;
   try {
-    privileges = applyPrivileges(plan).summary;
+    privileges = io.applyPrivileges(plan).summary;
   } catch (err) {
     void capture.stop();
     writer.closeAfterFailure();
@@ -451,62 +472,4 @@ function record(opts: RecordOptions, undo: () => Promise<void>, plan: PrivilegeP
     privileges,
     netns: facts.netns,
   };
-}
-
-/**
- * --rotate without --force: journals of an earlier run with the same -o would mix with this
- * one's (and a clash hours later would end it), so any of them refuses the start.
- */
-function refuseEarlierRun(output: string): void {
-  const { stem, ext } = splitOutput(output);
-  const head = `${basename(stem)}-`;
-  let names: string[];
-  try {
-    names = readdirSync(dirname(output));
-  } catch {
-    return; // creating the first journal says what is wrong with the directory
-  }
-  const earlier = names
-    .filter((n) => {
-      const digits = n.slice(head.length, n.length - ext.length);
-      return n.startsWith(head) && n.endsWith(ext) && /^\d{6,}$/.test(digits);
-    })
-    .sort();
-  const first = earlier[0];
-  if (first === undefined) return;
-  const more = earlier.length > 1 ? ` and ${earlier.length - 1} more` : '';
-  throw new CtError(
-    'EEXIST',
-    `${join(dirname(output), first)}${more} ${more === '' ? 'exists' : 'exist'} from an earlier run: move ${more === '' ? 'it' : 'them'} away, choose another -o, or pass --force to replace each as this run reaches it`,
-  );
-}
-
-/**
- * Journals after the first are created after the privilege drop, as --user: a directory that
- * user cannot write would end the run at its first rotation, so it refuses the start. Mode bits
- * only (the user keeps no supplementary group); an ACL that grants more is not looked at.
- */
-function refuseUnwritable(dir: string, user: PasswdEntry): void {
-  let st: ReturnType<typeof statSync>;
-  try {
-    st = statSync(dir);
-  } catch {
-    return; // creating the first journal says what is wrong with the directory
-  }
-  const bits = st.uid === user.uid ? 0o300 : st.gid === user.gid ? 0o030 : 0o003;
-  if ((st.mode & bits) === bits) return;
-  throw new CtError(
-    'EACCES',
-    `--rotate: each journal after the first is created as user ${user.name} (--user), who cannot write to ${dir}: give it the directory (e.g. chown ${user.name} ${dir}), choose one it can write to, or pass --user root`,
-  );
-}
-
-/** O_EXCL would refuse it too, but only after the current journal was closed. */
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { EventType } from '../../journal/event.js';
-import { addonPath, loadNative, startCapture } from '../../native/index.js';
+import { addonPath, checkAddon, rawAddonForTests, startCapture } from '../../native/index.js';
 import { FIELDS, Flag, RECORD_SIZE, RecordType } from '../../native/layout.js';
 
 t.test(
   'layout: the addon reports exactly the offsets, sizes and codes of native/layout.ts',
   async (t) => {
-    const native = loadNative().layout();
+    const native = rawAddonForTests().layout();
     t.equal(native.recordSize, RECORD_SIZE, 'record size');
     t.same(native.fields, FIELDS, 'every field at the same offset with the same size');
     t.same(Object.keys(native.fields), Object.keys(FIELDS), 'the same fields in the same order');
@@ -32,7 +32,7 @@ t.test('layout: fields tile the record with no gap and no overlap', async (t) =>
   t.equal(end, RECORD_SIZE, 'the last field ends at RECORD_SIZE');
 });
 
-t.test('loadNative: a missing or broken addon is ENOADDON with the fix', async (t) => {
+t.test('checkAddon: a missing or broken addon is ENOADDON with the fix', async (t) => {
   t.match(
     addonPath(),
     /build\/Release\/ct_native\.node$/,
@@ -40,7 +40,7 @@ t.test('loadNative: a missing or broken addon is ENOADDON with the fix', async (
   );
   const missing = join(tmpdir(), `ct-native-missing-${process.pid}.node`);
   t.throws(
-    () => loadNative(missing),
+    () => checkAddon(missing),
     {
       name: 'CtError',
       code: 'ENOADDON',
@@ -53,7 +53,7 @@ t.test('loadNative: a missing or broken addon is ENOADDON with the fix', async (
   writeFileSync(broken, 'not an ELF file');
   t.teardown(() => rmSync(broken, { force: true }));
   t.throws(
-    () => loadNative(broken),
+    () => checkAddon(broken),
     { code: 'ENOADDON', message: /invalid ELF header|not built/ },
     'broken file',
   );

@@ -3,18 +3,21 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import {
-  evaluatePreflight,
-  type Finding,
   formatPreflight,
-  type LiveFacts,
   netnsRunner,
-  type PreflightFacts,
-  type PreflightOptions,
   preflightExit,
   readPreflightFacts,
+  runCheck,
   runPreflight,
-  TRACKING_RULES,
 } from '../../recorder/preflight.js';
+import {
+  evaluatePreflight,
+  type Finding,
+  type LiveFacts,
+  type PreflightFacts,
+  type PreflightOptions,
+  TRACKING_RULES,
+} from '../../recorder/preflight-findings.js';
 import type { FamilyProbe, TrackingProbe } from '../../recorder/tracking-probe.js';
 import { tempDir } from '../helpers/journals.js';
 
@@ -396,6 +399,27 @@ t.test('runPreflight: looks up the --user account, or the default one, as root',
   await runPreflight({ ...OPTS, user: 'nobody' }, src);
   t.strictSame(asked, ['conntracker', 'nobody']);
 });
+
+t.test(
+  'runCheck: prints the findings of this namespace and returns their exit status',
+  async (t) => {
+    const tree = fakeTree(t);
+    let printed = '';
+    const out = { write: (s: string) => (printed += s) };
+    const src = {
+      proc: tree.proc,
+      sys: tree.sys,
+      euid: 0,
+      loadAddon: () => '/x/ct_native.node',
+      probe: async () => BOTH_EVENTS,
+      lookupUser: () => null,
+    };
+    const code = await runCheck(OPTS, out, src);
+    t.equal(code, 1, 'the missing default account fails the check');
+    t.match(printed, /^ct-record --check: network namespace /, 'the heading');
+    t.match(printed, /\nrecording would be incomplete \(1 failed, /, 'the summary line');
+  },
+);
 
 t.test('exit 0 when nothing fails (warnings included), 1 on any failure', (t) => {
   const all = evaluatePreflight({ ...FACTS, events: 2, timestamp: 0 }, LIVE, OPTS);
