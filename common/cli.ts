@@ -31,6 +31,20 @@ export function messagePrinter(
   };
 }
 
+/**
+ * A commander argParser from a parser that throws CtError (parseCollapse, say): its message
+ * becomes commander's usage error, so both CLIs reject a bad value with the same words, exit 2.
+ */
+export function optionParser<T>(parse: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw err instanceof CtError ? new InvalidArgumentError(err.message) : err;
+    }
+  };
+}
+
 /** Parses a positive number of seconds (`--duration 30`, `--duration 1.5`) for commander. */
 export function parseSeconds(value: string): number {
   const n = Number(value);

@@ -1,14 +1,12 @@
 // ct-analyze check: which recorded flows a ruleset would block, by which rule, and which rules no flow hits.
 import { readFileSync } from 'node:fs';
-import type { Writable } from 'node:stream';
-import { colorLines, paint } from '../../common/color.js';
-import { CtError, Exit, type ExitCode, sysCode } from '../../common/errors.js';
-import { printable, safeChunks } from '../../common/printable.js';
+import { paint } from '../../common/color.js';
+import { CtError, Exit, sysCode } from '../../common/errors.js';
+import { printable } from '../../common/printable.js';
 import { timeRangeText } from '../core/coverage.js';
 import { type Collapse, type Flow, formatCollapse } from '../core/flows.js';
-import { analyzeJournalsInParallel, type JournalSummary } from '../core/replay.js';
+import type { JournalSummary } from '../core/replay.js';
 import { flowJson } from '../report/json.js';
-import { writeFileAtomic, writeToStream } from '../report/output.js';
 import { chunked, flowText } from '../report/text.js';
 import { type Block, evalFlow, type Fate } from './eval.js';
 import { type Chain, chainName, parseRuleset, type Rule, type Ruleset } from './parse.js';
@@ -210,16 +208,6 @@ export function checkJsonChunks(c: CheckReport): Generator<string> {
   return chunked(jsonLines(c));
 }
 
-export interface CheckCommand {
-  ruleset: string;
-  journals: string[];
-  format: 'text' | 'json';
-  collapse: Collapse;
-  output?: string;
-  /** --exit-code: exit 1 when any recorded flow would be blocked. */
-  exitCode: boolean;
-}
-
 /** Reads and parses the ruleset file (before any journal: a bad ruleset fails fast). */
 export function readRuleset(path: string): Ruleset {
   let text: string;
@@ -240,31 +228,4 @@ export function readRuleset(path: string): Ruleset {
     }
     throw err;
   }
-}
-
-/** Parses the ruleset, analyzes the journals, writes the report; returns the exit code. */
-export async function runCheck(
-  cmd: CheckCommand,
-  io: { stdout: Writable; warn(message: string): void; color?: boolean },
-): Promise<ExitCode> {
-  const ruleset = readRuleset(cmd.ruleset);
-  const analysis = await analyzeJournalsInParallel(cmd.journals, {
-    collapse: cmd.collapse,
-    warn: (m) => io.warn(m),
-  });
-  const report: CheckReport = {
-    rulesetPath: cmd.ruleset,
-    ruleset,
-    journals: analysis.journals,
-    collapse: cmd.collapse,
-    result: checkFlows(ruleset, analysis.table.flows(), cmd.collapse),
-  };
-  const chunks = safeChunks(
-    cmd.format === 'json' ? checkJsonChunks(report) : checkTextChunks(report),
-  );
-  const color = io.color === true && cmd.format === 'text';
-  if (cmd.output === undefined)
-    await writeToStream(colorLines(chunks, color, colorCheckLine), io.stdout);
-  else writeFileAtomic(cmd.output, chunks);
-  return cmd.exitCode && report.result.blocked.length > 0 ? Exit.RUNTIME : Exit.OK;
 }

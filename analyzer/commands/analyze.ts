@@ -1,8 +1,10 @@
-// What `ct-analyze` and `ct-analyze verify` do once their options are parsed.
+// ct-analyze JOURNAL…, the default command: its options, help, and the flow report it writes.
 import type { Writable } from 'node:stream';
-import { colorLines, paint } from '../../common/color.js';
-import { CtError, Exit, type ExitCode } from '../../common/errors.js';
-import { safeChunks, safeText } from '../../common/printable.js';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseSeconds } from '../../common/cli.js';
+import { CtError, Exit } from '../../common/errors.js';
+import { TOOL_VERSION } from '../../common/package.js';
+import { safeChunks } from '../../common/printable.js';
 import type { Collapse, FlowTable } from '../core/flows.js';
 import { followJournal } from '../core/follow.js';
 import {
@@ -11,21 +13,21 @@ import {
   type JournalSummary,
   type ReplayProgress,
 } from '../core/replay.js';
-import type { TimeWindow } from '../core/slice.js';
+import { makeWindow, type TimeWindow } from '../core/slice.js';
 import { htmlChunks } from '../report/html.js';
 import { jsonChunks, tableReport } from '../report/json.js';
-import { writeFileAtomic, writeToStream } from '../report/output.js';
 import { ProgressLine, type ProgressStream } from '../report/progress.js';
 import { csvChunks, mdChunks } from '../report/table.js';
-import { colorReportLine, reportChunks, type TextOptions } from '../report/text.js';
+import { colorReportLine, reportChunks, SHOW_COLUMNS, type TextOptions } from '../report/text.js';
 import {
-  chainLine,
-  checkChains,
-  type VerifyResult,
-  verdictLine,
-  verifyExit,
-  verifyJournal,
-} from '../verify/verify.js';
+  type CommandContext,
+  collapseOpt,
+  JOURNALS_HELP,
+  NAME,
+  reportOutputOpt,
+  type Subcommand,
+  writeReport,
+} from './options.js';
 
 export type ReportFormat = 'text' | 'json';
 /** The flow report's formats: the verdict and diff reports have text and JSON only. */
@@ -59,6 +61,151 @@ export interface AnalyzeIo {
 /** --follow: one journal, reported every interval until it ends or the signal aborts. */
 export interface FollowCommand {
   intervalMs: number;
+}
+
+const EXAMPLES = `
+Examples:
+  $ ${NAME} journal.mpk
+      the flow table, line for line as the original conntracker printed it
+  $ ${NAME} --format json -o flows.json monday.mpk tuesday.mpk
+      the flows of both recordings as one JSON document, written to flows.json
+  $ ${NAME} --format html -o flows.html journal.mpk
+      one page to open in a browser: coverage, who talks to what, a sortable, filterable table
+  $ ${NAME} --show direction,nat,hosts fw1.mpk fw2.mpk
+      two firewalls merged; lines end with e.g. (input) (DNAT to 10.0.0.5:8080) (hosts=fw1,fw2)
+  $ ${NAME} --collapse none journal.mpk
+      keep every source port instead of showing ports above 1024 as 1024
+  $ ${NAME} --since 2h journal.mpk
+      only the flows of the last two hours (events at or after now minus 2 h)
+  $ ${NAME} --since 2026-11-27T08:00Z --until 2026-11-27T09:00Z journal.mpk
+      only the events of that hour (both ends inclusive)
+  $ ${NAME} --follow --interval 30 /var/lib/conntracker/now.mpk
+      the table of a recording still in progress, again every 30 s and when it ends (Ctrl-C)
+  $ ${NAME} import capture.txt -o journal.mpk
+      turn saved conntrack -E or -L text into a journal (then analyze that)
+  $ ${NAME} redact --key redact.key -o shared.mpk journal.mpk
+      keyed pseudonyms for addresses and host names: a journal to attach to a ticket
+  $ ${NAME} diff monday.mpk friday.mpk
+      the flows that appeared (+), disappeared (-) or changed confirmation (~) since monday
+  $ ${NAME} rules -o conntracker.nft journal.mpk
+      an nftables ruleset allowing the recorded flows (check it: nft -c -f conntracker.nft)
+  $ ${NAME} check --ruleset /etc/nftables.conf journal.mpk
+      which recorded flows the ruleset would block, and by which rule
+  $ ${NAME} verify journal.mpk
+      is the journal complete and unmodified? (a journal named "verify": ./verify)
+
+Exit status: 0 ok, 1 runtime error, 2 usage error, 3 journal too new for this version.`;
+
+/** `--show direction,nat`: the columns asked for, each one of SHOW_COLUMNS. */
+function showOption(value: string): TextOptions {
+  const out: TextOptions = {};
+  for (const name of value.split(',')) {
+    if (!(SHOW_COLUMNS as readonly string[]).includes(name)) {
+      throw new InvalidArgumentError(`unknown column '${name}': use ${SHOW_COLUMNS.join(', ')}`);
+    }
+    out[name as (typeof SHOW_COLUMNS)[number]] = true;
+  }
+  return out;
+}
+
+/** Aborts on SIGINT or SIGTERM: --follow then makes its last report and exits 0. */
+function stopSignal(): AbortSignal {
+  const stop = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort());
+  return stop.signal;
+}
+
+interface AnalyzeOptions {
+  format: FlowFormat;
+  output?: string;
+  collapse: Collapse;
+  since?: string;
+  until?: string;
+  show?: TextOptions;
+  follow?: boolean;
+  interval: number;
+  quiet?: boolean;
+}
+
+/**
+ * The program itself, which is the default command (`ct-analyze JOURNAL…`): its options, help
+ * and action. Made before the subcommands, which copy its exit and help-after-error settings.
+ */
+export function analyzeProgram(ctx: CommandContext, subcommands: readonly Subcommand[]): Command {
+  const usage = ['[options] <journal...>', ...subcommands.map((c) => `${NAME} ${c.usage}`)];
+  return (
+    new Command(NAME)
+      .description(
+        'Replay conntracker journals (written by ct-record) into the sorted table of the flows ' +
+          'your firewall rules must allow. Needs no root and no kernel access.',
+      )
+      .usage(usage.join('\n       '))
+      .argument('<journal...>', JOURNALS_HELP)
+      .addOption(
+        new Option(
+          '--format <format>',
+          "report format: text (the original tool's lines), json, csv (spreadsheets), md (tickets), html (one page for a browser)",
+        )
+          .choices(['text', 'json', 'csv', 'md', 'html'])
+          .default('text'),
+      )
+      .addOption(reportOutputOpt())
+      .addOption(collapseOpt())
+      .option(
+        '--since <time>',
+        'only events at or after TIME: ISO 8601 (UTC unless a zone is given) or a span before now (2h, 30m, 90s, 1d)',
+      )
+      .option('--until <time>', 'only events at or before TIME (same forms as --since)')
+      .option(
+        '-f, --follow',
+        'keep reading a journal ct-record is still writing (one journal, then the next ones of its --rotate run)',
+      )
+      .addOption(
+        new Option('--interval <seconds>', 'with --follow: report every SECONDS, and at the end')
+          .argParser(parseSeconds)
+          .default(10),
+      )
+      .option('-q, --quiet', 'no progress bar (it is drawn only when stderr is a terminal)')
+      .addOption(
+        new Option(
+          '--show <columns>',
+          `text report: end each flow line with these, comma-separated: ${SHOW_COLUMNS.join(', ')}`,
+        ).argParser(showOption),
+      )
+      .version(TOOL_VERSION, '-V, --version')
+      .addHelpText('after', EXAMPLES)
+      .showHelpAfterError(`(run ${NAME} --help for usage)`)
+      // `verify --format json` is verify's own option, not the report's of the same name.
+      .enablePositionalOptions()
+      .exitOverride()
+      .action(async (journals: string[], o: AnalyzeOptions) => {
+        await runAnalyze(analyzeCommand(journals, o), {
+          stdout: process.stdout,
+          warn: ctx.warn,
+          note: ctx.note,
+          color: ctx.color,
+          ...(process.stderr.isTTY && o.quiet !== true ? { progress: process.stderr } : {}),
+          // Only --follow stops on a signal; otherwise Ctrl-C ends ct-analyze as usual.
+          ...(o.follow === true ? { signal: stopSignal() } : {}),
+        });
+      })
+  );
+}
+
+function analyzeCommand(
+  journals: string[],
+  o: AnalyzeOptions,
+): AnalyzeCommand & { follow?: FollowCommand } {
+  const sliced = o.since !== undefined || o.until !== undefined;
+  return {
+    journals,
+    format: o.format,
+    collapse: o.collapse,
+    ...(o.show === undefined ? {} : { show: o.show }),
+    ...(o.follow === true ? { follow: { intervalMs: o.interval * 1000 } } : {}),
+    ...(sliced ? { window: makeWindow(o.since, o.until, Date.now() * 1000) } : {}),
+    ...(o.output === undefined ? {} : { output: o.output }),
+  };
 }
 
 export async function runAnalyze(
@@ -129,10 +276,11 @@ async function report(
     cmd.format === 'html'
       ? htmlChunks(journals, () => table.flows())
       : safeChunks(formatChunks(cmd, table, journals));
-  if (cmd.output === undefined) {
-    const color = io.color === true && cmd.format === 'text';
-    await writeToStream(colorLines(chunks, color, colorReportLine), io.stdout);
-  } else writeFileAtomic(cmd.output, chunks);
+  await writeReport(chunks, cmd.output, {
+    stdout: io.stdout,
+    color: io.color === true && cmd.format === 'text',
+    colorLine: colorReportLine,
+  });
 }
 
 function formatChunks(
@@ -147,36 +295,4 @@ function formatChunks(
       : cmd.format === 'md'
         ? mdChunks(journals, table.flows())
         : reportChunks(journals, table.flows(), cmd.show ?? {});
-}
-
-export interface VerifyCommand {
-  journals: string[];
-  format: ReportFormat;
-}
-
-/**
- * Verifies each journal in turn: a text line as soon as its verdict is known, or one JSON array
- * at the end. Returns the exit code (verifyExit); verdicts are output, not errors.
- */
-export function runVerify(cmd: VerifyCommand, io: { stdout: Writable; color?: boolean }): ExitCode {
-  const results: VerifyResult[] = [];
-  for (const path of cmd.journals) {
-    const r = verifyJournal(path);
-    results.push(r);
-    if (cmd.format === 'text') {
-      const good = r.verdict === 'OK';
-      const line = safeText(verdictLine(r));
-      io.stdout.write(`${paint(io.color === true, good ? 'green' : 'boldRed', line)}\n`);
-    }
-  }
-  // Journals of rotated runs: one line per run, once every journal has been read.
-  const chains = checkChains(results);
-  if (cmd.format === 'text') {
-    for (const c of chains) {
-      const color = c.faults.length === 0 ? 'green' : 'boldRed';
-      io.stdout.write(`${paint(io.color === true, color, safeText(chainLine(c)))}\n`);
-    }
-  }
-  if (cmd.format === 'json') io.stdout.write(safeText(`${JSON.stringify(results, null, 2)}\n`));
-  return verifyExit(results, chains);
 }

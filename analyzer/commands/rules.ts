@@ -1,5 +1,6 @@
-// ct-analyze rules: analyze the journals, plan the ruleset, write it as nft or iptables input.
+// ct-analyze rules: its options and help; the journals analyzed, the ruleset planned and written as nft or iptables input.
 import type { Writable } from 'node:stream';
+import { InvalidArgumentError, Option } from 'commander';
 import { CtError, Exit, type ExitCode } from '../../common/errors.js';
 import { safeChunks } from '../../common/printable.js';
 import type { Collapse } from '../core/flows.js';
@@ -7,7 +8,86 @@ import { analyzeJournalsInParallel } from '../core/replay.js';
 import { writeFileAtomic, writeToStream } from '../report/output.js';
 import { iptablesBoth, iptablesRuleset } from '../rules/iptables.js';
 import { nftRuleset } from '../rules/nft.js';
-import { checkMaxPrefix, type EmitOptions, planRules } from '../rules/plan.js';
+import {
+  checkMaxPrefix,
+  DEFAULT_MAX_PREFIX4,
+  DEFAULT_MAX_PREFIX6,
+  type EmitOptions,
+  planRules,
+} from '../rules/plan.js';
+import { collapseOpt, JOURNALS_HELP, NAME, type Subcommand } from './options.js';
+
+const RULES_HELP = `
+One table inet conntracker (nft) or a filter table per family (iptables): input and forward
+chains that accept established/related traffic, loopback, IPv6 neighbour discovery and one rule
+per recorded service (protocol + destination port, or ICMP type; forward also the destination
+after DNAT), sources aggregated into prefixes no wider than --max-prefix4/6. Unconfirmed flows
+are listed as comments, not allowed. What the host sends itself (output) is not filtered.
+--format iptables writes IPv4, a line "# ip6tables-restore:", then IPv6 to stdout; with -o BASE
+it writes BASE.v4 and BASE.v6; with --family 4 or 6 only that part (to stdout or -o FILE).
+
+Examples:
+  $ ${NAME} rules -o conntracker.nft fw1.mpk && nft -c -f conntracker.nft
+      the ruleset for the recorded services, checked by nft before anything is loaded
+  $ ${NAME} rules --format iptables --policy drop -o fw1 fw1.mpk
+      fw1.v4 and fw1.v6 for iptables-restore and ip6tables-restore, dropping the rest
+
+Exit status: 0 ok, 1 unreadable journal, 2 usage error, 3 journal too new for this version.`;
+
+function prefixOption(value: string): number {
+  const n = Number(value);
+  if (!/^\d{1,3}$/.test(value)) {
+    throw new InvalidArgumentError('give a prefix length, a whole number such as 24');
+  }
+  return n;
+}
+
+/** --max-prefix4 and --max-prefix6: one definition, two families. */
+function maxPrefixOpt(family: 4 | 6, fallback: number): Option {
+  return new Option(
+    `--max-prefix${family} <n>`,
+    `widest IPv${family} prefix sources are aggregated into`,
+  )
+    .argParser(prefixOption)
+    .default(fallback);
+}
+
+type RulesOptions = Omit<RulesCommand, 'journals' | 'log'> & { log?: boolean };
+
+export const rulesCommand: Subcommand = {
+  usage: 'rules [options] <journal...>',
+  register(program, ctx) {
+    program
+      .command('rules')
+      .description('a firewall ruleset (nftables or iptables) allowing the recorded flows')
+      .argument('<journal...>', JOURNALS_HELP)
+      .addOption(
+        new Option('--format <format>', 'ruleset format')
+          .choices(['nft', 'iptables'])
+          .default('nft'),
+      )
+      .addOption(
+        new Option('--family <family>', 'iptables: only the IPv4 or IPv6 part')
+          .choices(['4', '6'])
+          .argParser((v) => Number(v) as 4 | 6),
+      )
+      .addOption(
+        new Option('--policy <policy>', 'what happens to the rest')
+          .choices(['drop', 'reject'])
+          .default('reject'),
+      )
+      .option('--log', 'log what the policy refuses')
+      .addOption(maxPrefixOpt(4, DEFAULT_MAX_PREFIX4))
+      .addOption(maxPrefixOpt(6, DEFAULT_MAX_PREFIX6))
+      .addOption(collapseOpt())
+      .option('-o, --output <file>', 'write the ruleset to FILE (replaced atomically), not stdout')
+      .addHelpText('after', RULES_HELP)
+      .action(async (journals: string[], o: RulesOptions) => {
+        const cmd = { ...o, journals, log: o.log === true };
+        ctx.exit(await runRules(cmd, { stdout: process.stdout, warn: ctx.warn }));
+      });
+  },
+};
 
 export interface RulesCommand {
   journals: string[];

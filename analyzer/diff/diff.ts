@@ -1,13 +1,10 @@
 // ct-analyze diff: the flows that appeared, disappeared or changed confirmation between recordings.
-import type { Writable } from 'node:stream';
-import { colorLines, paint } from '../../common/color.js';
-import { Exit, type ExitCode } from '../../common/errors.js';
-import { printable, safeChunks } from '../../common/printable.js';
+import { paint } from '../../common/color.js';
+import { printable } from '../../common/printable.js';
 import { timeRangeText } from '../core/coverage.js';
 import { type Collapse, compareFlows, type Flow, formatCollapse } from '../core/flows.js';
-import { analyzeJournalsInParallel, type JournalSummary } from '../core/replay.js';
+import type { JournalSummary } from '../core/replay.js';
 import { flowJson } from '../report/json.js';
-import { writeFileAtomic, writeToStream } from '../report/output.js';
 import { chunked, formatFlowLine } from '../report/text.js';
 
 export const DIFF_FORMAT = 'conntracker-diff';
@@ -174,40 +171,4 @@ export function colorDiffLine(line: string): string {
 /** The JSON report in chunks: one document, a journal or a flow per line (docs/rules.md). */
 export function diffJsonChunks(r: DiffReport): Generator<string> {
   return chunked(jsonLines(r));
-}
-
-export interface DiffCommand {
-  before: string[];
-  after: string[];
-  format: 'text' | 'json';
-  /** Report file; undefined: the stdout stream. */
-  output?: string;
-  collapse: Collapse;
-  /** --exit-code: exit 1 when there are differences, like `git diff --exit-code`. */
-  exitCode: boolean;
-}
-
-/** Analyzes both sides with the same collapsing mode, writes the report, returns the exit code. */
-export async function runDiff(
-  cmd: DiffCommand,
-  io: { stdout: Writable; warn(message: string): void; color?: boolean },
-): Promise<ExitCode> {
-  const opts = { collapse: cmd.collapse, warn: (m: string) => io.warn(m) };
-  const before = await analyzeJournalsInParallel(cmd.before, opts);
-  const after = await analyzeJournalsInParallel(cmd.after, opts);
-  const report: DiffReport = {
-    before: before.journals,
-    after: after.journals,
-    collapse: cmd.collapse,
-    diff: diffFlows(before.table.flows(), after.table.flows()),
-  };
-  const chunks = safeChunks(
-    cmd.format === 'json' ? diffJsonChunks(report) : diffTextChunks(report),
-  );
-  const color = io.color === true && cmd.format === 'text';
-  if (cmd.output === undefined)
-    await writeToStream(colorLines(chunks, color, colorDiffLine), io.stdout);
-  else writeFileAtomic(cmd.output, chunks);
-  const differs = report.diff.changes.length > 0;
-  return cmd.exitCode && differs ? Exit.RUNTIME : Exit.OK;
 }

@@ -1,4 +1,4 @@
-// `ct-analyze import`: a saved conntrack -E / -L capture becomes a journal marked as imported.
+// A saved conntrack -E / -L capture becomes a journal marked as imported (ct-analyze import).
 import {
   closeSync,
   constants,
@@ -11,15 +11,15 @@ import {
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isatty } from 'node:tty';
-import { CtError, Exit, type ExitCode, sysCode } from '../../common/errors.js';
+import { CtError, Exit, sysCode } from '../../common/errors.js';
 import { TOOL_VERSION } from '../../common/package.js';
 import type { CtEvent } from '../../journal/event.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { type BadLine, CaptureParser, LineSplitter } from './conntrack-text.js';
 
 export interface ImportIo {
+  /** An unreadable line, or how many more there were. */
   warn(message: string): void;
-  note(message: string): void;
 }
 
 export interface ImportCommand {
@@ -60,6 +60,19 @@ export interface ImportOptions {
   progress?: (p: ImportProgress) => void;
 }
 
+/** What an import wrote, for the command's closing note. */
+export interface ImportSummary {
+  /** The capture as messages name it: its path, or STDIN_NAME. */
+  source: string;
+  /** `conntrack -E`, `conntrack -L`, or both: what the lines look like. */
+  tool: string;
+  entries: number;
+  /** Lines that are no conntrack entry (warned, the first ten one by one). */
+  unreadable: number;
+  /** Entries without a timestamp, given the import time in file order. */
+  unstamped: number;
+}
+
 /** Lines shown one by one before the rest of the unreadable ones are only counted. */
 export const BAD_LINES_SHOWN = 10;
 export const IMPORT_CHUNK = 1 << 20;
@@ -76,7 +89,11 @@ export const STDIN_NAME = '(standard input)';
  * the counts before the first event, so a first pass reads the capture only for those and the
  * first bad lines, and a second pass parses it again and appends events a batch at a time.
  */
-export function runImport(cmd: ImportCommand, io: ImportIo, opts: ImportOptions = {}): ExitCode {
+export function importCapture(
+  cmd: ImportCommand,
+  io: ImportIo,
+  opts: ImportOptions = {},
+): ImportSummary {
   const chunkSize = positive(opts.chunkSize ?? IMPORT_CHUNK, 'chunkSize');
   const batchSize = positive(opts.batchSize ?? IMPORT_BATCH, 'batchSize');
   const importUs = opts.importUs ?? Date.now() * 1000;
@@ -162,16 +179,13 @@ export function runImport(cmd: ImportCommand, io: ImportIo, opts: ImportOptions 
       );
     }
 
-    const skipped =
-      scan.badLines > 0 ? `; skipped ${scan.badLines} unreadable lines (warned above)` : '';
-    const clock =
-      scan.unstamped > 0
-        ? `; ${scan.unstamped} lines had no timestamp and got the import time, in file order`
-        : '';
-    io.note(
-      `imported ${scan.entries} entries (${tool}) from ${src.name} into ${cmd.output}${skipped}${clock}`,
-    );
-    return Exit.OK;
+    return {
+      source: src.name,
+      tool,
+      entries: scan.entries,
+      unreadable: scan.badLines,
+      unstamped: scan.unstamped,
+    };
   } finally {
     spool?.close();
     if (src.own) closeSync(src.fd);

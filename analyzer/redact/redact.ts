@@ -279,30 +279,6 @@ export function redactRun(cmd: RedactRunCommand, io: RedactIo): RedactResult[] {
   return done.map((d) => d.result);
 }
 
-/**
- * `ct-analyze redact`: one journal to the file `output`; several, or `output` an existing
- * directory, redactRun into that directory.
- */
-export function runRedact(
-  cmd: { inputs: readonly string[]; output: string; keyFile: string | undefined; force: boolean },
-  io: RedactIo,
-): RedactResult[] {
-  const { inputs, output, keyFile, force } = cmd;
-  const isDir = statSync(output, { throwIfNoEntry: false })?.isDirectory() === true;
-  const [only] = inputs;
-  if (inputs.length === 1 && only !== undefined && !isDir) {
-    return [redactJournal({ input: only, output, keyFile, force }, io)];
-  }
-  if (!isDir) {
-    throw new CtError(
-      'ENOTDIR',
-      `${inputs.length} journals are given and ${output} is not a directory: with several journals (a rotated run), -o names an existing directory to write them in (mkdir it first)`,
-      { exit: Exit.USAGE },
-    );
-  }
-  return redactRun({ inputs, outputDir: output, keyFile, force }, io);
-}
-
 /** What writeRedacted read and wrote. */
 interface Written {
   events: number;

@@ -16,6 +16,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
+import { runImport } from '../../../analyzer/commands/import.js';
 import { formatAddress, parseAddress } from '../../../analyzer/core/address.js';
 import { analyzeJournals } from '../../../analyzer/core/replay.js';
 import {
@@ -26,7 +27,6 @@ import {
 import {
   BAD_LINES_SHOWN,
   type ImportOptions,
-  runImport,
   STDIN_NAME,
 } from '../../../analyzer/import/import.js';
 import { textLines } from '../../../analyzer/report/text.js';

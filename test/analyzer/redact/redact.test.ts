@@ -14,6 +14,7 @@ import {
 import { basename, join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
+import { runRedact } from '../../../analyzer/commands/redact.js';
 import { formatAddress } from '../../../analyzer/core/address.js';
 import {
   compareFlows,
@@ -32,7 +33,6 @@ import {
   redactedName,
   redactJournal,
   redactRun,
-  runRedact,
   UNKNOWN_PREVIOUS,
 } from '../../../analyzer/redact/redact.js';
 import {

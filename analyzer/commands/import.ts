@@ -1,0 +1,69 @@
+// ct-analyze import: its options and help; the capture imported, the closing note, the exit status.
+import { Exit, type ExitCode } from '../../common/errors.js';
+import {
+  type ImportCommand,
+  type ImportIo,
+  type ImportOptions,
+  type ImportSummary,
+  importCapture,
+} from '../import/import.js';
+import { NAME, type Subcommand } from './options.js';
+
+const IMPORT_HELP = `
+Each line is one event ([NEW], [UPDATE], [DESTROY]) or, without a tag, one table entry (-L).
+A line without [UNREPLIED] has seen a reply (confirmed). Lines without a [seconds.micros]
+timestamp get the import time, in file order. Unreadable lines are warned with their numbers.
+FILE may be - (standard input) or a pipe: it is copied to a temporary file beside the journal
+(needs as much free disk as the capture), because a capture is read twice. Memory use does not
+grow with the capture's size.
+
+Examples:
+  $ conntrack -E -o timestamp > capture.txt; ${NAME} import capture.txt -o capture.mpk
+      a capture made where conntracker is not installed, then analyzed like a recording
+  $ ssh fw1 conntrack -L | ${NAME} import - -o fw1-now.mpk --host fw1
+      the table of another host as it is now (- reads standard input)
+
+Exit status: 0 something was imported (warnings included), 1 nothing readable, 2 usage error.`;
+
+export const importCommand: Subcommand = {
+  usage: 'import [options] <file> -o <journal>',
+  register(program, ctx) {
+    program
+      .command('import')
+      .description(
+        'convert saved conntrack -E or conntrack -L text into a journal ct-analyze can read',
+      )
+      .argument('<file>', 'text output of conntrack -E (any -o timestamp,id,extended) or -L')
+      .requiredOption('-o, --output <journal>', 'the journal to write (.mpk)')
+      .option('--force', 'replace the output journal if it exists')
+      .option('--host <name>', 'host name to record in the journal header', 'unknown')
+      .addHelpText('after', IMPORT_HELP)
+      .action((file: string, o: { output: string; force?: boolean; host: string }) => {
+        const cmd = { file, output: o.output, force: o.force === true, host: o.host };
+        ctx.exit(runImport(cmd, ctx));
+      });
+  },
+};
+
+/**
+ * Imports the capture (import/import.ts: unreadable lines warned as they are found), then says
+ * what was written. Exit 0 whenever a journal was written; nothing readable is a CtError.
+ */
+export function runImport(
+  cmd: ImportCommand,
+  io: ImportIo & { note(message: string): void },
+  opts: ImportOptions = {},
+): ExitCode {
+  io.note(importedText(importCapture(cmd, io, opts), cmd.output));
+  return Exit.OK;
+}
+
+function importedText(s: ImportSummary, output: string): string {
+  const skipped =
+    s.unreadable > 0 ? `; skipped ${s.unreadable} unreadable lines (warned above)` : '';
+  const clock =
+    s.unstamped > 0
+      ? `; ${s.unstamped} lines had no timestamp and got the import time, in file order`
+      : '';
+  return `imported ${s.entries} entries (${s.tool}) from ${s.source} into ${output}${skipped}${clock}`;
+}
