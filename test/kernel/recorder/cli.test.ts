@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { MAGIC } from '../../../journal/format.js';
-import { ANALYZER, RECORDER, startRecorder } from '../../../samples/record.js';
+import { ANALYZER, RECORDER, recordScenario, startRecorder } from '../../../samples/record.js';
 import { seedLine, stripCounter } from '../../../samples/scenario.js';
 import { ensureDefaultUser } from '../../helpers/account.js';
 import {
@@ -274,3 +274,31 @@ t.test('the SIGTERM summary reports the events and the journal size on disk', as
   );
   t.equal(flows, doc.flows.length, 'the flow count is the replayed table’s');
 });
+
+t.test(
+  '-f (deprecated) still records in the foreground, warns once first; --collapse LO-HI live equals ct-analyze',
+  async (t) => {
+    const topo = await createTopology(t, 'lan');
+    const d = testDir(t, 'dash-f');
+    const journal = join(d, 'j.mpk');
+    const table = join(d, 'table.txt');
+    const range = '20000-65000';
+    const rec = await recordScenario(topo, journal, ['-f', '--table', table, '--collapse', range]);
+    t.equal(rec.exit, 0, `SIGTERM: exit 0 as before\n${rec.stderr}`);
+    const lines = rec.stderr.split('\n');
+    t.match(lines[0], /^ct-record: WARNING: -f is deprecated: foreground is the default/);
+    t.equal(rec.stderr.split('-f is deprecated').length - 1, 1, 'said once');
+    t.match(rec.stderr, /^ct-record: stopped: \d+ events .* bytes written to /m, 'the summary');
+    const doc = JSON.parse(await analyze(['--format', 'json', journal])) as {
+      journals: { complete: boolean }[];
+    };
+    t.equal(doc.journals[0]?.complete, true, 'the journal is complete');
+    const flowLines = (await analyze(['--collapse', range, journal])).replace(/^#.*\n/gm, '');
+    t.ok(flowLines.length > 0, 'the scenario made flows');
+    t.equal(
+      readFileSync(table, 'utf8'),
+      flowLines,
+      'the live table is ct-analyze --collapse LO-HI',
+    );
+  },
+);
