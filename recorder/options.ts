@@ -258,10 +258,9 @@ export function settleOptions(program: Command, warn: (message: string) => void)
     };
   }
   if (o.output === undefined) {
-    program.error("error: required option '-o, --output <file>' not specified", {
+    return program.error("error: required option '-o, --output <file>' not specified", {
       exitCode: Exit.USAGE,
     });
-    throw usage('-o is required'); // not reached: program.error throws
   }
   if (o.rotate && o.duration === undefined && o.maxSize === undefined) {
     throw usage(
