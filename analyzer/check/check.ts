@@ -9,7 +9,8 @@ import type { JournalSummary } from '../core/replay.js';
 import { flowJson } from '../report/json.js';
 import { chunked, flowText } from '../report/text.js';
 import { type Block, evalFlow, type Fate } from './eval.js';
-import { type Chain, chainName, parseRuleset, type Rule, type Ruleset } from './parse.js';
+import { parseRuleset } from './parse.js';
+import { type Chain, chainName, type Rule, type Ruleset } from './ruleset.js';
 
 export const CHECK_FORMAT = 'conntracker-check';
 export const CHECK_VERSION = 1;

@@ -2,7 +2,14 @@
 import { CtError } from '../../common/errors.js';
 import { type Collapse, type Flow, isLoopback } from '../core/flows.js';
 import { addressNumber, cidrContains, type PortRange } from '../core/prefix.js';
-import { type Chain, chainName, type Hook, type Match, type Rule, type Ruleset } from './parse.js';
+import {
+  type Chain,
+  chainName,
+  type Hook,
+  type Match,
+  type Rule,
+  type Ruleset,
+} from './ruleset.js';
 
 /**
  * The first packet of a flow as a hook sees it. `sport` is the range the real source port lies
