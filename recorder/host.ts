@@ -1,6 +1,7 @@
 // Facts about the recording host: what decides how complete a journal is, and its addresses.
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname, type NetworkInterfaceInfo, networkInterfaces, release } from 'node:os';
+import { parseAddress } from '../analyzer/core/address.js';
 import type { HostAddress } from '../journal/format.js';
 import { MAX_ADDRESSES } from '../journal/meta-codec.js';
 
@@ -67,7 +68,7 @@ export function readHostAddresses(
   for (const [ifname, infos] of Object.entries(interfaces)) {
     for (const info of infos ?? []) {
       const family = info.family === 'IPv4' ? 4 : 6;
-      const address = family === 4 ? ipv4Bytes(info.address) : ipv6Bytes(info.address);
+      const address = interfaceAddress(info.address, family);
       const prefix = prefixOf(info, family === 4 ? 32 : 128);
       if (address !== undefined && prefix !== undefined) {
         out.push({ ifname, family, address, prefix });
@@ -105,7 +106,7 @@ function prefixOf(info: NetworkInterfaceInfo, max: number): number | undefined {
 }
 
 function countOnes(netmask: string): number | undefined {
-  const bytes = netmask.includes(':') ? ipv6Bytes(netmask) : ipv4Bytes(netmask);
+  const bytes = parseAddress(netmask);
   if (bytes === undefined) return undefined;
   let n = 0;
   for (const b of bytes) n += popcount(b);
@@ -118,40 +119,11 @@ function popcount(b: number): number {
   return n;
 }
 
-function ipv4Bytes(text: string): Uint8Array | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
-    return undefined;
-  }
-  return Uint8Array.from(parts, Number);
-}
-
-/** inet_ntop's text (what node prints): `::` once at most, maybe a dotted IPv4 tail, no zone. */
-function ipv6Bytes(text: string): Uint8Array | undefined {
-  let s = text.split('%')[0] as string;
-  const dotted = /(?:^|:)(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (dotted !== null) {
-    const v4 = ipv4Bytes(dotted[1] as string);
-    if (v4 === undefined) return undefined;
-    const hex = (hi: number, lo: number) => ((hi << 8) | lo).toString(16);
-    const tail = `${hex(v4[0] as number, v4[1] as number)}:${hex(v4[2] as number, v4[3] as number)}`;
-    s = `${s.slice(0, s.length - (dotted[1] as string).length)}${tail}`;
-  }
-  const halves = s.split('::');
-  if (halves.length > 2) return undefined;
-  const words = (h: string | undefined) => (h === undefined || h === '' ? [] : h.split(':'));
-  const head = words(halves[0]);
-  const tail = words(halves[1]);
-  const fill = 8 - head.length - tail.length;
-  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
-  const groups = [...head, ...Array<string>(halves.length === 2 ? fill : 0).fill('0'), ...tail];
-  const out = new Uint8Array(16);
-  for (let k = 0; k < 8; k++) {
-    const g = groups[k] as string;
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-    const n = Number.parseInt(g, 16);
-    out[2 * k] = n >> 8;
-    out[2 * k + 1] = n & 0xff;
-  }
-  return out;
+/**
+ * An interface address's bytes when they are of its family. libuv prints no zone id, but a
+ * link-local one may carry a `%scope` elsewhere: the address is the part before it.
+ */
+function interfaceAddress(text: string, family: 4 | 6): Uint8Array | undefined {
+  const bytes = parseAddress(text.split('%')[0] as string);
+  return bytes?.length === (family === 4 ? 4 : 16) ? bytes : undefined;
 }

@@ -54,14 +54,16 @@ export function formatAddress(b: Uint8Array): string {
 }
 
 /**
- * An address as 4 or 16 network-order bytes, or undefined when the text is not one: dotted-quad
- * IPv4 and every IPv6 form net.isIPv6 accepts (compressed, full, with an embedded IPv4 such as
- * ::ffff:192.0.2.1). The one address parser: import, check, redact and the recorder use it.
+ * An address as 4 or 16 network-order bytes, or undefined when the text is not one: exactly the
+ * texts node:net's isIPv4 / isIPv6 accept (dotted quad without leading zeros; IPv6 compressed,
+ * full, any case, with an embedded IPv4 such as ::ffff:192.0.2.1), but no zone id (`%eth0`:
+ * a flow's address has none), and no prefix length or whitespace (isIP rejects those too).
+ * The one address parser: import, check, redact, the recorder and the tests use it.
  */
 export function parseAddress(text: string): Uint8Array | undefined {
   const a = ipv4(text);
   if (a !== undefined) return a;
-  if (!isIPv6(text)) return undefined;
+  if (text.includes('%') || !isIPv6(text)) return undefined;
   let s = text;
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
   if (v4 !== null) {
@@ -114,9 +116,11 @@ function ipv4(text: string): Uint8Array | undefined {
 export function addressBytes(text: string, what = 'address'): Uint8Array {
   const b = parseAddress(text);
   if (b === undefined) {
-    throw new CtError('EUSAGE', `${what} "${text}" is not an IPv4 or IPv6 address`, {
-      exit: Exit.USAGE,
-    });
+    throw new CtError(
+      'EUSAGE',
+      `${what} ${JSON.stringify(text)} is not an IPv4 or IPv6 address: write one address such as 192.0.2.1 or 2001:db8::1, without a /prefix, %zone or spaces`,
+      { exit: Exit.USAGE },
+    );
   }
   return b;
 }

@@ -1,5 +1,6 @@
 // Keyed, prefix-preserving address pseudonyms (Crypto-PAn) and name pseudonyms for redaction.
 import { createCipheriv, createHmac } from 'node:crypto';
+import { numberAddress, parseCidr } from '../core/prefix.js';
 /** The header option value naming the mapping; a later, different mapping gets a new name. */
 export const REDACT_SCHEME = 'cryptopan-v1';
 /** The shortest key accepted: 128 bits, AES-128's own key size. */
@@ -7,7 +8,7 @@ export const MIN_KEY_BYTES = 16;
 
 /**
  * Special-purpose blocks: the prefix stays, the rest is pseudonymised, so loopback stays loopback
- * (analyzer/flows.ts isLoopback), link-local, multicast and private stay what they are. The
+ * (analyzer/core/direction.ts isLoopback), link-local, multicast and private stay what they are. The
  * private blocks are a choice (docs/redact.md): a reader still tells private from public.
  * ::ffff:0:0/96 is kept too, and its last 32 bits take the IPv4 mapping.
  */
@@ -119,26 +120,11 @@ export function commonPrefix(a: Uint8Array, b: Uint8Array, max = 8 * a.length): 
   return Math.min(max, 8 * n);
 }
 
+/** A kept block's leading bits, read by the one prefix parser (core/prefix.ts). */
 function parseBlock(text: string): Block {
-  const [addr = '', len = ''] = text.split('/');
-  const bytes = addr.includes(':') ? parseIPv6(addr) : Uint8Array.from(addr.split('.').map(Number));
-  return { bytes, bits: Number(len) };
-}
-
-/** The 16 bytes of an IPv6 address in text (no embedded dotted quad; for the constants above). */
-function parseIPv6(text: string): Uint8Array {
-  const [head = '', tail = ''] = text.split('::');
-  const groups = (s: string) => (s === '' ? [] : s.split(':'));
-  const h = groups(head);
-  const t = text.includes('::') ? groups(tail) : [];
-  const all = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  const out = new Uint8Array(16);
-  all.forEach((g, i) => {
-    const v = Number.parseInt(g, 16);
-    out[2 * i] = v >> 8;
-    out[2 * i + 1] = v & 0xff;
-  });
-  return out;
+  const c = parseCidr(text);
+  if (c === undefined) throw new Error(`pseudonym: kept block ${text} is not a prefix`);
+  return { bytes: numberAddress(c.network, c.family), bits: c.prefix };
 }
 
 const BLOCKS_V4 = KEPT_BLOCKS_V4.map(parseBlock);

@@ -1,6 +1,7 @@
 // Events and journals the analyzer tests read (temp files removed by t.teardown).
 
 import fc from 'fast-check';
+import { addressBytes } from '../../analyzer/core/address.js';
 import type { Collapse } from '../../analyzer/core/flows.js';
 import type { JournalSummary } from '../../analyzer/core/replay.js';
 import type { CtEvent } from '../../journal/event.js';
@@ -9,27 +10,15 @@ import { HEADER } from '../helpers/journals.js';
 export { tempDir, writeJournal } from '../helpers/journals.js';
 
 function tuple(src: string, dst: string, sport: number, dport: number, icmp: number[] = [0, 0]) {
-  const addr = (a: string) =>
-    a.includes(':')
-      ? Uint8Array.from(Buffer.from(expandV6(a), 'hex'))
-      : Uint8Array.from(a.split('.').map(Number));
   return {
-    src: addr(src),
-    dst: addr(dst),
+    src: addressBytes(src),
+    dst: addressBytes(dst),
     sport,
     dport,
     icmpType: icmp[0] ?? 0,
     icmpCode: icmp[1] ?? 0,
     icmpId: 7,
   };
-}
-
-function expandV6(a: string): string {
-  const [head = '', tail = ''] = a.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const tl = a.includes('::') && tail !== '' ? tail.split(':') : [];
-  const zeros = Array(8 - h.length - tl.length).fill('0');
-  return [...h, ...(a.includes('::') ? zeros : []), ...tl].map((g) => g.padStart(4, '0')).join('');
 }
 
 /**

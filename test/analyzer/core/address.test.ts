@@ -1,9 +1,15 @@
-// Address text forms: IPv4 dotted quad, IPv6 exactly as inet_ntop (RFC 5952) prints it.
+// Address text forms: IPv4 dotted quad, IPv6 exactly as inet_ntop (RFC 5952) prints it, and the one strict parser.
 import assert from 'node:assert/strict';
-import { SocketAddress } from 'node:net';
+import { isIP, SocketAddress } from 'node:net';
 import fc from 'fast-check';
 import t from 'tap';
-import { formatAddress, formatIPv4, formatIPv6 } from '../../../analyzer/core/address.js';
+import {
+  addressBytes,
+  formatAddress,
+  formatIPv4,
+  formatIPv6,
+  parseAddress,
+} from '../../../analyzer/core/address.js';
 import { arbIPv4, arbIPv6, checkProperty } from '../../helpers/arbitraries.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -69,4 +75,135 @@ t.test('address: IPv4 is a dotted quad of the bytes in network order', async (t)
       assert.equal(formatAddress(b), new URL(`http://${b.join('.')}/`).hostname);
     }),
   );
+});
+
+// --- the parser ----------------------------------------------------------------------------
+
+/** Text forms of an address's groups: any case, leading zeros, any zero run as `::`, a v4 tail. */
+const arbV6Text = fc
+  .record({
+    b: arbIPv6(),
+    upper: fc.boolean(),
+    pad: fc.array(fc.nat(3), { minLength: 8, maxLength: 8 }),
+    cut: fc.tuple(fc.nat(8), fc.nat(8)),
+    v4Tail: fc.boolean(),
+  })
+  .map(({ b, upper, pad, cut, v4Tail }) => {
+    const groups: string[] = [];
+    for (let i = 0; i < 16; i += 2) {
+      const g = (((b[i] as number) << 8) | (b[i + 1] as number)).toString(16);
+      groups.push(g.padStart(Math.min(4, g.length + (pad[i / 2] as number)), '0'));
+    }
+    if (v4Tail) groups.splice(6, 2, formatIPv4(b, 12));
+    const n = groups.length;
+    // Compress groups [from, to) to `::` when they are all zero (any run, not only the longest).
+    const [from, to] = [Math.min(cut[0], n), Math.min(n, Math.min(cut[0], n) + cut[1])];
+    const zero = to - from >= 1 && groups.slice(from, to).every((g) => /^0+$/.test(g));
+    const text = zero
+      ? `${groups.slice(0, from).join(':')}::${groups.slice(to).join(':')}`
+      : groups.join(':');
+    return upper ? text.toUpperCase() : text;
+  });
+
+const arbV4Text = fc
+  .tuple(arbIPv4(), fc.array(fc.nat(2), { minLength: 4, maxLength: 4 }))
+  .map(([b, pad]) => [...b].map((o, i) => `${'0'.repeat(pad[i] as number)}${o}`).join('.'));
+
+/** Near misses: a valid form with a zone, prefix, space, or one character added or removed. */
+const arbAddressText = fc
+  .tuple(
+    fc.oneof(arbV6Text, arbV4Text, fc.stringMatching(/^[0-9a-fA-F:.%/ x-]{0,45}$/)),
+    fc.constantFrom('', '', '', '%eth0', '%1', '/64', '/32', ' ', '\t', '\n', ':', '.', '::'),
+    fc.nat(50),
+    fc.constantFrom('', '', ':', '.', '0', 'f', 'g', ' ', '%'),
+    fc.boolean(),
+  )
+  .map(([text, suffix, at, ch, drop]) => {
+    const s = `${text}${suffix}`;
+    const i = at % (s.length + 1);
+    return drop ? s.slice(0, i) + s.slice(i + 1) : s.slice(0, i) + ch + s.slice(i);
+  });
+
+t.test(
+  'address: parseAddress accepts exactly what net.isIP accepts, less zone ids, with its family',
+  async (t) => {
+    checkProperty(
+      t,
+      fc.property(fc.oneof(arbAddressText, arbV6Text, arbV4Text), (text) => {
+        const want = text.includes('%') ? 0 : isIP(text);
+        const got = parseAddress(text);
+        assert.equal(got === undefined ? 0 : got.length === 4 ? 4 : 6, want, text);
+      }),
+      { numRuns: 20000 },
+    );
+  },
+);
+
+t.test(
+  'address: formatAddress(parseAddress(text)) is the canonical text node prints for any accepted text',
+  async (t) => {
+    checkProperty(
+      t,
+      fc.property(fc.oneof(arbV6Text, arbV4Text, arbAddressText), (text) => {
+        const b = parseAddress(text);
+        if (b === undefined) return;
+        const family = b.length === 4 ? 'ipv4' : 'ipv6';
+        assert.equal(formatAddress(b), new SocketAddress({ address: text, family }).address);
+      }),
+      { numRuns: 20000 },
+    );
+  },
+);
+
+t.test('address: parseAddress reads back every address formatAddress prints', async (t) => {
+  checkProperty(
+    t,
+    fc.property(fc.oneof(arbIPv4(), arbIPv6()), (b) => {
+      assert.deepEqual(parseAddress(formatAddress(b)), b);
+    }),
+    { numRuns: 20000 },
+  );
+});
+
+t.test('address: zone ids, prefixes, whitespace and near misses are not addresses', async (t) => {
+  const good: [string, string][] = [
+    ['192.0.2.1', 'c0000201'],
+    ['0.0.0.0', '00000000'],
+    ['::', '0'.repeat(32)],
+    ['::ffff:192.0.2.1', '00000000000000000000ffffc0000201'],
+    ['::FFFF:C000:201', '00000000000000000000ffffc0000201'],
+    ['2001:0DB8:0000:0000:0000:0000:0000:0001', '20010db8000000000000000000000001'],
+    ['1:2:3:4:5:6:7::', '00010002000300040005000600070000'],
+  ];
+  for (const [text, hex] of good) {
+    t.equal(Buffer.from(parseAddress(text) ?? []).toString('hex'), hex, text);
+  }
+  const bad = [
+    'fe80::1%eth0',
+    '::1%25',
+    '10.0.0.0/8',
+    '2001:db8::/32',
+    ' 10.0.0.1',
+    '10.0.0.1 ',
+    '::1\n',
+    '010.0.0.1',
+    '1.2.3',
+    '1::2::3',
+    '1:2:3:4:5:6:7:8:9',
+    '::ffff:256.0.0.1',
+    '',
+    'localhost',
+  ];
+  for (const text of bad) t.equal(parseAddress(text), undefined, JSON.stringify(text));
+});
+
+t.test('address: addressBytes names the text and the accepted forms, exit 2', async (t) => {
+  t.same(addressBytes('10.0.0.1'), Uint8Array.of(10, 0, 0, 1));
+  t.throws(() => addressBytes('fe80::1%eth0', 'peer'), {
+    name: 'CtError',
+    code: 'EUSAGE',
+    exit: 2,
+    message:
+      'peer "fe80::1%eth0" is not an IPv4 or IPv6 address: write one address such as 192.0.2.1 or 2001:db8::1, without a /prefix, %zone or spaces',
+  });
 });

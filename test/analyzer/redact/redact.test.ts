@@ -15,7 +15,7 @@ import { basename, join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import { runRedact } from '../../../analyzer/commands/redact.js';
-import { formatAddress } from '../../../analyzer/core/address.js';
+import { addressBytes, formatAddress } from '../../../analyzer/core/address.js';
 import {
   compareFlows,
   type Flow,
@@ -66,24 +66,15 @@ const bitsOf = (a: Uint8Array) => [...a].map((b) => b.toString(2).padStart(8, '0
 const bytesOf = (bits: string) =>
   Uint8Array.from(bits.match(/.{8}/g) ?? [], (b) => Number.parseInt(b, 2));
 
-function v6(text: string): Uint8Array {
-  const [head = '', tail = ''] = text.split('::');
-  const groups = (s: string) => (s === '' ? [] : s.split(':'));
-  const h = groups(head);
-  const tl = text.includes('::') ? groups(tail) : [];
-  const all = [...h, ...Array(8 - h.length - tl.length).fill('0'), ...tl];
-  return Uint8Array.from(Buffer.from(all.map((g) => g.padStart(4, '0')).join(''), 'hex'));
-}
-
 function blockBits(text: string): string {
   const [addr = '', len = ''] = text.split('/');
-  const bytes = addr.includes(':') ? v6(addr) : Uint8Array.from(addr.split('.').map(Number));
+  const bytes = addressBytes(addr);
   return bitsOf(bytes).slice(0, Number(len));
 }
 
 const BITS_V4 = KEPT_BLOCKS_V4.map(blockBits);
 const BITS_V6 = KEPT_BLOCKS_V6.map(blockBits);
-const MAPPED = bitsOf(v6('::ffff:0:0')).slice(0, 96);
+const MAPPED = bitsOf(addressBytes('::ffff:0:0')).slice(0, 96);
 
 /**
  * Crypto-PAn as docs/redact.md states it: bit i is kept when the bits before it are a proper
@@ -172,9 +163,12 @@ t.test('redact: known answers pin cryptopan-v1 (the same key maps alike in every
     [Uint8Array.of(192, 0, 2, 1), '192.31.130.25'],
     [Uint8Array.of(10, 0, 0, 1), '10.31.190.249'],
     [Uint8Array.of(127, 0, 0, 1), '127.96.128.30'],
-    [v6('2001:db8::1'), '2033:df6:fe0f:fbf0:1fbe:15f9:e48:fde'],
-    [v6('fe80::1'), 'feac:83e0:f110:17f1:e041:f043:e48:4ffe'],
-    [Uint8Array.of(...v6('::ffff:0:0').subarray(0, 12), 198, 51, 100, 7), '::ffff:196.76.228.5'],
+    [addressBytes('2001:db8::1'), '2033:df6:fe0f:fbf0:1fbe:15f9:e48:fde'],
+    [addressBytes('fe80::1'), 'feac:83e0:f110:17f1:e041:f043:e48:4ffe'],
+    [
+      Uint8Array.of(...addressBytes('::ffff:0:0').subarray(0, 12), 198, 51, 100, 7),
+      '::ffff:196.76.228.5',
+    ],
   ];
   for (const [a, want] of cases) t.equal(formatAddress(p.map(a)), want, formatAddress(a));
   t.equal(p.keyId, '70f394ea');
@@ -199,8 +193,8 @@ t.test('redact: deterministic per key (cached or fresh), different under another
     }),
   );
   const buffers = [
-    Buffer.from(v6('::ffff:0:0')),
-    Buffer.from(v6('2001:db8::1')),
+    Buffer.from(addressBytes('::ffff:0:0')),
+    Buffer.from(addressBytes('2001:db8::1')),
     Buffer.of(1, 2, 3, 4),
   ];
   buffers[0]?.set([10, 0, 0, 1], 12);
@@ -268,7 +262,7 @@ t.test('redact: special blocks stay in their block; loopback, ::1, 0.0.0.0 stay'
       ),
     );
   }
-  for (const fixed of ['::1', '::']) t.equal(formatAddress(p.map(v6(fixed))), fixed);
+  for (const fixed of ['::1', '::']) t.equal(formatAddress(p.map(addressBytes(fixed))), fixed);
   for (const fixed of ['0.0.0.0', '255.255.255.255']) {
     t.equal(formatAddress(p.map(Uint8Array.from(fixed.split('.').map(Number)))), fixed);
   }
@@ -281,7 +275,7 @@ t.test('redact: ::ffff:a.b.c.d maps to ::ffff: and the IPv4 mapping of a.b.c.d',
   checkProperty(
     t,
     fc.property(fc.uint8Array({ minLength: 4, maxLength: 4 }), (v4) => {
-      const mapped = Uint8Array.from([...v6('::ffff:0:0').subarray(0, 12), ...v4]);
+      const mapped = Uint8Array.from([...addressBytes('::ffff:0:0').subarray(0, 12), ...v4]);
       assert.equal(hex(p.map(mapped)), `00000000000000000000ffff${hex(p.map(v4))}`);
     }),
   );
@@ -508,9 +502,9 @@ t.test('redact: no original address or host name is left anywhere in the bytes',
     [10, 77, 88, 99],
   ].map((a) => Uint8Array.from(a));
   const secrets6 = ['2001:db8:dead:beef::77', 'fd12:3456:789a::1', 'fe80::a8bb:ccff:fedd:eeff'].map(
-    v6,
+    (a) => addressBytes(a),
   );
-  const mapped = Uint8Array.from([...v6('::ffff:0:0').subarray(0, 12), 100, 64, 3, 4]);
+  const mapped = Uint8Array.from([...addressBytes('::ffff:0:0').subarray(0, 12), 100, 64, 3, 4]);
   const ev = (src: Uint8Array, dst: Uint8Array, nat?: Uint8Array): CtEvent => ({
     type: 1,
     family: src.length === 4 ? 4 : 6,

@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import t from 'tap';
-import { formatAddress } from '../../../analyzer/core/address.js';
+import { addressBytes as bytes, formatAddress } from '../../../analyzer/core/address.js';
 import { type Flow, FlowTable } from '../../../analyzer/core/flows.js';
 import type { JournalSummary } from '../../../analyzer/core/replay.js';
 import { CONTENT_SECURITY_POLICY, htmlChunks, SHOWN } from '../../../analyzer/report/html.js';
@@ -33,16 +33,6 @@ import { ev, journalSummary, SEED_EVENTS, tempDir } from '../fixtures.js';
 
 const CLI = join(PACKAGE_ROOT, 'dist', 'analyzer', 'cli.js');
 const MIN = 60e6;
-
-/** The bytes of an address in text (IPv6 with at most one `::`). */
-function bytes(a: string): Uint8Array {
-  if (!a.includes(':')) return Uint8Array.from(a.split('.').map(Number));
-  const [head = '', tail = ''] = a.split('::');
-  const groups = (s: string) => (s === '' ? [] : s.split(':'));
-  const [h, tl] = [groups(head), groups(tail)];
-  const all = [...h, ...Array(8 - h.length - tl.length).fill('0'), ...tl];
-  return Uint8Array.from(Buffer.from(all.map((g) => g.padStart(4, '0')).join(''), 'hex'));
-}
 
 /** What the page must show for a journal string: control characters and lone surrogates visible. */
 function shown(s: string): string {
