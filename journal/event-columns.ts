@@ -177,14 +177,43 @@ export const NAT_SRC = 2;
 
 /** NAT bits of event i from its reply columns (they must be written). */
 export function natOf(c: EventColumns, i: number): number {
-  const w = i * 4;
+  return natBits(
+    c.src,
+    c.dst,
+    c.replySrc,
+    c.replyDst,
+    i * 4,
+    c.sport[i] as number,
+    c.dport[i] as number,
+    c.replySport[i] as number,
+    c.replyDport[i] as number,
+  );
+}
+
+/**
+ * The one definition of "translated", as a raw fact about the tuples (core/nat.ts says what it
+ * means for a flow): NAT_DST when the reply's source is not the original destination (address
+ * or port), NAT_SRC when the reply's destination is not the original source. Addresses are the
+ * 4 words at `at` of each array (addressWords).
+ */
+export function natBits(
+  src: Uint32Array,
+  dst: Uint32Array,
+  replySrc: Uint32Array,
+  replyDst: Uint32Array,
+  at: number,
+  sport: number,
+  dport: number,
+  replySport: number,
+  replyDport: number,
+): number {
   let nat = 0;
-  for (let k = 0; k < 4; k++) {
-    if (c.replySrc[w + k] !== c.dst[w + k]) nat |= NAT_DST;
-    if (c.replyDst[w + k] !== c.src[w + k]) nat |= NAT_SRC;
+  for (let k = at; k < at + 4; k++) {
+    if (replySrc[k] !== dst[k]) nat |= NAT_DST;
+    if (replyDst[k] !== src[k]) nat |= NAT_SRC;
   }
-  if (c.replySport[i] !== c.dport[i]) nat |= NAT_DST;
-  if (c.replyDport[i] !== c.sport[i]) nat |= NAT_SRC;
+  if (replySport !== dport) nat |= NAT_DST;
+  if (replyDport !== sport) nat |= NAT_SRC;
   return nat;
 }
 

@@ -1,211 +1,54 @@
-// The flow rules, in one place: which events count, the flow key, port collapsing, confirmation, order.
+// The flow table, in one place: which events count, the flow key, confirmation, hosts, order.
+// The rules it applies live beside it, once each: collapse.ts (source ports), nat.ts and
+// direction.ts (what a flow shows), tables.ts (the six tables and their order).
 import sbt from 'sorted-btree';
 import { bulkLoad } from 'sorted-btree/extended/bulkLoad.js';
-import { CtError, Exit } from '../../common/errors.js';
 import type { CtEvent } from '../../journal/event.js';
-import { Proto, Status } from '../../journal/event.js';
+import { Status } from '../../journal/event.js';
 import {
   addressWords,
   type EventColumns,
-  NAT_DST,
-  NAT_SRC,
+  natBits,
   wordsAddress,
 } from '../../journal/event-columns.js';
+import {
+  type Collapse,
+  type CollapseRule,
+  collapseSport,
+  compileCollapse,
+  DEFAULT_COLLAPSE,
+} from './collapse.js';
+import { HostAddresses } from './direction.js';
+import { NatLog } from './nat.js';
+import {
+  type Flow,
+  isIcmpTable,
+  TABLE_OF,
+  TABLES,
+  type TableName,
+  tableIndex,
+  tableProto,
+} from './tables.js';
 
-/**
- * How TCP/UDP source ports are collapsed before they enter the key (the journal keeps the real
- * port, so any mode can be applied offline):
- * - '1024': ports above 1024 become 1024, 0–1024 stay (the original tool's rule, the default);
- * - 'none': ports stay as they are;
- * - 'range': ports inside [lo, hi] become lo;
- * - 'ephemeral': ports inside the recording host's ip_local_port_range (from each journal's
- *   header) become the range's first port, so well-known client ports (NTP 123, IKE 500,
- *   DHCP 68) keep their real value; lo–hi is the range to use where a journal does not say.
- */
-export type Collapse =
-  | { kind: '1024' }
-  | { kind: 'none' }
-  | { kind: 'range'; lo: number; hi: number }
-  | { kind: 'ephemeral'; lo: number; hi: number };
-
-export const DEFAULT_COLLAPSE: Collapse = { kind: '1024' };
-
-/** Linux's default net.ipv4.ip_local_port_range: 'ephemeral' where a journal does not record it. */
-export const LINUX_EPHEMERAL: Readonly<[number, number]> = [32768, 60999];
-
-/** The source port as it is keyed and shown under the mode. */
-export function collapsePort(mode: Collapse, sport: number): number {
-  switch (mode.kind) {
-    case '1024':
-      return Math.min(sport, 1024);
-    case 'none':
-      return sport;
-    case 'range':
-    case 'ephemeral':
-      return sport >= mode.lo && sport <= mode.hi ? mode.lo : sport;
-  }
-}
-
-/**
- * The mode for one recording: 'ephemeral' takes the host's recorded ip_local_port_range
- * (`recorded` false when the journal has none and the mode's own range applies).
- */
-export function collapseFor(
-  mode: Collapse,
-  portRange: readonly [number, number] | null,
-): { mode: Collapse; recorded: boolean } {
-  if (mode.kind !== 'ephemeral') return { mode, recorded: true };
-  if (portRange === null || portRange[0] > portRange[1]) return { mode, recorded: false };
-  return { mode: { kind: 'ephemeral', lo: portRange[0], hi: portRange[1] }, recorded: true };
-}
-
-/** Parses `1024`, `none`, `ephemeral` or `LO-HI` (a port range); a CtError with exit 2 otherwise. */
-export function parseCollapse(text: string): Collapse {
-  if (text === '1024') return { kind: '1024' };
-  if (text === 'none') return { kind: 'none' };
-  if (text === 'ephemeral') {
-    return { kind: 'ephemeral', lo: LINUX_EPHEMERAL[0], hi: LINUX_EPHEMERAL[1] };
-  }
-  const m = /^(\d{1,5})-(\d{1,5})$/.exec(text);
-  const lo = Number(m?.[1]);
-  const hi = Number(m?.[2]);
-  if (m && lo <= hi && hi <= 0xffff) return { kind: 'range', lo, hi };
-  throw new CtError(
-    'EUSAGE',
-    `unknown collapsing mode '${text}': use 1024, none, ephemeral or a port range LO-HI such as 32768-60999`,
-    { exit: Exit.USAGE },
-  );
-}
-
-/** The text form parseCollapse reads back. */
-export function formatCollapse(mode: Collapse): string {
-  return mode.kind === 'range' ? `${mode.lo}-${mode.hi}` : mode.kind;
-}
-
-/** The six tables, in output order; a table's index is the first byte of its flows' keys. */
-export const TABLES = ['TCPv4', 'UDPv4', 'ICMPv4', 'TCPv6', 'UDPv6', 'ICMPv6'] as const;
-export type TableName = (typeof TABLES)[number];
-
-/** One line of the flow table. */
-export interface Flow {
-  readonly table: TableName;
-  readonly family: 4 | 6;
-  readonly proto: number;
-  /** Original-direction source and destination, network byte order (fresh copies). */
-  readonly src: Uint8Array;
-  readonly dst: Uint8Array;
-  /** Source port after collapsing, destination port as is; 0 for ICMP flows. */
-  readonly sport: number;
-  readonly dport: number;
-  /** ICMP / ICMPv6 type and code; 0 for TCP and UDP flows. */
-  readonly icmpType: number;
-  readonly icmpCode: number;
-  /** Some event of the flow carried IPS_SEEN_REPLY. */
-  readonly confirmed: boolean;
-  /** Time of the flow's first and last event (µs since the epoch), within any --since/--until. */
-  readonly firstSeen: number;
-  readonly lastSeen: number;
-  /** Hosts (journal header names) whose events hold the flow, sorted; empty when not given. */
-  readonly hosts: readonly string[];
-  /**
-   * Address translation seen on the flow's connections (the reply tuple was not the inverse
-   * of the original): `dst` where the destination was rewritten (DNAT, redirect) to, `src`
-   * what the source was rewritten (SNAT, masquerade) to; absent when none was.
-   */
-  readonly nat?: FlowNat;
-  /**
-   * Which way the flow crosses its hosts, one entry per distinct answer over its hosts whose
-   * addresses are known (the journal records them), sorted; absent when none is known.
-   */
-  readonly direction?: readonly Direction[];
-}
-
-/**
- * input: to a local address (after any DNAT: a redirect to the host is input, a DNAT to
- * another host is forward); output: from a local address; local: both; forward: neither.
- */
-export type Direction = 'forward' | 'input' | 'local' | 'output';
-
-/** One translation: the first seen, and whether others were seen too. */
-export interface NatTarget {
-  readonly address: Uint8Array;
-  /** Translated port (0 for ICMP). */
-  readonly port: number;
-  /** Connections of the flow were also translated to other addresses or ports. */
-  readonly more: boolean;
-}
-
-export interface FlowNat {
-  dst?: NatTarget;
-  src?: NatTarget;
-}
-
-interface NatSeen {
-  words: Uint32Array;
-  port: number;
-  more: boolean;
-}
-
-function natText(seen: NatSeen, alen: 4 | 16): NatTarget {
-  return { address: wordsAddress(seen.words, 0, alen), port: seen.port, more: seen.more };
-}
-
-function hex(address: Uint8Array): string {
-  return Buffer.from(address.buffer, address.byteOffset, address.byteLength).toString('hex');
-}
-
-/** 127.0.0.0/8 and ::1: the host's own whatever its interface list says. */
-export function isLoopback(address: Uint8Array): boolean {
-  if (address.length === 4) return address[0] === 127;
-  return address.every((b, i) => b === (i === 15 ? 1 : 0));
-}
-
-function sameWords(a: Uint32Array, b: Uint32Array): boolean {
-  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
-}
-
-/** The table index for a (family, protocol) pair, or undefined when the pair has no table. */
-export function tableIndex(family: number, proto: number): number | undefined {
-  const base = family === 4 ? 0 : family === 6 ? 3 : undefined;
-  if (base === undefined) return undefined;
-  if (proto === Proto.TCP) return base;
-  if (proto === Proto.UDP) return base + 1;
-  if (proto === (family === 4 ? Proto.ICMP : Proto.ICMPV6)) return base + 2;
-  return undefined;
-}
-
-function isIcmpTable(index: number): boolean {
-  return index % 3 === 2;
-}
+// The table's public door: its callers import the rules' names from here too.
+export {
+  type Collapse,
+  type CollapseRule,
+  collapseFor,
+  collapsePort,
+  collapseSport,
+  compileCollapse,
+  DEFAULT_COLLAPSE,
+  formatCollapse,
+  LINUX_EPHEMERAL,
+  parseCollapse,
+} from './collapse.js';
+export { type Direction, isLoopback } from './direction.js';
+export type { FlowNat, NatTarget } from './nat.js';
+export { compareFlows, type Flow, TABLES, type TableName, tableIndex } from './tables.js';
 
 const isU16 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffff;
 const isU8 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xff;
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const d = (a[i] as number) - (b[i] as number);
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
-
-/**
- * The table's order (the sort order above) on Flow objects, for code that holds flows rather
- * than a table (diff's merge walk): table, src and dst as big-endian numbers, dport, collapsed
- * sport, ICMP type, code (ports are 0 for ICMP, type and code 0 for TCP/UDP). 0: the same key.
- */
-export function compareFlows(a: Flow, b: Flow): number {
-  return (
-    TABLES.indexOf(a.table) - TABLES.indexOf(b.table) ||
-    compareBytes(a.src, b.src) ||
-    compareBytes(a.dst, b.dst) ||
-    a.dport - b.dport ||
-    a.sport - b.sport ||
-    a.icmpType - b.icmpType ||
-    a.icmpCode - b.icmpCode
-  );
-}
 
 /** No host: the event's source is not named (live mode, a caller that does not merge). */
 export const NO_HOST = -1;
@@ -268,13 +111,16 @@ export class FlowTable {
     new Uint32Array(4),
     new Uint32Array(4),
   ] as const;
-  /** Per host id, its local addresses as hex text (from the journal headers). */
-  readonly #local = new Map<number, Set<string>>();
+  /** Per host id, its local addresses (from the journal headers). */
+  readonly #local = new HostAddresses();
   /** Flows seen translated (few): the first translation of each kind. */
-  readonly #nat = new Map<number, { dst?: NatSeen; src?: NatSeen }>();
+  readonly #nat = new NatLog();
+  /** The table's collapse mode, compiled (add() applies it per event). */
+  readonly #rule: CollapseRule;
 
   constructor(opts: { collapse?: Collapse } = {}) {
     this.collapse = opts.collapse ?? DEFAULT_COLLAPSE;
+    this.#rule = compileCollapse(this.collapse);
     this.#resizeSlots(1024);
   }
 
@@ -288,9 +134,7 @@ export class FlowTable {
 
   /** Addresses of a host (one id may get several calls: a union); they decide `direction`. */
   addHostAddresses(host: number, addresses: readonly { address: Uint8Array }[]): void {
-    const set = this.#local.get(host) ?? new Set<string>();
-    for (const a of addresses) set.add(hex(a.address));
-    this.#local.set(host, set);
+    this.#local.add(host, addresses);
   }
 
   add(ev: CtEvent, host = NO_HOST): void {
@@ -307,7 +151,7 @@ export class FlowTable {
     }
     const icmp = isIcmpTable(t);
     const a = icmp ? o.icmpType : o.dport;
-    const b = icmp ? o.icmpCode : collapsePort(this.collapse, o.sport);
+    const b = icmp ? o.icmpCode : collapseSport(this.#rule, o.sport);
     if (icmp ? !isU8(a) || !isU8(b) : !isU16(a) || !isU16(o.sport)) {
       this.#skip('port or ICMP type/code out of range');
       return;
@@ -318,15 +162,13 @@ export class FlowTable {
     const ports = icmp ? (a << 8) | b : ((a << 16) | b) >>> 0;
     const replied = (ev.status & Status.SEEN_REPLY) !== 0;
     const flow = this.#upsert(t, src, dst, 0, ports, replied, host, ev.time);
-    // The same NAT rule as the reader's columns: the reply tuple is not the inverse.
+    // The same NAT fact and policy as addColumns (the reader computes the bits there).
     const r = ev.reply;
     if (r.src.length === len && r.dst.length === len) {
       addressWords(r.src, rsrc, 0);
-      if (!sameWords(rsrc, dst) || r.sport !== o.dport)
-        this.#noteNat(flow, 'dst', rsrc, 0, r.sport);
       addressWords(r.dst, rdst, 0);
-      if (!sameWords(rdst, src) || r.dport !== o.sport)
-        this.#noteNat(flow, 'src', rdst, 0, r.dport);
+      const nat = natBits(src, dst, rsrc, rdst, 0, o.sport, o.dport, r.sport, r.dport);
+      if (nat !== 0) this.#nat.note(flow, nat, rsrc, rdst, 0, r.sport, r.dport);
     }
   }
 
@@ -342,12 +184,7 @@ export class FlowTable {
     const host = opts.host ?? NO_HOST;
     const since = opts.since ?? Number.NEGATIVE_INFINITY;
     const until = opts.until ?? Number.POSITIVE_INFINITY;
-    // collapsePort as numbers: source ports in [lo, hi] become `to`.
-    const m = opts.collapse ?? this.collapse;
-    const ranged = m.kind === 'range' || m.kind === 'ephemeral';
-    const lo = m.kind === '1024' ? 1025 : ranged ? m.lo : 1;
-    const hi = m.kind === '1024' ? 0xffff : ranged ? m.hi : 0;
-    const to = m.kind === '1024' ? 1024 : ranged ? m.lo : 0;
+    const rule = opts.collapse === undefined ? this.#rule : compileCollapse(opts.collapse);
     const { time, family, proto, status, src, dst, sport, dport, icmpType, icmpCode } = c;
     let inside = 0;
     for (let i = 0; i < c.n; i++) {
@@ -364,8 +201,7 @@ export class FlowTable {
       if (t === 2 || t === 5) {
         ports = ((icmpType[i] as number) << 8) | (icmpCode[i] as number);
       } else {
-        const sp = sport[i] as number;
-        ports = (((dport[i] as number) << 16) | (sp >= lo && sp <= hi ? to : sp)) >>> 0;
+        ports = (((dport[i] as number) << 16) | collapseSport(rule, sport[i] as number)) >>> 0;
       }
       const flow = this.#upsert(
         t,
@@ -379,8 +215,8 @@ export class FlowTable {
       );
       const nat = c.nat[i] as number;
       if (nat !== 0) {
-        if (nat & NAT_DST) this.#noteNat(flow, 'dst', c.replySrc, i * 4, c.replySport[i] as number);
-        if (nat & NAT_SRC) this.#noteNat(flow, 'src', c.replyDst, i * 4, c.replyDport[i] as number);
+        const rs = c.replySport[i] as number;
+        this.#nat.note(flow, nat, c.replySrc, c.replyDst, i * 4, rs, c.replyDport[i] as number);
       }
     }
     return inside;
@@ -421,13 +257,7 @@ export class FlowTable {
     return {
       table: TABLES[t] as TableName,
       family,
-      proto: icmp
-        ? family === 4
-          ? Proto.ICMP
-          : Proto.ICMPV6
-        : t % 3 === 0
-          ? Proto.TCP
-          : Proto.UDP,
+      proto: tableProto(t),
       src: wordsAddress(k, at + 1, alen),
       dst: wordsAddress(k, at + 5, alen),
       sport: icmp ? 0 : ports & 0xffff,
@@ -443,33 +273,22 @@ export class FlowTable {
     };
   }
 
-  #natOf(i: number, alen: 4 | 16): { nat?: FlowNat } {
-    const seen = this.#nat.get(i);
-    if (seen === undefined) return {};
-    const nat: FlowNat = {};
-    if (seen.dst) nat.dst = natText(seen.dst, alen);
-    if (seen.src) nat.src = natText(seen.src, alen);
-    return { nat };
+  #natOf(i: number, alen: 4 | 16): { nat?: Flow['nat'] } {
+    const nat = this.#nat.of(i, alen);
+    return nat === undefined ? {} : { nat };
   }
 
-  #directionOf(i: number, alen: 4 | 16): { direction?: Direction[] } {
-    if (this.#local.size === 0) return {};
-    const k = this.#rows;
+  #directionOf(i: number, alen: 4 | 16): { direction?: Flow['direction'] } {
+    if (this.#local.empty) return {};
     const at = i * ROW;
-    const srcBytes = wordsAddress(k, at + 1, alen);
-    const nat = this.#nat.get(i)?.dst;
-    const dstBytes =
-      nat === undefined ? wordsAddress(k, at + 5, alen) : wordsAddress(nat.words, 0, alen);
-    const [src, dst] = [hex(srcBytes), hex(dstBytes)];
-    const found = new Set<Direction>();
-    for (const h of this.#hostIds(i)) {
-      const local = this.#local.get(h);
-      if (local === undefined) continue;
-      const fromHere = local.has(src) || isLoopback(srcBytes);
-      const toHere = local.has(dst) || isLoopback(dstBytes);
-      found.add(fromHere && toHere ? 'local' : toHere ? 'input' : fromHere ? 'output' : 'forward');
-    }
-    return found.size === 0 ? {} : { direction: [...found].sort() };
+    const translated = this.#nat.dstWords(i);
+    const src = wordsAddress(this.#rows, at + 1, alen);
+    const dst =
+      translated === undefined
+        ? wordsAddress(this.#rows, at + 5, alen)
+        : wordsAddress(translated, 0, alen);
+    const direction = this.#local.directions(src, dst, this.#hostIds(i));
+    return direction === undefined ? {} : { direction };
   }
 
   #hostIds(i: number): number[] {
@@ -548,21 +367,6 @@ export class FlowTable {
     this.#times[i * 8 + LAST] = time;
     if (this.#count * 2 > mask + 1) this.#resizeSlots(2 * (mask + 1));
     return i;
-  }
-
-  /** Keeps the first translation seen of each kind, and whether another one came later. */
-  #noteNat(flow: number, kind: 'dst' | 'src', words: Uint32Array, at: number, port: number) {
-    const nat = this.#nat.get(flow) ?? {};
-    const seen = nat[kind];
-    if (seen === undefined) {
-      nat[kind] = { words: words.slice(at, at + 4), port, more: false };
-      this.#nat.set(flow, nat);
-    } else if (!seen.more) {
-      // A masquerade picks a new source port per connection: for SNAT only the address counts.
-      const samePort = kind === 'src' || seen.port === port;
-      const same = samePort && seen.words.every((w, k) => w === words[at + k]);
-      if (!same) seen.more = true;
-    }
   }
 
   /** Merges an event's confirmation and host into the flow whose row starts at x. */
@@ -665,9 +469,3 @@ function mix(h: number, word: number): number {
   const x = Math.imul(h ^ word, 0xcc9e2d51);
   return (x << 15) | (x >>> 17);
 }
-
-/** The table of (family, proto): index (family 4 ? 0 : 256) + proto, -1 for no table. */
-const TABLE_OF = Int8Array.from(
-  { length: 512 },
-  (_, i) => tableIndex(i < 256 ? 4 : 6, i & 0xff) ?? -1,
-);
