@@ -356,7 +356,7 @@ t.test('html: no flows still makes a whole page, its pictures saying so', async 
 function staleBuild(): string | undefined {
   try {
     const built = statSync(CLI).mtimeMs;
-    for (const f of ['format-html.ts', 'html-graph.ts', 'run.ts', 'cli.ts']) {
+    for (const f of ['report/html.ts', 'report/html-graph.ts', 'cli.ts']) {
       if (statSync(join(PACKAGE_ROOT, 'analyzer', f)).mtimeMs > built) {
         return `analyzer/${f} is newer than ${CLI}: run npm run build first`;
       }
