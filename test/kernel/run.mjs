@@ -3,7 +3,7 @@
 // ran (each one's guard, test/helpers/kernel.ts, writes a ledger line) against the files present.
 // Under CI (CI=true or CT_REQUIRE_KERNEL=1) a skip fails tap and a missing ledger line fails here.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,13 @@ try {
   // no kernel test got past its guard
 }
 rmSync(dir, { recursive: true, force: true });
+
+// Under sudo, tap's .tap/ (results, coverage, process info) would stay root's, and the user's next
+// `npm test` could not write there: hand it back to the user who called sudo.
+const sudoUid = process.env.SUDO_UID;
+if (process.geteuid?.() === 0 && sudoUid && existsSync(join(ROOT, '.tap'))) {
+  spawnSync('chown', ['-R', `${sudoUid}:${process.env.SUDO_GID ?? sudoUid}`, join(ROOT, '.tap')]);
+}
 
 const missing = present.filter((f) => !ran.includes(f));
 const ranCount = present.length - missing.length;
