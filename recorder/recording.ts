@@ -2,7 +2,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { basename, dirname } from 'node:path';
-import { type Collapse, collapseFor, FlowTable } from '../analyzer/core/flows.js';
+import type { Collapse } from '../analyzer/core/flows.js';
 import { textChunks } from '../analyzer/report/text.js';
 import { CtError } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
@@ -36,7 +36,7 @@ import {
 } from './privileges.js';
 import { decodeRecords } from './records.js';
 import { exists, refuseEarlierRun, refuseUnwritable } from './rotation-files.js';
-import { RecordingSink } from './sink.js';
+import { liveTable, RecordingSink } from './sink.js';
 import { TableFile } from './table-file.js';
 import { enableTracking } from './tracking.js';
 
@@ -260,8 +260,10 @@ function record(
     throw err;
   }
   // 'ephemeral' is this host's own ip_local_port_range, as ct-analyze reads it from the header.
-  const collapse = collapseFor(opts.collapse, facts.sysctls.ip_local_port_range).mode;
-  const table = tableFile === undefined ? undefined : new FlowTable({ collapse });
+  const table =
+    tableFile === undefined
+      ? undefined
+      : liveTable(opts.collapse, facts.sysctls.ip_local_port_range);
   let sink = new RecordingSink(writer, table);
   const keep = compileFilter(opts.filter);
   const batch: CtEvent[] = [];
