@@ -1,20 +1,14 @@
 // ct-analyze check: iptables-save / ip6tables-save output, in the documented subset, as the model.
 import { CtError } from '../../common/errors.js';
 import { parseCidr } from '../core/prefix.js';
+import type { Chain, Hook, Match, Rule, Ruleset, TableFamily, Verdict } from './ruleset.js';
 import {
-  type Chain,
   CT_STATES,
-  type Hook,
   IP6T_ICMP_ALIASES,
   icmpType,
-  type Match,
   portRange,
   protoNumber,
-  type Rule,
-  type Ruleset,
-  type TableFamily,
   unsupported,
-  type Verdict,
 } from './ruleset.js';
 
 /** Splits an iptables-save line into words, honouring "…" quoting. */

@@ -2,22 +2,16 @@
 import { CtError } from '../../common/errors.js';
 import { parseCidr } from '../core/prefix.js';
 import { type Token, TokenCursor, tokenize } from './nft-tokens.js';
+import type { Chain, Hook, Match, Rule, Ruleset, TableFamily, Verdict } from './ruleset.js';
 import {
-  type Chain,
   CT_STATES,
   chainName,
   HOOKS,
-  type Hook,
   icmpType,
-  type Match,
   PRIORITIES,
   portRange,
   protoNumber,
-  type Rule,
-  type Ruleset,
-  type TableFamily,
   unsupported,
-  type Verdict,
 } from './ruleset.js';
 
 interface Table {

@@ -276,11 +276,7 @@ async function report(
     cmd.format === 'html'
       ? htmlChunks(journals, () => table.flows())
       : safeChunks(formatChunks(cmd, table, journals));
-  await writeReport(chunks, cmd.output, {
-    stdout: io.stdout,
-    color: io.color === true && cmd.format === 'text',
-    colorLine: colorReportLine,
-  });
+  await writeReport(chunks, cmd, io, colorReportLine);
 }
 
 function formatChunks(

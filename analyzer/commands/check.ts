@@ -13,12 +13,10 @@ import {
 import type { Collapse } from '../core/flows.js';
 import { analyzeJournalsInParallel } from '../core/replay.js';
 import {
-  collapseOpt,
-  JOURNALS_HELP,
+  journalsCommand,
   NAME,
-  reportFormatOpt,
-  reportOutputOpt,
   type Subcommand,
+  verdictReportOptions,
   writeReport,
 } from './options.js';
 
@@ -54,15 +52,13 @@ type CheckOptions = Omit<CheckCommand, 'journals' | 'exitCode'> & { exitCode?: b
 export const checkCommand: Subcommand = {
   usage: 'check --ruleset <file> [options] <journal...>',
   register(program, ctx) {
-    program
-      .command('check')
-      .description('which recorded flows a ruleset (nft or iptables-save) would block, and by what')
-      .argument('<journal...>', JOURNALS_HELP)
-      .requiredOption('--ruleset <file>', 'the ruleset: an nft -f file or iptables-save output')
-      .addOption(reportFormatOpt())
-      .addOption(reportOutputOpt())
-      .addOption(collapseOpt())
-      .option('--exit-code', 'exit 1 when a recorded flow would be blocked')
+    const description =
+      'which recorded flows a ruleset (nft or iptables-save) would block, and by what';
+    const command = journalsCommand(program, 'check', description).requiredOption(
+      '--ruleset <file>',
+      'the ruleset: an nft -f file or iptables-save output',
+    );
+    verdictReportOptions(command, 'exit 1 when a recorded flow would be blocked')
       .addHelpText('after', CHECK_HELP)
       .action(async (journals: string[], o: CheckOptions) => {
         const cmd = { ...o, journals, exitCode: o.exitCode === true };
@@ -91,10 +87,6 @@ export async function runCheck(
   const chunks = safeChunks(
     cmd.format === 'json' ? checkJsonChunks(report) : checkTextChunks(report),
   );
-  await writeReport(chunks, cmd.output, {
-    stdout: io.stdout,
-    color: io.color === true && cmd.format === 'text',
-    colorLine: colorCheckLine,
-  });
+  await writeReport(chunks, cmd, io, colorCheckLine);
   return cmd.exitCode && report.result.blocked.length > 0 ? Exit.RUNTIME : Exit.OK;
 }

@@ -11,14 +11,7 @@ import {
   diffJsonChunks,
   diffTextChunks,
 } from '../diff/diff.js';
-import {
-  collapseOpt,
-  NAME,
-  reportFormatOpt,
-  reportOutputOpt,
-  type Subcommand,
-  writeReport,
-} from './options.js';
+import { NAME, type Subcommand, verdictReportOptions, writeReport } from './options.js';
 
 const DIFF_HELP = `
 Both sides are analyzed as ct-analyze would, with the same --collapse mode, and their flows
@@ -52,15 +45,12 @@ type DiffOptions = Omit<DiffCommand, 'before' | 'after' | 'exitCode'> & { exitCo
 export const diffCommand: Subcommand = {
   usage: 'diff [options] <before> <after>',
   register(program, ctx) {
-    program
+    const command = program
       .command('diff')
       .description('the flows that appeared, disappeared or changed confirmation between journals')
       .argument('<before>', 'the earlier journal (.mpk)')
-      .argument('<after>', 'the later journal (.mpk)')
-      .addOption(reportFormatOpt())
-      .addOption(reportOutputOpt())
-      .addOption(collapseOpt())
-      .option('--exit-code', 'exit 1 when there are differences (like git diff --exit-code)')
+      .argument('<after>', 'the later journal (.mpk)');
+    verdictReportOptions(command, 'exit 1 when there are differences (like git diff --exit-code)')
       .addHelpText('after', DIFF_HELP)
       .action(async (before: string, after: string, o: DiffOptions) => {
         const cmd = { ...o, before: [before], after: [after], exitCode: o.exitCode === true };
@@ -86,10 +76,6 @@ export async function runDiff(
   const chunks = safeChunks(
     cmd.format === 'json' ? diffJsonChunks(report) : diffTextChunks(report),
   );
-  await writeReport(chunks, cmd.output, {
-    stdout: io.stdout,
-    color: io.color === true && cmd.format === 'text',
-    colorLine: colorDiffLine,
-  });
+  await writeReport(chunks, cmd, io, colorDiffLine);
   return cmd.exitCode && report.diff.changes.length > 0 ? Exit.RUNTIME : Exit.OK;
 }

@@ -41,7 +41,7 @@ export function collapseOpt(): Option {
 }
 
 /** --format text|json and -o FILE of the commands that write a report. */
-export function reportFormatOpt(): Option {
+function reportFormatOpt(): Option {
   return new Option('--format <format>', 'report format').choices(['text', 'json']).default('text');
 }
 
@@ -52,16 +52,35 @@ export function reportOutputOpt(): Option {
   );
 }
 
+/** `ct-analyze NAME JOURNAL…`: a subcommand with its description and the journals it reads. */
+export function journalsCommand(program: Command, name: string, description: string): Command {
+  return program.command(name).description(description).argument('<journal...>', JOURNALS_HELP);
+}
+
 /**
- * Writes a report: to `output` (replaced atomically), or to stdout, each line through
- * `colorLine` when `color` (a terminal, and a format meant for one).
+ * --format text|json, -o, --collapse and --exit-code: the options of a report a script can act
+ * on (diff, check), in the order their help lists them.
+ */
+export function verdictReportOptions(command: Command, exitCodeHelp: string): Command {
+  return command
+    .addOption(reportFormatOpt())
+    .addOption(reportOutputOpt())
+    .addOption(collapseOpt())
+    .option('--exit-code', exitCodeHelp);
+}
+
+/**
+ * Writes a report: to `to.output` (replaced atomically), or to stdout, each line through
+ * `colorLine` when the text format goes to a terminal (io.color).
  */
 export async function writeReport(
   chunks: Iterable<string>,
-  output: string | undefined,
-  io: { stdout: Writable; color: boolean; colorLine: (line: string) => string },
+  to: { output?: string; format: string },
+  io: { stdout: Writable; color?: boolean },
+  colorLine: (line: string) => string,
 ): Promise<void> {
-  if (output === undefined) {
-    await writeToStream(colorLines(chunks, io.color, io.colorLine), io.stdout);
-  } else writeFileAtomic(output, chunks);
+  if (to.output === undefined) {
+    const color = io.color === true && to.format === 'text';
+    await writeToStream(colorLines(chunks, color, colorLine), io.stdout);
+  } else writeFileAtomic(to.output, chunks);
 }

@@ -15,7 +15,7 @@ import {
   type EmitOptions,
   planRules,
 } from '../rules/plan.js';
-import { collapseOpt, JOURNALS_HELP, NAME, type Subcommand } from './options.js';
+import { collapseOpt, journalsCommand, NAME, type Subcommand } from './options.js';
 
 const RULES_HELP = `
 One table inet conntracker (nft) or a filter table per family (iptables): input and forward
@@ -57,10 +57,8 @@ type RulesOptions = Omit<RulesCommand, 'journals' | 'log'> & { log?: boolean };
 export const rulesCommand: Subcommand = {
   usage: 'rules [options] <journal...>',
   register(program, ctx) {
-    program
-      .command('rules')
-      .description('a firewall ruleset (nftables or iptables) allowing the recorded flows')
-      .argument('<journal...>', JOURNALS_HELP)
+    const description = 'a firewall ruleset (nftables or iptables) allowing the recorded flows';
+    journalsCommand(program, 'rules', description)
       .addOption(
         new Option('--format <format>', 'ruleset format')
           .choices(['nft', 'iptables'])

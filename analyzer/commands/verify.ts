@@ -12,7 +12,7 @@ import {
   verifyExit,
   verifyJournal,
 } from '../verify/verify.js';
-import { JOURNALS_HELP, NAME, type Subcommand } from './options.js';
+import { journalsCommand, NAME, type Subcommand } from './options.js';
 
 const VERIFY_HELP = `
 Verdicts, one line per journal:
@@ -39,10 +39,9 @@ export interface VerifyCommand {
 export const verifyCommand: Subcommand = {
   usage: 'verify [options] <journal...>',
   register(program, ctx) {
-    program
-      .command('verify')
-      .description('check that journals are complete and unmodified: one verdict line per journal')
-      .argument('<journal...>', JOURNALS_HELP)
+    const description =
+      'check that journals are complete and unmodified: one verdict line per journal';
+    journalsCommand(program, 'verify', description)
       .addOption(
         new Option('--format <format>', 'verdict format').choices(['text', 'json']).default('text'),
       )
