@@ -193,7 +193,10 @@ interface RefTarget {
 }
 
 function reference(c: Case, impl: Implementation): Built {
-  type Row = Omit<Flow, 'hosts' | 'nat' | 'direction'> & {
+  type Row = Omit<Flow, 'hosts' | 'nat' | 'direction' | 'confirmed' | 'firstSeen' | 'lastSeen'> & {
+    confirmed: boolean;
+    firstSeen: number;
+    lastSeen: number;
     hosts: Set<string>;
     nat: { dst?: RefTarget; src?: RefTarget };
   };
