@@ -1,6 +1,7 @@
 // Streams a journal frame by frame in fixed-size reads, checking its digest chain as it goes.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { CtError, Exit, sysCode } from '../common/errors.js';
+import { AddressInterning } from './address-interning.js';
 import { JournalDigest, sameDigest } from './digest.js';
 import type { CtEvent } from './event.js';
 import { EventColumns } from './event-columns.js';
@@ -12,15 +13,13 @@ import {
   type EventCounts,
   FRAME_HEADER_SIZE,
   FrameKind,
-  type HostAddress,
   type JournalCheckpoint,
   type JournalGap,
   type JournalHeader,
   type JournalTrailer,
   MAGIC,
-  MAX_FRAME,
 } from './format.js';
-import { checkFrame, knownKind, plausiblePayload } from './frame.js';
+import { checkFrame } from './frame.js';
 import {
   decodeCheckpoint,
   decodeGap,
@@ -28,111 +27,29 @@ import {
   decodeTrailer,
   NewerFormat,
 } from './meta-codec.js';
+import type {
+  ColumnsItem,
+  IdleItem,
+  JournalCounts,
+  JournalItem,
+  JournalReader,
+  ReadOptions,
+} from './reader-types.js';
+import { afterBadFrame, type GAVE_UP, scanForFrame } from './resync.js';
 import { Damage } from './validate.js';
 
-/** One frame's worth of journal, in file order. */
-export type JournalItem = { kind: 'events'; events: CtEvent[] } | { kind: 'gap'; gap: JournalGap };
-
-/**
- * columns()'s items: an events frame as EventColumns, reused from frame to frame (read it
- * before the next item), or a gap.
- */
-export type ColumnsItem =
-  | { kind: 'events'; columns: EventColumns }
-  | { kind: 'gap'; gap: JournalGap };
-
-/** follow()'s item when it has read everything there is: ask again later for more. */
-export type IdleItem = { kind: 'idle' };
-
-/** What a reader has read so far: the trailer's counts, whether or not there is a trailer. */
-export interface JournalCounts {
-  events: number;
-  byType: EventCounts;
-  /** Frames read, the header and checkpoints included. */
-  frames: number;
-  gaps: number;
-  /** Sum of the gaps' `lost`. */
-  lost: number;
-  /** Gaps whose `lost` is only a lower bound (lostKnown false). */
-  gapsLostUnknown: number;
-  /** The latest event time read (µs), undefined before any event. */
-  lastEventTime: number | undefined;
-  /** Checkpoint frames read; each one matched the digest and counts of what precedes it. */
-  checkpoints: number;
-  /** What the last checkpoint vouched for, and its file offset; undefined before the first. */
-  verified: (Omit<JournalCheckpoint, 'digest'> & { offset: number }) | undefined;
-}
-
-export interface JournalReader {
-  readonly path: string;
-  readonly header: JournalHeader;
-  /**
-   * Event batches and gaps in file order, one item per frame. Throws JournalFault ECORRUPT when
-   * a damaged frame is followed by a good one, EMODIFIED when a checkpoint's or the trailer's
-   * digest or counts disagree with the frames before it; a damaged or short frame at the end is
-   * the torn tail. Items before a fault have been yielded already: a caller that must not use
-   * unverified data keeps its results until the generator ends. Events are read-only: a reply
-   * tuple may share the original tuple's address arrays.
-   */
-  items(): Generator<JournalItem>;
-  /** items() without the gaps (still counted in `counts`): for readers that only want events. */
-  batches(): Generator<CtEvent[]>;
-  /**
-   * items() as columns, the replay hot path: the same frames, checks and counts, no object per
-   * event. Each events item's columns are overwritten by the next item.
-   */
-  columns(opts?: ConstructorParameters<typeof EventColumns>[0]): Generator<ColumnsItem>;
-  /**
-   * columns() for a journal that is still being written: at the end of what is there (or at a
-   * frame not yet wholly written) it yields `idle` instead of ending; the next call looks at
-   * the file's size again. It ends at the trailer. A journal that shrinks is an error.
-   */
-  follow(): Generator<ColumnsItem | IdleItem>;
-  /** File offset after the last whole frame read: the progress of a pass. */
-  readonly offset: number;
-  /** The open file descriptor, for readerOnFd in a decoding thread; undefined once closed. */
-  readonly fd: number | undefined;
-  /** Counts of what items() or batches() has read so far; final once it is exhausted. */
-  readonly counts: JournalCounts;
-  /**
-   * The host's addresses as read so far, in file order: the header's (from its `start`) when it
-   * has them, then each checkpoint's that carries a change. Empty for journals without them.
-   * The reader's own array (do not change it); an address that several sets hold is one object,
-   * so memory grows with the distinct addresses, not with the checkpoints that repeat them.
-   */
-  readonly addressSets: readonly AddressSet[];
-  /** After items() is exhausted: the trailer, undefined when the recording did not end cleanly. */
-  readonly trailer: JournalTrailer | undefined;
-  /** After items() is exhausted: the ignored torn tail, if any. */
-  readonly tail: { offset: number; ignoredBytes: number } | undefined;
-  /** After items() is exhausted with a trailer: SHA-256 (hex) of the whole file, as sha256sum. */
-  readonly sha256: string | undefined;
-  /** File size when opened, or as last seen by follow(). */
-  readonly size: number;
-  close(): void;
-}
-
-export interface ReadOptions {
-  /** Bytes per read; default 1 MiB. A frame larger than this is read whole anyway. */
-  chunkSize?: number;
-}
+export { MAX_DISTINCT_ADDRESSES } from './address-interning.js';
+export type {
+  ColumnsItem,
+  IdleItem,
+  JournalCounts,
+  JournalItem,
+  JournalReader,
+  ReadOptions,
+} from './reader-types.js';
 
 const TYPE_KEYS = [undefined, 'new', 'update', 'destroy', 'snapshot'] as const;
 const IDLE: IdleItem = Object.freeze({ kind: 'idle' });
-
-/**
- * The resync scan's budget (docs/journal-format.md, reading rule 3), so any file is judged in
- * time linear in its size: bytes of CRC per byte of the window the scan covers, what each
- * candidate costs beyond its CRC, and how many candidates it checks at most. Random bytes cost
- * ~45 CRC bytes per byte covered at worst (~90 candidates per 16 MiB, 8 MiB each on average):
- * they never reach it; 16 MiB of candidates crafted to look like 16 MiB frames would otherwise
- * cost 2^22 CRCs of 16 MiB, hours.
- */
-const SCAN_CRC_BYTES_PER_BYTE = 128;
-const SCAN_CALL_BYTES = 64;
-const SCAN_MAX_CANDIDATES = 65_536;
-/** The scan spent its budget on candidates that all failed their CRC. */
-const GAVE_UP = Symbol('gave up');
 
 /** Opens a journal and reads its magic and header; CtError when it is not a readable v1 journal. */
 export function openJournal(path: string, opts: ReadOptions = {}): JournalReader {
@@ -546,50 +463,11 @@ class FileReader implements JournalReader {
     }
   }
 
-  /**
-   * First offset ≥ from holding a whole frame of a v1 kind whose payload starts as that kind's
-   * does, with a good CRC; undefined when there is none; GAVE_UP when the candidates failing
-   * their CRC exhaust the scan's budget (SCAN_CRC_BYTES_PER_BYTE, SCAN_MAX_CANDIDATES). The
-   * damaged frame was at most MAX_FRAME long, so the next real one starts within that window.
-   * The payload test keeps the CRCs computed over random bytes (each candidate up to 16 MiB) to
-   * a few per megabyte; the budget bounds what bytes crafted to pass it can cost.
-   */
+  /** The next valid frame after `from` (journal/resync.ts: bounded, linear in the file's size). */
   #scan(from: number): number | undefined | typeof GAVE_UP {
-    const MIN = FRAME_HEADER_SIZE + 1; // a payload is one msgpack value: at least one byte
-    const last = Math.min(this.#size - MIN, from - 1 + FRAME_HEADER_SIZE + MAX_FRAME);
-    let budget = SCAN_CRC_BYTES_PER_BYTE * Math.max(0, last + MIN - from);
-    let checked = 0;
-    const win = Buffer.allocUnsafe(Math.max(this.#chunk, 2 * MIN));
-    let whole: Buffer | undefined;
-    let winStart = 0;
-    let winLen = 0;
-    for (let p = from; p <= last; p++) {
-      if (p + MIN > winStart + winLen) {
-        winStart = p;
-        winLen = this.#read(win, 0, Math.min(win.length, this.#size - p), p);
-        if (winLen < MIN) return undefined;
-      }
-      const o = p - winStart;
-      const kind = win[o + 8] as number;
-      if (!knownKind(kind) || !plausiblePayload(kind, win[o + FRAME_HEADER_SIZE] as number)) {
-        continue;
-      }
-      const length = win.readUInt32LE(o);
-      if (length === 0 || length > MAX_FRAME || p + FRAME_HEADER_SIZE + length > this.#size) {
-        continue;
-      }
-      const total = FRAME_HEADER_SIZE + length;
-      // Each candidate costs its CRC and a call, so a run of tiny ones counts too.
-      budget -= total + SCAN_CALL_BYTES;
-      if (budget < 0 || ++checked > SCAN_MAX_CANDIDATES) return GAVE_UP;
-      if (o + total <= winLen) {
-        if (checkFrame(win, o, total).ok) return p;
-        continue;
-      }
-      if (whole === undefined || whole.length < total) whole = Buffer.allocUnsafe(total);
-      if (this.#read(whole, 0, total, p) === total && checkFrame(whole, 0, total).ok) return p;
-    }
-    return undefined;
+    return scanForFrame(from, this.#size, this.#chunk, (buf, off, len, pos) =>
+      this.#read(buf, off, len, pos),
+    );
   }
 
   #corrupt(offset: number, why: string): JournalFault {
@@ -606,61 +484,6 @@ class FileReader implements JournalReader {
   }
 }
 
-/**
- * Distinct host addresses one journal's checkpoints may bring: 16 sets of the most a set may
- * hold (MAX_ADDRESSES). No host has that many; past it the journal is damaged or forged, and
- * the addresses would cost memory with no bound but the file's size (~0.3 KB each).
- */
-export const MAX_DISTINCT_ADDRESSES = 65_536;
-
-/**
- * One object per distinct host address (interface, family, prefix, bytes), their bytes packed
- * in shared slabs: a journal may repeat a set of 4,096 addresses in every checkpoint, and each
- * decoded copy (an object, its own 16-byte buffer, its interface name) costs ~0.4 KB.
- */
-class AddressInterning {
-  /**
-   * Per interface: its name (one string, not one per address) and each key (prefix, then the
-   * address bytes) to the one object.
-   */
-  readonly #byName = new Map<string, { ifname: string; byKey: Map<string, HostAddress> }>();
-  #count = 0;
-  #slab = new Uint8Array(0);
-  #used = 0;
-
-  set(s: AddressSet): AddressSet {
-    return { time: s.time, addresses: s.addresses.map((a) => this.#address(a)) };
-  }
-
-  #address(a: HostAddress): HostAddress {
-    const bytes = a.address;
-    // The length of the bytes is the family's.
-    const key = String.fromCharCode(a.prefix, ...bytes);
-    let iface = this.#byName.get(a.ifname);
-    if (iface === undefined) {
-      iface = { ifname: a.ifname, byKey: new Map() };
-      this.#byName.set(a.ifname, iface);
-    }
-    const same = iface.byKey.get(key);
-    if (same !== undefined) return same;
-    if (++this.#count > MAX_DISTINCT_ADDRESSES) {
-      throw new Damage(
-        `checkpoint addresses bring the host's distinct addresses past ${MAX_DISTINCT_ADDRESSES}, more than any host has`,
-      );
-    }
-    if (this.#used + bytes.length > this.#slab.length) {
-      this.#slab = new Uint8Array(64 * 1024);
-      this.#used = 0;
-    }
-    const address = this.#slab.subarray(this.#used, this.#used + bytes.length);
-    address.set(bytes);
-    this.#used += bytes.length;
-    const one: HostAddress = { ifname: iface.ifname, family: a.family, address, prefix: a.prefix };
-    iface.byKey.set(key, one);
-    return one;
-  }
-}
-
 function emptyCounts(): JournalCounts {
   return {
     events: 0,
@@ -673,20 +496,6 @@ function emptyCounts(): JournalCounts {
     checkpoints: 0,
     verified: undefined,
   };
-}
-
-/** A frame that did not read, in words: 'short' is the file ending inside it. */
-function whyNot(why: string): string {
-  return why === 'short' ? 'frame cut short' : why;
-}
-
-/**
- * Why a bad frame is corruption, not a torn tail: a valid frame follows it, or (GAVE_UP) more
- * bytes shaped like frames follow it than a crash leaves, and the scan stopped checking them.
- */
-function afterBadFrame(why: string, next: number | typeof GAVE_UP): string {
-  if (next !== GAVE_UP) return `${whyNot(why)}, yet a valid frame follows at byte ${next}`;
-  return `${whyNot(why)}, and so many bytes after it look like frames with bad checksums that the search for a next one gave up: damaged or forged, not a torn tail`;
 }
 
 /** The counts a checkpoint must agree with, comparable and printable. */
