@@ -39,14 +39,7 @@ import { afterBadFrame, type GAVE_UP, scanForFrame } from './resync.js';
 import { Damage } from './validate.js';
 
 export { MAX_DISTINCT_ADDRESSES } from './address-interning.js';
-export type {
-  ColumnsItem,
-  IdleItem,
-  JournalCounts,
-  JournalItem,
-  JournalReader,
-  ReadOptions,
-} from './reader-types.js';
+export type * from './reader-types.js';
 
 const TYPE_KEYS = [undefined, 'new', 'update', 'destroy', 'snapshot'] as const;
 const IDLE: IdleItem = Object.freeze({ kind: 'idle' });
