@@ -90,6 +90,21 @@ export const ERRORS = {
     exit: Exit.RUNTIME,
     meaning: 'the ruleset is unreadable or outside the subset check reads',
   },
+  ENOLOADER: {
+    exit: Exit.RUNTIME,
+    meaning:
+      'a text ruleset needs nft (iptables-nft-restore) and a throwaway namespace, and one is missing: install it or pass nft -j JSON',
+  },
+  ERULESYNTAX: {
+    exit: Exit.USAGE,
+    meaning:
+      "nft or iptables-nft-restore refused the ruleset (their messages, with its lines), or the JSON is not nft's",
+  },
+  ERULELOAD: {
+    exit: Exit.RUNTIME,
+    meaning:
+      'loading the ruleset in a throwaway namespace timed out, overflowed or lacked a kernel module',
+  },
   EOUTPUT: { exit: Exit.RUNTIME, meaning: 'the report cannot be written' },
   // Runtime (1): ct-record.
   ENOADDON: { exit: Exit.RUNTIME, meaning: 'the native addon is not built' },

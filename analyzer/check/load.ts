@@ -1,0 +1,234 @@
+// ct-analyze check: a ruleset file (nft, `nft list ruleset`, iptables-save, or nft's JSON) read back as nft's JSON, loaded by nft itself in a throwaway namespace.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { CtError } from '../../common/errors.js';
+import {
+  blankRefused,
+  isFlowtableRefusal,
+  type NftError,
+  parseNftErrors,
+  scanDevices,
+} from './load-nft-errors.js';
+import {
+  defaultToolPath,
+  findTools,
+  type RunLimits,
+  runBounded,
+  runInNamespace,
+  TO_PASS_JSON,
+  type Tools,
+} from './load-run.js';
+import { detectFormat, type NftJson, parseNftJson, type RulesetFormat } from './nft-json.js';
+
+export type { NftJson, NftObject, RulesetFormat } from './nft-json.js';
+
+export interface LoadOptions {
+  /** Overrides what the file's text says it is (an iptables-save file read as ip6tables…). */
+  readonly format?: RulesetFormat;
+  /** Where nft, unshare, ip and the iptables tools are looked for; default $PATH plus the sbin dirs. */
+  readonly toolPath?: string;
+  /** A plain new netns (root) or a user+network namespace (anyone); default: root or not. */
+  readonly privileged?: boolean;
+  /** Each child run is killed, with its children, after this long. */
+  readonly timeoutMs?: number;
+  /** nft's JSON beyond this is refused rather than held in memory. */
+  readonly maxOutputBytes?: number;
+}
+
+/** How the JSON was made: given, nft -f, translated to nft first, or through iptables-nft-restore. */
+export type LoadedVia = 'json' | 'nft' | 'iptables-restore-translate' | 'iptables-nft-restore';
+
+export interface LoadedRuleset {
+  readonly json: NftJson;
+  readonly format: RulesetFormat;
+  readonly via: LoadedVia;
+  /** Devices created in the namespace so that `iif`, `oif`, `devices =` could load. */
+  readonly placeholders: readonly string[];
+  /** What the kernel would not load and was left out, one line each (a flowtable…). */
+  readonly notLoaded: readonly string[];
+  /** Child runs it took (0 for JSON): a translation, and namespaces (unshare, sh, nft twice, ip per device). */
+  readonly runs: number;
+  readonly elapsedMs: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 20_000;
+const DEFAULT_MAX_OUTPUT = 256 * 1024 * 1024;
+/** Reruns with more placeholder devices, then reruns without what the kernel refused. */
+const MAX_DEVICE_ROUNDS = 3;
+const MAX_RUNS = 6;
+
+interface Context extends RunLimits {
+  readonly path: string;
+  readonly file: string;
+  readonly tools: Tools;
+  readonly privileged: boolean;
+  /** A private directory for rewritten or translated text, made on first use. */
+  tmp?: string;
+  runs: number;
+}
+
+/** Reads `path` as nft's JSON: passed through when it is JSON, else loaded by nft in a namespace. */
+export async function loadRuleset(path: string, options: LoadOptions = {}): Promise<LoadedRuleset> {
+  const started = performance.now();
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CtError('ERULESET', `cannot read the ruleset ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const format = options.format ?? detectFormat(text);
+  const since = () => Math.round((performance.now() - started) * 10) / 10;
+  if (format === 'nft-json') {
+    const json = parseNftJson(text, path);
+    const none = { placeholders: [], notLoaded: [] };
+    return { json, format, via: 'json', ...none, runs: 0, elapsedMs: since() };
+  }
+  const ctx: Context = {
+    path,
+    file,
+    tools: findTools(format, options.toolPath ?? defaultToolPath()),
+    privileged: options.privileged ?? process.geteuid?.() === 0,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    maxOutputBytes: options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT,
+    runs: 0,
+  };
+  try {
+    const loaded = format === 'nft' ? await loadNft(ctx, text) : await loadSaved(ctx);
+    return { ...loaded, format, runs: ctx.runs, elapsedMs: since() };
+  } finally {
+    if (ctx.tmp !== undefined) rmSync(ctx.tmp, { recursive: true, force: true });
+  }
+}
+
+type Loaded = Pick<LoadedRuleset, 'json' | 'via' | 'placeholders' | 'notLoaded'>;
+
+function privateFile(ctx: Context, name: string, text: string): string {
+  ctx.tmp ??= mkdtempSync(join(tmpdir(), 'ct-ruleset-'));
+  const at = join(ctx.tmp, name);
+  writeFileSync(at, text, { mode: 0o600 });
+  return at;
+}
+
+/**
+ * nft text: placeholders for the devices it names; on "Interface does not exist" more of them;
+ * on a flowtable the kernel refuses, the same text with it blanked out (lines kept).
+ */
+async function loadNft(ctx: Context, text: string): Promise<Loaded> {
+  let devices = scanDevices(text);
+  let current = text;
+  let loadFile = ctx.file;
+  let deviceRounds = 0;
+  const notLoaded: string[] = [];
+  for (;;) {
+    // nft resolves `./x` against its working directory and `x` against -I (measured, nft 1.0.6).
+    const dir = dirname(ctx.file);
+    const result = await runInNamespace({
+      ...ctx,
+      devices,
+      load: [ctx.tools.nft, '-I', dir, '-f', loadFile],
+      cwd: dir,
+    });
+    ctx.runs += 1;
+    if (result.code === 0) {
+      const json = parseNftJson(result.stdout, `nft -j list ruleset of ${ctx.path}`);
+      return { json, via: 'nft', placeholders: devices, notLoaded };
+    }
+    const stderr = result.stderr.split(loadFile).join(ctx.file);
+    const errors = parseNftErrors(stderr);
+    const missing = errors.flatMap((e) => (e.missingDevice ? [e.missingDevice] : []));
+    const refused = errors.filter((e) => isFlowtableRefusal(e, ctx.file));
+    const other = errors.filter((e) => !e.missingDevice && !refused.includes(e));
+    // A name may come through a define or a set, where the first scan does not look; and nft's
+    // evaluation stops early, so a file with many devices can name them over a few runs.
+    const guessed = missing.length > 0 ? scanDevices(current, true) : [];
+    const fresh = [...new Set([...missing, ...guessed])].filter((d) => !devices.includes(d));
+    if (fresh.length > 0 && deviceRounds < MAX_DEVICE_ROUNDS && other.length === 0) {
+      deviceRounds += 1;
+      devices = [...devices, ...fresh];
+      continue;
+    }
+    if (refused.length === 0 || other.length > 0 || missing.length > 0 || ctx.runs >= MAX_RUNS) {
+      throw nftRefused(ctx.path, stderr, errors);
+    }
+    current = blankRefused(current, refused, notLoaded);
+    loadFile = privateFile(ctx, basename(ctx.file), current);
+  }
+}
+
+/**
+ * iptables-save text: translated to nft when every rule translates (native expressions such as
+ * `fib daddr type local` instead of an opaque `xt` match), else through iptables-nft-restore.
+ */
+async function loadSaved(ctx: Context): Promise<Loaded> {
+  const notLoaded: string[] = [];
+  if (ctx.tools.translate !== '') {
+    const translated = await runBounded(ctx.tools.translate, ['-f', ctx.file], {
+      ...ctx,
+      what: `translating ${ctx.path} with ${basename(ctx.tools.translate)}`,
+    });
+    ctx.runs += 1;
+    // An untranslatable rule comes out as a `# -t table -A …` comment: the whole file then goes
+    // through iptables-nft-restore, so that no rule is silently missing.
+    const untranslated = /^# -t /m.test(translated.stdout);
+    if (translated.code === 0 && !untranslated) {
+      const nftFile = privateFile(ctx, 'translated.nft', translated.stdout);
+      const result = await runInNamespace({
+        ...ctx,
+        devices: [],
+        load: [ctx.tools.nft, '-f', nftFile],
+        cwd: dirname(ctx.file),
+      });
+      ctx.runs += 1;
+      if (result.code === 0) {
+        const json = parseNftJson(result.stdout, `nft -j list ruleset of ${ctx.path}`);
+        return { json, via: 'iptables-restore-translate', placeholders: [], notLoaded };
+      }
+    }
+  }
+  const result = await runInNamespace({
+    ...ctx,
+    devices: [],
+    load: [ctx.tools.restore],
+    stdinFile: ctx.file,
+    cwd: dirname(ctx.file),
+  });
+  ctx.runs += 1;
+  if (result.code !== 0) throw restoreRefused(ctx.path, ctx.tools.restore, result.stderr);
+  const json = parseNftJson(result.stdout, `nft -j list ruleset of ${ctx.path}`);
+  return { json, via: 'iptables-nft-restore', placeholders: [], notLoaded };
+}
+
+function nftRefused(path: string, stderr: string, errors: readonly NftError[]): CtError {
+  const said = stderr.trimEnd() || '(nft said nothing)';
+  // "Could not process rule" is the kernel's refusal, not the file's syntax: a missing module,
+  // an object this kernel lacks (secmark without SELinux), a chain priority it does not allow.
+  const kernel =
+    errors.length > 0 && errors.every((e) => e.message.startsWith('Could not process rule'));
+  if (kernel) {
+    return new CtError(
+      'ERULELOAD',
+      `this kernel would not load the ruleset ${path}, though nft reads it:\n${said}\nload it on a kernel that has what it names, ${TO_PASS_JSON}`,
+    );
+  }
+  return new CtError(
+    'ERULESYNTAX',
+    `nft refused the ruleset ${path}:\n${said}\nfix the lines nft names (\`nft -c -f FILE\` checks them alone), ${TO_PASS_JSON}`,
+  );
+}
+
+function restoreRefused(path: string, restore: string, stderr: string): CtError {
+  const tool = basename(restore);
+  const said = stderr.trimEnd() || `(${tool} said nothing)`;
+  // A match whose module is missing cannot be autoloaded from a user namespace: not the file's fault.
+  if (/Couldn't load|No such file or directory|Extension .* revision/.test(stderr)) {
+    return new CtError(
+      'ERULELOAD',
+      `${tool} could not load ${path} in a throwaway namespace:\n${said}\na kernel module it needs is missing or cannot be loaded from a user namespace: run as root once (it loads the xt_ module it names), ${TO_PASS_JSON}`,
+    );
+  }
+  return new CtError('ERULESYNTAX', `${tool} refused the ruleset ${path}:\n${said}`);
+}

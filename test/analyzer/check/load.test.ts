@@ -1,0 +1,229 @@
+// ct-analyze check's loader without root or nft: nft's JSON passed through, every refusal one clear error, and child runs bounded.
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadRuleset } from '../../../analyzer/check/load.js';
+import { parseNftErrors, scanDevices } from '../../../analyzer/check/load-nft-errors.js';
+import { detectFormat } from '../../../analyzer/check/nft-json.js';
+import { CtError, Exit } from '../../../common/errors.js';
+import { tempDir } from '../fixtures.js';
+
+/** `nft -j list ruleset` of nftables' own examples/workstation.nft (nft 1.0.6). */
+const WORKSTATION = join(import.meta.dirname, 'workstation.nft.json');
+const NFT_TEXT = 'table inet f {\n  chain input { type filter hook input priority 0; }\n}\n';
+const SAVE_TEXT = '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n';
+
+function write(dir: string, name: string, text: string): string {
+  const at = join(dir, name);
+  writeFileSync(at, text);
+  return at;
+}
+
+/** A directory of stand-in tools: each a shell script, so no root and no nft are needed. */
+function fakeTools(dir: string, scripts: Record<string, string>): string {
+  for (const [name, body] of Object.entries(scripts)) {
+    writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(dir, name), 0o755);
+  }
+  return dir;
+}
+
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+async function refusal(p: Promise<unknown>): Promise<CtError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof CtError) return err;
+    throw err;
+  }
+  throw new Error('the load did not fail');
+}
+
+t.test(
+  'load: nft -j list ruleset JSON is returned as it is, with no tool on the path',
+  async (t) => {
+    const loaded = await loadRuleset(WORKSTATION, { toolPath: '' });
+    t.strictSame(loaded.json, JSON.parse(readFileSync(WORKSTATION, 'utf8')));
+    t.equal(loaded.format, 'nft-json');
+    t.equal(loaded.via, 'json');
+    t.equal(loaded.runs, 0, 'no process was spawned');
+  },
+);
+
+t.test('load: a file that is not JSON, or not the JSON nft lists, is a usage error', async (t) => {
+  const dir = tempDir(t, 'load-json');
+  const cases: [string, string, RegExp][] = [
+    ['broken.json', '{"nftables": [', /not valid JSON/],
+    ['other.json', '{"rules": []}', /no top-level "nftables" array/],
+    ['commands.json', '{"nftables": [{"add": {"table": {"family": "ip", "name": "t"}}}]}', /"add"/],
+    ['future.json', '{"nftables": [{"metainfo": {"json_schema_version": 2}}]}', /version 2/],
+    ['rule.json', '{"nftables": [{"rule": {"family": "ip", "table": "t"}}]}', /no chain/],
+  ];
+  for (const [name, text, why] of cases) {
+    const err = await refusal(loadRuleset(write(dir, name, text), { toolPath: '' }));
+    t.equal(err.code, 'ERULESYNTAX', name);
+    t.equal(err.exit, Exit.USAGE, `${name}: exit 2`);
+    t.match(err.message, why, `${name}: says what is wrong`);
+    t.match(err.message, /nft -j list ruleset/, `${name}: says what to pass instead`);
+    t.match(err.message, name, `${name}: names the file`);
+  }
+});
+
+t.test('load: no nft on the path is one error naming the package and the JSON way', async (t) => {
+  const dir = tempDir(t, 'load-nonft');
+  const empty = tempDir(t, 'load-empty');
+  const err = await refusal(loadRuleset(write(dir, 'r.nft', NFT_TEXT), { toolPath: empty }));
+  t.equal(err.code, 'ENOLOADER');
+  t.equal(err.exit, Exit.RUNTIME);
+  t.match(err.message, /needs nft, unshare/);
+  t.match(err.message, /install the nftables and util-linux packages/);
+  t.match(err.message, /nft -j list ruleset > ruleset\.json/);
+  const saved = await refusal(loadRuleset(write(dir, 'r.rules', SAVE_TEXT), { toolPath: empty }));
+  t.equal(saved.code, 'ENOLOADER');
+  t.match(
+    saved.message,
+    /iptables-nft-restore/,
+    'an iptables-save file also needs the restore tool',
+  );
+  t.match(saved.message, /nftables and util-linux and iptables packages/);
+});
+
+t.test(
+  'load: a namespace the kernel refuses is the same one error, saying how to allow it',
+  async (t) => {
+    const dir = tempDir(t, 'load-nons');
+    const tools = fakeTools(tempDir(t, 'load-nons-bin'), {
+      nft: 'exit 0',
+      unshare: 'echo "unshare: unshare failed: Operation not permitted" >&2; exit 1',
+    });
+    const file = write(dir, 'r.nft', NFT_TEXT);
+    const err = await refusal(loadRuleset(file, { toolPath: tools, privileged: false }));
+    t.equal(err.code, 'ENOLOADER');
+    t.match(err.message, /cannot create a user and network namespace/);
+    t.match(err.message, /Operation not permitted/);
+    t.match(err.message, /user\.max_user_namespaces/);
+    t.match(err.message, /nft -j list ruleset/);
+    const root = await refusal(loadRuleset(file, { toolPath: tools, privileged: true }));
+    t.match(root.message, /cannot create a network namespace .* CAP_SYS_ADMIN/);
+  },
+);
+
+t.test('load: nft syntax errors come back as a usage error with their lines', async (t) => {
+  const dir = tempDir(t, 'load-syntax');
+  // unshare stands in by running what follows `--`; nft prints what nft 1.0.6 prints.
+  const tools = fakeTools(tempDir(t, 'load-syntax-bin'), {
+    unshare: 'while [ "$1" != "--" ]; do shift; done; shift; exec "$@"',
+    nft: [
+      'for a; do f=$a; done',
+      'echo "$f:2:9-11: Error: syntax error, unexpected fwd, expecting string" >&2',
+      'echo "  chain fwd {" >&2',
+      'echo "        ^^^" >&2',
+      'exit 1',
+    ].join('\n'),
+  });
+  const file = write(dir, 'bad.nft', 'table ip t {\n  chain fwd {\n  }\n}\n');
+  const err = await refusal(loadRuleset(file, { toolPath: tools }));
+  t.equal(err.code, 'ERULESYNTAX');
+  t.equal(err.exit, Exit.USAGE);
+  t.match(err.message, `${file}:2:9-11: Error: syntax error, unexpected fwd`);
+  t.match(err.message, /chain fwd \{\n\s+\^\^\^/, "nft's own pointer is kept");
+});
+
+t.test('load: a run past its timeout is stopped with its children, and says so', async (t) => {
+  const dir = tempDir(t, 'load-slow');
+  const pidFile = join(dir, 'child.pid');
+  const tools = fakeTools(tempDir(t, 'load-slow-bin'), {
+    nft: 'exit 0',
+    // A grandchild that would outlive a kill of unshare alone.
+    unshare: `sleep 30 & echo $! > '${pidFile}'; wait`,
+  });
+  const started = Date.now();
+  const err = await refusal(
+    loadRuleset(write(dir, 'r.nft', NFT_TEXT), { toolPath: tools, timeoutMs: 300 }),
+  );
+  t.equal(err.code, 'ERULELOAD');
+  t.match(err.message, /took over 300 ms and was stopped/);
+  t.ok(Date.now() - started < 10_000, 'it did not wait for the sleep');
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  await new Promise((r) => setTimeout(r, 100));
+  // Killed, it may linger as a zombie until whoever adopted it reaps it: that is not running.
+  t.notOk(running(pid), 'the grandchild is gone too');
+});
+
+t.test('load: output past the limit stops the run instead of filling memory', async (t) => {
+  const dir = tempDir(t, 'load-big');
+  const tools = fakeTools(tempDir(t, 'load-big-bin'), {
+    nft: 'exit 0',
+    unshare: 'yes "{}"',
+  });
+  const err = await refusal(
+    loadRuleset(write(dir, 'r.nft', NFT_TEXT), { toolPath: tools, maxOutputBytes: 100_000 }),
+  );
+  t.equal(err.code, 'ERULELOAD');
+  t.match(err.message, /over 100000 bytes/);
+});
+
+t.test('load: the format is told from the text, nft having the last word', (t) => {
+  t.equal(detectFormat('  {"nftables": []}'), 'nft-json');
+  t.equal(detectFormat(NFT_TEXT), 'nft');
+  t.equal(detectFormat('#!/usr/sbin/nft -f\nflush ruleset\ninclude "x.nft"\n'), 'nft');
+  t.equal(detectFormat(`# Generated by iptables-save v1.8.9\n${SAVE_TEXT}`), 'iptables');
+  t.equal(detectFormat(SAVE_TEXT), 'iptables');
+  t.equal(detectFormat(`# Generated by ip6tables-save v1.8.9\n${SAVE_TEXT}`), 'ip6tables');
+  t.equal(
+    detectFormat('*filter\n:INPUT DROP [0:0]\n-A INPUT -s 2001:db8::/32 -j ACCEPT\nCOMMIT\n'),
+    'ip6tables',
+  );
+  t.equal(detectFormat('*filter\n-A INPUT -p ipv6-icmp -j ACCEPT\nCOMMIT\n'), 'ip6tables');
+  t.end();
+});
+
+t.test('load: device names are found where a load needs them to exist', (t) => {
+  const text = [
+    'define wan = ppp0',
+    'table netdev n { chain c { type filter hook ingress device "eth9" priority 0; } }',
+    'table inet f {',
+    '  flowtable ft { hook ingress priority 0; devices = { eth7, "eth8" }; }',
+    '  chain c { iif "lan0" accept; oif wan1 drop; iifname "notneeded" accept',
+    '    iif { eth0, eth1 } accept; iif $wan accept # iif commented',
+    '  }',
+    '}',
+  ].join('\n');
+  t.strictSame(scanDevices(text), ['eth9', 'lan0', 'wan1', 'eth7', 'eth8']);
+  t.strictSame(scanDevices(text, true), [
+    'ppp0',
+    'eth0',
+    'eth1',
+    'eth9',
+    'lan0',
+    'wan1',
+    'eth7',
+    'eth8',
+  ]);
+  t.end();
+});
+
+t.test("load: nft's errors are read with their spans, tabs and all", (t) => {
+  const stderr = [
+    '/r/sets.nft:9:19-22: Error: Interface does not exist',
+    'define int_if2\t = eth1',
+    '              \t   ^^^^',
+    '/r/ft.nft:2:13-14: Error: Could not process rule: No such file or directory',
+    '  flowtable ft { hook ingress priority 0; devices = { eth7 }; }',
+    '            ^^',
+  ].join('\n');
+  const [device, flowtable] = parseNftErrors(stderr);
+  t.equal(device?.missingDevice, 'eth1');
+  t.equal(device?.line, 9);
+  t.equal(flowtable?.span, 'ft');
+  t.equal(flowtable?.prefix, '  flowtable ');
+  t.equal(flowtable?.missingDevice, undefined);
+  t.end();
+});
