@@ -11,8 +11,10 @@ import { NAME, type Subcommand } from './options.js';
 
 const IMPORT_HELP = `
 Each line is one event ([NEW], [UPDATE], [DESTROY]) or, without a tag, one table entry (-L).
-A line without [UNREPLIED] has seen a reply (confirmed). Lines without a [seconds.micros]
-timestamp get the import time, in file order. Unreadable lines are warned with their numbers.
+A line without [UNREPLIED] has seen a reply (confirmed). -o ktimestamp's [stop=…] is a
+DESTROY's time and [start=…] an -L entry's (read as UTC: capture with TZ=UTC conntrack …).
+Lines with no time get the import time, in file order. Unreadable lines are warned with
+their numbers, as is a protocol name that contradicts its number (udp 6).
 FILE may be - (standard input) or a pipe: it is copied to a temporary file beside the journal
 (needs as much free disk as the capture), because a capture is read twice. Memory use does not
 grow with the capture's size.
@@ -33,7 +35,7 @@ export const importCommand: Subcommand = {
       .description(
         'convert saved conntrack -E or conntrack -L text into a journal ct-analyze can read',
       )
-      .argument('<file>', 'text output of conntrack -E (any -o timestamp,id,extended) or -L')
+      .argument('<file>', 'text output of conntrack -E (any -o timestamp,id,extended,ktimestamp) or -L')
       .requiredOption('-o, --output <journal>', 'the journal to write (.mpk)')
       .option('--force', 'replace the output journal if it exists')
       .option('--host <name>', 'host name to record in the journal header', 'unknown')

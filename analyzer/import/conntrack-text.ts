@@ -1,5 +1,4 @@
 // Parses the text of `conntrack -E` (events) and `conntrack -L` (table entries) into CtEvents.
-import { StringDecoder } from 'node:string_decoder';
 import {
   type CtEvent,
   EventType,
@@ -8,6 +7,8 @@ import {
   type Tuple,
 } from '../../journal/event.js';
 import { parseAddress } from '../core/address.js';
+import { hasKernelTimes, type KernelTimes, takeKernelTimes } from './ktimestamp.js';
+import { MAX_LINE, OVERLONG_KEPT } from './lines.js';
 
 /** enum tcp_conntrack (linux/netfilter/nf_conntrack_tcp.h), as conntrack prints the names. */
 const TCP_STATES = new Map([
@@ -28,6 +29,26 @@ const TYPES = new Map<string, EventTypeCode>([
   ['[NEW]', EventType.NEW],
   ['[UPDATE]', EventType.UPDATE],
   ['[DESTROY]', EventType.DESTROY],
+]);
+
+/**
+ * The protocol names conntrack prints (libnetfilter_conntrack's proto2str); any other protocol
+ * is `unknown` with its number. A known name with another number is a contradiction.
+ */
+const PROTO_NAMES = new Map([
+  ['icmp', 1],
+  ['tcp', 6],
+  ['udp', 17],
+  ['dccp', 33],
+  ['gre', 47],
+  ['icmpv6', 58],
+  ['sctp', 132],
+  ['udplite', 136],
+]);
+/** `-o extended`'s layer-3 names and their address family numbers (AF_INET, AF_INET6). */
+const FAMILY_NUMBERS = new Map([
+  ['ipv4', 2],
+  ['ipv6', 10],
 ]);
 
 /** Protocols whose tuples carry ports (TCP, UDP, DCCP, SCTP, UDP-Lite) and ICMP's type/code. */
@@ -75,10 +96,13 @@ function draft(src: Uint8Array): TupleDraft {
 class Bad extends Error {}
 
 /**
- * One line of conntrack's default text output, with or without `-o timestamp,id,extended`:
- * `[1700000000.123456]\t [UPDATE] ipv4 2 tcp 6 60 SYN_RECV src=… dst=… sport=… dport=… src=… …
- * [ASSURED] mark=0 zone=3 use=1 id=123`. No `[NEW]`/`[UPDATE]`/`[DESTROY]` tag: a table entry
- * (`conntrack -L`), a SNAPSHOT event. `time` is used when the line has no timestamp.
+ * One line of conntrack's default text output, with or without any of
+ * `-o timestamp,id,extended,ktimestamp`: `[1700000000.123456]\t [UPDATE] ipv4 2 tcp 6 60
+ * SYN_RECV src=… dst=… sport=… dport=… src=… … [ASSURED] mark=0 zone=3 use=1 id=123`.
+ * No `[NEW]`/`[UPDATE]`/`[DESTROY]` tag: a table entry (`conntrack -L`), a SNAPSHOT event.
+ * `time` is used when the line has no time of its own. `[start=…] [stop=…]` (ktimestamp.ts)
+ * give the flow's start and maybe the event time (kernelEventTime). A protocol or family name
+ * that contradicts its number is a bad line.
  *
  * Status bits: conntrack prints `[UNREPLIED]` exactly when IPS_SEEN_REPLY is clear (the kernel
  * sends the status with every event and entry), so SEEN_REPLY is set iff the line lacks it;
@@ -90,7 +114,15 @@ export function parseConntrackLine(line: string, time: number): LineResult {
     return { kind: 'ignored' };
   }
   try {
-    const { event, stamped } = parseEntry(text.split(/\s+/), time);
+    let kernel: KernelTimes | undefined;
+    let body = text;
+    if (hasKernelTimes(text)) {
+      const k = takeKernelTimes(text);
+      if (typeof k === 'string') return { kind: 'bad', reason: k };
+      kernel = k;
+      body = k.rest.trim();
+    }
+    const { event, stamped } = parseEntry(body.split(/\s+/), time, kernel);
     return { kind: 'event', event, stamped };
   } catch (err) {
     if (err instanceof Bad) return { kind: 'bad', reason: err.message };
@@ -98,7 +130,11 @@ export function parseConntrackLine(line: string, time: number): LineResult {
   }
 }
 
-function parseEntry(toks: string[], fallback: number): { event: CtEvent; stamped: boolean } {
+function parseEntry(
+  toks: string[],
+  fallback: number,
+  kernel: KernelTimes | undefined,
+): { event: CtEvent; stamped: boolean } {
   let i = 0;
   let time = fallback;
   const stamp = /^\[(\d{1,12})\.(\d{1,6})\]$/.exec(toks[i] ?? '');
@@ -109,7 +145,11 @@ function parseEntry(toks: string[], fallback: number): { event: CtEvent; stamped
   const type = TYPES.get(toks[i] ?? '') ?? EventType.SNAPSHOT;
   if (type !== EventType.SNAPSHOT) i++;
   let family: 4 | 6 | undefined;
-  if ((toks[i] === 'ipv4' || toks[i] === 'ipv6') && /^\d+$/.test(toks[i + 1] ?? '')) {
+  const afNumber = FAMILY_NUMBERS.get(toks[i] ?? '');
+  if (afNumber !== undefined && /^\d+$/.test(toks[i + 1] ?? '')) {
+    if (Number(toks[i + 1]) !== afNumber) {
+      throw new Bad(`"${toks[i]} ${toks[i + 1]}": ${toks[i]} is family ${afNumber}`);
+    }
     family = toks[i] === 'ipv4' ? 4 : 6;
     i += 2;
   }
@@ -118,6 +158,10 @@ function parseEntry(toks: string[], fallback: number): { event: CtEvent; stamped
   }
   const proto = Number(toks[i + 1]);
   if (proto > 255) throw new Bad(`protocol number ${proto} is above 255`);
+  const named = PROTO_NAMES.get(toks[i] as string);
+  if (named !== undefined && named !== proto) {
+    throw new Bad(`"${toks[i]} ${proto}": ${toks[i]} is protocol ${named}, not ${proto}`);
+  }
   i += 2;
   if (/^\d+$/.test(toks[i] ?? '')) i++; // the timeout, absent on DESTROY
   let tcpState: number | undefined;
@@ -190,6 +234,13 @@ function parseEntry(toks: string[], fallback: number): { event: CtEvent; stamped
     reply,
   };
   if (tcpState !== undefined) event.tcpState = tcpState;
+  const kernelTime =
+    kernel === undefined ? undefined : kernelEventTime(kernel, type, stamp !== null);
+  if (kernel?.start !== undefined) event.start = kernel.start;
+  if (kernelTime !== undefined) {
+    event.time = kernelTime;
+    event.timeKernel = true;
+  }
   if (mark !== undefined && mark !== 0) event.mark = mark;
   if (zone !== undefined && zone !== 0) event.zone = zone;
   if (
@@ -205,7 +256,23 @@ function parseEntry(toks: string[], fallback: number): { event: CtEvent; stamped
       replyBytes: r.bytes,
     };
   }
-  return { event, stamped: stamp !== null };
+  return { event, stamped: stamp !== null || kernelTime !== undefined };
+}
+
+/**
+ * The event time `-o ktimestamp` gives, as ct-record would have recorded it: a DESTROY's stop
+ * (when the kernel destroyed the flow; conntrack may print it seconds later, after the garbage
+ * collector ran); for a table entry with no receive time, its start, the one time the line
+ * holds. Otherwise none: the receive time or the import time stays.
+ */
+function kernelEventTime(
+  k: KernelTimes,
+  type: EventTypeCode,
+  received: boolean,
+): number | undefined {
+  if (type === EventType.DESTROY) return k.stop;
+  if (type === EventType.SNAPSHOT && !received) return k.start;
+  return undefined;
 }
 
 function setTupleField(t: TupleDraft, key: string, value: string): void {
@@ -290,15 +357,6 @@ export interface BadLine {
 }
 
 /**
- * Longest line read whole (characters, a final \r included). conntrack prints a few hundred;
- * anything longer is not an entry, and cutting it keeps memory bounded on a file with no
- * newlines at all.
- */
-export const MAX_LINE = 65_536;
-/** What is kept of a longer line, for its warning. */
-const OVERLONG_KEPT = 1_000;
-
-/**
  * Reads a capture line by line and keeps only counts, the time range and the first `keepBad`
  * unreadable lines, so a pass over any size of capture holds one line at a time. Lines without
  * a timestamp get `importUs` plus their ordinal among such lines (µs), so they keep file order;
@@ -357,72 +415,6 @@ export class CaptureParser {
 
 function copy(s: string): string {
   return Buffer.from(s, 'utf8').toString('utf8');
-}
-
-/**
- * Cuts UTF-8 text arriving in chunks of bytes into lines at \n, dropping a \r before it,
- * wherever the chunk borders fall (inside a line, between \r and \n, inside a character), and
- * numbers them from 1. A final line without a newline is a line; the empty piece after a final
- * newline is not. A line longer than MAX_LINE is handed on cut (`overlong`), the rest of it
- * skipped, so nothing held grows with the input.
- */
-export class LineSplitter {
-  readonly #onLine: (text: string, line: number, overlong: boolean) => void;
-  readonly #decoder = new StringDecoder('utf8');
-  /** The start of a line whose newline has not come yet. */
-  #carry = '';
-  #overlong = false;
-  #line = 0;
-
-  constructor(onLine: (text: string, line: number, overlong: boolean) => void) {
-    this.#onLine = onLine;
-  }
-
-  /** Lines handed on so far. */
-  get lines(): number {
-    return this.#line;
-  }
-
-  push(chunk: Uint8Array): void {
-    this.#take(this.#decoder.write(chunk));
-  }
-
-  /** The input ended: the last line, if it had no newline. */
-  end(): void {
-    this.#take(this.#decoder.end());
-    if (this.#carry !== '' || this.#overlong) this.#emit('');
-  }
-
-  #take(text: string): void {
-    let from = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', from)) {
-      this.#emit(text.slice(from, nl));
-      from = nl + 1;
-    }
-    if (from < text.length && !this.#overlong) this.#hold(text.slice(from));
-  }
-
-  #emit(last: string): void {
-    let overlong = this.#overlong;
-    // An overlong line's carry is already its kept beginning; the rest is dropped.
-    let text = overlong ? this.#carry : this.#carry + last;
-    if (!overlong && text.length > MAX_LINE) {
-      overlong = true;
-      text = text.slice(0, OVERLONG_KEPT);
-    }
-    if (!overlong && text.endsWith('\r')) text = text.slice(0, -1);
-    this.#carry = '';
-    this.#overlong = false;
-    this.#onLine(text, ++this.#line, overlong);
-  }
-
-  #hold(piece: string): void {
-    this.#carry += piece;
-    if (this.#carry.length > MAX_LINE) {
-      this.#carry = this.#carry.slice(0, OVERLONG_KEPT);
-      this.#overlong = true;
-    }
-  }
 }
 
 export interface ParsedCapture {

@@ -15,7 +15,8 @@ import { CtError, Exit, sysCode } from '../../common/errors.js';
 import { TOOL_VERSION } from '../../common/package.js';
 import type { CtEvent } from '../../journal/event.js';
 import { JournalWriter } from '../../journal/writer.js';
-import { type BadLine, CaptureParser, LineSplitter } from './conntrack-text.js';
+import { type BadLine, CaptureParser } from './conntrack-text.js';
+import { LineSplitter } from './lines.js';
 
 export interface ImportIo {
   /** An unreadable line, or how many more there were. */
