@@ -1,0 +1,366 @@
+// ct-analyze check's loader with the real nft, iptables-nft and kernel: real rulesets come back as nft's JSON, and nothing reaches the host's ruleset.
+import '../../helpers/kernel.js';
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { type LoadedRuleset, type LoadOptions, loadRuleset } from '../../../analyzer/check/load.js';
+import type { NftObject } from '../../../analyzer/check/nft-json.js';
+import { CtError, Exit } from '../../../common/errors.js';
+import { PACKAGE_ROOT } from '../../../common/package.js';
+
+const EXAMPLES = '/usr/share/doc/nftables/examples';
+/** A table name no other test uses, looked for in the host's ruleset after every load. */
+const PROBE = `ct_loader_probe_${process.pid}`;
+const timings: string[] = [];
+
+/** A directory anyone can read (the unprivileged test loads from it as nobody), removed at the end. */
+const dir = mkdtempSync(join(tmpdir(), 'ct-load-kernel-'));
+chmodSync(dir, 0o755);
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, text: string): string {
+  const at = join(dir, name);
+  mkdirSync(join(at, '..'), { recursive: true, mode: 0o755 });
+  writeFileSync(at, text, { mode: 0o644 });
+  return at;
+}
+
+async function load(path: string, options: LoadOptions = {}): Promise<LoadedRuleset> {
+  const loaded = await loadRuleset(path, options);
+  timings.push(
+    `${path.replace(`${dir}/`, '')}: ${loaded.via}, ${loaded.runs} run(s), ${loaded.elapsedMs} ms`,
+  );
+  return loaded;
+}
+
+async function refusal(p: Promise<unknown>): Promise<CtError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof CtError) return err;
+    throw err;
+  }
+  throw new Error('the load did not fail');
+}
+
+const of = (loaded: LoadedRuleset, kind: string) =>
+  loaded.json.nftables.flatMap((o: NftObject) =>
+    kind in o ? [o[kind] as Record<string, unknown>] : [],
+  );
+const text = (loaded: LoadedRuleset) => JSON.stringify(loaded.json);
+
+function hostTables(): string {
+  const r = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' });
+  return r.stdout + r.stderr;
+}
+
+// define, include (both `./x` against the file's directory and `x` against -I), a named set, a
+// vmap, a service name and a table without a family: what nft resolves that a hand parser did not.
+const DEFINES = write('conf/defs.nft', 'define admin_net = { 192.0.2.0/24, 198.51.100.7 }\n');
+write('conf/sub/ports.nft', 'define web = { http, https }\n');
+const MAIN = write(
+  'conf/main.nft',
+  [
+    '#!/usr/sbin/nft -f',
+    'flush ruleset',
+    'include "./defs.nft"',
+    'include "sub/ports.nft"',
+    `table ${PROBE} {`,
+    '  set admins { type ipv4_addr; flags interval; elements = $admin_net }',
+    '  chain input {',
+    '    type filter hook input priority 0; policy drop;',
+    '    ct state vmap { established : accept, related : accept, invalid : drop }',
+    '    tcp dport ssh ip saddr @admins accept',
+    '    tcp dport $web accept',
+    '    udp dport domain jump { counter; accept; }',
+    '  }',
+    '}',
+  ].join('\n'),
+);
+
+t.test('load: an nft file with define, include, a set, a vmap and service names', async (t) => {
+  const loaded = await load(MAIN);
+  t.equal(loaded.via, 'nft');
+  t.strictSame(
+    of(loaded, 'table'),
+    [{ family: 'ip', name: PROBE, handle: of(loaded, 'table')[0]?.handle }],
+    'a table without a family is ip',
+  );
+  const set = of(loaded, 'set')[0];
+  t.match(JSON.stringify(set?.elem), /192\.0\.2\.0.*198\.51\.100\.7/, 'the define became the set');
+  const json = text(loaded);
+  t.match(json, /"vmap"/, 'the ct state vmap is a vmap');
+  t.match(json, /"right":22\b/, 'ssh is 22');
+  t.match(json, /"set":\[80,443\]/, 'the included define of http, https is 80, 443');
+  t.match(json, /"right":53\b/, 'domain is 53');
+  t.notMatch(hostTables(), PROBE, "the host's ruleset never saw it");
+  t.ok(existsSync(DEFINES));
+});
+
+t.test('load: `nft list ruleset` output reads back to the same JSON as its source', async (t) => {
+  const listed = spawnSync(
+    'unshare',
+    [
+      '--net',
+      '--',
+      'sh',
+      '-c',
+      'nft -I "$1" -f "$2" && nft list ruleset',
+      'sh',
+      join(dir, 'conf'),
+      MAIN,
+    ],
+    {
+      cwd: join(dir, 'conf'),
+      encoding: 'utf8',
+    },
+  );
+  t.equal(listed.status, 0, listed.stderr);
+  const again = await load(write('listed.nft', listed.stdout));
+  t.strictSame(again.json, (await load(MAIN)).json);
+});
+
+// Every example nftables ships: each loads, or is refused for the reason this kernel gives.
+const REFUSED: Record<string, [string, RegExp]> = {
+  // a nat chain at priority -300 (raw) is refused by kernels since 5.x: EOPNOTSUPP
+  'load_balancing.nft': ['ERULELOAD', /Operation not supported/],
+  // secmark objects need SELinux labels this kernel does not have
+  'secmark.nft': ['ERULELOAD', /secmark ssh_server/],
+  // a script for a host that has a table `filter` already: `delete table filter`
+  'sets_and_maps.nft': ['ERULESYNTAX', /delete table filter/],
+};
+t.test("load: nftables' own examples load, or are refused with nft's reason", async (t) => {
+  const examples = readdirSync(EXAMPLES)
+    .filter((f) => f.endsWith('.nft'))
+    .sort();
+  t.ok(examples.length >= 20, `${examples.length} examples`);
+  for (const name of examples) {
+    const path = join(EXAMPLES, name);
+    const refused = REFUSED[name];
+    if (refused) {
+      const err = await refusal(load(path));
+      t.equal(err.code, refused[0], `${name}: ${refused[0]}`);
+      t.match(err.message, refused[1], `${name}: nft's reason is passed on`);
+      t.match(err.message, new RegExp(`${path}:\\d+:\\d+-\\d+: Error:`), `${name}: with its line`);
+      continue;
+    }
+    const loaded = await load(path);
+    t.ok(of(loaded, 'chain').length > 0, `${name}: loaded (${of(loaded, 'rule').length} rules)`);
+  }
+  const all = await load(join(EXAMPLES, 'all-in-one.nft'));
+  t.ok(of(all, 'table').length >= 7, 'all-in-one.nft follows its `./x.nft` includes');
+  const overview = await load(join(EXAMPLES, 'overview.nft'));
+  t.strictSame(overview.placeholders, ['bond0', 'bond1'], 'overview.nft needed its devices');
+});
+
+t.test(
+  'load: a device-bound ruleset loads over placeholders; a flowtable is left out, said',
+  async (t) => {
+    const before = readdirSync(tmpdir()).filter((f) => f.startsWith('ct-ruleset-')).length;
+    const path = write(
+      'devices.nft',
+      [
+        'define uplink = wan7',
+        `table inet ${PROBE} {`,
+        '  flowtable ft {',
+        '    hook ingress priority 0',
+        '    devices = { lan7, "lan8" }',
+        '  }',
+        '  chain fw {',
+        '    type filter hook forward priority 0; policy drop;',
+        '    ip protocol tcp flow add @ft',
+        '    iif "lan7" oif $uplink accept',
+        '    iif { lan8, dmz7 } accept',
+        '  }',
+        '}',
+      ].join('\n'),
+    );
+    const loaded = await load(path);
+    t.strictSame([...loaded.placeholders].sort(), ['dmz7', 'lan7', 'lan8', 'wan7']);
+    t.equal(of(loaded, 'flowtable').length, 0, 'the flowtable is not in the JSON');
+    t.match(loaded.notLoaded.join('\n'), /line 3: flowtable ft not loaded/);
+    t.match(loaded.notLoaded.join('\n'), /line 9: `flow add @ft` left out/);
+    const json = text(loaded);
+    t.match(json, /"iif"\}\},"right":"lan7"/, 'iif lan7 is in the JSON by name');
+    t.match(json, /"right":"wan7"/, 'the define naming a device too');
+    t.equal(of(loaded, 'rule').length, 3, 'every rule is there, the flow one without its offload');
+    const after = readdirSync(tmpdir()).filter((f) => f.startsWith('ct-ruleset-')).length;
+    t.equal(after, before, 'the rewritten copy is removed');
+    t.notMatch(hostTables(), PROBE);
+    t.notMatch(
+      spawnSync('ip', ['-o', 'link'], { encoding: 'utf8' }).stdout,
+      /lan7|wan7/,
+      'no placeholder on the host',
+    );
+  },
+);
+
+t.test('load: a syntax error is a usage error with its file and line', async (t) => {
+  const path = write('bad.nft', 'table inet t {\n  chain c {\n    tcp dport 22 acept\n  }\n}\n');
+  const err = await refusal(load(path));
+  t.equal(err.code, 'ERULESYNTAX');
+  t.equal(err.exit, Exit.USAGE);
+  t.match(err.message, `${path}:3:`);
+  t.match(err.message, /tcp dport 22 acept\n\s+\^/);
+});
+
+// What a Docker host's iptables-save holds: user chains in nat and filter, addrtype, conntrack.
+const DOCKER = write(
+  'docker.rules',
+  [
+    '# Generated by iptables-save v1.8.9 (nf_tables)',
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':INPUT ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':POSTROUTING ACCEPT [0:0]',
+    ':DOCKER - [0:0]',
+    '-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER',
+    '-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER',
+    '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE',
+    '-A DOCKER -i docker0 -j RETURN',
+    '-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80',
+    'COMMIT',
+    '*filter',
+    ':INPUT ACCEPT [0:0]',
+    ':FORWARD DROP [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':DOCKER - [0:0]',
+    ':DOCKER-USER - [0:0]',
+    '-A FORWARD -j DOCKER-USER',
+    '-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    '-A FORWARD -o docker0 -j DOCKER',
+    '-A FORWARD -i docker0 ! -o docker0 -j ACCEPT',
+    '-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT',
+    '-A DOCKER-USER -j RETURN',
+    'COMMIT',
+    '',
+  ].join('\n'),
+);
+
+t.test(
+  'load: a Docker-like iptables-save with nat user chains, translated to native nft',
+  async (t) => {
+    const loaded = await load(DOCKER);
+    t.equal(loaded.format, 'iptables');
+    t.equal(loaded.via, 'iptables-restore-translate');
+    const chains = of(loaded, 'chain').map((c) => `${c.table}/${c.name}`);
+    t.ok(chains.includes('nat/DOCKER') && chains.includes('filter/DOCKER-USER'), 'the user chains');
+    const json = text(loaded);
+    t.match(
+      json,
+      /"fib":\{"result":"type","flags":\["daddr"\]\}/,
+      'addrtype LOCAL is fib daddr type',
+    );
+    t.match(json, /"dnat":\{"addr":"172\.17\.0\.2","port":80\}/);
+    t.notMatch(json, /"xt"/, 'no opaque xt match');
+  },
+);
+
+t.test(
+  'load: a rule the translator cannot translate goes through iptables-nft-restore whole',
+  async (t) => {
+    const path = write(
+      'recent.rules',
+      '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -m recent --name ssh --rcheck --seconds 60 -j DROP\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n',
+    );
+    const loaded = await load(path);
+    t.equal(loaded.via, 'iptables-nft-restore');
+    t.equal(of(loaded, 'rule').length, 2, 'no rule is missing');
+    t.match(
+      text(loaded),
+      /"xt":\{"type":"match","name":"recent"\}/,
+      'the untranslatable match is xt',
+    );
+  },
+);
+
+t.test('load: an ip6tables-save file', async (t) => {
+  const path = write(
+    'v6.rules',
+    '*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -p ipv6-icmp -j ACCEPT\n-A INPUT -s 2001:db8::/32 -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n',
+  );
+  const loaded = await load(path);
+  t.equal(loaded.format, 'ip6tables');
+  t.strictSame([...new Set(of(loaded, 'table').map((x) => x.family))], ['ip6']);
+  t.match(text(loaded), /"prefix":\{"addr":"2001:db8::","len":32\}/);
+});
+
+t.test('load: in a user namespace too (what an ordinary user gets), root or not', async (t) => {
+  const loaded = await load(MAIN, { privileged: false });
+  t.match(text(loaded), /"right":22\b/);
+  const docker = await load(DOCKER, { privileged: false });
+  t.equal(of(docker, 'rule').length, 11);
+  t.notMatch(hostTables(), PROBE);
+});
+
+t.test('load: as nobody, through an unprivileged user namespace, or one clear error', async (t) => {
+  const built = join(PACKAGE_ROOT, 'dist', 'analyzer', 'check', 'load.js');
+  t.ok(existsSync(built), `${built} exists (npm run build)`);
+  const script = `import(${JSON.stringify(built)}).then(async (m) => {
+    const out = [];
+    for (const f of process.argv.slice(1)) {
+      try { const r = await m.loadRuleset(f); out.push({ via: r.via, tables: r.json.nftables.filter((o) => o.table).length, ms: r.elapsedMs, placeholders: [...r.placeholders].sort() }); }
+      catch (e) { out.push({ code: e.code, message: e.message }); }
+    }
+    console.log(JSON.stringify(out));
+  });`;
+  const devices = join(dir, 'devices.nft');
+  const run = spawnSync(
+    'setpriv',
+    [
+      '--reuid=nobody',
+      '--regid=nogroup',
+      '--clear-groups',
+      process.execPath,
+      '-e',
+      script,
+      MAIN,
+      DOCKER,
+      devices,
+    ],
+    { encoding: 'utf8', cwd: '/', env: { PATH: '/usr/bin:/bin' }, timeout: 60_000 },
+  );
+  t.equal(run.status, 0, run.stderr);
+  const results = JSON.parse(run.stdout) as Record<string, unknown>[];
+  const userns = spawnSync('setpriv', [
+    '--reuid=nobody',
+    '--regid=nogroup',
+    '--clear-groups',
+    'unshare',
+    '-rn',
+    'true',
+  ]);
+  if (userns.status === 0) {
+    t.comment(`as nobody: ${JSON.stringify(results.map((r) => r.ms))} ms`);
+    t.match(results, [
+      { via: 'nft', tables: 1 },
+      { via: 'iptables-restore-translate', tables: 2 },
+      { via: 'nft', placeholders: ['dmz7', 'lan7', 'lan8', 'wan7'] },
+    ]);
+  } else {
+    // This kernel forbids unprivileged user namespaces: the loader must say so, once, clearly.
+    t.match(results, [
+      { code: 'ENOLOADER', message: /user and network namespace/ },
+      { code: 'ENOLOADER' },
+      { code: 'ENOLOADER' },
+    ]);
+  }
+  t.notMatch(hostTables(), PROBE);
+});
+
+t.test('load: timings per load', (t) => {
+  t.comment(timings.join('\n'));
+  t.ok(timings.length > 20);
+  t.end();
+});
