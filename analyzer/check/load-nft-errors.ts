@@ -1,6 +1,17 @@
 // ct-analyze check: nft's error messages read for what a retry can fix (a missing device, a flowtable the kernel refuses).
 
 /** Linux interface names: under 16 bytes, no slash, colon or space (dev_valid_name). */
+/** Words after `iif`/`oif` that are nft's, not a device (`fib saddr . iif oif missing`). */
+const NOT_DEVICES = new Set([
+  'lo',
+  'iif',
+  'oif',
+  'iifname',
+  'oifname',
+  'type',
+  'exists',
+  'missing',
+]);
 const IFNAME = /^[^/:\s"'{},;$]{1,15}$/;
 
 /** One `FILE:LINE:C1-C2: Error: …` of nft, with the source line it quotes. */
@@ -69,44 +80,66 @@ export function scanDevices(text: string, broad = false): string[] {
   for (const m of code.matchAll(/\bdevices\s*=\s*\{([^}]*)\}/g)) {
     for (const d of (m[1] ?? '').split(',')) names.add(d.trim().replace(/^"(.*)"$/, '$1'));
   }
-  return [...names].filter((n) => IFNAME.test(n) && n !== 'lo');
+  return [...names].filter((n) => IFNAME.test(n) && !NOT_DEVICES.has(n));
 }
 
+/** What a refused construct is, when it is one a verdict does not depend on. */
+type Refusal =
+  | { kind: 'declaration'; what: 'flowtable' | 'ct helper'; keyword: number }
+  | { kind: 'statement'; what: 'flowtable' | 'ct helper'; keyword: number };
+
 /**
- * The kernel's ENOENT for a flowtable (no nf_flow_table here) and for the `flow add @ft` rules
- * that offload to it: neither filters a packet, so leaving them out does not change a verdict.
+ * The kernel's ENOENT for a flowtable (no nf_flow_table here) or a ct helper it does not have
+ * (OpenWrt's out-of-tree rtsp), and for the `flow add @ft` / `ct helper set "x"` statements
+ * that use them: none of them filters a packet, so leaving them out keeps every verdict (a
+ * helper's expectations make some later flows "related": the note says it was left out).
  */
-export function isFlowtableRefusal(e: NftError, file: string): boolean {
-  if (e.file !== file || !/^Could not process rule: No such file or directory$/.test(e.message)) {
-    return false;
+function refusalOf(e: NftError): Refusal | undefined {
+  if (!/^Could not process rule: No such file or directory$/.test(e.message)) return undefined;
+  if (/^flow\s+(?:add|offload)\s+@/.test(e.span)) {
+    return { kind: 'statement', what: 'flowtable', keyword: e.from - 1 };
   }
-  return /^flow\s+(?:add|offload)\s+@/.test(e.span) || /\bflowtable\s+(?:\S+\s+)*$/.test(e.prefix);
+  const set = /\bct\s+helper\s+set\s+$/.exec(e.prefix);
+  if (set) return { kind: 'statement', what: 'ct helper', keyword: set.index };
+  const declared = /\b(flowtable|ct\s+helper)\s+(?:\S+\s+)*$/.exec(e.prefix);
+  if (declared) {
+    const what = declared[1] === 'flowtable' ? 'flowtable' : 'ct helper';
+    return { kind: 'declaration', what, keyword: declared.index };
+  }
+  return undefined;
+}
+
+/** Whether `e` is a refusal in `file` itself that a rerun without the construct can get past. */
+export function isNonFilterRefusal(e: NftError, file: string): boolean {
+  return e.file === file && refusalOf(e) !== undefined;
 }
 
 /** Blanks each refused construct (spaces, newlines kept, so nft's line numbers stay true). */
 export function blankRefused(text: string, refused: readonly NftError[], notes: string[]): string {
-  const lines = text.split('\n');
   const offsets: number[] = [];
   let at = 0;
-  for (const l of lines) {
+  for (const l of text.split('\n')) {
     offsets.push(at);
     at += l.length + 1;
   }
   let out = text;
   for (const e of refused) {
+    const r = refusalOf(e);
+    if (r === undefined) continue;
     const lineStart = offsets[e.line - 1] ?? 0;
-    let start = lineStart + e.from - 1;
+    const start = lineStart + r.keyword;
     let end = lineStart + e.to;
-    if (/^flow\s/.test(e.span)) {
-      notes.push(
-        `line ${e.line}: \`${e.span}\` left out: the flowtable it offloads to did not load`,
-      );
+    const statement = out.slice(start, end).replace(/\s+/g, ' ');
+    if (r.kind === 'statement') {
+      notes.push(`line ${e.line}: \`${statement}\` left out: the ${r.what} it uses did not load`);
     } else {
-      const keyword = e.prefix.lastIndexOf('flowtable');
-      if (keyword >= 0) start = lineStart + keyword;
       end = blockEnd(out, end);
+      const purpose =
+        r.what === 'flowtable'
+          ? 'a flowtable offloads, it does not filter'
+          : 'a helper opens related flows, it does not filter';
       notes.push(
-        `line ${e.line}: flowtable ${e.span} not loaded: the kernel refused it (No such file or directory); a flowtable offloads, it does not filter`,
+        `line ${e.line}: ${r.what} ${e.span} not loaded: the kernel refused it (No such file or directory); ${purpose}`,
       );
     }
     out = out.slice(0, start) + out.slice(start, end).replace(/[^\n]/g, ' ') + out.slice(end);

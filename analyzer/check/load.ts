@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CtError } from '../../common/errors.js';
 import {
   blankRefused,
-  isFlowtableRefusal,
+  isNonFilterRefusal,
   type NftError,
   parseNftErrors,
   scanDevices,
@@ -115,7 +115,7 @@ function privateFile(ctx: Context, name: string, text: string): string {
 
 /**
  * nft text: placeholders for the devices it names; on "Interface does not exist" more of them;
- * on a flowtable the kernel refuses, the same text with it blanked out (lines kept).
+ * on a flowtable or ct helper the kernel refuses, the same text with it blanked out (lines kept).
  */
 async function loadNft(ctx: Context, text: string): Promise<Loaded> {
   let devices = scanDevices(text);
@@ -140,7 +140,7 @@ async function loadNft(ctx: Context, text: string): Promise<Loaded> {
     const stderr = result.stderr.split(loadFile).join(ctx.file);
     const errors = parseNftErrors(stderr);
     const missing = errors.flatMap((e) => (e.missingDevice ? [e.missingDevice] : []));
-    const refused = errors.filter((e) => isFlowtableRefusal(e, ctx.file));
+    const refused = errors.filter((e) => isNonFilterRefusal(e, ctx.file));
     const other = errors.filter((e) => !e.missingDevice && !refused.includes(e));
     // A name may come through a define or a set, where the first scan does not look; and nft's
     // evaluation stops early, so a file with many devices can name them over a few runs.
@@ -212,6 +212,13 @@ function nftRefused(path: string, stderr: string, errors: readonly NftError[]): 
     return new CtError(
       'ERULELOAD',
       `this kernel would not load the ruleset ${path}, though nft reads it:\n${said}\nload it on a kernel that has what it names, ${TO_PASS_JSON}`,
+    );
+  }
+  // `nft list ruleset` of rules iptables-nft made prints their xt matches, which nft cannot read back.
+  if (/unsupported xtables compat expression/.test(stderr)) {
+    return new CtError(
+      'ERULESYNTAX',
+      `nft cannot read back the ruleset ${path}: it lists rules iptables-nft made (xt matches):\n${said}\npass \`iptables-save\` and \`ip6tables-save\` output, ${TO_PASS_JSON}`,
     );
   }
   return new CtError(

@@ -3,7 +3,12 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadRuleset } from '../../../analyzer/check/load.js';
-import { parseNftErrors, scanDevices } from '../../../analyzer/check/load-nft-errors.js';
+import {
+  blankRefused,
+  isNonFilterRefusal,
+  parseNftErrors,
+  scanDevices,
+} from '../../../analyzer/check/load-nft-errors.js';
 import { detectFormat } from '../../../analyzer/check/nft-json.js';
 import { CtError, Exit } from '../../../common/errors.js';
 import { tempDir } from '../fixtures.js';
@@ -225,5 +230,46 @@ t.test("load: nft's errors are read with their spans, tabs and all", (t) => {
   t.equal(flowtable?.span, 'ft');
   t.equal(flowtable?.prefix, '  flowtable ');
   t.equal(flowtable?.missingDevice, undefined);
+  t.end();
+});
+
+t.test('load: a refused flowtable and ct helper are blanked with their uses, lines kept', (t) => {
+  const text = [
+    'table inet f {',
+    '  flowtable ft {',
+    '    hook ingress priority 0; devices = { eth7 }',
+    '  }',
+    '  ct helper rtsp { type "rtsp" protocol tcp; }',
+    '  chain c { ip protocol tcp flow offload @ft; tcp dport 554 ct helper set "rtsp" accept; }',
+    '}',
+  ].join('\n');
+  const enoent = 'Error: Could not process rule: No such file or directory';
+  const stderr = [
+    `/r.nft:2:13-14: ${enoent}`,
+    '  flowtable ft {',
+    '            ^^',
+    `/r.nft:5:13-16: ${enoent}`,
+    '  ct helper rtsp { type "rtsp" protocol tcp; }',
+    '            ^^^^',
+    `/r.nft:6:29-44: ${enoent}`,
+    '  chain c { ip protocol tcp flow offload @ft; tcp dport 554 ct helper set "rtsp" accept; }',
+    '                            ^^^^^^^^^^^^^^^^',
+    `/r.nft:6:75-80: ${enoent}`,
+    '  chain c { ip protocol tcp flow offload @ft; tcp dport 554 ct helper set "rtsp" accept; }',
+    '                                                                          ^^^^^^',
+    '/other.nft:1:1-3: Error: Could not process rule: No such file or directory',
+    'foo',
+    '^^^',
+  ].join('\n');
+  const errors = parseNftErrors(stderr);
+  const refused = errors.filter((e) => isNonFilterRefusal(e, '/r.nft'));
+  t.equal(refused.length, 4, 'a refusal in another file is not blanked here');
+  const notes: string[] = [];
+  const out = blankRefused(text, refused, notes);
+  t.equal(out.split('\n').length, text.split('\n').length, 'every line is still there');
+  t.equal(out.length, text.length);
+  t.notMatch(out, /flowtable|helper|flow offload/);
+  t.match(out, /chain c \{ ip protocol tcp\s+; tcp dport 554\s+accept; \}/);
+  t.equal(notes.length, 4);
   t.end();
 });

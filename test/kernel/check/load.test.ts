@@ -205,6 +205,29 @@ t.test(
   },
 );
 
+t.test(
+  'load: an OpenWrt fw4 dump loads without its flowtable and out-of-tree ct helper, each said',
+  async (t) => {
+    // A real fw4 test dump from the shared corpus (test/fixtures/rulesets/SOURCES.md).
+    const path = join(
+      PACKAGE_ROOT,
+      'test',
+      'fixtures',
+      'rulesets',
+      'openwrt-fw4-01_configuration-01_ruleset.nft',
+    );
+    const loaded = await load(path);
+    t.strictSame([...loaded.placeholders].sort(), ['eth0', 'eth1']);
+    const notes = loaded.notLoaded.join('\n');
+    t.match(notes, /line 9: flowtable ft not loaded/);
+    t.match(notes, /line 65: ct helper rtsp not loaded/);
+    t.match(notes, /line 107: `flow offload @ft` left out/);
+    t.match(notes, /line 165: `ct helper set "rtsp"` left out/);
+    t.equal(of(loaded, 'flowtable').length, 0);
+    t.ok(of(loaded, 'rule').length > 50, `${of(loaded, 'rule').length} rules loaded`);
+  },
+);
+
 t.test('load: a syntax error is a usage error with its file and line', async (t) => {
   const path = write('bad.nft', 'table inet t {\n  chain c {\n    tcp dport 22 acept\n  }\n}\n');
   const err = await refusal(load(path));
