@@ -214,6 +214,14 @@ function nftRefused(path: string, stderr: string, errors: readonly NftError[]): 
       `this kernel would not load the ruleset ${path}, though nft reads it:\n${said}\nload it on a kernel that has what it names, ${TO_PASS_JSON}`,
     );
   }
+  // nft 1.0.6 raises its netlink send buffer with SO_SNDBUFFORCE only, which a user namespace
+  // may not use: a batch over net.core.wmem_default (~200 KB, some 400 rules) cannot be sent.
+  if (/Message too long/.test(stderr)) {
+    return new CtError(
+      'ERULELOAD',
+      `the ruleset ${path} is too large for nft to load from a user namespace:\n${said}\nrun as root (a plain network namespace has no such limit), ${TO_PASS_JSON}`,
+    );
+  }
   // `nft list ruleset` of rules iptables-nft made prints their xt matches, which nft cannot read back.
   if (/unsupported xtables compat expression/.test(stderr)) {
     return new CtError(
