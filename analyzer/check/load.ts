@@ -152,7 +152,7 @@ async function loadNft(ctx: Context, text: string): Promise<Loaded> {
       continue;
     }
     if (refused.length === 0 || other.length > 0 || missing.length > 0 || ctx.runs >= MAX_RUNS) {
-      throw nftRefused(ctx.path, stderr, errors);
+      throw nftRefused(ctx.path, stderr, errors, ctx.privileged);
     }
     current = blankRefused(current, refused, notLoaded);
     loadFile = privateFile(ctx, basename(ctx.file), current);
@@ -202,12 +202,24 @@ async function loadSaved(ctx: Context): Promise<Loaded> {
   return { json, via: 'iptables-nft-restore', placeholders: [], notLoaded };
 }
 
-function nftRefused(path: string, stderr: string, errors: readonly NftError[]): CtError {
-  const said = stderr.trimEnd() || '(nft said nothing)';
+function nftRefused(
+  path: string,
+  stderr: string,
+  errors: readonly NftError[],
+  privileged: boolean,
+): CtError {
+  const said = excerpt(stderr) || '(nft said nothing)';
   // "Could not process rule" is the kernel's refusal, not the file's syntax: a missing module,
   // an object this kernel lacks (secmark without SELinux), a chain priority it does not allow.
   const kernel =
     errors.length > 0 && errors.every((e) => e.message.startsWith('Could not process rule'));
+  // Some expressions (`ip dscp set` of OpenWrt's fw4, measured) are EPERM in a user namespace only.
+  if (kernel && !privileged && /Operation not permitted/.test(stderr)) {
+    return new CtError(
+      'ERULELOAD',
+      `a user namespace may not load all of the ruleset ${path}:\n${said}\nrun as root (a plain network namespace loads it), ${TO_PASS_JSON}`,
+    );
+  }
   if (kernel) {
     return new CtError(
       'ERULELOAD',
@@ -237,7 +249,7 @@ function nftRefused(path: string, stderr: string, errors: readonly NftError[]): 
 
 function restoreRefused(path: string, restore: string, stderr: string): CtError {
   const tool = basename(restore);
-  const said = stderr.trimEnd() || `(${tool} said nothing)`;
+  const said = excerpt(stderr) || `(${tool} said nothing)`;
   // A match whose module is missing cannot be autoloaded from a user namespace: not the file's fault.
   if (/Couldn't load|No such file or directory|Extension .* revision/.test(stderr)) {
     return new CtError(
@@ -246,4 +258,11 @@ function restoreRefused(path: string, restore: string, stderr: string): CtError 
     );
   }
   return new CtError('ERULESYNTAX', `${tool} refused the ruleset ${path}:\n${said}`);
+}
+
+/** nft prints three lines per error: a ruleset with hundreds of them is shown by its first ones. */
+function excerpt(stderr: string, max = 30): string {
+  const lines = stderr.trimEnd().split('\n');
+  if (lines.length <= max) return lines.join('\n');
+  return `${lines.slice(0, max).join('\n')}\n… and ${lines.length - max} more lines`;
 }
