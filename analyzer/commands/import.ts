@@ -35,7 +35,10 @@ export const importCommand: Subcommand = {
       .description(
         'convert saved conntrack -E or conntrack -L text into a journal ct-analyze can read',
       )
-      .argument('<file>', 'text output of conntrack -E (any -o timestamp,id,extended,ktimestamp) or -L')
+      .argument(
+        '<file>',
+        'text output of conntrack -E (any -o timestamp,id,extended,ktimestamp) or -L',
+      )
       .requiredOption('-o, --output <journal>', 'the journal to write (.mpk)')
       .option('--force', 'replace the output journal if it exists')
       .option('--host <name>', 'host name to record in the journal header', 'unknown')
