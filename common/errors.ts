@@ -21,7 +21,7 @@ export interface ErrorEntry {
  * site says otherwise, and only `also` may: a code named after an errno (EACCES, EEXIST, ENOTDIR…)
  * keeps exit 1, because a failed system call passes its errno name through with that exit, and
  * the refused option that shares the name says exit 2 where it is thrown. test/common/errors
- * checks every call site against this list; docs/analyze.md and docs/record.md print it.
+ * checks every call site against this list; docs/analyze.md prints it (docs/record.md points there).
  */
 export const ERRORS = {
   // Usage (2): the command line asks for something that cannot be done as given.
