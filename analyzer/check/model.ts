@@ -60,6 +60,26 @@ export interface Marks {
   ct: number | undefined;
 }
 
+/** The packet fields a chain can be indexed on: rules that test them for equality. */
+export type IndexField = 'saddr' | 'daddr' | 'dport' | 'proto';
+
+/**
+ * The packet's value of `field` as index keys hold it (an address as lowercase hex of its
+ * bytes, a port or protocol in decimal); undefined when the packet has no single value (a
+ * collapsed port range), so the chain is searched rule by rule.
+ */
+export function packetKey(p: Packet, field: IndexField): string | undefined {
+  switch (field) {
+    case 'saddr':
+    case 'daddr':
+      return Buffer.from(p[field]).toString('hex');
+    case 'dport':
+      return p.dport.from === p.dport.to ? String(p.dport.from) : undefined;
+    case 'proto':
+      return String(p.proto);
+  }
+}
+
 /** A verdict a rule (or a verdict map) gives; `continue` goes on with the next rule. */
 export type Verdict =
   | { readonly kind: 'accept' | 'drop' | 'reject' | 'return' | 'continue' | 'queue' }
@@ -77,7 +97,13 @@ export interface Undecided {
  * matches: the rule goes on).
  */
 export type Step =
-  | { readonly kind: 'match'; readonly text: string; test(p: Packet, marks: Marks): Tri }
+  | {
+      readonly kind: 'match';
+      readonly text: string;
+      test(p: Packet, marks: Marks): Tri;
+      /** Set when the match is exactly "the packet's `field` is one of `keys`" (see packetKey). */
+      readonly index?: { readonly field: IndexField; readonly keys: readonly string[] };
+    }
   | { readonly kind: 'effect'; readonly text: string; apply(p: Packet, marks: Marks): void }
   | {
       readonly kind: 'verdict';
