@@ -1,0 +1,100 @@
+// ct-analyze check: every recorded flow's connection judged, gathered into what the report tells: refusals, breaks, what stays open and why.
+import type { Flow } from '../core/flows.js';
+import type { Chain, Fate, Rule, Ruleset } from './model.js';
+
+/** A flow the ruleset refuses, breaks, or leaves undetermined. */
+export type Finding<K extends Fate['kind'] = Exclude<Fate['kind'], 'accepted'>> = K extends unknown
+  ? { readonly flow: Flow; readonly fate: Extract<Fate, { kind: K }> }
+  : never;
+
+/** One construct the recording could not decide, once, with how many flows it left open. */
+export interface Undecidable {
+  readonly match: string;
+  readonly chain: Chain;
+  readonly rule: Rule;
+  readonly flows: number;
+}
+
+export interface CheckResult {
+  readonly flows: number;
+  readonly accepted: number;
+  /** Each in the flow table's order. */
+  readonly blocked: readonly Finding<'blocked'>[];
+  readonly breaks: readonly Finding<'breaks'>[];
+  readonly undetermined: readonly Finding<'undetermined'>[];
+  /** The undecidable constructs, most flows first. */
+  readonly undecidable: readonly Undecidable[];
+  /** Rules no recorded packet matched (nor may have matched), in chain order. */
+  readonly dead: readonly { chain: Chain; rule: Rule }[];
+  /** Rules with a limit or quota some packet met: assumed not exceeded. */
+  readonly limited: number;
+  /** Families with recorded flows that no ip, ip6 or inet base chain sees (they all pass). */
+  readonly unfiltered: readonly (4 | 6)[];
+}
+
+/** Judges every flow with `judge` (the evaluator, bound to its options) and gathers the result. */
+export function checkFlows(
+  ruleset: Ruleset,
+  flows: Iterable<Flow>,
+  judge: (flow: Flow, hit: Set<Rule>) => Fate,
+): CheckResult {
+  const hit = new Set<Rule>();
+  const blocked: Finding<'blocked'>[] = [];
+  const breaks: Finding<'breaks'>[] = [];
+  const undetermined: Finding<'undetermined'>[] = [];
+  const open = new Map<string, Undecidable>();
+  const families = new Set<4 | 6>();
+  let count = 0;
+  let accepted = 0;
+  for (const flow of flows) {
+    count++;
+    families.add(flow.family);
+    const fate = judge(flow, hit);
+    switch (fate.kind) {
+      case 'accepted':
+        accepted++;
+        break;
+      case 'blocked':
+        blocked.push({ flow, fate });
+        break;
+      case 'breaks':
+        breaks.push({ flow, fate });
+        break;
+      case 'undetermined': {
+        undetermined.push({ flow, fate });
+        const key = `${fate.match}\0${chainKey(fate.chain)}\0${fate.rule.index}`;
+        const seen = open.get(key);
+        open.set(key, {
+          match: fate.match,
+          chain: fate.chain,
+          rule: fate.rule,
+          flows: (seen?.flows ?? 0) + 1,
+        });
+        break;
+      }
+    }
+  }
+  const dead = ruleset.chains.flatMap((chain) =>
+    chain.rules.filter((r) => !hit.has(r)).map((rule) => ({ chain, rule })),
+  );
+  const ipChains = ruleset.chains.filter((c) => c.base !== undefined);
+  return {
+    flows: count,
+    accepted,
+    blocked,
+    breaks,
+    undetermined,
+    undecidable: [...open.values()].sort((a, b) => b.flows - a.flows),
+    dead,
+    limited: [...hit].filter((r) => r.limited).length,
+    unfiltered: [...families]
+      .sort()
+      .filter(
+        (f) => !ipChains.some((c) => c.family === 'inet' || c.family === (f === 4 ? 'ip' : 'ip6')),
+      ),
+  };
+}
+
+function chainKey(c: Chain): string {
+  return `${c.family} ${c.table} ${c.name}`;
+}
