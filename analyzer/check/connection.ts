@@ -1,0 +1,347 @@
+// ct-analyze check: a recorded flow's connection (first packet, reply, later packet) through every hook it crosses.
+import type { Collapse } from '../core/collapse.js';
+import { type Direction, isLoopback } from '../core/direction.js';
+import type { AddressType, HostView } from '../core/host-network.js';
+import type { PortRange } from '../core/prefix.js';
+import type { Flow } from '../core/tables.js';
+import type {
+  Block,
+  Chain,
+  Fate,
+  Hook,
+  Marks,
+  Packet,
+  PacketRole,
+  Rule,
+  Ruleset,
+} from './model.js';
+import { hookChains, type Undecidable, type WalkContext, walkHook } from './walk.js';
+
+export interface EvaluateOptions {
+  collapse: Collapse;
+  /** The recording host's network, when recorded. */
+  host?: HostView;
+  /** Visit every rule of every chain, without the per-chain index (for tests comparing both). */
+  plain?: boolean;
+}
+
+/** The range of real source ports a collapsed one stands for (docs/rules.md, collapsing). */
+export function realSourcePorts(collapse: Collapse, sport: number): PortRange {
+  switch (collapse.kind) {
+    case 'none':
+      return { from: sport, to: sport };
+    case '1024':
+      return sport >= 1024 ? { from: 1024, to: 0xffff } : { from: sport, to: sport };
+    case 'range':
+      return sport === collapse.lo
+        ? { from: collapse.lo, to: collapse.hi }
+        : { from: sport, to: sport };
+    case 'ephemeral':
+      // Each journal collapses to its own recorded range's first port: any port from here up.
+      return { from: sport, to: 0xffff };
+  }
+}
+
+/**
+ * The hooks each packet of a connection crosses, by the flow's direction on the host: the
+ * original (and later) packet's, then the reply's. Local traffic leaves and comes back by lo.
+ */
+const HOOKS_OF: Record<Direction, { original: readonly Hook[]; reply: readonly Hook[] }> = {
+  input: { original: ['prerouting', 'input'], reply: ['output', 'postrouting'] },
+  output: { original: ['output', 'postrouting'], reply: ['prerouting', 'input'] },
+  forward: {
+    original: ['prerouting', 'forward', 'postrouting'],
+    reply: ['prerouting', 'forward', 'postrouting'],
+  },
+  local: {
+    original: ['output', 'postrouting', 'prerouting', 'input'],
+    reply: ['output', 'postrouting', 'prerouting', 'input'],
+  },
+};
+
+// IPS_* status bits (linux/netfilter/nf_conntrack_common.h).
+const SEEN_REPLY = 0x2;
+const ASSURED = 0x4;
+const CONFIRMED = 0x8;
+const SRC_NAT = 0x10;
+const DST_NAT = 0x20;
+
+const TCP = 6;
+const SYN = 0x02;
+const ACK = 0x10;
+
+/** An ICMP query's answer type (conntrack tracks only these pairs). */
+const ICMP_REPLY: Record<number, number> = { 8: 0, 13: 14, 15: 16, 17: 18 };
+const ICMPV6_REPLY: Record<number, number> = { 128: 129, 139: 140 };
+
+/** What an address alone says: loopback is local, multicast and limited broadcast are ranges. */
+function fixedType(a: Uint8Array): AddressType | undefined {
+  if (isLoopback(a)) return 'local';
+  if (a.length === 4) {
+    if (((a[0] as number) & 0xf0) === 0xe0) return 'multicast';
+    if (a.every((b) => b === 0xff)) return 'broadcast';
+    return undefined;
+  }
+  return a[0] === 0xff ? 'multicast' : undefined;
+}
+
+const hex = (a: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
+
+/** The fixed facts of one direction of a flow, from which each hook's packet is made. */
+class Connection {
+  readonly #flow: Flow;
+  readonly #host: HostView | undefined;
+  readonly #local: boolean;
+  readonly #sport: PortRange;
+  readonly #icmp: boolean;
+  /** Addresses the direction says are the host's own (input: the destination after DNAT…). */
+  readonly #knownLocal = new Set<string>();
+  readonly #types = new Map<string, AddressType>();
+  readonly #packets = new Map<string, Packet>();
+
+  constructor(flow: Flow, dir: Direction, opts: EvaluateOptions) {
+    this.#flow = flow;
+    this.#host = opts.host;
+    this.#local = dir === 'local';
+    this.#icmp = flow.proto === 1 || flow.proto === 58;
+    this.#sport = this.#icmp ? { from: 0, to: 0 } : realSourcePorts(opts.collapse, flow.sport);
+    if (dir === 'output' || dir === 'local') this.#knownLocal.add(hex(flow.src));
+    if (dir === 'input' || dir === 'local') {
+      this.#knownLocal.add(hex(flow.nat?.dst?.address ?? flow.dst));
+    }
+  }
+
+  #type(a: Uint8Array): AddressType {
+    const key = hex(a);
+    let t = this.#types.get(key);
+    if (t === undefined) {
+      t = fixedType(a) ?? this.#host?.addressType(a) ?? 'unknown';
+      if (t === 'unknown' && this.#knownLocal.has(key)) t = 'local';
+      this.#types.set(key, t);
+    }
+    return t;
+  }
+
+  /**
+   * The device a packet from (iif) or to (oif) `a` uses: lo for loopback addresses and local
+   * traffic, else the route to `a` (routing is assumed symmetric: a packet from `a` comes in
+   * by the interface the host would send to `a` by); undefined when no host view decides.
+   */
+  #device(a: Uint8Array): string | undefined {
+    if (this.#local || isLoopback(a)) return 'lo';
+    return this.#host?.routeDevice(a);
+  }
+
+  /**
+   * The packet of `role` as a chain on `hook` sees it. `dnat`: the destination manipulation
+   * (prerouting / output at priority -100) is behind it; `snat`: the source one (postrouting /
+   * input at priority 100). An original packet goes from the recorded tuple to the translated
+   * one; a reply starts from the translated tuple's inverse (source the real server,
+   * destination the SNAT address) and gets the recorded one back at the same points.
+   */
+  packet(role: PacketRole, hook: Hook, dnat: boolean, snat: boolean): Packet {
+    const key = `${role}/${hook}/${dnat ? 1 : 0}${snat ? 1 : 0}`;
+    const cached = this.#packets.get(key);
+    if (cached !== undefined) return cached;
+    const f = this.#flow;
+    const nd = f.nat?.dst;
+    const ns = f.nat?.src;
+    const port = (p: number): PortRange => (this.#icmp ? { from: 0, to: 0 } : { from: p, to: p });
+    const server = nd?.address ?? f.dst;
+    const serverPort = port(nd?.port ?? f.dport);
+    // Masquerade may pick another source port per connection: the first one seen stands for all.
+    const client = ns?.address ?? f.src;
+    const clientPort = ns === undefined ? this.#sport : port(ns.port);
+    const reply = role === 'reply';
+    let saddr: Uint8Array;
+    let daddr: Uint8Array;
+    let sport: PortRange;
+    let dport: PortRange;
+    if (!reply) {
+      [saddr, sport] = snat ? [client, clientPort] : [f.src, this.#sport];
+      [daddr, dport] = dnat ? [server, serverPort] : [f.dst, port(f.dport)];
+    } else {
+      [saddr, sport] = snat ? [f.dst, port(f.dport)] : [server, serverPort];
+      [daddr, dport] = dnat ? [f.src, this.#sport] : [client, clientPort];
+    }
+    // Devices are the routed ones: from where the packet came on the wire, to where it goes.
+    const iif = this.#device(reply ? server : f.src);
+    const oif = this.#device(reply ? f.src : server);
+    const first = role === 'first';
+    let status = reply || role === 'later' ? SEEN_REPLY | CONFIRMED : 0;
+    if (first ? nd !== undefined && dnat : nd !== undefined) status |= DST_NAT;
+    if (first ? ns !== undefined && snat : ns !== undefined) status |= SRC_NAT;
+    const answer = f.family === 4 ? ICMP_REPLY : ICMPV6_REPLY;
+    const p: Packet = {
+      hook,
+      family: f.family,
+      proto: f.proto,
+      saddr,
+      daddr,
+      sport,
+      dport,
+      ...(this.#icmp
+        ? {
+            icmpType: reply ? (answer[f.icmpType] ?? f.icmpType) : f.icmpType,
+            icmpCode: reply ? 0 : f.icmpCode,
+          }
+        : {}),
+      ...(f.proto === TCP ? { tcpFlags: first ? SYN : reply ? SYN | ACK : ACK } : {}),
+      ct: {
+        state: first ? 'new' : 'established',
+        direction: reply ? 'reply' : 'original',
+        status,
+        // ASSURED is clear before any reply, then unknown (it waits for more of the conversation).
+        statusKnown: SEEN_REPLY | CONFIRMED | SRC_NAT | DST_NAT | (first ? ASSURED : 0),
+      },
+      iifname: hook === 'prerouting' || hook === 'input' || hook === 'forward' ? iif : null,
+      oifname: hook === 'output' || hook === 'postrouting' || hook === 'forward' ? oif : null,
+      saddrType: this.#type(saddr),
+      daddrType: this.#type(daddr),
+    };
+    this.#packets.set(key, p);
+    return p;
+  }
+}
+
+const isDnatHook = (h: Hook) => h === 'prerouting' || h === 'output';
+const isSnatHook = (h: Hook) => h === 'postrouting' || h === 'input';
+
+/** The first undecidable match of a walk, with the packet and hook it was met on. */
+interface FirstUndecidable extends Undecidable {
+  readonly packet: PacketRole;
+  readonly hook: Hook;
+}
+
+type Outcome =
+  | { readonly kind: 'pass' }
+  | { readonly kind: 'block'; readonly packet: PacketRole; readonly hook: Hook; readonly by: Block }
+  | { readonly kind: 'unknown' };
+
+/** What the ruleset does with the flow's connection crossing its host in direction `dir`. */
+function evaluateDirection(
+  ruleset: Ruleset,
+  flow: Flow,
+  dir: Direction,
+  opts: EvaluateOptions,
+  hit: Set<Rule>,
+): Fate {
+  const conn = new Connection(flow, dir, opts);
+  let role: PacketRole = 'first';
+  let hook: Hook = 'prerouting';
+  let undecidable: FirstUndecidable | undefined;
+  const ctx: WalkContext = {
+    ruleset,
+    hit,
+    plain: opts.plain === true,
+    undecided: (at) => {
+      undecidable ??= { ...at, packet: role, hook };
+    },
+  };
+  const outcomes: Outcome[] = [];
+  // A new connection's ct mark is 0; conntrack keeps it from packet to packet.
+  let branches: Marks[] = [{ meta: 0, ct: 0 }];
+  // Without a reply the later packets are new too, with the same fields as the first: one judges all.
+  const roles: PacketRole[] = flow.confirmed ? ['first', 'reply', 'later'] : ['first'];
+  for (const r of roles) {
+    role = r;
+    const hooks = HOOKS_OF[dir][r === 'reply' ? 'reply' : 'original'];
+    // The packet mark starts at 0 on every packet; the ct mark carries over.
+    branches = dedupe(branches.map((m) => ({ meta: 0, ct: m.ct })));
+    let dnatDone = false;
+    let snatDone = false;
+    for (const h of hooks) {
+      hook = h;
+      // Conntrack consults nat chains for a connection's first packet only.
+      const chains = hookChains(ruleset, h, flow.family).filter(
+        (c) => r === 'first' || c.base?.type !== 'nat',
+      );
+      const packetAt = (c: Chain): Packet => {
+        const prio = c.base?.priority ?? 0;
+        const nat = c.base?.type === 'nat';
+        // A nat chain sees the packet as its own manipulation finds it; others after -100 / 100.
+        const dnat = dnatDone || (isDnatHook(h) && !nat && prio >= -100);
+        const snat = snatDone || (isSnatHook(h) && !nat && prio > 100);
+        return conn.packet(r, h, dnat, snat);
+      };
+      const result = walkHook(ctx, chains, packetAt, branches);
+      for (const by of result.blocked) outcomes.push({ kind: 'block', packet: r, hook: h, by });
+      for (const _ of result.unknown) outcomes.push({ kind: 'unknown' });
+      branches = result.passed;
+      if (isDnatHook(h)) dnatDone = true;
+      if (isSnatHook(h)) snatDone = true;
+      if (branches.length === 0) break;
+    }
+    if (branches.length === 0) break;
+  }
+  if (branches.length > 0) outcomes.push({ kind: 'pass' });
+  return fateOf(outcomes, undecidable);
+}
+
+function dedupe(branches: readonly Marks[]): Marks[] {
+  const out = new Map<string, Marks>();
+  for (const m of branches) out.set(`${m.meta}/${m.ct}`, m);
+  return [...out.values()];
+}
+
+/**
+ * Every branch's outcome as one fate: blocked when all are refused on the first packet, breaks
+ * when all pass it and are refused later, accepted when all pass; else undetermined at the
+ * first undecidable match met.
+ */
+function fateOf(outcomes: readonly Outcome[], first: FirstUndecidable | undefined): Fate {
+  const blocks = outcomes.flatMap((o) => (o.kind === 'block' ? [o] : []));
+  const firstBlock = blocks[0];
+  if (outcomes.every((o) => o.kind === 'pass')) return { kind: 'accepted' };
+  if (firstBlock !== undefined && blocks.length === outcomes.length) {
+    if (blocks.every((b) => b.packet === 'first')) {
+      return { kind: 'blocked', hook: firstBlock.hook, by: firstBlock.by };
+    }
+    const later = blocks.filter((b) => b.packet !== 'first');
+    const b = later[0];
+    if (b !== undefined && later.length === blocks.length && b.packet !== 'first') {
+      return { kind: 'breaks', packet: b.packet, hook: b.hook, by: b.by };
+    }
+  }
+  if (first === undefined) {
+    // Branches only come from undecidable matches, so one was met.
+    throw new Error('check: branches disagree without an undecidable match');
+  }
+  return {
+    kind: 'undetermined',
+    packet: first.packet,
+    hook: first.hook,
+    chain: first.chain,
+    rule: first.rule,
+    match: first.match,
+    ...(firstBlock === undefined ? {} : { by: firstBlock.by }),
+  };
+}
+
+const SEVERITY: Record<Fate['kind'], number> = {
+  blocked: 0,
+  breaks: 1,
+  undetermined: 2,
+  accepted: 3,
+};
+
+/**
+ * What the ruleset does with the flow's connection in every direction it was recorded
+ * crossing a host (none recorded: input, as a server sees it). Each direction must work, so
+ * the worst decided answer wins: blocked, then breaks, then undetermined.
+ */
+export function evaluateFlow(
+  ruleset: Ruleset,
+  flow: Flow,
+  opts: EvaluateOptions,
+  hit: Set<Rule>,
+): Fate {
+  const dirs: readonly Direction[] =
+    flow.direction === undefined || flow.direction.length === 0 ? ['input'] : flow.direction;
+  let worst: Fate | undefined;
+  for (const dir of dirs) {
+    const fate = evaluateDirection(ruleset, flow, dir, opts, hit);
+    if (worst === undefined || SEVERITY[fate.kind] < SEVERITY[worst.kind]) worst = fate;
+  }
+  return worst ?? { kind: 'accepted' };
+}
