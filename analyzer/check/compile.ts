@@ -1,0 +1,221 @@
+// ct-analyze check: nft's JSON (`nft -j list ruleset`) compiled into the evaluated ruleset of model.ts, chains of rules of steps.
+import type { BaseChain, Hook, Rule, Ruleset, Step, TableFamily } from './model.js';
+import type { NftJson } from './nft-json.js';
+import { renderRule } from './render.js';
+import { type Dynamics, isObj, Table } from './sets.js';
+import { compileStatement, pairs, type TableScope } from './statements.js';
+import type { ValueKind } from './values.js';
+
+export interface CompiledRuleset {
+  readonly ruleset: Ruleset;
+  /** What the evaluation assumes (limits not exceeded…) or cannot read; facts, never errors. */
+  readonly notes: string[];
+}
+
+const FAMILIES = new Set<TableFamily>(['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev']);
+const HOOKS = new Set([
+  'prerouting',
+  'input',
+  'forward',
+  'output',
+  'postrouting',
+  'ingress',
+  'egress',
+]);
+/** nft's priority names (family ip, ip6, inet); bridge's differ but never see routed hooks. */
+const PRIORITIES: Record<string, number> = {
+  raw: -300,
+  mangle: -150,
+  dstnat: -100,
+  filter: 0,
+  security: 50,
+  srcnat: 100,
+  out: 100,
+};
+
+const key = (family: string, table: string, name: string) => `${family}\0${table}\0${name}`;
+
+/** A chain while its rules are compiled. */
+interface Building {
+  readonly family: TableFamily;
+  readonly table: string;
+  readonly name: string;
+  readonly base?: BaseChain;
+  readonly rules: Rule[];
+}
+
+/** Every chain of `json` with its rules compiled; never throws on a listing nft made. */
+export function compileRuleset(json: NftJson): CompiledRuleset {
+  const chains: Building[] = [];
+  const byKey = new Map<string, Building>();
+  const scopes = new Map<string, Scope>();
+  const scopeOf = (family: string, table: string): Scope => {
+    const k = key(family, table, '');
+    let s = scopes.get(k);
+    if (s === undefined) {
+      s = new Scope();
+      scopes.set(k, s);
+    }
+    return s;
+  };
+  const chainOf = (
+    family: TableFamily,
+    table: string,
+    name: string,
+    base?: BaseChain,
+  ): Building => {
+    const k = key(family, table, name);
+    let c = byKey.get(k);
+    if (c === undefined) {
+      c =
+        base === undefined
+          ? { family, table, name, rules: [] }
+          : { family, table, name, base, rules: [] };
+      byKey.set(k, c);
+      chains.push(c);
+    }
+    return c;
+  };
+
+  const rules: Record<string, unknown>[] = [];
+  for (const item of json.nftables) {
+    const kind = Object.keys(item)[0] ?? '';
+    const body = item[kind];
+    if (!isObj(body)) continue;
+    const family = String(body.family) as TableFamily;
+    if (!FAMILIES.has(family)) continue;
+    const table = String(body.table ?? body.name);
+    if (kind === 'chain') chainOf(family, table, String(body.name), baseOf(body));
+    else if (kind === 'rule') rules.push(body);
+    else if (kind === 'set' || kind === 'map')
+      scopeOf(family, table).sets.set(String(body.name), body);
+    else if (kind === 'quota')
+      scopeOf(family, table).quotas.set(String(body.name), body.inv === true);
+  }
+  // Sets rules add to grow while packets pass: a miss on them is not sure.
+  for (const r of rules) {
+    for (const s of Array.isArray(r.expr) ? r.expr : []) {
+      const upd = isObj(s) ? (s.set ?? s.map) : undefined;
+      if (isObj(upd) && typeof upd.set === 'string' && upd.set.startsWith('@')) {
+        scopeOf(String(r.family), String(r.table)).written.add(upd.set.slice(1));
+      } else if (isObj(upd) && typeof upd.map === 'string' && upd.map.startsWith('@')) {
+        scopeOf(String(r.family), String(r.table)).written.add(upd.map.slice(1));
+      }
+    }
+  }
+
+  const tally = { limited: 0, xt: 0, bindings: 0 };
+  for (const r of rules) {
+    const family = String(r.family) as TableFamily;
+    const table = String(r.table);
+    const chain = chainOf(family, table, String(r.chain));
+    const rule = compileRule(r, chain.rules.length + 1, scopeOf(family, table));
+    if (rule.limited) tally.limited++;
+    const expr = Array.isArray(r.expr) ? r.expr : [];
+    tally.xt += expr.filter((s) => isObj(s) && isObj(s.xt) && s.xt.name !== 'comment').length;
+    tally.bindings += expr.filter((s) => typeof s === 'string').length;
+    chain.rules.push(rule);
+  }
+
+  const ruleset: Ruleset = {
+    chains,
+    chain: (family, table, name) => byKey.get(key(family, table, name)),
+  };
+  return { ruleset, notes: notesOf(tally) };
+}
+
+function notesOf(t: { limited: number; xt: number; bindings: number }): string[] {
+  const notes: string[] = [];
+  const n = (k: number, one: string) => `${k} ${one}${k === 1 ? '' : 's'}`;
+  if (t.limited > 0) {
+    notes.push(`${n(t.limited, 'rule')} with limit or quota: assumed never exceeded`);
+  }
+  if (t.xt > 0) {
+    notes.push(`${n(t.xt, 'iptables extension')} (xt) that nft cannot list: not evaluated`);
+  }
+  if (t.bindings > 0) {
+    notes.push(
+      `${n(t.bindings, 'anonymous chain')} (jump { … }) that nft 1.0.6 lists as text: not evaluated`,
+    );
+  }
+  return notes;
+}
+
+function compileRule(r: Record<string, unknown>, index: number, scope: TableScope): Rule {
+  const expr = Array.isArray(r.expr) ? r.expr : [];
+  const steps: Step[] = [];
+  let limited = false;
+  for (const s of expr) {
+    const c = compileStatement(s, scope);
+    steps.push(...c.steps);
+    if (c.limited) limited = true;
+  }
+  const text = renderRule(expr, r.comment);
+  const rule = { index, text: text === '' ? '(empty rule)' : text, steps, limited };
+  return typeof r.handle === 'number' ? { ...rule, handle: r.handle } : rule;
+}
+
+function baseOf(c: Record<string, unknown>): BaseChain | undefined {
+  if (typeof c.hook !== 'string' || !HOOKS.has(c.hook)) return undefined;
+  const type = c.type === 'nat' || c.type === 'route' ? c.type : 'filter';
+  const prio = c.prio;
+  const priority =
+    typeof prio === 'number' ? prio : typeof prio === 'string' ? namedPriority(prio) : 0;
+  const base: BaseChain = {
+    type,
+    hook: c.hook as Hook | 'ingress' | 'egress',
+    priority,
+    policy: c.policy === 'drop' ? 'drop' : 'accept',
+  };
+  const dev = c.dev;
+  const devices =
+    typeof dev === 'string' ? [dev] : Array.isArray(dev) ? dev.map(String) : undefined;
+  return devices === undefined ? base : { ...base, devices };
+}
+
+/** `filter`, `mangle - 5`, `dstnat + 10` as numbers. */
+function namedPriority(text: string): number {
+  const m = /^\s*([a-z]+)\s*(?:([+-])\s*(\d+))?\s*$/.exec(text);
+  if (m === null) return Number(text) || 0;
+  const base = PRIORITIES[m[1] as string] ?? 0;
+  const off = m[3] === undefined ? 0 : Number(m[3]);
+  return m[2] === '-' ? base - off : base + off;
+}
+
+/** One table's named sets, maps and quotas, each set compiled once per key shape. */
+class Scope implements TableScope {
+  readonly sets = new Map<string, Record<string, unknown>>();
+  readonly quotas = new Map<string, boolean>();
+  readonly written = new Set<string>();
+  private readonly tables = new Map<string, Table<unknown>>();
+
+  table(name: string, kinds: readonly ValueKind[]): Table<unknown> | undefined {
+    const k = `${name}\0${kinds.join(',')}`;
+    let t = this.tables.get(k);
+    if (t === undefined) {
+      const obj = this.sets.get(name);
+      if (obj === undefined) return undefined;
+      const elem = Array.isArray(obj.elem) ? obj.elem : [];
+      const isMap = typeof obj.map === 'string';
+      const entries = isMap ? pairs(elem) : elem.map((e) => ({ key: e, data: true as unknown }));
+      t = new Table<unknown>(kinds, entries, this.dynamics(name, obj));
+      this.tables.set(k, t);
+    }
+    return t;
+  }
+
+
+  quotaInverted(name: string): boolean | undefined {
+    return this.quotas.get(name);
+  }
+
+  private dynamics(name: string, obj: Record<string, unknown>): Dynamics {
+    const flags = Array.isArray(obj.flags) ? obj.flags.map(String) : [];
+    // Elements that time out may be gone by the time a packet passes.
+    const elems = Array.isArray(obj.elem) ? obj.elem : [];
+    const expiring = (e: unknown) => isObj(e) && isObj(e.elem) && e.elem.timeout !== undefined;
+    const firstKey = (e: unknown) => (Array.isArray(e) ? e[0] : e);
+    if (obj.timeout !== undefined || elems.some((e) => expiring(firstKey(e)))) return 'volatile';
+    return flags.includes('dynamic') || this.written.has(name) ? 'grows' : 'static';
+  }
+}

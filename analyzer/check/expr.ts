@@ -1,0 +1,475 @@
+// ct-analyze check: nft's JSON expressions (payload, meta, ct, fib, bitwise, concatenations) read from a packet, and its matches decided on them.
+import type { IndexField, Marks, Packet, Step, Tri } from './model.js';
+import { renderMatch } from './render.js';
+import { type Interval, isObj, type Lookup, Table } from './sets.js';
+import {
+  ABSENT,
+  addressKey,
+  exact,
+  FLAG_KINDS,
+  type LVal,
+  parseAtom,
+  type Scalar,
+  UNKNOWN,
+  type ValueKind,
+} from './values.js';
+
+/** A packet field as a match reads it: how its values are written, and its value for a packet. */
+export interface Field {
+  readonly kind: ValueKind;
+  get(p: Packet, marks: Marks): LVal;
+  /** The index field when the expression is exactly that packet field. */
+  readonly index?: IndexField;
+  /** False when the expression is beyond the evaluator: every match on it is unknown. */
+  readonly known: boolean;
+}
+
+type StepIndex = { readonly field: IndexField; readonly keys: readonly string[] };
+
+/** Named sets and maps of the rule's table, as tables keyed by a field's kinds. */
+export interface SetSource {
+  table(name: string, kinds: readonly ValueKind[]): Table<unknown> | undefined;
+}
+
+const CT_STATE_BIT = { invalid: 1, established: 2, related: 4, new: 8, untracked: 64 } as const;
+const PORT_PROTOS = new Set([6, 17, 33, 132, 136]);
+const L4: Record<string, number> = { tcp: 6, udp: 17, dccp: 33, sctp: 132, udplite: 136 };
+const IPS_NAT = 0x10 | 0x20;
+const U32 = 0xffffffff;
+
+const unknownField = (kind: ValueKind = 'number'): Field => ({
+  kind,
+  get: () => UNKNOWN,
+  known: false,
+});
+
+function port(r: { readonly from: number; readonly to: number }): LVal {
+  return r.from === r.to ? exact(r.from) : { t: 'range', from: r.from, to: r.to };
+}
+
+const addrCache = new WeakMap<Uint8Array, bigint>();
+function addr(b: Uint8Array): LVal {
+  let k = addrCache.get(b);
+  if (k === undefined) {
+    k = addressKey(b);
+    addrCache.set(b, k);
+  }
+  return exact(k);
+}
+
+/** The field a JSON expression reads; unknownField for what the evaluator cannot read. */
+export function field(e: unknown): Field {
+  if (!isObj(e)) return unknownField();
+  if (isObj(e.payload)) return payloadField(String(e.payload.protocol), String(e.payload.field));
+  if (isObj(e.meta)) return metaField(String(e.meta.key));
+  if (isObj(e.ct)) return ctField(e.ct);
+  if (isObj(e.fib)) return fibField(e.fib);
+  for (const op of ['&', '|', '^', '<<', '>>'] as const) {
+    const args = e[op];
+    if (Array.isArray(args) && args.length === 2) return bitwise(op, field(args[0]), args[1]);
+  }
+  return unknownField();
+}
+
+function payloadField(protocol: string, name: string): Field {
+  const fam = protocol === 'ip' ? 4 : protocol === 'ip6' ? 6 : undefined;
+  if (fam !== undefined) {
+    const other = (p: Packet) => p.family !== fam;
+    if (name === 'saddr' || name === 'daddr') {
+      return {
+        kind: fam === 4 ? 'addr4' : 'addr6',
+        get: (p) => (other(p) ? ABSENT : addr(p[name])),
+        index: name,
+        known: true,
+      };
+    }
+    if (name === 'protocol' || name === 'nexthdr') {
+      // ip6 nexthdr is the layer-4 protocol unless extension headers sit between.
+      return {
+        kind: 'proto',
+        get: (p) => (other(p) ? ABSENT : exact(p.proto)),
+        index: 'proto',
+        known: true,
+      };
+    }
+    if (name === 'version')
+      return { kind: 'number', get: (p) => (other(p) ? ABSENT : exact(fam)), known: true };
+    if (fam === 4 && name === 'frag-off') {
+      // conntrack reassembles before any chain sees the packet: no offset, no more-fragments;
+      // only DF (0x4000) is not known.
+      return {
+        kind: 'number',
+        get: (p) => (other(p) ? ABSENT : { t: 'bits', v: 0, known: U32 & ~0x4000 }),
+        known: true,
+      };
+    }
+    return { kind: 'number', get: (p) => (other(p) ? ABSENT : UNKNOWN), known: true };
+  }
+  const l4 = L4[protocol];
+  if (l4 !== undefined) {
+    if (name === 'sport' || name === 'dport') {
+      return {
+        kind: 'number',
+        get: (p) => (p.proto !== l4 ? ABSENT : port(p[name])),
+        index: name === 'dport' ? 'dport' : undefined,
+        known: true,
+      };
+    }
+    if (l4 === 6 && name === 'flags') {
+      return {
+        kind: 'tcpflags',
+        get: (p) =>
+          p.proto !== 6 ? ABSENT : p.tcpFlags === undefined ? UNKNOWN : exact(p.tcpFlags),
+        known: true,
+      };
+    }
+    return { kind: 'number', get: (p) => (p.proto !== l4 ? ABSENT : UNKNOWN), known: true };
+  }
+  if (protocol === 'th' && (name === 'sport' || name === 'dport')) {
+    // th reads the first bytes of any transport header: ports only where there are ports.
+    return {
+      kind: 'number',
+      get: (p) => (PORT_PROTOS.has(p.proto) ? port(p[name]) : UNKNOWN),
+      known: true,
+    };
+  }
+  if (protocol === 'icmp' || protocol === 'icmpv6') {
+    const [fam4, proto] = protocol === 'icmp' ? [4, 1] : [6, 58];
+    const other = (p: Packet) => p.family !== fam4 || p.proto !== proto;
+    const v6 = protocol === 'icmpv6';
+    if (name === 'type' || name === 'code') {
+      const key = name === 'type' ? 'icmpType' : 'icmpCode';
+      const kind: ValueKind = v6
+        ? name === 'type'
+          ? 'icmp6type'
+          : 'icmp6code'
+        : name === 'type'
+          ? 'icmptype'
+          : 'icmpcode';
+      return {
+        kind,
+        get: (p) => (other(p) ? ABSENT : p[key] === undefined ? UNKNOWN : exact(p[key] as number)),
+        known: true,
+      };
+    }
+    return { kind: 'number', get: (p) => (other(p) ? ABSENT : UNKNOWN), known: true };
+  }
+  return unknownField();
+}
+
+function ifname(which: 'iifname' | 'oifname'): (p: Packet) => LVal {
+  // A hook with no such interface reads an empty name (nft_meta_store_ifname).
+  return (p) => {
+    const n = p[which];
+    return n === undefined ? UNKNOWN : exact(n ?? '');
+  };
+}
+
+function metaField(key: string): Field {
+  switch (key) {
+    case 'l4proto':
+      return { kind: 'proto', get: (p) => exact(p.proto), index: 'proto', known: true };
+    case 'nfproto':
+      return { kind: 'nfproto', get: (p) => exact(p.family === 4 ? 2 : 10), known: true };
+    case 'protocol':
+      return {
+        kind: 'ethertype',
+        get: (p) => exact(p.family === 4 ? 0x0800 : 0x86dd),
+        known: true,
+      };
+    case 'iifname':
+    case 'iif':
+      return { kind: 'ifname', get: ifname('iifname'), known: true };
+    case 'oifname':
+    case 'oif':
+      return { kind: 'ifname', get: ifname('oifname'), known: true };
+    case 'iiftype':
+    case 'oiftype': {
+      const which = key === 'iiftype' ? 'iifname' : 'oifname';
+      return {
+        kind: 'iftype',
+        get: (p) => (p[which] === 'lo' ? exact('loopback') : UNKNOWN),
+        known: true,
+      };
+    }
+    case 'mark':
+      return {
+        kind: 'number',
+        get: (_p, m) => (m.meta === undefined ? UNKNOWN : exact(m.meta)),
+        known: true,
+      };
+    case 'pkttype':
+      return { kind: 'string', get: pkttype, known: true };
+    default:
+      return unknownField();
+  }
+}
+
+/** The link-layer packet type, from what the destination address is. */
+function pkttype(p: Packet): LVal {
+  switch (p.daddrType) {
+    case 'broadcast':
+    case 'multicast':
+      return p.hook === 'output' || p.hook === 'postrouting' ? UNKNOWN : exact(p.daddrType);
+    case 'local':
+    case 'unicast':
+      return exact('host');
+    default:
+      return UNKNOWN;
+  }
+}
+
+function ctField(ct: Record<string, unknown>): Field {
+  const key = String(ct.key);
+  switch (key) {
+    case 'state':
+      return { kind: 'ctstate', get: (p) => exact(CT_STATE_BIT[p.ct.state]), known: true };
+    case 'direction':
+      return { kind: 'ctdir', get: (p) => exact(p.ct.direction), known: true };
+    case 'status':
+      return {
+        kind: 'ctstatus',
+        get: (p) => ({
+          t: 'bits',
+          v: p.ct.status & p.ct.statusKnown,
+          known: p.ct.statusKnown >>> 0,
+        }),
+        known: true,
+      };
+    case 'mark':
+      return {
+        kind: 'number',
+        get: (_p, m) => (m.ct === undefined ? UNKNOWN : exact(m.ct)),
+        known: true,
+      };
+    case 'l3proto':
+      return { kind: 'nfproto', get: (p) => exact(p.family === 4 ? 2 : 10), known: true };
+    case 'protocol':
+      return { kind: 'proto', get: (p) => exact(p.proto), known: true };
+    case 'saddr':
+    case 'daddr':
+    case 'proto-src':
+    case 'proto-dst':
+      return tupleField(key, ct.dir === 'reply' ? 'reply' : 'original', ct.family);
+    default:
+      return unknownField();
+  }
+}
+
+/**
+ * A conntrack tuple's address or port. Without NAT the original tuple is the packet's own
+ * in the original direction and swapped in the reply, and the reply tuple is the original
+ * swapped; where NAT may have rewritten it, not known.
+ */
+function tupleField(key: string, dir: 'original' | 'reply', family: unknown): Field {
+  const fam = family === 'ip' ? 4 : family === 'ip6' ? 6 : undefined;
+  const isAddr = key === 'saddr' || key === 'daddr';
+  const src = key === 'saddr' || key === 'proto-src';
+  return {
+    kind: isAddr ? (fam === 4 ? 'addr4' : fam === 6 ? 'addr6' : 'addr') : 'number',
+    get: (p) => {
+      if (fam !== undefined && p.family !== fam) return ABSENT;
+      const known = p.ct.statusKnown & IPS_NAT;
+      if (known !== IPS_NAT || (p.ct.status & IPS_NAT) !== 0) return UNKNOWN;
+      // The packet's own source is the tuple's source when both directions agree.
+      const own = (p.ct.direction === 'original') === (dir === 'original') ? src : !src;
+      if (isAddr) return addr(own ? p.saddr : p.daddr);
+      return port(own ? p.sport : p.dport);
+    },
+    known: true,
+  };
+}
+
+function fibField(fib: Record<string, unknown>): Field {
+  const flags = Array.isArray(fib.flags) ? fib.flags.map(String) : [];
+  if (fib.result !== 'type') return unknownField('ifname');
+  const onlyAddr = flags.every((f) => f === 'saddr' || f === 'daddr' || f === 'mark');
+  const which = flags.includes('saddr') ? 'saddrType' : 'daddrType';
+  return {
+    kind: 'string',
+    // A lookup bound to an interface (iif/oif) may see the address otherwise: not decided.
+    get: (p) => (!onlyAddr || p[which] === 'unknown' ? UNKNOWN : exact(p[which])),
+    known: true,
+  };
+}
+
+function bitwise(op: string, inner: Field, arg: unknown): Field {
+  if (!inner.known) return unknownField(inner.kind);
+  const m = parseAtom(inner.kind, arg);
+  if (m === undefined) return unknownField(inner.kind);
+  return {
+    kind: inner.kind,
+    get: (p, marks) => apply(op, inner.get(p, marks), m),
+    known: true,
+  };
+}
+
+function apply(op: string, v: LVal, m: Scalar): LVal {
+  if (v.t === 'absent' || v.t === 'unknown') return v;
+  if (v.t === 'v' && typeof v.v === 'bigint' && typeof m === 'bigint') {
+    if (op === '&') return exact(v.v & m);
+    if (op === '|') return exact(v.v | m);
+    return UNKNOWN;
+  }
+  if (typeof m !== 'number') return UNKNOWN;
+  if (v.t === 'v' && typeof v.v === 'number') {
+    switch (op) {
+      case '&':
+        return exact((v.v & m) >>> 0);
+      case '|':
+        return exact((v.v | m) >>> 0);
+      case '^':
+        return exact((v.v ^ m) >>> 0);
+      case '<<':
+        return exact((v.v << m) >>> 0);
+      case '>>':
+        return exact(v.v >>> m);
+    }
+  }
+  if (v.t === 'bits') {
+    if (op === '&') return { t: 'bits', v: (v.v & m) >>> 0, known: (v.known | ~m) >>> 0 };
+    if (op === '|') return { t: 'bits', v: (v.v | m) >>> 0, known: (v.known | m) >>> 0 };
+  }
+  return UNKNOWN;
+}
+
+/** An `{"op", "left", "right"}` match as a Step deciding it for a packet. */
+export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step {
+  const text = renderMatch(m);
+  const unknown: Step = { kind: 'match', text, test: () => 'unknown' };
+  const op = String(m.op ?? '==');
+  const left = m.left;
+  const fields = isObj(left) && Array.isArray(left.concat) ? left.concat.map(field) : [field(left)];
+  if (fields.some((f) => !f.known)) return unknown;
+  const kinds = fields.map((f) => f.kind);
+  const one = fields.length === 1 ? (fields[0] as Field) : undefined;
+  const right = m.right;
+  const read = (p: Packet, marks: Marks): LVal[] => fields.map((f) => f.get(p, marks));
+
+  if (one !== undefined && FLAG_KINDS.has(one.kind) && (op === 'in' || Array.isArray(right))) {
+    const mask = parseAtom(one.kind, right);
+    if (typeof mask !== 'number') return unknown;
+    if (op === '==' && !Array.isArray(right)) return unknown;
+    const neg = op === '!=';
+    return {
+      kind: 'match',
+      text,
+      test: (p, marks) => {
+        const v = one.get(p, marks);
+        if (v.t === 'absent') return false;
+        const any = anyBit(v, mask);
+        return neg ? not(any) : any;
+      },
+    };
+  }
+  if (one !== undefined && (op === '<' || op === '>' || op === '<=' || op === '>=')) {
+    const b = parseAtom(one.kind, right);
+    if (b === undefined || typeof b === 'string') return unknown;
+    const iv = bound(op, b);
+    return { kind: 'match', text, test: (p, marks) => inInterval(one.get(p, marks), iv) };
+  }
+  const table = rightTable(right, kinds, sets);
+  if (table === undefined) return unknown;
+  const neg = op === '!=';
+  const test = (p: Packet, marks: Marks): Tri => {
+    const r = table.lookup(read(p, marks));
+    return decide(r, neg);
+  };
+  const index = neg || one?.index === undefined ? undefined : indexOf(one, table);
+  return index === undefined ? { kind: 'match', text, test } : { kind: 'match', text, test, index };
+}
+
+/** The table a right-hand side stands for: a named set, an anonymous set or one element. */
+export function rightTable(
+  right: unknown,
+  kinds: readonly ValueKind[],
+  sets: SetSource,
+): Table<unknown> | undefined {
+  if (typeof right === 'string' && right.startsWith('@')) return sets.table(right.slice(1), kinds);
+  if (typeof right === 'boolean') return undefined;
+  const elems = isObj(right) && Array.isArray(right.set) ? right.set : [right];
+  const table = new Table<unknown>(
+    kinds,
+    elems.map((key) => ({ key, data: true })),
+  );
+  return table.unread === table.size ? undefined : table;
+}
+
+export function decide(r: Lookup<unknown>, neg: boolean): Tri {
+  switch (r.kind) {
+    case 'absent':
+      return false;
+    case 'unknown':
+      return 'unknown';
+    case 'hit':
+      return !neg;
+    case 'miss':
+      return neg;
+  }
+}
+
+function not(t: Tri): Tri {
+  return t === 'unknown' ? t : !t;
+}
+
+function anyBit(v: LVal, mask: number): Tri {
+  if (v.t === 'v') return typeof v.v === 'number' ? (v.v & mask) >>> 0 !== 0 : 'unknown';
+  if (v.t === 'bits') {
+    if ((v.v & v.known & mask) !== 0) return true;
+    return (v.known & mask) >>> 0 === mask >>> 0 ? false : 'unknown';
+  }
+  return 'unknown';
+}
+
+function bound(op: string, b: number | bigint): Interval {
+  if (typeof b === 'bigint') {
+    const [lo, hi] = [-1n, 1n << 130n];
+    if (op === '<') return { lo, hi: b - 1n };
+    if (op === '<=') return { lo, hi: b };
+    return op === '>' ? { lo: b + 1n, hi } : { lo: b, hi };
+  }
+  if (op === '<') return { lo: -Infinity, hi: b - 1 };
+  if (op === '<=') return { lo: -Infinity, hi: b };
+  return op === '>' ? { lo: b + 1, hi: Infinity } : { lo: b, hi: Infinity };
+}
+
+function inInterval(v: LVal, iv: Interval): Tri {
+  switch (v.t) {
+    case 'absent':
+      return false;
+    case 'v':
+      return typeof v.v === typeof iv.lo && v.v >= iv.lo && v.v <= iv.hi;
+    case 'range': {
+      const { lo, hi } = iv;
+      if (typeof lo !== 'number' || typeof hi !== 'number') return 'unknown';
+      if (v.from >= lo && v.to <= hi) return true;
+      return v.to < lo || v.from > hi ? false : 'unknown';
+    }
+    case 'bits': {
+      const { lo, hi } = iv;
+      if (typeof lo !== 'number' || typeof hi !== 'number') return 'unknown';
+      return v.known === U32 ? v.v >= lo && v.v <= hi : 'unknown';
+    }
+    default:
+      return 'unknown';
+  }
+}
+
+/** Index keys (see packetKey) when a match is exactly "field is one of these values". */
+function indexOf(f: Field, table: Table<unknown>): StepIndex | undefined {
+  if (table.dynamics !== 'static' || f.index === undefined) return undefined;
+  const keys = table.plainKeys();
+  if (keys === undefined) return undefined;
+  const out: string[] = [];
+  for (const k of keys) {
+    if (typeof k === 'bigint') {
+      const v6 = k >= 1n << 128n;
+      out.push((v6 ? k - (1n << 128n) : k).toString(16).padStart(v6 ? 32 : 8, '0'));
+    } else if (typeof k === 'number') {
+      out.push(String(k));
+    } else {
+      return undefined;
+    }
+  }
+  return { field: f.index, keys: out };
+}

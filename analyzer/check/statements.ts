@@ -1,0 +1,263 @@
+// ct-analyze check: a rule's statements (verdicts, verdict maps, nat, marks, limits, iptables-nft's xt) as the Steps a walk runs.
+import { compileMatch, decide, type Field, field, type SetSource } from './expr.js';
+import type { Marks, Packet, Step, Undecided, Verdict } from './model.js';
+import { renderExpr, renderStatement } from './render.js';
+import { isObj, Table } from './sets.js';
+import type { LVal } from './values.js';
+
+/** What compiling one statement gives: its steps, and whether it is a limit or quota. */
+export interface Compiled {
+  readonly steps: Step[];
+  readonly limited?: boolean;
+}
+
+/** The rule's table: its named sets and maps, and its named objects (quotas). */
+export interface TableScope extends SetSource {
+  quotaInverted(name: string): boolean | undefined;
+}
+
+/** iptables targets that only log, count or change what the walk does not read. */
+const XT_PASS = new Set([
+  'LOG',
+  'NFLOG',
+  'ULOG',
+  'AUDIT',
+  'TRACE',
+  'TCPMSS',
+  'CHECKSUM',
+  'CLASSIFY',
+  'DSCP',
+  'TOS',
+  'TTL',
+  'HL',
+  'NOTRACK',
+  'CT',
+  'SET',
+  'IDLETIMER',
+  'LED',
+  'SECMARK',
+  'CONNSECMARK',
+]);
+const XT_NAT = new Set(['DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT', 'NETMAP']);
+const XT_MARKS = new Set(['MARK', 'CONNMARK']);
+/** Statements with no effect on what the walk decides. */
+const NO_OPS = new Set([
+  'counter',
+  'log',
+  'ct helper',
+  'notrack',
+  'set',
+  'map',
+  'flow',
+  'dup',
+  'tproxy',
+  'secmark',
+  'ct timeout',
+  'ct expectation',
+  'tcp option',
+]);
+
+const VERDICTS: Record<string, Verdict> = {
+  accept: { kind: 'accept' },
+  drop: { kind: 'drop' },
+  continue: { kind: 'continue' },
+  return: { kind: 'return' },
+  reject: { kind: 'reject' },
+};
+
+const constVerdict = (text: string, v: Verdict | Undecided): Step => ({
+  kind: 'verdict',
+  text,
+  verdict: () => v,
+});
+const constMatch = (text: string, t: boolean | 'unknown'): Step => ({
+  kind: 'match',
+  text,
+  test: () => t,
+});
+
+/** A verdict object of the JSON (`{"accept": null}`, `{"jump": {"target": "x"}}`). */
+export function verdictOf(e: unknown): Verdict | undefined {
+  if (!isObj(e)) return undefined;
+  const k = Object.keys(e)[0] ?? '';
+  const fixed = VERDICTS[k];
+  if (fixed !== undefined && Object.keys(e).length === 1) return fixed;
+  const v = e[k];
+  if ((k === 'jump' || k === 'goto') && isObj(v) && typeof v.target === 'string') {
+    return { kind: k, target: v.target };
+  }
+  return undefined;
+}
+
+export function compileStatement(s: unknown, scope: TableScope): Compiled {
+  const text = renderStatement(s);
+  if (typeof s === 'string') {
+    // nft 1.0.6 lists a chain binding (`jump { … }`) as its text, not as JSON.
+    return { steps: [constVerdict(text, { unknown: text })] };
+  }
+  if (!isObj(s)) return { steps: [constMatch(text, 'unknown')] };
+  const kind = Object.keys(s)[0] ?? '';
+  const body = s[kind];
+  const b = isObj(body) ? body : {};
+  const verdict = verdictOf(s);
+  if (verdict !== undefined) return { steps: [constVerdict(text, verdict)] };
+  switch (kind) {
+    case 'match':
+      return { steps: [compileMatch(b, scope)] };
+    case 'reject':
+      return { steps: [constVerdict(text, { kind: 'reject' })] };
+    case 'limit':
+      // Assumed never exceeded: `limit rate over` never matches, a plain limit always does.
+      return { steps: [constMatch(text, b.inv !== true)], limited: true };
+    case 'quota': {
+      if (isObj(b.map)) return { steps: [constMatch(text, 'unknown')], limited: true };
+      const inv = typeof body === 'string' ? scope.quotaInverted(body) : b.inv === true;
+      return { steps: [constMatch(text, inv === undefined ? 'unknown' : !inv)], limited: true };
+    }
+    case 'meter': {
+      const inner = isObj(b.stmt) ? b.stmt : {};
+      if (isObj(inner.limit))
+        return { steps: [constMatch(text, inner.limit.inv !== true)], limited: true };
+      return { steps: [] };
+    }
+    case 'vmap':
+      return { steps: [vmap(text, b, scope)] };
+    case 'mangle':
+      return { steps: mangle(text, b, scope) };
+    case 'dnat':
+    case 'snat':
+    case 'masquerade':
+    case 'redirect':
+      // nat ends the nat chain; a map that has no element for the packet ends the rule first.
+      return {
+        steps: [...mapSteps([b.addr, b.port], scope), constVerdict(text, { kind: 'accept' })],
+      };
+    case 'queue':
+    case 'synproxy':
+    case 'fwd':
+      return { steps: [constVerdict(text, { unknown: text })] };
+    case 'xt':
+      return xt(text, String(b.type), String(b.name));
+    default:
+      if (NO_OPS.has(kind)) return { steps: [] };
+      return { steps: [constMatch(text, 'unknown')] };
+  }
+}
+
+function xt(text: string, type: string, name: string): Compiled {
+  if (type === 'match') {
+    // A comment is no condition; the other matches nft cannot print, the walk cannot read.
+    return { steps: name === 'comment' ? [] : [constMatch(text, 'unknown')] };
+  }
+  if (type === 'target') {
+    if (name === 'REJECT') return { steps: [constVerdict(text, { kind: 'reject' })] };
+    if (XT_NAT.has(name)) return { steps: [constVerdict(text, { kind: 'accept' })] };
+    if (XT_PASS.has(name)) return { steps: [] };
+    if (XT_MARKS.has(name)) {
+      const which = name === 'MARK' ? 'meta' : 'ct';
+      return { steps: [{ kind: 'effect', text, apply: (_p, m) => setMark(m, which, undefined) }] };
+    }
+  }
+  return { steps: [constVerdict(text, { unknown: text })] };
+}
+
+function setMark(m: Marks, which: 'meta' | 'ct', v: number | undefined): void {
+  m[which] = v;
+}
+
+/** The table a map's data names or holds, keyed by the map key's fields. */
+function mapTable(
+  key: unknown,
+  data: unknown,
+  scope: TableScope,
+): { fields: Field[]; table: Table<unknown> | undefined } {
+  const fields = isObj(key) && Array.isArray(key.concat) ? key.concat.map(field) : [field(key)];
+  const kinds = fields.map((f) => f.kind);
+  if (fields.some((f) => !f.known)) return { fields, table: undefined };
+  if (typeof data === 'string' && data.startsWith('@'))
+    return { fields, table: scope.table(data.slice(1), kinds) };
+  if (!isObj(data) || !Array.isArray(data.set)) return { fields, table: undefined };
+  return { fields, table: new Table(kinds, pairs(data.set)) };
+}
+
+function read(fields: readonly Field[], p: Packet, m: Marks): LVal[] {
+  return fields.map((f) => f.get(p, m));
+}
+
+function vmap(text: string, b: Record<string, unknown>, scope: TableScope): Step {
+  const { fields, table } = mapTable(b.key, b.data, scope);
+  const key = renderExpr(b.key);
+  const unsure: Undecided = { unknown: `${key} vmap` };
+  if (table === undefined) return constVerdict(text, { unknown: text });
+  return {
+    kind: 'verdict',
+    text,
+    verdict: (p, m) => {
+      const r = table.lookup(read(fields, p, m));
+      if (r.kind === 'hit') return verdictOf(r.data) ?? { unknown: text };
+      if (r.kind === 'unknown') return unsure;
+      return undefined;
+    },
+  };
+}
+
+/** `meta mark set …` / `ct mark set …`; other header rewrites change nothing the walk reads. */
+function mangle(text: string, b: Record<string, unknown>, scope: TableScope): Step[] {
+  const key = b.key;
+  const which =
+    isObj(key) && isObj(key.meta) && key.meta.key === 'mark'
+      ? 'meta'
+      : isObj(key) && isObj(key.ct) && key.ct.key === 'mark'
+        ? 'ct'
+        : undefined;
+  const value = b.value;
+  const steps = mapSteps([value], scope);
+  if (which === undefined) return steps;
+  let compute: (p: Packet, m: Marks) => number | undefined;
+  if (typeof value === 'number') {
+    compute = () => value >>> 0;
+  } else if (isObj(value) && isObj(value.map)) {
+    const { fields, table } = mapTable(value.map.key, value.map.data, scope);
+    compute = (p, m) => {
+      const r = table?.lookup(read(fields, p, m));
+      return r?.kind === 'hit' && typeof r.data === 'number' ? r.data >>> 0 : undefined;
+    };
+  } else {
+    const f = field(value);
+    compute = (p, m) => {
+      const v = f.get(p, m);
+      return v.t === 'v' && typeof v.v === 'number' ? v.v >>> 0 : undefined;
+    };
+  }
+  steps.push({ kind: 'effect', text, apply: (p, m) => setMark(m, which, compute(p, m)) });
+  return steps;
+}
+
+/** For each map expression among `exprs`: a match that the packet's key is in the map (a miss ends the rule). */
+function mapSteps(exprs: readonly unknown[], scope: TableScope): Step[] {
+  const out: Step[] = [];
+  for (const e of exprs) {
+    if (!isObj(e) || !isObj(e.map)) continue;
+    const { fields, table } = mapTable(e.map.key, e.map.data, scope);
+    const text = renderExpr(e);
+    if (table === undefined) {
+      out.push(constMatch(text, 'unknown'));
+      continue;
+    }
+    out.push({
+      kind: 'match',
+      text,
+      test: (p, m) => decide(table.lookup(read(fields, p, m)), false),
+    });
+  }
+  return out;
+}
+
+/** A map's elements (`[key, data]` pairs) as a table's entries. */
+export function pairs(elems: readonly unknown[]): { key: unknown; data: unknown }[] {
+  const out: { key: unknown; data: unknown }[] = [];
+  for (const e of elems) {
+    if (Array.isArray(e) && e.length === 2) out.push({ key: e[0], data: e[1] });
+  }
+  return out;
+}
