@@ -68,6 +68,7 @@ try {
     counts: reader.counts,
     sha256: reader.sha256,
     addressSets: reader.addressSets,
+    routeSets: reader.routeSets,
   });
 } catch (err) {
   if (err instanceof JournalFault) {

@@ -83,6 +83,11 @@ export interface JournalHeader {
    * them (written before 0.2.0, or imported). Changes come in checkpoint frames.
    */
   addresses?: HostAddress[];
+  /**
+   * The host's routes when the recording started; undefined in journals that do not record them
+   * (written before routes were recorded, or imported). Changes come in checkpoint frames.
+   */
+  routes?: HostRoute[];
   /** Where this journal sits in a run that ct-record --rotate split into several; else undefined. */
   chain?: JournalChain;
 }
@@ -152,6 +157,54 @@ export interface AddressSet {
   addresses: HostAddress[];
 }
 
+/** Route types a route map's `type` names (ip-route(8)); a reader keeps any other token as is. */
+export const ROUTE_TYPES = [
+  'unicast',
+  'local',
+  'broadcast',
+  'anycast',
+  'multicast',
+  'blackhole',
+  'unreachable',
+  'prohibit',
+  'throw',
+] as const;
+
+/** What a route's `type` may look like: a short lowercase token (a later writer may add some). */
+export const ROUTE_TYPE = /^[a-z]{1,16}$/;
+
+/** The main routing table's id (RT_TABLE_MAIN), and the local one's (RT_TABLE_LOCAL). */
+export const TABLE_MAIN = 254;
+export const TABLE_LOCAL = 255;
+
+/**
+ * One route of the recording host (the recorded network namespace), as `ip route` shows it:
+ * what says which interface a packet leaves by and whether its destination is reachable.
+ */
+export interface HostRoute {
+  family: 4 | 6;
+  /** Destination prefix, network byte order: 4 or 16 bytes, host bits zero. */
+  dst: Uint8Array;
+  /** Prefix length: 0–32 (IPv4) or 0–128 (IPv6); 0 with `dst` all zeros is the default route. */
+  prefix: number;
+  /** Output interface (untrusted text when read from a file); absent for blackhole and the like. */
+  dev?: string;
+  /** Next hop, when the route has one: 4 or 16 bytes of the route's family. */
+  gateway?: Uint8Array;
+  /** ROUTE_TYPES, or another ROUTE_TYPE token from a later writer. */
+  type: string;
+  /** Routing table id: TABLE_MAIN, or TABLE_LOCAL (docs/journal-format.md says which). */
+  table: number;
+  /** The route's metric (priority): lower wins among routes of the same prefix. */
+  metric: number;
+}
+
+/** The host's routes from `time` on (µs since the epoch): at start, and after each change. */
+export interface RouteSet {
+  time: number;
+  routes: HostRoute[];
+}
+
 /** What a writer needs: format and eventFields are the writer's own (given ones must match). */
 export type JournalHeaderInput = Omit<JournalHeader, 'format' | 'eventFields'> &
   Partial<Pick<JournalHeader, 'format' | 'eventFields'>>;
@@ -209,6 +262,8 @@ export interface JournalCheckpoint {
   digest: Uint8Array;
   /** The host's addresses, when they changed since the header or the last checkpoint that had them. */
   addresses?: AddressSet;
+  /** The host's routes, when they changed since the header or the last checkpoint that had them. */
+  routes?: RouteSet;
 }
 
 /**

@@ -9,12 +9,15 @@ import {
   FORMAT_VERSION,
   GAP_CAUSE,
   type HostAddress,
+  type HostRoute,
   type JournalChain,
   type JournalCheckpoint,
   type JournalGap,
   type JournalHeader,
   type JournalTrailer,
   packr,
+  ROUTE_TYPE,
+  type RouteSet,
   RUN_ID_SIZE,
   type Sysctls,
   unpackr,
@@ -36,6 +39,12 @@ const MAX = Number.MAX_SAFE_INTEGER;
 
 /** Most addresses one set may hold: far above any real host, far below a memory problem. */
 export const MAX_ADDRESSES = 4096;
+
+/**
+ * Most routes one set may hold: far above a server's or a container host's table (tens), far
+ * below a memory problem; a router with a full BGP table has more (ct-record keeps the first).
+ */
+export const MAX_ROUTES = 4096;
 
 export function encodeMap(
   value: JournalHeader | JournalTrailer | JournalGap | JournalCheckpoint,
@@ -99,6 +108,9 @@ export function decodeHeader(payload: Uint8Array): JournalHeader {
   // Absent in journals written before addresses were recorded, and in imports: stays absent.
   const addresses = field(m, 'addresses');
   if (addresses !== undefined) header.addresses = decodeAddresses(addresses, 'header addresses');
+  // Absent in journals written before routes were recorded, and in imports: stays absent.
+  const routes = field(m, 'routes');
+  if (routes !== undefined) header.routes = decodeRoutes(routes, 'header routes');
   // Only in journals of a rotated run.
   const chain = field(m, 'chain');
   if (chain !== undefined) header.chain = decodeChain(chain);
@@ -206,6 +218,81 @@ export function addressesToWrite(addresses: readonly HostAddress[]): HostAddress
   }));
 }
 
+/** A route list; `array` reports a missing one as damage. */
+function decodeRoutes(v: unknown, what: string): HostRoute[] {
+  return array(v, 0, MAX_ROUTES, what).map((r, i) => decodeRoute(r, `${what}[${i}]`));
+}
+
+function decodeRoute(v: unknown, what: string): HostRoute {
+  const m = record(v, what);
+  const family = uint(field(m, 'family'), 6, `${what}.family`);
+  if (family !== 4 && family !== 6)
+    throw new Damage(`${what}.family is ${family}, expected 4 or 6`);
+  const len = family === 4 ? 4 : 16;
+  const dst = bytes(field(m, 'dst'), len, `${what}.dst`);
+  const prefix = uint(field(m, 'prefix'), len * 8, `${what}.prefix`);
+  if (!hostBitsZero(dst, prefix)) {
+    throw new Damage(`${what}.dst has bits set beyond its /${prefix} prefix`);
+  }
+  const type = str(field(m, 'type'), `${what}.type`);
+  if (!ROUTE_TYPE.test(type)) {
+    throw new Damage(`${what}.type is not a token of 1–16 lowercase letters`);
+  }
+  const route: HostRoute = {
+    family,
+    dst,
+    prefix,
+    type,
+    table: uint(field(m, 'table'), 0xffffffff, `${what}.table`),
+    metric: uint(field(m, 'metric'), 0xffffffff, `${what}.metric`),
+  };
+  // Both optional: a blackhole route has no device, a connected one no gateway.
+  const dev = field(m, 'dev');
+  if (dev !== undefined) route.dev = interfaceName(dev, `${what}.dev`);
+  const gateway = field(m, 'gateway');
+  if (gateway !== undefined) route.gateway = bytes(gateway, len, `${what}.gateway`);
+  return route;
+}
+
+/** Whether every bit of `dst` after the first `prefix` is 0, as the kernel keeps a route's. */
+function hostBitsZero(dst: Uint8Array, prefix: number): boolean {
+  for (let i = 0; i < dst.length; i++) {
+    const keep = Math.min(8, Math.max(0, prefix - 8 * i));
+    if (((dst[i] as number) & (0xff >> keep)) !== 0) return false;
+  }
+  return true;
+}
+
+function interfaceName(v: unknown, what: string): string {
+  const name = str(v, what);
+  if (name.length < 1 || name.length > 64) {
+    throw new Damage(`${what} is a string of ${name.length}, expected 1–64 characters`);
+  }
+  return name;
+}
+
+function decodeRouteSet(v: unknown, what: string): RouteSet {
+  const m = record(v, what);
+  return {
+    time: uint(field(m, 'time'), MAX, `${what}.time`),
+    routes: decodeRoutes(field(m, 'routes'), `${what}.routes`),
+  };
+}
+
+/** Only the known keys (optional ones only when set), so a caller's extras never reach the file. */
+export function routesToWrite(routes: readonly HostRoute[]): HostRoute[] {
+  return routes.map(({ family, dst, prefix, dev, gateway, type, table, metric }) => ({
+    family,
+    dst,
+    prefix,
+    ...(dev === undefined ? {} : { dev }),
+    ...(gateway === undefined ? {} : { gateway }),
+    type,
+    table,
+    metric,
+  }));
+}
+
 function decodeSysctls(s: Record<string, unknown>): Sysctls {
   const optInt = (key: string): number | null => {
     const v = field(s, key);
@@ -264,6 +351,9 @@ export function decodeCheckpoint(payload: Uint8Array): JournalCheckpoint {
   // Only the checkpoints written when the host's addresses changed carry them.
   const addresses = field(m, 'addresses');
   if (addresses !== undefined) cp.addresses = decodeAddressSet(addresses, 'checkpoint addresses');
+  // …and those written when its routes changed carry them (one or both).
+  const routes = field(m, 'routes');
+  if (routes !== undefined) cp.routes = decodeRouteSet(routes, 'checkpoint routes');
   return cp;
 }
 

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { CtError, type ExitCode } from '../common/errors.js';
 import { EventColumns } from './event-columns.js';
 import { JournalFault } from './fault.js';
-import type { AddressSet, JournalGap, JournalTrailer } from './format.js';
+import type { AddressSet, JournalGap, JournalTrailer, RouteSet } from './format.js';
 import type { ColumnsItem, JournalCounts, JournalReader } from './reader.js';
 
 /** What the decoding thread is given: the opened journal's fd is shared, not reopened. */
@@ -31,6 +31,7 @@ export interface JournalEnd {
   counts: JournalCounts;
   sha256: string | undefined;
   addressSets: readonly AddressSet[];
+  routeSets: readonly RouteSet[];
 }
 
 const WORKER = new URL('./columns-worker.js', import.meta.url);
@@ -112,6 +113,7 @@ export async function* columnsInWorker(
             counts: m.counts,
             sha256: m.sha256,
             addressSets: m.addressSets,
+            routeSets: m.routeSets,
           };
           return;
         case 'fault':

@@ -8,6 +8,7 @@ import type {
   JournalGap,
   JournalHeader,
   JournalTrailer,
+  RouteSet,
 } from './format.js';
 
 /** One frame's worth of journal, in file order. */
@@ -81,6 +82,11 @@ export interface JournalReader {
    * so memory grows with the distinct addresses, not with the checkpoints that repeat them.
    */
   readonly addressSets: readonly AddressSet[];
+  /**
+   * The host's routes as read so far, as addressSets: the header's, then each checkpoint's that
+   * carries a change; a route that several sets hold is one object. Empty without them.
+   */
+  readonly routeSets: readonly RouteSet[];
   /** After items() is exhausted: the trailer, undefined when the recording did not end cleanly. */
   readonly trailer: JournalTrailer | undefined;
   /** After items() is exhausted: the ignored torn tail, if any. */

@@ -18,6 +18,7 @@ import {
   type JournalHeader,
   type JournalTrailer,
   MAGIC,
+  type RouteSet,
 } from './format.js';
 import { checkFrame } from './frame.js';
 import {
@@ -36,10 +37,12 @@ import type {
   ReadOptions,
 } from './reader-types.js';
 import { afterBadFrame, type GAVE_UP, scanForFrame } from './resync.js';
+import { RouteInterning } from './route-interning.js';
 import { Damage } from './validate.js';
 
 export { MAX_DISTINCT_ADDRESSES } from './address-interning.js';
 export type * from './reader-types.js';
+export { MAX_DISTINCT_ROUTES } from './route-interning.js';
 
 const TYPE_KEYS = [undefined, 'new', 'update', 'destroy', 'snapshot'] as const;
 const IDLE: IdleItem = Object.freeze({ kind: 'idle' });
@@ -89,6 +92,7 @@ class FileReader implements JournalReader {
   #sha256: string | undefined;
   #counts: JournalCounts = emptyCounts();
   #addressSets: AddressSet[];
+  #routeSets: RouteSet[];
   /** The digest of the magic and the header frame: where every pass of items() starts. */
   readonly #headDigest = new JournalDigest();
 
@@ -140,6 +144,12 @@ class FileReader implements JournalReader {
     this.#headDigest.update(head.bytes);
     this.#bodyStart = MAGIC.length + head.bytes.length;
     this.#addressSets = this.#headerAddresses();
+    this.#routeSets = this.#headerRoutes();
+  }
+
+  #headerRoutes(): RouteSet[] {
+    const { routes, start } = this.header;
+    return routes === undefined ? [] : [{ time: start, routes }];
   }
 
   #headerAddresses(): AddressSet[] {
@@ -177,6 +187,10 @@ class FileReader implements JournalReader {
 
   get addressSets(): readonly AddressSet[] {
     return this.#addressSets;
+  }
+
+  get routeSets(): readonly RouteSet[] {
+    return this.#routeSets;
   }
 
   *batches(): Generator<CtEvent[]> {
@@ -226,6 +240,9 @@ class FileReader implements JournalReader {
     const sets = this.#headerAddresses();
     this.#addressSets = sets;
     const interned = new AddressInterning();
+    const routeSets = this.#headerRoutes();
+    this.#routeSets = routeSets;
+    const internedRoutes = new RouteInterning();
     const digest = this.#headDigest.copy();
     const fields = this.header.eventFields.length;
     let pos = this.#bodyStart;
@@ -321,6 +338,13 @@ class FileReader implements JournalReader {
         if (cp.addresses !== undefined) {
           try {
             sets.push(interned.set(cp.addresses));
+          } catch (err) {
+            throw this.#damage(pos, err);
+          }
+        }
+        if (cp.routes !== undefined) {
+          try {
+            routeSets.push(internedRoutes.set(cp.routes));
           } catch (err) {
             throw this.#damage(pos, err);
           }

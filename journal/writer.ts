@@ -28,6 +28,7 @@ import {
   type JournalTrailer,
   type JournalTrailerInput,
   MAGIC,
+  type RouteSet,
 } from './format.js';
 import { encodeFrame } from './frame.js';
 import {
@@ -38,6 +39,7 @@ import {
   decodeHeader,
   decodeTrailer,
   encodeMap,
+  routesToWrite,
 } from './meta-codec.js';
 
 const TYPE_KEYS = [undefined, 'new', 'update', 'destroy', 'snapshot'] as const;
@@ -198,9 +200,30 @@ export class JournalWriter {
    * for a set the reader would reject (nothing is written then).
    */
   noteAddresses(set: AddressSet): void {
+    this.noteNetwork({ addresses: set });
+  }
+
+  /**
+   * The host's addresses, routes or both changed: one checkpoint frame carrying each set given
+   * (the whole new list of each), as noteAddresses. Nothing given writes nothing.
+   */
+  noteNetwork(change: { addresses?: AddressSet; routes?: RouteSet }): void {
+    const { addresses, routes } = change;
+    if (addresses === undefined && routes === undefined) return;
     const fd = this.#open();
-    const addresses = { time: set.time, addresses: addressesToWrite(set.addresses) };
-    this.#write(this.#checkpointFrame(addresses), fd);
+    this.#write(
+      this.#checkpointFrame({
+        ...(addresses === undefined
+          ? {}
+          : {
+              addresses: { time: addresses.time, addresses: addressesToWrite(addresses.addresses) },
+            }),
+        ...(routes === undefined
+          ? {}
+          : { routes: { time: routes.time, routes: routesToWrite(routes.routes) } }),
+      }),
+      fd,
+    );
     this.#countCheckpoint();
   }
 
@@ -302,14 +325,14 @@ export class JournalWriter {
   }
 
   /** The checkpoint for the bytes written so far (the digest covers every one of them). */
-  #checkpointFrame(addresses?: AddressSet): Buffer {
+  #checkpointFrame(network: { addresses?: AddressSet; routes?: RouteSet } = {}): Buffer {
     const payload = encodeMap({
       frames: this.#frames,
       events: this.#events,
       gaps: this.#gaps,
       lost: this.#lost,
       digest: this.#digest.value(),
-      ...(addresses === undefined ? {} : { addresses }),
+      ...network,
     });
     checkDecodes(() => decodeCheckpoint(payload), 'checkpoint');
     return encodeFrame(FrameKind.CHECKPOINT, payload);
@@ -365,13 +388,14 @@ function completeHeader(input: JournalHeaderInput): JournalHeader {
   if (input.eventFields !== undefined && input.eventFields.join() !== EVENT_FIELDS.join()) {
     throw new Error('journal: header eventFields must be the writer’s own');
   }
-  const { addresses, chain, ...rest } = input;
+  const { addresses, routes, chain, ...rest } = input;
   const full: JournalHeader = {
     ...rest,
     format: FORMAT_VERSION,
     eventFields: [...EVENT_FIELDS],
     // Absent stays absent (no nil key): a journal without addresses reads as one.
     ...(addresses === undefined ? {} : { addresses: addressesToWrite(addresses) }),
+    ...(routes === undefined ? {} : { routes: routesToWrite(routes) }),
     ...(chain === undefined ? {} : { chain: chainToWrite(chain) }),
   };
   checkDecodes(() => decodeHeader(encodeMap(full)), 'header');
