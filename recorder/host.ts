@@ -1,9 +1,15 @@
 // Facts about the recording host: what decides how complete a journal is, and its addresses.
 import { readFileSync, readlinkSync } from 'node:fs';
-import { hostname, type NetworkInterfaceInfo, networkInterfaces, release } from 'node:os';
+import {
+  endianness,
+  hostname,
+  type NetworkInterfaceInfo,
+  networkInterfaces,
+  release,
+} from 'node:os';
 import { parseAddress } from '../analyzer/core/address.js';
-import type { HostAddress } from '../journal/format.js';
-import { MAX_ADDRESSES } from '../journal/meta-codec.js';
+import { type HostAddress, type HostRoute, TABLE_LOCAL, TABLE_MAIN } from '../journal/format.js';
+import { MAX_ADDRESSES, MAX_ROUTES } from '../journal/meta-codec.js';
 
 export interface HostFacts {
   host: string;
@@ -126,4 +132,213 @@ function popcount(b: number): number {
 function interfaceAddress(text: string, family: 4 | 6): Uint8Array | undefined {
   const bytes = parseAddress(text.split('%')[0] as string);
   return bytes?.length === (family === 4 ? 4 : 16) ? bytes : undefined;
+}
+
+// Route flags of /proc/net/route and /proc/net/ipv6_route (linux/route.h, linux/ipv6_route.h).
+const RTF_GATEWAY = 0x2;
+const RTF_REJECT = 0x200;
+const RTF_CACHE = 0x01000000;
+const RTF_ANYCAST = 0x00100000;
+const RTF_LOCAL = 0x80000000;
+
+/**
+ * The routes of the recorder's network namespace, read from /proc without root, iproute2 or
+ * the addon, sorted by family, prefix (shortest first), destination, metric, table, type,
+ * device and gateway so that an unchanged host gives an equal list; at most MAX_ROUTES (the
+ * shortest prefixes: a full BGP table keeps its defaults and aggregates). What /proc tells
+ * (docs/journal-format.md, "Host routes"): IPv4, the main table only; IPv6, every table, the
+ * local ones (type local, anycast, multicast) as TABLE_LOCAL and the others as TABLE_MAIN.
+ * Either file may be missing (IPv6 disabled): its family then has no routes.
+ */
+export function readHostRoutes(proc = '/proc'): HostRoute[] {
+  const out = [
+    ...parseRoutes4(readOptional(`${proc}/net/route`)),
+    ...parseRoutes6(readOptional(`${proc}/net/ipv6_route`)),
+  ];
+  return out.sort(compareRoutes).slice(0, MAX_ROUTES);
+}
+
+/** Whether two sorted lists (as readHostRoutes returns them) hold the same routes. */
+export function sameRoutes(a: readonly HostRoute[], b: readonly HostRoute[]): boolean {
+  return a.length === b.length && a.every((x, i) => compareRoutes(x, b[i] as HostRoute) === 0);
+}
+
+function readOptional(path: string): string {
+  try {
+    return readFileSync(path, 'latin1');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw err;
+  }
+}
+
+/**
+ * /proc/net/route: `Iface Destination Gateway Flags RefCnt Use Metric Mask …`, addresses as the
+ * kernel's __be32 printed with %08X, so in this machine's byte order. `*` is a route without a
+ * device: unreachable and prohibit carry RTF_REJECT (recorded as unreachable: /proc does not
+ * tell them apart), blackhole (and throw, which /proc shows the same) does not.
+ */
+export function parseRoutes4(text: string, littleEndian = endianness() === 'LE'): HostRoute[] {
+  const out: HostRoute[] = [];
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8) continue;
+    const [iface, dstHex, gwHex, flagsHex, , , metricText, maskHex] = f as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    const dst = word(dstHex, littleEndian);
+    const gateway = word(gwHex, littleEndian);
+    const mask = word(maskHex, littleEndian);
+    const flags = Number.parseInt(flagsHex, 16);
+    const metric = Number(metricText);
+    const prefix = mask === undefined ? undefined : contiguousOnes(mask);
+    if (dst === undefined || gateway === undefined || prefix === undefined) continue;
+    if (!Number.isInteger(flags) || !Number.isInteger(metric) || metric < 0) continue;
+    if (metric > 0xffffffff || !validName(iface)) continue;
+    const reject = (flags & RTF_REJECT) !== 0;
+    const route: HostRoute = {
+      family: 4,
+      dst: maskTo(dst, prefix),
+      prefix,
+      type: iface === '*' ? (reject ? 'unreachable' : 'blackhole') : 'unicast',
+      table: TABLE_MAIN,
+      metric,
+    };
+    if (iface !== '*') route.dev = iface;
+    if ((flags & RTF_GATEWAY) !== 0) route.gateway = gateway;
+    out.push(route);
+  }
+  return out;
+}
+
+/**
+ * /proc/net/ipv6_route: `dst plen src plen gateway metric refcnt use flags dev`, hex in network
+ * order. Reject routes (blackhole, unreachable, prohibit alike: the kernel gives them all
+ * RTF_REJECT on lo) are recorded as unreachable without a device; the kernel's "no route" entry
+ * at the root of each table (::/0, metric 0xffffffff, reject) and cached clones are left out.
+ */
+export function parseRoutes6(text: string): HostRoute[] {
+  const out: HostRoute[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const [dstHex, plenHex, , , gwHex, metricHex, , , flagsHex, dev] = f as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    const dst = hexBytes(dstHex, 16);
+    const gateway = hexBytes(gwHex, 16);
+    const prefix = Number.parseInt(plenHex, 16);
+    const metric = Number.parseInt(metricHex, 16);
+    const flags = Number.parseInt(flagsHex, 16);
+    if (dst === undefined || gateway === undefined || !validName(dev)) continue;
+    if (!(prefix >= 0 && prefix <= 128) || !Number.isInteger(metric) || !Number.isInteger(flags)) {
+      continue;
+    }
+    if ((flags & RTF_CACHE) !== 0) continue;
+    const reject = (flags & RTF_REJECT) !== 0;
+    if (reject && prefix === 0 && metric === 0xffffffff) continue;
+    const type = reject
+      ? 'unreachable'
+      : (flags & RTF_LOCAL) !== 0
+        ? 'local'
+        : (flags & RTF_ANYCAST) !== 0
+          ? 'anycast'
+          : dst[0] === 0xff && prefix >= 8
+            ? 'multicast'
+            : 'unicast';
+    const route: HostRoute = {
+      family: 6,
+      dst: maskTo(dst, prefix),
+      prefix,
+      type,
+      table: type === 'unicast' || type === 'unreachable' ? TABLE_MAIN : TABLE_LOCAL,
+      metric,
+    };
+    if (!reject) route.dev = dev;
+    if ((flags & RTF_GATEWAY) !== 0) route.gateway = gateway;
+    out.push(route);
+  }
+  return out;
+}
+
+/** What a journal accepts as an interface name (`*` is checked by the caller). */
+function validName(name: string | undefined): name is string {
+  return name !== undefined && name.length >= 1 && name.length <= 64;
+}
+
+/** 8 hex digits of a u32 printed in this machine's byte order, as the 4 address bytes. */
+function word(hex: string, littleEndian: boolean): Uint8Array | undefined {
+  if (!/^[0-9A-Fa-f]{8}$/.test(hex)) return undefined;
+  const b = Buffer.alloc(4);
+  const v = Number.parseInt(hex, 16);
+  if (littleEndian) b.writeUInt32LE(v);
+  else b.writeUInt32BE(v);
+  return new Uint8Array(b);
+}
+
+function hexBytes(hex: string, length: number): Uint8Array | undefined {
+  if (hex.length !== 2 * length || !/^[0-9A-Fa-f]+$/.test(hex)) return undefined;
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+/** The prefix length of a netmask, or undefined when its ones are not contiguous. */
+function contiguousOnes(mask: Uint8Array): number | undefined {
+  let n = 0;
+  let ended = false;
+  for (const b of mask) {
+    for (let bit = 7; bit >= 0; bit--) {
+      const one = ((b >> bit) & 1) === 1;
+      if (one && ended) return undefined;
+      if (one) n++;
+      else ended = true;
+    }
+  }
+  return n;
+}
+
+/** The address with every bit after `prefix` cleared, as the kernel keeps a route's. */
+function maskTo(address: Uint8Array, prefix: number): Uint8Array {
+  return address.map((x, i) => x & ((0xff00 >> Math.min(8, Math.max(0, prefix - 8 * i))) & 0xff));
+}
+
+function compareRoutes(a: HostRoute, b: HostRoute): number {
+  return (
+    a.family - b.family ||
+    a.prefix - b.prefix ||
+    compareBytes(a.dst, b.dst) ||
+    a.metric - b.metric ||
+    a.table - b.table ||
+    compareText(a.type, b.type) ||
+    compareText(a.dev ?? '', b.dev ?? '') ||
+    compareBytes(a.gateway ?? new Uint8Array(0), b.gateway ?? new Uint8Array(0))
+  );
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

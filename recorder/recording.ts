@@ -10,6 +10,7 @@ import type { CtEvent } from '../journal/event.js';
 import {
   type EventCounts,
   type HostAddress,
+  type HostRoute,
   type JournalGap,
   type JournalHeaderInput,
   RUN_ID_SIZE,
@@ -26,7 +27,13 @@ import {
 import { enableConntrackEvents } from './conntrack-events.js';
 import { compileFilter, type EventFilter, filterInPlace } from './filter.js';
 import { GapTracker } from './gaps.js';
-import { readHostAddresses, readHostFacts, sameAddresses } from './host.js';
+import {
+  readHostAddresses,
+  readHostFacts,
+  readHostRoutes,
+  sameAddresses,
+  sameRoutes,
+} from './host.js';
 import {
   applyPrivileges,
   type PrivilegePlan,
@@ -194,6 +201,18 @@ function pollAddresses(): HostAddress[] | undefined {
   }
 }
 
+/**
+ * The routes now (from /proc, no root needed), or undefined when they cannot be read this
+ * time: the header then has none, and the first poll that reads them writes them.
+ */
+function pollRoutes(): HostRoute[] | undefined {
+  try {
+    return readHostRoutes();
+  } catch {
+    return undefined;
+  }
+}
+
 function record(
   opts: RecordOptions,
   undo: () => Promise<void>,
@@ -202,6 +221,7 @@ function record(
 ): Recording {
   const facts = readHostFacts();
   let addresses = readHostAddresses();
+  let routes = pollRoutes();
   // --rotate: one random id for the run, and every journal numbered from 1.
   const run = opts.rotate === true ? randomBytes(RUN_ID_SIZE) : undefined;
   let sequence = 1;
@@ -214,6 +234,7 @@ function record(
     options: opts.given,
     sysctls: facts.sysctls,
     addresses,
+    ...(routes === undefined ? {} : { routes }),
     ...(run === undefined ? {} : { chain: { run, sequence, previous: null } }),
   };
   const firstPath = run === undefined ? opts.output : sequencePath(opts.output, 1);
@@ -378,6 +399,7 @@ function record(
           start: now,
           sysctls: readHostFacts().sysctls,
           addresses,
+          ...(routes === undefined ? {} : { routes }),
           chain: { run, sequence: sequence + 1, previous },
         },
         { force: opts.force },
@@ -404,11 +426,20 @@ function record(
     try {
       // Polled, not subscribed: a change reaches the journal within one flush interval, the
       // same bound as what a crash may cost; its time is when it was seen, not when it was made.
+      // One checkpoint for whatever changed, carrying each changed list whole (the other
+      // one's last set stays in force).
       const now = pollAddresses();
-      if (now !== undefined && !sameAddresses(now, addresses)) {
-        writer.noteAddresses({ time: Date.now() * 1000, addresses: now });
-        addresses = now;
-      }
+      const nowRoutes = pollRoutes();
+      const time = Date.now() * 1000;
+      const addressesChanged = now !== undefined && !sameAddresses(now, addresses);
+      const routesChanged =
+        nowRoutes !== undefined && (routes === undefined || !sameRoutes(nowRoutes, routes));
+      writer.noteNetwork({
+        ...(addressesChanged ? { addresses: { time, addresses: now } } : {}),
+        ...(routesChanged ? { routes: { time, routes: nowRoutes } } : {}),
+      });
+      if (addressesChanged) addresses = now;
+      if (routesChanged) routes = nowRoutes;
       writer.flush();
     } catch (err) {
       failWith(err);
