@@ -204,7 +204,6 @@ class Scope implements TableScope {
     return t;
   }
 
-
   quotaInverted(name: string): boolean | undefined {
     return this.quotas.get(name);
   }
