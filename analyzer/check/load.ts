@@ -19,6 +19,7 @@ import {
   TO_PASS_JSON,
   type Tools,
 } from './load-run.js';
+import { prepareSaved, savedRules, spliceUntranslated, untranslatedRules } from './load-saved.js';
 import { detectFormat, type NftJson, parseNftJson, type RulesetFormat } from './nft-json.js';
 
 export type { NftJson, NftObject, RulesetFormat } from './nft-json.js';
@@ -45,8 +46,14 @@ export interface LoadedRuleset {
   readonly via: LoadedVia;
   /** Devices created in the namespace so that `iif`, `oif`, `devices =` could load. */
   readonly placeholders: readonly string[];
-  /** What the kernel would not load and was left out, one line each (a flowtable…). */
+  /** What the kernel would not load and was left out, one line each (a flowtable, an nfacct match…). */
   readonly notLoaded: readonly string[];
+  /**
+   * iptables-save rules iptables-restore-translate cannot translate (`-m recent`…), one line
+   * each: they are in the JSON as iptables-nft-restore loads them, with `xt` matches, among
+   * translated ones; absent when there are none.
+   */
+  readonly xtRules?: readonly string[];
   /** Child runs it took (0 for JSON): a translation, and namespaces (unshare, sh, nft twice, ip per device). */
   readonly runs: number;
   readonly elapsedMs: number;
@@ -97,14 +104,14 @@ export async function loadRuleset(path: string, options: LoadOptions = {}): Prom
     runs: 0,
   };
   try {
-    const loaded = format === 'nft' ? await loadNft(ctx, text) : await loadSaved(ctx);
+    const loaded = format === 'nft' ? await loadNft(ctx, text) : await loadSaved(ctx, text);
     return { ...loaded, format, runs: ctx.runs, elapsedMs: since() };
   } finally {
     if (ctx.tmp !== undefined) rmSync(ctx.tmp, { recursive: true, force: true });
   }
 }
 
-type Loaded = Pick<LoadedRuleset, 'json' | 'via' | 'placeholders' | 'notLoaded'>;
+type Loaded = Pick<LoadedRuleset, 'json' | 'via' | 'placeholders' | 'notLoaded' | 'xtRules'>;
 
 function privateFile(ctx: Context, name: string, text: string): string {
   ctx.tmp ??= mkdtempSync(join(tmpdir(), 'ct-ruleset-'));
@@ -160,21 +167,42 @@ async function loadNft(ctx: Context, text: string): Promise<Loaded> {
 }
 
 /**
- * iptables-save text: translated to nft when every rule translates (native expressions such as
- * `fib daddr type local` instead of an opaque `xt` match), else through iptables-nft-restore.
+ * iptables-save text: translated to nft (native expressions such as `fib daddr type local`
+ * instead of opaque `xt` matches); a rule the translator cannot translate is taken, at its
+ * place, from what iptables-nft-restore makes of the file; where the translation does not load
+ * or does not line up, the whole file goes through iptables-nft-restore, so no rule is missing.
  */
-async function loadSaved(ctx: Context): Promise<Loaded> {
-  const notLoaded: string[] = [];
+async function loadSaved(ctx: Context, text: string): Promise<Loaded> {
+  const prepared = prepareSaved(text);
+  const notLoaded = [...prepared.notLoaded];
+  // Without `-m tcp` after `-p tcp` (the same match, loaded implicitly), iptables-nft too
+  // stores the ports as native expressions rather than an xt match.
+  const changed = prepared.forTranslation !== text;
+  const restoreFrom = changed
+    ? privateFile(ctx, 'restore.rules', prepared.forTranslation)
+    : ctx.file;
+  const restore = async (): Promise<NftJson> => {
+    const result = await runInNamespace({
+      ...ctx,
+      devices: [],
+      load: [ctx.tools.restore],
+      stdinFile: restoreFrom,
+      cwd: dirname(ctx.file),
+    });
+    ctx.runs += 1;
+    if (result.code !== 0) throw restoreRefused(ctx.path, ctx.tools.restore, result.stderr);
+    return parseNftJson(result.stdout, `nft -j list ruleset of ${ctx.path}`);
+  };
   if (ctx.tools.translate !== '') {
-    const translated = await runBounded(ctx.tools.translate, ['-f', ctx.file], {
+    const translated = await runBounded(ctx.tools.translate, ['-f', restoreFrom], {
       ...ctx,
       what: `translating ${ctx.path} with ${basename(ctx.tools.translate)}`,
     });
     ctx.runs += 1;
-    // An untranslatable rule comes out as a `# -t table -A …` comment: the whole file then goes
-    // through iptables-nft-restore, so that no rule is silently missing.
-    const untranslated = /^# -t /m.test(translated.stdout);
-    if (translated.code === 0 && !untranslated) {
+    // An untranslatable rule comes out as a `# -t table -A …` comment, not as a rule.
+    const rules = savedRules(prepared.forTranslation);
+    const untranslated = untranslatedRules(translated.stdout, rules);
+    if (translated.code === 0 && untranslated !== undefined) {
       const nftFile = privateFile(ctx, 'translated.nft', translated.stdout);
       const result = await runInNamespace({
         ...ctx,
@@ -185,21 +213,21 @@ async function loadSaved(ctx: Context): Promise<Loaded> {
       ctx.runs += 1;
       if (result.code === 0) {
         const json = parseNftJson(result.stdout, `nft -j list ruleset of ${ctx.path}`);
-        return { json, via: 'iptables-restore-translate', placeholders: [], notLoaded };
+        const via = 'iptables-restore-translate';
+        if (untranslated.length === 0) return { json, via, placeholders: [], notLoaded };
+        const spliced = spliceUntranslated(json, await restore(), rules, untranslated);
+        if (spliced !== undefined) {
+          const lines = text.split('\n');
+          const xtRules = untranslated.map(
+            (r) =>
+              `line ${r.line}: no nft translation, read as iptables-nft loads it (xt): ${(lines[r.line - 1] ?? r.text).trim()}`,
+          );
+          return { json: spliced, via, placeholders: [], notLoaded, xtRules };
+        }
       }
     }
   }
-  const result = await runInNamespace({
-    ...ctx,
-    devices: [],
-    load: [ctx.tools.restore],
-    stdinFile: ctx.file,
-    cwd: dirname(ctx.file),
-  });
-  ctx.runs += 1;
-  if (result.code !== 0) throw restoreRefused(ctx.path, ctx.tools.restore, result.stderr);
-  const json = parseNftJson(result.stdout, `nft -j list ruleset of ${ctx.path}`);
-  return { json, via: 'iptables-nft-restore', placeholders: [], notLoaded };
+  return { json: await restore(), via: 'iptables-nft-restore', placeholders: [], notLoaded };
 }
 
 function nftRefused(

@@ -9,6 +9,12 @@ import {
   parseNftErrors,
   scanDevices,
 } from '../../../analyzer/check/load-nft-errors.js';
+import {
+  prepareSaved,
+  savedRules,
+  spliceUntranslated,
+  untranslatedRules,
+} from '../../../analyzer/check/load-saved.js';
 import { detectFormat } from '../../../analyzer/check/nft-json.js';
 import { CtError, Exit } from '../../../common/errors.js';
 import { tempDir } from '../fixtures.js';
@@ -273,3 +279,170 @@ t.test('load: a refused flowtable and ct helper are blanked with their uses, lin
   t.equal(notes.length, 4);
   t.end();
 });
+
+t.test('load: nfacct matches are blanked with their line kept, and each is said', (t) => {
+  const text = [
+    '*filter',
+    ':KUBE-FORWARD - [0:0]',
+    '-A KUBE-FORWARD -m conntrack --ctstate INVALID -m nfacct --nfacct-name ct_state_invalid_dropped_pkts -j DROP',
+    '-A KUBE-FORWARD -m comment --comment "-m nfacct --nfacct-name x" -j ACCEPT',
+    'COMMIT',
+    '',
+  ].join('\n');
+  const prepared = prepareSaved(text);
+  const lines = prepared.text.split('\n');
+  t.equal(lines.length, text.split('\n').length, 'every line is still there');
+  t.match(lines[2], /^-A KUBE-FORWARD -m conntrack --ctstate INVALID\s+-j DROP$/);
+  t.notMatch(lines[2], /nfacct/);
+  t.equal(prepared.notLoaded.length, 1, 'one note per match');
+  t.match(
+    lines[3],
+    /--comment "-m nfacct --nfacct-name x"/,
+    'words inside a comment are not a match',
+  );
+  t.match(
+    prepared.notLoaded[0],
+    /^line 3: `-m nfacct --nfacct-name ct_state_invalid_dropped_pkts` left out: nfacct counts packets, it does not filter/,
+  );
+  t.strictSame(
+    prepareSaved('*filter\n-A INPUT -j ACCEPT\nCOMMIT\n').notLoaded,
+    [],
+    'nothing to say',
+  );
+  t.end();
+});
+
+t.test(
+  'load: `-m tcp` after `-p tcp` is dropped for the translator, which loses the protocol of an option-less one',
+  (t) => {
+    const text = [
+      '*nat',
+      '-A KUBE-SEP-X -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80',
+      '-A X -p udp -m udp --dport 53 -j ACCEPT',
+      '-A X ! -p tcp -m tcp -j ACCEPT',
+      '-A X -p udp -m tcp --dport 1 -j ACCEPT',
+      ':CHAIN-m-tcp - [0:0]',
+      'COMMIT',
+    ].join('\n');
+    const out = prepareSaved(text).forTranslation.split('\n');
+    t.match(out[1], /--comment ns1\/svc1:p80\s+-p tcp -j DNAT/);
+    t.notMatch(out[1], /-m tcp/);
+    t.match(out[2], /^-A X -p udp\s+--dport 53 -j ACCEPT$/);
+    t.match(out[3], /-m tcp/, 'a negated protocol keeps its match');
+    t.match(out[4], /-m tcp/, 'another protocol keeps its match');
+    t.equal(out[5], ':CHAIN-m-tcp - [0:0]', 'only rules are touched');
+    t.equal(
+      prepareSaved(text).text,
+      text,
+      'what iptables-nft-restore reads without the option is the same',
+    );
+    t.end();
+  },
+);
+
+/** ufw's `limit` as iptables-save prints it, between two rules that translate. */
+const UFW_LIMIT = [
+  '*filter',
+  ':INPUT DROP [0:0]',
+  ':ufw-user-input - [0:0]',
+  '-A INPUT -j ufw-user-input',
+  '-A ufw-user-input -p tcp -m tcp --dport 80 -j ACCEPT',
+  '-A ufw-user-input -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -m recent --set --name DEFAULT --mask 255.255.255.255 --rsource',
+  '-A ufw-user-input -m comment --comment "a \\"quoted\\"  comment" -p udp -j ACCEPT',
+  'COMMIT',
+  '',
+].join('\n');
+
+t.test('load: the rules the translator leaves as comments are found in the file, in order', (t) => {
+  const rules = savedRules(UFW_LIMIT);
+  t.strictSame(
+    rules.map((r) => [r.table, r.chain, r.line]),
+    [
+      ['filter', 'INPUT', 4],
+      ['filter', 'ufw-user-input', 5],
+      ['filter', 'ufw-user-input', 6],
+      ['filter', 'ufw-user-input', 7],
+    ],
+  );
+  // iptables-restore-translate 1.8.9 prints the rule without its quotes, with a trailing space.
+  const translated = [
+    'add rule ip filter INPUT counter jump ufw-user-input',
+    'add rule ip filter ufw-user-input tcp dport 80 counter accept',
+    '# -t filter -A ufw-user-input -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -m recent --set --name DEFAULT --mask 255.255.255.255 --rsource ',
+    '# -t filter -A ufw-user-input -m comment --comment a \\quoted\\ comment -p udp -j ACCEPT ',
+  ].join('\n');
+  t.strictSame(
+    untranslatedRules(translated, rules)?.map((r) => r.line),
+    [6, 7],
+  );
+  t.equal(
+    untranslatedRules('# -t nat -A ufw-user-input -j ACCEPT ', rules),
+    undefined,
+    'a comment no rule of its table matches: undefined, not a guess',
+  );
+  t.strictSame(untranslatedRules('add rule ip filter INPUT accept', rules), []);
+  t.end();
+});
+
+const rule = (chain: string, handle: number, expr: unknown[]) => ({
+  rule: { family: 'ip', table: 'filter', chain, handle, expr },
+});
+
+t.test(
+  'load: an untranslated rule is spliced in at its place, from the iptables-nft ruleset',
+  (t) => {
+    const rules = savedRules(UFW_LIMIT);
+    const [jump, http, limit, udp] = rules;
+    const native = {
+      nftables: [
+        { table: { family: 'ip', name: 'filter', handle: 1 } },
+        { chain: { family: 'ip', table: 'filter', name: 'INPUT', handle: 1 } },
+        { chain: { family: 'ip', table: 'filter', name: 'ufw-user-input', handle: 2 } },
+        rule('INPUT', 3, [{ jump: { target: 'ufw-user-input' } }]),
+        rule('ufw-user-input', 4, [{ accept: null }]),
+      ],
+    };
+    const restored = {
+      nftables: [
+        { table: { family: 'ip', name: 'filter', handle: 1 } },
+        rule('INPUT', 5, [{ xt: { type: 'target', name: 'x' } }]),
+        rule('ufw-user-input', 6, [{ xt: { type: 'match', name: 'tcp' } }]),
+        rule('ufw-user-input', 7, [{ xt: { type: 'match', name: 'recent' } }]),
+        rule('ufw-user-input', 8, [{ xt: { type: 'match', name: 'comment' } }]),
+      ],
+    };
+    const spliced = spliceUntranslated(
+      native,
+      restored,
+      rules,
+      [limit, udp].filter((r) => r !== undefined),
+    );
+    const listed = spliced?.nftables.flatMap((o) =>
+      'rule' in o ? [o.rule as Record<string, unknown>] : [],
+    );
+    t.strictSame(
+      listed?.map((r) => [r.chain, r.handle, JSON.stringify(r.expr)]),
+      [
+        ['INPUT', 3, '[{"jump":{"target":"ufw-user-input"}}]'],
+        ['ufw-user-input', 4, '[{"accept":null}]'],
+        ['ufw-user-input', undefined, '[{"xt":{"type":"match","name":"recent"}}]'],
+        ['ufw-user-input', undefined, '[{"xt":{"type":"match","name":"comment"}}]'],
+      ],
+      'the translated rules where they were, the others from iptables-nft, without their handles',
+    );
+    t.equal(spliced?.nftables.length, 7, 'the table and both chains kept');
+    t.ok(jump && http);
+    // iptables-nft made one rule fewer than the file has: they do not line up, so no guess.
+    const short = { nftables: restored.nftables.slice(0, 4) };
+    t.equal(
+      spliceUntranslated(
+        native,
+        short,
+        rules,
+        [limit, udp].filter((r) => r !== undefined),
+      ),
+      undefined,
+    );
+    t.end();
+  },
+);

@@ -291,19 +291,100 @@ t.test(
 );
 
 t.test(
-  'load: a rule the translator cannot translate goes through iptables-nft-restore whole',
+  'load: a rule the translator cannot translate is read as iptables-nft loads it, at its place, among translated ones',
   async (t) => {
     const path = write(
       'recent.rules',
-      '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -m recent --name ssh --rcheck --seconds 60 -j DROP\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n',
+      '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 21 -j ACCEPT\n-A INPUT -p tcp --dport 22 -m recent --name ssh --rcheck --seconds 60 -j DROP\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n',
     );
     const loaded = await load(path);
-    t.equal(loaded.via, 'iptables-nft-restore');
-    t.equal(of(loaded, 'rule').length, 2, 'no rule is missing');
+    t.equal(loaded.via, 'iptables-restore-translate');
+    const rules = of(loaded, 'rule');
+    t.equal(rules.length, 3, 'no rule is missing');
+    t.strictSame(
+      rules.map((r) => JSON.stringify(r.expr).includes('"xt"')),
+      [false, true, false],
+      'only the untranslatable rule has xt matches, and it is second',
+    );
+    t.match(JSON.stringify(rules[1]?.expr), /"xt":\{"type":"match","name":"recent"\}/);
+    t.strictSame(loaded.xtRules, [
+      'line 4: no nft translation, read as iptables-nft loads it (xt): -A INPUT -p tcp --dport 22 -m recent --name ssh --rcheck --seconds 60 -j DROP',
+    ]);
+  },
+);
+
+t.test(
+  "load: ufw's enabled ruleset is native nft but for its two `limit` rules (-m recent), in place",
+  async (t) => {
+    const path = join(
+      PACKAGE_ROOT,
+      'test',
+      'fixtures',
+      'rulesets',
+      'ufw-enabled.iptables-save.rules',
+    );
+    const loaded = await load(path);
+    t.equal(loaded.via, 'iptables-restore-translate');
+    const rules = of(loaded, 'rule');
+    t.equal(rules.length, 79, 'every -A of the file');
+    const xt = rules.filter((r) => JSON.stringify(r.expr).includes('"xt"'));
+    t.equal(xt.length, 2, 'only the two limit rules are xt');
     t.match(
-      text(loaded),
-      /"xt":\{"type":"match","name":"recent"\}/,
-      'the untranslatable match is xt',
+      loaded.xtRules?.join('\n'),
+      /^line 100: .*-m recent --set .*\nline 101: .*-m recent --update .*-j ufw-user-limit$/,
+    );
+    const user = rules.filter((r) => r.chain === 'ufw-user-input');
+    t.strictSame(
+      user.slice(0, 4).map((r) => JSON.stringify(r.expr).includes('"recent"')),
+      [true, true, false, false],
+      'the two limit rules open ufw-user-input, as in the file',
+    );
+    t.match(
+      JSON.stringify(user[2]?.expr),
+      /"right":22\b.*"jump":\{"target":"ufw-user-limit-accept"/,
+    );
+    t.match(JSON.stringify(user[3]?.expr), /"192\.0\.2\.0".*"right":80\b/);
+  },
+);
+
+t.test(
+  "load: kube-proxy's iptables rules load through check's loader, nfacct counters left out and said",
+  async (t) => {
+    // iptables-nft-restore alone refuses this file (test/kernel/check/corpus.test.ts): nfacct.
+    const path = join(
+      PACKAGE_ROOT,
+      'test',
+      'fixtures',
+      'rulesets',
+      'kube-proxy-proxier-test-overall.rules',
+    );
+    const loaded = await load(path);
+    t.equal(loaded.via, 'iptables-restore-translate');
+    t.equal(of(loaded, 'rule').length, 65, 'every -A of the file');
+    t.strictSame(
+      loaded.notLoaded.map((n) => n.replace(/ left out:.*/, '')),
+      [
+        'line 14: `-m nfacct --nfacct-name ct_state_invalid_dropped_pkts`',
+        'line 40: `-m nfacct --nfacct-name localhost_nps_accepted_pkts`',
+        'line 42: `-m nfacct --nfacct-name localhost_nps_accepted_pkts`',
+        'line 44: `-m nfacct --nfacct-name localhost_nps_accepted_pkts`',
+      ],
+    );
+    t.match(loaded.notLoaded[0], /nfacct counts packets, it does not filter/);
+    t.strictSame(
+      loaded.xtRules?.map((n) => n.slice(0, 8)),
+      ['line 74:', 'line 89:'],
+      'session affinity (-m recent) stays xt',
+    );
+    const json = text(loaded);
+    t.notMatch(json, /nfacct/);
+    // `-m tcp -p tcp -j DNAT` without a port: iptables 1.8.9's translator alone drops the protocol.
+    const dnat = of(loaded, 'rule').filter(
+      (r) => r.chain === 'KUBE-SEP-SXIVWICOYRO3J4NJ' && JSON.stringify(r.expr).includes('dnat'),
+    );
+    t.match(
+      JSON.stringify(dnat[0]?.expr),
+      /"protocol":"ip","field":"protocol"\}\},"right":"tcp"|"l4proto"\}\},"right":"tcp"/,
     );
   },
 );

@@ -1,0 +1,172 @@
+// ct-analyze check: an iptables-save file made ready for translation to nft, and the rules iptables-restore-translate cannot translate spliced in from iptables-nft-restore.
+import type { NftJson, NftObject } from './nft-json.js';
+
+/** One `-A CHAIN …` line of an iptables-save file. */
+export interface SavedRule {
+  readonly table: string;
+  readonly chain: string;
+  /** 1-based line in the file. */
+  readonly line: number;
+  /** The line as the translator read it (after prepareSaved). */
+  readonly text: string;
+}
+
+/** The save text for loading, the text for the translator, and what was left out. */
+export interface PreparedSave {
+  /** nfacct matches blanked: what both loaders read. */
+  readonly text: string;
+  /** The same, with `-m tcp`/`-m udp` after `-p tcp`/`-p udp` dropped: what the translator reads. */
+  readonly forTranslation: string;
+  readonly notLoaded: readonly string[];
+}
+
+// `-m nfacct --nfacct-name NAME`: the object it counts into is made by nfnetlink_acct, never by
+// iptables-restore, so a save file that uses one does not load in a fresh namespace (ENOENT).
+const NFACCT = /(^|\s)-m\s+nfacct\s+--nfacct-name\s+("[^"]*"|\S+)(?=\s|$)/g;
+// iptables 1.8.9's translator drops the protocol of `-p tcp -m tcp` when the match has no
+// option (`-p tcp -m tcp -j ACCEPT` becomes `accept` for every protocol, measured): without
+// `-m tcp`, iptables loads the same match implicitly for `--dport` and the like, and the
+// translator keeps `ip protocol tcp`.
+const PROTO_MATCH = /(^|\s)-m\s+(tcp|udp|udplite|sctp|dccp)(?=\s|$)/g;
+
+/**
+ * Blanks every nfacct match (nfacct counts, it does not filter), keeping each line's number,
+ * and notes each; also returns the text the translator should read.
+ */
+export function prepareSaved(text: string): PreparedSave {
+  const notLoaded: string[] = [];
+  const lines = text.split('\n').map((l, i) => {
+    if (!/^-[AI]\s/.test(l) || !/-m\s+nfacct/.test(l)) return l;
+    return l.replace(NFACCT, (whole, lead: string, name: string) => {
+      notLoaded.push(
+        `line ${i + 1}: \`-m nfacct --nfacct-name ${name}\` left out: nfacct counts packets, it does not filter, and its object is made outside iptables-save`,
+      );
+      return lead + ' '.repeat(whole.length - lead.length);
+    });
+  });
+  const forTranslation = lines.map((l) => {
+    if (!/^-[AI]\s/.test(l)) return l;
+    return l.replace(PROTO_MATCH, (whole, lead: string, proto: string) => {
+      const given = new RegExp(`(?:^|\\s)(!\\s+)?(?:-p|--protocol)\\s+${proto}(?=\\s|$)`).exec(l);
+      // Only where the same protocol is given, not negated: else the match is the rule's own.
+      return given && given[1] === undefined
+        ? lead + ' '.repeat(whole.length - lead.length)
+        : whole;
+    });
+  });
+  return { text: lines.join('\n'), forTranslation: forTranslation.join('\n'), notLoaded };
+}
+
+/** Every `-A` rule of the file, with its table, chain and line. */
+export function savedRules(text: string): SavedRule[] {
+  const rules: SavedRule[] = [];
+  let table = '';
+  text.split('\n').forEach((l, i) => {
+    const t = /^\*(\S+)/.exec(l);
+    if (t) table = t[1] ?? '';
+    const a = /^-A\s+(\S+)/.exec(l);
+    if (a) rules.push({ table, chain: a[1] ?? '', line: i + 1, text: l });
+  });
+  return rules;
+}
+
+const normal = (s: string) => s.replace(/"/g, '').replace(/\s+/g, ' ').trim();
+
+/**
+ * The rules the translator printed as `# -t TABLE -A …` comments (it could not translate
+ * them), found among `rules` in order; undefined when a comment matches no rule, so the caller
+ * does not guess.
+ */
+export function untranslatedRules(
+  translated: string,
+  rules: readonly SavedRule[],
+): SavedRule[] | undefined {
+  const found: SavedRule[] = [];
+  let from = 0;
+  for (const m of translated.matchAll(/^# -t (\S+) (-A .*)$/gm)) {
+    const table = m[1] ?? '';
+    const want = normal(m[2] ?? '');
+    let at = from;
+    while (at < rules.length) {
+      const r = rules[at] as SavedRule;
+      if (r.table === table && normal(r.text) === want) break;
+      at += 1;
+    }
+    if (at === rules.length) return undefined;
+    found.push(rules[at] as SavedRule);
+    from = at + 1;
+  }
+  return found;
+}
+
+type RuleBody = Readonly<Record<string, unknown>>;
+const ruleOf = (o: NftObject): RuleBody | undefined =>
+  'rule' in o ? (o.rule as RuleBody) : undefined;
+const chainKey = (table: unknown, chain: unknown) => `${String(table)}\u0000${String(chain)}`;
+
+/**
+ * The translated ruleset with each untranslated rule put back at its place in its chain, taken
+ * from the ruleset iptables-nft-restore made of the same file (where it is an `xt` match).
+ * Undefined when the two do not line up rule for rule with the file, so the caller falls back
+ * to iptables-nft-restore's ruleset whole.
+ */
+export function spliceUntranslated(
+  translated: NftJson,
+  restored: NftJson,
+  rules: readonly SavedRule[],
+  untranslated: readonly SavedRule[],
+): NftJson | undefined {
+  const wanted = new Set(untranslated);
+  const keys = new Set(untranslated.map((r) => chainKey(r.table, r.chain)));
+  const byChain = (json: NftJson) => {
+    const map = new Map<string, NftObject[]>();
+    for (const o of json.nftables) {
+      const r = ruleOf(o);
+      if (r === undefined) continue;
+      const key = chainKey(r.table, r.chain);
+      if (!keys.has(key)) continue;
+      map.set(key, [...(map.get(key) ?? []), o]);
+    }
+    return map;
+  };
+  const ours = byChain(translated);
+  const theirs = byChain(restored);
+  const merged = new Map<string, NftObject[]>();
+  for (const key of keys) {
+    const file = rules.filter((r) => chainKey(r.table, r.chain) === key);
+    const native = ours.get(key) ?? [];
+    const xt = theirs.get(key) ?? [];
+    if (xt.length !== file.length || native.length !== file.length - countIn(file, wanted)) {
+      return undefined;
+    }
+    let n = 0;
+    merged.set(
+      key,
+      file.map((r, i) => {
+        if (!wanted.has(r)) return native[n++] as NftObject;
+        // Its handle is from the other namespace: dropped rather than clash with a native one.
+        const { handle: _handle, ...rest } = ruleOf(xt[i] as NftObject) as RuleBody;
+        return { rule: rest };
+      }),
+    );
+  }
+  const out: NftObject[] = [];
+  const placed = new Set<string>();
+  for (const o of translated.nftables) {
+    const r = ruleOf(o);
+    const key = r === undefined ? '' : chainKey(r.table, r.chain);
+    if (r === undefined || !merged.has(key)) {
+      out.push(o);
+    } else if (!placed.has(key)) {
+      placed.add(key);
+      out.push(...(merged.get(key) ?? []));
+    }
+  }
+  // A chain none of whose rules translated: its rules after everything else.
+  for (const [key, list] of merged) if (!placed.has(key)) out.push(...list);
+  return { nftables: out };
+}
+
+function countIn(rules: readonly SavedRule[], set: ReadonlySet<SavedRule>): number {
+  return rules.filter((r) => set.has(r)).length;
+}
