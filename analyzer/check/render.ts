@@ -172,6 +172,14 @@ export function renderStatement(s: unknown): string {
       return `queue${b.num !== undefined ? ` num ${renderExpr(b.num)}` : ''}`;
     case 'notrack':
       return 'notrack';
+    case 'synproxy': {
+      if (isObj(b.map)) return `synproxy name ${renderExpr(body)}`;
+      const parts = ['synproxy'];
+      if (b.mss !== undefined) parts.push(`mss ${b.mss}`);
+      if (b.wscale !== undefined) parts.push(`wscale ${b.wscale}`);
+      if (Array.isArray(b.flags)) parts.push(b.flags.join(' '));
+      return typeof body === 'string' ? `synproxy name ${JSON.stringify(body)}` : parts.join(' ');
+    }
     default:
       return renderVerdict(s) ?? (body === null ? kind : JSON.stringify(s));
   }
