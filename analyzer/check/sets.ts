@@ -206,7 +206,7 @@ export class Table<D> {
       const iv = e.key[0] as Interval;
       if (typeof iv.lo !== 'number' || typeof iv.hi !== 'number') continue;
       if (iv.hi < from || iv.lo > to) continue;
-      if (touched && e.data !== data) mixed = true;
+      if (touched && !sameData(e.data, data as D)) mixed = true;
       touched = true;
       data = e.data;
       // Entries are sorted by lo, so a gap before this one is never filled later.
@@ -216,6 +216,11 @@ export class Table<D> {
     if (!touched) return MISS;
     return !gap && next > to && !mixed ? { kind: 'hit', data: data as D } : UNSURE;
   }
+}
+
+/** Two elements' data alike (verdict maps hold a fresh `{"accept": null}` per element). */
+function sameData(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** Whether one component's value (of any LVal kind) falls in an interval. */
