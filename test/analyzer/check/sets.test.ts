@@ -67,7 +67,7 @@ t.test(
             };
           });
           const table = new Table<unknown>(['number'], elems);
-          const each = [];
+          const each: string[] = [];
           for (let n = range.from; n <= range.to; n++) {
             const r = table.lookup([{ t: 'v', v: n }]);
             each.push(r.kind === 'hit' ? JSON.stringify(r.data) : 'miss');
