@@ -17,6 +17,7 @@ import {
   lossWarning,
 } from './coverage.js';
 import { type Collapse, collapseFor, FlowTable } from './flows.js';
+import { HostNetwork } from './host-network.js';
 import { isWindowed, NO_WINDOW, type TimeWindow } from './slice.js';
 
 /** What a report says about each journal it read. */
@@ -64,6 +65,11 @@ export interface AnalyzeOptions {
 export interface Analysis {
   table: FlowTable;
   journals: JournalSummary[];
+  /**
+   * Each host's network (its addresses and routes, the union over its journals' sets), by the
+   * host name as Flow.hosts gives it. Not in JournalSummary: reports serialize that as is.
+   */
+  networks: Map<string, HostNetwork>;
 }
 
 /** Reads every journal into one table (the union of their flows), on this thread. */
@@ -80,7 +86,7 @@ export function analyzeJournals(paths: readonly string[], opts: AnalyzeOptions =
     }
   });
   run.finish(journals);
-  return { table: run.table, journals };
+  return { table: run.table, journals, networks: run.networks };
 }
 
 /** Journals smaller than this are read on one thread: a worker costs ~0.1 s to start. */
@@ -111,12 +117,13 @@ export async function analyzeJournalsInParallel(
     }
   }
   run.finish(journals);
-  return { table: run.table, journals };
+  return { table: run.table, journals, networks: run.networks };
 }
 
 /** What the two analyze functions share: the table, warnings, progress across journals. */
 class Analyzing {
   readonly table: FlowTable;
+  readonly networks = new Map<string, HostNetwork>();
   readonly #paths: readonly string[];
   readonly #opts: AnalyzeOptions;
   #before = 0;
@@ -149,6 +156,11 @@ class Analyzing {
     if (replay.collapseNote !== undefined) warn(replay.collapseNote);
     warnAbout(summary, warn);
     this.#chains.push(replay.reader.header.chain);
+    const host = replay.reader.header.host;
+    const network = this.networks.get(host) ?? new HostNetwork();
+    this.networks.set(host, network);
+    for (const set of replay.addressSets) network.addAddresses(set.addresses);
+    for (const set of replay.routeSets) network.addRoutes(set.routes);
     return summary;
   }
 
@@ -251,8 +263,19 @@ export class JournalReplay {
         counts: r.counts,
         sha256: r.sha256,
         addressSets: r.addressSets,
+        routeSets: r.routeSets,
       }
     );
+  }
+
+  /** The host's address sets read so far (the header's, then each change). */
+  get addressSets(): JournalEnd['addressSets'] {
+    return this.#state().addressSets;
+  }
+
+  /** The host's route sets read so far (the header's, then each change). */
+  get routeSets(): JournalEnd['routeSets'] {
+    return this.#state().routeSets;
   }
 
   /** The journal has been read to its end (trailer, or end of file when not following). */
