@@ -64,6 +64,7 @@ export function field(e: unknown): Field {
   if (isObj(e.meta)) return metaField(String(e.meta.key));
   if (isObj(e.ct)) return ctField(e.ct);
   if (isObj(e.fib)) return fibField(e.fib);
+  if (isObj(e.exthdr)) return exthdrField();
   for (const op of ['&', '|', '^', '<<', '>>'] as const) {
     const args = e[op];
     if (Array.isArray(args) && args.length === 2) return bitwise(op, field(args[0]), args[1]);
@@ -282,6 +283,7 @@ function tupleField(key: string, dir: 'original' | 'reply', family: unknown): Fi
 
 function fibField(fib: Record<string, unknown>): Field {
   const flags = Array.isArray(fib.flags) ? fib.flags.map(String) : [];
+  if (fib.result === 'oif' || fib.result === 'oifname') return fibOif(flags);
   if (fib.result !== 'type') return unknownField('ifname');
   const onlyAddr = flags.every((f) => f === 'saddr' || f === 'daddr' || f === 'mark');
   const which = flags.includes('saddr') ? 'saddrType' : 'daddrType';
@@ -291,6 +293,37 @@ function fibField(fib: Record<string, unknown>): Field {
     get: (p) => (!onlyAddr || p[which] === 'unknown' ? UNKNOWN : exact(p[which])),
     known: true,
   };
+}
+
+/**
+ * The interface a fib lookup routes by. The walk takes a packet's iif to be the route back to
+ * its source (symmetric routing, how it names iif), so reverse-path filtering (`fib saddr .
+ * iif oif`) finds iif; `fib daddr oif` is the packet's oif once it is routed. Other lookups
+ * (a daddr bound to iif, before routing) are not decided.
+ */
+function fibOif(flags: readonly string[]): Field {
+  const has = (f: string) => flags.includes(f);
+  const rest = flags.filter((f) => f !== 'mark');
+  if (has('saddr') && has('iif') && rest.length === 2) {
+    return {
+      kind: 'ifname',
+      get: (p) => (typeof p.iifname === 'string' ? exact(p.iifname) : UNKNOWN),
+      known: true,
+    };
+  }
+  if (has('daddr') && rest.length === 1) {
+    return {
+      kind: 'ifname',
+      get: (p) => (typeof p.oifname === 'string' ? exact(p.oifname) : UNKNOWN),
+      known: true,
+    };
+  }
+  return unknownField('ifname');
+}
+
+/** IPv6 extension headers: none on IPv4 (nft checks the family), not recorded on IPv6. */
+function exthdrField(): Field {
+  return { kind: 'number', get: (p) => (p.family === 4 ? ABSENT : UNKNOWN), known: true };
 }
 
 function bitwise(op: string, inner: Field, arg: unknown): Field {
@@ -367,6 +400,20 @@ export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step 
     if (b === undefined || typeof b === 'string') return unknown;
     const iv = bound(op, b);
     return { kind: 'match', text, test: (p, marks) => inInterval(one.get(p, marks), iv) };
+  }
+  if (one !== undefined && typeof right === 'boolean') {
+    // `exists` / `missing`: a lookup that found an interface, or none.
+    const want = op === '!=' ? !right : right;
+    return {
+      kind: 'match',
+      text,
+      test: (p, marks) => {
+        const v = one.get(p, marks);
+        if (v.t === 'absent') return false;
+        if (v.t !== 'v') return 'unknown';
+        return (v.v !== '' && v.v !== 0) === want;
+      },
+    };
   }
   const table = rightTable(right, kinds, sets);
   if (table === undefined) return unknown;

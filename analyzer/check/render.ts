@@ -22,6 +22,7 @@ function quotes(left: unknown): boolean {
   if (isObj(left.meta)) return QUOTED.has(String(left.meta.key));
   if (isObj(left.ct)) return left.ct.key === 'helper';
   if (isObj(left.osf)) return true;
+  if (isObj(left.fib)) return left.fib.result === 'oif' || left.fib.result === 'oifname';
   return false;
 }
 
@@ -73,6 +74,10 @@ export function renderExpr(e: unknown, quote = false): string {
     return `tcp option ${e['tcp option'].name} ${e['tcp option'].field ?? ''}`.trim();
   if (isObj(e.rt)) return `rt ${e.rt.family ? `${e.rt.family} ` : ''}${e.rt.key}`;
   if (isObj(e.osf)) return `osf ${e.osf.key}`;
+  if (isObj(e.exthdr)) {
+    const x = e.exthdr;
+    return x.field === undefined ? `exthdr ${x.name} exists` : `${x.name} ${x.field}`;
+  }
   if (isObj(e.socket)) return `socket ${e.socket.key}`;
   if (isObj(e.numgen)) return `numgen ${e.numgen.mode} mod ${e.numgen.mod}`;
   const verdict = renderVerdict(e);

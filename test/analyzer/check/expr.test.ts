@@ -168,10 +168,36 @@ t.test('fib type from the address types; interface-bound lookups unknown', async
     decide(fib(['daddr', 'iif'], 'type'), 'local', pkt()),
     'unknown: fib daddr . iif type local',
   );
-  t.equal(
-    decide(fib(['saddr', 'mark', 'iif'], 'oif'), false, pkt()),
-    'unknown: fib saddr . mark . iif oif missing',
-  );
+});
+
+t.test(
+  'fib oif: reverse path found by iif (the walk routes symmetrically), daddr by oif',
+  async (t) => {
+    const fib = (flags: string[], result: string) => ({ fib: { flags, result } });
+    const rpf = fib(['saddr', 'mark', 'iif'], 'oif');
+    t.equal(decide(rpf, false, pkt()), 'no', 'oif missing: never for a packet with a known iif');
+    t.equal(decide(rpf, true, pkt()), 'accept');
+    t.equal(
+      decide(rpf, false, pkt({ iifname: undefined })),
+      'unknown: fib saddr . mark . iif oif missing',
+    );
+    const out = pkt({ hook: 'forward', oifname: 'eth1' });
+    t.equal(decide(fib(['daddr'], 'oif'), 'eth1', out), 'accept');
+    t.equal(
+      decide(fib(['daddr'], 'oif'), 'eth1', pkt({ hook: 'prerouting' })),
+      'unknown: fib daddr oif "eth1"',
+    );
+    t.equal(
+      decide(fib(['daddr', 'iif'], 'oif'), false, out),
+      'unknown: fib daddr . iif oif missing',
+    );
+  },
+);
+
+t.test('IPv6 extension headers: false on IPv4, unknown on IPv6', async (t) => {
+  const rt0 = { exthdr: { name: 'rt', field: 'type' } };
+  t.equal(decide(rt0, 0, pkt()), 'no');
+  t.equal(decide(rt0, 0, pkt({ family: 6 })), 'unknown: rt type 0');
 });
 
 t.test('ct state (set or flag list), direction, status bits known or not', async (t) => {
