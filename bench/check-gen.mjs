@@ -415,6 +415,17 @@ const noEndpoints = services.filter((s) => s.endpoints.length === 0);
 const nodePorts = services.filter((s) => s.nodePort !== 0 && s.endpoints.length > 0);
 const lbs = services.filter((s) => s.lbIP !== '' && s.endpoints.length > 0);
 const pick = (list) => list[below(list.length)];
+/** A unicast route of the main table (254), as ct-record records it. */
+const route = (dst, prefix, dev, gateway) => ({
+  family: 4,
+  dst: bytes4(dst),
+  prefix,
+  dev,
+  ...(gateway === undefined ? {} : { gateway: bytes4(gateway) }),
+  type: 'unicast',
+  table: 254,
+  metric: 0,
+});
 
 const writer = JournalWriter.create(
   join(opt.out, 'journal.mpk'),
@@ -435,6 +446,12 @@ const writer = JournalWriter.create(
       { ifname: 'lo', family: 4, address: bytes4('127.0.0.1'), prefix: 8 },
       { ifname: 'eth0', family: 4, address: bytes4(NODE_IP), prefix: 24 },
       { ifname: 'cni0', family: 4, address: bytes4('10.0.0.1'), prefix: 8 },
+    ],
+    // The main table of such a node (`ip route`): default via the router, the two links.
+    routes: [
+      route('0.0.0.0', 0, 'eth0', '192.168.0.1'),
+      route('10.0.0.0', 8, 'cni0'),
+      route('192.168.0.0', 24, 'eth0'),
     ],
   },
   { force: true, clock: () => 0 },
