@@ -17,6 +17,8 @@ export class EventColumns {
   family = new Uint8Array(0);
   proto = new Uint8Array(0);
   status = new Uint32Array(0);
+  /** The connection mark the event carried; 0 when it carried none (or 0). */
+  mark = new Uint32Array(0);
   /** Event time, µs since the epoch. */
   time = new Float64Array(0);
   src = new Uint32Array(0);
@@ -33,7 +35,7 @@ export class EventColumns {
   replyDport = new Uint16Array(0);
 
   /**
-   * Packed columns live in one ArrayBuffer (90 bytes per event), a new one per batch, so the
+   * Packed columns live in one ArrayBuffer (94 bytes per event), a new one per batch, so the
    * batch can be handed to another thread without a copy (`buffer`). Unpacked ones (the
    * default) reuse their arrays from batch to batch.
    */
@@ -69,27 +71,28 @@ export class EventColumns {
     else if (count > this.capacity) this.#grow(count);
   }
 
-  // Columns ordered by element size, so each starts aligned; a buffer of n × 53 bytes holds n.
+  // Columns ordered by element size, so each starts aligned; a buffer of n × 94 bytes holds n.
   #attach(buf: ArrayBuffer): void {
     const n = Math.floor(buf.byteLength / BYTES_PER_EVENT);
     this.#buffer = buf;
     this.capacity = n;
     this.time = new Float64Array(buf, 0, n);
     this.status = new Uint32Array(buf, 8 * n, n);
-    this.src = new Uint32Array(buf, 12 * n, 4 * n);
-    this.dst = new Uint32Array(buf, 28 * n, 4 * n);
-    this.replySrc = new Uint32Array(buf, 44 * n, 4 * n);
-    this.replyDst = new Uint32Array(buf, 60 * n, 4 * n);
-    this.sport = new Uint16Array(buf, 76 * n, n);
-    this.dport = new Uint16Array(buf, 78 * n, n);
-    this.replySport = new Uint16Array(buf, 80 * n, n);
-    this.replyDport = new Uint16Array(buf, 82 * n, n);
-    this.type = new Uint8Array(buf, 84 * n, n);
-    this.family = new Uint8Array(buf, 85 * n, n);
-    this.proto = new Uint8Array(buf, 86 * n, n);
-    this.icmpType = new Uint8Array(buf, 87 * n, n);
-    this.icmpCode = new Uint8Array(buf, 88 * n, n);
-    this.nat = new Uint8Array(buf, 89 * n, n);
+    this.mark = new Uint32Array(buf, 12 * n, n);
+    this.src = new Uint32Array(buf, 16 * n, 4 * n);
+    this.dst = new Uint32Array(buf, 32 * n, 4 * n);
+    this.replySrc = new Uint32Array(buf, 48 * n, 4 * n);
+    this.replyDst = new Uint32Array(buf, 64 * n, 4 * n);
+    this.sport = new Uint16Array(buf, 80 * n, n);
+    this.dport = new Uint16Array(buf, 82 * n, n);
+    this.replySport = new Uint16Array(buf, 84 * n, n);
+    this.replyDport = new Uint16Array(buf, 86 * n, n);
+    this.type = new Uint8Array(buf, 88 * n, n);
+    this.family = new Uint8Array(buf, 89 * n, n);
+    this.proto = new Uint8Array(buf, 90 * n, n);
+    this.icmpType = new Uint8Array(buf, 91 * n, n);
+    this.icmpCode = new Uint8Array(buf, 92 * n, n);
+    this.nat = new Uint8Array(buf, 93 * n, n);
   }
 
   /** Event i's fields but the addresses (the scanner writes those word by word). */
@@ -134,6 +137,7 @@ export class EventColumns {
         o.icmpType,
         o.icmpCode,
       );
+      this.mark[i] = ev.mark ?? 0;
       addressWords(o.src, this.src, i * 4);
       addressWords(o.dst, this.dst, i * 4);
       const r = ev.reply;
@@ -152,6 +156,7 @@ export class EventColumns {
     this.family = new Uint8Array(cap);
     this.proto = new Uint8Array(cap);
     this.status = new Uint32Array(cap);
+    this.mark = new Uint32Array(cap);
     this.time = new Float64Array(cap);
     this.src = new Uint32Array(cap * 4);
     this.dst = new Uint32Array(cap * 4);
@@ -168,7 +173,7 @@ export class EventColumns {
 }
 
 /** Bytes of one event in packed columns. */
-export const BYTES_PER_EVENT = 90;
+export const BYTES_PER_EVENT = 94;
 
 /** nat bits: the destination was translated (DNAT, redirect): replySrc/replySport differ. */
 export const NAT_DST = 1;

@@ -161,6 +161,7 @@ function fastEvent(c: EventColumns, i: number, prevTime: number, fields: number)
       }
     }
   }
+  let mark = 0;
   for (let k = 16; k < len; k++) {
     if (b[p] === 0xc0) {
       p++;
@@ -168,9 +169,11 @@ function fastEvent(c: EventColumns, i: number, prevTime: number, fields: number)
     }
     s = uintSize(b, p, e); // mark (u32), zone (u16)
     if (s === 0 || (k === 17 && uintAt(b, p) > 0xffff)) return -1;
+    if (k === 16) mark = uintAt(b, p);
     p += s;
   }
   if (p > e) return -1;
+  c.mark[i] = mark;
   c.put(i, type, family, proto, status, time, sport, dport, icmpType, icmpCode);
   c.nat[i] = 0;
   pos = p;
@@ -243,7 +246,7 @@ function generalEvent(c: EventColumns, i: number, prevTime: number, fields: numb
     if (arrayHeader() !== 4) throw UNUSUAL;
     for (let k = 0; k < 4; k++) uint(MAX);
   }
-  if (len > 16 && !nil()) uint(0xffffffff); // mark
+  c.mark[i] = len > 16 && !nil() ? uint(0xffffffff) : 0;
   if (len > 17 && !nil()) uint(0xffff); // zone
   c.put(i, type, family, proto, status, time, sport, dport, icmpType, icmpCode);
   return time;

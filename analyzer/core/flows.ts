@@ -115,6 +115,12 @@ export class FlowTable {
   readonly #local = new HostAddresses();
   /** Flows seen translated (few): the first translation of each kind. */
   readonly #nat = new NatLog();
+  /**
+   * Per flow, its latest non-zero mark and that event's time; allocated with the first marked
+   * event, so a recording without marks pays nothing for them.
+   */
+  #marks: Uint32Array | undefined;
+  #markTimes: Float64Array | undefined;
   /** The table's collapse mode, compiled (add() applies it per event). */
   readonly #rule: CollapseRule;
 
@@ -162,6 +168,7 @@ export class FlowTable {
     const ports = icmp ? (a << 8) | b : ((a << 16) | b) >>> 0;
     const replied = (ev.status & Status.SEEN_REPLY) !== 0;
     const flow = this.#upsert(t, src, dst, 0, ports, replied, host, ev.time);
+    if (ev.mark !== undefined && ev.mark !== 0) this.#noteMark(flow, ev.mark, ev.time);
     // The same NAT fact and policy as addColumns (the reader computes the bits there).
     const r = ev.reply;
     if (r.src.length === len && r.dst.length === len) {
@@ -213,6 +220,8 @@ export class FlowTable {
         host,
         at,
       );
+      const mark = c.mark[i] as number;
+      if (mark !== 0) this.#noteMark(flow, mark, at);
       const nat = c.nat[i] as number;
       if (nat !== 0) {
         const rs = c.replySport[i] as number;
@@ -270,7 +279,43 @@ export class FlowTable {
       hosts: this.#hostsOf(i),
       ...this.#natOf(i, alen),
       ...this.#directionOf(i, alen),
+      ...this.#markOf(i),
     };
+  }
+
+  #markOf(i: number): { mark?: number } {
+    const mark = this.#marks?.[i] ?? 0;
+    return mark === 0 ? {} : { mark };
+  }
+
+  /**
+   * The flow's mark is its latest marked event's: a later time wins, and at an equal time the
+   * larger mark, so the table stays independent of the order events are added in.
+   */
+  #noteMark(flow: number, mark: number, time: number): void {
+    if (this.#marks === undefined || this.#markTimes === undefined || flow >= this.#marks.length) {
+      this.#growMarks(flow + 1);
+    }
+    const marks = this.#marks as Uint32Array;
+    const times = this.#markTimes as Float64Array;
+    const old = marks[flow] as number;
+    const then = times[flow] as number;
+    if (old === 0 || time > then || (time === then && mark > old)) {
+      marks[flow] = mark;
+      times[flow] = time;
+    }
+  }
+
+  #growMarks(needed: number): void {
+    const cap = Math.max(needed, this.#cap, 1024);
+    const marks = new Uint32Array(cap);
+    const times = new Float64Array(cap);
+    if (this.#marks !== undefined && this.#markTimes !== undefined) {
+      marks.set(this.#marks);
+      times.set(this.#markTimes);
+    }
+    this.#marks = marks;
+    this.#markTimes = times;
   }
 
   #natOf(i: number, alen: 4 | 16): { nat?: Flow['nat'] } {

@@ -39,6 +39,11 @@ export interface Flow {
    * addresses are known (the journal records them), sorted; absent when none is known.
    */
   readonly direction?: readonly Direction[];
+  /**
+   * The connection mark recorded on the flow: that of its latest event that carried a non-zero
+   * one (the larger at equal times); absent when none did. Not in any report (`check` reads it).
+   */
+  readonly mark?: number;
 }
 
 /** The table index for a (family, protocol) pair, or undefined when the pair has no table. */

@@ -16,6 +16,7 @@ const COLUMNS = [
   'family',
   'proto',
   'status',
+  'mark',
   'time',
   'src',
   'dst',

@@ -193,7 +193,13 @@ interface RefTarget {
 }
 
 function reference(c: Case, impl: Implementation): Built {
-  type Row = Omit<Flow, 'hosts' | 'nat' | 'direction' | 'confirmed' | 'firstSeen' | 'lastSeen'> & {
+  type Row = Omit<
+    Flow,
+    'hosts' | 'nat' | 'direction' | 'confirmed' | 'firstSeen' | 'lastSeen' | 'mark'
+  > & {
+    /** docs/rules.md `mark`: the latest marked event's (at one time, the larger); 0: none. */
+    mark: number;
+    markTime: number;
     confirmed: boolean;
     firstSeen: number;
     lastSeen: number;
@@ -228,6 +234,8 @@ function reference(c: Case, impl: Implementation): Built {
         lastSeen: e.time,
         hosts: new Set(),
         nat: {},
+        mark: 0,
+        markTime: 0,
       };
       const { sport, dport, icmpType, icmpCode } = fresh;
       const key = JSON.stringify([table, hex(o.src), hex(o.dst), sport, dport, icmpType, icmpCode]);
@@ -237,6 +245,14 @@ function reference(c: Case, impl: Implementation): Built {
       row.firstSeen = Math.min(row.firstSeen, e.time);
       row.lastSeen = Math.max(row.lastSeen, e.time);
       if (impl.hosts) row.hosts.add(j.host);
+      const m = e.mark ?? 0;
+      if (
+        m !== 0 &&
+        (row.mark === 0 || e.time > row.markTime || (e.time === row.markTime && m > row.mark))
+      ) {
+        row.mark = m;
+        row.markTime = e.time;
+      }
       // docs/rules.md `nat`: the reply's source is not the original destination (DNAT), its
       // destination not the original source (SNAT, compared by address only afterwards).
       const r = e.reply;
@@ -257,7 +273,7 @@ function reference(c: Case, impl: Implementation): Built {
     local.set(j.host, set);
   }
   const flows = [...rows.values()].map((row): Flow => {
-    const { hosts, nat, ...rest } = row;
+    const { hosts, nat, mark, markTime: _, ...rest } = row;
     const dst = nat.dst?.address ?? row.dst;
     const found = new Set<string>();
     for (const h of hosts) {
@@ -272,6 +288,7 @@ function reference(c: Case, impl: Implementation): Built {
       hosts: [...hosts].sort(),
       ...(nat.dst || nat.src ? { nat } : {}),
       ...(found.size > 0 ? { direction: [...found].sort() as Flow['direction'] } : {}),
+      ...(mark === 0 ? {} : { mark }),
     };
   });
   const order = (f: Flow) => [
