@@ -1,4 +1,5 @@
 // What a recording host's addresses and routes say about a packet: the interface it leaves by and what kind of address it goes to.
+import { isLoopback } from './direction.js';
 
 /** fib's `type` (libnftables-json, fib `type` result), as the recorded addresses decide it. */
 export type AddressType =
@@ -75,10 +76,11 @@ type Table = { prefix: number; byDst: Map<string, Entry> }[];
 export class HostNetwork implements HostView {
   readonly #local = new Set<string>();
   readonly #broadcast = new Set<string>();
-  /** One table per distinct route set, keyed by the set's content. */
+  /** One table per distinct route set, keyed by its routes' ids (see addRoutes). */
   readonly #routeSets = new Map<string, { 4: Table; 6: Table }>();
   readonly #connected: { 4: Table; 6: Table } = { 4: [], 6: [] };
   readonly #ids = new WeakMap<object, number>();
+  #nextId = 0;
   /** Addresses already added (the reader gives an address that several sets hold as one object). */
   readonly #seen = new WeakSet<object>();
   #addresses = 0;
@@ -139,8 +141,7 @@ export class HostNetwork implements HostView {
   #idOf(r: object): number {
     let id = this.#ids.get(r);
     if (id === undefined) {
-      id = this.#ids.get(this) ?? 0;
-      this.#ids.set(this, id + 1);
+      id = this.#nextId++;
       this.#ids.set(r, id);
     }
     return id;
@@ -167,6 +168,8 @@ export class HostNetwork implements HostView {
     if (family === undefined) return undefined;
     if (this.#isLocal(address)) return 'lo';
     const e = this.#route(family, address) ?? lookup(this.#connected[family], address);
+    // A local route (AnyIP: a prefix the host answers for) delivers to the host itself.
+    if (e !== undefined && e.types.size === 1 && e.types.has('local')) return 'lo';
     // Several devices (equal routes, or sets that disagree), or a route without one (blackhole).
     if (e === undefined || e.devs.size !== 1) return undefined;
     return [...e.devs][0];
@@ -192,14 +195,8 @@ export class HostNetwork implements HostView {
   }
 
   #isLocal(address: Uint8Array): boolean {
-    return this.#local.has(key(address)) || isLoopbackAddress(address);
+    return this.#local.has(key(address)) || isLoopback(address);
   }
-}
-
-/** 127.0.0.0/8 and ::1 (direction.ts's rule, here without importing a sibling room's file). */
-function isLoopbackAddress(address: Uint8Array): boolean {
-  if (address.length === 4) return address[0] === 127;
-  return address.every((b, i) => b === (i === 15 ? 1 : 0));
 }
 
 function familyOf(address: Uint8Array): 4 | 6 | undefined {

@@ -186,6 +186,13 @@ t.test('host network: sets recorded at different times are a union of their answ
   t.end();
 });
 
+t.test('host network: a local route (AnyIP) delivers to the host: lo, local', (t) => {
+  const net = new HostNetwork([], [route('local 198.51.100.0/24 dev lo'), ...ROUTES]);
+  t.equal(net.routeDevice(ip('198.51.100.200')), 'lo');
+  t.equal(net.addressType(ip('198.51.100.200')), 'local');
+  t.end();
+});
+
 t.test('host network: a route type a later writer invents is unknown, not a guess', (t) => {
   const net = new HostNetwork([], [route('nat 192.0.2.0/24 dev eth0'), route('throw 10.0.0.0/8')]);
   t.equal(net.addressType(ip('192.0.2.1')), 'unknown');
