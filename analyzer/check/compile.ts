@@ -109,12 +109,13 @@ export function compileRuleset(json: NftJson): CompiledRuleset {
     const family = String(r.family) as TableFamily;
     const table = String(r.table);
     const chain = chainOf(family, table, String(r.chain));
-    const rule = compileRule(r, chain.rules.length + 1, scopeOf(family, table));
-    if (rule.limited) tally.limited++;
+    const position = (chain.rules[chain.rules.length - 1]?.index ?? 0) + 1;
+    const compiled = compileRule(r, position, scopeOf(family, table));
+    if (compiled[0]?.limited) tally.limited++;
     const expr = Array.isArray(r.expr) ? r.expr : [];
     tally.xt += expr.filter((s) => isObj(s) && isObj(s.xt) && s.xt.name !== 'comment').length;
     tally.bindings += expr.filter((s) => typeof s === 'string').length;
-    chain.rules.push(rule);
+    chain.rules.push(...compiled);
   }
 
   const ruleset: Ruleset = {
@@ -141,18 +142,28 @@ function notesOf(t: { limited: number; xt: number; bindings: number }): string[]
   return notes;
 }
 
-function compileRule(r: Record<string, unknown>, index: number, scope: TableScope): Rule {
+/**
+ * A rule's statements as steps: one Rule, or one per way a verdict map on a random key can go
+ * (same position, handle and text: they are the one rule nft holds).
+ */
+function compileRule(r: Record<string, unknown>, index: number, scope: TableScope): Rule[] {
   const expr = Array.isArray(r.expr) ? r.expr : [];
   const steps: Step[] = [];
   let limited = false;
+  let ways: Step[][] | undefined;
   for (const s of expr) {
     const c = compileStatement(s, scope);
     steps.push(...c.steps);
     if (c.limited) limited = true;
+    if (c.ways !== undefined) {
+      ways = c.ways;
+      break;
+    }
   }
-  const text = renderRule(expr, r.comment);
-  const rule = { index, text: text === '' ? '(empty rule)' : text, steps, limited };
-  return typeof r.handle === 'number' ? { ...rule, handle: r.handle } : rule;
+  const text = renderRule(expr, r.comment) || '(empty rule)';
+  const handle = typeof r.handle === 'number' ? { handle: r.handle } : {};
+  const all = ways === undefined ? [steps] : ways.map((w) => [...steps, ...w]);
+  return all.map((s) => ({ index, text, steps: s, limited, ...handle }));
 }
 
 function baseOf(c: Record<string, unknown>): BaseChain | undefined {

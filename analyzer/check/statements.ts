@@ -9,6 +9,11 @@ import type { LVal } from './values.js';
 export interface Compiled {
   readonly steps: Step[];
   readonly limited?: boolean;
+  /**
+   * A verdict map keyed by a random number (kube-proxy's `numgen random mod N vmap`): the
+   * steps of each way it can go, one rule each, so that a walk follows every endpoint.
+   */
+  readonly ways?: Step[][];
 }
 
 /** The rule's table: its named sets and maps, and its named objects (quotas). */
@@ -120,8 +125,10 @@ export function compileStatement(s: unknown, scope: TableScope): Compiled {
         return { steps: [constMatch(text, inner.limit.inv !== true)], limited: true };
       return { steps: [] };
     }
-    case 'vmap':
-      return { steps: [vmap(text, b, scope)] };
+    case 'vmap': {
+      const ways = randomWays(b);
+      return ways === undefined ? { steps: [vmap(text, b, scope)] } : { steps: [], ways };
+    }
     case 'mangle':
       return { steps: mangle(text, b, scope) };
     case 'dnat':
@@ -201,6 +208,42 @@ function vmap(text: string, b: Record<string, unknown>, scope: TableScope): Step
   };
 }
 
+/** The values a `numgen` / `jhash` / `symhash` key takes (`mod N offset O`: O … O+N-1). */
+function randomRange(key: unknown): { from: number; to: number } | undefined {
+  if (!isObj(key)) return undefined;
+  for (const k of ['numgen', 'jhash', 'symhash']) {
+    const g = key[k];
+    if (isObj(g) && typeof g.mod === 'number' && g.mod > 0) {
+      const from = typeof g.offset === 'number' ? g.offset : 0;
+      return { from, to: from + g.mod - 1 };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Each element of a verdict map on a random key, as an undecidable match and its verdict; the
+ * last one certain when the elements cover every value the key takes (up to 64 elements).
+ */
+function randomWays(b: Record<string, unknown>): Step[][] | undefined {
+  const range = randomRange(b.key);
+  const data = b.data;
+  if (range === undefined || !isObj(data) || !Array.isArray(data.set)) return undefined;
+  const elems = pairs(data.set);
+  if (elems.length === 0 || elems.length > 64) return undefined;
+  const keys = new Set(elems.map((e) => e.key));
+  let covers = true;
+  for (let n = range.from; n <= range.to && covers; n++) covers = keys.has(n);
+  const key = renderExpr(b.key);
+  return elems.map((e, i) => {
+    const v = verdictOf(e.data);
+    const text = `${key} ${renderExpr(e.key)}`;
+    const last = covers && i === elems.length - 1;
+    const verdict = v === undefined ? { unknown: renderExpr(e.data) } : v;
+    return [constMatch(text, last ? true : 'unknown'), constVerdict(renderExpr(e.data), verdict)];
+  });
+}
+
 /** `meta mark set …` / `ct mark set …`; other header rewrites change nothing the walk reads. */
 function mangle(text: string, b: Record<string, unknown>, scope: TableScope): Step[] {
   const key = b.key;
@@ -240,6 +283,10 @@ function mapSteps(exprs: readonly unknown[], scope: TableScope): Step[] {
     if (!isObj(e) || !isObj(e.map)) continue;
     const { fields, table } = mapTable(e.map.key, e.map.data, scope);
     const text = renderExpr(e);
+    if (coversRandom(e.map.key, e.map.data)) {
+      // Whichever value the random key takes, the map has it: the rule goes on.
+      continue;
+    }
     if (table === undefined) {
       out.push(constMatch(text, 'unknown'));
       continue;
@@ -260,4 +307,13 @@ export function pairs(elems: readonly unknown[]): { key: unknown; data: unknown 
     if (Array.isArray(e) && e.length === 2) out.push({ key: e[0], data: e[1] });
   }
   return out;
+}
+
+/** Whether an anonymous map on a random key has an element for every value the key takes. */
+function coversRandom(key: unknown, data: unknown): boolean {
+  const range = randomRange(key);
+  if (range === undefined || !isObj(data) || !Array.isArray(data.set)) return false;
+  const keys = new Set(pairs(data.set).map((e) => e.key));
+  for (let n = range.from; n <= range.to; n++) if (!keys.has(n)) return false;
+  return true;
 }

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { compileRuleset } from '../../../analyzer/check/compile.js';
-import type { Chain } from '../../../analyzer/check/model.js';
+import type { Chain, Rule } from '../../../analyzer/check/model.js';
 import {
   LOADED,
   listing,
@@ -20,7 +20,7 @@ import {
 const files = readdirSync(LOADED).filter((f) => f.endsWith('.json'));
 
 t.test(
-  'every loaded corpus listing compiles; every rule has a text and positions from 1',
+  'every loaded corpus listing compiles; every rule has a text and its position from 1',
   async (t) => {
     t.ok(files.length >= 53, `${files.length} listings`);
     let rules = 0;
@@ -32,11 +32,14 @@ t.test(
       );
       for (const c of ruleset.chains) {
         t.equal(ruleset.chain(c.family, c.table, c.name), c);
-        c.rules.forEach((r, i) => {
+        let last = 0;
+        for (const r of c.rules) {
           rules++;
-          if (r.text.trim() === '' || r.index !== i + 1)
-            t.fail(`${f}: ${c.name} rule ${i + 1}: "${r.text}"`);
-        });
+          // A random verdict map is one rule per way, all at the rule's position.
+          if (r.text.trim() === '' || (r.index !== last + 1 && r.index !== last))
+            t.fail(`${f}: ${c.name} rule ${r.index} after ${last}: "${r.text}"`);
+          last = r.index;
+        }
       }
     }
     t.ok(rules > 1500, `${rules} rules`);
@@ -351,6 +354,63 @@ t.test(
       'unknown: xt target TPROXY',
     );
     t.equal(run(rule([{ synproxy: { mss: 1460 } }]), pkt()), 'unknown: synproxy mss 1460');
+  },
+);
+
+t.test(
+  'a verdict map on a random number is one rule per way, the last certain when all values are there',
+  async (t) => {
+    const numgen = { numgen: { mode: 'random', mod: 2, offset: 0 } };
+    const ways = compileRuleset(
+      listing([
+        [
+          {
+            vmap: {
+              key: numgen,
+              data: {
+                set: [
+                  [0, { goto: { target: 'a' } }],
+                  [1, { goto: { target: 'b' } }],
+                ],
+              },
+            },
+          },
+        ],
+        [{ drop: null }],
+      ]),
+    ).ruleset.chain('inet', 't', 'c')?.rules;
+    if (ways === undefined) return t.fail('no chain');
+    t.same(
+      ways.map((r) => [r.index, r.handle]),
+      [
+        [1, 10],
+        [1, 10],
+        [2, 11],
+      ],
+    );
+    t.equal(ways[0]?.text, 'numgen random mod 2 vmap { 0 : goto a, 1 : goto b }');
+    t.equal(run(ways[0] as Rule, pkt()), 'unknown: numgen random mod 2 0');
+    t.equal(run(ways[1] as Rule, pkt()), 'goto b', 'the last way is certain');
+    const partial = rule([{ vmap: { key: numgen, data: { set: [[0, { accept: null }]] } } }]);
+    t.equal(run(partial, pkt()), 'unknown: numgen random mod 2 0', 'value 1 has no element');
+    const dnat = rule([
+      {
+        dnat: {
+          addr: {
+            map: {
+              key: numgen,
+              data: {
+                set: [
+                  [0, '10.0.0.1'],
+                  [1, '10.0.0.2'],
+                ],
+              },
+            },
+          },
+        },
+      },
+    ]);
+    t.equal(run(dnat, pkt()), 'accept');
   },
 );
 
