@@ -4,6 +4,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
+import { redactJournal } from '../../analyzer/redact/redact.js';
 import { verifyJournal } from '../../analyzer/verify/verify.js';
 import {
   EVENT_FIELDS,
@@ -473,3 +474,28 @@ t.test(
     t.end();
   },
 );
+
+t.test('journal: ct-analyze redact leaves the routes out, header and checkpoints', (t) => {
+  // redact does not map routes (docs/journal-format.md): an unmapped route would tell the real
+  // addresses, so the redacted journal must hold none.
+  const input = join(dir, 'to-redact.mpk');
+  const w = JournalWriter.create(input, { ...HEADER, addresses: [ETH4], routes: [DEFAULT4] });
+  w.append([tcpNew(0)]);
+  w.noteNetwork({ routes: { time: HEADER.start + 1, routes: [DEFAULT4, HOLE4] } });
+  w.close({ stop: HEADER.start + 2 });
+  const keyFile = join(dir, 'redact.key');
+  writeFileSync(keyFile, Buffer.alloc(32, 7), { mode: 0o600 });
+  const output = join(dir, 'redacted.mpk');
+  const quiet = { warn: () => {}, note: () => {} };
+  redactJournal({ input, output, keyFile, force: false }, quiet);
+  const bytes = readFileSync(output);
+  t.equal(bytes.indexOf('routes'), -1, 'no routes key anywhere in the redacted file');
+  t.equal(bytes.indexOf(Buffer.from(DEFAULT4.gateway as Uint8Array)), -1, 'nor the gateway');
+  const reader = openJournal(output);
+  for (const _ of reader.items());
+  t.same(reader.routeSets, [], 'no route sets');
+  t.equal(reader.addressSets.length, 1, 'the (mapped) addresses are still there');
+  reader.close();
+  t.equal(verifyJournal(output).verdict, 'OK');
+  t.end();
+});
