@@ -118,9 +118,18 @@ export function compileRuleset(json: NftJson): CompiledRuleset {
     chain.rules.push(...compiled);
   }
 
+  // Jump targets are found per packet: by family, table and name without building a key.
+  const tree = new Map<string, Map<string, Map<string, Building>>>();
+  for (const c of chains) {
+    const tables = tree.get(c.family) ?? new Map<string, Map<string, Building>>();
+    tree.set(c.family, tables);
+    const names = tables.get(c.table) ?? new Map<string, Building>();
+    tables.set(c.table, names);
+    names.set(c.name, c);
+  }
   const ruleset: Ruleset = {
     chains,
-    chain: (family, table, name) => byKey.get(key(family, table, name)),
+    chain: (family, table, name) => tree.get(family)?.get(table)?.get(name),
   };
   return { ruleset, notes: notesOf(tally) };
 }

@@ -418,10 +418,10 @@ export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step 
   const table = rightTable(right, kinds, sets);
   if (table === undefined) return unknown;
   const neg = op === '!=';
-  const test = (p: Packet, marks: Marks): Tri => {
-    const r = table.lookup(read(p, marks));
-    return decide(r, neg);
-  };
+  const test =
+    one === undefined
+      ? (p: Packet, marks: Marks): Tri => decide(table.lookup(read(p, marks)), neg)
+      : (p: Packet, marks: Marks): Tri => decide(table.lookup1(one.get(p, marks)), neg);
   const index = neg || one?.index === undefined ? undefined : indexOf(one, table);
   return index === undefined ? { kind: 'match', text, test } : { kind: 'match', text, test, index };
 }

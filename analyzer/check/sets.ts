@@ -24,6 +24,8 @@ const ABSENT_HIT = { kind: 'absent' } as const;
 interface Entry<D> {
   readonly key: readonly Interval[];
   readonly data: D;
+  /** The answer a lookup gives for this element, made once. */
+  readonly hit: Lookup<D>;
 }
 
 /**
@@ -80,7 +82,7 @@ export class Table<D> {
   /** One component: entries sorted by lo, and whether any two overlap (then: scan). */
   private readonly overlap: boolean;
   /** Several components: elements of single values by their joined key. */
-  private readonly points = new Map<string, D>();
+  private readonly points = new Map<string, Lookup<D>>();
   private readonly spans: Entry<D>[] = [];
 
   constructor(
@@ -94,7 +96,7 @@ export class Table<D> {
     for (const e of elems) {
       const key = elementKey(kinds, e.key);
       if (key === undefined) unread++;
-      else entries.push({ key, data: e.data });
+      else entries.push({ key, data: e.data, hit: { kind: 'hit', data: e.data } });
     }
     this.unread = unread;
     entries.sort((a, b) => cmp((a.key[0] as Interval).lo, (b.key[0] as Interval).lo));
@@ -111,7 +113,7 @@ export class Table<D> {
       for (const e of entries) {
         if (e.key.every((iv) => iv.lo === iv.hi)) {
           const k = e.key.map((iv) => String(iv.lo)).join('\0');
-          if (!this.points.has(k)) this.points.set(k, e.data);
+          if (!this.points.has(k)) this.points.set(k, e.hit);
         } else {
           this.spans.push(e);
         }
@@ -135,8 +137,18 @@ export class Table<D> {
     return out;
   }
 
+  /** lookup() of a one-component key, without building arrays (the walk's hot path). */
+  lookup1(v: LVal): Lookup<D> {
+    if (v.t === 'absent') return ABSENT_HIT;
+    return this.settle(v.t === 'v' && this.dims === 1 ? this.exact1(v.v) : this.find([v]));
+  }
+
   lookup(vals: readonly LVal[]): Lookup<D> {
-    const r = this.find(vals);
+    return this.settle(this.find(vals));
+  }
+
+  /** What rules that change the set while packets pass leave of an answer. */
+  private settle(r: Lookup<D>): Lookup<D> {
     if (r.kind === 'absent' || r.kind === 'unknown') return r;
     if (r.kind === 'miss') return this.unread > 0 || this.dynamics !== 'static' ? UNSURE : MISS;
     return this.dynamics === 'volatile' ? UNSURE : r;
@@ -152,7 +164,7 @@ export class Table<D> {
       const xs = vals.map((v) => (v as { v: Scalar }).v);
       if (this.dims === 1) return this.exact1(xs[0] as Scalar);
       const d = this.points.get(xs.map(String).join('\0'));
-      if (d !== undefined) return { kind: 'hit', data: d };
+      if (d !== undefined) return d;
       for (const e of this.spans) {
         if (e.key.every((iv, i) => inside(xs[i] as Scalar, iv)))
           return { kind: 'hit', data: e.data };
@@ -171,7 +183,7 @@ export class Table<D> {
         if (c === false) all = false;
         else if (c === 'unknown') all = 'unknown';
       }
-      if (all === true) return { kind: 'hit', data: e.data };
+      if (all === true) return e.hit;
       if (all === 'unknown') unsure = true;
     }
     return unsure ? UNSURE : MISS;
@@ -180,7 +192,7 @@ export class Table<D> {
   private exact1(x: Scalar): Lookup<D> {
     const es = this.entries;
     if (this.overlap) {
-      for (const e of es) if (inside(x, e.key[0] as Interval)) return { kind: 'hit', data: e.data };
+      for (const e of es) if (inside(x, e.key[0] as Interval)) return e.hit;
       return MISS;
     }
     let lo = 0;
@@ -190,7 +202,7 @@ export class Table<D> {
       const iv = (es[mid] as Entry<D>).key[0] as Interval;
       if (cmp(x, iv.lo) < 0) hi = mid - 1;
       else if (cmp(x, iv.hi) > 0) lo = mid + 1;
-      else return { kind: 'hit', data: (es[mid] as Entry<D>).data };
+      else return (es[mid] as Entry<D>).hit;
     }
     return MISS;
   }
