@@ -379,10 +379,11 @@ export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step 
   const right = m.right;
   const read = (p: Packet, marks: Marks): LVal[] => fields.map((f) => f.get(p, marks));
 
-  if (one !== undefined && FLAG_KINDS.has(one.kind) && (op === 'in' || Array.isArray(right))) {
+  // On a bit field, nft's implicit op (`in`) tests any of the bits; `!=` with a flag list, none.
+  const bitTest = (op === 'in' && !isObj(right)) || (op === '!=' && Array.isArray(right));
+  if (one !== undefined && FLAG_KINDS.has(one.kind) && bitTest) {
     const mask = parseAtom(one.kind, right);
     if (typeof mask !== 'number') return unknown;
-    if (op === '==' && !Array.isArray(right)) return unknown;
     const neg = op === '!=';
     return {
       kind: 'match',

@@ -75,6 +75,17 @@ t.test('tcp flags: masks, the implicit any-bit op, unknown flags', async (t) => 
   t.equal(decide(payload('tcp', 'flags'), 'syn', pkt({ tcpFlags: 0x12 }), 'in'), 'accept');
   t.equal(decide(payload('tcp', 'flags'), ['fin', 'rst'], pkt({ tcpFlags: 0x12 }), 'in'), 'no');
   t.equal(
+    decide(payload('tcp', 'flags'), ['syn', 'ack'], pkt({ tcpFlags: 0x12 })),
+    'accept',
+    '== all of them',
+  );
+  t.equal(decide(payload('tcp', 'flags'), ['syn', 'ack'], pkt({ tcpFlags: 0x02 })), 'no');
+  t.equal(decide(payload('tcp', 'flags'), ['fin', 'rst'], pkt({ tcpFlags: 0x12 }), '!='), 'accept');
+  t.equal(
+    decide(payload('tcp', 'flags'), { set: ['syn', 'ack'] }, pkt({ tcpFlags: 0x10 }), 'in'),
+    'accept',
+  );
+  t.equal(
     decide(left, 'syn', pkt({ tcpFlags: undefined })),
     'unknown: tcp flags & (fin | syn | rst | ack) == syn',
   );
