@@ -104,7 +104,7 @@ export function compileRuleset(json: NftJson): CompiledRuleset {
     }
   }
 
-  const tally = { limited: 0, xt: 0, bindings: 0 };
+  const tally = { limited: 0, xt: 0, bindings: 0, rpf: 0 };
   for (const r of rules) {
     const family = String(r.family) as TableFamily;
     const table = String(r.table);
@@ -115,6 +115,7 @@ export function compileRuleset(json: NftJson): CompiledRuleset {
     const expr = Array.isArray(r.expr) ? r.expr : [];
     tally.xt += expr.filter((s) => isObj(s) && isObj(s.xt) && s.xt.name !== 'comment').length;
     tally.bindings += expr.filter((s) => typeof s === 'string').length;
+    tally.rpf += expr.filter(isReversePath).length;
     chain.rules.push(...compiled);
   }
 
@@ -134,11 +135,24 @@ export function compileRuleset(json: NftJson): CompiledRuleset {
   return { ruleset, notes: notesOf(tally) };
 }
 
-function notesOf(t: { limited: number; xt: number; bindings: number }): string[] {
+/** `fib saddr . iif oif`: reverse-path filtering, decided on the walk's routing. */
+function isReversePath(s: unknown): boolean {
+  const left = isObj(s) && isObj(s.match) ? s.match.left : undefined;
+  const fib = isObj(left) && isObj(left.fib) ? left.fib : undefined;
+  const flags = Array.isArray(fib?.flags) ? fib.flags : [];
+  return fib?.result === 'oif' && flags.includes('saddr') && flags.includes('iif');
+}
+
+function notesOf(t: { limited: number; xt: number; bindings: number; rpf: number }): string[] {
   const notes: string[] = [];
   const n = (k: number, one: string) => `${k} ${one}${k === 1 ? '' : 's'}`;
   if (t.limited > 0) {
     notes.push(`${n(t.limited, 'rule')} with limit or quota: assumed never exceeded`);
+  }
+  if (t.rpf > 0) {
+    notes.push(
+      `${n(t.rpf, 'reverse-path check')} (fib saddr . iif oif): taken to pass, as routing is assumed symmetric`,
+    );
   }
   if (t.xt > 0) {
     notes.push(`${n(t.xt, 'iptables extension')} (xt) that nft cannot list: not evaluated`);

@@ -177,6 +177,10 @@ export function renderStatement(s: unknown): string {
       return `queue${b.num !== undefined ? ` num ${renderExpr(b.num)}` : ''}`;
     case 'notrack':
       return 'notrack';
+    case 'last':
+      return 'last';
+    case 'ct count':
+      return `ct count ${b.inv ? 'over ' : ''}${b.val}`;
     case 'synproxy': {
       if (isObj(b.map)) return `synproxy name ${renderExpr(body)}`;
       const parts = ['synproxy'];

@@ -47,6 +47,8 @@ const XT_NAT = new Set(['DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT', 'NETMAP']);
 const XT_MARKS = new Set(['MARK', 'CONNMARK']);
 /** Statements with no effect on what the walk decides. */
 const NO_OPS = new Set([
+  'last',
+  'reset',
   'counter',
   'log',
   'ct helper',

@@ -427,10 +427,20 @@ t.test(
   },
 );
 
-t.test('notes count limits and xt extensions; a listing without them has none', async (t) => {
-  t.match(loaded('ufw-enabled.iptables-save.rules.json').notes, [
-    /rules with limit or quota: assumed never exceeded/,
-    /iptables extensions \(xt\)/,
-  ]);
-  t.same(compileRuleset(listing([[{ accept: null }]])).notes, []);
-});
+t.test(
+  'notes count limits, reverse-path checks and xt extensions; a listing without them has none',
+  async (t) => {
+    t.match(loaded('ufw-enabled.iptables-save.rules.json').notes, [
+      /rules with limit or quota: assumed never exceeded/,
+      /iptables extensions \(xt\)/,
+    ]);
+    t.same(compileRuleset(listing([[{ accept: null }]])).notes, []);
+    t.match(loaded('firewalld-default.nft.json').notes, [
+      /1 reverse-path check \(fib saddr \. iif oif\)/,
+    ]);
+    t.equal(
+      rule([{ last: { used: 1 } }, { 'ct count': { val: 10, inv: true } }]).text,
+      'last ct count over 10',
+    );
+  },
+);
