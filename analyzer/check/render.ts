@@ -62,7 +62,9 @@ export function renderExpr(e: unknown, quote = false): string {
   if (Array.isArray(e.concat)) return e.concat.map((x) => renderExpr(x, quote)).join(' . ');
   if (Array.isArray(e.set)) return renderSet(e.set, quote);
   if (isObj(e.elem)) return renderExpr(e.elem.val, quote);
-  if (isObj(e.map)) return `${renderExpr(e.map.key)} map ${renderData(e.map.data)}`;
+  // A map's `quote` is for its data (`ct helper set … map { 69 : "tftp" }`).
+  if (isObj(e.map))
+    return `${renderExpr(e.map.key)} map ${renderData(e.map.data, quotes(e.map.key), quote)}`;
   for (const op of BINOPS) {
     const args = e[op];
     if (Array.isArray(args) && args.length === 2) {
@@ -84,18 +86,18 @@ export function renderExpr(e: unknown, quote = false): string {
   return verdict ?? JSON.stringify(e);
 }
 
-function renderSet(elems: readonly unknown[], quote: boolean): string {
+function renderSet(elems: readonly unknown[], quote: boolean, quoteData = false): string {
   const items = elems.map((x) =>
     Array.isArray(x) && x.length === 2
-      ? `${renderExpr(x[0], quote)} : ${renderExpr(x[1])}`
+      ? `${renderExpr(x[0], quote)} : ${renderExpr(x[1], quoteData)}`
       : renderExpr(x, quote),
   );
   return `{ ${items.join(', ')} }`;
 }
 
 /** A map's data: a named map or an anonymous one. */
-function renderData(d: unknown): string {
-  return isObj(d) && Array.isArray(d.set) ? renderSet(d.set, false) : renderExpr(d);
+function renderData(d: unknown, quoteKeys: boolean, quoteData = false): string {
+  return isObj(d) && Array.isArray(d.set) ? renderSet(d.set, quoteKeys, quoteData) : renderExpr(d);
 }
 
 /** accept, drop, jump x…; undefined when `e` is no verdict. */
@@ -166,9 +168,9 @@ export function renderStatement(s: unknown): string {
       return `${kind}${fam}${to}`;
     }
     case 'vmap':
-      return `${renderExpr(b.key)} vmap ${renderData(b.data)}`;
+      return `${renderExpr(b.key)} vmap ${renderData(b.data, quotes(b.key))}`;
     case 'ct helper':
-      return `ct helper set ${JSON.stringify(body)}`;
+      return `ct helper set ${typeof body === 'string' ? JSON.stringify(body) : renderExpr(body, true)}`;
     case 'set':
       return `${kind} ${b.op} ${renderExpr(b.elem)} ${b.set}`;
     case 'xt':

@@ -169,6 +169,16 @@ t.test('rule texts read as nft lists them', async (t) => {
   t.equal(text([{ mangle: { key: meta('mark'), value: 170 } }]), 'meta mark set 170');
   t.equal(text([{ xt: { type: 'match', name: 'multiport' } }]), 'xt match multiport');
   t.equal(text([{ 'new-thing': { x: 1 } }]), '{"new-thing":{"x":1}}');
+  t.equal(
+    text([{ vmap: { key: meta('iifname'), data: { set: [['lo', { accept: null }]] } } }]),
+    'iifname vmap { "lo" : accept }',
+  );
+  t.equal(
+    text([
+      { 'ct helper': { map: { key: payload('udp', 'dport'), data: { set: [[69, 'tftp-69']] } } } },
+    ]),
+    'ct helper set udp dport map { 69 : "tftp-69" }',
+  );
 });
 
 t.test('verdicts: accept, drop, reject, return, continue, jump, goto, queue', async (t) => {
