@@ -278,6 +278,15 @@ t.test(
     if (m?.kind !== 'match') return t.fail('no match');
     t.equal(m.test(pkt({ saddr: '5.6.7.8', dport: port(22) }), marks()), true);
     t.equal(m.test(pkt({ saddr: '5.6.7.8', dport: port(80) }), marks()), false);
+    // test-set-3: IPv6 prefixes . prefixes . ports, interval-flagged.
+    const v6 = fw4.chains.flatMap((c) => c.rules).find((r) => r.text.includes('@test-set-3'));
+    const v6m = v6?.steps.find((s) => s.kind === 'match');
+    if (v6m?.kind !== 'match') return t.fail('no @test-set-3 match');
+    const six = { family: 6 as const, saddr: 'db80:1234:4567::9', daddr: 'db80:1234:abcd::1' };
+    t.equal(v6m.test(pkt({ ...six, dport: port(80) }), marks()), true);
+    t.equal(v6m.test(pkt({ ...six, dport: port(81) }), marks()), false);
+    t.equal(v6m.test(pkt({ ...six, dport: { from: 70, to: 90 } }), marks()), 'unknown');
+    t.equal(v6m.test(pkt({ dport: port(80) }), marks()), false, 'an IPv4 packet');
 
     // nftables' own test adds `ip saddr . 22` to @s per packet: a lookup's miss is not sure.
     const svc = loaded('nftables-test-sets-0045concat_ipv4_service.nft.json').ruleset;
