@@ -377,6 +377,29 @@ t.test(
 );
 
 t.test(
+  'counters, logs, notrack, helpers, set updates and other rewrites change nothing the walk reads',
+  async (t) => {
+    const m = marks(7, 9);
+    const r = rule([
+      { counter: { packets: 1, bytes: 60 } },
+      { log: { prefix: 'in ', level: 'info' } },
+      { notrack: null },
+      { 'ct helper': 'ftp-standard' },
+      { set: { op: 'update', elem: payload('ip', 'saddr'), set: '@seen' } },
+      { mangle: { key: payload('ip', 'dscp'), value: 'cs1' } },
+      { accept: null },
+    ]);
+    t.same(
+      r.steps.map((s) => s.kind),
+      ['verdict'],
+    );
+    t.equal(run(r, pkt(), m), 'accept');
+    t.same(m, { meta: 7, ct: 9 });
+    t.equal(r.limited, false);
+  },
+);
+
+t.test(
   'a verdict map on a random number is one rule per way, the last certain when all values are there',
   async (t) => {
     const numgen = { numgen: { mode: 'random', mod: 2, offset: 0 } };
