@@ -13,10 +13,14 @@ export interface SavedRule {
 
 /** The save text for loading, the text for the translator, and what was left out. */
 export interface PreparedSave {
-  /** nfacct matches blanked: what both loaders read. */
+  /** nfacct matches blanked. */
   readonly text: string;
-  /** The same, with `-m tcp`/`-m udp` after `-p tcp`/`-p udp` dropped: what the translator reads. */
+  /** The same, with `-m tcp`/`-m udp` after `-p tcp`/`-p udp` dropped: what iptables-nft-restore reads. */
+  readonly forRestore: string;
+  /** The same again, numeric ICMPv6 types taken out and marked (ICMPV6_TYPE): what the translator reads. */
   readonly forTranslation: string;
+  /** The marked ICMPv6 matches, by mark, as nft writes them. */
+  readonly icmpv6: ReadonlyMap<string, string>;
   readonly notLoaded: readonly string[];
 }
 
@@ -28,6 +32,12 @@ const NFACCT = /(^|\s)-m\s+nfacct\s+--nfacct-name\s+("[^"]*"|\S+)(?=\s|$)/g;
 // `-m tcp`, iptables loads the same match implicitly for `--dport` and the like, and the
 // translator keeps `ip protocol tcp`.
 const PROTO_MATCH = /(^|\s)-m\s+(tcp|udp|udplite|sctp|dccp)(?=\s|$)/g;
+// ip6tables 1.8.9's translator knows ICMPv6 types by name only: `--icmpv6-type 141` (inverse
+// ND, MLD: 130–132 and 141–153, which ufw allows) leaves the whole rule untranslated. Such a
+// match is taken out and the rule marked with a comment; the translated rule gets the match
+// back as nft writes it (`icmpv6 type 141`), and nft reads it.
+const ICMPV6_TYPE = /(^|\s)(?:-m\s+icmp6\s+)?--icmpv6-type\s+(\d{1,3})(?:\/(\d{1,3}))?(?=\s|$)/;
+const MARK = 'ct-analyze-icmpv6-';
 
 /**
  * Blanks every nfacct match (nfacct counts, it does not filter), keeping each line's number,
@@ -44,7 +54,7 @@ export function prepareSaved(text: string): PreparedSave {
       return lead + ' '.repeat(whole.length - lead.length);
     });
   });
-  const forTranslation = lines.map((l) => {
+  const forRestore = lines.map((l) => {
     if (!/^-[AI]\s/.test(l)) return l;
     return l.replace(PROTO_MATCH, (whole, lead: string, proto: string) => {
       const given = new RegExp(`(?:^|\\s)(!\\s+)?(?:-p|--protocol)\\s+${proto}(?=\\s|$)`).exec(l);
@@ -54,7 +64,38 @@ export function prepareSaved(text: string): PreparedSave {
         : whole;
     });
   });
-  return { text: lines.join('\n'), forTranslation: forTranslation.join('\n'), notLoaded };
+  const icmpv6 = new Map<string, string>();
+  const forTranslation = forRestore.map((l, i) => {
+    const m = ICMPV6_TYPE.exec(l);
+    if (!/^-[AI]\s/.test(l) || m === null) return l;
+    // A negated type, or a rule with its own comment (nft keeps one), stays as it is.
+    if (/!\s*$/.test(l.slice(0, m.index + 1)) || /(^|\s)-m\s+comment(\s|$)/.test(l)) return l;
+    const [whole, lead, type, code] = m as unknown as [string, string, string, string | undefined];
+    const mark = `${MARK}${i + 1}`;
+    icmpv6.set(mark, `icmpv6 type ${type}${code === undefined ? '' : ` icmpv6 code ${code}`}`);
+    const rest = l.slice(m.index + whole.length).trimStart();
+    return `${l.slice(0, m.index + lead.length)}${rest} -m comment --comment ${mark}`;
+  });
+  return {
+    text: lines.join('\n'),
+    forRestore: forRestore.join('\n'),
+    forTranslation: forTranslation.join('\n'),
+    icmpv6,
+    notLoaded,
+  };
+}
+
+/** The translator's nft text with each marked ICMPv6 match put back in its rule, the mark gone. */
+export function restoreIcmpv6(translated: string, icmpv6: ReadonlyMap<string, string>): string {
+  if (icmpv6.size === 0) return translated;
+  return translated.replace(
+    /^(add rule ip6 \S+ \S+ )(.*?) comment "(ct-analyze-icmpv6-\d+)"$/gm,
+    (whole, head: string, body: string, mark: string) => {
+      const match = icmpv6.get(mark);
+      if (match === undefined) return whole;
+      return `${head}${match} ${body.replace(/^meta l4proto (?:ipv6-icmp|58) /, '')}`;
+    },
+  );
 }
 
 /** Every `-A` rule of the file, with its table, chain and line. */

@@ -19,7 +19,13 @@ import {
   TO_PASS_JSON,
   type Tools,
 } from './load-run.js';
-import { prepareSaved, savedRules, spliceUntranslated, untranslatedRules } from './load-saved.js';
+import {
+  prepareSaved,
+  restoreIcmpv6,
+  savedRules,
+  spliceUntranslated,
+  untranslatedRules,
+} from './load-saved.js';
 import { detectFormat, type NftJson, parseNftJson, type RulesetFormat } from './nft-json.js';
 
 export type { NftJson, NftObject, RulesetFormat } from './nft-json.js';
@@ -177,10 +183,12 @@ async function loadSaved(ctx: Context, text: string): Promise<Loaded> {
   const notLoaded = [...prepared.notLoaded];
   // Without `-m tcp` after `-p tcp` (the same match, loaded implicitly), iptables-nft too
   // stores the ports as native expressions rather than an xt match.
-  const changed = prepared.forTranslation !== text;
-  const restoreFrom = changed
-    ? privateFile(ctx, 'restore.rules', prepared.forTranslation)
-    : ctx.file;
+  const changed = prepared.forRestore !== text;
+  const restoreFrom = changed ? privateFile(ctx, 'restore.rules', prepared.forRestore) : ctx.file;
+  const translateFrom =
+    prepared.forTranslation === prepared.forRestore
+      ? restoreFrom
+      : privateFile(ctx, 'translate.rules', prepared.forTranslation);
   const restore = async (): Promise<NftJson> => {
     const result = await runInNamespace({
       ...ctx,
@@ -194,7 +202,7 @@ async function loadSaved(ctx: Context, text: string): Promise<Loaded> {
     return parseNftJson(result.stdout, `nft -j list ruleset of ${ctx.path}`);
   };
   if (ctx.tools.translate !== '') {
-    const translated = await runBounded(ctx.tools.translate, ['-f', restoreFrom], {
+    const translated = await runBounded(ctx.tools.translate, ['-f', translateFrom], {
       ...ctx,
       what: `translating ${ctx.path} with ${basename(ctx.tools.translate)}`,
     });
@@ -203,7 +211,11 @@ async function loadSaved(ctx: Context, text: string): Promise<Loaded> {
     const rules = savedRules(prepared.forTranslation);
     const untranslated = untranslatedRules(translated.stdout, rules);
     if (translated.code === 0 && untranslated !== undefined) {
-      const nftFile = privateFile(ctx, 'translated.nft', translated.stdout);
+      const nftFile = privateFile(
+        ctx,
+        'translated.nft',
+        restoreIcmpv6(translated.stdout, prepared.icmpv6),
+      );
       const result = await runInNamespace({
         ...ctx,
         devices: [],

@@ -11,6 +11,7 @@ import {
 } from '../../../analyzer/check/load-nft-errors.js';
 import {
   prepareSaved,
+  restoreIcmpv6,
   savedRules,
   spliceUntranslated,
   untranslatedRules,
@@ -443,6 +444,52 @@ t.test(
       ),
       undefined,
     );
+    t.end();
+  },
+);
+
+t.test(
+  'load: a numeric ICMPv6 type, which the translator cannot name, is taken out and put back in the translated rule',
+  (t) => {
+    const text = [
+      '*filter',
+      '-A ufw6-before-input -p ipv6-icmp -m icmp6 --icmpv6-type 141 -m hl --hl-eq 255 -j ACCEPT',
+      '-A ufw6-before-input -s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type 1/3 -j ACCEPT',
+      '-A X -p ipv6-icmp -m icmp6 ! --icmpv6-type 141 -j DROP',
+      '-A X -p ipv6-icmp -m icmp6 --icmpv6-type 141 -m comment --comment "own" -j DROP',
+      'COMMIT',
+    ].join('\n');
+    const prepared = prepareSaved(text);
+    const out = prepared.forTranslation.split('\n');
+    t.equal(
+      out[1],
+      '-A ufw6-before-input -p ipv6-icmp -m hl --hl-eq 255 -j ACCEPT -m comment --comment ct-analyze-icmpv6-2',
+    );
+    t.equal(
+      out[2],
+      '-A ufw6-before-input -s fe80::/10 -p ipv6-icmp -j ACCEPT -m comment --comment ct-analyze-icmpv6-3',
+    );
+    t.equal(out[3], text.split('\n')[3], 'a negated type stays (and stays xt)');
+    t.equal(out[4], text.split('\n')[4], 'a rule with its own comment stays');
+    t.equal(prepared.forRestore, text, 'iptables-nft-restore reads the rules unmarked');
+    t.strictSame(
+      [...prepared.icmpv6],
+      [
+        ['ct-analyze-icmpv6-2', 'icmpv6 type 141'],
+        ['ct-analyze-icmpv6-3', 'icmpv6 type 1 icmpv6 code 3'],
+      ],
+    );
+    // What ip6tables-restore-translate 1.8.9 prints for the two marked rules.
+    const translated = [
+      'add rule ip6 filter ufw6-before-input meta l4proto ipv6-icmp ip6 hoplimit 255 counter accept comment "ct-analyze-icmpv6-2"',
+      'add rule ip6 filter ufw6-before-input ip6 saddr fe80::/10 meta l4proto ipv6-icmp counter accept comment "ct-analyze-icmpv6-3"',
+      'add rule ip6 filter X counter accept comment "ct-analyze-icmpv6-9"',
+    ].join('\n');
+    t.strictSame(restoreIcmpv6(translated, prepared.icmpv6).split('\n'), [
+      'add rule ip6 filter ufw6-before-input icmpv6 type 141 ip6 hoplimit 255 counter accept',
+      'add rule ip6 filter ufw6-before-input icmpv6 type 1 icmpv6 code 3 ip6 saddr fe80::/10 meta l4proto ipv6-icmp counter accept',
+      'add rule ip6 filter X counter accept comment "ct-analyze-icmpv6-9"',
+    ]);
     t.end();
   },
 );

@@ -348,6 +348,39 @@ t.test(
 );
 
 t.test(
+  "load: ufw's ip6tables rules are native nft too: numeric ICMPv6 types (ND, MLD) put back, only `limit` stays xt",
+  async (t) => {
+    const path = join(
+      PACKAGE_ROOT,
+      'test',
+      'fixtures',
+      'rulesets',
+      'ufw-enabled.ip6tables-save.rules',
+    );
+    const loaded = await load(path);
+    t.equal(loaded.via, 'iptables-restore-translate');
+    const rules = of(loaded, 'rule');
+    t.equal(rules.length, 119, 'every -A of the file');
+    t.equal(rules.filter((r) => JSON.stringify(r.expr).includes('"xt"')).length, 2);
+    t.strictSame(
+      loaded.xtRules?.map((n) => n.slice(0, 9)),
+      ['line 139:', 'line 140:'],
+    );
+    const json = text(loaded);
+    t.notMatch(json, /ct-analyze-icmpv6/, 'no mark is left');
+    t.match(
+      json,
+      /"field":"type"\}\},"right":"ind-neighbor-solicit"\}/,
+      'type 141, by the name nft gives it',
+    );
+    t.match(
+      json,
+      /"right":"mld-listener-query"\}\},\{"match":\{"op":"==","left":\{"payload":\{"protocol":"ip6","field":"saddr"\}\},"right":\{"prefix":\{"addr":"fe80::","len":10/,
+    );
+  },
+);
+
+t.test(
   "load: kube-proxy's iptables rules load through check's loader, nfacct counters left out and said",
   async (t) => {
     // iptables-nft-restore alone refuses this file (test/kernel/check/corpus.test.ts): nfacct.
