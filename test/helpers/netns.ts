@@ -1,12 +1,13 @@
 // The one namespace harness of the kernel tests: throwaway network namespaces (lan: client↔server,
-// nat: client↔router↔server, or a single one for the capture), each removed at teardown, at exit
-// or by the next run's sweep; and the process helpers (run, waitForLine, exited) the tests share.
+// nat: client↔router↔server, fw: client↔firewall↔server routed both ways, or a single one for the
+// capture), each removed at teardown, at exit or by the next run's sweep; and the process
+// helpers (run, waitForLine, exited) the tests share.
 import { type ChildProcess, execFileSync, spawn as spawnChild } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
 
-export type TopologyKind = 'lan' | 'nat';
+export type TopologyKind = 'lan' | 'nat' | 'fw';
 
 /** One end of the topology as the scenario sees it: its namespace and the addresses it uses. */
 export interface Host {
@@ -39,9 +40,9 @@ export interface Topology {
   client: Host;
   /** Answers; its addresses are the destinations the client uses. */
   server: Host;
-  /** nat only: the forwarding, masquerading host (addresses on its client-side link). */
+  /** nat: the forwarding, masquerading host; fw: the firewall (addresses on its client-side link). */
   router?: Host;
-  /** The namespace whose conntrack sees the traffic: server (lan) or router (nat). */
+  /** The namespace whose conntrack sees the traffic: server (lan) or router (nat, fw). */
   recordNs: string;
   namespaces: readonly string[];
   exec(ns: string, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
@@ -59,10 +60,12 @@ export interface TeardownHost {
 export interface TopologyOptions {
   /** Third octet of the first IPv4 subnet, also the third group of the IPv6 prefix (hex). */
   net?: number;
+  /** fw only: the firewall's interface names facing the client and the server (a ruleset's zones). */
+  devices?: { client: string; server: string };
 }
 
 /** nat: the /24 after `net` is the router↔server link. */
-const DEFAULT_NET: Record<TopologyKind, number> = { lan: 1, nat: 2 };
+const DEFAULT_NET: Record<TopologyKind, number> = { lan: 1, nat: 2, fw: 4 };
 const PREFIX = 'ctnet';
 let sequence = 0;
 
@@ -261,7 +264,7 @@ function installExitHook(): void {
  * Conntrack tracks a namespace only once a rule needs it (SEMANTICS.md "Kernel facts"); this is
  * the nft form of the seed's raw-table `--ctstate NEW,ESTABLISHED,RELATED -j ACCEPT` rules.
  */
-const TRACK_RULES = `table inet conntracker_probe {
+export const TRACK_RULES = `table inet conntracker_probe {
   chain pre { type filter hook prerouting priority raw; ct state new,established,related accept; }
   chain out { type filter hook output priority raw; ct state new,established,related accept; }
 }
@@ -295,7 +298,7 @@ export async function createTopology(
   const namespaces = names.map((n) => `${id}-${n}`);
   const [clientNs, second, third] = namespaces as [string, string, string | undefined];
   const serverNs = kind === 'lan' ? second : (third as string);
-  const routerNs = kind === 'nat' ? second : undefined;
+  const routerNs = kind !== 'lan' ? second : undefined;
 
   const children = new Set<ChildProcess>();
   let destroyed: Promise<void> | undefined;
@@ -364,6 +367,56 @@ export async function createTopology(
         client: { ns: clientNs, v4: v4(net, 1), v6: v6(net, 1) },
         server: { ns: serverNs, v4: v4(net, 2), v6: v6(net, 2) },
         recordNs: serverNs,
+      };
+    } else if (kind === 'fw') {
+      const f = routerNs as string;
+      const far = net + 1;
+      const dev = opts.devices ?? { client: 'to-client', server: 'to-server' };
+      await link(clientNs, 'to-fw', f, dev.client);
+      await link(f, dev.server, serverNs, 'to-fw');
+      await address(clientNs, 'to-fw', net, 1);
+      await address(f, dev.client, net, 254);
+      await address(f, dev.server, far, 254);
+      await address(serverNs, 'to-fw', far, 2);
+      await exec(f, ['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+      for (const [ns, via] of [
+        [clientNs, net],
+        [serverNs, far],
+      ] as const) {
+        await ip(ns, `route add default via ${v4(via, 254)}`);
+        await ip(ns, `-6 route add default via ${v6(via, 254)}`);
+      }
+      // A ruleset's DNAT to an address of its own world still leaves the firewall (and is
+      // confirmed in its conntrack) instead of failing the route lookup.
+      await ip(f, `route add default via ${v4(far, 2)}`);
+      await ip(f, `-6 route add default via ${v6(far, 2)}`);
+      // Fixed neighbours: a ruleset that drops ICMPv6 neighbour discovery (which is no
+      // connection) would otherwise cut IPv6 off for reasons no recorded flow shows.
+      const mac = async (ns: string, d: string) =>
+        (
+          JSON.parse((await run(['ip', '-j', '-n', ns, 'link', 'show', d])).stdout) as {
+            address: string;
+          }[]
+        )[0]?.address as string;
+      const pairs = [
+        [clientNs, 'to-fw', net, 1, f, dev.client, 254],
+        [f, dev.server, far, 254, serverNs, 'to-fw', 2],
+      ] as const;
+      for (const [a, aDev, n, aHost, b, bDev, bHost] of pairs) {
+        const [aMac, bMac] = [await mac(a, aDev), await mac(b, bDev)];
+        for (const [ns, d, addr4, addr6, lladdr] of [
+          [a, aDev, v4(n, bHost), v6(n, bHost), bMac],
+          [b, bDev, v4(n, aHost), v6(n, aHost), aMac],
+        ] as const) {
+          await ip(ns, `neigh replace ${addr4} lladdr ${lladdr} dev ${d} nud permanent`);
+          await ip(ns, `-6 neigh replace ${addr6} lladdr ${lladdr} dev ${d} nud permanent`);
+        }
+      }
+      topo = {
+        client: { ns: clientNs, v4: v4(net, 1), v6: v6(net, 1) },
+        server: { ns: serverNs, v4: v4(far, 2), v6: v6(far, 2) },
+        router: { ns: f, v4: v4(net, 254), v6: v6(net, 254) },
+        recordNs: f,
       };
     } else {
       const r = routerNs as string;
