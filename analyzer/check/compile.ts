@@ -89,8 +89,9 @@ export function compileRuleset(json: NftJson): CompiledRuleset {
     else if (kind === 'rule') rules.push(body);
     else if (kind === 'set' || kind === 'map')
       scopeOf(family, table).sets.set(String(body.name), body);
-    else if (kind === 'quota')
-      scopeOf(family, table).quotas.set(String(body.name), body.inv === true);
+    else if (kind === 'quota' || kind === 'limit') {
+      scopeOf(family, table).objects.set(`${kind}\0${body.name}`, body.inv === true);
+    }
   }
   // Sets rules add to grow while packets pass: a miss on them is not sure.
   for (const r of rules) {
@@ -216,10 +217,11 @@ function namedPriority(text: string): number {
   return m[2] === '-' ? base - off : base + off;
 }
 
-/** One table's named sets, maps and quotas, each set compiled once per key shape. */
+/** One table's named sets, maps, limits and quotas, each set compiled once per key shape. */
 class Scope implements TableScope {
   readonly sets = new Map<string, Record<string, unknown>>();
-  readonly quotas = new Map<string, boolean>();
+  /** Named limits and quotas (`limit\0name`): whether each counts `over`. */
+  readonly objects = new Map<string, boolean>();
   readonly written = new Set<string>();
   private readonly tables = new Map<string, Table<unknown>>();
 
@@ -238,8 +240,8 @@ class Scope implements TableScope {
     return t;
   }
 
-  quotaInverted(name: string): boolean | undefined {
-    return this.quotas.get(name);
+  inverted(kind: string, name: string): boolean | undefined {
+    return this.objects.get(`${kind}\0${name}`);
   }
 
   private dynamics(name: string, obj: Record<string, unknown>): Dynamics {

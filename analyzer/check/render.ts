@@ -133,7 +133,8 @@ export function renderStatement(s: unknown): string {
     case 'match':
       return renderMatch(b);
     case 'counter':
-      return typeof body === 'string' ? `counter name ${JSON.stringify(body)}` : 'counter';
+      if (typeof body === 'string') return `counter name ${JSON.stringify(body)}`;
+      return isObj(b.map) ? `counter name ${renderExpr(body, true)}` : 'counter';
     case 'log': {
       const parts = ['log'];
       if (b.prefix !== undefined) parts.push(`prefix ${JSON.stringify(b.prefix)}`);
@@ -142,14 +143,16 @@ export function renderStatement(s: unknown): string {
       return parts.join(' ');
     }
     case 'limit': {
+      if (typeof body === 'string') return `limit name ${JSON.stringify(body)}`;
+      if (isObj(b.map)) return `limit name ${renderExpr(body, true)}`;
       const unit = b.rate_unit && b.rate_unit !== 'packets' ? ` ${b.rate_unit}` : '';
       const burst = b.burst ? ` burst ${b.burst} ${b.burst_unit ?? 'packets'}` : '';
       return `limit rate ${b.inv ? 'over ' : ''}${b.rate}${unit}/${b.per}${burst}`;
     }
     case 'quota':
-      return typeof body === 'string'
-        ? `quota name ${JSON.stringify(body)}`
-        : `quota ${b.inv ? 'over ' : ''}${b.val ?? ''} ${b.val_unit ?? ''}`.trim();
+      if (typeof body === 'string') return `quota name ${JSON.stringify(body)}`;
+      if (isObj(b.map)) return `quota name ${renderExpr(body, true)}`;
+      return `quota ${b.inv ? 'over ' : ''}${b.val ?? ''} ${b.val_unit ?? ''}`.trim();
     case 'reject':
       if (b.type === undefined) return 'reject';
       return b.type === 'tcp reset'
@@ -184,7 +187,7 @@ export function renderStatement(s: unknown): string {
     case 'ct count':
       return `ct count ${b.inv ? 'over ' : ''}${b.val}`;
     case 'synproxy': {
-      if (isObj(b.map)) return `synproxy name ${renderExpr(body)}`;
+      if (isObj(b.map)) return `synproxy name ${renderExpr(body, true)}`;
       const parts = ['synproxy'];
       if (b.mss !== undefined) parts.push(`mss ${b.mss}`);
       if (b.wscale !== undefined) parts.push(`wscale ${b.wscale}`);

@@ -18,7 +18,8 @@ export interface Compiled {
 
 /** The rule's table: its named sets and maps, and its named objects (quotas). */
 export interface TableScope extends SetSource {
-  quotaInverted(name: string): boolean | undefined;
+  /** Whether the named limit or quota object counts `over` (undefined: no such object). */
+  inverted(kind: string, name: string): boolean | undefined;
 }
 
 /** iptables targets that only log, count or change what the walk does not read. */
@@ -49,7 +50,6 @@ const XT_MARKS = new Set(['MARK', 'CONNMARK']);
 const NO_OPS = new Set([
   'last',
   'reset',
-  'counter',
   'log',
   'ct helper',
   'notrack',
@@ -114,11 +114,11 @@ export function compileStatement(s: unknown, scope: TableScope): Compiled {
     case 'reject':
       return { steps: [constVerdict(text, { kind: 'reject' })] };
     case 'limit':
-      // Assumed never exceeded: `limit rate over` never matches, a plain limit always does.
-      return { steps: [constMatch(text, b.inv !== true)], limited: true };
     case 'quota': {
+      // Assumed never exceeded: `limit rate over` / `quota over` never match, the others always.
+      // A named one says `over` in its object; one picked by a map is not known.
       if (isObj(b.map)) return { steps: [constMatch(text, 'unknown')], limited: true };
-      const inv = typeof body === 'string' ? scope.quotaInverted(body) : b.inv === true;
+      const inv = typeof body === 'string' ? scope.inverted(kind, body) : b.inv === true;
       return { steps: [constMatch(text, inv === undefined ? 'unknown' : !inv)], limited: true };
     }
     case 'meter': {
@@ -147,8 +147,11 @@ export function compileStatement(s: unknown, scope: TableScope): Compiled {
       return { steps: [constVerdict(text, { unknown: text })] };
     case 'xt':
       return xt(text, String(b.type), String(b.name));
+    case 'counter':
+      // A named counter picked by a map (`counter name ip saddr map {…}`): a miss ends the rule.
+      return { steps: mapSteps([body], scope) };
     default:
-      if (NO_OPS.has(kind)) return { steps: [] };
+      if (NO_OPS.has(kind)) return { steps: mapSteps([body], scope) };
       return { steps: [constMatch(text, 'unknown')] };
   }
 }

@@ -377,6 +377,37 @@ t.test(
 );
 
 t.test(
+  'named counters, limits and quotas: a map that misses ends the rule; over never matches',
+  async (t) => {
+    const objs = loaded('nftables-test-sets-0024named_objects_0.nft.json').ruleset.chain(
+      'inet',
+      'x',
+      'y',
+    );
+    const byMap = objs?.rules.find((r) => r.text.startsWith('counter name'));
+    if (byMap === undefined) return t.fail('no counter map rule');
+    t.equal(
+      byMap.text,
+      'counter name ip saddr map { 1.1.1.1 : "user123", 2.2.2.2 : "user123", 192.168.2.2 : "user123" }',
+    );
+    t.equal(run(byMap, pkt({ saddr: '1.1.1.1' })), 'go on');
+    t.equal(run(byMap, pkt({ saddr: '1.1.1.9' })), 'no');
+    const named = (kind: string, inv: boolean) =>
+      compileRuleset(
+        listing([[{ [kind]: 'x' }, { drop: null }]], [{ [kind]: { name: 'x', inv } }]),
+      ).ruleset.chain('inet', 't', 'c')?.rules[0] as Rule;
+    t.equal(run(named('quota', true), pkt()), 'no', 'quota over: not exceeded');
+    t.equal(run(named('quota', false), pkt()), 'drop');
+    t.equal(run(named('limit', true), pkt()), 'no');
+    t.equal(named('limit', false).text, 'limit name "x" drop');
+    t.equal(
+      run(rule([{ quota: 'missing' }, { drop: null }]), pkt()),
+      'unknown: quota name "missing"',
+    );
+  },
+);
+
+t.test(
   'counters, logs, notrack, helpers, set updates and other rewrites change nothing the walk reads',
   async (t) => {
     const m = marks(7, 9);
