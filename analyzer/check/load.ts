@@ -189,7 +189,10 @@ async function loadSaved(ctx: Context, text: string): Promise<Loaded> {
     prepared.forTranslation === prepared.forRestore
       ? restoreFrom
       : privateFile(ctx, 'translate.rules', prepared.forTranslation);
+  // iptables-nft-restore's ruleset, made once: spliced from, or taken whole.
+  let restored: NftJson | undefined;
   const restore = async (): Promise<NftJson> => {
+    if (restored !== undefined) return restored;
     const result = await runInNamespace({
       ...ctx,
       devices: [],
@@ -199,7 +202,8 @@ async function loadSaved(ctx: Context, text: string): Promise<Loaded> {
     });
     ctx.runs += 1;
     if (result.code !== 0) throw restoreRefused(ctx.path, ctx.tools.restore, result.stderr);
-    return parseNftJson(result.stdout, `nft -j list ruleset of ${ctx.path}`);
+    restored = parseNftJson(result.stdout, `nft -j list ruleset of ${ctx.path}`);
+    return restored;
   };
   if (ctx.tools.translate !== '') {
     const translated = await runBounded(ctx.tools.translate, ['-f', translateFrom], {

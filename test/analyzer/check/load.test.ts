@@ -493,3 +493,46 @@ t.test(
     t.end();
   },
 );
+
+t.test(
+  'load: a translation that does not line up with the file is not guessed at: iptables-nft-restore whole, run once',
+  async (t) => {
+    const dir = tempDir(t, 'load-splice');
+    const bin = tempDir(t, 'load-splice-bin');
+    const state = join(bin, 'loaded');
+    const restores = join(bin, 'restores');
+    const table = '{"table":{"family":"ip","name":"filter","handle":1}}';
+    const chain = '{"chain":{"family":"ip","table":"filter","name":"INPUT","handle":1}}';
+    const xt = (h: number) =>
+      `{"rule":{"family":"ip","table":"filter","chain":"INPUT","handle":${h},"expr":[{"xt":{"type":"match","name":"recent"}}]}}`;
+    const tools = fakeTools(bin, {
+      unshare: 'while [ "$1" != "--" ]; do shift; done; shift; exec "$@"',
+      // One rule left as a comment, and the other one missing: they cannot line up with the file.
+      'iptables-restore-translate': [
+        "echo 'add table ip filter'",
+        "echo 'add chain ip filter INPUT { type filter hook input priority 0; }'",
+        "echo '# -t filter -A INPUT -p tcp --dport 22 -m recent --name ssh --rcheck -j DROP '",
+      ].join('\n'),
+      'iptables-nft-restore': `cat >/dev/null; echo restore > '${state}'; echo run >> '${restores}'`,
+      nft: [
+        `if [ "$1" = "-f" ]; then echo nft > '${state}'; exit 0; fi`,
+        `if [ "$(cat '${state}')" = nft ]; then echo '{"nftables":[${table},${chain}]}'; else echo '{"nftables":[${table},${chain},${xt(2)},${xt(3)}]}'; fi`,
+      ].join('\n'),
+    });
+    const file = write(
+      dir,
+      'r.rules',
+      '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -m recent --name ssh --rcheck -j DROP\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n',
+    );
+    const loaded = await loadRuleset(file, { toolPath: tools, privileged: true });
+    t.equal(loaded.via, 'iptables-nft-restore');
+    t.equal(
+      loaded.json.nftables.filter((o) => 'rule' in o).length,
+      2,
+      'every rule, as iptables-nft loaded it',
+    );
+    t.equal(loaded.xtRules, undefined);
+    t.equal(readFileSync(restores, 'utf8'), 'run\n', 'iptables-nft-restore ran once');
+    t.equal(loaded.runs, 3, 'the translation, nft in a namespace, iptables-nft-restore in one');
+  },
+);
