@@ -158,11 +158,16 @@ function payloadField(protocol: string, name: string): Field {
   return unknownField();
 }
 
+const NOT_LO: LVal = { t: 'not', v: 'lo' };
+const NOT_LOOPBACK: LVal = { t: 'not', v: 'loopback' };
+
 function ifname(which: 'iifname' | 'oifname'): (p: Packet) => LVal {
   // A hook with no such interface reads an empty name (nft_meta_store_ifname).
+  const notLo = which === 'iifname' ? 'iifNotLo' : 'oifNotLo';
   return (p) => {
     const n = p[which];
-    return n === undefined ? UNKNOWN : exact(n ?? '');
+    if (n === undefined) return p[notLo] === true ? NOT_LO : UNKNOWN;
+    return exact(n ?? '');
   };
 }
 
@@ -189,7 +194,12 @@ function metaField(key: string): Field {
       const which = key === 'iiftype' ? 'iifname' : 'oifname';
       return {
         kind: 'iftype',
-        get: (p) => (p[which] === 'lo' ? exact('loopback') : UNKNOWN),
+        get: (p) =>
+          p[which] === 'lo'
+            ? exact('loopback')
+            : p[which === 'iifname' ? 'iifNotLo' : 'oifNotLo'] === true
+              ? NOT_LOOPBACK
+              : UNKNOWN,
         known: true,
       };
     }

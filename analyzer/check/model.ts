@@ -46,6 +46,12 @@ export interface Packet {
   /** Interface names; null where the hook has none (no iif on output), undefined where not known. */
   readonly iifname: string | null | undefined;
   readonly oifname: string | null | undefined;
+  /**
+   * Set where the name is not known but the device is known not to be `lo` (a packet from or to
+   * an address the host does not hold, on a host whose addresses are recorded).
+   */
+  readonly iifNotLo?: boolean;
+  readonly oifNotLo?: boolean;
   /** What the host's addresses make of each address: fib daddr type, addrtype, pkttype. */
   readonly saddrType: AddressType;
   readonly daddrType: AddressType;

@@ -34,6 +34,20 @@ export function blockText(b: Block): string {
   return b.rule === undefined ? `policy drop of ${chainName(b.chain)}` : ruleRef(b.chain, b.rule);
 }
 
+const FORMAT_NAMES: Record<RulesetFormat, string> = {
+  'nft-json': 'nft JSON',
+  nft: 'nft',
+  iptables: 'iptables-save',
+  ip6tables: 'ip6tables-save',
+};
+
+const VIA_NAMES: Record<LoadedVia, string> = {
+  json: 'read as is',
+  nft: 'loaded by nft',
+  'iptables-restore-translate': 'translated by iptables-restore-translate',
+  'iptables-nft-restore': 'loaded by iptables-nft-restore',
+};
+
 const PACKET_NAMES = { first: 'first packet', reply: 'reply', later: 'later packet' } as const;
 
 function findingLines(f: Finding): string[] {
@@ -66,7 +80,8 @@ function* textLines(c: CheckReport): Generator<string> {
   const { ruleset, result: r } = c;
   const rules = ruleset.chains.reduce((n, ch) => n + ch.rules.length, 0);
   const bases = ruleset.chains.filter((ch) => ch.base !== undefined).length;
-  yield `# check of ${printable(c.rulesetPath)} (${c.loaded.format} read by ${c.loaded.via}: ${bases} base chains, ${rules} rules), collapse ${formatCollapse(c.collapse)}\n`;
+  const how = `${FORMAT_NAMES[c.loaded.format]}, ${VIA_NAMES[c.loaded.via]}`;
+  yield `# check of ${printable(c.rulesetPath)} (${how}: ${bases} base chains, ${rules} rules), collapse ${formatCollapse(c.collapse)}\n`;
   for (const j of c.journals) {
     yield `# journal ${printable(j.path)}: host ${printable(j.host)}, netns ${printable(j.netns)}, ${timeRangeText(j.coverage)}\n`;
     for (const w of j.coverage.warnings) yield `# WARNING: ${printable(j.path)}: ${printable(w)}\n`;

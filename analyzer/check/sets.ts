@@ -253,6 +253,8 @@ function component(v: LVal, iv: Interval): boolean | 'unknown' {
     }
     case 'unknown':
       return 'unknown';
+    case 'not':
+      return iv.lo === v.v && iv.hi === v.v ? false : 'unknown';
     case 'absent':
       return false;
   }

@@ -19,6 +19,8 @@ export type LVal =
   | { readonly t: 'bits'; readonly v: number; readonly known: number }
   | { readonly t: 'range'; readonly from: number; readonly to: number }
   | { readonly t: 'unknown' }
+  /** Not known, except that it is not this value (an interface known not to be `lo`). */
+  | { readonly t: 'not'; readonly v: Scalar }
   | { readonly t: 'absent' };
 
 export const UNKNOWN: LVal = { t: 'unknown' };

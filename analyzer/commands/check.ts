@@ -1,15 +1,18 @@
-// ct-analyze check: its options and help; the ruleset read first, the journals, the report, the exit status.
+// ct-analyze check: its options and help; the ruleset loaded and compiled first, the journals, the report, the exit status.
 import type { Writable } from 'node:stream';
+import { Option } from 'commander';
 import { Exit, type ExitCode } from '../../common/errors.js';
 import { safeChunks } from '../../common/printable.js';
+import { compileRuleset } from '../check/compile.js';
+import { evaluateFlow } from '../check/connection.js';
+import { loadRuleset, type RulesetFormat } from '../check/load.js';
 import {
   type CheckReport,
-  checkFlows,
   checkJsonChunks,
   checkTextChunks,
   colorCheckLine,
-  readRuleset,
-} from '../check/check.js';
+} from '../check/report.js';
+import { checkFlows } from '../check/verdicts.js';
 import type { Collapse } from '../core/flows.js';
 import { analyzeJournalsInParallel } from '../core/replay.js';
 import {
@@ -21,29 +24,40 @@ import {
 } from './options.js';
 
 const CHECK_HELP = `
-Each recorded flow's first packet (ct state new) goes through the ruleset's base chains on the
-hook its direction says (input, forward; output only when the ruleset has an output chain),
-lowest priority first, with the destination after DNAT. The ruleset is an nft -f file (the
-nested form nft list ruleset prints) or iptables-save output, in the subset docs/rules.md lists;
-anything else is an error naming it and its line. Source ports are collapsed in the flow table:
-a rule matching them decides only with --collapse none (else the flow is "undetermined").
+The ruleset is read by nft itself: loaded into a throwaway network namespace (as root a new
+netns, else an unprivileged user namespace) and listed back as nft's JSON. It may be an nft -f
+file (includes, defines, sets, maps), \`nft list ruleset\` output, \`nft -j list ruleset\` JSON
+(needs no nft at all) or iptables-save / ip6tables-save output.
+
+Each recorded flow's connection is judged as the kernel would: its first packet (ct state new),
+its reply and a later packet (established), on every hook they cross, through the base chains
+of every ip, ip6 and inet table in priority order. A flow is blocked (the first packet is
+refused), breaks after the first packet (a reply or later packet is refused), undetermined (a
+match the recording cannot decide: each such construct is listed once) or accepted.
 
 Examples:
   $ nft list ruleset > now.nft; ${NAME} check --ruleset now.nft fw1.mpk
-      which recorded flows today's ruleset blocks, and by which rule
+      which recorded flows today's ruleset blocks or breaks, and by which rule
   $ ${NAME} check --ruleset candidate.nft --exit-code --collapse none fw1.mpk
-      exit 1 if the candidate would block any recorded flow (source ports kept exact)
+      exit 1 if the candidate would block or break any recorded flow (source ports exact)
+  $ ssh fw1 nft -j list ruleset > fw1.json; ${NAME} check --ruleset fw1.json fw1.mpk
+      the same on a machine without nft
 
-Exit status: 0 report written (with --exit-code: 1 when a recorded flow would be blocked),
-1 unreadable journal or ruleset outside the subset, 2 usage error, 3 journal too new.`;
+Exit status: 0 report written (with --exit-code: 1 when a recorded flow would be blocked or
+break), 1 unreadable journal, ruleset the kernel would not load, or nft missing (pass JSON
+instead), 2 usage error or ruleset syntax error, 3 journal too new.`;
+
+const RULESET_FORMATS: readonly RulesetFormat[] = ['nft', 'nft-json', 'iptables', 'ip6tables'];
 
 export interface CheckCommand {
   ruleset: string;
+  /** What the ruleset file holds; default: told by its text. */
+  rulesetFormat?: RulesetFormat;
   journals: string[];
   format: 'text' | 'json';
   collapse: Collapse;
   output?: string;
-  /** --exit-code: exit 1 when any recorded flow would be blocked. */
+  /** --exit-code: exit 1 when any recorded flow would be blocked or break. */
   exitCode: boolean;
 }
 
@@ -53,12 +67,19 @@ export const checkCommand: Subcommand = {
   usage: 'check --ruleset <file> [options] <journal...>',
   register(program, ctx) {
     const description =
-      'which recorded flows a ruleset (nft or iptables-save) would block, and by what';
-    const command = journalsCommand(program, 'check', description).requiredOption(
-      '--ruleset <file>',
-      'the ruleset: an nft -f file or iptables-save output',
-    );
-    verdictReportOptions(command, 'exit 1 when a recorded flow would be blocked')
+      'which recorded flows a ruleset (nft, nft JSON or iptables-save) would block or break, and by what';
+    const command = journalsCommand(program, 'check', description)
+      .requiredOption(
+        '--ruleset <file>',
+        'the ruleset: an nft -f file, nft list ruleset or nft -j list ruleset output, or iptables-save output',
+      )
+      .addOption(
+        new Option(
+          '--ruleset-format <format>',
+          'what the ruleset file holds (default: told by its text)',
+        ).choices(RULESET_FORMATS),
+      );
+    verdictReportOptions(command, 'exit 1 when a recorded flow would be blocked or break')
       .addHelpText('after', CHECK_HELP)
       .action(async (journals: string[], o: CheckOptions) => {
         const cmd = { ...o, journals, exitCode: o.exitCode === true };
@@ -67,26 +88,37 @@ export const checkCommand: Subcommand = {
   },
 };
 
-/** Parses the ruleset, analyzes the journals, writes the report; returns the exit code. */
+/** Loads and compiles the ruleset, analyzes the journals, writes the report; returns the exit code. */
 export async function runCheck(
   cmd: CheckCommand,
   io: { stdout: Writable; warn(message: string): void; color?: boolean },
 ): Promise<ExitCode> {
-  const ruleset = readRuleset(cmd.ruleset);
+  // The ruleset first: a bad one fails before any journal is read.
+  const loaded = await loadRuleset(cmd.ruleset, { format: cmd.rulesetFormat });
+  const { ruleset } = compileRuleset(loaded.json);
   const analysis = await analyzeJournalsInParallel(cmd.journals, {
     collapse: cmd.collapse,
     warn: (m) => io.warn(m),
   });
+  const judge: Parameters<typeof checkFlows>[2] = (flow, hit) =>
+    evaluateFlow(
+      ruleset,
+      flow,
+      { collapse: cmd.collapse, host: analysis.networks.get(flow.hosts[0] ?? '') },
+      hit,
+    );
   const report: CheckReport = {
     rulesetPath: cmd.ruleset,
     ruleset,
+    loaded: { format: loaded.format, via: loaded.via, notLoaded: loaded.notLoaded },
     journals: analysis.journals,
     collapse: cmd.collapse,
-    result: checkFlows(ruleset, analysis.table.flows(), cmd.collapse),
+    result: checkFlows(ruleset, analysis.table.flows(), judge),
   };
   const chunks = safeChunks(
     cmd.format === 'json' ? checkJsonChunks(report) : checkTextChunks(report),
   );
   await writeReport(chunks, cmd, io, colorCheckLine);
-  return cmd.exitCode && report.result.blocked.length > 0 ? Exit.RUNTIME : Exit.OK;
+  const broken = report.result.blocked.length + report.result.breaks.length;
+  return cmd.exitCode && broken > 0 ? Exit.RUNTIME : Exit.OK;
 }

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
-import { colorCheckLine } from '../../../analyzer/check/check.js';
+import { colorCheckLine } from '../../../analyzer/check/report.js';
 import { colorDiffLine } from '../../../analyzer/diff/diff.js';
 import { chunked, colorReportLine } from '../../../analyzer/report/text.js';
 import { colorFor, colorLines } from '../../../common/color.js';
