@@ -148,13 +148,16 @@ const RTF_LOCAL = 0x80000000;
  * shortest prefixes: a full BGP table keeps its defaults and aggregates). What /proc tells
  * (docs/journal-format.md, "Host routes"): IPv4, the main table only; IPv6, every table, the
  * local ones (type local, anycast, multicast) as TABLE_LOCAL and the others as TABLE_MAIN.
- * Either file may be missing (IPv6 disabled): its family then has no routes.
+ * Either file may be missing (IPv6 disabled): its family then has no routes. Both missing
+ * (no /proc/net) is an error, not an empty table: the journal then records no routes at all.
  */
 export function readHostRoutes(proc = '/proc'): HostRoute[] {
-  const out = [
-    ...parseRoutes4(readOptional(`${proc}/net/route`)),
-    ...parseRoutes6(readOptional(`${proc}/net/ipv6_route`)),
-  ];
+  const v4 = readOptional(`${proc}/net/route`);
+  const v6 = readOptional(`${proc}/net/ipv6_route`);
+  if (v4 === undefined && v6 === undefined) {
+    throw new Error(`neither ${proc}/net/route nor ${proc}/net/ipv6_route exists`);
+  }
+  const out = [...parseRoutes4(v4 ?? ''), ...parseRoutes6(v6 ?? '')];
   return out.sort(compareRoutes).slice(0, MAX_ROUTES);
 }
 
@@ -163,11 +166,11 @@ export function sameRoutes(a: readonly HostRoute[], b: readonly HostRoute[]): bo
   return a.length === b.length && a.every((x, i) => compareRoutes(x, b[i] as HostRoute) === 0);
 }
 
-function readOptional(path: string): string {
+function readOptional(path: string): string | undefined {
   try {
     return readFileSync(path, 'latin1');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
 }

@@ -103,6 +103,11 @@ t.test('host: readHostRoutes sorts both families, without a file gives none of i
   const dir = tempDir(t, 'routes');
   const proc = join(dir, 'proc');
   mkdirSync(join(proc, 'net'), { recursive: true });
+  t.throws(
+    () => readHostRoutes(proc),
+    /neither .*net\/route nor .*ipv6_route exists/,
+    'no /proc/net at all: an error (no routes recorded), not an empty table',
+  );
   writeFileSync(join(proc, 'net', 'route'), ROUTE);
   const v4 = readHostRoutes(proc);
   t.same(
