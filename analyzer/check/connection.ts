@@ -15,7 +15,7 @@ import type {
   Rule,
   Ruleset,
 } from './model.js';
-import { hookChains, type Undecidable, type WalkContext, walkHook } from './walk.js';
+import { dedupeMarks, hookChains, type Undecidable, Walker } from './walk.js';
 
 export interface EvaluateOptions {
   collapse: Collapse;
@@ -85,7 +85,23 @@ function fixedType(a: Uint8Array): AddressType | undefined {
   return a[0] === 0xff ? 'multicast' : undefined;
 }
 
-const hex = (a: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Index of a packet in a Connection's cache: role × hook × the two NAT points. */
+const ROLE_INDEX: Record<PacketRole, number> = { first: 0, reply: 1, later: 2 };
+const HOOK_INDEX: Record<Hook, number> = {
+  prerouting: 0,
+  input: 1,
+  forward: 2,
+  output: 3,
+  postrouting: 4,
+};
 
 /** The fixed facts of one direction of a flow, from which each hook's packet is made. */
 class Connection {
@@ -94,32 +110,47 @@ class Connection {
   readonly #local: boolean;
   readonly #sport: PortRange;
   readonly #icmp: boolean;
+  /** The recording holds the host's addresses: the flow's direction was decided from them. */
+  readonly #addressesKnown: boolean;
   /** Addresses the direction says are the host's own (input: the destination after DNAT…). */
-  readonly #knownLocal = new Set<string>();
-  readonly #types = new Map<string, AddressType>();
-  readonly #packets = new Map<string, Packet>();
+  readonly #knownLocal: Uint8Array[] = [];
+  /** The few addresses a connection's packets hold (recorded and translated), with their type. */
+  readonly #types: [Uint8Array, AddressType][] = [];
+  readonly #packets: (Packet | undefined)[] = [];
 
   constructor(flow: Flow, dir: Direction, opts: EvaluateOptions) {
     this.#flow = flow;
     this.#host = opts.host;
     this.#local = dir === 'local';
+    this.#addressesKnown = flow.direction !== undefined && flow.direction.length > 0;
     this.#icmp = flow.proto === 1 || flow.proto === 58;
     this.#sport = this.#icmp ? { from: 0, to: 0 } : realSourcePorts(opts.collapse, flow.sport);
-    if (dir === 'output' || dir === 'local') this.#knownLocal.add(hex(flow.src));
+    if (dir === 'output' || dir === 'local') this.#knownLocal.push(flow.src);
     if (dir === 'input' || dir === 'local') {
-      this.#knownLocal.add(hex(flow.nat?.dst?.address ?? flow.dst));
+      this.#knownLocal.push(flow.nat?.dst?.address ?? flow.dst);
     }
   }
 
   #type(a: Uint8Array): AddressType {
-    const key = hex(a);
-    let t = this.#types.get(key);
-    if (t === undefined) {
-      t = fixedType(a) ?? this.#host?.addressType(a) ?? 'unknown';
-      if (t === 'unknown' && this.#knownLocal.has(key)) t = 'local';
-      this.#types.set(key, t);
-    }
+    for (const [b, t] of this.#types) if (b === a) return t;
+    let t = fixedType(a) ?? this.#host?.addressType(a) ?? 'unknown';
+    if (t === 'unknown' && this.#knownLocal.some((l) => sameBytes(l, a))) t = 'local';
+    this.#types.push([a, t]);
     return t;
+  }
+
+  /**
+   * Whether a packet from (iif) or to (oif) `a` is known not to use lo even where its device is
+   * not known: lo carries only the host's own traffic, and `a` is not the host's.
+   */
+  #notLo(a: Uint8Array): boolean {
+    return (
+      this.#addressesKnown &&
+      !this.#local &&
+      !isLoopback(a) &&
+      !this.#knownLocal.some((l) => sameBytes(l, a)) &&
+      this.#type(a) !== 'local'
+    );
   }
 
   /**
@@ -140,8 +171,8 @@ class Connection {
    * destination the SNAT address) and gets the recorded one back at the same points.
    */
   packet(role: PacketRole, hook: Hook, dnat: boolean, snat: boolean): Packet {
-    const key = `${role}/${hook}/${dnat ? 1 : 0}${snat ? 1 : 0}`;
-    const cached = this.#packets.get(key);
+    const key = ROLE_INDEX[role] * 20 + HOOK_INDEX[hook] * 4 + (dnat ? 2 : 0) + (snat ? 1 : 0);
+    const cached = this.#packets[key];
     if (cached !== undefined) return cached;
     const f = this.#flow;
     const nd = f.nat?.dst;
@@ -171,8 +202,10 @@ class Connection {
     let status = reply || role === 'later' ? SEEN_REPLY | CONFIRMED : 0;
     if (first ? nd !== undefined && dnat : nd !== undefined) status |= DST_NAT;
     if (first ? ns !== undefined && snat : ns !== undefined) status |= SRC_NAT;
-    const answer = f.family === 4 ? ICMP_REPLY : ICMPV6_REPLY;
-    const p: Packet = {
+    const hasIif = hook === 'prerouting' || hook === 'input' || hook === 'forward';
+    const hasOif = hook === 'output' || hook === 'postrouting' || hook === 'forward';
+    // A plain object literal of one shape (no spreads): thousands are made per second.
+    const p: Mutable<Packet> = {
       hook,
       family: f.family,
       proto: f.proto,
@@ -180,13 +213,6 @@ class Connection {
       daddr,
       sport,
       dport,
-      ...(this.#icmp
-        ? {
-            icmpType: reply ? (answer[f.icmpType] ?? f.icmpType) : f.icmpType,
-            icmpCode: reply ? 0 : f.icmpCode,
-          }
-        : {}),
-      ...(f.proto === TCP ? { tcpFlags: first ? SYN : reply ? SYN | ACK : ACK } : {}),
       ct: {
         state: first ? 'new' : 'established',
         direction: reply ? 'reply' : 'original',
@@ -194,12 +220,20 @@ class Connection {
         // ASSURED is clear before any reply, then unknown (it waits for more of the conversation).
         statusKnown: SEEN_REPLY | CONFIRMED | SRC_NAT | DST_NAT | (first ? ASSURED : 0),
       },
-      iifname: hook === 'prerouting' || hook === 'input' || hook === 'forward' ? iif : null,
-      oifname: hook === 'output' || hook === 'postrouting' || hook === 'forward' ? oif : null,
+      iifname: hasIif ? iif : null,
+      oifname: hasOif ? oif : null,
       saddrType: this.#type(saddr),
       daddrType: this.#type(daddr),
     };
-    this.#packets.set(key, p);
+    if (this.#icmp) {
+      const answer = f.family === 4 ? ICMP_REPLY : ICMPV6_REPLY;
+      p.icmpType = reply ? (answer[f.icmpType] ?? f.icmpType) : f.icmpType;
+      p.icmpCode = reply ? 0 : f.icmpCode;
+    }
+    if (f.proto === TCP) p.tcpFlags = first ? SYN : reply ? SYN | ACK : ACK;
+    if (hasIif && iif === undefined && this.#notLo(reply ? server : f.src)) p.iifNotLo = true;
+    if (hasOif && oif === undefined && this.#notLo(reply ? f.src : server)) p.oifNotLo = true;
+    this.#packets[key] = p;
     return p;
   }
 }
@@ -211,6 +245,7 @@ const isSnatHook = (h: Hook) => h === 'postrouting' || h === 'input';
 interface FirstUndecidable extends Undecidable {
   readonly packet: PacketRole;
   readonly hook: Hook;
+  readonly seq: number;
 }
 
 type Outcome =
@@ -230,14 +265,16 @@ function evaluateDirection(
   let role: PacketRole = 'first';
   let hook: Hook = 'prerouting';
   let undecidable: FirstUndecidable | undefined;
-  const ctx: WalkContext = {
+  const walker = new Walker({
     ruleset,
     hit,
     plain: opts.plain === true,
-    undecided: (at) => {
-      undecidable ??= { ...at, packet: role, hook };
+    undecided: (chain, rule, match, seq) => {
+      if (undecidable === undefined || seq < undecidable.seq) {
+        undecidable = { chain, rule, match, packet: role, hook, seq };
+      }
     },
-  };
+  });
   const outcomes: Outcome[] = [];
   // A new connection's ct mark is 0; conntrack keeps it from packet to packet.
   let branches: Marks[] = [{ meta: 0, ct: 0 }];
@@ -247,41 +284,36 @@ function evaluateDirection(
     role = r;
     const hooks = HOOKS_OF[dir][r === 'reply' ? 'reply' : 'original'];
     // The packet mark starts at 0 on every packet; the ct mark carries over.
-    branches = dedupe(branches.map((m) => ({ meta: 0, ct: m.ct })));
+    branches = dedupeMarks(branches.map((m) => ({ meta: 0, ct: m.ct })));
     let dnatDone = false;
     let snatDone = false;
     for (const h of hooks) {
       hook = h;
       // Conntrack consults nat chains for a connection's first packet only.
-      const chains = hookChains(ruleset, h, flow.family).filter(
-        (c) => r === 'first' || c.base?.type !== 'nat',
-      );
+      const chains = hookChains(ruleset, h, flow.family, r === 'first');
+      const dnatBefore = dnatDone;
+      const snatBefore = snatDone;
+      if (isDnatHook(h)) dnatDone = true;
+      if (isSnatHook(h)) snatDone = true;
+      if (chains.length === 0) continue;
       const packetAt = (c: Chain): Packet => {
         const prio = c.base?.priority ?? 0;
         const nat = c.base?.type === 'nat';
         // A nat chain sees the packet as its own manipulation finds it; others after -100 / 100.
-        const dnat = dnatDone || (isDnatHook(h) && !nat && prio >= -100);
-        const snat = snatDone || (isSnatHook(h) && !nat && prio > 100);
+        const dnat = dnatBefore || (isDnatHook(h) && !nat && prio >= -100);
+        const snat = snatBefore || (isSnatHook(h) && !nat && prio > 100);
         return conn.packet(r, h, dnat, snat);
       };
-      const result = walkHook(ctx, chains, packetAt, branches);
+      const result = walker.walkHook(chains, packetAt, branches);
       for (const by of result.blocked) outcomes.push({ kind: 'block', packet: r, hook: h, by });
       for (const _ of result.unknown) outcomes.push({ kind: 'unknown' });
       branches = result.passed;
-      if (isDnatHook(h)) dnatDone = true;
-      if (isSnatHook(h)) snatDone = true;
       if (branches.length === 0) break;
     }
     if (branches.length === 0) break;
   }
   if (branches.length > 0) outcomes.push({ kind: 'pass' });
   return fateOf(outcomes, undecidable);
-}
-
-function dedupe(branches: readonly Marks[]): Marks[] {
-  const out = new Map<string, Marks>();
-  for (const m of branches) out.set(`${m.meta}/${m.ct}`, m);
-  return [...out.values()];
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   packetKey,
   type Rule,
   type Ruleset,
+  type Step,
 } from './model.js';
 
 /** The kernel's jump stack (NFT_JUMP_STACK_SIZE) is 16 deep; nft refuses deeper rulesets. */
@@ -43,31 +44,49 @@ export interface WalkContext {
   readonly hit: Set<Rule>;
   /** Visit every rule, without the per-chain index (tests compare both walks). */
   readonly plain: boolean;
-  /** Called at every undecidable match or verdict, in walk order. */
-  undecided(at: Undecidable): void;
+  /**
+   * Called at each undecidable match whose branches went different ways, and at each
+   * undecidable verdict; `seq` orders them as the walk met them (a fork is reported after the
+   * branch it opened, which may report others first). Forks are many: no object is made.
+   */
+  undecided(chain: Chain, rule: Rule, match: string, seq: number): void;
 }
 
-const hookChainCache = new WeakMap<Ruleset, Map<string, readonly Chain[]>>();
+const hookChainCache = new WeakMap<Ruleset, (readonly Chain[] | undefined)[]>();
+const HOOK_SLOT: Record<Hook, number> = {
+  prerouting: 0,
+  input: 1,
+  forward: 2,
+  output: 3,
+  postrouting: 4,
+};
 
 /**
  * The base chains a packet of `family` meets on `hook`, lowest priority first, ties in the
  * JSON's order (the sort is stable). arp, bridge and netdev chains are not crossed by a routed
  * IP packet's hooks: they are left out (netdev ingress could be judged later, by device).
+ * `withNat` false leaves out nat chains (conntrack consults them for a first packet only).
  */
-export function hookChains(ruleset: Ruleset, hook: Hook, family: 4 | 6): readonly Chain[] {
+export function hookChains(
+  ruleset: Ruleset,
+  hook: Hook,
+  family: 4 | 6,
+  withNat = true,
+): readonly Chain[] {
   let byHook = hookChainCache.get(ruleset);
   if (byHook === undefined) {
-    byHook = new Map();
+    byHook = [];
     hookChainCache.set(ruleset, byHook);
   }
-  const key = `${hook}/${family}`;
-  let chains = byHook.get(key);
+  const key = HOOK_SLOT[hook] * 4 + (family === 6 ? 2 : 0) + (withNat ? 1 : 0);
+  let chains = byHook[key];
   if (chains === undefined) {
     const fam = family === 4 ? 'ip' : 'ip6';
     chains = ruleset.chains
       .filter((c) => c.base?.hook === hook && (c.family === 'inet' || c.family === fam))
+      .filter((c) => withNat || c.base?.type !== 'nat')
       .sort((a, b) => (a.base?.priority ?? 0) - (b.base?.priority ?? 0));
-    byHook.set(key, chains);
+    byHook[key] = chains;
   }
   return chains;
 }
@@ -150,6 +169,7 @@ function merge(a: readonly number[], b: readonly number[]): number[] {
  * out starts with an indexed match that lacks the packet's key, so it answers false (model.ts).
  */
 export function candidateRules(chain: Chain, p: Packet): readonly number[] | undefined {
+  if (chain.rules.length < INDEX_MIN_RULES) return undefined;
   const index = chainIndex(chain);
   if (index === null) return undefined;
   const key = packetKey(p, index.field);
@@ -178,145 +198,223 @@ function lowerBound(order: readonly number[], at: number): number {
 
 type Frame = readonly [Chain, number];
 
-/**
- * Every way the base chain `base` can end for packet `p` arriving with `marks`: one end, or
- * several where a match answers unknown (both answers are followed, each with its own copy of
- * the marks). accept ends the chain only (the next base chain still runs); drop and reject end
- * the packet; return from the base chain, or its end, is the policy.
- */
-export function walkChain(ctx: WalkContext, base: Chain, p: Packet, marks: Marks): ChainEnd[] {
-  const ends: ChainEnd[] = [];
-  let forks = 0;
-  const policy = base.base?.policy ?? 'accept';
+const targetCache = new WeakMap<Chain, Map<string, Chain>>();
 
-  const target = (from: Chain, name: string): Chain => {
-    const c = ctx.ruleset.chain(from.family, from.table, name);
+/**
+ * Walks packets through base chains. One walker serves a whole flow (its state is the chain
+ * being walked), so a walk allocates no closures per chain.
+ */
+export class Walker {
+  readonly #ctx: WalkContext;
+  #base!: Chain;
+  #p!: Packet;
+  #ends: ChainEnd[] = [];
+  #forks = 0;
+  /** Undecidable matches met so far, in walk order, across the chains of one walker. */
+  #seq = 0;
+
+  constructor(ctx: WalkContext) {
+    this.#ctx = ctx;
+  }
+
+  /**
+   * Every way the base chain `base` can end for packet `p` arriving with `marks`: one end, or
+   * several where a match answers unknown (both answers are followed, each with its own copy
+   * of the marks). accept ends the chain only (the next base chain still runs); drop and
+   * reject end the packet; return from the base chain, or its end, is the policy.
+   */
+  walkChain(base: Chain, p: Packet, marks: Marks): ChainEnd[] {
+    this.#base = base;
+    this.#p = p;
+    this.#ends = [];
+    this.#forks = 0;
+    this.#rules(base, 0, [], 0, marks);
+    return this.#ends;
+  }
+
+  /**
+   * Runs each branch (its marks) through `chains` in order; `packetAt` gives the packet as
+   * each chain sees it (NAT rewrites it between priorities). Branches that pass a chain with
+   * equal marks are one branch from there on: the packet is the same, so their walks would be.
+   */
+  walkHook(
+    chains: readonly Chain[],
+    packetAt: (chain: Chain) => Packet,
+    branches: readonly Marks[],
+  ): HookResult {
+    let live: Marks[] = branches as Marks[];
+    const blocked: Block[] = [];
+    const unknown: Undecidable[] = [];
+    for (const chain of chains) {
+      const p = packetAt(chain);
+      let next: Marks[] = [];
+      for (const m of live) {
+        for (const end of this.walkChain(chain, p, m)) {
+          if (end.kind === 'pass') next.push(end.marks);
+          else if (end.kind === 'block') blocked.push(end.block);
+          else unknown.push(end.at);
+        }
+      }
+      if (next.length > 1) next = dedupeMarks(next);
+      live = next;
+      if (live.length === 0) break;
+    }
+    return { passed: live, blocked, unknown };
+  }
+
+  #target(from: Chain, name: string): Chain {
+    let byName = targetCache.get(from);
+    if (byName === undefined) {
+      byName = new Map();
+      targetCache.set(from, byName);
+    }
+    let c = byName.get(name);
     if (c === undefined) {
-      throw new CtError(
-        'ERULESET',
-        `${chainName(from)} jumps to ${name}, which the ruleset does not hold: pass the ruleset as nft lists it`,
-      );
+      c = this.#ctx.ruleset.chain(from.family, from.table, name);
+      if (c === undefined) {
+        throw new CtError(
+          'ERULESET',
+          `${chainName(from)} jumps to ${name}, which the ruleset does not hold: pass the ruleset as nft lists it`,
+        );
+      }
+      byName.set(name, c);
     }
     return c;
-  };
+  }
 
-  const back = (stack: readonly Frame[], hops: number, m: Marks): void => {
+  #back(stack: readonly Frame[], hops: number, m: Marks): void {
     const top = stack[stack.length - 1];
-    if (top === undefined) {
-      ends.push(
-        policy === 'drop'
-          ? { kind: 'block', block: { verdict: 'drop', chain: base } }
-          : { kind: 'pass', marks: m },
-      );
-    } else rules(top[0], top[1], stack.slice(0, -1), hops, m);
-  };
+    if (top !== undefined) {
+      this.#rules(top[0], top[1], stack.slice(0, -1), hops, m);
+    } else if (this.#base.base?.policy === 'drop') {
+      this.#ends.push({ kind: 'block', block: { verdict: 'drop', chain: this.#base } });
+    } else this.#ends.push({ kind: 'pass', marks: m });
+  }
 
   /** Runs `chain` from rule position `at` on one branch. */
-  const rules = (chain: Chain, at: number, stack: readonly Frame[], hops: number, m: Marks) => {
+  #rules(chain: Chain, at: number, stack: readonly Frame[], hops: number, m: Marks): void {
     if (stack.length > MAX_DEPTH) {
       throw new CtError(
         'ERULESET',
-        `jumps from ${chainName(base)} nest deeper than ${MAX_DEPTH} chains (a loop through ${chain.name}?): fix the ruleset`,
+        `jumps from ${chainName(this.#base)} nest deeper than ${MAX_DEPTH} chains (a loop through ${chain.name}?): fix the ruleset`,
       );
     }
     if (hops > MAX_HOPS) {
       throw new CtError(
         'ERULESET',
-        `more than ${MAX_HOPS} jumps and gotos for one packet from ${chainName(base)} (a goto loop through ${chain.name}?): fix the ruleset`,
+        `more than ${MAX_HOPS} jumps and gotos for one packet from ${chainName(this.#base)} (a goto loop through ${chain.name}?): fix the ruleset`,
       );
     }
-    const order = ctx.plain ? undefined : candidateRules(chain, p);
-    const n = order === undefined ? chain.rules.length : order.length;
-    for (let k = order === undefined ? at : lowerBound(order, at); k < n; k++) {
-      const i = order === undefined ? k : (order[k] as number);
-      if (steps(chain, i, 0, stack, hops, m) === 'done') return;
+    const order = this.#ctx.plain ? undefined : candidateRules(chain, this.#p);
+    if (order === undefined) {
+      for (let i = at; i < chain.rules.length; i++) {
+        if (this.#steps(chain, i, 0, stack, hops, m) === DONE) return;
+      }
+    } else {
+      for (let k = lowerBound(order, at); k < order.length; k++) {
+        if (this.#steps(chain, order[k] as number, 0, stack, hops, m) === DONE) return;
+      }
     }
-    back(stack, hops, m);
-  };
+    this.#back(stack, hops, m);
+  }
+
+  #unknown(chain: Chain, rule: Rule, match: string): Undecidable {
+    this.#ctx.undecided(chain, rule, match, this.#seq++);
+    return { chain, rule, match };
+  }
 
   /**
-   * Runs rule `i` of `chain` from step `s`: 'next' when this branch goes on with the next rule
-   * (a match failed, a `continue`, a verdict map without the key), 'done' when the branch was
+   * Runs rule `i` of `chain` from step `s`: NEXT when this branch goes on with the next rule
+   * (a match failed, a `continue`, a verdict map without the key), DONE when the branch was
    * carried on elsewhere (a verdict, a jump) or ended.
    */
-  const steps = (
+  #steps(
     chain: Chain,
     i: number,
     s: number,
     stack: readonly Frame[],
     hops: number,
     m: Marks,
-  ): 'next' | 'done' => {
+  ): typeof NEXT | typeof DONE {
     const rule = chain.rules[i] as Rule;
-    for (; s < rule.steps.length; s++) {
-      const step = rule.steps[s];
-      if (step === undefined) break;
+    const p = this.#p;
+    const steps = rule.steps;
+    for (; s < steps.length; s++) {
+      const step = steps[s] as Step;
       if (step.kind === 'match') {
         const v = step.test(p, m);
-        if (v === false) return 'next';
+        if (v === false) return NEXT;
         if (v === true) continue;
-        const at = { chain, rule, match: step.text };
-        ctx.undecided(at);
-        if (++forks > MAX_FORKS) {
-          ends.push({ kind: 'unknown', at });
-          return 'done';
+        if (++this.#forks > MAX_FORKS) {
+          this.#ends.push({ kind: 'unknown', at: this.#unknown(chain, rule, step.text) });
+          return DONE;
         }
         // The branch where it matches goes on in this rule with its own marks; this one, where
-        // it does not, goes on with the next rule.
+        // it does not, goes on with the next rule. Where the matching branch leaves the rule
+        // too (a later match fails: `fib daddr type local tcp dport 3001 drop`) with the same
+        // marks, both go on alike: one walk serves both (else forks would double per rule), and
+        // the match decided nothing, so it is not reported.
+        const seq = this.#seq++;
         const copy = { meta: m.meta, ct: m.ct };
-        if (steps(chain, i, s + 1, stack, hops, copy) === 'next') {
-          rules(chain, i + 1, stack, hops, copy);
-        }
-        return 'next';
+        if (this.#steps(chain, i, s + 1, stack, hops, copy) === NEXT) {
+          if (copy.meta === m.meta && copy.ct === m.ct) return NEXT;
+          this.#ctx.undecided(chain, rule, step.text, seq);
+          this.#rules(chain, i + 1, stack, hops, copy);
+        } else this.#ctx.undecided(chain, rule, step.text, seq);
+        return NEXT;
       }
       if (step.kind === 'effect') {
         step.apply(p, m);
         continue;
       }
-      ctx.hit.add(rule);
+      this.#ctx.hit.add(rule);
       const v = step.verdict(p, m);
       // A verdict map without the key breaks the rule, as nft's lookup does.
-      if (v === undefined) return 'next';
+      if (v === undefined) return NEXT;
       if ('unknown' in v) {
-        const at = { chain, rule, match: v.unknown };
-        ctx.undecided(at);
-        ends.push({ kind: 'unknown', at });
-        return 'done';
+        this.#ends.push({ kind: 'unknown', at: this.#unknown(chain, rule, v.unknown) });
+        return DONE;
       }
       switch (v.kind) {
         case 'continue':
-          return 'next';
+          return NEXT;
         case 'accept':
-          ends.push({ kind: 'pass', marks: m });
-          return 'done';
+          this.#ends.push({ kind: 'pass', marks: m });
+          return DONE;
         case 'drop':
         case 'reject':
-          ends.push({ kind: 'block', block: { verdict: v.kind, chain, rule } });
-          return 'done';
-        case 'queue': {
+          this.#ends.push({ kind: 'block', block: { verdict: v.kind, chain, rule } });
+          return DONE;
+        case 'queue':
           // A userspace program decides (and the kernel drops when none listens): not known here.
-          const at = { chain, rule, match: step.text };
-          ctx.undecided(at);
-          ends.push({ kind: 'unknown', at });
-          return 'done';
-        }
+          this.#ends.push({ kind: 'unknown', at: this.#unknown(chain, rule, step.text) });
+          return DONE;
         case 'return':
-          back(stack, hops, m);
-          return 'done';
+          this.#back(stack, hops, m);
+          return DONE;
         case 'jump':
-          rules(target(chain, v.target), 0, [...stack, [chain, i + 1]], hops + 1, m);
-          return 'done';
+          this.#rules(this.#target(chain, v.target), 0, [...stack, [chain, i + 1]], hops + 1, m);
+          return DONE;
         case 'goto':
-          rules(target(chain, v.target), 0, stack, hops + 1, m);
-          return 'done';
+          this.#rules(this.#target(chain, v.target), 0, stack, hops + 1, m);
+          return DONE;
       }
     }
-    ctx.hit.add(rule);
-    return 'next';
-  };
+    this.#ctx.hit.add(rule);
+    return NEXT;
+  }
+}
 
-  rules(base, 0, [], 0, marks);
-  return ends;
+const NEXT = 0;
+const DONE = 1;
+
+/** One branch per distinct marks. */
+export function dedupeMarks(branches: readonly Marks[]): Marks[] {
+  const out: Marks[] = [];
+  for (const m of branches) {
+    if (!out.some((o) => o.meta === m.meta && o.ct === m.ct)) out.push(m);
+  }
+  return out;
 }
 
 /** What the base chains of one hook do with a packet's branches. */
@@ -325,34 +423,4 @@ export interface HookResult {
   readonly passed: Marks[];
   readonly blocked: Block[];
   readonly unknown: Undecidable[];
-}
-
-/**
- * Runs each branch (its marks) through `chains` in order; `packetAt` gives the packet as each
- * chain sees it (NAT rewrites it between priorities). Branches that pass a chain with equal
- * marks are one branch from there on: the packet is the same, so their walks would be too.
- */
-export function walkHook(
-  ctx: WalkContext,
-  chains: readonly Chain[],
-  packetAt: (chain: Chain) => Packet,
-  branches: readonly Marks[],
-): HookResult {
-  let live = [...branches];
-  const blocked: Block[] = [];
-  const unknown: Undecidable[] = [];
-  for (const chain of chains) {
-    const p = packetAt(chain);
-    const next = new Map<string, Marks>();
-    for (const m of live) {
-      for (const end of walkChain(ctx, chain, p, m)) {
-        if (end.kind === 'pass') next.set(`${end.marks.meta}/${end.marks.ct}`, end.marks);
-        else if (end.kind === 'block') blocked.push(end.block);
-        else unknown.push(end.at);
-      }
-    }
-    live = [...next.values()];
-    if (live.length === 0) break;
-  }
-  return { passed: live, blocked, unknown };
 }

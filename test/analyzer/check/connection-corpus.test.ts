@@ -117,9 +117,13 @@ t.test(
     t.equal(got['out6 ping'], 'accepted');
     t.equal(got['local tcp/5432'], 'accepted', 'iifname lo');
     t.equal(got['unanswered udp/514'], 'blocked input: inet filter input #8 drop');
-    // Without the host's interfaces, `iifname lo` cannot be decided for a stranger's packet.
+    // Without routes, the recorded addresses still say a stranger's packet is not on lo.
+    t.equal(fates(json, NO_HOST)['in tcp/80'], 'blocked input: inet filter input #8 drop');
+    // Without even the addresses (no direction recorded), `iifname lo` cannot be decided.
+    const { ruleset } = compileRuleset(json);
+    const stranger = flow({ src: '192.0.2.7', dport: 80 });
     t.equal(
-      fates(json, NO_HOST)['in tcp/80'],
+      fateText(evaluateFlow(ruleset, stranger, NO_HOST, new Set())),
       'undetermined first input: inet filter input #1 (iifname "lo")',
     );
   },

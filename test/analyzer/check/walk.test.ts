@@ -394,3 +394,25 @@ t.test(
     );
   },
 );
+
+t.test(
+  'walk: undecidable matches in rules that fail later do not double the walk per rule',
+  async (t) => {
+    // kube-proxy's `-m addrtype --dst-type LOCAL -p tcp --dport N -j DROP`, forty times: without
+    // merging the branches that leave such a rule alike, 2^40 paths (the fork bound: undetermined).
+    const many = Array.from({ length: 40 }, (_, i) => [
+      unknown('fib daddr type local'),
+      dport(3000 + i),
+      drop,
+    ]);
+    const c = chain('ip', 'filter', 'ext', base('forward', 0), rules(...many));
+    const started = performance.now();
+    t.equal(judge([c], flow({ dport: 80, direction: ['forward'] })).text, 'accepted');
+    t.equal(
+      judge([c], flow({ dport: 3007, direction: ['forward'] })).text,
+      'undetermined first forward: ip filter ext #8 (fib daddr type local)',
+      'the match named is the one that decides (rule 8), not an earlier one that decided nothing',
+    );
+    t.ok(performance.now() - started < 5_000, 'linear, not exponential');
+  },
+);
