@@ -88,7 +88,7 @@ export const ERRORS = {
   ENOENTRIES: { exit: Exit.RUNTIME, meaning: 'the capture to import holds no conntrack entry' },
   ERULESET: {
     exit: Exit.RUNTIME,
-    meaning: 'the ruleset is unreadable or outside the subset check reads',
+    meaning: 'the ruleset file cannot be read',
   },
   ENOLOADER: {
     exit: Exit.RUNTIME,
