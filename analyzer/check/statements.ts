@@ -1,5 +1,6 @@
 // ct-analyze check: a rule's statements (verdicts, verdict maps, nat, marks, limits, iptables-nft's xt) as the Steps a walk runs.
-import { compileMatch, decide, type Field, field, type SetSource } from './expr.js';
+import { compileMatch, decide, type SetSource } from './expr.js';
+import { type Field, field } from './fields.js';
 import type { Marks, Packet, Step, Undecided, Verdict } from './model.js';
 import { renderExpr, renderStatement } from './render.js';
 import { isObj, Table } from './sets.js';

@@ -131,6 +131,16 @@ t.test('interfaces: names, wildcards, no interface on the hook, not known', asyn
   t.equal(decide(meta('oifname'), 'eth0', pkt({ oifname: undefined })), 'unknown: oifname "eth0"');
   t.equal(decide(meta('iiftype'), 'loopback', pkt({ iifname: 'lo' })), 'accept');
   t.equal(decide(meta('iiftype'), 'ether', p), 'unknown: meta iiftype ether');
+  // A device not known by name but known not to be lo (the packet is no traffic of the host's).
+  const notLo = pkt({ iifname: undefined, iifNotLo: true });
+  t.equal(decide(meta('iifname'), 'lo', notLo), 'no');
+  t.equal(decide(meta('iifname'), 'lo', notLo, '!='), 'accept');
+  t.equal(decide(meta('iifname'), 'eth0', notLo), 'unknown: iifname "eth0"');
+  t.equal(
+    decide(meta('iifname'), { set: ['lo', 'eth0'] }, notLo),
+    'unknown: iifname { "lo", "eth0" }',
+  );
+  t.equal(decide(meta('iiftype'), 'loopback', notLo), 'no');
 });
 
 t.test('meta pkttype from what the destination address is', async (t) => {
@@ -244,6 +254,10 @@ t.test(
       'unknown: ct original ip saddr 10.0.0.1',
     );
     t.equal(decide(orig, '10.0.0.1', pkt({ family: 6 })), 'no');
+    t.equal(
+      decide(ct('proto-dst', { dir: 'original' }), 8, pkt({ proto: 1 })),
+      'unknown: ct original proto-dst 8',
+    );
   },
 );
 
