@@ -240,6 +240,11 @@ class Scope implements TableScope {
     return t;
   }
 
+  mapData(name: string): unknown[] {
+    const obj = this.sets.get(name);
+    return obj !== undefined && Array.isArray(obj.elem) ? pairs(obj.elem).map((e) => e.data) : [];
+  }
+
   inverted(kind: string, name: string): boolean | undefined {
     return this.objects.get(`${kind}\0${name}`);
   }

@@ -19,6 +19,8 @@ export interface Compiled {
 
 /** The rule's table: its named sets and maps, and its named objects (quotas). */
 export interface TableScope extends SetSource {
+  /** The data of a named map's elements. */
+  mapData(name: string): unknown[];
   /** Whether the named limit or quota object counts `over` (undefined: no such object). */
   inverted(kind: string, name: string): boolean | undefined;
 }
@@ -118,7 +120,13 @@ export function compileStatement(s: unknown, scope: TableScope): Compiled {
     case 'quota': {
       // Assumed never exceeded: `limit rate over` / `quota over` never match, the others always.
       // A named one says `over` in its object; one picked by a map is not known.
-      if (isObj(b.map)) return { steps: [constMatch(text, 'unknown')], limited: true };
+      if (isObj(b.map)) {
+        // Picked by a map: a miss ends the rule; a hit counts `over` as its objects say.
+        const invs = mapData(b.map.data, scope).map((name) => scope.inverted(kind, String(name)));
+        const same = invs.length > 0 && invs.every((i) => i !== undefined && i === invs[0]);
+        const last = constMatch(text, same ? !invs[0] : 'unknown');
+        return { steps: [...mapSteps([body], scope), last], limited: true };
+      }
       const inv = typeof body === 'string' ? scope.inverted(kind, body) : b.inv === true;
       return { steps: [constMatch(text, inv === undefined ? 'unknown' : !inv)], limited: true };
     }
@@ -145,7 +153,8 @@ export function compileStatement(s: unknown, scope: TableScope): Compiled {
     case 'queue':
     case 'synproxy':
     case 'fwd':
-      return { steps: [constVerdict(text, { unknown: text })] };
+      // A synproxy picked by a map applies only to the packets the map holds.
+      return { steps: [...mapSteps([body], scope), constVerdict(text, { unknown: text })] };
     case 'xt':
       return xt(text, String(b.type), String(b.name));
     case 'counter':
@@ -322,4 +331,11 @@ function coversRandom(key: unknown, data: unknown): boolean {
   const keys = new Set(pairs(data.set).map((e) => e.key));
   for (let n = range.from; n <= range.to; n++) if (!keys.has(n)) return false;
   return true;
+}
+
+/** The data of a map's elements, anonymous or named. */
+function mapData(data: unknown, scope: TableScope): unknown[] {
+  if (isObj(data) && Array.isArray(data.set)) return pairs(data.set).map((e) => e.data);
+  if (typeof data === 'string' && data.startsWith('@')) return scope.mapData(data.slice(1));
+  return [];
 }

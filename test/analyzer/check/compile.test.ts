@@ -392,6 +392,14 @@ t.test(
     );
     t.equal(run(byMap, pkt({ saddr: '1.1.1.1' })), 'go on');
     t.equal(run(byMap, pkt({ saddr: '1.1.1.9' })), 'no');
+    const proxy = objs?.rules.find((r) => r.text.startsWith('synproxy name'));
+    if (proxy === undefined) return t.fail('no synproxy map rule');
+    t.equal(run(proxy, pkt({ saddr: '10.9.9.9' })), 'no', 'not in the map: no synproxy');
+    t.match(run(proxy, pkt({ saddr: '192.168.1.5' })), /^unknown: synproxy name ip saddr map/);
+    const quota = objs?.rules.find((r) => r.text.startsWith('quota name'));
+    if (quota === undefined) return t.fail('no quota map rule');
+    t.equal(run(quota, pkt({ saddr: '10.9.9.9' })), 'no', 'not in @test');
+    t.equal(run(quota, pkt({ saddr: '192.168.2.2' })), 'no', 'user124 counts over, never exceeded');
     const named = (kind: string, inv: boolean) =>
       compileRuleset(
         listing([[{ [kind]: 'x' }, { drop: null }]], [{ [kind]: { name: 'x', inv } }]),
