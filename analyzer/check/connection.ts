@@ -117,6 +117,7 @@ class Connection {
   /** The few addresses a connection's packets hold (recorded and translated), with their type. */
   readonly #types: [Uint8Array, AddressType][] = [];
   readonly #packets: (Packet | undefined)[] = [];
+  readonly #devices: [Uint8Array, string | undefined][] = [];
 
   constructor(flow: Flow, dir: Direction, opts: EvaluateOptions) {
     this.#flow = flow;
@@ -160,7 +161,12 @@ class Connection {
    */
   #device(a: Uint8Array): string | undefined {
     if (this.#local || isLoopback(a)) return 'lo';
-    return this.#host?.routeDevice(a);
+    if (this.#host === undefined) return undefined;
+    // A route lookup per address, not per packet: a connection's packets share four addresses.
+    for (const [b, d] of this.#devices) if (b === a) return d;
+    const d = this.#host.routeDevice(a);
+    this.#devices.push([a, d]);
+    return d;
   }
 
   /**
