@@ -23,7 +23,7 @@ import {
   warmUp,
 } from '../../helpers/agreement.js';
 import { createTopology, exitedWithin, run, type Topology } from '../../helpers/netns.js';
-import { type CorpusEntry, corpusTable } from '../../helpers/rulesets.js';
+import { CORPUS_DIR, type CorpusEntry, corpusTable } from '../../helpers/rulesets.js';
 
 // ct-record as root drops to its default account (conntracker): this machine must have it.
 ensureDefaultUser();
@@ -220,6 +220,74 @@ async function bench(t: Test, faces: Faces, net: number, tag: string): Promise<B
   return { topo, servers, exchanges, journal };
 }
 
+type CheckVerdict = Outcome | 'undetermined';
+
+/**
+ * What `ct-analyze check` (the built CLI) says of each recorded flow of the journal, by
+ * connection key: in `blocked`, `breaks` or `undetermined`, else accepted.
+ */
+async function checkVerdicts(
+  entry: CorpusEntry,
+  journal: string,
+): Promise<{ said: Map<string, CheckVerdict>; undecidable: string[] }> {
+  const args = ['check', '--ruleset', join(CORPUS_DIR, entry.file), '--format', 'json'];
+  const res = await run([process.execPath, ANALYZER, ...args, '--collapse', 'none', journal], {
+    check: false,
+    timeoutMs: 60_000,
+  });
+  if (res.code !== 0) {
+    throw new Error(`ct-analyze ${args.join(' ')}: exit ${res.code}: ${res.stderr.trim()}`);
+  }
+  const report = JSON.parse(res.stdout) as Record<CheckVerdict, JsonFlow[] | undefined> & {
+    version: number;
+    undecidable?: { chain: string; rule: number; match: string; flows: number }[];
+  };
+  const out = new Map<string, CheckVerdict>();
+  for (const kind of ['blocked', 'breaks', 'undetermined'] as const) {
+    const list = report[kind];
+    if (!Array.isArray(list))
+      throw new Error(`check's report (version ${report.version}) has no ${kind}`);
+    for (const f of list) out.set(flowKey(f), kind);
+  }
+  const undecidable = (report.undecidable ?? []).map(
+    (u) => `${u.chain} rule ${u.rule}: ${u.match} (${u.flows} flows)`,
+  );
+  return { said: out, undecidable };
+}
+
+/** Exchanges whose verdicts were compared, over all rulesets. */
+const totals = { exchanges: 0, agree: 0, undetermined: 0, rewritten: 0 };
+
+/**
+ * Compares check's verdicts with the kernel's for every exchange of one ruleset: equal where
+ * check decides; undetermined ones counted apart; ones the ruleset's DNAT sent elsewhere (the
+ * recording, made without the ruleset, saw another connection) left out and counted.
+ */
+async function compare(t: Test, b: Bench, entry: CorpusEntry, kernel: Map<string, KernelVerdict>) {
+  const { said, undecidable: open } = await checkVerdicts(entry, b.journal);
+  const wrong: string[] = [];
+  let agree = 0;
+  let undetermined = 0;
+  let rewritten = 0;
+  for (const x of b.exchanges) {
+    const k = kernel.get(x.id) as KernelVerdict;
+    const c = said.get(keyOf(x)) ?? 'accepted';
+    if (k.dnat) rewritten++;
+    else if (c === 'undetermined') undetermined++;
+    else if (c === k.outcome) agree++;
+    else wrong.push(`${x.id}: kernel ${k.outcome} (${k.step}), check ${c}`);
+  }
+  const n = b.exchanges.length;
+  const dnat = rewritten > 0 ? `, ${rewritten} sent elsewhere by its DNAT (not compared)` : '';
+  t.comment(`${entry.file}: ${n} exchanges, agree ${agree}, undetermined ${undetermined}${dnat}`);
+  for (const u of open) t.comment(`  undecidable: ${u}`);
+  t.same(wrong, [], `${entry.file}: check's verdict is the kernel's for every decided exchange`);
+  totals.exchanges += n - rewritten;
+  totals.agree += agree;
+  totals.undetermined += undetermined;
+  totals.rewritten += rewritten;
+}
+
 /** What the kernel decided for each exchange of `entry`, by id. */
 async function judge(b: Bench, entry: CorpusEntry): Promise<Map<string, KernelVerdict>> {
   await loadInFirewall(b.topo, entry);
@@ -260,11 +328,25 @@ t.test('kernel: each corpus ruleset judges the recorded exchanges', async (t) =>
           if (x.outcome !== 'accepted')
             t.comment(`  ${id}: ${x.outcome} ${x.step}${x.dnat ? ' dnat' : ''}`);
       }
+      await compare(t, b, entry, v);
     }
     await b.topo.destroy();
   }
   t.equal(verdicts.size, Object.keys(FACES).length, 'every listed ruleset was judged');
   t.ok(verdicts.size >= 30, `at least 30 rulesets (${verdicts.size})`);
+  const { exchanges, agree, undetermined, rewritten } = totals;
+  t.comment(
+    `all: ${exchanges} exchanges compared, agree ${agree}, undetermined ${undetermined}, ${rewritten} sent elsewhere by DNAT`,
+  );
+  t.equal(
+    agree + undetermined,
+    exchanges,
+    'check agrees with the kernel on every decided exchange',
+  );
+  t.ok(
+    undetermined < exchanges / 10,
+    `under 10 % of the flows stay undetermined (${undetermined} of ${exchanges})`,
+  );
 });
 
 /** Outcomes read off the rulesets by hand: the harness must find them before check is compared. */
