@@ -132,6 +132,10 @@ for shape in nft iptables; do
   load=$(m load_ms) compile=$(m compile_ms) compile_cpu=$(m compile_cpu_ms) replay=$(m replay_ms)
   evaluate=$(m evaluate_ms) evaluate_cpu=$(m evaluate_cpu_ms)
   e2e=$(for r in $(seq 1 "$RUNS"); do grep -v failed "$WORK/$shape-e2e-$r.wall" || :; done | median)
+  # GNU time's user + system seconds and peak RSS of the end-to-end runs that succeeded.
+  e2e_times() { for r in $(seq 1 "$RUNS"); do grep -qv failed "$WORK/$shape-e2e-$r.wall" && awk "$1" "$WORK/$shape-e2e-$r.time"; done; }
+  e2e_cpu=$(e2e_times '{ printf "%.2f\n", $2 + $3 }' | median)
+  e2e_rss=$(e2e_times '{ printf "%.0f\n", $4 / 1024 }' | median)
   # The named baseline, once per ruleset: the same evaluator without its per-chain key index.
   node "$ROOT/bench/check-split.mjs" --ruleset "$RULESET" --journal "$JOURNAL" --plain >"$WORK/$shape-plain.txt"
   plain=$(val evaluate_ms "$WORK/$shape-plain.txt") plain_cpu=$(val evaluate_cpu_ms "$WORK/$shape-plain.txt")
@@ -139,7 +143,7 @@ for shape in nft iptables; do
   start=$(date +%s.%N)
   node "$ROOT/dist/analyzer/cli.js" "$JOURNAL" >/dev/null
   analyze=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')
-  echo "  median of $RUNS: load $(fmt "$load") ms, compile $(fmt "$compile") ms (cpu $(fmt "$compile_cpu")), replay $(fmt "$replay") ms, evaluate $(fmt "$evaluate") ms (cpu $(fmt "$evaluate_cpu")); end to end ${e2e} s"
+  echo "  median of $RUNS: load $(fmt "$load") ms, compile $(fmt "$compile") ms (cpu $(fmt "$compile_cpu")), replay $(fmt "$replay") ms, evaluate $(fmt "$evaluate") ms (cpu $(fmt "$evaluate_cpu")); end to end ${e2e} s (cpu ${e2e_cpu} s, peak RSS ${e2e_rss} MiB)"
   echo "  baseline, evaluate without the chain index (--plain): $(fmt "$plain") ms (cpu $(fmt "$plain_cpu")); index speed-up $(ratio "$plain" "$evaluate") (cpu $(ratio "$plain_cpu" "$evaluate_cpu"))"
   echo "  baseline, ct-analyze on the journal alone: $analyze s; check end to end / analyze $(ratio "$e2e" "$analyze")"
   judged=$(awk -v a="$compile" -v b="$evaluate" 'BEGIN { printf "%.2f", (a + b) / 1000 }')
