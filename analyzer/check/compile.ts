@@ -106,18 +106,27 @@ export function compileRuleset(json: NftJson): CompiledRuleset {
   }
 
   const tally = { limited: 0, xt: 0, bindings: 0, rpf: 0 };
+  let chain: Building | undefined;
+  let scope: Scope | undefined;
   for (const r of rules) {
     const family = String(r.family) as TableFamily;
     const table = String(r.table);
-    const chain = chainOf(family, table, String(r.chain));
-    const position = (chain.rules[chain.rules.length - 1]?.index ?? 0) + 1;
-    const compiled = compileRule(r, position, scopeOf(family, table));
+    // A listing gives a chain's rules one after another: look the chain up once per run.
+    let c = chain;
+    if (c === undefined || c.name !== r.chain || c.table !== table || c.family !== family) {
+      c = chainOf(family, table, String(r.chain));
+      chain = c;
+      scope = scopeOf(family, table);
+    }
+    const position = (c.rules[c.rules.length - 1]?.index ?? 0) + 1;
+    const compiled = compileRule(r, position, scope as Scope);
     if (compiled[0]?.limited) tally.limited++;
-    const expr = Array.isArray(r.expr) ? r.expr : [];
-    tally.xt += expr.filter((s) => isObj(s) && isObj(s.xt) && s.xt.name !== 'comment').length;
-    tally.bindings += expr.filter((s) => typeof s === 'string').length;
-    tally.rpf += expr.filter(isReversePath).length;
-    chain.rules.push(...compiled);
+    for (const s of Array.isArray(r.expr) ? r.expr : []) {
+      if (typeof s === 'string') tally.bindings++;
+      else if (isObj(s) && isObj(s.xt) && s.xt.name !== 'comment') tally.xt++;
+      else if (isReversePath(s)) tally.rpf++;
+    }
+    c.rules.push(...compiled);
   }
 
   // Jump targets are found per packet: by family, table and name without building a key.
@@ -184,10 +193,23 @@ function compileRule(r: Record<string, unknown>, index: number, scope: TableScop
       break;
     }
   }
-  const text = renderRule(expr, r.comment) || '(empty rule)';
-  const handle = typeof r.handle === 'number' ? { handle: r.handle } : {};
+  // The text is for reports, which name few rules: rendered when first read.
+  let text: string | undefined;
+  const render = () => {
+    text ??= renderRule(expr, r.comment) || '(empty rule)';
+    return text;
+  };
+  const handle = typeof r.handle === 'number' ? r.handle : undefined;
   const all = ways === undefined ? [steps] : ways.map((w) => [...steps, ...w]);
-  return all.map((s) => ({ index, text, steps: s, limited, ...handle }));
+  return all.map((s) => ({
+    index,
+    get text() {
+      return render();
+    },
+    steps: s,
+    limited,
+    ...(handle === undefined ? {} : { handle }),
+  }));
 }
 
 function baseOf(c: Record<string, unknown>): BaseChain | undefined {
