@@ -86,6 +86,18 @@ export function prepareSaved(text: string): PreparedSave {
 }
 
 /** The translator's nft text with each marked ICMPv6 match put back in its rule, the mark gone. */
+/**
+ * iptables-restore-translate copies a comment's escaped quotes through as bare ones
+ * (`comment "web, "quoted""`), which nft then refuses; a comment never decides a verdict, so
+ * its inner quotes become single ones.
+ */
+export function quoteComments(translated: string): string {
+  return translated.replace(
+    /^(add rule .*? comment ")(.*)"$/gm,
+    (_all, head: string, inner: string) => `${head}${inner.replaceAll('"', "'")}"`,
+  );
+}
+
 export function restoreIcmpv6(translated: string, icmpv6: ReadonlyMap<string, string>): string {
   if (icmpv6.size === 0) return translated;
   return translated.replace(

@@ -21,6 +21,7 @@ import {
 } from './load-run.js';
 import {
   prepareSaved,
+  quoteComments,
   restoreIcmpv6,
   savedRules,
   spliceUntranslated,
@@ -218,7 +219,7 @@ async function loadSaved(ctx: Context, text: string): Promise<Loaded> {
       const nftFile = privateFile(
         ctx,
         'translated.nft',
-        restoreIcmpv6(translated.stdout, prepared.icmpv6),
+        restoreIcmpv6(quoteComments(translated.stdout), prepared.icmpv6),
       );
       const result = await runInNamespace({
         ...ctx,

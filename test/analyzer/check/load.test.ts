@@ -11,6 +11,7 @@ import {
 } from '../../../analyzer/check/load-nft-errors.js';
 import {
   prepareSaved,
+  quoteComments,
   restoreIcmpv6,
   savedRules,
   spliceUntranslated,
@@ -534,5 +535,24 @@ t.test(
     t.equal(loaded.xtRules, undefined);
     t.equal(readFileSync(restores, 'utf8'), 'run\n', 'iptables-nft-restore ran once');
     t.equal(loaded.runs, 3, 'the translation, nft in a namespace, iptables-nft-restore in one');
+  },
+);
+
+t.test(
+  "check's loader: a comment's quotes, which iptables-restore-translate copies through bare, become single quotes nft accepts",
+  async (t) => {
+    const translated = [
+      'add rule ip filter INPUT ip saddr 10.0.2.0/24 tcp dport { 80, 443 } counter accept comment "web, "quoted""',
+      'add rule ip filter INPUT tcp dport 22 counter accept comment "ssh"',
+      'add rule ip filter INPUT counter drop',
+    ].join('\n');
+    t.equal(
+      quoteComments(translated),
+      [
+        'add rule ip filter INPUT ip saddr 10.0.2.0/24 tcp dport { 80, 443 } counter accept comment "web, \'quoted\'"',
+        'add rule ip filter INPUT tcp dport 22 counter accept comment "ssh"',
+        'add rule ip filter INPUT counter drop',
+      ].join('\n'),
+    );
   },
 );
