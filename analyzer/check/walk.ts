@@ -62,9 +62,10 @@ const HOOK_SLOT: Record<Hook, number> = {
 };
 
 /**
- * The base chains a packet of `family` meets on `hook`, lowest priority first, ties in the
- * JSON's order (the sort is stable). arp, bridge and netdev chains are not crossed by a routed
- * IP packet's hooks: they are left out (netdev ingress could be judged later, by device).
+ * The base chains a packet of `family` meets on `hook`, lowest priority first (nat chains
+ * where the kernel's NAT hook runs them: runsAt), ties in the JSON's order (the sort is
+ * stable). arp, bridge and netdev chains are not crossed by a routed IP packet's hooks: they
+ * are left out (netdev ingress could be judged later, by device).
  * `withNat` false leaves out nat chains (conntrack consults them for a first packet only).
  */
 export function hookChains(
@@ -85,10 +86,28 @@ export function hookChains(
     chains = ruleset.chains
       .filter((c) => c.base?.hook === hook && (c.family === 'inet' || c.family === fam))
       .filter((c) => withNat || c.base?.type !== 'nat')
-      .sort((a, b) => (a.base?.priority ?? 0) - (b.base?.priority ?? 0));
+      .sort(
+        (a, b) =>
+          runsAt(a, hook) - runsAt(b, hook) ||
+          (a.base?.type === 'nat' && b.base?.type === 'nat'
+            ? (a.base.priority ?? 0) - (b.base.priority ?? 0)
+            : 0),
+      );
     byHook[key] = chains;
   }
   return chains;
+}
+
+/**
+ * Where a base chain runs among the hook's others. The kernel calls every nat chain of a hook
+ * from its one NAT hook, at -100 (prerouting, output) or 100 (input, postrouting), in their
+ * own priority order there (nf_nat_register_fn); a nat chain's declared priority only orders
+ * it among nat chains. A filter chain at exactly that priority is taken to run first when the
+ * JSON lists it first (the order hooks are registered in), which is not certain.
+ */
+function runsAt(c: Chain, hook: Hook): number {
+  if (c.base?.type !== 'nat') return c.base?.priority ?? 0;
+  return hook === 'prerouting' || hook === 'output' ? -100 : 100;
 }
 
 interface ChainIndex {

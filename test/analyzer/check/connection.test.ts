@@ -488,3 +488,35 @@ t.test(
     t.same(rec.seen, ['R output 203.0.113.1:80>198.51.100.7:1024-65535']);
   },
 );
+
+t.test(
+  "connection: nat chains run where the kernel's NAT hook is (-100, 100), whatever priority they declare",
+  async (t) => {
+    // The nat chain declares 50 but runs at -100: its drop comes before the filter chain's at 0.
+    const nat = chain(
+      'ip',
+      'nat',
+      'pre',
+      base('prerouting', 50, 'accept', 'nat'),
+      rules([dport(80), drop]),
+    );
+    const filter = chain('ip', 'f', 'pre', base('prerouting', 0), rules([dport(80), drop]));
+    t.equal(
+      judge([filter, nat], { direction: ['input'] }),
+      'blocked prerouting: ip nat pre #1 drop',
+    );
+    // A mangle chain at -150 still runs before it.
+    const mangle = chain('ip', 'm', 'pre', base('prerouting', -150), rules([dport(80), drop]));
+    t.equal(
+      judge([filter, nat, mangle], { direction: ['input'] }),
+      'blocked prerouting: ip m pre #1 drop',
+    );
+    // A srcnat chain declared at -200 on postrouting still runs at 100, after a filter at 0.
+    const snat = chain('ip', 'nat', 'post', base('postrouting', -200, 'drop', 'nat'), rules());
+    const post = chain('ip', 'f', 'post', base('postrouting', 0), rules([dport(80), drop]));
+    t.equal(
+      judge([snat, post], { direction: ['output'] }),
+      'blocked postrouting: ip f post #1 drop',
+    );
+  },
+);
