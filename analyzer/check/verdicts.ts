@@ -74,9 +74,15 @@ export function checkFlows(
       }
     }
   }
-  const dead = ruleset.chains.flatMap((chain) =>
-    chain.rules.filter((r) => !hit.has(r)).map((rule) => ({ chain, rule })),
-  );
+  // A rule compiled into several (one per way of a random-number verdict map) shares its
+  // position: it is dead only when no way was taken, and listed once.
+  const dead = ruleset.chains.flatMap((chain) => {
+    const taken = new Set(chain.rules.filter((r) => hit.has(r)).map((r) => r.index));
+    const listed = new Set<number>();
+    return chain.rules
+      .filter((r) => !taken.has(r.index) && !listed.has(r.index) && listed.add(r.index))
+      .map((rule) => ({ chain, rule }));
+  });
   const ipChains = ruleset.chains.filter((c) => c.base !== undefined);
   return {
     flows: count,

@@ -532,3 +532,31 @@ t.test(
     t.notMatch(bad.stderr, /at .*\.js:\d+/, 'no stack trace');
   },
 );
+
+t.test(
+  'check: a random-number verdict map no packet reaches is one dead rule, not one per way',
+  { skip: NEEDS_NFT },
+  async (t) => {
+    const text = `table ip t {
+  chain a {
+  }
+  chain b {
+  }
+  chain x {
+    numgen random mod 2 vmap { 0 : goto a, 1 : goto b }
+  }
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport 1 jump x
+  }
+}
+`;
+    const ruleset = await rulesetOf(tempDir(t, 'check-numgen'), text);
+    t.equal(ruleset.chain('ip', 't', 'x')?.rules.length, 2, 'compiled as one rule per way');
+    const r = judgeFlows(ruleset, flowsOf(GENERATED_EVENTS), C1024);
+    t.same(
+      r.dead.map((d) => `${d.chain.name}#${d.rule.index}`),
+      ['x#1', 'input#1'],
+    );
+  },
+);
