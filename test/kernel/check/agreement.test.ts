@@ -1,5 +1,6 @@
 // The kernel's word on real rulesets: each corpus ruleset loaded in a firewall namespace judges
-// whole TCP/UDP/ICMP conversations (input, output, forward; IPv4 and IPv6) recorded without it.
+// whole TCP/UDP/ICMP conversations (input, output, forward; IPv4 and IPv6) recorded without it,
+// and `ct-analyze check` on that recording must say what the kernel did.
 // While developing: CT_AGREE_ONLY=<part of a file name> judges only those rulesets (the count
 // checks then fail), CT_AGREE_DEBUG=1 prints every exchange that was not accepted.
 import '../../helpers/kernel.js';
