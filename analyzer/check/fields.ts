@@ -55,7 +55,7 @@ export function field(e: unknown): Field {
   if (isObj(e.meta)) return metaField(String(e.meta.key));
   if (isObj(e.ct)) return ctField(e.ct);
   if (isObj(e.fib)) return fibField(e.fib);
-  if (isObj(e.exthdr)) return exthdrField();
+  if (isObj(e.exthdr)) return exthdrField(e.exthdr);
   for (const op of ['&', '|', '^', '<<', '>>'] as const) {
     const args = e[op];
     if (Array.isArray(args) && args.length === 2) return bitwise(op, field(args[0]), args[1]);
@@ -324,10 +324,18 @@ function fibOif(flags: readonly string[]): Field {
   return unknownField('ifname');
 }
 
-/** IPv6 extension headers: none on IPv4 (nft checks the family), not recorded on IPv6. */
-function exthdrField(): Field {
-  return { kind: 'number', get: (p) => (p.family === 4 ? ABSENT : UNKNOWN), known: true };
+/**
+ * IPv6 extension headers: none, as `ip6 nexthdr` assumes (a recorded flow's packets are taken
+ * to carry their layer-4 header right after the IP header). `exthdr rt exists` is false,
+ * `missing` true; a field of a header that is not there is no match, negated or not (the
+ * kernel's lookup fails: NFT_BREAK), on IPv4 too.
+ */
+function exthdrField(e: Readonly<Record<string, unknown>>): Field {
+  if (e.field === undefined) return { kind: 'number', get: () => NO_HEADER, known: true };
+  return { kind: 'number', get: () => ABSENT, known: true };
 }
+
+const NO_HEADER = exact(0);
 
 function bitwise(op: string, inner: Field, arg: unknown): Field {
   if (!inner.known) return unknownField(inner.kind);
