@@ -56,15 +56,19 @@ const ROUTE_ANSWER: ReadonlySet<string> = new Set<AddressType>([
   'prohibit',
 ]);
 
-/** What one (prefix, destination) leads to: the lowest metric's devices and types. */
+/** Stands for "more than one": an entry (or the sets' answers joined) with several devices or types. */
+const SEVERAL: unique symbol = Symbol('several');
+
+/** What one (prefix, destination) leads to: the lowest metric's device and type, or SEVERAL. */
 interface Entry {
   metric: number;
-  devs: Set<string | undefined>;
-  types: Set<string>;
+  /** The device all its routes name (undefined: routes without one, as a blackhole's). */
+  dev: string | undefined | typeof SEVERAL;
+  type: string | typeof SEVERAL;
 }
 
-/** Per family, per prefix length (longest first), destination bytes (latin1 key) → entry. */
-type Table = { prefix: number; byDst: Map<string, Entry> }[];
+/** One prefix length's destinations; a table lists only the lengths it has, longest first. */
+type Table = { prefix: number; byDst: WordMap<Entry> }[];
 
 /**
  * A host's network built from its recorded addresses and routes. Given several sets (the
@@ -74,11 +78,15 @@ type Table = { prefix: number; byDst: Map<string, Entry> }[];
  * differ (a route moved from eth0 to eth1) the answer is undefined or unknown, never one of them.
  */
 export class HostNetwork implements HostView {
-  readonly #local = new Set<string>();
-  readonly #broadcast = new Set<string>();
+  readonly #local = { 4: new WordMap<true>(32), 6: new WordMap<true>(128) };
+  readonly #broadcast = new WordMap<true>(32);
   /** One table per distinct route set, keyed by its routes' ids (see addRoutes). */
   readonly #routeSets = new Map<string, { 4: Table; 6: Table }>();
+  /** The same tables as a list: what a lookup walks. */
+  readonly #sets: { 4: Table; 6: Table }[] = [];
   readonly #connected: { 4: Table; 6: Table } = { 4: [], 6: [] };
+  /** Where #route joins the answers of several sets: read by its caller at once, never kept. */
+  readonly #joined: Entry = { metric: 0, dev: undefined, type: 'unicast' };
   readonly #ids = new WeakMap<object, number>();
   #nextId = 0;
   /** Addresses already added (the reader gives an address that several sets hold as one object). */
@@ -97,15 +105,17 @@ export class HostNetwork implements HostView {
       this.#seen.add(a);
       this.#addresses++;
       if (a.address.length !== (a.family === 4 ? 4 : 16)) continue;
-      this.#local.add(key(a.address));
+      const words = wordsOf(a.address);
+      this.#local[a.family].set(words, true);
       const bits = a.family === 4 ? 32 : 128;
       if (a.prefix > bits) continue;
-      const network = masked(a.address, a.prefix);
       // The interface's connected prefix, as the kernel's `proto kernel scope link` route.
-      put(this.#connected[a.family], a.prefix, network, 0, a.ifname, 'unicast');
+      put(this.#connected[a.family], a.prefix, words, 0, a.ifname, 'unicast');
       // A /31 or /32 has no broadcast address (RFC 3021); IPv6 has none at all.
-      if (a.family === 4 && a.prefix <= 30)
-        this.#broadcast.add(key(lastAddress(network, a.prefix)));
+      if (a.family === 4 && a.prefix <= 30) {
+        words[0] = (words[0] as number) | ~maskOf(a.prefix);
+        this.#broadcast.set(words, true);
+      }
     }
   }
 
@@ -123,9 +133,10 @@ export class HostNetwork implements HostView {
     if (this.#routeSets.has(id)) return;
     const tables: { 4: Table; 6: Table } = { 4: [], 6: [] };
     for (const r of list) {
-      put(tables[r.family], r.prefix, masked(r.dst, r.prefix), r.metric, r.dev, r.type);
+      put(tables[r.family], r.prefix, wordsOf(r.dst), r.metric, r.dev, r.type);
     }
     this.#routeSets.set(id, tables);
+    this.#sets.push(tables);
   }
 
   /** Whether any address of the host was recorded (else only loopback is known local). */
@@ -147,55 +158,65 @@ export class HostNetwork implements HostView {
     return id;
   }
 
-  /** The route sets' answers for `address`, joined; undefined when no set has a route for it. */
-  #route(family: 4 | 6, address: Uint8Array): Entry | undefined {
-    let joined: Entry | undefined;
-    for (const tables of this.#routeSets.values()) {
-      const e = lookup(tables[family], address);
+  /**
+   * The route sets' answers for the address in `words`, joined (a device or type they do not
+   * all give is SEVERAL); undefined when no set has a route for it.
+   */
+  #route(family: 4 | 6, words: Int32Array): Entry | undefined {
+    let found: Entry | undefined;
+    for (let i = 0; i < this.#sets.length; i++) {
+      const e = lookup((this.#sets[i] as { 4: Table; 6: Table })[family], words);
       if (e === undefined) continue;
-      if (joined === undefined)
-        joined = { metric: e.metric, devs: new Set(e.devs), types: new Set(e.types) };
-      else {
-        for (const d of e.devs) joined.devs.add(d);
-        for (const t of e.types) joined.types.add(t);
+      if (found === undefined) {
+        found = e;
+        continue;
       }
+      if (found !== this.#joined) {
+        this.#joined.metric = found.metric;
+        this.#joined.dev = found.dev;
+        this.#joined.type = found.type;
+        found = this.#joined;
+      }
+      if (found.dev !== e.dev) found.dev = SEVERAL;
+      if (found.type !== e.type) found.type = SEVERAL;
     }
-    return joined;
+    return found;
   }
 
   routeDevice(address: Uint8Array): string | undefined {
     const family = familyOf(address);
     if (family === undefined) return undefined;
-    if (this.#isLocal(address)) return 'lo';
-    const e = this.#route(family, address) ?? lookup(this.#connected[family], address);
+    const words = wordsOf(address);
+    if (this.#isLocal(family, address, words)) return 'lo';
+    const e = this.#route(family, words) ?? lookup(this.#connected[family], words);
     // A local route (AnyIP: a prefix the host answers for) delivers to the host itself.
-    if (e !== undefined && e.types.size === 1 && e.types.has('local')) return 'lo';
+    if (e !== undefined && e.type === 'local') return 'lo';
     // Several devices (equal routes, or sets that disagree), or a route without one (blackhole).
-    if (e === undefined || e.devs.size !== 1) return undefined;
-    return [...e.devs][0];
+    if (e === undefined || e.dev === SEVERAL) return undefined;
+    return e.dev;
   }
 
   addressType(address: Uint8Array): AddressType {
     const family = familyOf(address);
     if (family === undefined) return 'unknown';
-    if (this.#isLocal(address)) return 'local';
+    const words = wordsOf(address);
+    if (this.#isLocal(family, address, words)) return 'local';
     if (family === 4) {
-      if (address.every((b) => b === 255) || this.#broadcast.has(key(address))) return 'broadcast';
-      if (((address[0] as number) & 0xf0) === 0xe0) return 'multicast';
+      if (words[0] === -1 || this.#broadcast.get(words) === true) return 'broadcast';
+      if ((words[0] as number) >>> 28 === 0xe) return 'multicast';
     } else if (address[0] === 0xff) {
       return 'multicast';
     }
-    const route = this.#route(family, address);
+    const route = this.#route(family, words);
     if (route !== undefined) {
-      if (route.types.size !== 1) return 'unknown';
-      const type = [...route.types][0] as string;
-      return ROUTE_ANSWER.has(type) ? (type as AddressType) : 'unknown';
+      if (route.type === SEVERAL || !ROUTE_ANSWER.has(route.type)) return 'unknown';
+      return route.type as AddressType;
     }
-    return lookup(this.#connected[family], address) !== undefined ? 'unicast' : 'unknown';
+    return lookup(this.#connected[family], words) !== undefined ? 'unicast' : 'unknown';
   }
 
-  #isLocal(address: Uint8Array): boolean {
-    return this.#local.has(key(address)) || isLoopback(address);
+  #isLocal(family: 4 | 6, address: Uint8Array, words: Int32Array): boolean {
+    return this.#local[family].get(words) === true || isLoopback(address);
   }
 }
 
@@ -203,59 +224,95 @@ function familyOf(address: Uint8Array): 4 | 6 | undefined {
   return address.length === 4 ? 4 : address.length === 16 ? 6 : undefined;
 }
 
-function key(bytes: Uint8Array): string {
-  return String.fromCharCode(...bytes);
-}
+/**
+ * A lookup runs on an address's big-endian 32-bit words (one for IPv4, four for IPv6), read
+ * once into this scratch array: no key string, no masked copy, nothing allocated per lookup.
+ * Valid until the next wordsOf call; nothing here awaits in between.
+ */
+const WORDS = new Int32Array(4);
 
-/** The first `prefix` bits of `address`, the rest zero. */
-function masked(address: Uint8Array, prefix: number): Uint8Array {
-  const out = new Uint8Array(address.length);
-  for (let i = 0; i < address.length; i++) {
-    const keep = Math.min(8, Math.max(0, prefix - 8 * i));
-    out[i] = (address[i] as number) & ((0xff00 >> keep) & 0xff);
+function wordsOf(address: Uint8Array): Int32Array {
+  for (let i = 0, j = 0; j + 3 < address.length; i++, j += 4) {
+    WORDS[i] =
+      ((address[j] as number) << 24) |
+      ((address[j + 1] as number) << 16) |
+      ((address[j + 2] as number) << 8) |
+      (address[j + 3] as number);
   }
-  return out;
+  return WORDS;
 }
 
-/** The prefix's last address: its IPv4 broadcast address. */
-function lastAddress(network: Uint8Array, prefix: number): Uint8Array {
-  const out = Uint8Array.from(network);
-  for (let i = 0; i < out.length; i++) {
-    const keep = Math.min(8, Math.max(0, prefix - 8 * i));
-    out[i] = (out[i] as number) | (0xff >> keep);
+/** The 32-bit mask of a word's first `bits` bits (a shift by 32 is a shift by 0 in JS). */
+function maskOf(bits: number): number {
+  return bits <= 0 ? 0 : -1 << (32 - Math.min(32, bits));
+}
+
+/**
+ * Values keyed by an address's first `prefix` bits: nested Maps, one per word the prefix
+ * reaches, the last word masked. Keys are int32s, which V8 hashes without allocating.
+ */
+class WordMap<V> {
+  readonly #root = new Map<number, unknown>();
+  readonly #last: number;
+  readonly #mask: number;
+
+  constructor(prefix: number) {
+    this.#last = Math.max(0, Math.ceil(prefix / 32) - 1);
+    this.#mask = maskOf(prefix - 32 * this.#last);
   }
-  return out;
+
+  get(words: Int32Array): V | undefined {
+    let node = this.#root;
+    for (let i = 0; i < this.#last; i++) {
+      const next = node.get(words[i] as number) as Map<number, unknown> | undefined;
+      if (next === undefined) return undefined;
+      node = next;
+    }
+    return node.get((words[this.#last] as number) & this.#mask) as V | undefined;
+  }
+
+  set(words: Int32Array, value: V): void {
+    let node = this.#root;
+    for (let i = 0; i < this.#last; i++) {
+      let next = node.get(words[i] as number) as Map<number, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        node.set(words[i] as number, next);
+      }
+      node = next;
+    }
+    node.set((words[this.#last] as number) & this.#mask, value);
+  }
 }
 
-/** Adds a route to a table: a lower metric replaces what the prefix led to, an equal one joins it. */
+/** Adds a route (dst in `words`) to a table: a lower metric replaces what the prefix led to, an equal one joins it. */
 function put(
   table: Table,
   prefix: number,
-  dst: Uint8Array,
+  words: Int32Array,
   metric: number,
   dev: string | undefined,
   type: string,
 ): void {
   let level = table.find((l) => l.prefix === prefix);
   if (level === undefined) {
-    level = { prefix, byDst: new Map() };
+    level = { prefix, byDst: new WordMap(prefix) };
     table.push(level);
     table.sort((a, b) => b.prefix - a.prefix);
   }
-  const k = key(dst);
-  const e = level.byDst.get(k);
+  const e = level.byDst.get(words);
   if (e === undefined || metric < e.metric) {
-    level.byDst.set(k, { metric, devs: new Set([dev]), types: new Set([type]) });
+    level.byDst.set(words, { metric, dev, type });
   } else if (metric === e.metric) {
-    e.devs.add(dev);
-    e.types.add(type);
+    if (e.dev !== dev) e.dev = SEVERAL;
+    if (e.type !== type) e.type = SEVERAL;
   }
 }
 
-/** The longest prefix of the table that holds `address`. */
-function lookup(table: Table, address: Uint8Array): Entry | undefined {
-  for (const level of table) {
-    const e = level.byDst.get(key(masked(address, level.prefix)));
+/** The longest prefix of the table that holds the address in `words`. */
+function lookup(table: Table, words: Int32Array): Entry | undefined {
+  for (let i = 0; i < table.length; i++) {
+    const e = (table[i] as Table[number]).byDst.get(words);
     if (e !== undefined) return e;
   }
   return undefined;

@@ -1,7 +1,13 @@
 // A recorded host's network: the interface a packet leaves by and the type of its destination, from addresses and routes.
+import fc from 'fast-check';
 import t from 'tap';
 import { parseAddress } from '../../../analyzer/core/address.js';
-import { HostNetwork } from '../../../analyzer/core/host-network.js';
+import {
+  type AddressType,
+  HostNetwork,
+  type NetworkAddress,
+  type NetworkRoute,
+} from '../../../analyzer/core/host-network.js';
 import { type HostAddress, type HostRoute, TABLE_MAIN } from '../../../journal/format.js';
 
 const ip = (text: string): Uint8Array => {
@@ -222,5 +228,212 @@ t.test('host network: lookups over a 4,096-route table take time linear in the l
     big < 2 * 4 * small + 20,
     `4× the lookups took ${big.toFixed(1)} ms vs ${small.toFixed(1)} ms`,
   );
+  t.end();
+});
+
+// The reference: what the lookups mean, said as plainly as possible — every address and route
+// scanned for each question, sets of answers joined — to hold the fast tables to.
+const covers = (dst: Uint8Array, prefix: number, a: Uint8Array): boolean => {
+  for (let bit = 0; bit < prefix; bit++) {
+    const mask = 0x80 >> (bit % 8);
+    if (((dst[bit >> 3] as number) & mask) !== ((a[bit >> 3] as number) & mask)) return false;
+  }
+  return true;
+};
+const bitsOf = (family: 4 | 6) => (family === 4 ? 32 : 128);
+const validRoute = (r: NetworkRoute) =>
+  r.dst.length === bitsOf(r.family) / 8 && r.prefix <= bitsOf(r.family);
+const validAddress = (a: NetworkAddress) => a.address.length === bitsOf(a.family) / 8;
+const sameBytes = (a: Uint8Array, b: Uint8Array) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+interface Answer {
+  devs: Set<string | undefined>;
+  types: Set<string>;
+}
+
+/** The longest prefix's routes at their lowest metric, as one answer; undefined when none covers. */
+const best = (
+  routes: { dst: Uint8Array; prefix: number; metric: number; dev?: string; type: string }[],
+  a: Uint8Array,
+): Answer | undefined => {
+  const hits = routes.filter((r) => r.dst.length === a.length && covers(r.dst, r.prefix, a));
+  if (hits.length === 0) return undefined;
+  const longest = Math.max(...hits.map((r) => r.prefix));
+  const atLongest = hits.filter((r) => r.prefix === longest);
+  const metric = Math.min(...atLongest.map((r) => r.metric));
+  const chosen = atLongest.filter((r) => r.metric === metric);
+  return { devs: new Set(chosen.map((r) => r.dev)), types: new Set(chosen.map((r) => r.type)) };
+};
+
+const reference = (addresses: NetworkAddress[], sets: NetworkRoute[][]) => {
+  const valid = addresses.filter(validAddress);
+  const loopback = (a: Uint8Array) =>
+    a.length === 4 ? a[0] === 127 : a.every((b, i) => b === (i === 15 ? 1 : 0));
+  const local = (a: Uint8Array) => loopback(a) || valid.some((x) => sameBytes(x.address, a));
+  const connected = valid
+    .filter((x) => x.prefix <= bitsOf(x.family))
+    .map((x) => ({ dst: x.address, prefix: x.prefix, metric: 0, dev: x.ifname, type: 'unicast' }));
+  const route = (a: Uint8Array): Answer | undefined => {
+    let joined: Answer | undefined;
+    for (const set of sets) {
+      const e = best(set.filter(validRoute), a);
+      if (e === undefined) continue;
+      joined ??= { devs: new Set(), types: new Set() };
+      for (const d of e.devs) joined.devs.add(d);
+      for (const t of e.types) joined.types.add(t);
+    }
+    return joined;
+  };
+  const broadcast = (a: Uint8Array) =>
+    a.length === 4 &&
+    (a.every((b) => b === 255) ||
+      valid.some(
+        (x) =>
+          x.family === 4 &&
+          x.prefix <= 30 &&
+          covers(x.address, x.prefix, a) &&
+          a.every((b, i) => {
+            const host = 0xff >> Math.min(8, Math.max(0, x.prefix - 8 * i));
+            return (b & host) === host;
+          }),
+      ));
+  const answers = new Set<string>(['unicast', 'local', 'broadcast', 'anycast', 'multicast']);
+  for (const t of ['blackhole', 'unreachable', 'prohibit']) answers.add(t);
+  return {
+    routeDevice(a: Uint8Array): string | undefined {
+      if (a.length !== 4 && a.length !== 16) return undefined;
+      if (local(a)) return 'lo';
+      const e = route(a) ?? best(connected, a);
+      if (e !== undefined && e.types.size === 1 && e.types.has('local')) return 'lo';
+      return e !== undefined && e.devs.size === 1 ? [...e.devs][0] : undefined;
+    },
+    addressType(a: Uint8Array): AddressType {
+      if (a.length !== 4 && a.length !== 16) return 'unknown';
+      if (local(a)) return 'local';
+      if (broadcast(a)) return 'broadcast';
+      if (a.length === 4 ? (a[0] as number) >= 224 && (a[0] as number) < 240 : a[0] === 0xff)
+        return 'multicast';
+      const e = route(a);
+      if (e !== undefined) {
+        const type = [...e.types][0] as string;
+        return e.types.size === 1 && answers.has(type) ? (type as AddressType) : 'unknown';
+      }
+      return best(connected, a) !== undefined ? 'unicast' : 'unknown';
+    },
+  };
+};
+
+// Addresses near a few bases (the base's first `keep` bits, random after): routes and lookups
+// share prefixes of every length, so lookups land on overlapping routes, not on nothing.
+const BASES = {
+  4: ['10.0.0.0', '10.1.2.3', '127.0.0.1', '192.168.1.255', '224.0.0.1', '255.255.255.255'],
+  6: ['::', '::1', '2001:db8::', '2001:db8:0:1::5', 'fe80::1', 'ff02::1'],
+};
+const arbAddress = (family: 4 | 6) =>
+  fc
+    .record({
+      base: fc.constantFrom(...BASES[family]),
+      keep: fc.oneof(fc.integer({ min: 0, max: bitsOf(family) }), fc.constant(bitsOf(family))),
+      noise: fc.uint8Array({ minLength: bitsOf(family) / 8, maxLength: bitsOf(family) / 8 }),
+    })
+    .map(({ base, keep, noise }) => {
+      const b = ip(base);
+      return b.map((x, i) => {
+        const m = (0xff00 >> Math.min(8, Math.max(0, keep - 8 * i))) & 0xff;
+        return (x & m) | ((noise[i] as number) & ~m);
+      });
+    });
+const arbFamily = fc.constantFrom<4 | 6>(4, 6);
+const arbPrefix = (family: 4 | 6) =>
+  fc.oneof(
+    fc.integer({ min: 0, max: bitsOf(family) }),
+    fc.constantFrom(0, 8, 16, 24, 30, 31, 32, 64, 128).filter((p) => p <= bitsOf(family)),
+  );
+const arbRoute: fc.Arbitrary<NetworkRoute> = arbFamily.chain((family) =>
+  fc
+    .record({
+      dst: arbAddress(family),
+      prefix: fc.oneof(arbPrefix(family), fc.constant(bitsOf(family) + 1)),
+      metric: fc.constantFrom(0, 100, 600),
+      dev: fc.constantFrom(undefined, 'eth0', 'eth1', 'lo'),
+      type: fc.constantFrom(
+        'unicast',
+        'unicast',
+        'local',
+        'blackhole',
+        'unreachable',
+        'prohibit',
+        'broadcast',
+        'multicast',
+        'anycast',
+        'throw',
+        'nat',
+      ),
+    })
+    .map(({ dev, ...r }) => ({ family, ...r, ...(dev === undefined ? {} : { dev }) })),
+);
+const arbNetworkAddress: fc.Arbitrary<NetworkAddress> = arbFamily.chain((family) =>
+  fc.record({
+    ifname: fc.constantFrom('eth0', 'eth1', 'wlan0'),
+    family: fc.constant(family),
+    address: fc.oneof(
+      { weight: 9, arbitrary: arbAddress(family) },
+      { weight: 1, arbitrary: fc.uint8Array({ minLength: 3, maxLength: 3 }) },
+    ),
+    prefix: fc.oneof(arbPrefix(family), fc.constant(bitsOf(family) + 1)),
+  }),
+);
+
+t.test('host network: the route tables answer as a linear scan of every address and route', (t) => {
+  const seen = new Map<string, number>();
+  fc.assert(
+    fc.property(
+      fc.array(arbNetworkAddress, { maxLength: 8 }),
+      fc.array(fc.array(arbRoute, { maxLength: 12 }), { maxLength: 3 }),
+      fc.boolean(),
+      fc.array(fc.oneof(arbAddress(4), arbAddress(6), fc.uint8Array({ maxLength: 5 })), {
+        minLength: 1,
+        maxLength: 24,
+      }),
+      (addresses, sets, again, probes) => {
+        // Built piecewise, as the reader does: addresses in two batches, one set at a time
+        // (the first through the constructor), a set handed again by identity.
+        const half = addresses.length >> 1;
+        const net = new HostNetwork(addresses.slice(0, half), sets[0]);
+        net.addAddresses(addresses.slice(half));
+        for (const set of sets.slice(1)) net.addRoutes(set);
+        if (again && sets[0] !== undefined) net.addRoutes(sets[0]);
+        const ref = reference(addresses, sets);
+        // The tables' own destinations and addresses, and their neighbours, besides the probes.
+        const all = [
+          ...probes,
+          ...addresses.map((a) => a.address),
+          ...sets.flat().map((r) => r.dst),
+        ];
+        for (const a of all) {
+          const dev = net.routeDevice(a);
+          const type = net.addressType(a);
+          const want = { dev: ref.routeDevice(a), type: ref.addressType(a) };
+          if (dev !== want.dev || type !== want.type) {
+            throw new Error(
+              `${[...a].join('.')}: routeDevice ${dev} addressType ${type}, reference ${want.dev} ${want.type}`,
+            );
+          }
+          seen.set(`dev ${dev}`, (seen.get(`dev ${dev}`) ?? 0) + 1);
+          seen.set(`type ${type}`, (seen.get(`type ${type}`) ?? 0) + 1);
+        }
+      },
+    ),
+    { numRuns: 500 },
+  );
+  // Not vacuous: every kind of answer came up.
+  const kinds = ['dev lo', 'dev eth0', 'dev eth1', 'dev wlan0', 'dev undefined'];
+  kinds.push(
+    ...['local', 'unicast', 'broadcast', 'multicast', 'blackhole', 'unknown'].map(
+      (k) => `type ${k}`,
+    ),
+  );
+  for (const k of kinds) t.ok((seen.get(k) ?? 0) > 0, `${k}: ${seen.get(k) ?? 0} lookups`);
   t.end();
 });
