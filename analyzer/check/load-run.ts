@@ -150,9 +150,11 @@ export function runBounded(
  * the user's path only ever travels as an argument.
  */
 const SCRIPT = [
-  'ip=$1; nft=$2; n=$3; shift 3',
+  'ip=$1; nft=$2; then=$3; n=$4; shift 4',
   'while [ "$n" -gt 0 ]; do "$ip" link add "$1" type veth >/dev/null 2>&1 || :; shift; n=$((n-1)); done',
   '"$@" || exit $?',
+  // Each file its own transaction: one that nft refuses leaves the others (and the ruleset) loaded.
+  'if [ -n "$then" ]; then for f in "$then"/*.nft; do [ -e "$f" ] && { "$nft" -f "$f" || :; }; done; fi',
   'exec "$nft" -j list ruleset',
 ].join('\n');
 
@@ -166,9 +168,11 @@ export interface NamespaceRun extends RunLimits {
   readonly load: readonly string[];
   readonly stdinFile?: string;
   readonly cwd: string;
+  /** A private directory whose `*.nft` files nft loads after the load, in name order, each alone. */
+  readonly addDir?: string;
 }
 
-/** One throwaway namespace: placeholders, the load, `nft -j list ruleset`; gone when it exits. */
+/** One throwaway namespace: placeholders, the load, files added after it, `nft -j list ruleset`; gone when it exits. */
 export async function runInNamespace(run: NamespaceRun): Promise<RunResult> {
   const ns = run.privileged ? ['--net'] : ['--user', '--map-root-user', '--net'];
   const devices = run.tools.ip === '' ? [] : run.devices;
@@ -181,6 +185,7 @@ export async function runInNamespace(run: NamespaceRun): Promise<RunResult> {
     'ct-ruleset',
     run.tools.ip,
     run.tools.nft,
+    run.addDir ?? '',
     String(devices.length),
     ...devices,
     ...run.load,

@@ -1,8 +1,9 @@
 // ct-analyze check: a ruleset file (nft, `nft list ruleset`, iptables-save, or nft's JSON) read back as nft's JSON, loaded by nft itself in a throwaway namespace.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CtError } from '../../common/errors.js';
+import { findBindings, resolveBindings } from './load-anon.js';
 import {
   blankRefused,
   isNonFilterRefusal,
@@ -98,8 +99,8 @@ export async function loadRuleset(path: string, options: LoadOptions = {}): Prom
   const since = () => Math.round((performance.now() - started) * 10) / 10;
   if (format === 'nft-json') {
     const json = parseNftJson(text, path);
-    const none = { placeholders: [], notLoaded: [] };
-    return { json, format, via: 'json', ...none, runs: 0, elapsedMs: since() };
+    const notLoaded = jsonBindings(json);
+    return { json, format, via: 'json', placeholders: [], notLoaded, runs: 0, elapsedMs: since() };
   }
   const ctx: Context = {
     path,
@@ -118,12 +119,35 @@ export async function loadRuleset(path: string, options: LoadOptions = {}): Prom
   }
 }
 
+/**
+ * nft cannot read its own JSON back when it holds a binding ("Unexpected expr array element of
+ * type string", measured, 1.0.6), so JSON input keeps them as text: one line says how to do better.
+ */
+function jsonBindings(json: NftJson): string[] {
+  const n = findBindings(json).length;
+  if (n === 0) return [];
+  const what =
+    n === 1 ? '1 anonymous chain (jump { … }) left' : `${n} anonymous chains (jump { … }) left`;
+  return [
+    `${what} as text, their flows undetermined: nft's JSON lists them as nft text; pass \`nft list ruleset\` output instead, which nft loads with each as a chain`,
+  ];
+}
+
 type Loaded = Pick<LoadedRuleset, 'json' | 'via' | 'placeholders' | 'notLoaded' | 'xtRules'>;
 
 function privateFile(ctx: Context, name: string, text: string): string {
   ctx.tmp ??= mkdtempSync(join(tmpdir(), 'ct-ruleset-'));
   const at = join(ctx.tmp, name);
   writeFileSync(at, text, { mode: 0o600 });
+  return at;
+}
+
+/** A private directory of files (name → text), for a namespace run to load. */
+function privateDir(ctx: Context, name: string, files: ReadonlyMap<string, string>): string {
+  ctx.tmp ??= mkdtempSync(join(tmpdir(), 'ct-ruleset-'));
+  const at = join(ctx.tmp, name);
+  mkdirSync(at, { mode: 0o700 });
+  for (const [file, text] of files) writeFileSync(join(at, file), text, { mode: 0o600 });
   return at;
 }
 
@@ -148,8 +172,30 @@ async function loadNft(ctx: Context, text: string): Promise<Loaded> {
     });
     ctx.runs += 1;
     if (result.code === 0) {
-      const json = parseNftJson(result.stdout, `nft -j list ruleset of ${ctx.path}`);
-      return { json, via: 'nft', placeholders: devices, notLoaded };
+      const parse = (out: string) => parseNftJson(out, `nft -j list ruleset of ${ctx.path}`);
+      const first = parse(result.stdout);
+      if (findBindings(first).length === 0) {
+        return { json: first, via: 'nft', placeholders: devices, notLoaded };
+      }
+      // nft lists a `jump { … }` as its text: the same load again, with each body a named chain.
+      let round = 0;
+      const made = await resolveBindings(
+        first,
+        (files) => {
+          round += 1;
+          return runInNamespace({
+            ...ctx,
+            devices,
+            load: [ctx.tools.nft, '-I', dir, '-f', loadFile],
+            cwd: dir,
+            addDir: privateDir(ctx, `anon-${round}`, files),
+          });
+        },
+        parse,
+      );
+      ctx.runs += made.runs;
+      const all = [...notLoaded, ...made.notLoaded];
+      return { json: made.json, via: 'nft', placeholders: devices, notLoaded: all };
     }
     const stderr = result.stderr.split(loadFile).join(ctx.file);
     const errors = parseNftErrors(stderr);
