@@ -85,6 +85,19 @@ export async function runCli(name: string, main: () => Promise<number | undefine
   process.exitCode = code;
 }
 
+/**
+ * An error message as lines: the lines it was written with (nft's messages quote the ruleset
+ * line and a caret under it), each escaped, tabs as spaces so the caret stays under its
+ * column, and every line after the first indented: no line of a file's own can start at the
+ * margin and pass for one of the tool's.
+ */
+export function messageLines(message: string): string {
+  return message
+    .split('\n')
+    .map((l) => printable(l.replaceAll('\t', '    ')))
+    .join('\n  ');
+}
+
 function reportError(name: string, err: unknown): number {
   if (err instanceof CommanderError) {
     // --help and --version end through here too, with exit code 0.
@@ -93,7 +106,7 @@ function reportError(name: string, err: unknown): number {
   }
   if (err instanceof CtError) {
     process.stderr.write(
-      `${paint(colorFor(process.stderr), 'boldRed', `${name}:`)} ${printable(err.message)}\n`,
+      `${paint(colorFor(process.stderr), 'boldRed', `${name}:`)} ${messageLines(err.message)}\n`,
     );
     return err.exit;
   }
