@@ -150,6 +150,7 @@ export async function resolveBindings(
   const fileOf = new Map<string, Binding>();
   let json = first;
   let stderr = '';
+  let failed: string | undefined;
   let runs = 0;
   for (let round = 0; round < MAX_ANON_ROUNDS; round++) {
     const fresh = findBindings(json).filter((b) => !planned.has(bindingKey(b)));
@@ -168,7 +169,7 @@ export async function resolveBindings(
     const result = await rerun(files);
     runs += 1;
     if (result.code !== 0) {
-      stderr = result.stderr;
+      failed = result.stderr.split('\n').find((l) => l.trim() !== '') ?? `exit ${result.code}`;
       break;
     }
     json = parse(result.stdout);
@@ -182,6 +183,7 @@ export async function resolveBindings(
     if (p === undefined) why = `nested over ${MAX_ANON_ROUNDS} levels deep`;
     else if (p.body === undefined) why = 'its text is not `jump { … }` or `goto { … }`';
     else if (bindingFile(p) === undefined) why = 'its table name cannot be written unquoted';
+    else if (failed !== undefined) why = `the namespace run that makes it failed: ${failed.trim()}`;
     else
       why = `nft did not load its body as a chain: ${refusal(stderr, fileOf, p) || 'no reason given'}`;
     return `anonymous chain (${b.kind} { … }) in ${at} left as text, its flows undetermined: ${why}`;
@@ -197,4 +199,51 @@ function refusal(stderr: string, fileOf: ReadonlyMap<string, Binding>, b: Bindin
     if (line !== undefined) return line.slice(line.indexOf('Error:')).trim();
   }
   return '';
+}
+
+/** Kinds a body may name (`@set`, `counter name c`, `jump other`), declared for nft to resolve them. */
+const SKELETON_KINDS = new Set(['table', 'chain', 'set', 'map', 'counter', 'quota', 'limit']);
+
+/**
+ * For JSON input: what a body can refer to, as nft's JSON input (`nft -j -f`) takes it — each
+ * table, each chain as a regular one (no hook, no device to create), sets and maps without
+ * their elements, named counters, quotas, limits. Rules stay out: nft cannot read a listed
+ * binding back, nor an xt match.
+ */
+export function bindingSkeleton(json: NftJson): NftJson {
+  const nftables: NftObject[] = [];
+  for (const o of json.nftables) {
+    const kind = Object.keys(o)[0] ?? '';
+    const v = o[kind];
+    if (!SKELETON_KINDS.has(kind) || !isObj(v)) continue;
+    if (kind === 'chain') {
+      nftables.push({ chain: { family: v.family, table: v.table, name: v.name } });
+    } else if (kind === 'set' || kind === 'map') {
+      const { elem: _elem, handle: _handle, ...rest } = v;
+      nftables.push({ [kind]: rest });
+    } else {
+      const { handle: _handle, ...rest } = v;
+      nftables.push({ [kind]: rest });
+    }
+  }
+  return { nftables };
+}
+
+/**
+ * For JSON input: `input` with the chains nft made from its bindings (and their rules) taken
+ * from `listing`, the namespace's listing of the skeleton and the bodies.
+ */
+export function graftBindings(input: NftJson, listing: NftJson): NftJson {
+  const have = chainsOf(input);
+  const made = (family: unknown, table: unknown, name: unknown) =>
+    typeof name === 'string' &&
+    name.startsWith(ANON_PREFIX) &&
+    !have.has(`${family}\0${table}\0${name}`);
+  const chains: NftObject[] = [];
+  const rules: NftObject[] = [];
+  for (const o of listing.nftables) {
+    if (isObj(o.chain) && made(o.chain.family, o.chain.table, o.chain.name)) chains.push(o);
+    if (isObj(o.rule) && made(o.rule.family, o.rule.table, o.rule.chain)) rules.push(o);
+  }
+  return { ...input, nftables: [...input.nftables, ...chains, ...rules] };
 }

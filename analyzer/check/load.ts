@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CtError } from '../../common/errors.js';
-import { findBindings, resolveBindings } from './load-anon.js';
+import { bindingSkeleton, findBindings, graftBindings, resolveBindings } from './load-anon.js';
 import {
   blankRefused,
   isNonFilterRefusal,
@@ -98,9 +98,9 @@ export async function loadRuleset(path: string, options: LoadOptions = {}): Prom
   const format = options.format ?? detectFormat(text);
   const since = () => Math.round((performance.now() - started) * 10) / 10;
   if (format === 'nft-json') {
-    const json = parseNftJson(text, path);
-    const notLoaded = jsonBindings(json);
-    return { json, format, via: 'json', placeholders: [], notLoaded, runs: 0, elapsedMs: since() };
+    const given = parseNftJson(text, path);
+    const { json, notLoaded, runs } = await loadJsonBindings(given, file, path, options);
+    return { json, format, via: 'json', placeholders: [], notLoaded, runs, elapsedMs: since() };
   }
   const ctx: Context = {
     path,
@@ -120,17 +120,68 @@ export async function loadRuleset(path: string, options: LoadOptions = {}): Prom
 }
 
 /**
- * nft cannot read its own JSON back when it holds a binding ("Unexpected expr array element of
- * type string", measured, 1.0.6), so JSON input keeps them as text: one line says how to do better.
+ * nft's JSON lists a binding (`jump { … }`) as nft text, and nft cannot read that JSON back
+ * ("Unexpected expr array element of type string", 1.0.6): where nft and a namespace are at
+ * hand, what the bodies may name is loaded alone (tables, chains, sets) with each body as a
+ * chain, and those chains grafted in. Without them the bindings stay text (undetermined), said once.
  */
-function jsonBindings(json: NftJson): string[] {
+async function loadJsonBindings(
+  json: NftJson,
+  file: string,
+  path: string,
+  options: LoadOptions,
+): Promise<{ json: NftJson; notLoaded: string[]; runs: number }> {
   const n = findBindings(json).length;
-  if (n === 0) return [];
-  const what =
-    n === 1 ? '1 anonymous chain (jump { … }) left' : `${n} anonymous chains (jump { … }) left`;
-  return [
-    `${what} as text, their flows undetermined: nft's JSON lists them as nft text; pass \`nft list ruleset\` output instead, which nft loads with each as a chain`,
-  ];
+  if (n === 0) return { json, notLoaded: [], runs: 0 };
+  let round = 0;
+  const unresolved = (err: unknown) => {
+    if (!(err instanceof CtError)) throw err;
+    // The JSON itself is read: only its bindings stay undetermined, and the line says why.
+    const what =
+      n === 1
+        ? '1 anonymous chain (jump { … }) left as text, its flows'
+        : `${n} anonymous chains (jump { … }) left as text, their flows`;
+    const why = (err.message.split('\n')[0] ?? '').replace(`, ${TO_PASS_JSON}`, '');
+    const line = `${what} undetermined: nft's JSON lists them as nft text, which only nft in a throwaway namespace reads (${why})`;
+    return { json, notLoaded: [line], runs: round };
+  };
+  let tools: Tools;
+  try {
+    tools = findTools('nft', options.toolPath ?? defaultToolPath());
+  } catch (err) {
+    return unresolved(err);
+  }
+  const ctx: Context = {
+    path,
+    file,
+    tools,
+    privileged: options.privileged ?? process.geteuid?.() === 0,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    maxOutputBytes: options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT,
+    runs: 0,
+  };
+  try {
+    const skeleton = privateFile(ctx, 'skeleton.json', JSON.stringify(bindingSkeleton(json)));
+    const made = await resolveBindings(
+      json,
+      (files) => {
+        round += 1;
+        return runInNamespace({
+          ...ctx,
+          devices: [],
+          load: [tools.nft, '-j', '-f', skeleton],
+          cwd: dirname(file),
+          addDir: privateDir(ctx, `anon-${round}`, files),
+        });
+      },
+      (out) => graftBindings(json, parseNftJson(out, `nft -j list ruleset of ${path}`)),
+    );
+    return { json: made.json, notLoaded: [...made.notLoaded], runs: made.runs };
+  } catch (err) {
+    return unresolved(err);
+  } finally {
+    if (ctx.tmp !== undefined) rmSync(ctx.tmp, { recursive: true, force: true });
+  }
 }
 
 type Loaded = Pick<LoadedRuleset, 'json' | 'via' | 'placeholders' | 'notLoaded' | 'xtRules'>;
