@@ -191,12 +191,16 @@ export async function resolveBindings(
   return { json: resolved, notLoaded, runs };
 }
 
-/** nft's first error line about the file made for `b`. */
+/** nft's first error about the file made for `b`, with the line of the body it quotes. */
 function refusal(stderr: string, fileOf: ReadonlyMap<string, Binding>, b: Binding): string {
+  const lines = stderr.split('\n');
   for (const [file, made] of fileOf) {
     if (made !== b) continue;
-    const line = stderr.split('\n').find((l) => l.includes(`${file}:`) && l.includes('Error:'));
-    if (line !== undefined) return line.slice(line.indexOf('Error:')).trim();
+    const i = lines.findIndex((l) => l.includes(`${file}:`) && l.includes('Error:'));
+    if (i < 0) continue;
+    const line = lines[i] as string;
+    const quoted = lines[i + 1]?.trim();
+    return `${line.slice(line.indexOf('Error:')).trim()}${quoted ? ` (at: ${quoted})` : ''}`;
   }
   return '';
 }

@@ -135,6 +135,8 @@ function fakeNft(
       if (text.includes('refuse')) {
         errors.push(
           `/tmp/ct-ruleset-x/anon-1/${file}:3:4-9: Error: syntax error, unexpected refuse`,
+          '\t\t\trefuse',
+          '\t\t\t^^^^^^',
         );
         continue;
       }
@@ -199,7 +201,7 @@ t.test(
     t.same(exprOf(r.json, 'y', 7), ['jump {\n\t\t\trefuse\n\t\t}']);
     t.same(exprOf(r.json, 'y', 8), [{ jump: { target: `${ANON_PREFIX}8-0` } }]);
     t.same(r.notLoaded, [
-      'anonymous chain (jump { … }) in inet x chain y rule handle 7 left as text, its flows undetermined: nft did not load its body as a chain: Error: syntax error, unexpected refuse',
+      'anonymous chain (jump { … }) in inet x chain y rule handle 7 left as text, its flows undetermined: nft did not load its body as a chain: Error: syntax error, unexpected refuse (at: refuse)',
     ]);
   },
 );
@@ -313,14 +315,14 @@ t.test(
     );
     writeFileSync(join(dir, 'first.json'), JSON.stringify(listed()));
     writeFileSync(join(dir, 'made.json'), JSON.stringify(made));
-    // unshare runs what follows `--`; nft lists the file's ruleset, and the made chain once a
-    // body file (in the loader's anon-N directory) was loaded after it.
+    // unshare runs what follows `--`; nft lists the file's ruleset, and the made chain once the
+    // body files were loaded after it (all at once, from stdin).
     const tools = fakeTools(tempDir(t, 'anon-nft-bin'), {
       unshare: 'while [ "$1" != "--" ]; do shift; done; shift; exec "$@"',
       nft: [
         'for a; do f=$a; done',
         `case "$*" in *"list ruleset"*) if [ -e '${state}' ]; then cat '${join(dir, 'made.json')}'; else cat '${join(dir, 'first.json')}'; fi;;`,
-        `*/anon-*/*.nft) cp "$f" '${state}';; esac`,
+        `*"-f -"*) cat > '${state}';; esac`,
       ].join('\n'),
     });
     const file = join(dir, 'binding.nft');
