@@ -38,14 +38,22 @@ function port(r: { readonly from: number; readonly to: number }): LVal {
   return r.from === r.to ? exact(r.from) : { t: 'range', from: r.from, to: r.to };
 }
 
-const addrCache = new WeakMap<Uint8Array, bigint>();
+/**
+ * The last few addresses read, by identity: a connection's packets share their four or so
+ * address arrays, and each flow brings new ones, so a WeakMap would mostly grow (and cost the
+ * collector) where a small ring answers nearly every read.
+ */
+const RING = 8;
+const ringKeys: (Uint8Array | undefined)[] = new Array(RING).fill(undefined);
+const ringVals: LVal[] = new Array(RING).fill(UNKNOWN);
+let ringNext = 0;
 function addr(b: Uint8Array): LVal {
-  let k = addrCache.get(b);
-  if (k === undefined) {
-    k = addressKey(b);
-    addrCache.set(b, k);
-  }
-  return exact(k);
+  for (let i = 0; i < RING; i++) if (ringKeys[i] === b) return ringVals[i] as LVal;
+  const v = exact(addressKey(b));
+  ringKeys[ringNext] = b;
+  ringVals[ringNext] = v;
+  ringNext = (ringNext + 1) % RING;
+  return v;
 }
 
 /** The field a JSON expression reads; unknownField for what the evaluator cannot read. */
