@@ -81,8 +81,11 @@ export class Table<D> {
   private readonly entries: Entry<D>[];
   /** One component: entries sorted by lo, and whether any two overlap (then: scan). */
   private readonly overlap: boolean;
-  /** Several components: elements of single values by their joined key. */
-  private readonly points = new Map<string, Lookup<D>>();
+  /**
+   * Several components: elements of single values, one Map level per component (no key
+   * string is built per lookup: an address's decimal text alone costs more than the walk).
+   */
+  private readonly points = new Map<Scalar, unknown>();
   private readonly spans: Entry<D>[] = [];
 
   constructor(
@@ -112,8 +115,18 @@ export class Table<D> {
     if (this.dims > 1) {
       for (const e of entries) {
         if (e.key.every((iv) => iv.lo === iv.hi)) {
-          const k = e.key.map((iv) => String(iv.lo)).join('\0');
-          if (!this.points.has(k)) this.points.set(k, e.hit);
+          let level = this.points;
+          for (let i = 0; i < this.dims - 1; i++) {
+            const lo = pointKey((e.key[i] as Interval).lo);
+            let next = level.get(lo) as Map<Scalar, unknown> | undefined;
+            if (next === undefined) {
+              next = new Map();
+              level.set(lo, next);
+            }
+            level = next;
+          }
+          const last = pointKey((e.key[this.dims - 1] as Interval).lo);
+          if (!level.has(last)) level.set(last, e.hit);
         } else {
           this.spans.push(e);
         }
@@ -161,10 +174,14 @@ export class Table<D> {
       if (v.t !== 'v') allExact = false;
     }
     if (allExact) {
+      if (this.dims === 1) return this.exact1((vals[0] as { v: Scalar }).v);
+      let at: unknown = this.points;
+      for (let i = 0; i < vals.length && at !== undefined; i++) {
+        at = (at as Map<Scalar, unknown>).get(pointKey((vals[i] as { v: Scalar }).v));
+      }
+      if (at !== undefined) return at as Lookup<D>;
+      if (this.spans.length === 0) return MISS;
       const xs = vals.map((v) => (v as { v: Scalar }).v);
-      if (this.dims === 1) return this.exact1(xs[0] as Scalar);
-      const d = this.points.get(xs.map(String).join('\0'));
-      if (d !== undefined) return d;
       for (const e of this.spans) {
         if (e.key.every((iv, i) => inside(xs[i] as Scalar, iv)))
           return { kind: 'hit', data: e.data };
@@ -259,6 +276,19 @@ function component(v: LVal, iv: Interval): boolean | 'unknown' {
       return false;
   }
 }
+
+/**
+ * A point's key at one Map level: a number and a bigint (or name) of the same decimal text are
+ * one key, as they were when keys were joined as text.
+ */
+function pointKey(x: Scalar): Scalar {
+  if (typeof x === 'number') return x;
+  if (typeof x === 'bigint') return x >= MIN_SAFE && x <= MAX_SAFE ? Number(x) : x;
+  const n = Number(x);
+  return String(n) === x ? n : x;
+}
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const MIN_SAFE = -MAX_SAFE;
 
 export function inside(x: Scalar, iv: Interval): boolean {
   return typeof x === typeof iv.lo && cmp(x, iv.lo) >= 0 && cmp(x, iv.hi) <= 0;
