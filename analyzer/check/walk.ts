@@ -215,7 +215,13 @@ function lowerBound(order: readonly number[], at: number): number {
   return lo;
 }
 
-type Frame = readonly [Chain, number];
+/** The jump stack as a linked list: a jump adds one frame, a return shares the rest (no copies). */
+interface Frame {
+  readonly chain: Chain;
+  readonly at: number;
+  readonly up: Frame | undefined;
+  readonly depth: number;
+}
 
 const targetCache = new WeakMap<Chain, Map<string, Chain>>();
 
@@ -247,7 +253,7 @@ export class Walker {
     this.#p = p;
     this.#ends = [];
     this.#forks = 0;
-    this.#rules(base, 0, [], 0, marks);
+    this.#rules(base, 0, undefined, 0, marks);
     return this.#ends;
   }
 
@@ -301,18 +307,17 @@ export class Walker {
     return c;
   }
 
-  #back(stack: readonly Frame[], hops: number, m: Marks): void {
-    const top = stack[stack.length - 1];
-    if (top !== undefined) {
-      this.#rules(top[0], top[1], stack.slice(0, -1), hops, m);
+  #back(stack: Frame | undefined, hops: number, m: Marks): void {
+    if (stack !== undefined) {
+      this.#rules(stack.chain, stack.at, stack.up, hops, m);
     } else if (this.#base.base?.policy === 'drop') {
       this.#ends.push({ kind: 'block', block: { verdict: 'drop', chain: this.#base } });
     } else this.#ends.push({ kind: 'pass', marks: m });
   }
 
   /** Runs `chain` from rule position `at` on one branch. */
-  #rules(chain: Chain, at: number, stack: readonly Frame[], hops: number, m: Marks): void {
-    if (stack.length > MAX_DEPTH) {
+  #rules(chain: Chain, at: number, stack: Frame | undefined, hops: number, m: Marks): void {
+    if (stack !== undefined && stack.depth > MAX_DEPTH) {
       throw new CtError(
         'ERULESET',
         `jumps from ${chainName(this.#base)} nest deeper than ${MAX_DEPTH} chains (a loop through ${chain.name}?): fix the ruleset`,
@@ -351,7 +356,7 @@ export class Walker {
     chain: Chain,
     i: number,
     s: number,
-    stack: readonly Frame[],
+    stack: Frame | undefined,
     hops: number,
     m: Marks,
   ): typeof NEXT | typeof DONE {
@@ -412,7 +417,13 @@ export class Walker {
           this.#back(stack, hops, m);
           return DONE;
         case 'jump':
-          this.#rules(this.#target(chain, v.target), 0, [...stack, [chain, i + 1]], hops + 1, m);
+          this.#rules(
+            this.#target(chain, v.target),
+            0,
+            { chain, at: i + 1, up: stack, depth: (stack?.depth ?? 0) + 1 },
+            hops + 1,
+            m,
+          );
           return DONE;
         case 'goto':
           this.#rules(this.#target(chain, v.target), 0, stack, hops + 1, m);
