@@ -87,6 +87,24 @@ export function bindingFile(b: Binding): string | undefined {
   return `table ${b.family} ${b.table} {\n\tchain ${b.name} {\n${b.body}\n\t}\n}\n`;
 }
 
+/**
+ * All of the bodies as one nft file, one block per table: nft reads a block per chain some
+ * fifty times slower (2.2 s for 400, measured, 1.0.6; it refreshes its cache per table block).
+ */
+export function bindingsTogether(bindings: readonly Binding[]): string {
+  const tables = new Map<string, string[]>();
+  for (const b of bindings) {
+    const text = bindingFile(b);
+    if (text === undefined) continue;
+    const head = `table ${b.family} ${b.table} {\n`;
+    const chains = tables.get(head) ?? [];
+    // The block without its table lines: `\tchain NAME {` … `\t}`.
+    chains.push(text.slice(head.length, -'}\n'.length));
+    tables.set(head, chains);
+  }
+  return [...tables].map(([head, chains]) => `${head}${chains.join('')}}\n`).join('');
+}
+
 /** The chains present in a listing, by family, table and name. */
 export function chainsOf(json: NftJson): Set<string> {
   const chains = new Set<string>();
@@ -125,7 +143,10 @@ export function substituteBindings(json: NftJson, bindings: readonly Binding[]):
 /** Rounds of namespace runs: a binding inside a binding comes back as text once more per level. */
 export const MAX_ANON_ROUNDS = 3;
 
-/** A rerun of the same load in a fresh namespace, with these files (name → nft text) loaded after it. */
+/**
+ * A rerun of the same load in a fresh namespace, with these files (name → nft text) loaded
+ * after it: `all` at once, else (nft refused it) each `*.nft` alone.
+ */
 export type Rerun = (
   files: ReadonlyMap<string, string>,
 ) => Promise<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>;
@@ -166,6 +187,7 @@ export async function resolveBindings(
       fileOf.set(name, b);
     }
     if (files.size === 0) break;
+    files.set('all', bindingsTogether([...planned.values()]));
     const result = await rerun(files);
     runs += 1;
     if (result.code !== 0) {

@@ -9,6 +9,7 @@ import {
   bindingBody,
   bindingFile,
   bindingSkeleton,
+  bindingsTogether,
   findBindings,
   graftBindings,
   MAX_ANON_ROUNDS,
@@ -93,6 +94,38 @@ t.test(
   },
 );
 
+t.test('anon: all bodies in one file, one block per table, in the order found', (t) => {
+  const two = json(
+    table,
+    chain('y'),
+    rule('y', 7, ['jump {\n\t\t\taccept\n\t\t}']),
+    {
+      rule: {
+        family: 'ip',
+        table: 'f',
+        chain: 'in',
+        handle: 3,
+        expr: ['goto {\n\t\t\tdrop\n\t\t}'],
+      },
+    },
+    rule('y', 8, ['jump {\n\t\t\tdrop\n\t\t}', 'not a binding']),
+  );
+  t.equal(
+    bindingsTogether(findBindings(two)),
+    [
+      'table inet x {',
+      `\tchain ${ANON_PREFIX}7-0 {\n\n\t\t\taccept\n\t\t\n\t}`,
+      `\tchain ${ANON_PREFIX}8-0 {\n\n\t\t\tdrop\n\t\t\n\t}`,
+      '}',
+      'table ip f {',
+      `\tchain ${ANON_PREFIX}3-0 {\n\n\t\t\tdrop\n\t\t\n\t}`,
+      '}',
+      '',
+    ].join('\n'),
+  );
+  t.end();
+});
+
 t.test(
   'anon: a binding whose chain is listed becomes a jump (goto) to it; one not made stays text; the input is kept',
   (t) => {
@@ -131,6 +164,8 @@ function fakeNft(
     const errors: string[] = [];
     let handle = 100;
     for (const [file, text] of files) {
+      // The stand-in loads each file alone, as nft does where it refuses `all`.
+      if (file === 'all') continue;
       const name = /chain (\S+) \{/.exec(text)?.[1] as string;
       if (text.includes('refuse')) {
         errors.push(
@@ -154,7 +189,10 @@ t.test('anon: all bindings of a file are made in one rerun, and jumped to', asyn
   const r = await resolveBindings(listed(), rerun, parse);
   t.equal(r.runs, 1);
   t.equal(calls.length, 1);
-  t.match(calls[0], [/^table inet x \{\n\tchain ct-analyze-anon-7-2 \{\n\n\t\t\tip saddr/]);
+  t.match(calls[0], [
+    /^table inet x \{\n\tchain ct-analyze-anon-7-2 \{\n\n\t\t\tip saddr/,
+    /^table inet x \{\n\tchain ct-analyze-anon-7-2 \{\n\n\t\t\tip saddr/,
+  ]);
   t.same(exprOf(r.json, 'y', 7)?.[2], { jump: { target: `${ANON_PREFIX}7-2` } });
   t.same(r.notLoaded, []);
 });
@@ -167,7 +205,7 @@ t.test(
     const { rerun, calls } = fakeNft(first, { [`${ANON_PREFIX}7-0`]: [[inner]] });
     const r = await resolveBindings(first, rerun, parse);
     t.equal(r.runs, 2, 'one rerun per level');
-    t.equal(calls[1]?.length, 2, 'the second run makes the outer chain again, then the inner');
+    t.equal(calls[1]?.length, 3, 'the second run makes the outer chain again, then the inner');
     t.same(exprOf(r.json, `${ANON_PREFIX}7-0`, 100), [{ jump: { target: `${ANON_PREFIX}100-0` } }]);
     t.same(r.notLoaded, []);
 
@@ -175,7 +213,8 @@ t.test(
     const deep: Rerun = async (files) => {
       const objects: object[] = [...first.nftables];
       let handle = 100;
-      for (const text of files.values()) {
+      for (const [file, text] of files) {
+        if (file === 'all') continue;
         const name = /chain (\S+) \{/.exec(text)?.[1] as string;
         objects.push(chain(name), rule(name, handle++, [inner]));
       }
@@ -316,13 +355,13 @@ t.test(
     writeFileSync(join(dir, 'first.json'), JSON.stringify(listed()));
     writeFileSync(join(dir, 'made.json'), JSON.stringify(made));
     // unshare runs what follows `--`; nft lists the file's ruleset, and the made chain once the
-    // body files were loaded after it (all at once, from stdin).
+    // body files were loaded after it (all at once, from the file \`all\`).
     const tools = fakeTools(tempDir(t, 'anon-nft-bin'), {
       unshare: 'while [ "$1" != "--" ]; do shift; done; shift; exec "$@"',
       nft: [
         'for a; do f=$a; done',
         `case "$*" in *"list ruleset"*) if [ -e '${state}' ]; then cat '${join(dir, 'made.json')}'; else cat '${join(dir, 'first.json')}'; fi;;`,
-        `*"-f -"*) cat > '${state}';; esac`,
+        `*/all) cp "$f" '${state}';; esac`,
       ].join('\n'),
     });
     const file = join(dir, 'binding.nft');
