@@ -81,10 +81,21 @@ export function findBindings(json: NftJson): Binding[] {
  * table the ruleset made, so the body's named sets (`@s`) resolve; the body keeps its own lines.
  */
 export function bindingFile(b: Binding): string | undefined {
-  if (b.body === undefined) return undefined;
-  // nft reads a table or chain name only unquoted (measured, 1.0.6): as `nft list ruleset` prints it.
-  if (!/^[A-Za-z0-9_./-]+$/.test(b.table)) return undefined;
+  if (bindingFault(b) !== undefined) return undefined;
   return `table ${b.family} ${b.table} {\n\tchain ${b.name} {\n${b.body}\n\t}\n}\n`;
+}
+
+/** Why `b` is not given to nft, or undefined. */
+export function bindingFault(b: Binding): string | undefined {
+  if (b.body === undefined) return 'its text is not `jump { … }` or `goto { … }`';
+  // nft reads a table or chain name only unquoted (measured, 1.0.6): as `nft list ruleset` prints it.
+  if (!/^[A-Za-z0-9_./-]+$/.test(b.table) || !/^[a-z0-9]+$/.test(b.family)) {
+    return 'its table name cannot be written unquoted';
+  }
+  // nft never lists an include: one in a JSON file's binding was written there, and would
+  // have nft read a file of the user's (docs/security.md), so it is not given to nft.
+  if (/(^|[\s;{}])include\s/.test(b.body)) return 'it holds an include, which nft never lists';
+  return undefined;
 }
 
 /**
@@ -203,8 +214,7 @@ export async function resolveBindings(
     const p = planned.get(bindingKey(b));
     let why: string;
     if (p === undefined) why = `nested over ${MAX_ANON_ROUNDS} levels deep`;
-    else if (p.body === undefined) why = 'its text is not `jump { … }` or `goto { … }`';
-    else if (bindingFile(p) === undefined) why = 'its table name cannot be written unquoted';
+    else if (bindingFault(p) !== undefined) why = bindingFault(p) as string;
     else if (failed !== undefined) why = `the namespace run that makes it failed: ${failed.trim()}`;
     else
       why = `nft did not load its body as a chain: ${refusal(stderr, fileOf, p) || 'no reason given'}`;

@@ -54,7 +54,10 @@ export interface LoadedRuleset {
   readonly via: LoadedVia;
   /** Devices created in the namespace so that `iif`, `oif`, `devices =` could load. */
   readonly placeholders: readonly string[];
-  /** What the kernel would not load and was left out, one line each (a flowtable, an nfacct match…). */
+  /**
+   * What the kernel would not load and was left out, one line each (a flowtable, an nfacct
+   * match…), and each anonymous chain (`jump { … }`) left as text, with why.
+   */
   readonly notLoaded: readonly string[];
   /**
    * iptables-save rules iptables-restore-translate cannot translate (`-m recent`…), one line
@@ -62,7 +65,10 @@ export interface LoadedRuleset {
    * translated ones; absent when there are none.
    */
   readonly xtRules?: readonly string[];
-  /** Child runs it took (0 for JSON): a translation, and namespaces (unshare, sh, nft twice, ip per device). */
+  /**
+   * Child runs it took (0 for JSON without anonymous chains): a translation, and namespaces
+   * (unshare, sh, nft twice, ip per device); one more per level of anonymous chains.
+   */
   readonly runs: number;
   readonly elapsedMs: number;
 }

@@ -7,6 +7,7 @@ import {
   ANON_PREFIX,
   type Binding,
   bindingBody,
+  bindingFault,
   bindingFile,
   bindingSkeleton,
   bindingsTogether,
@@ -89,7 +90,12 @@ t.test(
       'closing braces on lines of their own: nft wants a newline before them',
     );
     t.equal(bindingFile({ ...b, table: 'a table' }), undefined);
+    t.equal(bindingFault({ ...b, table: 'a table' }), 'its table name cannot be written unquoted');
     t.equal(bindingFile({ ...b, body: undefined }), undefined);
+    const include = { ...b, body: '\n\t\t\taccept\n\t}\n}\ninclude "/etc/shadow"\n' };
+    t.equal(bindingFile(include), undefined, 'a JSON file cannot have nft read a file');
+    t.equal(bindingFault(include), 'it holds an include, which nft never lists');
+    t.equal(bindingFault({ ...b, body: '\n\t\t\tcomment "includes"\n' }), undefined);
     t.end();
   },
 );
