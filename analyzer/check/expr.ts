@@ -3,7 +3,7 @@ import { type Field, field } from './fields.js';
 import type { IndexField, Marks, Packet, Step, Tri } from './model.js';
 import { renderMatch } from './render.js';
 import { type Interval, isObj, type Lookup, Table } from './sets.js';
-import { FLAG_KINDS, type LVal, parseAtom, type ValueKind } from './values.js';
+import { FLAG_KINDS, type LVal, parseAtom, type Scalar, type ValueKind } from './values.js';
 
 const U32 = 0xffffffff;
 
@@ -67,10 +67,19 @@ export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step 
   const table = rightTable(right, kinds, sets);
   if (table === undefined) return unknown;
   const neg = op === '!=';
+  const only = one === undefined ? undefined : singleValue(table);
   const test =
     one === undefined
       ? (p: Packet, marks: Marks): Tri => decide(table.lookup(read(p, marks)), neg)
-      : (p: Packet, marks: Marks): Tri => decide(table.lookup1(one.get(p, marks)), neg);
+      : only !== undefined
+        ? (p: Packet, marks: Marks): Tri => {
+            // `ip protocol tcp`, `fib daddr type local`: most matches hold one value; an exact
+            // value is compared as the table's search would (cmp), anything else searched.
+            const v = one.get(p, marks);
+            if (v.t === 'v') return !(v.v < only) && !(v.v > only) ? !neg : neg;
+            return decide(table.lookup1(v), neg);
+          }
+        : (p: Packet, marks: Marks): Tri => decide(table.lookup1(one.get(p, marks)), neg);
   const index = neg || one?.index === undefined ? undefined : indexOf(one, table);
   return index === undefined ? { kind: 'match', text, test } : { kind: 'match', text, test, index };
 }
@@ -89,6 +98,13 @@ export function rightTable(
     elems.map((key) => ({ key, data: true })),
   );
   return table.unread === table.size ? undefined : table;
+}
+
+/** The one value of a static one-component table of one plain element, if it is that. */
+function singleValue(table: Table<unknown>): Scalar | undefined {
+  if (table.dynamics !== 'static' || table.size !== 1) return undefined;
+  const keys = table.plainKeys();
+  return keys?.length === 1 ? keys[0] : undefined;
 }
 
 export function decide(r: Lookup<unknown>, neg: boolean): Tri {

@@ -25,7 +25,19 @@ export type LVal =
 
 export const UNKNOWN: LVal = { t: 'unknown' };
 export const ABSENT: LVal = { t: 'absent' };
-export const exact = (v: Scalar): LVal => ({ t: 'v', v });
+/** Small integers (ports, protocols, ct state bits, marks) are read per match: made once each. */
+const SMALL: (LVal | undefined)[] = new Array(0x10000);
+export const exact = (v: Scalar): LVal => {
+  if (typeof v === 'number' && v >= 0 && v < 0x10000 && Number.isInteger(v)) {
+    let s = SMALL[v];
+    if (s === undefined) {
+      s = { t: 'v', v };
+      SMALL[v] = s;
+    }
+    return s;
+  }
+  return { t: 'v', v };
+};
 
 /** IPv6 addresses are offset by 2^128 so that one ordered space holds both families apart. */
 const V6 = 1n << 128n;
