@@ -12,6 +12,9 @@ import {
   type Rule,
   type Ruleset,
   type Step,
+  type Tri,
+  type Undecided,
+  type Verdict,
 } from './model.js';
 
 /** The kernel's jump stack (NFT_JUMP_STACK_SIZE) is 16 deep; nft refuses deeper rulesets. */
@@ -119,12 +122,8 @@ interface ChainIndex {
   readonly merged: Map<string, readonly number[]>;
 }
 
-const indexCache = new WeakMap<Chain, ChainIndex | null>();
-
 /** The chain's index on the field most of its rules test first, or null when too few do. */
 function chainIndex(chain: Chain): ChainIndex | null {
-  const cached = indexCache.get(chain);
-  if (cached !== undefined) return cached;
   let index: ChainIndex | null = null;
   if (chain.rules.length >= INDEX_MIN_RULES) {
     const counts = new Map<IndexField, number>();
@@ -160,8 +159,24 @@ function chainIndex(chain: Chain): ChainIndex | null {
       index = { field, byKey, unindexed, merged: new Map() };
     }
   }
-  indexCache.set(chain, index);
   return index;
+}
+
+/**
+ * packetKey of an address, for the last few address arrays seen (by identity): a connection's
+ * packets share a handful, and hex-encoding one per chain and packet showed in profiles.
+ */
+const KEY_RING = 8;
+const keyRingArrays: (Uint8Array | undefined)[] = new Array(KEY_RING).fill(undefined);
+const keyRingKeys: string[] = new Array(KEY_RING).fill('');
+let keyRingNext = 0;
+function addressIndexKey(a: Uint8Array): string {
+  for (let i = 0; i < KEY_RING; i++) if (keyRingArrays[i] === a) return keyRingKeys[i] as string;
+  const key = Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
+  keyRingArrays[keyRingNext] = a;
+  keyRingKeys[keyRingNext] = key;
+  keyRingNext = (keyRingNext + 1) % KEY_RING;
+  return key;
 }
 
 /** Two ascending position lists as one. */
@@ -188,10 +203,21 @@ function merge(a: readonly number[], b: readonly number[]): number[] {
  * out starts with an indexed match that lacks the packet's key, so it answers false (model.ts).
  */
 export function candidateRules(chain: Chain, p: Packet): readonly number[] | undefined {
-  if (chain.rules.length < INDEX_MIN_RULES) return undefined;
-  const index = chainIndex(chain);
+  return candidates(planOf(chain), p);
+}
+
+function candidates(plan: Plan, p: Packet): readonly number[] | undefined {
+  if (plan.rules.length < INDEX_MIN_RULES) return undefined;
+  let index = plan.index;
+  if (index === undefined) {
+    index = chainIndex(plan.chain);
+    plan.index = index;
+  }
   if (index === null) return undefined;
-  const key = packetKey(p, index.field);
+  const key =
+    index.field === 'saddr' || index.field === 'daddr'
+      ? addressIndexKey(p[index.field])
+      : packetKey(p, index.field);
   if (key === undefined) return undefined;
   const keyed = index.byKey.get(key);
   if (keyed === undefined) return index.unindexed;
@@ -217,13 +243,64 @@ function lowerBound(order: readonly number[], at: number): number {
 
 /** The jump stack as a linked list: a jump adds one frame, a return shares the rest (no copies). */
 interface Frame {
-  readonly chain: Chain;
+  readonly plan: Plan;
   readonly at: number;
   readonly up: Frame | undefined;
   readonly depth: number;
 }
 
-const targetCache = new WeakMap<Chain, Map<string, Chain>>();
+type StepCall = (p: Packet, marks: Marks) => unknown;
+const MATCH = 0;
+const EFFECT = 1;
+const VERDICT = 2;
+
+/**
+ * A chain as the walk reads it: each rule's step kinds and calls in arrays of one shape.
+ * Compiled steps come in many object shapes, so reading `kind` and `test` off each step on
+ * every visit was a megamorphic lookup, the largest share of the walk's own time.
+ */
+interface Plan {
+  readonly chain: Chain;
+  readonly rules: readonly Rule[];
+  readonly kinds: readonly Uint8Array[];
+  /** Each step's test, apply or verdict, bound to its step. */
+  readonly calls: readonly (readonly StepCall[])[];
+  /** Jump and goto targets by name, resolved once. */
+  readonly targets: Map<string, Plan>;
+  /** The key index: undefined until first needed, null when the chain has none. */
+  index: ChainIndex | null | undefined;
+}
+
+const planCache = new WeakMap<Chain, Plan>();
+
+function planOf(chain: Chain): Plan {
+  let plan = planCache.get(chain);
+  if (plan === undefined) {
+    const kinds: Uint8Array[] = [];
+    const calls: StepCall[][] = [];
+    for (const rule of chain.rules) {
+      const k = new Uint8Array(rule.steps.length);
+      const c: StepCall[] = [];
+      rule.steps.forEach((step, j) => {
+        if (step.kind === 'match') {
+          k[j] = MATCH;
+          c.push(step.test.bind(step));
+        } else if (step.kind === 'effect') {
+          k[j] = EFFECT;
+          c.push(step.apply.bind(step));
+        } else {
+          k[j] = VERDICT;
+          c.push(step.verdict.bind(step));
+        }
+      });
+      kinds.push(k);
+      calls.push(c);
+    }
+    plan = { chain, rules: chain.rules, kinds, calls, targets: new Map(), index: undefined };
+    planCache.set(chain, plan);
+  }
+  return plan;
+}
 
 /**
  * Walks packets through base chains. One walker serves a whole flow (its state is the chain
@@ -253,7 +330,7 @@ export class Walker {
     this.#p = p;
     this.#ends = [];
     this.#forks = 0;
-    this.#rules(base, 0, undefined, 0, marks);
+    this.#rules(planOf(base), 0, undefined, 0, marks);
     return this.#ends;
   }
 
@@ -287,36 +364,34 @@ export class Walker {
     return { passed: live, blocked, unknown };
   }
 
-  #target(from: Chain, name: string): Chain {
-    let byName = targetCache.get(from);
-    if (byName === undefined) {
-      byName = new Map();
-      targetCache.set(from, byName);
-    }
-    let c = byName.get(name);
-    if (c === undefined) {
-      c = this.#ctx.ruleset.chain(from.family, from.table, name);
+  #target(fromPlan: Plan, name: string): Plan {
+    let target = fromPlan.targets.get(name);
+    if (target === undefined) {
+      const from = fromPlan.chain;
+      const c = this.#ctx.ruleset.chain(from.family, from.table, name);
       if (c === undefined) {
         throw new CtError(
           'ERULESET',
           `${chainName(from)} jumps to ${name}, which the ruleset does not hold: pass the ruleset as nft lists it`,
         );
       }
-      byName.set(name, c);
+      target = planOf(c);
+      fromPlan.targets.set(name, target);
     }
-    return c;
+    return target;
   }
 
   #back(stack: Frame | undefined, hops: number, m: Marks): void {
     if (stack !== undefined) {
-      this.#rules(stack.chain, stack.at, stack.up, hops, m);
+      this.#rules(stack.plan, stack.at, stack.up, hops, m);
     } else if (this.#base.base?.policy === 'drop') {
       this.#ends.push({ kind: 'block', block: { verdict: 'drop', chain: this.#base } });
     } else this.#ends.push({ kind: 'pass', marks: m });
   }
 
   /** Runs `chain` from rule position `at` on one branch. */
-  #rules(chain: Chain, at: number, stack: Frame | undefined, hops: number, m: Marks): void {
+  #rules(plan: Plan, at: number, stack: Frame | undefined, hops: number, m: Marks): void {
+    const chain = plan.chain;
     if (stack !== undefined && stack.depth > MAX_DEPTH) {
       throw new CtError(
         'ERULESET',
@@ -329,14 +404,14 @@ export class Walker {
         `more than ${MAX_HOPS} jumps and gotos for one packet from ${chainName(this.#base)} (a goto loop through ${chain.name}?): fix the ruleset`,
       );
     }
-    const order = this.#ctx.plain ? undefined : candidateRules(chain, this.#p);
+    const order = this.#ctx.plain ? undefined : candidates(plan, this.#p);
     if (order === undefined) {
-      for (let i = at; i < chain.rules.length; i++) {
-        if (this.#steps(chain, i, 0, stack, hops, m) === DONE) return;
+      for (let i = at; i < plan.rules.length; i++) {
+        if (this.#steps(plan, i, 0, stack, hops, m) === DONE) return;
       }
     } else {
       for (let k = lowerBound(order, at); k < order.length; k++) {
-        if (this.#steps(chain, order[k] as number, 0, stack, hops, m) === DONE) return;
+        if (this.#steps(plan, order[k] as number, 0, stack, hops, m) === DONE) return;
       }
     }
     this.#back(stack, hops, m);
@@ -353,22 +428,25 @@ export class Walker {
    * carried on elsewhere (a verdict, a jump) or ended.
    */
   #steps(
-    chain: Chain,
+    plan: Plan,
     i: number,
     s: number,
     stack: Frame | undefined,
     hops: number,
     m: Marks,
   ): typeof NEXT | typeof DONE {
-    const rule = chain.rules[i] as Rule;
+    const chain = plan.chain;
+    const rule = plan.rules[i] as Rule;
     const p = this.#p;
-    const steps = rule.steps;
-    for (; s < steps.length; s++) {
-      const step = steps[s] as Step;
-      if (step.kind === 'match') {
-        const v = step.test(p, m);
+    const kinds = plan.kinds[i] as Uint8Array;
+    const calls = plan.calls[i] as readonly StepCall[];
+    for (; s < kinds.length; s++) {
+      const kind = kinds[s];
+      if (kind === MATCH) {
+        const v = (calls[s] as StepCall)(p, m) as Tri;
         if (v === false) return NEXT;
         if (v === true) continue;
+        const step = rule.steps[s] as Step;
         if (++this.#forks > MAX_FORKS) {
           this.#ends.push({ kind: 'unknown', at: this.#unknown(chain, rule, step.text) });
           return DONE;
@@ -380,19 +458,19 @@ export class Walker {
         // the match decided nothing, so it is not reported.
         const seq = this.#seq++;
         const copy = { meta: m.meta, ct: m.ct };
-        if (this.#steps(chain, i, s + 1, stack, hops, copy) === NEXT) {
+        if (this.#steps(plan, i, s + 1, stack, hops, copy) === NEXT) {
           if (copy.meta === m.meta && copy.ct === m.ct) return NEXT;
           this.#ctx.undecided(chain, rule, step.text, seq);
-          this.#rules(chain, i + 1, stack, hops, copy);
+          this.#rules(plan, i + 1, stack, hops, copy);
         } else this.#ctx.undecided(chain, rule, step.text, seq);
         return NEXT;
       }
-      if (step.kind === 'effect') {
-        step.apply(p, m);
+      if (kind === EFFECT) {
+        (calls[s] as StepCall)(p, m);
         continue;
       }
       this.#ctx.hit.add(rule);
-      const v = step.verdict(p, m);
+      const v = (calls[s] as StepCall)(p, m) as Verdict | Undecided | undefined;
       // A verdict map without the key breaks the rule, as nft's lookup does.
       if (v === undefined) return NEXT;
       if ('unknown' in v) {
@@ -411,22 +489,25 @@ export class Walker {
           return DONE;
         case 'queue':
           // A userspace program decides (and the kernel drops when none listens): not known here.
-          this.#ends.push({ kind: 'unknown', at: this.#unknown(chain, rule, step.text) });
+          this.#ends.push({
+            kind: 'unknown',
+            at: this.#unknown(chain, rule, (rule.steps[s] as Step).text),
+          });
           return DONE;
         case 'return':
           this.#back(stack, hops, m);
           return DONE;
         case 'jump':
           this.#rules(
-            this.#target(chain, v.target),
+            this.#target(plan, v.target),
             0,
-            { chain, at: i + 1, up: stack, depth: (stack?.depth ?? 0) + 1 },
+            { plan, at: i + 1, up: stack, depth: (stack?.depth ?? 0) + 1 },
             hops + 1,
             m,
           );
           return DONE;
         case 'goto':
-          this.#rules(this.#target(chain, v.target), 0, stack, hops + 1, m);
+          this.#rules(this.#target(plan, v.target), 0, stack, hops + 1, m);
           return DONE;
       }
     }
