@@ -78,7 +78,11 @@ function payloadField(protocol: string, name: string): Field {
     if (name === 'saddr' || name === 'daddr') {
       return {
         kind: fam === 4 ? 'addr4' : 'addr6',
-        get: (p) => (other(p) ? ABSENT : addr(p[name])),
+        // One function per field (not p[name]): the walk reads addresses more than anything.
+        get:
+          name === 'saddr'
+            ? (p) => (p.family !== fam ? ABSENT : addr(p.saddr))
+            : (p) => (p.family !== fam ? ABSENT : addr(p.daddr)),
         index: name,
         known: true,
       };

@@ -170,9 +170,12 @@ const KEY_RING = 8;
 const keyRingArrays: (Uint8Array | undefined)[] = new Array(KEY_RING).fill(undefined);
 const keyRingKeys: string[] = new Array(KEY_RING).fill('');
 let keyRingNext = 0;
+/** Each byte's two hex digits, as packetKey writes them (a Buffer per address cost more). */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
 function addressIndexKey(a: Uint8Array): string {
   for (let i = 0; i < KEY_RING; i++) if (keyRingArrays[i] === a) return keyRingKeys[i] as string;
-  const key = Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
+  let key = '';
+  for (let i = 0; i < a.length; i++) key += HEX[a[i] as number];
   keyRingArrays[keyRingNext] = a;
   keyRingKeys[keyRingNext] = key;
   keyRingNext = (keyRingNext + 1) % KEY_RING;
