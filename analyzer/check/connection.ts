@@ -79,7 +79,8 @@ function fixedType(a: Uint8Array): AddressType | undefined {
   if (isLoopback(a)) return 'local';
   if (a.length === 4) {
     if (((a[0] as number) & 0xf0) === 0xe0) return 'multicast';
-    if (a.every((b) => b === 0xff)) return 'broadcast';
+    if (((a[0] as number) & (a[1] as number) & (a[2] as number) & (a[3] as number)) === 0xff)
+      return 'broadcast';
     return undefined;
   }
   return a[0] === 0xff ? 'multicast' : undefined;
@@ -115,9 +116,20 @@ class Connection {
   /** Addresses the direction says are the host's own (input: the destination after DNAT…). */
   readonly #knownLocal: Uint8Array[] = [];
   /** The few addresses a connection's packets hold (recorded and translated), with their type. */
-  readonly #types: [Uint8Array, AddressType][] = [];
+  readonly #typed: Uint8Array[] = [];
+  readonly #types: AddressType[] = [];
   readonly #packets: (Packet | undefined)[] = [];
-  readonly #devices: [Uint8Array, string | undefined][] = [];
+  /**
+   * What every packet is made of, once per connection (a packet per hook and role is many):
+   * the server (after DNAT) and client (after SNAT) and their ports, the recorded ports.
+   */
+  readonly #server: Uint8Array;
+  readonly #serverPort: PortRange;
+  readonly #client: Uint8Array;
+  readonly #clientPort: PortRange;
+  readonly #dport: PortRange;
+  /** The devices from and to the client and the server: undefined until looked up. */
+  #devices: [string | undefined, string | undefined] | undefined;
 
   constructor(flow: Flow, dir: Direction, opts: EvaluateOptions) {
     this.#flow = flow;
@@ -130,13 +142,24 @@ class Connection {
     if (dir === 'input' || dir === 'local') {
       this.#knownLocal.push(flow.nat?.dst?.address ?? flow.dst);
     }
+    const nd = flow.nat?.dst;
+    const ns = flow.nat?.src;
+    const port = (p: number): PortRange => (this.#icmp ? { from: 0, to: 0 } : { from: p, to: p });
+    this.#server = nd?.address ?? flow.dst;
+    this.#serverPort = port(nd?.port ?? flow.dport);
+    // Masquerade may pick another source port per connection: the first one seen stands for all.
+    this.#client = ns?.address ?? flow.src;
+    this.#clientPort = ns === undefined ? this.#sport : port(ns.port);
+    this.#dport = port(flow.dport);
   }
 
   #type(a: Uint8Array): AddressType {
-    for (const [b, t] of this.#types) if (b === a) return t;
+    const typed = this.#typed;
+    for (let i = 0; i < typed.length; i++) if (typed[i] === a) return this.#types[i] as AddressType;
     let t = fixedType(a) ?? this.#host?.addressType(a) ?? 'unknown';
     if (t === 'unknown' && this.#knownLocal.some((l) => sameBytes(l, a))) t = 'local';
-    this.#types.push([a, t]);
+    typed.push(a);
+    this.#types.push(t);
     return t;
   }
 
@@ -161,12 +184,7 @@ class Connection {
    */
   #device(a: Uint8Array): string | undefined {
     if (this.#local || isLoopback(a)) return 'lo';
-    if (this.#host === undefined) return undefined;
-    // A route lookup per address, not per packet: a connection's packets share four addresses.
-    for (const [b, d] of this.#devices) if (b === a) return d;
-    const d = this.#host.routeDevice(a);
-    this.#devices.push([a, d]);
-    return d;
+    return this.#host?.routeDevice(a);
   }
 
   /**
@@ -183,27 +201,32 @@ class Connection {
     const f = this.#flow;
     const nd = f.nat?.dst;
     const ns = f.nat?.src;
-    const port = (p: number): PortRange => (this.#icmp ? { from: 0, to: 0 } : { from: p, to: p });
-    const server = nd?.address ?? f.dst;
-    const serverPort = port(nd?.port ?? f.dport);
-    // Masquerade may pick another source port per connection: the first one seen stands for all.
-    const client = ns?.address ?? f.src;
-    const clientPort = ns === undefined ? this.#sport : port(ns.port);
+    const server = this.#server;
     const reply = role === 'reply';
-    let saddr: Uint8Array;
-    let daddr: Uint8Array;
-    let sport: PortRange;
-    let dport: PortRange;
-    if (!reply) {
-      [saddr, sport] = snat ? [client, clientPort] : [f.src, this.#sport];
-      [daddr, dport] = dnat ? [server, serverPort] : [f.dst, port(f.dport)];
-    } else {
-      [saddr, sport] = snat ? [f.dst, port(f.dport)] : [server, serverPort];
-      [daddr, dport] = dnat ? [f.src, this.#sport] : [client, clientPort];
-    }
+    const saddr = reply ? (snat ? f.dst : server) : snat ? this.#client : f.src;
+    const sport = reply
+      ? snat
+        ? this.#dport
+        : this.#serverPort
+      : snat
+        ? this.#clientPort
+        : this.#sport;
+    const daddr = reply ? (dnat ? f.src : this.#client) : dnat ? server : f.dst;
+    const dport = reply
+      ? dnat
+        ? this.#sport
+        : this.#clientPort
+      : dnat
+        ? this.#serverPort
+        : this.#dport;
     // Devices are the routed ones: from where the packet came on the wire, to where it goes.
-    const iif = this.#device(reply ? server : f.src);
-    const oif = this.#device(reply ? f.src : server);
+    // A route lookup per address, not per packet: a connection's packets share them.
+    if (this.#devices === undefined) {
+      this.#devices = [this.#device(f.src), this.#device(server)];
+    }
+    const [fromClient, toServer] = this.#devices;
+    const iif = reply ? toServer : fromClient;
+    const oif = reply ? fromClient : toServer;
     const first = role === 'first';
     let status = reply || role === 'later' ? SEEN_REPLY | CONFIRMED : 0;
     if (first ? nd !== undefined && dnat : nd !== undefined) status |= DST_NAT;
