@@ -211,12 +211,21 @@ function vmap(text: string, b: Record<string, unknown>, scope: TableScope): Step
   const key = renderExpr(b.key);
   const unsure: Undecided = { unknown: `${key} vmap` };
   if (table === undefined) return constVerdict(text, { unknown: text });
+  // Each element's verdict read once: kube-proxy's maps are looked up for nearly every packet.
+  const verdicts = new Map<unknown, Verdict | Undecided>();
   return {
     kind: 'verdict',
     text,
     verdict: (p, m) => {
       const r = table.lookup(read(fields, p, m));
-      if (r.kind === 'hit') return verdictOf(r.data) ?? { unknown: text };
+      if (r.kind === 'hit') {
+        let v = verdicts.get(r.data);
+        if (v === undefined) {
+          v = verdictOf(r.data) ?? { unknown: text };
+          verdicts.set(r.data, v);
+        }
+        return v;
+      }
       if (r.kind === 'unknown') return unsure;
       return undefined;
     },
