@@ -313,7 +313,10 @@ function evaluateDirection(
     role = r;
     const hooks = HOOKS_OF[dir][r === 'reply' ? 'reply' : 'original'];
     // The packet mark starts at 0 on every packet; the ct mark carries over.
-    branches = dedupeMarks(branches.map((m) => ({ meta: 0, ct: m.ct })));
+    branches =
+      branches.length === 1
+        ? [{ meta: 0, ct: (branches[0] as Marks).ct }]
+        : dedupeMarks(branches.map((m) => ({ meta: 0, ct: m.ct })));
     let dnatDone = false;
     let snatDone = false;
     for (const h of hooks) {

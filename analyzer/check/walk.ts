@@ -313,7 +313,10 @@ export class Walker {
   readonly #ctx: WalkContext;
   #base!: Chain;
   #p!: Packet;
-  #ends: ChainEnd[] = [];
+  /** Where the branches of the chain being walked end, by kind (no object per end). */
+  #passed: Marks[] = [];
+  #blocked: Block[] = [];
+  #unknownAt: Undecidable[] = [];
   #forks = 0;
   /** Undecidable matches met so far, in walk order, across the chains of one walker. */
   #seq = 0;
@@ -329,12 +332,22 @@ export class Walker {
    * reject end the packet; return from the base chain, or its end, is the policy.
    */
   walkChain(base: Chain, p: Packet, marks: Marks): ChainEnd[] {
+    this.#passed = [];
+    this.#blocked = [];
+    this.#unknownAt = [];
+    this.#walk(base, p, marks);
+    return [
+      ...this.#passed.map((m) => ({ kind: 'pass' as const, marks: m })),
+      ...this.#blocked.map((block) => ({ kind: 'block' as const, block })),
+      ...this.#unknownAt.map((at) => ({ kind: 'unknown' as const, at })),
+    ];
+  }
+
+  #walk(base: Chain, p: Packet, marks: Marks): void {
     this.#base = base;
     this.#p = p;
-    this.#ends = [];
     this.#forks = 0;
     this.#rules(planOf(base), 0, undefined, 0, marks);
-    return this.#ends;
   }
 
   /**
@@ -350,16 +363,13 @@ export class Walker {
     let live: Marks[] = branches as Marks[];
     const blocked: Block[] = [];
     const unknown: Undecidable[] = [];
+    this.#blocked = blocked;
+    this.#unknownAt = unknown;
     for (const chain of chains) {
       const p = packetAt(chain);
       let next: Marks[] = [];
-      for (const m of live) {
-        for (const end of this.walkChain(chain, p, m)) {
-          if (end.kind === 'pass') next.push(end.marks);
-          else if (end.kind === 'block') blocked.push(end.block);
-          else unknown.push(end.at);
-        }
-      }
+      this.#passed = next;
+      for (const m of live) this.#walk(chain, p, m);
       if (next.length > 1) next = dedupeMarks(next);
       live = next;
       if (live.length === 0) break;
@@ -388,8 +398,8 @@ export class Walker {
     if (stack !== undefined) {
       this.#rules(stack.plan, stack.at, stack.up, hops, m);
     } else if (this.#base.base?.policy === 'drop') {
-      this.#ends.push({ kind: 'block', block: { verdict: 'drop', chain: this.#base } });
-    } else this.#ends.push({ kind: 'pass', marks: m });
+      this.#blocked.push({ verdict: 'drop', chain: this.#base });
+    } else this.#passed.push(m);
   }
 
   /** Runs `chain` from rule position `at` on one branch. */
@@ -451,7 +461,7 @@ export class Walker {
         if (v === true) continue;
         const step = rule.steps[s] as Step;
         if (++this.#forks > MAX_FORKS) {
-          this.#ends.push({ kind: 'unknown', at: this.#unknown(chain, rule, step.text) });
+          this.#unknownAt.push(this.#unknown(chain, rule, step.text));
           return DONE;
         }
         // The branch where it matches goes on in this rule with its own marks; this one, where
@@ -477,25 +487,22 @@ export class Walker {
       // A verdict map without the key breaks the rule, as nft's lookup does.
       if (v === undefined) return NEXT;
       if ('unknown' in v) {
-        this.#ends.push({ kind: 'unknown', at: this.#unknown(chain, rule, v.unknown) });
+        this.#unknownAt.push(this.#unknown(chain, rule, v.unknown));
         return DONE;
       }
       switch (v.kind) {
         case 'continue':
           return NEXT;
         case 'accept':
-          this.#ends.push({ kind: 'pass', marks: m });
+          this.#passed.push(m);
           return DONE;
         case 'drop':
         case 'reject':
-          this.#ends.push({ kind: 'block', block: { verdict: v.kind, chain, rule } });
+          this.#blocked.push({ verdict: v.kind, chain, rule });
           return DONE;
         case 'queue':
           // A userspace program decides (and the kernel drops when none listens): not known here.
-          this.#ends.push({
-            kind: 'unknown',
-            at: this.#unknown(chain, rule, (rule.steps[s] as Step).text),
-          });
+          this.#unknownAt.push(this.#unknown(chain, rule, (rule.steps[s] as Step).text));
           return DONE;
         case 'return':
           this.#back(stack, hops, m);
