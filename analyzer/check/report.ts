@@ -18,7 +18,15 @@ export interface CheckReport {
   rulesetPath: string;
   ruleset: Ruleset;
   /** What the file was and how nft read it; what the kernel here would not load. */
-  loaded: { format: RulesetFormat; via: LoadedVia; notLoaded: readonly string[] };
+  loaded: {
+    format: RulesetFormat;
+    via: LoadedVia;
+    notLoaded: readonly string[];
+    /** iptables-save rules without an nft translation, read as iptables-nft loads them. */
+    xtRules?: readonly string[];
+  };
+  /** What compiling assumed or left undecided (limits, reverse-path checks, xt matches…). */
+  notes: readonly string[];
   journals: readonly JournalSummary[];
   collapse: Collapse;
   result: CheckResult;
@@ -87,9 +95,12 @@ function* textLines(c: CheckReport): Generator<string> {
     for (const w of j.coverage.warnings) yield `# WARNING: ${printable(j.path)}: ${printable(w)}\n`;
   }
   for (const n of c.loaded.notLoaded) yield `# NOTE: not loaded here: ${printable(n)}\n`;
-  if (r.limited > 0) {
-    yield `# NOTE: ${r.limited === 1 ? '1 rule with a limit or quota' : `${r.limited} rules with a limit or quota`} met recorded packets; assumed not exceeded\n`;
-  }
+  for (const x of c.loaded.xtRules ?? []) yield `# NOTE: ${printable(x)}\n`;
+  // Whole rulesets of xt matches come from nft's JSON of an iptables-nft host: its
+  // iptables-save output translates to nft's own expressions instead.
+  const xtHint =
+    c.loaded.via === 'json' ? ' (pass the iptables-save output instead: it translates)' : '';
+  for (const n of c.notes) yield `# NOTE: ${printable(n)}${n.includes('(xt)') ? xtHint : ''}\n`;
   for (const f of r.unfiltered) {
     yield `# NOTE: the ruleset has no chain for IPv${f}: every IPv${f} flow passes${c.loaded.format === 'iptables' || c.loaded.format === 'ip6tables' ? ` (check the ${f === 4 ? 'iptables-save' : 'ip6tables-save'} output too)` : ''}\n`;
   }
@@ -164,7 +175,9 @@ function* jsonLines(c: CheckReport): Generator<string> {
       format: c.loaded.format,
       via: c.loaded.via,
       notLoaded: c.loaded.notLoaded,
+      xtRules: c.loaded.xtRules ?? [],
     },
+    notes: c.notes,
     unfiltered: r.unfiltered,
     limited: r.limited,
     counts: {

@@ -95,7 +95,7 @@ export async function runCheck(
 ): Promise<ExitCode> {
   // The ruleset first: a bad one fails before any journal is read.
   const loaded = await loadRuleset(cmd.ruleset, { format: cmd.rulesetFormat });
-  const { ruleset } = compileRuleset(loaded.json);
+  const { ruleset, notes } = compileRuleset(loaded.json);
   const analysis = await analyzeJournalsInParallel(cmd.journals, {
     collapse: cmd.collapse,
     warn: (m) => io.warn(m),
@@ -110,7 +110,13 @@ export async function runCheck(
   const report: CheckReport = {
     rulesetPath: cmd.ruleset,
     ruleset,
-    loaded: { format: loaded.format, via: loaded.via, notLoaded: loaded.notLoaded },
+    loaded: {
+      format: loaded.format,
+      via: loaded.via,
+      notLoaded: loaded.notLoaded,
+      xtRules: loaded.xtRules ?? [],
+    },
+    notes,
     journals: analysis.journals,
     collapse: cmd.collapse,
     result: checkFlows(ruleset, analysis.table.flows(), judge),
