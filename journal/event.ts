@@ -24,6 +24,8 @@ export const Status = {
   SEEN_REPLY: 0x2,
   ASSURED: 0x4,
   CONFIRMED: 0x8,
+  SRC_NAT: 0x10,
+  DST_NAT: 0x20,
   DYING: 0x200,
 } as const;
 

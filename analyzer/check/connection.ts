@@ -1,4 +1,6 @@
 // ct-analyze check: a recorded flow's connection (first packet, reply, later packet) through every hook it crosses.
+
+import { Status } from '../../journal/event.js';
 import type { Collapse } from '../core/collapse.js';
 import { type Direction, isLoopback } from '../core/direction.js';
 import type { AddressType, HostView } from '../core/host-network.js';
@@ -59,12 +61,7 @@ const HOOKS_OF: Record<Direction, { original: readonly Hook[]; reply: readonly H
   },
 };
 
-// IPS_* status bits (linux/netfilter/nf_conntrack_common.h).
-const SEEN_REPLY = 0x2;
-const ASSURED = 0x4;
-const CONFIRMED = 0x8;
-const SRC_NAT = 0x10;
-const DST_NAT = 0x20;
+const { SEEN_REPLY, ASSURED, CONFIRMED, SRC_NAT, DST_NAT } = Status;
 
 const TCP = 6;
 const SYN = 0x02;
