@@ -6,8 +6,8 @@ import { CtError } from '../../common/errors.js';
 import { bindingSkeleton, findBindings, graftBindings, resolveBindings } from './load-anon.js';
 import {
   blankRefused,
-  isNonFilterRefusal,
   type NftError,
+  nonFilterRefusals,
   parseNftErrors,
   scanDevices,
 } from './load-nft-errors.js';
@@ -210,7 +210,8 @@ function privateDir(ctx: Context, name: string, files: ReadonlyMap<string, strin
 
 /**
  * nft text: placeholders for the devices it names; on "Interface does not exist" more of them;
- * on a flowtable or ct helper the kernel refuses, the same text with it blanked out (lines kept).
+ * on a flowtable, ct helper or secmark the kernel refuses, the same text with it and its uses
+ * blanked out (lines kept).
  */
 async function loadNft(ctx: Context, text: string): Promise<Loaded> {
   let devices = scanDevices(text);
@@ -257,7 +258,7 @@ async function loadNft(ctx: Context, text: string): Promise<Loaded> {
     const stderr = result.stderr.split(loadFile).join(ctx.file);
     const errors = parseNftErrors(stderr);
     const missing = errors.flatMap((e) => (e.missingDevice ? [e.missingDevice] : []));
-    const refused = errors.filter((e) => isNonFilterRefusal(e, ctx.file));
+    const refused = nonFilterRefusals(errors, ctx.file);
     const other = errors.filter((e) => !e.missingDevice && !refused.includes(e));
     // A name may come through a define or a set, where the first scan does not look; and nft's
     // evaluation stops early, so a file with many devices can name them over a few runs.

@@ -174,6 +174,8 @@ export function renderStatement(s: unknown): string {
       return `${renderExpr(b.key)} vmap ${renderData(b.data, quotes(b.key))}`;
     case 'ct helper':
       return `ct helper set ${typeof body === 'string' ? JSON.stringify(body) : renderExpr(body, true)}`;
+    case 'secmark':
+      return `meta secmark set ${typeof body === 'string' ? JSON.stringify(body) : renderExpr(body, true)}`;
     case 'set':
       return `${kind} ${b.op} ${renderExpr(b.elem)} ${b.set}`;
     case 'xt':

@@ -179,6 +179,10 @@ t.test('rule texts read as nft lists them', async (t) => {
     ]),
     'ct helper set udp dport map { 69 : "tftp-69" }',
   );
+  t.equal(
+    text([{ secmark: { map: { key: payload('tcp', 'dport'), data: '@secmapping_in' } } }]),
+    'meta secmark set tcp dport map @secmapping_in',
+  );
 });
 
 t.test('verdicts: accept, drop, reject, return, continue, jump, goto, queue', async (t) => {

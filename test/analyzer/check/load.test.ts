@@ -5,7 +5,7 @@ import t from 'tap';
 import { loadRuleset } from '../../../analyzer/check/load.js';
 import {
   blankRefused,
-  isNonFilterRefusal,
+  nonFilterRefusals,
   parseNftErrors,
   scanDevices,
 } from '../../../analyzer/check/load-nft-errors.js';
@@ -270,7 +270,7 @@ t.test('load: a refused flowtable and ct helper are blanked with their uses, lin
     '^^^',
   ].join('\n');
   const errors = parseNftErrors(stderr);
-  const refused = errors.filter((e) => isNonFilterRefusal(e, '/r.nft'));
+  const refused = nonFilterRefusals(errors, '/r.nft');
   t.equal(refused.length, 4, 'a refusal in another file is not blanked here');
   const notes: string[] = [];
   const out = blankRefused(text, refused, notes);
@@ -281,6 +281,80 @@ t.test('load: a refused flowtable and ct helper are blanked with their uses, lin
   t.equal(notes.length, 4);
   t.end();
 });
+
+t.test(
+  'load: refused secmark objects are blanked with the elements and statements that name them, in one note',
+  (t) => {
+    // The shapes nftables' secmark example uses, and nft 1.0.6's errors for them without SELinux.
+    const text = [
+      'table inet x {',
+      '  secmark ssh_server {',
+      '    "system_u:object_r:ssh_server_packet_t:s0"',
+      '  }',
+      '  counter c1 { }',
+      '  map m1 {',
+      '    type inet_service : secmark',
+      '    elements = {',
+      '      22 : "ssh_server",',
+      '      23 : "ssh_server" }',
+      '  }',
+      '  map m2 { type inet_service : counter; elements = { 22 : "c1" } }',
+      '  chain y {',
+      '    type filter hook input priority 0;',
+      '    meta secmark set tcp dport map { 22 : "ssh_server" }',
+      '    ct state new meta secmark set "ssh_server" counter accept',
+      '    ct state new meta secmark set tcp dport map @m1',
+      '    ct secmark set meta secmark',
+      '  }',
+      '}',
+      'add element inet x m1 { 24 : "ssh_server" }',
+      '',
+    ].join('\n');
+    const lines = text.split('\n');
+    const enoent = 'Error: Could not process rule: No such file or directory';
+    /** nft's three lines for `span` on 1-based `line`. */
+    const err = (line: number, span: string) => {
+      const source = lines[line - 1] as string;
+      const from = source.indexOf(span) + 1;
+      const caret = `${' '.repeat(from - 1)}${'^'.repeat(span.length)}`;
+      return [`/r.nft:${line}:${from}-${from + span.length - 1}: ${enoent}`, source, caret];
+    };
+    const stderr = [
+      ...err(2, 'ssh_server'),
+      ...err(9, '22'),
+      ...err(15, '22'),
+      ...err(16, '"ssh_server"'),
+      ...err(21, '24'),
+    ].join('\n');
+    const refused = nonFilterRefusals(parseNftErrors(stderr), '/r.nft');
+    t.equal(refused.length, 5);
+    const notes: string[] = [];
+    const out = blankRefused(text, refused, notes);
+    t.equal(out.length, text.length, 'blanked, not cut');
+    t.equal(out.split('\n').length, lines.length, 'every line is still there');
+    const got = out.split('\n');
+    t.notMatch(out, /ssh_server|secmark ssh|elements = \{\s*22 : "ssh/);
+    t.match(got[6], /type inet_service : secmark/, 'the map stays, without its elements');
+    t.match(got[11], /elements = \{ 22 : "c1" \}/, "a counter map's elements stay");
+    t.match(got[14], /^\s*$/, 'the anonymous map statement goes whole');
+    t.match(got[15], /^ {4}ct state new\s+counter accept$/, 'the rest of the rule stays');
+    t.match(got[16], /meta secmark set tcp dport map @m1/, 'what nft took is kept');
+    t.match(got[17], /ct secmark set meta secmark/);
+    t.match(got[20], /^\s*$/, 'the add element command goes whole');
+    t.equal(notes.length, 1, 'one note for all of them');
+    t.match(
+      notes[0],
+      /^secmark ssh_server \(line 2\) and what sets secmark labels from them \(lines 9, 15, 16, 21\) left out: the kernel refused the objects \(No such file or directory\): no SELinux policy loaded here knows their contexts/,
+    );
+    const counter = err(12, '22').join('\n');
+    t.strictSame(
+      nonFilterRefusals(parseNftErrors(counter), '/r.nft'),
+      [],
+      'an element is blanked only when it names an object refused in the same run',
+    );
+    t.end();
+  },
+);
 
 t.test('load: nfacct matches are blanked with their line kept, and each is said', (t) => {
   const text = [
