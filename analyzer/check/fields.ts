@@ -214,9 +214,25 @@ function metaField(key: string): Field {
       };
     case 'pkttype':
       return { kind: 'string', get: pkttype, known: true };
+    case 'skuid':
+    case 'skgid':
+      return { kind: 'number', get: socketOwner, known: true };
     default:
       return unknownField();
   }
+}
+
+/**
+ * The owner of the packet's local socket, which the recording does not hold. Where a packet has
+ * no socket the kernel's lookup ends the rule whatever the comparison (nft_meta.c: NFT_BREAK
+ * without a full skb->sk): prerouting and forward never have one, nor the first packet on input
+ * (early demux attaches only an established socket; measured: later TCP packets on input match
+ * `meta skuid 0` of a root server). Output and postrouting packets may be the host's own.
+ */
+function socketOwner(p: Packet): LVal {
+  if (p.hook === 'prerouting' || p.hook === 'forward') return ABSENT;
+  if (p.hook === 'input' && p.ct.state === 'new' && p.ct.direction === 'original') return ABSENT;
+  return UNKNOWN;
 }
 
 /** The link-layer packet type, from what the destination address is. */

@@ -168,11 +168,35 @@ t.test(
       { drop: null },
     ]);
     t.equal(run(masked, pkt(), marks(0, 0x1ff)), 'drop');
-    t.equal(decide(meta('skuid'), 1000, pkt()), 'unknown: meta skuid 1000');
+    t.equal(decide(meta('skuid'), 1000, pkt({ hook: 'output' })), 'unknown: meta skuid 1000');
     t.equal(
       decide(meta('hour'), { range: ['21:00', '23:00'] }, pkt()),
       'unknown: meta hour 21:00-23:00',
     );
+  },
+);
+
+t.test(
+  'meta skuid / skgid: no match, negated or not, where the packet has no local socket; unknown where it may',
+  async (t) => {
+    const later = { state: 'established', direction: 'original' } as const;
+    const reply = { state: 'established', direction: 'reply' } as const;
+    for (const key of ['skuid', 'skgid']) {
+      for (const op of ['==', '!='] as const) {
+        const said = `meta ${key} ${op === '!=' ? '!= ' : ''}0`;
+        // nft_meta.c ends the rule (NFT_BREAK) without a full skb->sk, whatever the comparison.
+        t.equal(decide(meta(key), 0, pkt({ hook: 'prerouting' }), op), 'no', `${said}: prerouting`);
+        t.equal(decide(meta(key), 0, pkt({ hook: 'forward' }), op), 'no', `${said}: forward`);
+        t.equal(decide(meta(key), 0, pkt({ hook: 'forward', ct: later }), op), 'no');
+        t.equal(decide(meta(key), 0, pkt(), op), 'no', `${said}: the first packet on input`);
+        // Early demux gives later packets on input the established socket.
+        t.equal(decide(meta(key), 0, pkt({ ct: later }), op), `unknown: ${said}`);
+        t.equal(decide(meta(key), 0, pkt({ ct: reply }), op), `unknown: ${said}`);
+        t.equal(decide(meta(key), 0, pkt({ hook: 'output' }), op), `unknown: ${said}`);
+        t.equal(decide(meta(key), 0, pkt({ hook: 'postrouting' }), op), `unknown: ${said}`);
+      }
+    }
+    t.equal(decide(meta('skuid'), set(0, 1000), pkt({ hook: 'forward' })), 'no', 'a set too');
   },
 );
 

@@ -184,6 +184,40 @@ const DERIVED = join(dir, 'derived-nixos-new-only.nft');
   corpus.set(DERIVED, { ...nixos, file: DERIVED, source: `derived from ${NIXOS}` });
 }
 
+/**
+ * The socket owner where no local socket exists: nothing the kernel hooks before input or on
+ * forward has one, nor a connection's first packet on input (early demux attaches only an
+ * established socket), so `meta skuid` / `skgid` never match there, negated or not, and every
+ * exchange passes. check must decide them all, none undetermined.
+ */
+const SKUID = join(dir, 'derived-skuid-without-socket.nft');
+writeFileSync(
+  SKUID,
+  [
+    'table inet socketless {',
+    '  chain before { type filter hook prerouting priority -5; meta skuid 0 drop; meta skgid != 0 drop; }',
+    '  chain local_in {',
+    '    type filter hook input priority 5;',
+    '    ct state new meta skuid 0 drop',
+    '    ct state new meta skuid != 0 drop',
+    '    ct state new meta skgid { 0, 1000 } drop',
+    '  }',
+    '  chain forwarded { type filter hook forward priority 5; meta skuid 0 drop; meta skgid != 0 drop; }',
+    '}',
+    '',
+  ].join('\n'),
+);
+FACES[SKUID] = PLAIN;
+corpus.set(SKUID, {
+  file: SKUID,
+  source: 'derived: meta skuid / skgid where no socket exists',
+  load: 'nft',
+  interfaces: [],
+  line: 0,
+});
+/** Derived rulesets check must decide for every exchange. */
+const DECIDES_ALL = new Set([SKUID]);
+
 interface JsonFlow {
   table: string;
   src: string;
@@ -307,6 +341,9 @@ async function compare(t: Test, b: Bench, entry: CorpusEntry, kernel: Map<string
     `${basename(entry.file)}: ${n} exchanges, agree ${agree}, undetermined ${undetermined}${dnat}`,
   );
   for (const u of open) t.comment(`  undecidable: ${u}`);
+  if (DECIDES_ALL.has(entry.file)) {
+    t.equal(undetermined, 0, `${basename(entry.file)}: check decides every exchange`);
+  }
   t.same(
     wrong,
     [],
@@ -363,7 +400,7 @@ t.test('kernel: each corpus ruleset judges the recorded exchanges', async (t) =>
     await b.topo.destroy();
   }
   t.equal(verdicts.size, Object.keys(FACES).length, 'every listed ruleset was judged');
-  t.ok(verdicts.size - 1 >= 30, `at least 30 corpus rulesets (${verdicts.size - 1})`);
+  t.ok(verdicts.size - 2 >= 30, `at least 30 corpus rulesets (${verdicts.size - 2})`);
   const { exchanges, agree, undetermined, rewritten } = totals;
   t.comment(
     `all: ${exchanges} exchanges compared, agree ${agree}, undetermined ${undetermined}, ${rewritten} sent elsewhere by DNAT`,
@@ -412,6 +449,7 @@ const KNOWN: [file: string, exchange: string, outcome: Outcome, why: string][] =
   [DERIVED, 'output udpv6 53', 'breaks', 'no established rule: the reply is dropped'],
   [DERIVED, 'input tcpv4 22', 'breaks', 'ssh accepted when new only: later packets dropped'],
   [DERIVED, 'input icmpv6', 'accepted', 'echo-request accepted whatever its state'],
+  [SKUID, '*', 'accepted', 'meta skuid / skgid never match without a local socket'],
 ];
 
 t.test('kernel: the outcomes read off the rulesets by hand are what the kernel does', async (t) => {
