@@ -70,8 +70,13 @@ export interface ColumnsOptions {
 // followed by its facts: no object or string per flow, one cache line or two per lookup, and
 // the hash index below finds a known flow without allocating anything.
 const KW = 10;
-/** Row word KW: bit 0 set when the flow is confirmed. Word KW + 1: host bits. */
+/**
+ * Row word KW: bit 0 set when the flow is confirmed (IPS_SEEN_REPLY), bit 1 when assured
+ * (IPS_ASSURED). Word KW + 1: host bits.
+ */
 const FLAGS = KW;
+const CONFIRMED = 1;
+const ASSURED = 2;
 const HOSTS = KW + 1;
 /**
  * Words 12–15: first and last event time (µs) as two float64 through a view of the same
@@ -166,8 +171,7 @@ export class FlowTable {
     addressWords(o.src, src, 0);
     addressWords(o.dst, dst, 0);
     const ports = icmp ? (a << 8) | b : ((a << 16) | b) >>> 0;
-    const replied = (ev.status & Status.SEEN_REPLY) !== 0;
-    const flow = this.#upsert(t, src, dst, 0, ports, replied, host, ev.time);
+    const flow = this.#upsert(t, src, dst, 0, ports, flagsOf(ev.status), host, ev.time);
     if (ev.mark !== undefined && ev.mark !== 0) this.#noteMark(flow, ev.mark, ev.time);
     // The same NAT fact and policy as addColumns (the reader computes the bits there).
     const r = ev.reply;
@@ -210,16 +214,7 @@ export class FlowTable {
       } else {
         ports = (((dport[i] as number) << 16) | collapseSport(rule, sport[i] as number)) >>> 0;
       }
-      const flow = this.#upsert(
-        t,
-        src,
-        dst,
-        i * 4,
-        ports,
-        ((status[i] as number) & Status.SEEN_REPLY) !== 0,
-        host,
-        at,
-      );
+      const flow = this.#upsert(t, src, dst, i * 4, ports, flagsOf(status[i] as number), host, at);
       const mark = c.mark[i] as number;
       if (mark !== 0) this.#noteMark(flow, mark, at);
       const nat = c.nat[i] as number;
@@ -273,7 +268,8 @@ export class FlowTable {
       dport: icmp ? 0 : ports >>> 16,
       icmpType: icmp ? ports >>> 8 : 0,
       icmpCode: icmp ? ports & 0xff : 0,
-      confirmed: ((k[at + FLAGS] as number) & 1) === 1,
+      confirmed: ((k[at + FLAGS] as number) & CONFIRMED) !== 0,
+      assured: ((k[at + FLAGS] as number) & ASSURED) !== 0,
       firstSeen: this.#times[i * 8 + FIRST] as number,
       lastSeen: this.#times[i * 8 + LAST] as number,
       hosts: this.#hostsOf(i),
@@ -352,7 +348,7 @@ export class FlowTable {
 
   /**
    * Finds the flow of table t, addresses src[at…at+3] → dst[at…at+3] and the ports word, or
-   * makes it, then merges confirmation and host in.
+   * makes it, then merges its flags (confirmed, assured) and host in.
    */
   #upsert(
     t: number,
@@ -360,7 +356,7 @@ export class FlowTable {
     dst: Uint32Array,
     at: number,
     ports: number,
-    replied: boolean,
+    flags: number,
     host: number,
     time: number,
   ): number {
@@ -386,7 +382,7 @@ export class FlowTable {
         rows[x + 7] === dst[at + 2] &&
         rows[x + 8] === dst[at + 3]
       ) {
-        this.#merge(x, replied, host);
+        this.#merge(x, flags, host);
         const times = this.#times;
         const f = (v - 1) * 8;
         if (time < (times[f + FIRST] as number)) times[f + FIRST] = time;
@@ -407,17 +403,18 @@ export class FlowTable {
     k[x + 9] = ports;
     slots[2 * s] = i + 1;
     slots[2 * s + 1] = h;
-    this.#merge(x, replied, host);
+    this.#merge(x, flags, host);
     this.#times[i * 8 + FIRST] = time;
     this.#times[i * 8 + LAST] = time;
     if (this.#count * 2 > mask + 1) this.#resizeSlots(2 * (mask + 1));
     return i;
   }
 
-  /** Merges an event's confirmation and host into the flow whose row starts at x. */
-  #merge(x: number, replied: boolean, host: number): void {
+  /** Merges an event's flags (an OR: see flagsOf) and host into the flow whose row starts at x. */
+  #merge(x: number, flags: number, host: number): void {
     const rows = this.#rows;
-    if (replied && ((rows[x + FLAGS] as number) & 1) === 0) rows[x + FLAGS] = 1;
+    const had = rows[x + FLAGS] as number;
+    if ((had | flags) !== had) rows[x + FLAGS] = had | flags;
     if (host < 0) return;
     if (host < HOST_BITS) {
       const bits = rows[x + HOSTS] as number;
@@ -485,6 +482,14 @@ export class FlowTable {
   #skip(reason: string): void {
     this.skipped[reason] = (this.skipped[reason] ?? 0) + 1;
   }
+}
+
+/** The row flags an event's conntrack status word sets: confirmed, assured. */
+function flagsOf(status: number): number {
+  return (
+    ((status & Status.SEEN_REPLY) !== 0 ? CONFIRMED : 0) |
+    ((status & Status.ASSURED) !== 0 ? ASSURED : 0)
+  );
 }
 
 /** murmur3's 32-bit mixing over a key's words (dst read at dstAt = at + dstShift). */

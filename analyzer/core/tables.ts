@@ -23,6 +23,11 @@ export interface Flow {
   readonly icmpCode: number;
   /** Some event of the flow carried IPS_SEEN_REPLY. */
   readonly confirmed: boolean;
+  /**
+   * Some event of the flow carried IPS_ASSURED (TCP: the handshake completed; UDP: traffic both
+   * ways after the reply). Not in any report: `rules` reads it as evidence (rules/evidence.ts).
+   */
+  readonly assured: boolean;
   /** Time of the flow's first and last event (µs since the epoch), within any --since/--until. */
   readonly firstSeen: number;
   readonly lastSeen: number;

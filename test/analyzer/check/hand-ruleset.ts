@@ -172,6 +172,7 @@ export function flow(s: FlowSpec = {}): Flow {
     icmpType: icmp ? (s.icmpType ?? 8) : 0,
     icmpCode: 0,
     confirmed: s.confirmed ?? true,
+    assured: s.confirmed ?? true,
     firstSeen: 0,
     lastSeen: 0,
     hosts: [],

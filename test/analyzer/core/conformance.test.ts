@@ -195,12 +195,14 @@ interface RefTarget {
 function reference(c: Case, impl: Implementation): Built {
   type Row = Omit<
     Flow,
-    'hosts' | 'nat' | 'direction' | 'confirmed' | 'firstSeen' | 'lastSeen' | 'mark'
+    'hosts' | 'nat' | 'direction' | 'confirmed' | 'assured' | 'firstSeen' | 'lastSeen' | 'mark'
   > & {
     /** docs/rules.md `mark`: the latest marked event's (at one time, the larger); 0: none. */
     mark: number;
     markTime: number;
     confirmed: boolean;
+    /** docs/rules.md `assured`: some event carried IPS_ASSURED (0x4), an OR like confirmed. */
+    assured: boolean;
     firstSeen: number;
     lastSeen: number;
     hosts: Set<string>;
@@ -230,6 +232,7 @@ function reference(c: Case, impl: Implementation): Built {
         icmpType: icmp ? o.icmpType : 0,
         icmpCode: icmp ? o.icmpCode : 0,
         confirmed: false,
+        assured: false,
         firstSeen: e.time,
         lastSeen: e.time,
         hosts: new Set(),
@@ -242,6 +245,7 @@ function reference(c: Case, impl: Implementation): Built {
       const row = rows.get(key) ?? fresh;
       rows.set(key, row);
       row.confirmed ||= (e.status & 0x2) !== 0;
+      row.assured ||= (e.status & 0x4) !== 0;
       row.firstSeen = Math.min(row.firstSeen, e.time);
       row.lastSeen = Math.max(row.lastSeen, e.time);
       if (impl.hosts) row.hosts.add(j.host);
@@ -499,6 +503,8 @@ t.test('conformance: the cases reach every rule the suite claims to check', asyn
     more: 0,
     confirmed: 0,
     unconfirmed: 0,
+    assured: 0,
+    repliedNotAssured: 0,
     direction: 0,
     collapsed: 0,
     skipped: 0,
@@ -514,6 +520,8 @@ t.test('conformance: the cases reach every rule the suite claims to check', asyn
         if (f.nat?.dst?.more || f.nat?.src?.more) seen.more++;
         if (f.confirmed) seen.confirmed++;
         else seen.unconfirmed++;
+        if (f.assured) seen.assured++;
+        if (f.confirmed && !f.assured) seen.repliedNotAssured++;
         if (f.direction) seen.direction++;
         if (f.hosts.length === 2) seen.twoHosts++;
         if (!f.table.startsWith('ICMP') && !sports.has(f.sport)) seen.collapsed++;
