@@ -1,13 +1,14 @@
 // The one namespace harness of the kernel tests: throwaway network namespaces (lan: client↔server,
-// nat: client↔router↔server, fw: client↔firewall↔server routed both ways, or a single one for the
-// capture), each removed at teardown, at exit or by the next run's sweep; and the process
+// nat: client↔router↔server, fw: client↔firewall↔server routed both ways, review: many clients ↔
+// router with a 1280-byte hop ↔ recorded server, or a single one for the capture), each removed
+// at teardown, at exit or by the next run's sweep; and the process
 // helpers (run, waitForLine, exited) the tests share.
 import { type ChildProcess, execFileSync, spawn as spawnChild } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
 
-export type TopologyKind = 'lan' | 'nat' | 'fw';
+export type TopologyKind = 'lan' | 'nat' | 'fw' | 'review';
 
 /** One end of the topology as the scenario sees it: its namespace and the addresses it uses. */
 export interface Host {
@@ -42,7 +43,7 @@ export interface Topology {
   server: Host;
   /** nat: the forwarding, masquerading host; fw: the firewall (addresses on its client-side link). */
   router?: Host;
-  /** The namespace whose conntrack sees the traffic: server (lan) or router (nat, fw). */
+  /** The namespace whose conntrack sees the traffic: server (lan, review) or router (nat, fw). */
   recordNs: string;
   namespaces: readonly string[];
   exec(ns: string, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
@@ -64,8 +65,23 @@ export interface TopologyOptions {
   devices?: { client: string; server: string };
 }
 
-/** nat: the /24 after `net` is the router↔server link. */
-const DEFAULT_NET: Record<TopologyKind, number> = { lan: 1, nat: 2, fw: 4 };
+/** nat: the /24 after `net` is the router↔server link. review: its own 10.66/16 (net unused). */
+const DEFAULT_NET: Record<TopologyKind, number> = { lan: 1, nat: 2, fw: 4, review: 0 };
+
+/**
+ * review (issue 17's scenario, test/helpers/review-scenario.ts): the server 10.66.0.10 and
+ * 2001:db8:66::10 behind a router that routes 10.66.0.0/16 and 2001:db8:66::/48 to the clients'
+ * namespace, whose scenario adds its many addresses itself. The router's interface toward the
+ * clients has MTU 1280, the clients' and the server's 1500: the server's large answers need
+ * ICMP fragmentation-needed / packet-too-big from the router (path-MTU discovery).
+ */
+export const REVIEW_NET = {
+  server: { v4: '10.66.0.10', v6: '2001:db8:66::10' },
+  routerToServer: { v4: '10.66.0.1', v6: '2001:db8:66::1' },
+  routerToClients: { v4: '10.66.254.1', v6: '2001:db8:66:fe::1' },
+  clients: { v4: '10.66.254.2', v6: '2001:db8:66:fe::2' },
+  hopMtu: 1280,
+} as const;
 const PREFIX = 'ctnet';
 let sequence = 0;
 
@@ -366,6 +382,34 @@ export async function createTopology(
       topo = {
         client: { ns: clientNs, v4: v4(net, 1), v6: v6(net, 1) },
         server: { ns: serverNs, v4: v4(net, 2), v6: v6(net, 2) },
+        recordNs: serverNs,
+      };
+    } else if (kind === 'review') {
+      const r = routerNs as string;
+      const n = REVIEW_NET;
+      await link(clientNs, 'to-router', r, 'to-clients');
+      await link(r, 'to-server', serverNs, 'to-router');
+      const addr = async (ns: string, dev: string, h: { v4: string; v6: string }, six: number) => {
+        await ip(ns, `addr add ${h.v4}/24 dev ${dev}`);
+        await ip(ns, `-6 addr add ${h.v6}/${six} dev ${dev} nodad`);
+        await ip(ns, `link set ${dev} up`);
+      };
+      await ip(r, `link set to-clients mtu ${n.hopMtu}`);
+      await addr(clientNs, 'to-router', n.clients, 64);
+      await addr(r, 'to-clients', n.routerToClients, 64);
+      await addr(r, 'to-server', n.routerToServer, 64);
+      await addr(serverNs, 'to-router', n.server, 64);
+      await exec(r, ['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+      await ip(clientNs, `route add default via ${n.routerToClients.v4}`);
+      await ip(clientNs, `-6 route add default via ${n.routerToClients.v6}`);
+      await ip(serverNs, `route add default via ${n.routerToServer.v4}`);
+      await ip(serverNs, `-6 route add default via ${n.routerToServer.v6}`);
+      await ip(r, `route add 10.66.0.0/16 via ${n.clients.v4}`);
+      await ip(r, `-6 route add 2001:db8:66::/48 via ${n.clients.v6}`);
+      topo = {
+        client: { ns: clientNs, ...n.clients },
+        server: { ns: serverNs, ...n.server },
+        router: { ns: r, ...n.routerToClients },
         recordNs: serverNs,
       };
     } else if (kind === 'fw') {
