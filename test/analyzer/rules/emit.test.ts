@@ -4,159 +4,24 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { addressBytes } from '../../../analyzer/core/address.js';
-import { type Flow, FlowTable } from '../../../analyzer/core/flows.js';
-import { type Cidr, formatCidr, type PortRange, parseCidr } from '../../../analyzer/core/prefix.js';
+import { formatCidr } from '../../../analyzer/core/prefix.js';
 import type { EmitOptions } from '../../../analyzer/rules/emit.js';
 import { iptablesBoth, iptablesRuleset } from '../../../analyzer/rules/iptables-next.js';
-import type { AddressGroup, Chain, PlannedRule, RulesPlan } from '../../../analyzer/rules/model.js';
+import type { Chain, RulesPlan } from '../../../analyzer/rules/model.js';
 import { nftRuleset } from '../../../analyzer/rules/nft-next.js';
 import { NEEDS_NFT } from '../../helpers/nft.js';
-import { ev, tempDir } from '../fixtures.js';
+import {
+  BIG4,
+  cidr,
+  DEFAULTS,
+  edgePlan,
+  OPTION_SETS,
+  optText,
+  reviewPlan,
+  WHEN,
+} from '../../helpers/rules-plans.js';
+import { tempDir } from '../fixtures.js';
 
-/** 2026-01-01T00:00:00Z in µs. */
-const T0 = Date.UTC(2026, 0, 1) * 1000;
-const S = 1_000_000;
-
-const CONFIRMED = 0x0e;
-
-/** Flows as a host with no known addresses records them (for the local-flow lines). */
-function flowsOf(evs: ReturnType<typeof ev>[]): Flow[] {
-  const table = new FlowTable();
-  const host = table.hostId('fw');
-  for (const e of evs) table.add(e, host);
-  return [...table.flows()];
-}
-
-const cidr = (text: string): Cidr => {
-  const c = parseCidr(text);
-  if (c === undefined) throw new Error(`not a prefix: ${text}`);
-  return c;
-};
-
-function group(
-  name: string,
-  members: string[],
-  kind: AddressGroup['kind'],
-  observed: number,
-): AddressGroup {
-  const family = members[0]?.includes(':') ? 6 : 4;
-  return { name, family, members: members.map(cidr), kind, observed };
-}
-
-const ports = (...ps: (number | [number, number])[]): PortRange[] =>
-  ps.map((p) => (typeof p === 'number' ? { from: p, to: p } : { from: p[0], to: p[1] }));
-
-function rule(
-  chain: Chain,
-  family: 4 | 6,
-  proto: number,
-  more: Partial<PlannedRule> = {},
-): PlannedRule {
-  return {
-    chain,
-    family,
-    proto,
-    ports: [],
-    sensitive: false,
-    oneWay: false,
-    flows: 1,
-    firstSeen: T0,
-    lastSeen: T0 + 60 * S,
-    ...more,
-  };
-}
-
-const CLIENTS4 = group('clients4_1', ['10.66.10.0/24', '10.66.11.0/25'], 'aggregated', 230);
-const ADMINS4 = group('admins4_1', ['10.66.1.5'], 'exact', 1);
-const CLIENTS6 = group('clients6_1', ['2001:db8:66:10::/64'], 'aggregated', 6);
-const DBS4 = group('peers4_1', ['10.66.3.10', '10.66.3.11'], 'exact', 2);
-
-/** The reviewer's server in small: client groups, an admin, a forwarded service, output. */
-function reviewPlan(): RulesPlan {
-  return {
-    groups: [ADMINS4, CLIENTS4, CLIENTS6, DBS4],
-    input: {
-      rules: [
-        rule('input', 4, 6, { group: CLIENTS4, ports: ports(80, 443), flows: 400 }),
-        rule('input', 4, 6, { group: ADMINS4, ports: ports(22), sensitive: true, flows: 3 }),
-        rule('input', 4, 17, { group: CLIENTS4, ports: ports(53), flows: 120 }),
-        rule('input', 4, 17, { group: ADMINS4, ports: ports(161), sensitive: true, flows: 2 }),
-        rule('input', 6, 6, { group: CLIENTS6, ports: ports(80, 443), flows: 12 }),
-      ],
-    },
-    forward: {
-      rules: [
-        rule('forward', 4, 6, {
-          group: CLIENTS4,
-          daddr: addressBytes('192.168.1.10'),
-          ports: ports([8000, 8010]),
-          flows: 7,
-        }),
-      ],
-    },
-    output: {
-      rules: [
-        rule('output', 4, 6, { ports: ports(443), flows: 5 }),
-        rule('output', 4, 6, { group: DBS4, ports: ports(5432), sensitive: true, flows: 9 }),
-        rule('output', 4, 17, { ports: ports(123), flows: 2 }),
-        rule('output', 6, 6, { ports: ports(443), flows: 1, lastSeen: T0 + 120 * S }),
-      ],
-    },
-    unanswered: [
-      {
-        chain: 'input',
-        family: 4,
-        proto: 6,
-        port: 8443,
-        sources: [cidr('10.66.10.0/28'), cidr('10.66.12.7')],
-        sourceCount: 3,
-        flows: 12,
-        halfOpen: 2,
-        alsoAllowed: false,
-      },
-      {
-        chain: 'input',
-        family: 4,
-        proto: 17,
-        port: 514,
-        sources: ['10.66.2.1', '10.66.2.2', '10.66.2.3', '10.66.2.4'].map(cidr),
-        sourceCount: 4,
-        flows: 8,
-        halfOpen: 0,
-        oneWay: 'syslog',
-        alsoAllowed: false,
-      },
-      {
-        chain: 'input',
-        family: 4,
-        proto: 17,
-        port: 53,
-        sources: [cidr('10.66.11.9')],
-        sourceCount: 1,
-        flows: 1,
-        halfOpen: 0,
-        alsoAllowed: true,
-      },
-    ],
-    scanSuspects: [
-      {
-        family: 4,
-        address: addressBytes('10.66.1.67'),
-        ports: 1000,
-        hosts: 1,
-        flows: 1004,
-        established: 4,
-        firstSeen: T0 + 10 * S,
-        lastSeen: T0 + 22 * S,
-      },
-    ],
-    notFiltered: [],
-    undirected: 0,
-    flows: 1600,
-  };
-}
-
-const DEFAULTS: EmitOptions = { policy: 'reject', log: true, outputChain: 'log', lost: 0 };
 const nft = (plan: RulesPlan, opts: Partial<EmitOptions> = {}) =>
   [...nftRuleset(plan, { ...DEFAULTS, ...opts })].join('');
 const ipt = (plan: RulesPlan, family: 4 | 6, opts: Partial<EmitOptions> = {}) =>
@@ -173,8 +38,6 @@ function nftChain(text: string, chain: Chain): string[] {
     .slice(1)
     .map((l) => l.trim());
 }
-
-const WHEN = 'first 2026-01-01T00:00:00Z, last 2026-01-01T00:01:00Z';
 
 t.test('nft: the reviewer plan written exactly: header, summary, sets, chains', async (t) => {
   t.equal(
@@ -300,53 +163,6 @@ t.test(
   },
 );
 
-const BIG4 = group(
-  'clients4_2',
-  ['10.1.0.0/24', '10.1.2.0/24', '10.1.4.0/24', '10.1.6.0/24', '10.1.8.0/25', '10.1.9.0/24'],
-  'aggregated',
-  700,
-);
-const V6 = group('peers6_1', ['2001:db8:1::/64', '2001:db8:2::/64'], 'aggregated', 9);
-
-/** What the reviewer plan lacks: ICMP, many ports, long sets, one-way rules, IPv6 forwarding. */
-function edgePlan(): RulesPlan {
-  const many = ports(...[...Array(16).keys()].map((i) => 1000 + 2 * i), [2000, 2010]);
-  const flow = [...flowsOf([ev(6, '10.0.0.254', '10.0.0.253', 40000, 25, CONFIRMED)])];
-  return {
-    groups: [BIG4, V6],
-    input: {
-      rules: [
-        rule('input', 4, 6, { group: BIG4, ports: many, flows: 40 }),
-        rule('input', 4, 17, { group: BIG4, ports: ports(514), oneWay: true, flows: 6 }),
-        rule('input', 4, 1, { group: BIG4, icmpType: 13, flows: 1 }),
-        rule('input', 6, 58, { group: V6, icmpType: 128, flows: 2 }),
-      ],
-    },
-    forward: {
-      rules: [
-        rule('forward', 6, 17, {
-          group: V6,
-          daddr: addressBytes('2001:db8:9::10'),
-          ports: ports(53),
-          flows: 3,
-        }),
-      ],
-    },
-    output: {
-      rules: [
-        rule('output', 6, 6, { ports: ports(443), flows: 4 }),
-        rule('output', 4, 6, { ports: ports(80), flows: 4 }),
-        rule('output', 4, 17, { ports: ports(53), flows: 4, firstSeen: undefined }),
-      ],
-    },
-    unanswered: [],
-    scanSuspects: [],
-    notFiltered: flow,
-    undirected: 2,
-    flows: 60,
-  };
-}
-
 const NFT_BASELINE: Record<Chain, string[]> = {
   input: [
     'type filter hook input priority filter; policy drop;',
@@ -375,20 +191,6 @@ const NFT_BASELINE: Record<Chain, string[]> = {
     'udp sport 546 udp dport 547 counter accept comment "DHCPv6 client"',
   ],
 };
-
-const OPTION_SETS: EmitOptions[] = (['reject', 'drop'] as const).flatMap((policy) =>
-  [true, false].flatMap((log) =>
-    (['log', 'enforce', 'none'] as const).map((outputChain) => ({
-      policy,
-      log,
-      outputChain,
-      lost: 0,
-    })),
-  ),
-);
-
-const optText = (o: EmitOptions) =>
-  `--policy ${o.policy} --output-chain ${o.outputChain}${o.log ? '' : ' --no-log'}`;
 
 t.test('nft: each chain opens with its baseline in order, for every option and plan', async (t) => {
   for (const plan of [reviewPlan(), edgePlan()]) {
