@@ -17,7 +17,7 @@ import type {
   Rule,
   Ruleset,
 } from './model.js';
-import { dedupeMarks, hookChains, type Undecidable, Walker } from './walk.js';
+import { dedupeMarks, hookChains, type PacketSource, type Undecidable, Walker } from './walk.js';
 
 export interface EvaluateOptions {
   collapse: Collapse;
@@ -83,13 +83,36 @@ function fixedType(a: Uint8Array): AddressType | undefined {
   return a[0] === 0xff ? 'multicast' : undefined;
 }
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+const isDnatHook = (h: Hook) => h === 'prerouting' || h === 'output';
+const isSnatHook = (h: Hook) => h === 'postrouting' || h === 'input';
+
+/**
+ * What conntrack shows a packet of `role` with `status` bits set: one object per pair, shared
+ * by every packet (the status bits the walk knows are few; a connection's packets are many).
+ */
+function ctOf(role: PacketRole, status: number): Packet['ct'] {
+  const key = ROLE_INDEX[role] * 0x10000 + status;
+  let ct = status >>> 16 === 0 ? CT_SEEN.get(key) : undefined;
+  if (ct === undefined) {
+    const first = role === 'first';
+    ct = {
+      state: first ? 'new' : 'established',
+      direction: role === 'reply' ? 'reply' : 'original',
+      status,
+      // ASSURED is clear before any reply, then unknown (it waits for more of the conversation).
+      statusKnown: SEEN_REPLY | CONFIRMED | SRC_NAT | DST_NAT | (first ? ASSURED : 0),
+    };
+    if (status >>> 16 === 0) CT_SEEN.set(key, ct);
+  }
+  return ct;
+}
+const CT_SEEN = new Map<number, Packet['ct']>();
 
 /** Index of a packet in a Connection's cache: role × hook × the two NAT points. */
 const ROLE_INDEX: Record<PacketRole, number> = { first: 0, reply: 1, later: 2 };
@@ -102,7 +125,7 @@ const HOOK_INDEX: Record<Hook, number> = {
 };
 
 /** The fixed facts of one direction of a flow, from which each hook's packet is made. */
-class Connection {
+class Connection implements PacketSource {
   readonly #flow: Flow;
   readonly #host: HostView | undefined;
   readonly #local: boolean;
@@ -127,6 +150,14 @@ class Connection {
   readonly #dport: PortRange;
   /** The devices from and to the client and the server: undefined until looked up. */
   #devices: [string | undefined, string | undefined] | undefined;
+  /**
+   * The packet and hook being walked, and whether the hook's NAT points passed before it:
+   * set by the evaluation before each hook, read by packetAt (no closure per hook).
+   */
+  role: PacketRole = 'first';
+  hook: Hook = 'prerouting';
+  dnatBefore = false;
+  snatBefore = false;
 
   constructor(flow: Flow, dir: Direction, opts: EvaluateOptions) {
     this.#flow = flow;
@@ -184,6 +215,17 @@ class Connection {
     return this.#host?.routeDevice(a);
   }
 
+  /** The packet being walked as chain `c` of the current hook sees it. */
+  packetAt(c: Chain): Packet {
+    const h = this.hook;
+    const prio = c.base?.priority ?? 0;
+    const nat = c.base?.type === 'nat';
+    // A nat chain sees the packet as its own manipulation finds it; others after -100 / 100.
+    const dnat = this.dnatBefore || (isDnatHook(h) && !nat && prio >= -100);
+    const snat = this.snatBefore || (isSnatHook(h) && !nat && prio > 100);
+    return this.packet(this.role, h, dnat, snat);
+  }
+
   /**
    * The packet of `role` as a chain on `hook` sees it. `dnat`: the destination manipulation
    * (prerouting / output at priority -100) is behind it; `snat`: the source one (postrouting /
@@ -191,15 +233,19 @@ class Connection {
    * one; a reply starts from the translated tuple's inverse (source the real server,
    * destination the SNAT address) and gets the recorded one back at the same points.
    */
-  packet(role: PacketRole, hook: Hook, dnat: boolean, snat: boolean): Packet {
-    const key = ROLE_INDEX[role] * 20 + HOOK_INDEX[hook] * 4 + (dnat ? 2 : 0) + (snat ? 1 : 0);
-    const cached = this.#packets[key];
-    if (cached !== undefined) return cached;
+  packet(role: PacketRole, hook: Hook, dnatIn: boolean, snatIn: boolean): Packet {
     const f = this.#flow;
     const nd = f.nat?.dst;
     const ns = f.nat?.src;
-    const server = this.#server;
     const reply = role === 'reply';
+    // A NAT point changes the packet only where the flow had that NAT (a reply's destination
+    // is the SNAT's, its source the DNAT's): flags that change nothing share one packet.
+    const dnat = dnatIn && (reply ? ns : nd) !== undefined;
+    const snat = snatIn && (reply ? nd : ns) !== undefined;
+    const key = ROLE_INDEX[role] * 20 + HOOK_INDEX[hook] * 4 + (dnat ? 2 : 0) + (snat ? 1 : 0);
+    const cached = this.#packets[key];
+    if (cached !== undefined) return cached;
+    const server = this.#server;
     const saddr = reply ? (snat ? f.dst : server) : snat ? this.#client : f.src;
     const sport = reply
       ? snat
@@ -230,8 +276,10 @@ class Connection {
     if (first ? ns !== undefined && snat : ns !== undefined) status |= SRC_NAT;
     const hasIif = hook === 'prerouting' || hook === 'input' || hook === 'forward';
     const hasOif = hook === 'output' || hook === 'postrouting' || hook === 'forward';
-    // A plain object literal of one shape (no spreads): thousands are made per second.
-    const p: Mutable<Packet> = {
+    const answer = f.family === 4 ? ICMP_REPLY : ICMPV6_REPLY;
+    // One object literal with every field, always in this order (optional ones undefined, not
+    // left out): every match reads packets of this one shape, so its field loads stay monomorphic.
+    const p: Packet = {
       hook,
       family: f.family,
       proto: f.proto,
@@ -239,33 +287,23 @@ class Connection {
       daddr,
       sport,
       dport,
-      ct: {
-        state: first ? 'new' : 'established',
-        direction: reply ? 'reply' : 'original',
-        status,
-        // ASSURED is clear before any reply, then unknown (it waits for more of the conversation).
-        statusKnown: SEEN_REPLY | CONFIRMED | SRC_NAT | DST_NAT | (first ? ASSURED : 0),
-      },
+      icmpType: this.#icmp ? (reply ? (answer[f.icmpType] ?? f.icmpType) : f.icmpType) : undefined,
+      icmpCode: this.#icmp ? (reply ? 0 : f.icmpCode) : undefined,
+      tcpFlags: f.proto === TCP ? (first ? SYN : reply ? SYN | ACK : ACK) : undefined,
+      ct: ctOf(role, status),
       iifname: hasIif ? iif : null,
       oifname: hasOif ? oif : null,
+      iifNotLo:
+        hasIif && iif === undefined && this.#notLo(reply ? server : f.src) ? true : undefined,
+      oifNotLo:
+        hasOif && oif === undefined && this.#notLo(reply ? f.src : server) ? true : undefined,
       saddrType: this.#type(saddr),
       daddrType: this.#type(daddr),
     };
-    if (this.#icmp) {
-      const answer = f.family === 4 ? ICMP_REPLY : ICMPV6_REPLY;
-      p.icmpType = reply ? (answer[f.icmpType] ?? f.icmpType) : f.icmpType;
-      p.icmpCode = reply ? 0 : f.icmpCode;
-    }
-    if (f.proto === TCP) p.tcpFlags = first ? SYN : reply ? SYN | ACK : ACK;
-    if (hasIif && iif === undefined && this.#notLo(reply ? server : f.src)) p.iifNotLo = true;
-    if (hasOif && oif === undefined && this.#notLo(reply ? f.src : server)) p.oifNotLo = true;
     this.#packets[key] = p;
     return p;
   }
 }
-
-const isDnatHook = (h: Hook) => h === 'prerouting' || h === 'output';
-const isSnatHook = (h: Hook) => h === 'postrouting' || h === 'input';
 
 /** The first undecidable match of a walk, with the packet and hook it was met on. */
 interface FirstUndecidable extends Undecidable {
@@ -274,10 +312,12 @@ interface FirstUndecidable extends Undecidable {
   readonly seq: number;
 }
 
-type Outcome =
-  | { readonly kind: 'pass' }
-  | { readonly kind: 'block'; readonly packet: PacketRole; readonly hook: Hook; readonly by: Block }
-  | { readonly kind: 'unknown' };
+/** A refusal met on one packet and hook. */
+interface Refusal {
+  readonly packet: PacketRole;
+  readonly hook: Hook;
+  readonly by: Block;
+}
 
 /** What the ruleset does with the flow's connection crossing its host in direction `dir`. */
 function evaluateDirection(
@@ -288,8 +328,6 @@ function evaluateDirection(
   hit: Set<Rule>,
 ): Fate {
   const conn = new Connection(flow, dir, opts);
-  let role: PacketRole = 'first';
-  let hook: Hook = 'prerouting';
   let undecidable: FirstUndecidable | undefined;
   const walker = new Walker({
     ruleset,
@@ -297,17 +335,19 @@ function evaluateDirection(
     plain: opts.plain === true,
     undecided: (chain, rule, match, seq) => {
       if (undecidable === undefined || seq < undecidable.seq) {
-        undecidable = { chain, rule, match, packet: role, hook, seq };
+        undecidable = { chain, rule, match, packet: conn.role, hook: conn.hook, seq };
       }
     },
   });
-  const outcomes: Outcome[] = [];
+  // How the branches ended: refusals by where, the rest counted (most flows meet neither).
+  const blocks: Refusal[] = [];
+  let unknowns = 0;
   // A new connection's ct mark is 0; conntrack keeps it from packet to packet.
   let branches: Marks[] = [{ meta: 0, ct: 0 }];
   // Without a reply the later packets are new too, with the same fields as the first: one judges all.
-  const roles: PacketRole[] = flow.confirmed ? ['first', 'reply', 'later'] : ['first'];
+  const roles = flow.confirmed ? ALL_ROLES : FIRST_ONLY;
   for (const r of roles) {
-    role = r;
+    conn.role = r;
     const hooks = HOOKS_OF[dir][r === 'reply' ? 'reply' : 'original'];
     // The packet mark starts at 0 on every packet; the ct mark carries over.
     branches =
@@ -317,44 +357,42 @@ function evaluateDirection(
     let dnatDone = false;
     let snatDone = false;
     for (const h of hooks) {
-      hook = h;
       // Conntrack consults nat chains for a connection's first packet only.
       const chains = hookChains(ruleset, h, flow.family, r === 'first');
-      const dnatBefore = dnatDone;
-      const snatBefore = snatDone;
+      conn.hook = h;
+      conn.dnatBefore = dnatDone;
+      conn.snatBefore = snatDone;
       if (isDnatHook(h)) dnatDone = true;
       if (isSnatHook(h)) snatDone = true;
       if (chains.length === 0) continue;
-      const packetAt = (c: Chain): Packet => {
-        const prio = c.base?.priority ?? 0;
-        const nat = c.base?.type === 'nat';
-        // A nat chain sees the packet as its own manipulation finds it; others after -100 / 100.
-        const dnat = dnatBefore || (isDnatHook(h) && !nat && prio >= -100);
-        const snat = snatBefore || (isSnatHook(h) && !nat && prio > 100);
-        return conn.packet(r, h, dnat, snat);
-      };
-      const result = walker.walkHook(chains, packetAt, branches);
-      for (const by of result.blocked) outcomes.push({ kind: 'block', packet: r, hook: h, by });
-      for (const _ of result.unknown) outcomes.push({ kind: 'unknown' });
+      const result = walker.walkHook(chains, conn, branches);
+      for (const by of result.blocked) blocks.push({ packet: r, hook: h, by });
+      unknowns += result.unknown.length;
       branches = result.passed;
       if (branches.length === 0) break;
     }
     if (branches.length === 0) break;
   }
-  if (branches.length > 0) outcomes.push({ kind: 'pass' });
-  return fateOf(outcomes, undecidable);
+  return fateOf(blocks, unknowns, branches.length > 0, undecidable);
 }
+
+const ALL_ROLES: readonly PacketRole[] = ['first', 'reply', 'later'];
+const FIRST_ONLY: readonly PacketRole[] = ['first'];
 
 /**
  * Every branch's outcome as one fate: blocked when all are refused on the first packet, breaks
  * when all pass it and are refused later, accepted when all pass; else undetermined at the
  * first undecidable match met.
  */
-function fateOf(outcomes: readonly Outcome[], first: FirstUndecidable | undefined): Fate {
-  const blocks = outcomes.flatMap((o) => (o.kind === 'block' ? [o] : []));
+function fateOf(
+  blocks: readonly Refusal[],
+  unknowns: number,
+  passed: boolean,
+  first: FirstUndecidable | undefined,
+): Fate {
   const firstBlock = blocks[0];
-  if (outcomes.every((o) => o.kind === 'pass')) return { kind: 'accepted' };
-  if (firstBlock !== undefined && blocks.length === outcomes.length) {
+  if (blocks.length === 0 && unknowns === 0) return { kind: 'accepted' };
+  if (firstBlock !== undefined && unknowns === 0 && !passed) {
     if (blocks.every((b) => b.packet === 'first')) {
       return { kind: 'blocked', hook: firstBlock.hook, by: firstBlock.by };
     }

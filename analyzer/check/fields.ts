@@ -259,11 +259,7 @@ function ctField(ct: Record<string, unknown>): Field {
     case 'status':
       return {
         kind: 'ctstatus',
-        get: (p) => ({
-          t: 'bits',
-          v: p.ct.status & p.ct.statusKnown,
-          known: p.ct.statusKnown >>> 0,
-        }),
+        get: (p) => ctStatus(p.ct.status & p.ct.statusKnown, p.ct.statusKnown >>> 0),
         known: true,
       };
     case 'mark':
@@ -284,6 +280,22 @@ function ctField(ct: Record<string, unknown>): Field {
     default:
       return unknownField();
   }
+}
+
+/**
+ * The ct status a packet shows, made once per combination of bits: a walk reads it on every
+ * `ct status` match, and the packets of a connection hold only a few (IPS_* bits below 0x10000).
+ */
+const CT_STATUS_SEEN = new Map<number, LVal>();
+function ctStatus(v: number, known: number): LVal {
+  if ((v | known) >>> 16 !== 0) return { t: 'bits', v, known };
+  const key = (known << 16) | v;
+  let s = CT_STATUS_SEEN.get(key);
+  if (s === undefined) {
+    s = { t: 'bits', v, known };
+    CT_STATUS_SEEN.set(key, s);
+  }
+  return s;
 }
 
 /**

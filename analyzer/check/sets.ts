@@ -18,6 +18,7 @@ export type Lookup<D> =
   | { readonly kind: 'absent' };
 
 const MISS = { kind: 'miss' } as const;
+const NO_POINTS: Map<Scalar, unknown> = new Map();
 const UNSURE = { kind: 'unknown' } as const;
 const ABSENT_HIT = { kind: 'absent' } as const;
 
@@ -85,8 +86,8 @@ export class Table<D> {
    * Several components: elements of single values, one Map level per component (no key
    * string is built per lookup: an address's decimal text alone costs more than the walk).
    */
-  private readonly points = new Map<Scalar, unknown>();
-  private readonly spans: Entry<D>[] = [];
+  private readonly points: Map<Scalar, unknown>;
+  private readonly spans: Entry<D>[];
 
   constructor(
     kinds: readonly ValueKind[],
@@ -112,6 +113,9 @@ export class Table<D> {
       if (top === undefined || cmp(iv.hi, top) > 0) top = iv.hi;
     }
     this.overlap = overlap;
+    // Most tables are a rule's one value: they share empty ones (compiling makes thousands).
+    this.points = this.dims > 1 ? new Map() : NO_POINTS;
+    this.spans = [];
     if (this.dims > 1) {
       for (const e of entries) {
         if (e.key.every((iv) => iv.lo === iv.hi)) {

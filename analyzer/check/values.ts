@@ -36,8 +36,18 @@ export const exact = (v: Scalar): LVal => {
     }
     return s;
   }
+  if (typeof v === 'string') {
+    // Interface names and address types: a handful, read on every match of an interface or fib.
+    let s = NAMES.get(v);
+    if (s === undefined) {
+      s = { t: 'v', v };
+      if (NAMES.size < 4_096) NAMES.set(v, s);
+    }
+    return s;
+  }
   return { t: 'v', v };
 };
+const NAMES = new Map<string, LVal>();
 
 /** IPv6 addresses are offset by 2^128 so that one ordered space holds both families apart. */
 const V6 = 1n << 128n;

@@ -115,22 +115,44 @@ function runsAt(c: Chain, hook: Hook): number {
 
 interface ChainIndex {
   readonly field: IndexField;
-  /** Rule positions (0-based) whose first step is an indexed match holding the key. */
+  /** Rule positions (0-based) with a leading indexed match on `field` holding the key. */
   readonly byKey: Map<string, number[]>;
-  /** Rule positions whose first step is no index on `field`: visited for every key. */
+  /** Rule positions with no leading index on `field`: visited for every key. */
   readonly unindexed: readonly number[];
   readonly merged: Map<string, readonly number[]>;
 }
 
-/** The chain's index on the field most of its rules test first, or null when too few do. */
+/**
+ * The index of the first of the matches a rule starts with (before any effect or verdict)
+ * that is indexed on `field`, or -1. Any of them may be: where it fails, the rule fails, and
+ * the matches before it change no marks, so an undecidable one among them decides nothing
+ * (the walk's fork rejoins). kube-proxy's `fib daddr type local tcp dport N reject` is found
+ * by its port.
+ */
+function leadingIndex(rule: Rule, field: IndexField): number {
+  const steps = rule.steps;
+  for (let j = 0; j < steps.length; j++) {
+    const s = steps[j] as Step;
+    if (s.kind !== 'match') return -1;
+    if (s.index?.field === field) return j;
+  }
+  return -1;
+}
+
+/** The chain's index on the field most of its rules start with a test of, or null when too few do. */
 function chainIndex(chain: Chain): ChainIndex | null {
   let index: ChainIndex | null = null;
   if (chain.rules.length >= INDEX_MIN_RULES) {
     const counts = new Map<IndexField, number>();
+    const seen = new Set<IndexField>();
     for (const r of chain.rules) {
-      const s = r.steps[0];
-      if (s?.kind === 'match' && s.index) {
-        counts.set(s.index.field, (counts.get(s.index.field) ?? 0) + 1);
+      seen.clear();
+      for (const s of r.steps) {
+        if (s.kind !== 'match') break;
+        if (s.index !== undefined && !seen.has(s.index.field)) {
+          seen.add(s.index.field);
+          counts.set(s.index.field, (counts.get(s.index.field) ?? 0) + 1);
+        }
       }
     }
     let field: IndexField | undefined;
@@ -144,13 +166,14 @@ function chainIndex(chain: Chain): ChainIndex | null {
       const byKey = new Map<string, number[]>();
       const unindexed: number[] = [];
       chain.rules.forEach((r, i) => {
-        const s = r.steps[0];
-        if (s?.kind !== 'match' || s.index?.field !== field) {
+        const j = leadingIndex(r, field);
+        const at = r.steps[j];
+        if (j < 0 || at?.kind !== 'match' || at.index === undefined) {
           unindexed.push(i);
           return;
         }
         // A rule listing one key twice is still visited once.
-        for (const k of new Set(s.index.keys)) {
+        for (const k of new Set(at.index.keys)) {
           const list = byKey.get(k);
           if (list === undefined) byKey.set(k, [i]);
           else list.push(i);
@@ -203,7 +226,8 @@ function merge(a: readonly number[], b: readonly number[]): number[] {
 
 /**
  * The positions of the rules that can match `p`, ascending; undefined: every rule. A rule left
- * out starts with an indexed match that lacks the packet's key, so it answers false (model.ts).
+ * out starts with matches of which an indexed one lacks the packet's key, so it answers false
+ * (model.ts).
  */
 export function candidateRules(chain: Chain, p: Packet): readonly number[] | undefined {
   return candidates(planOf(chain), p);
@@ -313,8 +337,13 @@ export class Walker {
   readonly #ctx: WalkContext;
   #base!: Chain;
   #p!: Packet;
-  /** Where the branches of the chain being walked end, by kind (no object per end). */
-  #passed: Marks[] = [];
+  /**
+   * Where the branches of the chain being walked end, by kind (no object per end). Passing
+   * ones: the first alone, the rest (rare: only forks make them) in an array, so that a branch
+   * passing a chain as it came allocates nothing.
+   */
+  #passedOne: Marks | undefined;
+  #passedMore: Marks[] | undefined;
   #blocked: Block[] = [];
   #unknownAt: Undecidable[] = [];
   #forks = 0;
@@ -332,15 +361,28 @@ export class Walker {
    * reject end the packet; return from the base chain, or its end, is the policy.
    */
   walkChain(base: Chain, p: Packet, marks: Marks): ChainEnd[] {
-    this.#passed = [];
+    this.#passedOne = undefined;
+    this.#passedMore = undefined;
     this.#blocked = [];
     this.#unknownAt = [];
     this.#walk(base, p, marks);
     return [
-      ...this.#passed.map((m) => ({ kind: 'pass' as const, marks: m })),
+      ...this.#passedList().map((m) => ({ kind: 'pass' as const, marks: m })),
       ...this.#blocked.map((block) => ({ kind: 'block' as const, block })),
       ...this.#unknownAt.map((at) => ({ kind: 'unknown' as const, at })),
     ];
+  }
+
+  #pass(m: Marks): void {
+    if (this.#passedOne === undefined) this.#passedOne = m;
+    else if (this.#passedMore === undefined) this.#passedMore = [m];
+    else this.#passedMore.push(m);
+  }
+
+  #passedList(): Marks[] {
+    const one = this.#passedOne;
+    if (one === undefined) return [];
+    return this.#passedMore === undefined ? [one] : [one, ...this.#passedMore];
   }
 
   #walk(base: Chain, p: Packet, marks: Marks): void {
@@ -351,28 +393,29 @@ export class Walker {
   }
 
   /**
-   * Runs each branch (its marks) through `chains` in order; `packetAt` gives the packet as
+   * Runs each branch (its marks) through `chains` in order; `source` gives the packet as
    * each chain sees it (NAT rewrites it between priorities). Branches that pass a chain with
    * equal marks are one branch from there on: the packet is the same, so their walks would be.
+   * The result's `passed` may be `branches` itself (one branch that passed every chain).
    */
-  walkHook(
-    chains: readonly Chain[],
-    packetAt: (chain: Chain) => Packet,
-    branches: readonly Marks[],
-  ): HookResult {
-    let live: Marks[] = branches as Marks[];
+  walkHook(chains: readonly Chain[], source: PacketSource, branches: readonly Marks[]): HookResult {
+    let live = branches as Marks[];
     const blocked: Block[] = [];
     const unknown: Undecidable[] = [];
     this.#blocked = blocked;
     this.#unknownAt = unknown;
-    for (const chain of chains) {
-      const p = packetAt(chain);
-      let next: Marks[] = [];
-      this.#passed = next;
-      for (const m of live) this.#walk(chain, p, m);
-      if (next.length > 1) next = dedupeMarks(next);
-      live = next;
-      if (live.length === 0) break;
+    for (let c = 0; c < chains.length; c++) {
+      const chain = chains[c] as Chain;
+      const p = source.packetAt(chain);
+      this.#passedOne = undefined;
+      this.#passedMore = undefined;
+      for (let i = 0; i < live.length; i++) this.#walk(chain, p, live[i] as Marks);
+      const one = this.#passedOne as Marks | undefined;
+      if (one === undefined) return { passed: [], blocked, unknown };
+      // The common walk: one branch in, the same one out (its marks changed in place, if at all).
+      if (this.#passedMore === undefined) {
+        if (live.length !== 1 || live[0] !== one) live = [one];
+      } else live = dedupeMarks(this.#passedList());
     }
     return { passed: live, blocked, unknown };
   }
@@ -399,7 +442,7 @@ export class Walker {
       this.#rules(stack.plan, stack.at, stack.up, hops, m);
     } else if (this.#base.base?.policy === 'drop') {
       this.#blocked.push({ verdict: 'drop', chain: this.#base });
-    } else this.#passed.push(m);
+    } else this.#pass(m);
   }
 
   /** Runs `chain` from rule position `at` on one branch. */
@@ -494,7 +537,7 @@ export class Walker {
         case 'continue':
           return NEXT;
         case 'accept':
-          this.#passed.push(m);
+          this.#pass(m);
           return DONE;
         case 'drop':
         case 'reject':
@@ -538,9 +581,14 @@ export function dedupeMarks(branches: readonly Marks[]): Marks[] {
   return out;
 }
 
+/** The packet as each base chain of a hook sees it (NAT rewrites it between priorities). */
+export interface PacketSource {
+  packetAt(chain: Chain): Packet;
+}
+
 /** What the base chains of one hook do with a packet's branches. */
 export interface HookResult {
-  /** The marks of each branch that passed every chain, one per distinct marks. */
+  /** The marks of each branch that passed every chain, one per distinct marks (not to be changed). */
   readonly passed: Marks[];
   readonly blocked: Block[];
   readonly unknown: Undecidable[];

@@ -279,11 +279,24 @@ t.test('walk: ct mark set on the first packet carries to the reply and later one
   t.match(judge([m]).text, /^breaks later input: inet f in policy drop/);
 });
 
-/** A chain of indexed rules (daddr, dport) mixed with unindexed ones and effects, on few values. */
+/**
+ * A chain of indexed rules (daddr, dport) mixed with unindexed ones and effects, on few values;
+ * some rules start with another match or an effect before that (the index may read a match
+ * after undecidable ones, never one after an effect).
+ */
 const arbRules = (jumps: boolean) =>
   fc
     .array(
       fc.tuple(
+        fc.option(
+          fc.oneof(
+            fc.constant(unknown('fib daddr type local')),
+            fc.constantFrom('198.51.100.7', '10.0.0.1').map((a): Step => saddr(a)),
+            fc.constant(ctMark(3)),
+            fc.constant(setCtMark(3)),
+          ),
+          { freq: 3 },
+        ),
         fc.oneof(
           {
             weight: 4,
@@ -314,7 +327,7 @@ const arbRules = (jumps: boolean) =>
       ),
       { maxLength: 40, size: 'max' },
     )
-    .map((list) => rules(...list.map(([m, v]) => [m, ...v])));
+    .map((list) => rules(...list.map(([pre, m, v]) => [...(pre === null ? [] : [pre]), m, ...v])));
 
 t.test("walk: the indexed walk gives the plain walk's fate and hit set (fast-check)", async (t) => {
   let indexed = 0;
@@ -414,5 +427,11 @@ t.test(
       'the match named is the one that decides (rule 8), not an earlier one that decided nothing',
     );
     t.ok(performance.now() - started < 5_000, 'linear, not exponential');
+    t.same(
+      candidateRules(c, probe(flow({ dport: 3007 }))),
+      [7],
+      'the index reads the port after the undecidable match: one rule visited',
+    );
+    t.same(candidateRules(c, probe(flow({ dport: 80 }))), [], 'no rule holds port 80');
   },
 );
