@@ -37,6 +37,8 @@ export interface ReviewHosts {
   appServers: string[];
   /** A desktop among the app servers that never touched them. */
   appNeighbour: string;
+  /** The other address of the first app server's /31: no prefix may stand for one host. */
+  appPairMate: string;
   admin: string;
   /** SYN scan (nmap -sS) and connect scan (nmap -sT, inside the DHCP /24's other half). */
   synScanner: string;
@@ -45,7 +47,7 @@ export interface ReviewHosts {
   v6Clients: string[];
   /** Four hosts that send syslog (udp 514, never answered). */
   syslogSenders: string[];
-  /** Office clients that ping the server. */
+  /** Office clients and one IPv6 client that ping the server. */
   pingers: string[];
   /** Addresses of the observed subnets the recording never saw: new clients. */
   unseen: { office: string; dhcp: string; v6: string };
@@ -96,12 +98,13 @@ export function reviewHosts(seed = 17): ReviewHosts {
     silentDns: dhcp[7] as string,
     appServers: [3, 17, 29, 44, 58, 71, 140, 155, 169, 188, 203, 241].map((h) => `10.66.2.${h}`),
     appNeighbour: '10.66.2.100',
+    appPairMate: '10.66.2.2',
     admin: '10.66.1.5',
     synScanner: '10.66.1.67',
     connectScanner: '10.66.11.200',
     v6Clients: v6.slice(0, 6),
     syslogSenders: ['10.66.1.20', '10.66.1.21', '10.66.1.22', '10.66.1.23'],
-    pingers: [office[0], office[50], office[100]] as string[],
+    pingers: [office[0], office[50], office[100], v6[3]] as string[],
     unseen: {
       office: officePool[150] as string,
       dhcp: dhcpPool[80] as string,
@@ -169,8 +172,10 @@ export function recordedFlows(h: ReviewHosts): ReviewFlow[] {
       expect: 'sent',
     });
   }
-  for (const src of h.pingers)
-    flows.push({ proto: 'icmp', src, dst: v4, label: 'ping', expect: 'accepted' });
+  for (const src of h.pingers) {
+    const dst = src.includes(':') ? SERVER.v6 : v4;
+    flows.push({ proto: 'icmp', src, dst, label: 'ping', expect: 'accepted' });
+  }
   // The large answers: each crosses the 1280-byte hop (path-MTU discovery).
   for (const [src, dst, port] of [
     [h.office[1], v4, 80],
@@ -197,6 +202,7 @@ export async function addClientAddresses(topo: Topology, h: ReviewHosts): Promis
     ...h.dhcp,
     ...h.appServers,
     h.appNeighbour,
+    h.appPairMate,
     h.admin,
     h.synScanner,
     h.connectScanner,
