@@ -292,6 +292,10 @@ t.test(
     t.comment(`the generated ruleset (ct-analyze rules review.mpk):\n${head(rules.text, 200)}`);
     await probeAll(t, topo, list, 'with the generated rules');
     await probeSyslog(t, topo, services, h, 'refused', 'with the generated rules');
+    const [health] = await runFlows(topo, [tcp('127.0.0.1', 8080, '127.0.0.1')], {
+      ns: topo.server.ns,
+    });
+    t.equal(health, 'accepted', "the server's own health check over loopback still works");
 
     // Downloads toward clients the server has no path MTU for yet: only an ICMP error the
     // ruleset lets in (fragmentation-needed, packet-too-big) teaches it the hop's 1280 bytes;
