@@ -31,7 +31,8 @@ function anyWithin(sorted: readonly bigint[], lo: bigint, hi: bigint): boolean {
 
 /**
  * The prefixes standing for the observed units: from the widest allowed down, a prefix is taken
- * when at least `minDensity` of its units were observed and it holds no avoided unit; otherwise
+ * when at least `minDensity` of its units, and at least two, were observed and it holds no
+ * avoided unit; otherwise
  * its halves are tried, down to the unit itself, which always stands for itself. Every observed
  * unit is covered exactly once; no avoided unit is covered unless it was observed too. Sorted.
  */
@@ -53,7 +54,8 @@ export function densePrefixes(
   const cover = (network: bigint, prefix: number, group: bigint[]) => {
     const span = 1n << BigInt(bits - prefix);
     const capacity = 2 ** (opts.unit - prefix);
-    const dense = group.length >= opts.minDensity * capacity;
+    // Two units at least: one host never stands for its /31 (or IPv6 /63) mate.
+    const dense = group.length >= 2 && group.length >= opts.minDensity * capacity;
     if (prefix === opts.unit || (dense && !anyWithin(avoided, network, network + span - 1n))) {
       out.push({ family, network, prefix });
       return;

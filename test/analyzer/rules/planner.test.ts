@@ -281,7 +281,7 @@ t.test(
         return out.every((c: Cidr) => {
           if (c.prefix < widest) return false;
           const inside = seen.filter((a) => cidrContains(c, 4, a)).length;
-          return c.prefix === 32 || inside >= minDensity * 2 ** (32 - c.prefix);
+          return c.prefix === 32 || (inside >= 2 && inside >= minDensity * 2 ** (32 - c.prefix));
         });
       }),
     );
