@@ -127,6 +127,11 @@ export interface Rule {
   readonly steps: readonly Step[];
   /** The rule has a limit or quota statement, assumed not exceeded. */
   readonly limited: boolean;
+  /**
+   * Why the rule only matches packets no recording holds (`ct state invalid`, ICMP errors,
+   * neighbour discovery): no flow hitting it does not make it dead. Absent for other rules.
+   */
+  readonly unrecorded?: string | undefined;
 }
 
 export interface BaseChain {

@@ -81,7 +81,7 @@ function findingLines(f: Finding): string[] {
 
 function countsLine(r: CheckResult): string {
   const breaks = `${r.breaks.length} ${r.breaks.length === 1 ? 'breaks' : 'break'} after the first packet`;
-  return `${r.flows} flows: ${r.accepted} accepted, ${r.blocked.length} blocked, ${breaks}, ${r.undetermined.length} undetermined; ${r.dead.length} rules no flow hit`;
+  return `${r.flows} flows: ${r.accepted} accepted, ${r.blocked.length} blocked, ${breaks}, ${r.undetermined.length} undetermined; ${r.dead.length} rules no flow hit${r.unrecorded.length > 0 ? ` (and ${r.unrecorded.length} for packets no recording holds)` : ''}`;
 }
 
 function* textLines(c: CheckReport): Generator<string> {
@@ -112,6 +112,9 @@ function* textLines(c: CheckReport): Generator<string> {
     yield `# undecidable: ${u.match} at ${chainName(u.chain)} rule ${u.rule.index}: ${u.flows === 1 ? '1 flow' : `${u.flows} flows`}\n`;
   }
   for (const d of r.dead) yield `dead ${ruleRef(d.chain, d.rule)}\n`;
+  for (const d of r.unrecorded) {
+    yield `# not judged: ${ruleRef(d.chain, d.rule)}: ${d.rule.unrecorded}\n`;
+  }
 }
 
 /** A check line for a terminal: blocked and broken flows red, undetermined and warnings yellow. */
@@ -187,6 +190,7 @@ function* jsonLines(c: CheckReport): Generator<string> {
       breaks: r.breaks.length,
       undetermined: r.undetermined.length,
       dead: r.dead.length,
+      unrecorded: r.unrecorded.length,
     },
   };
   yield JSON.stringify(head).slice(0, -1);
@@ -210,6 +214,10 @@ function* jsonLines(c: CheckReport): Generator<string> {
   yield* list(
     'dead',
     r.dead.map((d) => ruleJson(d.chain, d.rule)),
+  );
+  yield* list(
+    'unrecorded',
+    r.unrecorded.map((d) => ({ ...ruleJson(d.chain, d.rule), reason: d.rule.unrecorded })),
   );
   yield '}\n';
 }

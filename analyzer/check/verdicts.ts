@@ -26,6 +26,11 @@ export interface CheckResult {
   readonly undecidable: readonly Undecidable[];
   /** Rules no recorded packet matched (nor may have matched), in chain order. */
   readonly dead: readonly { chain: Chain; rule: Rule }[];
+  /**
+   * Rules no recorded packet matched that only match packets a recording never holds
+   * (Rule.unrecorded): not dead, and not judged.
+   */
+  readonly unrecorded: readonly { chain: Chain; rule: Rule }[];
   /** Rules with a limit or quota some packet met: assumed not exceeded. */
   readonly limited: number;
   /** Families with recorded flows that no ip, ip6 or inet base chain sees (they all pass). */
@@ -76,13 +81,15 @@ export function checkFlows(
   }
   // A rule compiled into several (one per way of a random-number verdict map) shares its
   // position: it is dead only when no way was taken, and listed once.
-  const dead = ruleset.chains.flatMap((chain) => {
+  const unhit = ruleset.chains.flatMap((chain) => {
     const taken = new Set(chain.rules.filter((r) => hit.has(r)).map((r) => r.index));
     const listed = new Set<number>();
     return chain.rules
       .filter((r) => !taken.has(r.index) && !listed.has(r.index) && listed.add(r.index))
       .map((rule) => ({ chain, rule }));
   });
+  const dead = unhit.filter((d) => d.rule.unrecorded === undefined);
+  const unrecorded = unhit.filter((d) => d.rule.unrecorded !== undefined);
   const ipChains = ruleset.chains.filter((c) => c.base !== undefined);
   return {
     flows: count,
@@ -92,6 +99,7 @@ export function checkFlows(
     undetermined,
     undecidable: [...open.values()].sort((a, b) => b.flows - a.flows),
     dead,
+    unrecorded,
     limited: [...hit].filter((r) => r.limited).length,
     unfiltered: [...families]
       .sort()
