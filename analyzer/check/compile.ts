@@ -1,6 +1,6 @@
 // ct-analyze check: nft's JSON (`nft -j list ruleset`) compiled into the evaluated ruleset of model.ts, chains of rules of steps.
 import type { BaseChain, Hook, Rule, Ruleset, Step, TableFamily } from './model.js';
-import type { NftJson } from './nft-json.js';
+import type { NftJson, NftObject } from './nft-json.js';
 import { renderRule } from './render.js';
 import { type Dynamics, isObj, Table } from './sets.js';
 import { compileStatement, pairs, type TableScope } from './statements.js';
@@ -78,7 +78,10 @@ export function compileRuleset(json: NftJson): CompiledRuleset {
   };
 
   const rules: Record<string, unknown>[] = [];
-  for (const item of json.nftables) {
+  // Index loops: this runs once per listing, mostly before the JIT, where for-of allocates per item.
+  const items = json.nftables;
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as NftObject;
     const kind = Object.keys(item)[0] ?? '';
     const body = item[kind];
     if (!isObj(body)) continue;
@@ -94,8 +97,11 @@ export function compileRuleset(json: NftJson): CompiledRuleset {
     }
   }
   // Sets rules add to grow while packets pass: a miss on them is not sure.
-  for (const r of rules) {
-    for (const s of Array.isArray(r.expr) ? r.expr : []) {
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i] as Record<string, unknown>;
+    const expr = Array.isArray(r.expr) ? r.expr : [];
+    for (let j = 0; j < expr.length; j++) {
+      const s = expr[j];
       const upd = isObj(s) ? (s.set ?? s.map) : undefined;
       if (isObj(upd) && typeof upd.set === 'string' && upd.set.startsWith('@')) {
         scopeOf(String(r.family), String(r.table)).written.add(upd.set.slice(1));
@@ -108,7 +114,8 @@ export function compileRuleset(json: NftJson): CompiledRuleset {
   const tally = { limited: 0, xt: 0, bindings: 0, rpf: 0 };
   let chain: Building | undefined;
   let scope: Scope | undefined;
-  for (const r of rules) {
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i] as Record<string, unknown>;
     const family = String(r.family) as TableFamily;
     const table = String(r.table);
     // A listing gives a chain's rules one after another: look the chain up once per run.
@@ -184,8 +191,8 @@ function compileRule(r: Record<string, unknown>, index: number, scope: TableScop
   const steps: Step[] = [];
   let limited = false;
   let ways: Step[][] | undefined;
-  for (const s of expr) {
-    const c = compileStatement(s, scope);
+  for (let i = 0; i < expr.length; i++) {
+    const c = compileStatement(expr[i], scope);
     steps.push(...c.steps);
     if (c.limited) limited = true;
     if (c.ways !== undefined) {
@@ -193,23 +200,41 @@ function compileRule(r: Record<string, unknown>, index: number, scope: TableScop
       break;
     }
   }
-  // The text is for reports, which name few rules: rendered when first read.
-  let text: string | undefined;
-  const render = () => {
-    text ??= renderRule(expr, r.comment) || '(empty rule)';
-    return text;
-  };
   const handle = typeof r.handle === 'number' ? r.handle : undefined;
-  const all = ways === undefined ? [steps] : ways.map((w) => [...steps, ...w]);
-  return all.map((s) => ({
-    index,
-    get text() {
-      return render();
-    },
-    steps: s,
-    limited,
-    ...(handle === undefined ? {} : { handle }),
-  }));
+  if (ways === undefined) return [new CompiledRule(index, handle, steps, limited, expr, r.comment)];
+  return ways.map(
+    (w) => new CompiledRule(index, handle, [...steps, ...w], limited, expr, r.comment),
+  );
+}
+
+/** A compiled rule: one class (one shape for every rule), its text rendered when first read. */
+class CompiledRule implements Rule {
+  readonly #expr: unknown[];
+  readonly #comment: unknown;
+  #text: string | undefined;
+
+  constructor(
+    readonly index: number,
+    readonly handle: number | undefined,
+    readonly steps: readonly Step[],
+    readonly limited: boolean,
+    expr: unknown[],
+    comment: unknown,
+  ) {
+    this.#expr = expr;
+    this.#comment = comment;
+  }
+
+  /** The text is for reports, which name few rules. */
+  get text(): string {
+    this.#text ??= renderRule(this.#expr, this.#comment) || '(empty rule)';
+    return this.#text;
+  }
+
+  /** Read only for the rules no flow hit. */
+  get unrecorded(): string | undefined {
+    return unrecordedReason(this.#expr);
+  }
 }
 
 function baseOf(c: Record<string, unknown>): BaseChain | undefined {

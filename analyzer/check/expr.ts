@@ -14,10 +14,34 @@ export interface SetSource {
   table(name: string, kinds: readonly ValueKind[]): Table<unknown> | undefined;
 }
 
+type Test = (p: Packet, marks: Marks) => Tri;
+
+/**
+ * A compiled match. Its text is for reports, which name few matches: rendered when first read
+ * (compiling a kube-proxy ruleset rendered some 14,000 otherwise).
+ */
+class JsonMatch {
+  readonly kind = 'match' as const;
+  readonly #json: Record<string, unknown>;
+  #text: string | undefined;
+  readonly test: Test;
+  readonly index: StepIndex | undefined;
+
+  constructor(json: Record<string, unknown>, test: Test, index?: StepIndex) {
+    this.#json = json;
+    this.test = test;
+    this.index = index;
+  }
+
+  get text(): string {
+    this.#text ??= renderMatch(this.#json);
+    return this.#text;
+  }
+}
+
 /** An `{"op", "left", "right"}` match as a Step deciding it for a packet. */
 export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step {
-  const text = renderMatch(m);
-  const unknown: Step = { kind: 'match', text, test: () => 'unknown' };
+  const unknown: Step = new JsonMatch(m, () => 'unknown');
   const op = String(m.op ?? '==');
   const left = m.left;
   const fields = isObj(left) && Array.isArray(left.concat) ? left.concat.map(field) : [field(left)];
@@ -33,36 +57,28 @@ export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step 
     const mask = parseAtom(one.kind, right);
     if (typeof mask !== 'number') return unknown;
     const neg = op === '!=';
-    return {
-      kind: 'match',
-      text,
-      test: (p, marks) => {
-        const v = one.get(p, marks);
-        if (v.t === 'absent') return false;
-        const any = anyBit(v, mask);
-        return neg ? not(any) : any;
-      },
-    };
+    return new JsonMatch(m, (p, marks) => {
+      const v = one.get(p, marks);
+      if (v.t === 'absent') return false;
+      const any = anyBit(v, mask);
+      return neg ? not(any) : any;
+    });
   }
   if (one !== undefined && (op === '<' || op === '>' || op === '<=' || op === '>=')) {
     const b = parseAtom(one.kind, right);
     if (b === undefined || typeof b === 'string') return unknown;
     const iv = bound(op, b);
-    return { kind: 'match', text, test: (p, marks) => inInterval(one.get(p, marks), iv) };
+    return new JsonMatch(m, (p, marks) => inInterval(one.get(p, marks), iv));
   }
   if (one !== undefined && typeof right === 'boolean') {
     // `exists` / `missing`: a lookup that found an interface, or none.
     const want = op === '!=' ? !right : right;
-    return {
-      kind: 'match',
-      text,
-      test: (p, marks) => {
-        const v = one.get(p, marks);
-        if (v.t === 'absent') return false;
-        if (v.t !== 'v') return 'unknown';
-        return (v.v !== '' && v.v !== 0) === want;
-      },
-    };
+    return new JsonMatch(m, (p, marks) => {
+      const v = one.get(p, marks);
+      if (v.t === 'absent') return false;
+      if (v.t !== 'v') return 'unknown';
+      return (v.v !== '' && v.v !== 0) === want;
+    });
   }
   const table = rightTable(right, kinds, sets);
   if (table === undefined) return unknown;
@@ -81,7 +97,7 @@ export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step 
           }
         : (p: Packet, marks: Marks): Tri => decide(table.lookup1(one.get(p, marks)), neg);
   const index = neg || one?.index === undefined ? undefined : indexOf(one, table);
-  return index === undefined ? { kind: 'match', text, test } : { kind: 'match', text, test, index };
+  return new JsonMatch(m, test, index);
 }
 
 /** The table a right-hand side stands for: a named set, an anonymous set or one element. */

@@ -100,6 +100,12 @@ export function verdictOf(e: unknown): Verdict | undefined {
 }
 
 export function compileStatement(s: unknown, scope: TableScope): Compiled {
+  // The commonest statements need no text of their own (a match renders its own when read).
+  if (isObj(s)) {
+    const first = Object.keys(s)[0];
+    if (first === 'match' && isObj(s.match)) return { steps: [compileMatch(s.match, scope)] };
+    if (first === 'counter') return { steps: mapSteps([s.counter], scope) };
+  }
   const text = renderStatement(s);
   if (typeof s === 'string') {
     // nft 1.0.6 lists a chain binding (`jump { … }`) as its text, not as JSON.
