@@ -1,14 +1,17 @@
 // ct-analyze rules' writers on hand-built plans: the baseline in its order, groups as sets, the summary, and what nft accepts.
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import t from 'tap';
 import { addressBytes } from '../../../analyzer/core/address.js';
 import { formatCidr } from '../../../analyzer/core/prefix.js';
 import type { EmitOptions } from '../../../analyzer/rules/emit.js';
-import { iptablesBoth, iptablesRuleset } from '../../../analyzer/rules/iptables-next.js';
-import type { Chain, RulesPlan } from '../../../analyzer/rules/model.js';
-import { nftRuleset } from '../../../analyzer/rules/nft-next.js';
+import { iptablesBoth, iptablesRules, iptablesRuleset } from '../../../analyzer/rules/iptables.js';
+import type { AddressGroup, Chain, PlannedRule, RulesPlan } from '../../../analyzer/rules/model.js';
+import { nftRuleset } from '../../../analyzer/rules/nft.js';
+import { checkProperty } from '../../helpers/arbitraries.js';
 import { NEEDS_NFT } from '../../helpers/nft.js';
 import {
   BIG4,
@@ -18,6 +21,8 @@ import {
   OPTION_SETS,
   optText,
   reviewPlan,
+  S,
+  T0,
   WHEN,
 } from '../../helpers/rules-plans.js';
 import { tempDir } from '../fixtures.js';
@@ -590,4 +595,177 @@ t.test('iptables: the header gives the load command and the idempotent hooks', a
   );
   const both = [...iptablesBoth(reviewPlan(), DEFAULTS)].join('');
   t.equal(both, `${ipt(reviewPlan(), 4)}# ip6tables-restore:\n${ipt(reviewPlan(), 6)}`);
+});
+
+// --- random plans: what holds for any plan the planner may make ---
+
+const arbGroups = fc
+  .array(
+    fc.record({
+      family: fc.constantFrom(4 as const, 6 as const),
+      kind: fc.constantFrom('aggregated' as const, 'exact' as const),
+      members: fc.array(fc.boolean(), { minLength: 1, maxLength: 7 }),
+    }),
+    { maxLength: 4 },
+  )
+  .map((gs) =>
+    gs.map((g, i): AddressGroup => {
+      // Member k of group i lies in its own /24 (/64): members are disjoint, and sorted.
+      const text = (k: number, wide: boolean) =>
+        g.family === 4
+          ? wide
+            ? `10.${i}.${k}.0/24`
+            : `10.${i}.${k}.1`
+          : wide
+            ? `2001:db8:${i}:${k}::/64`
+            : `2001:db8:${i}:${k}::1`;
+      const members = g.members.map((wide, k) => cidr(text(k, g.kind === 'aggregated' && wide)));
+      const name = `${g.kind === 'exact' ? 'hosts' : 'clients'}${g.family}_${i + 1}`;
+      return { name, family: g.family, kind: g.kind, members, observed: members.length };
+    }),
+  );
+
+const arbPorts = fc
+  .uniqueArray(fc.integer({ min: 1, max: 65535 }), { minLength: 1, maxLength: 20 })
+  .map((ps) => ps.sort((a, b) => a - b))
+  .chain((ps) =>
+    // Some ports become ranges up to the next one's start, keeping them disjoint.
+    fc.array(fc.boolean(), { minLength: ps.length, maxLength: ps.length }).map((wide) =>
+      ps.map((p, i) => {
+        const next = ps[i + 1] ?? 65536;
+        return { from: p, to: wide[i] && next - p > 2 ? p + 1 : p };
+      }),
+    ),
+  );
+
+const arbPlan = arbGroups.chain((groups) => {
+  const arbRule = fc
+    .record({
+      chain: fc.constantFrom<Chain>('input', 'forward', 'output'),
+      family: fc.constantFrom(4 as const, 6 as const),
+      kind: fc.constantFrom('tcp', 'udp', 'icmp', 'other'),
+      group: fc.option(fc.nat(), { nil: undefined }),
+      daddr: fc.boolean(),
+      ports: arbPorts,
+      icmpType: fc.integer({ min: 0, max: 255 }),
+      flows: fc.integer({ min: 1, max: 5000 }),
+      oneWay: fc.boolean(),
+      times: fc.option(fc.tuple(fc.nat(1e6), fc.nat(1e6)), { nil: undefined }),
+    })
+    .map((r): PlannedRule => {
+      const same = groups.filter((g) => g.family === r.family);
+      const group =
+        r.group === undefined || same.length === 0 ? undefined : same[r.group % same.length];
+      const proto = { tcp: 6, udp: 17, icmp: r.family === 4 ? 1 : 58, other: 47 }[r.kind];
+      const l4 = r.kind === 'tcp' || r.kind === 'udp';
+      const [a, b] = r.times ?? [];
+      return {
+        chain: r.chain,
+        family: r.family,
+        proto,
+        ...(group === undefined ? {} : { group }),
+        ...(r.chain === 'forward' && r.daddr
+          ? { daddr: addressBytes(r.family === 4 ? '192.168.1.10' : '2001:db8:9::10') }
+          : {}),
+        ports: l4 ? r.ports : [],
+        ...(r.kind === 'icmp' ? { icmpType: r.icmpType } : {}),
+        sensitive: group?.kind === 'exact',
+        oneWay: r.kind === 'udp' && r.oneWay,
+        flows: r.flows,
+        ...(a === undefined || b === undefined
+          ? {}
+          : { firstSeen: T0 + Math.min(a, b) * S, lastSeen: T0 + Math.max(a, b) * S }),
+      };
+    });
+  return fc.array(arbRule, { maxLength: 12 }).map(
+    (rules): RulesPlan => ({
+      groups,
+      input: { rules: rules.filter((r) => r.chain === 'input') },
+      forward: { rules: rules.filter((r) => r.chain === 'forward') },
+      output: { rules: rules.filter((r) => r.chain === 'output') },
+      unanswered: [],
+      scanSuspects: [],
+      notFiltered: [],
+      undirected: 0,
+      flows: rules.reduce((n, r) => n + r.flows, 0),
+    }),
+  );
+});
+
+const arbOptions = fc.record({
+  policy: fc.constantFrom('reject' as const, 'drop' as const),
+  log: fc.boolean(),
+  outputChain: fc.constantFrom('log' as const, 'enforce' as const, 'none' as const),
+  lost: fc.constant(0),
+});
+
+/** The flows a chain's rule comments count, summed. */
+const flowsIn = (lines: string[]) =>
+  lines.reduce((n, l) => n + Number(/comment "(\d+) (?:one-way )?flows?\b/.exec(l)?.[1] ?? 0), 0);
+
+t.test(
+  'property: any plan: every flow counted once per chain, every set referenced is declared, iptables per family',
+  async (t) => {
+    checkProperty(
+      t,
+      fc.property(arbPlan, arbOptions, (plan, o) => {
+        const text = nft(plan, o);
+        const declared = [...text.matchAll(/\n {2}set (\S+) \{\n/g)].map((m) => m[1]);
+        assert.deepEqual(
+          declared,
+          plan.groups.map((g) => g.name),
+        );
+        for (const [, name = ''] of text.matchAll(/@(\w+)/g))
+          assert.ok(declared.includes(name), name);
+        for (const chain of ['input', 'forward', 'output'] as const) {
+          if (chain === 'output' && o.outputChain === 'none') {
+            assert.equal(nftChain(text, chain).length, 0);
+            continue;
+          }
+          const want = plan[chain].rules.reduce((n, r) => n + r.flows, 0);
+          assert.equal(flowsIn(nftChain(text, chain)), want, `${chain}: flows in nft comments`);
+          for (const family of [4, 6] as const) {
+            const lines = ipt(plan, family, o)
+              .split('\n')
+              .filter((l) => l.startsWith(`-A CT-${chain.toUpperCase()} `));
+            const ruleLines = lines.filter((l) =>
+              /--comment "\d+ [^"]*\bflows?\b[^"]*" -j ACCEPT$/.test(l),
+            );
+            const mine = plan[chain].rules.filter((r) => r.family === family);
+            assert.deepEqual(ruleLines, mine.flatMap(iptablesRules), 'its rules, in plan order');
+            for (const r of mine) {
+              const own = iptablesRules(r);
+              // Each rule's lines cover exactly its ports, at most 15 multiport slots a line.
+              const covered = own.flatMap((l) => {
+                const list = / --dports? (\S+)/.exec(l)?.[1]?.split(',') ?? [];
+                assert.ok(list.reduce((n, p) => n + (p.includes(':') ? 2 : 1), 0) <= 15, l);
+                return list;
+              });
+              assert.deepEqual(
+                covered,
+                r.ports.map((p) => (p.from === p.to ? `${p.from}` : `${p.from}:${p.to}`)),
+              );
+              for (const l of own) assert.match(l, new RegExp(`"${r.flows} `));
+            }
+            const other = family === 4 ? / -[sd] \S*:/ : / -[sd] \d+\.\d+/;
+            assert.ok(!lines.some((l) => other.test(l)), `IPv${family} part holds only its family`);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  },
+);
+
+t.test('property: nft -c accepts any plan', { skip: NEEDS_NFT }, async (t) => {
+  const dir = tempDir(t, 'emit-any');
+  let run = 0;
+  checkProperty(
+    t,
+    fc.property(arbPlan, arbOptions, (plan, o) => {
+      const res = nftCheck(dir, nft(plan, o), `any-${run++}.nft`);
+      assert.equal(res.code, 0, res.err);
+    }),
+    { numRuns: 25 },
+  );
 });

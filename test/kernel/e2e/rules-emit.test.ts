@@ -2,9 +2,9 @@
 import '../../helpers/kernel.js';
 import t from 'tap';
 import type { EmitOptions } from '../../../analyzer/rules/emit.js';
-import { iptablesRuleset } from '../../../analyzer/rules/iptables-next.js';
+import { iptablesRuleset } from '../../../analyzer/rules/iptables.js';
 import type { RulesPlan } from '../../../analyzer/rules/model.js';
-import { nftRuleset } from '../../../analyzer/rules/nft-next.js';
+import { nftRuleset } from '../../../analyzer/rules/nft.js';
 import { makeNetns, run } from '../../helpers/netns.js';
 import { DEFAULTS, edgePlan, OPTION_SETS, optText, reviewPlan } from '../../helpers/rules-plans.js';
 
