@@ -156,7 +156,7 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
  */
 class Sweep {
   readonly #opts: ScanOptions;
-  // Per flow of the source (in time order): its ids, its time, whether it is established.
+  // Per flow of the source (in time order, untimed last): its ids, whether it is established.
   #dst = new Int32Array(0);
   #svc = new Int32Array(0);
   #target = new Int32Array(0);
@@ -178,7 +178,10 @@ class Sweep {
     this.#opts = opts;
   }
 
-  /** Sweeps the source's flows `of` (indices into `flows`); its figures when it is a suspect. */
+  /**
+   * Sweeps the source's flows `of` (indices into `flows`). When it is a suspect: the most ports
+   * of one destination and hosts of one service any window held (suspect or not in that window).
+   */
   run(flows: readonly Flow[], of: readonly number[]): { ports: number; hosts: number } | undefined {
     const timed = of.filter((i) => Number.isFinite((flows[i] as Flow).firstSeen));
     timed.sort((a, b) => (flows[a] as Flow).firstSeen - (flows[b] as Flow).firstSeen);
