@@ -10,8 +10,9 @@ export const CHAINS: readonly Chain[] = ['input', 'forward', 'output'];
  * How strongly a flow shows a service is used, from the conntrack status bits its events carried:
  * - `established`: TCP reached ASSURED (the handshake's last ACK was seen); UDP and ICMP got a
  *   reply. Only these flows become accept rules.
- * - `half-open`: TCP got a reply but never reached ASSURED: a SYN answered by SYN-ACK then RST
- *   (a half-open scan of an open port), or by RST alone.
+ * - `half-open`: TCP got a reply but never reached ASSURED: a SYN answered by SYN-ACK, then
+ *   reset by the client (a half-open scan of an open port). A closed port's RST leaves none: the
+ *   kernel deletes such an entry before marking it replied, so that flow is `unanswered`.
  * - `unanswered`: no reply seen.
  */
 export type Evidence = 'established' | 'half-open' | 'unanswered';

@@ -270,7 +270,10 @@ export function planRules(input: Iterable<Flow>, opts: PlanOptions = {}): RulesP
   const unitOfFamily = { 4: 32, 6: Math.max(64, max[6]) } as const;
 
   const flows = [...input];
-  const scanSuspects: ScanSuspect[] = findScanSuspects(flows, opts.scan ?? DEFAULT_SCAN);
+  // Scanners are among the sources the host receives or forwards from: what the host sends
+  // itself (a monitoring box with dead targets) is its own traffic, never a scan suspect.
+  const inbound = flows.filter((f) => chainsOf(f).some((c) => c !== 'output'));
+  const scanSuspects: ScanSuspect[] = findScanSuspects(inbound, opts.scan ?? DEFAULT_SCAN);
   const suspects = new Set(scanSuspects.map((s) => addressKey(s.family, addressNumber(s.address))));
 
   const established = new Map<string, Service>();
@@ -288,11 +291,12 @@ export function planRules(input: Iterable<Flow>, opts: PlanOptions = {}): RulesP
       continue;
     }
     const src = addressNumber(flow.src);
-    if (suspects.has(addressKey(flow.family, src))) continue;
+    const suspect = suspects.has(addressKey(flow.family, src));
     const evidence = evidenceOf(flow);
     for (const chain of chains) {
       const output = chain === 'output';
       if (output && outputMode === 'none') continue;
+      if (suspect && !output) continue;
       // The baseline allows echo-request from anyone (rate-limited) and every ICMP type out.
       if (isIcmp(flow.proto) && (output || flow.icmpType === ECHO_REQUEST[flow.family])) continue;
       if (!output) {

@@ -296,3 +296,13 @@ t.test(
     t.equal(bitsOf(6), 128);
   },
 );
+
+t.test('planner: the host sweeping its own monitoring targets is no scan suspect', async (t) => {
+  const evs: CtEvent[] = [];
+  for (let h = 1; h <= 40; h++) {
+    evs.push(at(ev(6, SERVER, v4('10.66.40', h), 40000, 9100, h <= 10 ? ASSURED : UNREPLIED), h));
+  }
+  const plan = planRules(flowsOf(evs));
+  t.same(plan.scanSuspects, []);
+  t.ok(admits(plan, 'output', SERVER, 6, 9100), 'its output rule stays');
+});
