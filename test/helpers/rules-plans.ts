@@ -4,6 +4,7 @@ import { type Flow, FlowTable } from '../../analyzer/core/flows.js';
 import { type Cidr, type PortRange, parseCidr } from '../../analyzer/core/prefix.js';
 import type { EmitOptions } from '../../analyzer/rules/emit.js';
 import type { AddressGroup, Chain, PlannedRule, RulesPlan } from '../../analyzer/rules/model.js';
+import { type PlanOptions, planRules } from '../../analyzer/rules/planner.js';
 import { ev } from '../analyzer/fixtures.js';
 
 /** 2026-01-01T00:00:00Z in µs. */
@@ -213,3 +214,49 @@ export const OPTION_SETS: EmitOptions[] = (['reject', 'drop'] as const).flatMap(
 
 export const optText = (o: EmitOptions) =>
   `--policy ${o.policy} --output-chain ${o.outputChain}${o.log ? '' : ' --no-log'}`;
+
+/** Status words: TCP that reached ASSURED (and a reply), a reply alone, nothing. */
+const ASSURED = 0x0e;
+const REPLIED = 0x0a;
+const UNREPLIED = 0x08;
+
+/**
+ * The planner's plan (not a hand-built one) for a small server 10.66.0.1 / 2001:db8:66::1:
+ * office clients dense in a /25 on web and DNS, an admin on ssh, app servers on the database,
+ * IPv6 clients, one-way syslog, a port scan, and what the server sends (DNS, HTTPS, a database).
+ */
+export function plannedServer(opts: PlanOptions = {}): RulesPlan {
+  const server = ['10.66.0.1', '2001:db8:66::1'];
+  const table = new FlowTable();
+  const host = table.hostId('srv');
+  table.addHostAddresses(
+    host,
+    server.map((a) => ({ address: addressBytes(a) })),
+  );
+  let s = 0;
+  const conn = (proto: number, src: string, dst: string, dport: number, status: number) =>
+    table.add(
+      { ...ev(proto, src, dst, 40000 + (s % 20000), dport, status), time: T0 + s++ * S },
+      host,
+    );
+  for (let h = 1; h <= 100; h++) {
+    conn(6, `10.66.10.${h}`, '10.66.0.1', 80, ASSURED);
+    conn(6, `10.66.10.${h}`, '10.66.0.1', 443, ASSURED);
+    conn(17, `10.66.10.${h}`, '10.66.0.1', 53, REPLIED);
+  }
+  conn(6, '10.66.1.5', '10.66.0.1', 22, ASSURED);
+  for (const h of [3, 77, 140, 201]) conn(6, `10.66.2.${h}`, '10.66.0.1', 5432, ASSURED);
+  for (const h of [0x1a2b, 0x9f00, 0x77]) {
+    conn(6, `2001:db8:66:10::${h.toString(16)}`, '2001:db8:66::1', 443, ASSURED);
+  }
+  for (const h of [1, 2, 3, 4]) conn(17, `10.66.3.${h}`, '10.66.0.1', 514, UNREPLIED);
+  for (let p = 1; p <= 40; p++) {
+    conn(6, '10.66.1.67', '10.66.0.1', p, p === 22 ? REPLIED : UNREPLIED);
+  }
+  conn(6, '10.66.10.7', '10.66.0.1', 8443, UNREPLIED);
+  conn(17, '10.66.0.1', '10.66.0.53', 53, REPLIED);
+  conn(6, '10.66.0.1', '198.51.100.20', 443, ASSURED);
+  conn(6, '2001:db8:66::1', '2001:db8:ff::20', 443, ASSURED);
+  conn(6, '10.66.0.1', '10.66.4.9', 5432, ASSURED);
+  return planRules(table.flows(), opts);
+}

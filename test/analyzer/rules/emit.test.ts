@@ -20,6 +20,7 @@ import {
   edgePlan,
   OPTION_SETS,
   optText,
+  plannedServer,
   reviewPlan,
   S,
   T0,
@@ -768,4 +769,49 @@ t.test('property: nft -c accepts any plan', { skip: NEEDS_NFT }, async (t) => {
     }),
     { numRuns: 25 },
   );
+});
+
+t.test(
+  "the planner's plan of a small server, written: dense clients as a set, sensitive services pinned, the scanner only in its line",
+  async (t) => {
+    const plan = plannedServer();
+    const text = nft(plan);
+    const input = nftChain(text, 'input');
+    const setOf = (address: string) =>
+      plan.groups.find((g) => g.members.some((m) => formatCidr(m) === address))?.name;
+    const office = setOf('10.66.10.0/25');
+    const admin = setOf('10.66.1.5');
+    t.ok(office !== undefined && admin !== undefined, 'the office /25 and the admin are groups');
+    t.ok(
+      input.some((l) => l.startsWith(`ip saddr @${office} tcp dport { 80, 443 } counter accept`)),
+      "the office's web ports in one rule",
+    );
+    t.ok(
+      input.some((l) => l.startsWith(`ip saddr @${admin} tcp dport 22 counter accept`)),
+      'ssh from the admin alone',
+    );
+    t.match(text, `  # ${admin}: the exact address of 1 observed host\n`);
+    t.match(text, /\n# SCAN SUSPECT 10\.66\.1\.67: 40 ports on one host /);
+    t.equal(text.split('10.66.1.67').length - 1, 1, 'the scanner is named once: in its line');
+    t.match(text, /\n# ONE-WAY UDP syslog \(514\) from 4 hosts is unanswered by design: /);
+    t.ok(
+      nftChain(text, 'output').some((l) => l.startsWith('tcp dport 443 counter accept')),
+      'HTTPS out in both families: one rule',
+    );
+    const v4 = ipt(plan, 4);
+    t.match(v4, /\n-A CT-INPUT -s 10\.66\.10\.0\/25 -p tcp -m multiport --dports 80,443 /);
+    t.match(ipt(plan, 6), /\n-A CT-INPUT -s 2001:db8:66:10::\/64 -p tcp --dport 443 /);
+  },
+);
+
+t.test("nft -c accepts the planner's plans with every option", { skip: NEEDS_NFT }, async (t) => {
+  const dir = tempDir(t, 'emit-planned');
+  for (const o of OPTION_SETS) {
+    for (const allowOneWay of [false, true]) {
+      const plan = plannedServer({ outputChain: o.outputChain, allowOneWay });
+      const name = `planned-${optText(o).replace(/\W+/g, '-')}-${allowOneWay}.nft`;
+      const res = nftCheck(dir, nft(plan, o), name);
+      t.equal(res.code, 0, `${name}: ${res.err}`);
+    }
+  }
 });

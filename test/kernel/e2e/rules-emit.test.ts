@@ -6,11 +6,19 @@ import { iptablesRuleset } from '../../../analyzer/rules/iptables.js';
 import type { RulesPlan } from '../../../analyzer/rules/model.js';
 import { nftRuleset } from '../../../analyzer/rules/nft.js';
 import { makeNetns, run } from '../../helpers/netns.js';
-import { DEFAULTS, edgePlan, OPTION_SETS, optText, reviewPlan } from '../../helpers/rules-plans.js';
+import {
+  DEFAULTS,
+  edgePlan,
+  OPTION_SETS,
+  optText,
+  plannedServer,
+  reviewPlan,
+} from '../../helpers/rules-plans.js';
 
 const PLANS: [string, () => RulesPlan][] = [
   ['review', reviewPlan],
   ['edge', edgePlan],
+  ['planned', () => plannedServer({ allowOneWay: true })],
 ];
 
 function inNs(ns: string, argv: string[], input?: string) {
@@ -100,19 +108,22 @@ for (const family of [4, 6] as const) {
     },
   );
 
-  t.test(`${tool}-restore --test --noflush accepts every plan with every option`, async (t) => {
-    const ns = makeNetns(t, family === 4 ? 'ipttestfour' : 'ipttestsix');
-    for (const [name, plan] of PLANS) {
-      for (const o of OPTION_SETS) {
-        const r = await inNs(
-          ns,
-          [`${tool}-restore`, '--test', '--noflush'],
-          ipt(plan(), family, o),
-        );
-        t.equal(r.code, 0, `${name} ${optText(o)}: ${r.stderr}`);
+  t.test(
+    `${tool}-restore --test --noflush accepts every plan (hand-built and the planner's) with every option`,
+    async (t) => {
+      const ns = makeNetns(t, family === 4 ? 'ipttestfour' : 'ipttestsix');
+      for (const [name, plan] of PLANS) {
+        for (const o of OPTION_SETS) {
+          const r = await inNs(
+            ns,
+            [`${tool}-restore`, '--test', '--noflush'],
+            ipt(plan(), family, o),
+          );
+          t.equal(r.code, 0, `${name} ${optText(o)}: ${r.stderr}`);
+        }
       }
-    }
-  });
+    },
+  );
 }
 
 t.test(
