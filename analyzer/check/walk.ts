@@ -43,7 +43,10 @@ export type ChainEnd =
 
 export interface WalkContext {
   readonly ruleset: Ruleset;
-  /** Every rule that matched or may have matched. */
+  /**
+   * Every rule that matched or may have matched. Only added to: each chain remembers which of
+   * its rules it added to the last set it was walked with (pass a new set, not a cleared one).
+   */
   readonly hit: Set<Rule>;
   /** Visit every rule, without the per-chain index (tests compare both walks). */
   readonly plain: boolean;
@@ -282,20 +285,25 @@ const EFFECT = 1;
 const VERDICT = 2;
 
 /**
- * A chain as the walk reads it: each rule's step kinds and calls in arrays of one shape.
- * Compiled steps come in many object shapes, so reading `kind` and `test` off each step on
- * every visit was a megamorphic lookup, the largest share of the walk's own time.
+ * A chain as the walk reads it: its rules' step kinds and calls in two flat arrays of one
+ * shape, rule i's from starts[i] to starts[i + 1]. Compiled steps come in many object shapes,
+ * so reading `kind` and `test` off each step on every visit was a megamorphic lookup; an
+ * array per rule cost a load (and often a cache miss) more per visit.
  */
 interface Plan {
   readonly chain: Chain;
   readonly rules: readonly Rule[];
-  readonly kinds: readonly Uint8Array[];
+  readonly starts: readonly number[];
+  readonly kinds: readonly number[];
   /** Each step's test, apply or verdict, bound to its step. */
-  readonly calls: readonly (readonly StepCall[])[];
+  readonly calls: readonly StepCall[];
   /** Jump and goto targets by name, resolved once. */
   readonly targets: Map<string, Plan>;
   /** The key index: undefined until first needed, null when the chain has none. */
   index: ChainIndex | null | undefined;
+  /** The hit set the walk last added this chain's rules to, and which it added (by position). */
+  hitSet: Set<Rule> | undefined;
+  readonly hitSeen: Uint8Array;
 }
 
 const planCache = new WeakMap<Chain, Plan>();
@@ -303,27 +311,36 @@ const planCache = new WeakMap<Chain, Plan>();
 function planOf(chain: Chain): Plan {
   let plan = planCache.get(chain);
   if (plan === undefined) {
-    const kinds: Uint8Array[] = [];
-    const calls: StepCall[][] = [];
+    const starts: number[] = [];
+    const kinds: number[] = [];
+    const calls: StepCall[] = [];
     for (const rule of chain.rules) {
-      const k = new Uint8Array(rule.steps.length);
-      const c: StepCall[] = [];
-      rule.steps.forEach((step, j) => {
+      starts.push(kinds.length);
+      for (const step of rule.steps) {
         if (step.kind === 'match') {
-          k[j] = MATCH;
-          c.push(step.test.bind(step));
+          kinds.push(MATCH);
+          calls.push(step.test.bind(step));
         } else if (step.kind === 'effect') {
-          k[j] = EFFECT;
-          c.push(step.apply.bind(step));
+          kinds.push(EFFECT);
+          calls.push(step.apply.bind(step));
         } else {
-          k[j] = VERDICT;
-          c.push(step.verdict.bind(step));
+          kinds.push(VERDICT);
+          calls.push(step.verdict.bind(step));
         }
-      });
-      kinds.push(k);
-      calls.push(c);
+      }
     }
-    plan = { chain, rules: chain.rules, kinds, calls, targets: new Map(), index: undefined };
+    starts.push(kinds.length);
+    plan = {
+      chain,
+      rules: chain.rules,
+      starts,
+      kinds,
+      calls,
+      targets: new Map(),
+      index: undefined,
+      hitSet: undefined,
+      hitSeen: new Uint8Array(chain.rules.length),
+    };
     planCache.set(chain, plan);
   }
   return plan;
@@ -494,14 +511,17 @@ export class Walker {
     const chain = plan.chain;
     const rule = plan.rules[i] as Rule;
     const p = this.#p;
-    const kinds = plan.kinds[i] as Uint8Array;
-    const calls = plan.calls[i] as readonly StepCall[];
-    for (; s < kinds.length; s++) {
-      const kind = kinds[s];
+    const kinds = plan.kinds;
+    const calls = plan.calls;
+    const first = plan.starts[i] as number;
+    const end = plan.starts[i + 1] as number;
+    for (let at = first + s; at < end; at++) {
+      const kind = kinds[at];
       if (kind === MATCH) {
-        const v = (calls[s] as StepCall)(p, m) as Tri;
+        const v = (calls[at] as StepCall)(p, m) as Tri;
         if (v === false) return NEXT;
         if (v === true) continue;
+        s = at - first;
         const step = rule.steps[s] as Step;
         if (++this.#forks > MAX_FORKS) {
           this.#unknownAt.push(this.#unknown(chain, rule, step.text));
@@ -522,11 +542,11 @@ export class Walker {
         return NEXT;
       }
       if (kind === EFFECT) {
-        (calls[s] as StepCall)(p, m);
+        (calls[at] as StepCall)(p, m);
         continue;
       }
-      this.#ctx.hit.add(rule);
-      const v = (calls[s] as StepCall)(p, m) as Verdict | Undecided | undefined;
+      this.#hit(plan, i);
+      const v = (calls[at] as StepCall)(p, m) as Verdict | Undecided | undefined;
       // A verdict map without the key breaks the rule, as nft's lookup does.
       if (v === undefined) return NEXT;
       if ('unknown' in v) {
@@ -545,7 +565,7 @@ export class Walker {
           return DONE;
         case 'queue':
           // A userspace program decides (and the kernel drops when none listens): not known here.
-          this.#unknownAt.push(this.#unknown(chain, rule, (rule.steps[s] as Step).text));
+          this.#unknownAt.push(this.#unknown(chain, rule, (rule.steps[at - first] as Step).text));
           return DONE;
         case 'return':
           this.#back(stack, hops, m);
@@ -564,8 +584,21 @@ export class Walker {
           return DONE;
       }
     }
-    this.#ctx.hit.add(rule);
+    this.#hit(plan, i);
     return NEXT;
+  }
+
+  /** Adds rule i of the plan's chain to the hit set, once (a Set lookup per visit showed). */
+  #hit(plan: Plan, i: number): void {
+    const hit = this.#ctx.hit;
+    if (plan.hitSet !== hit) {
+      plan.hitSet = hit;
+      plan.hitSeen.fill(0);
+    }
+    if (plan.hitSeen[i] === 0) {
+      plan.hitSeen[i] = 1;
+      hit.add(plan.rules[i] as Rule);
+    }
   }
 }
 
