@@ -230,11 +230,6 @@ class CompiledRule implements Rule {
     this.#text ??= renderRule(this.#expr, this.#comment) || '(empty rule)';
     return this.#text;
   }
-
-  /** Read only for the rules no flow hit. */
-  get unrecorded(): string | undefined {
-    return unrecordedReason(this.#expr);
-  }
 }
 
 function baseOf(c: Record<string, unknown>): BaseChain | undefined {
