@@ -17,7 +17,14 @@ import type {
   Rule,
   Ruleset,
 } from './model.js';
-import { dedupeMarks, hookChains, type PacketSource, type Undecidable, Walker } from './walk.js';
+import {
+  dedupeMarks,
+  hookChains,
+  hookSlot,
+  type PacketSource,
+  type Undecidable,
+  Walker,
+} from './walk.js';
 
 export interface EvaluateOptions {
   collapse: Collapse;
@@ -48,18 +55,23 @@ export function realSourcePorts(collapse: Collapse, sport: number): PortRange {
  * The hooks each packet of a connection crosses, by the flow's direction on the host: the
  * original (and later) packet's, then the reply's. Local traffic leaves and comes back by lo.
  */
-const HOOKS_OF: Record<Direction, { original: readonly Hook[]; reply: readonly Hook[] }> = {
-  input: { original: ['prerouting', 'input'], reply: ['output', 'postrouting'] },
-  output: { original: ['output', 'postrouting'], reply: ['prerouting', 'input'] },
-  forward: {
-    original: ['prerouting', 'forward', 'postrouting'],
-    reply: ['prerouting', 'forward', 'postrouting'],
-  },
-  local: {
-    original: ['output', 'postrouting', 'prerouting', 'input'],
-    reply: ['output', 'postrouting', 'prerouting', 'input'],
-  },
-};
+const INPUT = { original: ['prerouting', 'input'], reply: ['output', 'postrouting'] } as const;
+const OUTPUT = { original: ['output', 'postrouting'], reply: ['prerouting', 'input'] } as const;
+const FORWARD = {
+  original: ['prerouting', 'forward', 'postrouting'],
+  reply: ['prerouting', 'forward', 'postrouting'],
+} as const;
+const LOCAL = {
+  original: ['output', 'postrouting', 'prerouting', 'input'],
+  reply: ['output', 'postrouting', 'prerouting', 'input'],
+} as const;
+
+/** By a switch, not a keyed load by name (see hookSlot). */
+function hooksOf(dir: Direction, reply: boolean): readonly Hook[] {
+  const of =
+    dir === 'input' ? INPUT : dir === 'output' ? OUTPUT : dir === 'forward' ? FORWARD : LOCAL;
+  return reply ? of.reply : of.original;
+}
 
 const { SEEN_REPLY, ASSURED, CONFIRMED, SRC_NAT, DST_NAT } = Status;
 
@@ -97,7 +109,7 @@ const isSnatHook = (h: Hook) => h === 'postrouting' || h === 'input';
  * by every packet (the status bits the walk knows are few; a connection's packets are many).
  */
 function ctOf(role: PacketRole, status: number): Packet['ct'] {
-  const key = ROLE_INDEX[role] * 0x10000 + status;
+  const key = roleSlot(role) * 0x10000 + status;
   let ct = status >>> 16 === 0 ? CT_SEEN.get(key) : undefined;
   if (ct === undefined) {
     const first = role === 'first';
@@ -114,15 +126,10 @@ function ctOf(role: PacketRole, status: number): Packet['ct'] {
 }
 const CT_SEEN = new Map<number, Packet['ct']>();
 
-/** Index of a packet in a Connection's cache: role × hook × the two NAT points. */
-const ROLE_INDEX: Record<PacketRole, number> = { first: 0, reply: 1, later: 2 };
-const HOOK_INDEX: Record<Hook, number> = {
-  prerouting: 0,
-  input: 1,
-  forward: 2,
-  output: 3,
-  postrouting: 4,
-};
+/** A packet role's slot (see hookSlot); a Connection caches its packets by role × hook × NAT points. */
+function roleSlot(role: PacketRole): number {
+  return role === 'first' ? 0 : role === 'reply' ? 1 : 2;
+}
 
 /** The fixed facts of one direction of a flow, from which each hook's packet is made. */
 class Connection implements PacketSource {
@@ -242,7 +249,7 @@ class Connection implements PacketSource {
     // is the SNAT's, its source the DNAT's): flags that change nothing share one packet.
     const dnat = dnatIn && (reply ? ns : nd) !== undefined;
     const snat = snatIn && (reply ? nd : ns) !== undefined;
-    const key = ROLE_INDEX[role] * 20 + HOOK_INDEX[hook] * 4 + (dnat ? 2 : 0) + (snat ? 1 : 0);
+    const key = roleSlot(role) * 20 + hookSlot(hook) * 4 + (dnat ? 2 : 0) + (snat ? 1 : 0);
     const cached = this.#packets[key];
     if (cached !== undefined) return cached;
     const server = this.#server;
@@ -348,7 +355,7 @@ function evaluateDirection(
   const roles = flow.confirmed ? ALL_ROLES : FIRST_ONLY;
   for (const r of roles) {
     conn.role = r;
-    const hooks = HOOKS_OF[dir][r === 'reply' ? 'reply' : 'original'];
+    const hooks = hooksOf(dir, r === 'reply');
     // The packet mark starts at 0 on every packet; the ct mark carries over.
     branches =
       branches.length === 1

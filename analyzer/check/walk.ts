@@ -59,13 +59,24 @@ export interface WalkContext {
 }
 
 const hookChainCache = new WeakMap<Ruleset, (readonly Chain[] | undefined)[]>();
-const HOOK_SLOT: Record<Hook, number> = {
-  prerouting: 0,
-  input: 1,
-  forward: 2,
-  output: 3,
-  postrouting: 4,
-};
+/**
+ * A hook's slot in small tables, 0 to 4. A switch, not a keyed load by name: the walk's hot
+ * functions were deoptimized each time such a load met a hook name it had not seen yet.
+ */
+export function hookSlot(hook: Hook): number {
+  switch (hook) {
+    case 'prerouting':
+      return 0;
+    case 'input':
+      return 1;
+    case 'forward':
+      return 2;
+    case 'output':
+      return 3;
+    default:
+      return 4;
+  }
+}
 
 /**
  * The base chains a packet of `family` meets on `hook`, lowest priority first (nat chains
@@ -85,7 +96,7 @@ export function hookChains(
     byHook = [];
     hookChainCache.set(ruleset, byHook);
   }
-  const key = HOOK_SLOT[hook] * 4 + (family === 6 ? 2 : 0) + (withNat ? 1 : 0);
+  const key = hookSlot(hook) * 4 + (family === 6 ? 2 : 0) + (withNat ? 1 : 0);
   let chains = byHook[key];
   if (chains === undefined) {
     const fam = family === 4 ? 'ip' : 'ip6';
