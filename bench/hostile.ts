@@ -2,7 +2,7 @@
 //
 // Usage: npm run build && node --import=@tapjs/typescript/import bench/hostile.ts [CASE...]
 //          [--mb 2,8] [--timeout 60] [--keep]
-//   CASE       resync, addresses, addresses-distinct, gaps, header, tiny (default: all)
+//   CASE       resync, addresses, addresses-distinct, routes, gaps, header, tiny (default: all)
 //   --mb       journal sizes in MB, comma-separated (default 2,8); `audit` for the audit's cases
 //              (a 33 MB resync journal, 400 address checkpoints of 4,096 addresses)
 //   --timeout  seconds before a run is killed and reported as "> timeout" (default 60)
@@ -22,6 +22,7 @@ import {
   writeGapBomb,
   writeHugeHeader,
   writeResyncBomb,
+  writeRouteBomb,
   writeTinyFrames,
 } from '../test/helpers/hostile.js';
 
@@ -33,6 +34,8 @@ const CASES: Record<string, (path: string, mb: number) => void> = {
   // One checkpoint of 4,096 addresses is ~0.49 MB.
   addresses: (path, mb) => writeAddressBomb(path, Math.round(mb / 0.49), false),
   'addresses-distinct': (path, mb) => writeAddressBomb(path, Math.round(mb / 0.49), true),
+  // One checkpoint of 4,096 routes is ~0.69 MB.
+  routes: (path, mb) => writeRouteBomb(path, Math.round(mb / 0.69)),
   // ~105 bytes per gap frame.
   gaps: (path, mb) => writeGapBomb(path, Math.round((mb * MB) / 105)),
   header: (path, mb) => writeHugeHeader(path, Math.min(mb, 16) * MB),

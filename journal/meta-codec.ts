@@ -218,9 +218,16 @@ export function addressesToWrite(addresses: readonly HostAddress[]): HostAddress
   }));
 }
 
+/**
+ * The route a reader already decoded from exactly these fields (a msgpack map as unpacked), or
+ * undefined: a checkpoint repeats up to 4,096 routes, and decoding each again would cost
+ * allocations, not safety (the same fields passed every check the first time).
+ */
+export type KnownRoute = (raw: unknown) => HostRoute | undefined;
+
 /** A route list; `array` reports a missing one as damage. */
-function decodeRoutes(v: unknown, what: string): HostRoute[] {
-  return array(v, 0, MAX_ROUTES, what).map((r, i) => decodeRoute(r, `${what}[${i}]`));
+function decodeRoutes(v: unknown, what: string, known?: KnownRoute): HostRoute[] {
+  return array(v, 0, MAX_ROUTES, what).map((r, i) => known?.(r) ?? decodeRoute(r, `${what}[${i}]`));
 }
 
 function decodeRoute(v: unknown, what: string): HostRoute {
@@ -271,11 +278,11 @@ function interfaceName(v: unknown, what: string): string {
   return name;
 }
 
-function decodeRouteSet(v: unknown, what: string): RouteSet {
+function decodeRouteSet(v: unknown, what: string, known?: KnownRoute): RouteSet {
   const m = record(v, what);
   return {
     time: uint(field(m, 'time'), MAX, `${what}.time`),
-    routes: decodeRoutes(field(m, 'routes'), `${what}.routes`),
+    routes: decodeRoutes(field(m, 'routes'), `${what}.routes`, known),
   };
 }
 
@@ -339,7 +346,8 @@ export function decodeTrailer(payload: Uint8Array): JournalTrailer {
   };
 }
 
-export function decodeCheckpoint(payload: Uint8Array): JournalCheckpoint {
+/** `known`: routes decoded before (RouteInterning.known), taken as they are. */
+export function decodeCheckpoint(payload: Uint8Array, known?: KnownRoute): JournalCheckpoint {
   const m = unpackMap(payload, 'checkpoint');
   const cp: JournalCheckpoint = {
     frames: uint(field(m, 'frames'), MAX, 'checkpoint frames'),
@@ -353,7 +361,7 @@ export function decodeCheckpoint(payload: Uint8Array): JournalCheckpoint {
   if (addresses !== undefined) cp.addresses = decodeAddressSet(addresses, 'checkpoint addresses');
   // …and those written when its routes changed carry them (one or both).
   const routes = field(m, 'routes');
-  if (routes !== undefined) cp.routes = decodeRouteSet(routes, 'checkpoint routes');
+  if (routes !== undefined) cp.routes = decodeRouteSet(routes, 'checkpoint routes', known);
   return cp;
 }
 

@@ -311,7 +311,7 @@ class FileReader implements JournalReader {
       } else if (f.kind === FrameKind.CHECKPOINT) {
         let cp: JournalCheckpoint;
         try {
-          cp = decodeCheckpoint(f.payload);
+          cp = decodeCheckpoint(f.payload, internedRoutes.known);
         } catch (err) {
           throw this.#damage(pos, err);
         }

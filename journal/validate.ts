@@ -71,7 +71,7 @@ export function plainData(v: unknown, what: string, depth = 0): unknown {
   throw new Damage(`${what} holds ${describe(v)}, expected plain data`);
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
   const proto = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;

@@ -8,6 +8,7 @@ import {
   writeGapBomb,
   writeHugeHeader,
   writeResyncBomb,
+  writeRouteBomb,
   writeTinyFrames,
 } from '../helpers/hostile.js';
 import { tempDir } from '../helpers/journals.js';
@@ -62,6 +63,14 @@ const budgets: Array<{
     exit: { analyze: 1, verify: 1, redact: 1 },
     why: /host's distinct addresses past 65536/,
     rssMB: 350,
+  },
+  {
+    name: 'route checkpoints: 4,096 routes flapping between two lists',
+    // 96 checkpoints (66 MB): each route decoded and each list kept once per checkpoint, it
+    // peaked near 240 MB (262 MB on 193 MB); ~140 MB since (test/journal/routes.test.ts).
+    write: (path, small) => writeRouteBomb(path, small ? 24 : 96),
+    exit: { analyze: 0, verify: 0, redact: 0 },
+    rssMB: 300,
   },
   {
     name: 'gaps: each with its own cause',

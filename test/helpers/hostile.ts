@@ -4,7 +4,13 @@ import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../common/package.js';
 import type { CtEvent } from '../../journal/event.js';
-import { FRAME_HEADER_SIZE, type HostAddress, MAGIC, MAX_FRAME } from '../../journal/format.js';
+import {
+  FRAME_HEADER_SIZE,
+  type HostAddress,
+  type HostRoute,
+  MAGIC,
+  MAX_FRAME,
+} from '../../journal/format.js';
 import { encodeFrame } from '../../journal/frame.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { HEADER, writeJournal } from './journals.js';
@@ -108,6 +114,46 @@ export function writeAddressBomb(path: string, checkpoints: number, distinct: bo
   for (let i = 0; i < checkpoints; i++) {
     const addresses = distinct ? bigAddressSet(i) : (flap[i % 2] as HostAddress[]);
     w.noteAddresses({ time: HEADER.start + 2 + i, addresses });
+  }
+  w.close({ stop: HEADER.start + 60_000_000 });
+}
+
+/** 4,096 IPv6 routes via a gateway on devices with 64-character names: the largest set a checkpoint holds. */
+export function bigRouteSet(variant: number): HostRoute[] {
+  return Array.from({ length: 4096 }, (_, i) => {
+    const dst = new Uint8Array(16);
+    dst[0] = 0x20;
+    dst[1] = 0x01;
+    dst[4] = variant & 0xff;
+    dst[6] = i >> 8;
+    dst[7] = i & 0xff;
+    const gateway = new Uint8Array(16);
+    gateway[0] = 0xfe;
+    gateway[1] = 0x80;
+    gateway[15] = (i % 250) + 1;
+    return {
+      family: 6,
+      dst,
+      prefix: 64,
+      dev: `${'r'.repeat(56)}${String(i % 64).padStart(8, '0')}`,
+      gateway,
+      type: 'unicast',
+      table: 254,
+      metric: 1024,
+    };
+  });
+}
+
+/**
+ * The route-change worst case: one event, then `checkpoints` route checkpoints of 4,096 routes
+ * each (~0.5 MB apiece), flapping between two lists as a routing daemon losing a peer would.
+ */
+export function writeRouteBomb(path: string, checkpoints: number): void {
+  const w = JournalWriter.create(path, HEADER);
+  w.append([ONE_EVENT]);
+  const flap = [bigRouteSet(0), bigRouteSet(1)];
+  for (let i = 0; i < checkpoints; i++) {
+    w.noteNetwork({ routes: { time: HEADER.start + 2 + i, routes: flap[i % 2] as HostRoute[] } });
   }
   w.close({ stop: HEADER.start + 60_000_000 });
 }

@@ -23,6 +23,7 @@ import {
 import { encodeFrame } from '../../journal/frame.js';
 import { decodeCheckpoint, decodeHeader, encodeMap, MAX_ROUTES } from '../../journal/meta-codec.js';
 import { MAX_DISTINCT_ROUTES, openJournal } from '../../journal/reader.js';
+import { RouteInterning } from '../../journal/route-interning.js';
 import { Damage } from '../../journal/validate.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { MAX_TIME_US } from '../helpers/arbitraries.js';
@@ -246,6 +247,71 @@ t.test('journal: a route out of range is Damage in the header and in a checkpoin
   }
   t.end();
 });
+
+t.test(
+  'journal: a route decoded before is taken as it is only with exactly its fields; a bad one is still Damage',
+  (t) => {
+    const interning = new RouteInterning();
+    const valid = [DEFAULT4, LAN4, LAN6, HOLE4];
+    const first = interning.set({ time: HEADER.start, routes: valid });
+    const again = decodeCheckpoint(
+      packr.pack(checkpointWith({ time: HEADER.start + 1, routes: dropUndefined(valid) })),
+      interning.known,
+    );
+    t.ok(
+      again.routes?.routes.every((r, i) => r === first.routes[i]),
+      'the same fields give the interned objects, not new ones',
+    );
+    for (const [what, bad] of BAD_ROUTES) {
+      const set = { time: HEADER.start + 2, routes: dropUndefined(bad) };
+      t.throws(
+        () => decodeCheckpoint(packr.pack(checkpointWith(set)), interning.known),
+        Damage,
+        `${what}, after its valid twin was interned`,
+      );
+    }
+    const near: Array<[string, HostRoute]> = [
+      ['another metric', { ...LAN4, metric: 1 }],
+      ['another table', { ...LAN4, table: TABLE_MAIN + 1 }],
+      ['another device', { ...LAN4, dev: 'eth9' }],
+      ['no device', { ...DEFAULT4, dev: undefined }],
+      ['another gateway', { ...DEFAULT4, gateway: Uint8Array.of(192, 0, 2, 2) }],
+      ['no gateway', { ...DEFAULT4, gateway: undefined }],
+      ['another type', { ...HOLE4, type: 'unreachable' }],
+    ];
+    for (const [what, r] of near) {
+      const [raw] = dropUndefined([r]) as unknown[];
+      t.equal(interning.known(unpackr.unpack(packr.pack(raw))), undefined, `${what}: not known`);
+    }
+    t.end();
+  },
+);
+
+t.test(
+  'journal: route lists flapping between two are two arrays, however many checkpoints',
+  (t) => {
+    const interning = new RouteInterning();
+    const lists = [
+      [LAN4, LAN6],
+      [LAN4, DEFAULT4],
+    ];
+    const sets = Array.from({ length: 6 }, (_, i) =>
+      interning.set({
+        time: HEADER.start + i,
+        routes: (lists[i % 2] as HostRoute[]).map((r) => ({ ...r })),
+      }),
+    );
+    t.equal(sets[2]?.routes, sets[0]?.routes, 'the third list is the first');
+    t.equal(sets[5]?.routes, sets[1]?.routes, 'the sixth list is the second');
+    t.not(sets[0]?.routes, sets[1]?.routes);
+    t.strictSame(
+      sets.map((s) => s.time),
+      [0, 1, 2, 3, 4, 5].map((i) => HEADER.start + i),
+      'each set keeps its time',
+    );
+    t.end();
+  },
+);
 
 t.test('journal: hostile route maps never decode into anything but a valid route', (t) => {
   // Any msgpack value where a route list goes: either Damage, or routes that hold up.
