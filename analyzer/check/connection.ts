@@ -145,7 +145,12 @@ class Connection implements PacketSource {
   /** The few addresses a connection's packets hold (recorded and translated), with their type. */
   readonly #typed: Uint8Array[] = [];
   readonly #types: AddressType[] = [];
-  readonly #packets: (Packet | undefined)[] = [];
+  /**
+   * The packets made so far and their keys (role × hook × NAT points), searched in turn: a
+   * connection makes five to eight, and a table indexed by key cost a large array per flow.
+   */
+  readonly #packetKeys: number[] = [];
+  readonly #packets: Packet[] = [];
   /**
    * What every packet is made of, once per connection (a packet per hook and role is many):
    * the server (after DNAT) and client (after SNAT) and their ports, the recorded ports.
@@ -250,8 +255,8 @@ class Connection implements PacketSource {
     const dnat = dnatIn && (reply ? ns : nd) !== undefined;
     const snat = snatIn && (reply ? nd : ns) !== undefined;
     const key = roleSlot(role) * 20 + hookSlot(hook) * 4 + (dnat ? 2 : 0) + (snat ? 1 : 0);
-    const cached = this.#packets[key];
-    if (cached !== undefined) return cached;
+    const keys = this.#packetKeys;
+    for (let i = 0; i < keys.length; i++) if (keys[i] === key) return this.#packets[i] as Packet;
     const server = this.#server;
     const saddr = reply ? (snat ? f.dst : server) : snat ? this.#client : f.src;
     const sport = reply
@@ -274,7 +279,8 @@ class Connection implements PacketSource {
     if (this.#devices === undefined) {
       this.#devices = [this.#device(f.src), this.#device(server)];
     }
-    const [fromClient, toServer] = this.#devices;
+    const fromClient = this.#devices[0];
+    const toServer = this.#devices[1];
     const iif = reply ? toServer : fromClient;
     const oif = reply ? fromClient : toServer;
     const first = role === 'first';
@@ -307,7 +313,8 @@ class Connection implements PacketSource {
       saddrType: this.#type(saddr),
       daddrType: this.#type(daddr),
     };
-    this.#packets[key] = p;
+    keys.push(key);
+    this.#packets.push(p);
     return p;
   }
 }
@@ -353,7 +360,8 @@ function evaluateDirection(
   let branches: Marks[] = [{ meta: 0, ct: 0 }];
   // Without a reply the later packets are new too, with the same fields as the first: one judges all.
   const roles = flow.confirmed ? ALL_ROLES : FIRST_ONLY;
-  for (const r of roles) {
+  for (let ri = 0; ri < roles.length; ri++) {
+    const r = roles[ri] as PacketRole;
     conn.role = r;
     const hooks = hooksOf(dir, r === 'reply');
     // The packet mark starts at 0 on every packet; the ct mark carries over.
@@ -363,7 +371,8 @@ function evaluateDirection(
         : dedupeMarks(branches.map((m) => ({ meta: 0, ct: m.ct })));
     let dnatDone = false;
     let snatDone = false;
-    for (const h of hooks) {
+    for (let hi = 0; hi < hooks.length; hi++) {
+      const h = hooks[hi] as Hook;
       // Conntrack consults nat chains for a connection's first packet only.
       const chains = hookChains(ruleset, h, flow.family, r === 'first');
       conn.hook = h;
@@ -373,7 +382,10 @@ function evaluateDirection(
       if (isSnatHook(h)) snatDone = true;
       if (chains.length === 0) continue;
       const result = walker.walkHook(chains, conn, branches);
-      for (const by of result.blocked) blocks.push({ packet: r, hook: h, by });
+      const refused = result.blocked;
+      for (let b = 0; b < refused.length; b++) {
+        blocks.push({ packet: r, hook: h, by: refused[b] as Block });
+      }
       unknowns += result.unknown.length;
       branches = result.passed;
       if (branches.length === 0) break;
@@ -445,7 +457,8 @@ export function evaluateFlow(
   const dirs: readonly Direction[] =
     flow.direction === undefined || flow.direction.length === 0 ? ['input'] : flow.direction;
   let worst: Fate | undefined;
-  for (const dir of dirs) {
+  for (let d = 0; d < dirs.length; d++) {
+    const dir = dirs[d] as Direction;
     const fate = evaluateDirection(ruleset, flow, dir, opts, hit);
     if (worst === undefined || SEVERITY[fate.kind] < SEVERITY[worst.kind]) worst = fate;
   }

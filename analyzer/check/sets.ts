@@ -173,7 +173,9 @@ export class Table<D> {
 
   private find(vals: readonly LVal[]): Lookup<D> {
     let allExact = true;
-    for (const v of vals) {
+    // Index loops on the lookup path: for-of allocated an iterator per lookup in profiles.
+    for (let i = 0; i < vals.length; i++) {
+      const v = vals[i] as LVal;
       if (v.t === 'absent') return ABSENT_HIT;
       if (v.t !== 'v') allExact = false;
     }
@@ -213,7 +215,10 @@ export class Table<D> {
   private exact1(x: Scalar): Lookup<D> {
     const es = this.entries;
     if (this.overlap) {
-      for (const e of es) if (inside(x, e.key[0] as Interval)) return e.hit;
+      for (let i = 0; i < es.length; i++) {
+        const e = es[i] as Entry<D>;
+        if (inside(x, e.key[0] as Interval)) return e.hit;
+      }
       return MISS;
     }
     let lo = 0;

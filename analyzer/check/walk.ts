@@ -619,7 +619,8 @@ const DONE = 1;
 /** One branch per distinct marks. */
 export function dedupeMarks(branches: readonly Marks[]): Marks[] {
   const out: Marks[] = [];
-  for (const m of branches) {
+  for (let i = 0; i < branches.length; i++) {
+    const m = branches[i] as Marks;
     if (!out.some((o) => o.meta === m.meta && o.ct === m.ct)) out.push(m);
   }
   return out;
