@@ -103,15 +103,26 @@ function ruleLines(rules: readonly PlannedRule[]): string[] {
   return lines;
 }
 
+/** What a set's comment says it holds: prefixes and addresses, and how many hosts were seen in them. */
+function groupText(group: AddressGroup): string {
+  const n = (count: number, one: string, many: string) => (count === 1 ? one : `${count} ${many}`);
+  const hosts = `${group.observed} observed ${group.observed === 1 ? 'host' : 'hosts'}`;
+  const full = group.family === 4 ? 32 : 128;
+  const addresses = group.members.filter((m) => m.prefix === full).length;
+  const prefixes = group.members.length - addresses;
+  if (group.kind === 'exact')
+    return `the exact ${addresses === 1 ? 'address' : 'addresses'} of ${hosts}`;
+  if (prefixes === 0) return `${n(addresses, 'the address', 'addresses')} of ${hosts}`;
+  const parts = [n(prefixes, 'one prefix', 'prefixes')];
+  if (addresses > 0) parts.push(n(addresses, 'one address', 'addresses'));
+  return `${parts.join(' and ')} holding ${hosts}`;
+}
+
 /** A set's elements: on the set's line when few, else four to a line. */
 function* setLines(group: AddressGroup): Generator<string> {
   const type = group.family === 4 ? 'ipv4_addr' : 'ipv6_addr';
   const members = group.members.map(formatCidr);
-  const prefixes = members.length === 1 ? 'one prefix' : `${members.length} prefixes`;
-  const what =
-    group.kind === 'exact'
-      ? `the exact ${group.observed === 1 ? 'address' : 'addresses'} of ${group.observed} observed ${group.observed === 1 ? 'host' : 'hosts'}`
-      : `${prefixes} holding ${group.observed} observed ${group.observed === 1 ? 'host' : 'hosts'}`;
+  const what = groupText(group);
   yield `  # ${group.name}: ${what}`;
   yield `  set ${group.name} {`;
   yield `    type ${type}; flags interval;`;

@@ -18,6 +18,7 @@ import {
   cidr,
   DEFAULTS,
   edgePlan,
+  group,
   OPTION_SETS,
   optText,
   plannedServer,
@@ -814,4 +815,27 @@ t.test("nft -c accepts the planner's plans with every option", { skip: NEEDS_NFT
       t.equal(res.code, 0, `${name}: ${res.err}`);
     }
   }
+});
+
+t.test('nft: a set says what it holds: prefixes, addresses, observed hosts', async (t) => {
+  const said = (g: AddressGroup) =>
+    /\n {2}# \w+: ([^\n]*)\n/.exec(nft({ ...reviewPlan(), groups: [g] }))?.[1];
+  t.equal(
+    said(group('clients4_9', ['10.9.0.0/24', '10.9.1.7'], 'aggregated', 140)),
+    'one prefix and one address holding 140 observed hosts',
+  );
+  t.equal(
+    said(group('clients4_9', ['10.9.2.7', '10.9.3.7'], 'aggregated', 2)),
+    '2 addresses of 2 observed hosts',
+  );
+  t.equal(
+    said(
+      group('clients6_9', ['2001:db8:1::/64', '2001:db8:2::/64', '2001:db8:3::9'], 'aggregated', 5),
+    ),
+    '2 prefixes and one address holding 5 observed hosts',
+  );
+  t.equal(
+    said(group('hosts4_9', ['10.9.2.7'], 'exact', 1)),
+    'the exact address of 1 observed host',
+  );
 });
