@@ -357,7 +357,7 @@ function evaluateDirection(
   const blocks: Refusal[] = [];
   let unknowns = 0;
   // A new connection's ct mark is 0; conntrack keeps it from packet to packet.
-  let branches: Marks[] = [{ meta: 0, ct: 0 }];
+  let branches: readonly Marks[] = [{ meta: 0, ct: 0 }];
   // Without a reply the later packets are new too, with the same fields as the first: one judges all.
   const roles = flow.confirmed ? ALL_ROLES : FIRST_ONLY;
   for (let ri = 0; ri < roles.length; ri++) {

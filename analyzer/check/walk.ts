@@ -372,8 +372,13 @@ export class Walker {
    */
   #passedOne: Marks | undefined;
   #passedMore: Marks[] | undefined;
-  #blocked: Block[] = [];
-  #unknownAt: Undecidable[] = [];
+  #blocked: Block[] = NONE;
+  #unknownAt: Undecidable[] = NONE;
+  readonly #result: { passed: Marks[]; blocked: Block[]; unknown: Undecidable[] } = {
+    passed: NONE,
+    blocked: NONE,
+    unknown: NONE,
+  };
   #forks = 0;
   /** Undecidable matches met so far, in walk order, across the chains of one walker. */
   #seq = 0;
@@ -424,14 +429,15 @@ export class Walker {
    * Runs each branch (its marks) through `chains` in order; `source` gives the packet as
    * each chain sees it (NAT rewrites it between priorities). Branches that pass a chain with
    * equal marks are one branch from there on: the packet is the same, so their walks would be.
-   * The result's `passed` may be `branches` itself (one branch that passed every chain).
+   * The result's `passed` may be `branches` itself (one branch that passed every chain). The
+   * result is the walker's own, valid until its next walkHook (one object per walker: most
+   * hooks pass, and an object and two arrays per hook showed among the allocations).
    */
   walkHook(chains: readonly Chain[], source: PacketSource, branches: readonly Marks[]): HookResult {
     let live = branches as Marks[];
-    const blocked: Block[] = [];
-    const unknown: Undecidable[] = [];
-    this.#blocked = blocked;
-    this.#unknownAt = unknown;
+    this.#blocked = NONE;
+    this.#unknownAt = NONE;
+    const result = this.#result;
     for (let c = 0; c < chains.length; c++) {
       const chain = chains[c] as Chain;
       const p = source.packetAt(chain);
@@ -439,13 +445,29 @@ export class Walker {
       this.#passedMore = undefined;
       for (let i = 0; i < live.length; i++) this.#walk(chain, p, live[i] as Marks);
       const one = this.#passedOne as Marks | undefined;
-      if (one === undefined) return { passed: [], blocked, unknown };
+      if (one === undefined) {
+        live = NONE;
+        break;
+      }
       // The common walk: one branch in, the same one out (its marks changed in place, if at all).
       if (this.#passedMore === undefined) {
         if (live.length !== 1 || live[0] !== one) live = [one];
       } else live = dedupeMarks(this.#passedList());
     }
-    return { passed: live, blocked, unknown };
+    result.passed = live;
+    result.blocked = this.#blocked;
+    result.unknown = this.#unknownAt;
+    return result;
+  }
+
+  #block(b: Block): void {
+    if (this.#blocked === NONE) this.#blocked = [];
+    this.#blocked.push(b);
+  }
+
+  #stopUndecided(u: Undecidable): void {
+    if (this.#unknownAt === NONE) this.#unknownAt = [];
+    this.#unknownAt.push(u);
   }
 
   #target(fromPlan: Plan, name: string): Plan {
@@ -469,7 +491,7 @@ export class Walker {
     if (stack !== undefined) {
       this.#rules(stack.plan, stack.at, stack.up, hops, m);
     } else if (this.#base.base?.policy === 'drop') {
-      this.#blocked.push({ verdict: 'drop', chain: this.#base });
+      this.#block({ verdict: 'drop', chain: this.#base });
     } else this.#pass(m);
   }
 
@@ -535,7 +557,7 @@ export class Walker {
         s = at - first;
         const step = rule.steps[s] as Step;
         if (++this.#forks > MAX_FORKS) {
-          this.#unknownAt.push(this.#unknown(chain, rule, step.text));
+          this.#stopUndecided(this.#unknown(chain, rule, step.text));
           return DONE;
         }
         // The branch where it matches goes on in this rule with its own marks; this one, where
@@ -561,7 +583,7 @@ export class Walker {
       // A verdict map without the key breaks the rule, as nft's lookup does.
       if (v === undefined) return NEXT;
       if ('unknown' in v) {
-        this.#unknownAt.push(this.#unknown(chain, rule, v.unknown));
+        this.#stopUndecided(this.#unknown(chain, rule, v.unknown));
         return DONE;
       }
       switch (v.kind) {
@@ -572,11 +594,11 @@ export class Walker {
           return DONE;
         case 'drop':
         case 'reject':
-          this.#blocked.push({ verdict: v.kind, chain, rule });
+          this.#block({ verdict: v.kind, chain, rule });
           return DONE;
         case 'queue':
           // A userspace program decides (and the kernel drops when none listens): not known here.
-          this.#unknownAt.push(this.#unknown(chain, rule, (rule.steps[at - first] as Step).text));
+          this.#stopUndecided(this.#unknown(chain, rule, (rule.steps[at - first] as Step).text));
           return DONE;
         case 'return':
           this.#back(stack, hops, m);
@@ -615,6 +637,8 @@ export class Walker {
 
 const NEXT = 0;
 const DONE = 1;
+/** No ends of a kind: shared, never pushed to (the walk replaces it by an array first). */
+const NONE: never[] = [];
 
 /** One branch per distinct marks. */
 export function dedupeMarks(branches: readonly Marks[]): Marks[] {
@@ -634,7 +658,7 @@ export interface PacketSource {
 /** What the base chains of one hook do with a packet's branches. */
 export interface HookResult {
   /** The marks of each branch that passed every chain, one per distinct marks (not to be changed). */
-  readonly passed: Marks[];
-  readonly blocked: Block[];
-  readonly unknown: Undecidable[];
+  readonly passed: readonly Marks[];
+  readonly blocked: readonly Block[];
+  readonly unknown: readonly Undecidable[];
 }
