@@ -4,6 +4,7 @@ import type { NftJson, NftObject } from './nft-json.js';
 import { renderRule } from './render.js';
 import { type Dynamics, isObj, Table } from './sets.js';
 import { compileStatement, pairs, type TableScope } from './statements.js';
+import { unrecordedReason } from './unrecorded.js';
 import type { ValueKind } from './values.js';
 
 export interface CompiledRuleset {
@@ -229,6 +230,11 @@ class CompiledRule implements Rule {
   get text(): string {
     this.#text ??= renderRule(this.#expr, this.#comment) || '(empty rule)';
     return this.#text;
+  }
+
+  /** Read only for the rules no flow hit. */
+  get unrecorded(): string | undefined {
+    return unrecordedReason(this.#expr);
   }
 }
 
