@@ -6,33 +6,59 @@ import { safeChunks } from '../../common/printable.js';
 import type { Collapse } from '../core/flows.js';
 import { analyzeJournalsInParallel } from '../core/replay.js';
 import { writeFileAtomic, writeToStream } from '../report/output.js';
+import type { EmitOptions } from '../rules/emit.js';
+import { checkScanOptions, DEFAULT_SCAN, type ScanOptions } from '../rules/evidence.js';
 import { iptablesBoth, iptablesRuleset } from '../rules/iptables.js';
+import type { OutputMode } from '../rules/model.js';
 import { nftRuleset } from '../rules/nft.js';
 import {
   checkMaxPrefix,
+  checkMinDensity,
   DEFAULT_MAX_PREFIX4,
   DEFAULT_MAX_PREFIX6,
-  type EmitOptions,
+  DEFAULT_MIN_DENSITY,
   planRules,
-} from '../rules/plan.js';
+} from '../rules/planner.js';
+import { parseServiceList, type ServiceKey } from '../rules/services.js';
 import { collapseOpt, journalsCommand, NAME, type Subcommand } from './options.js';
 
 const RULES_HELP = `
-One table inet conntracker (nft) or a filter table per family (iptables): input and forward
-chains that accept established/related traffic, loopback, IPv6 neighbour discovery and one rule
-per recorded service (protocol + destination port, or ICMP type; forward also the destination
-after DNAT), sources aggregated into prefixes no wider than --max-prefix4/6. Unconfirmed flows
-are listed as comments, not allowed. What the host sends itself (output) is not filtered.
+One table inet conntracker (nft) or chains CT-INPUT, CT-FORWARD, CT-OUTPUT (iptables) with a
+baseline (loopback, ct state, ICMP and ICMPv6 essentials with rate-limited echo, IPv6 neighbour
+discovery and MLD, counters, rate-limited logging of what is refused) and one rule per group of
+sources and protocol. Only established flows become rules: TCP that reached ASSURED, UDP and
+ICMP that got a reply. Scan suspects (--scan-*) are listed apart and never allowed. Sources are
+grouped into prefixes only where --min-density of the prefix was seen, and never over a source
+that failed; IPv6 per /64; sensitive services (ssh, databases, snmp …; --sensitive adds) admit
+exactly the sources seen. Unanswered flows are summarised as comments, one-way UDP services
+(syslog, traps, NetFlow) first; --allow-one-way writes those as rules. docs/rules.md explains
+every choice.
 --format iptables writes IPv4, a line "# ip6tables-restore:", then IPv6 to stdout; with -o BASE
 it writes BASE.v4 and BASE.v6; with --family 4 or 6 only that part (to stdout or -o FILE).
+Load it with iptables-restore --noflush: it touches only its own chains.
 
 Examples:
   $ ${NAME} rules -o conntracker.nft fw1.mpk && nft -c -f conntracker.nft
       the ruleset for the recorded services, checked by nft before anything is loaded
+  $ ${NAME} rules --sensitive tcp/8443 --output-chain enforce -o fw1.nft fw1.mpk
+      also pin 8443 to its sources, and refuse what the host sends that was not recorded
   $ ${NAME} rules --format iptables --policy drop -o fw1 fw1.mpk
-      fw1.v4 and fw1.v6 for iptables-restore and ip6tables-restore, dropping the rest
+      fw1.v4 and fw1.v6 for iptables-restore --noflush and ip6tables-restore --noflush
 
 Exit status: 0 ok, 1 unreadable journal, 2 usage error, 3 journal too new for this version.`;
+
+function wholeOption(value: string): number {
+  if (!/^\d{1,9}$/.test(value)) throw new InvalidArgumentError('give a whole number such as 10');
+  return Number(value);
+}
+
+function shareOption(value: string): number {
+  const n = Number(value);
+  if (!/^(?:0|1)?(?:\.\d+)?$/.test(value) || value === '' || value === '.' || n <= 0 || n > 1) {
+    throw new InvalidArgumentError('give a share greater than 0 and at most 1, such as 0.5');
+  }
+  return n;
+}
 
 function prefixOption(value: string): number {
   const n = Number(value);
@@ -52,7 +78,11 @@ function maxPrefixOpt(family: 4 | 6, fallback: number): Option {
     .default(fallback);
 }
 
-type RulesOptions = Omit<RulesCommand, 'journals' | 'log'> & { log?: boolean };
+type RulesOptions = Omit<RulesCommand, 'journals' | 'scan'> & {
+  scanWindow: number;
+  scanPorts: number;
+  scanHosts: number;
+};
 
 export const rulesCommand: Subcommand = {
   usage: 'rules [options] <journal...>',
@@ -74,14 +104,50 @@ export const rulesCommand: Subcommand = {
           .choices(['drop', 'reject'])
           .default('reject'),
       )
-      .option('--log', 'log what the policy refuses')
+      .option('--no-log', 'do not log what is refused (logging is rate-limited)')
+      .addOption(
+        new Option('--output-chain <mode>', 'what the host sends: log (the unrecorded), enforce, none')
+          .choices(['log', 'enforce', 'none'])
+          .default('log'),
+      )
       .addOption(maxPrefixOpt(4, DEFAULT_MAX_PREFIX4))
       .addOption(maxPrefixOpt(6, DEFAULT_MAX_PREFIX6))
+      .addOption(
+        new Option('--min-density <share>', 'share of a prefix that must have been seen to allow it')
+          .argParser(shareOption)
+          .default(DEFAULT_MIN_DENSITY),
+      )
+      .addOption(
+        new Option(
+          '--sensitive <ports>',
+          'also pin these services to their exact sources: tcp/PORT, udp/PORT or PORT, comma-separated (repeatable)',
+        )
+          .argParser((v: string, prev: ServiceKey[] | undefined) => parseServiceList(v, prev ?? []))
+          .default(undefined),
+      )
+      .option('--allow-one-way', 'write unanswered one-way UDP services (syslog, traps, NetFlow) as rules')
+      .addOption(
+        new Option('--scan-window <seconds>', 'scan suspects: the window their targets are counted in')
+          .argParser(wholeOption)
+          .default(DEFAULT_SCAN.window),
+      )
+      .addOption(
+        new Option('--scan-ports <n>', 'scan suspects: distinct ports of one host within the window')
+          .argParser(wholeOption)
+          .default(DEFAULT_SCAN.ports),
+      )
+      .addOption(
+        new Option('--scan-hosts <n>', 'scan suspects: distinct hosts on one port within the window')
+          .argParser(wholeOption)
+          .default(DEFAULT_SCAN.hosts),
+      )
       .addOption(collapseOpt())
       .option('-o, --output <file>', 'write the ruleset to FILE (replaced atomically), not stdout')
       .addHelpText('after', RULES_HELP)
       .action(async (journals: string[], o: RulesOptions) => {
-        const cmd = { ...o, journals, log: o.log === true };
+        const { scanWindow, scanPorts, scanHosts, ...rest } = o;
+        const scan = { window: scanWindow, ports: scanPorts, hosts: scanHosts };
+        const cmd: RulesCommand = { ...rest, journals, scan };
         ctx.exit(await runRules(cmd, { stdout: process.stdout, warn: ctx.warn }));
       });
   },
@@ -93,9 +159,16 @@ export interface RulesCommand {
   /** iptables only: write this family's part alone. */
   family?: 4 | 6;
   policy: 'drop' | 'reject';
+  /** Log what is refused, rate-limited. */
   log: boolean;
+  outputChain: OutputMode;
   maxPrefix4: number;
   maxPrefix6: number;
+  minDensity: number;
+  /** Services pinned to exact sources besides the default list. */
+  sensitive?: ServiceKey[];
+  allowOneWay?: boolean;
+  scan: ScanOptions;
   collapse: Collapse;
   /**
    * The ruleset file; undefined: stdout. iptables without --family writes OUTPUT.v4 and
@@ -116,17 +189,27 @@ export async function runRules(
       { exit: Exit.USAGE },
     );
   }
-  const plan0 = { maxPrefix4: cmd.maxPrefix4, maxPrefix6: cmd.maxPrefix6 };
-  // Bad prefixes are usage errors before any journal is read.
+  const plan0 = {
+    maxPrefix4: cmd.maxPrefix4,
+    maxPrefix6: cmd.maxPrefix6,
+    minDensity: cmd.minDensity,
+    sensitive: cmd.sensitive ?? [],
+    allowOneWay: cmd.allowOneWay === true,
+    scan: cmd.scan,
+    outputChain: cmd.outputChain,
+  };
+  // Bad values are usage errors before any journal is read.
   checkMaxPrefix(plan0.maxPrefix4, 4);
   checkMaxPrefix(plan0.maxPrefix6, 6);
+  checkMinDensity(plan0.minDensity);
+  checkScanOptions(plan0.scan);
   const analysis = await analyzeJournalsInParallel(cmd.journals, {
     collapse: cmd.collapse,
     warn: (m) => io.warn(m),
   });
   const plan = planRules(analysis.table.flows(), plan0);
   const lost = analysis.journals.reduce((n, j) => n + j.coverage.lost, 0);
-  const opts: EmitOptions = { policy: cmd.policy, log: cmd.log };
+  const opts: EmitOptions = { policy: cmd.policy, log: cmd.log, outputChain: cmd.outputChain, lost };
   // No journal string is written into a ruleset (comments hold counts and times only); the
   // terminal filter is there for the one someone adds (common/printable.ts).
   const write = async (ruleset: Iterable<string>, path: string | undefined) => {
@@ -135,14 +218,14 @@ export async function runRules(
     else writeFileAtomic(path, chunks);
   };
   if (cmd.format === 'nft') {
-    await write(nftRuleset(plan, opts, lost), cmd.output);
+    await write(nftRuleset(plan, opts), cmd.output);
   } else if (cmd.family !== undefined) {
-    await write(iptablesRuleset(plan, cmd.family, opts, lost), cmd.output);
+    await write(iptablesRuleset(plan, cmd.family, opts), cmd.output);
   } else if (cmd.output === undefined) {
-    await write(iptablesBoth(plan, opts, lost), undefined);
+    await write(iptablesBoth(plan, opts), undefined);
   } else {
-    await write(iptablesRuleset(plan, 4, opts, lost), `${cmd.output}.v4`);
-    await write(iptablesRuleset(plan, 6, opts, lost), `${cmd.output}.v6`);
+    await write(iptablesRuleset(plan, 4, opts), `${cmd.output}.v4`);
+    await write(iptablesRuleset(plan, 6, opts), `${cmd.output}.v6`);
   }
   return Exit.OK;
 }
