@@ -106,14 +106,20 @@ export const rulesCommand: Subcommand = {
       )
       .option('--no-log', 'do not log what is refused (logging is rate-limited)')
       .addOption(
-        new Option('--output-chain <mode>', 'what the host sends: log (the unrecorded), enforce, none')
+        new Option(
+          '--output-chain <mode>',
+          'what the host sends: log (the unrecorded), enforce, none',
+        )
           .choices(['log', 'enforce', 'none'])
           .default('log'),
       )
       .addOption(maxPrefixOpt(4, DEFAULT_MAX_PREFIX4))
       .addOption(maxPrefixOpt(6, DEFAULT_MAX_PREFIX6))
       .addOption(
-        new Option('--min-density <share>', 'share of a prefix that must have been seen to allow it')
+        new Option(
+          '--min-density <share>',
+          'share of a prefix that must have been seen to allow it',
+        )
           .argParser(shareOption)
           .default(DEFAULT_MIN_DENSITY),
       )
@@ -125,19 +131,31 @@ export const rulesCommand: Subcommand = {
           .argParser((v: string, prev: ServiceKey[] | undefined) => parseServiceList(v, prev ?? []))
           .default(undefined),
       )
-      .option('--allow-one-way', 'write unanswered one-way UDP services (syslog, traps, NetFlow) as rules')
+      .option(
+        '--allow-one-way',
+        'write unanswered one-way UDP services (syslog, traps, NetFlow) as rules',
+      )
       .addOption(
-        new Option('--scan-window <seconds>', 'scan suspects: the window their targets are counted in')
+        new Option(
+          '--scan-window <seconds>',
+          'scan suspects: the window their targets are counted in',
+        )
           .argParser(wholeOption)
           .default(DEFAULT_SCAN.window),
       )
       .addOption(
-        new Option('--scan-ports <n>', 'scan suspects: distinct ports of one host within the window')
+        new Option(
+          '--scan-ports <n>',
+          'scan suspects: distinct ports of one host within the window',
+        )
           .argParser(wholeOption)
           .default(DEFAULT_SCAN.ports),
       )
       .addOption(
-        new Option('--scan-hosts <n>', 'scan suspects: distinct hosts on one port within the window')
+        new Option(
+          '--scan-hosts <n>',
+          'scan suspects: distinct hosts on one port within the window',
+        )
           .argParser(wholeOption)
           .default(DEFAULT_SCAN.hosts),
       )
@@ -209,7 +227,12 @@ export async function runRules(
   });
   const plan = planRules(analysis.table.flows(), plan0);
   const lost = analysis.journals.reduce((n, j) => n + j.coverage.lost, 0);
-  const opts: EmitOptions = { policy: cmd.policy, log: cmd.log, outputChain: cmd.outputChain, lost };
+  const opts: EmitOptions = {
+    policy: cmd.policy,
+    log: cmd.log,
+    outputChain: cmd.outputChain,
+    lost,
+  };
   // No journal string is written into a ruleset (comments hold counts and times only); the
   // terminal filter is there for the one someone adds (common/printable.ts).
   const write = async (ruleset: Iterable<string>, path: string | undefined) => {
