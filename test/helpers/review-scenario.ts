@@ -117,7 +117,7 @@ function byAddress(a: string, b: string): number {
   return Number(a.split('.').pop()) - Number(b.split('.').pop());
 }
 
-/** The legitimate traffic of the recording (the scans are nmap's, the health check the server's). */
+/** The clients' legitimate traffic of the recording (the scans are nmap's). */
 export function recordedFlows(h: ReviewHosts): ReviewFlow[] {
   const v4 = SERVER.v4;
   const flows: ReviewFlow[] = [];
@@ -195,6 +195,39 @@ export function recordedFlows(h: ReviewHosts): ReviewFlow[] {
   return flows;
 }
 
+/**
+ * What the server sends itself (the output chain's evidence): a health check of its own 8080 over
+ * loopback, a DNS lookup at its gateway and a ping of it, as monitoring does.
+ */
+export function serverFlows(): ReviewFlow[] {
+  const gateway = REVIEW_NET.routerToServer.v4;
+  return [
+    {
+      proto: 'tcp',
+      src: '127.0.0.1',
+      dst: '127.0.0.1',
+      port: 8080,
+      label: 'health check',
+      expect: 'accepted',
+    },
+    {
+      proto: 'udp',
+      src: SERVER.v4,
+      dst: gateway,
+      port: 53,
+      label: 'dns lookup',
+      expect: 'accepted',
+    },
+    {
+      proto: 'icmp',
+      src: SERVER.v4,
+      dst: gateway,
+      label: 'ping of the gateway',
+      expect: 'accepted',
+    },
+  ];
+}
+
 /** Every address of `h` on the clients' interface, in one `ip -batch` (hundreds of them). */
 export async function addClientAddresses(topo: Topology, h: ReviewHosts): Promise<void> {
   const v4 = [
@@ -224,9 +257,16 @@ export interface Services {
   syslogFrom: string[];
 }
 
-/** The server's services (review-traffic.mjs serve), once they listen. */
-export async function startServices(topo: Topology, h: ReviewHosts): Promise<Services> {
-  const child = topo.spawn(topo.server.ns, [
+/**
+ * The services (review-traffic.mjs serve) of the server, or of `ns`: the router answers the
+ * server's own DNS lookups. Resolves once they listen.
+ */
+export async function startServices(
+  topo: Topology,
+  h: ReviewHosts,
+  ns: string = topo.server.ns,
+): Promise<Services> {
+  const child = topo.spawn(ns, [
     process.execPath,
     REVIEW_TRAFFIC,
     'serve',
@@ -295,6 +335,8 @@ export async function scanServer(topo: Topology, h: ReviewHosts): Promise<string
 export interface Recording {
   /** Each recorded flow's outcome, in recordedFlows() order. */
   outcomes: string[];
+  /** The outcomes of serverFlows(). */
+  own: string[];
   /** nmap's reports of the two scans. */
   scans: string[];
   exit: number | string;
@@ -303,7 +345,7 @@ export interface Recording {
 
 /**
  * Records the scenario into `journal` with ct-record in the server's namespace: the clients'
- * traffic, a health check of the server's own (loopback), then the two scans; SIGTERM; exit.
+ * traffic, the server's own (serverFlows()), then the two scans; SIGTERM; exit.
  */
 export async function recordReview(
   topo: Topology,
@@ -314,13 +356,11 @@ export async function recordReview(
   const rec = await startRecorder(topo, journal);
   try {
     const outcomes = await runFlows(topo, flows);
-    await runFlows(topo, [{ proto: 'tcp', src: '127.0.0.1', dst: '127.0.0.1', port: 8080 }], {
-      ns: topo.server.ns,
-    });
+    const own = await runFlows(topo, serverFlows(), { ns: topo.server.ns });
     const scans = await scanServer(topo, h);
     rec.child.kill('SIGTERM');
     const exit = await exitedWithin(rec.child, 30_000);
-    return { outcomes, scans, exit, stderr: rec.stderr() };
+    return { outcomes, own, scans, exit, stderr: rec.stderr() };
   } finally {
     rec.child.kill('SIGKILL');
   }
