@@ -17,8 +17,13 @@ export interface PreparedSave {
   readonly text: string;
   /** The same, with `-m tcp`/`-m udp` after `-p tcp`/`-p udp` dropped: what iptables-nft-restore reads. */
   readonly forRestore: string;
-  /** The same again, numeric ICMPv6 types taken out and marked (ICMPV6_TYPE): what the translator reads. */
+  /**
+   * The same again, numeric ICMPv6 types taken out and marked (ICMPV6_TYPE), and the built-in
+   * chains rules use declared where the file does not: what the translator reads.
+   */
   readonly forTranslation: string;
+  /** The file's line of a forTranslation line (declarations were added to it). */
+  readonly fileLine: (translationLine: number) => number;
   /** The marked ICMPv6 matches, by mark, as nft writes them. */
   readonly icmpv6: ReadonlyMap<string, string>;
   readonly notLoaded: readonly string[];
@@ -76,13 +81,65 @@ export function prepareSaved(text: string): PreparedSave {
     const rest = l.slice(m.index + whole.length).trimStart();
     return `${l.slice(0, m.index + lead.length)}${rest} -m comment --comment ${mark}`;
   });
+  const declared = declareBuiltins(forTranslation);
   return {
     text: lines.join('\n'),
     forRestore: forRestore.join('\n'),
-    forTranslation: forTranslation.join('\n'),
+    forTranslation: declared.lines.join('\n'),
+    fileLine: declared.fileLine,
     icmpv6,
     notLoaded,
   };
+}
+
+/** Each table's built-in chains (their hooks), as iptables-nft-restore creates them. */
+const BUILTINS: Readonly<Record<string, readonly string[]>> = {
+  filter: ['INPUT', 'FORWARD', 'OUTPUT'],
+  nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
+  mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
+  raw: ['PREROUTING', 'OUTPUT'],
+  security: ['INPUT', 'FORWARD', 'OUTPUT'],
+};
+
+/**
+ * A file written for `iptables-restore --noflush` (its own chains, jumps from built-in ones it
+ * does not declare: what `ct-analyze rules --format iptables` hooks in) loads with
+ * iptables-nft-restore, which makes a missing built-in chain with policy ACCEPT; the translator
+ * would leave it out and nft refuse the jump. Its declaration is added after the `*table` line,
+ * policy ACCEPT as iptables would have it.
+ */
+function declareBuiltins(lines: readonly string[]): {
+  lines: string[];
+  fileLine: (line: number) => number;
+} {
+  const out: string[] = [];
+  /** The output line each added declaration took (1-based), in order. */
+  const added: number[] = [];
+  let start = -1;
+  let table = '';
+  const declared = new Set<string>();
+  const used = new Set<string>();
+  for (const l of lines) {
+    const t = /^\*(\S+)/.exec(l);
+    if (t) {
+      [table, start] = [t[1] ?? '', out.length];
+      declared.clear();
+      used.clear();
+    }
+    const d = /^:(\S+)/.exec(l);
+    if (d) declared.add(d[1] ?? '');
+    const r = /^-[AI]\s+(\S+)/.exec(l);
+    if (r) used.add(r[1] ?? '');
+    if (/^COMMIT\s*$/.test(l) && start >= 0) {
+      const missing = (BUILTINS[table] ?? []).filter((c) => used.has(c) && !declared.has(c));
+      out.splice(start + 1, 0, ...missing.map((c) => `:${c} ACCEPT [0:0]`));
+      for (let i = 0; i < missing.length; i++) added.push(start + 2 + i);
+      start = -1;
+    }
+    out.push(l);
+  }
+  const fileLine = (line: number) => line - added.filter((a) => a < line).length;
+  return { lines: out, fileLine };
 }
 
 /** The translator's nft text with each marked ICMPv6 match put back in its rule, the mark gone. */
@@ -110,15 +167,15 @@ export function restoreIcmpv6(translated: string, icmpv6: ReadonlyMap<string, st
   );
 }
 
-/** Every `-A` rule of the file, with its table, chain and line. */
-export function savedRules(text: string): SavedRule[] {
+/** Every `-A` rule of the file, with its table, chain and line (`fileLine` maps added lines away). */
+export function savedRules(text: string, fileLine = (line: number) => line): SavedRule[] {
   const rules: SavedRule[] = [];
   let table = '';
   text.split('\n').forEach((l, i) => {
     const t = /^\*(\S+)/.exec(l);
     if (t) table = t[1] ?? '';
     const a = /^-A\s+(\S+)/.exec(l);
-    if (a) rules.push({ table, chain: a[1] ?? '', line: i + 1, text: l });
+    if (a) rules.push({ table, chain: a[1] ?? '', line: fileLine(i + 1), text: l });
   });
   return rules;
 }

@@ -317,7 +317,7 @@ async function loadSaved(ctx: Context, text: string): Promise<Loaded> {
     });
     ctx.runs += 1;
     // An untranslatable rule comes out as a `# -t table -A …` comment, not as a rule.
-    const rules = savedRules(prepared.forTranslation);
+    const rules = savedRules(prepared.forTranslation, prepared.fileLine);
     const untranslated = untranslatedRules(translated.stdout, rules);
     if (translated.code === 0 && untranslated !== undefined) {
       const nftFile = privateFile(
