@@ -443,8 +443,7 @@ const IPT_BASELINE: Record<4 | 6, Record<Chain, string[]>> = {
           `-A CT-INPUT -p ipv6-icmp --icmpv6-type ${type} -m hl --hl-eq 255 -m comment --comment "IPv6 neighbour discovery (RFC 4890)" -j ACCEPT`,
       ),
       ...[130, 131, 132, 143].map(
-        (type) =>
-          `-A CT-INPUT -s fe80::/10 -p ipv6-icmp --icmpv6-type ${type} -m comment --comment "MLD (RFC 4890)" -j ACCEPT`,
+        (type) => `-A CT-INPUT -s fe80::/10 -p ipv6-icmp --icmpv6-type ${type} -j ACCEPT`,
       ),
     ],
     forward: [
