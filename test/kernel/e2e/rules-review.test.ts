@@ -17,8 +17,10 @@
 // - four syslog senders (one-way udp 514): refused by default, allowed with --allow-one-way;
 // - an nmap SYN scan from 10.66.1.67 and a connect scan from 10.66.11.200 (the DHCP /24's other
 //   half) of 1-1024, 5432 and 8080: scan suspects, never allow-listed;
-// - three office clients ping, and the server checks its own 8080 over loopback: the baseline's
-//   echo and loopback rules are exercised by the recording.
+// - three office clients and an IPv6 one ping; the server checks its own 8080 over loopback,
+//   asks its gateway for DNS and pings it: the baseline's echo, loopback and output ICMP rules are
+//   exercised by the recording, and the output chain has a recorded service (log mode refuses
+//   nothing; --output-chain enforce refuses the server's unrecorded tcp 80 to its gateway).
 // Every probe is a row of the table this test prints (probe, source, expected, got); before any
 // rule is loaded every probe is answered, so a refusal afterwards is the ruleset's.
 import '../../helpers/kernel.js';
@@ -28,7 +30,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ANALYZER, RECORDER } from '../../../samples/record.js';
 import { ensureDefaultUser } from '../../helpers/account.js';
-import { createTopology, run, type Topology } from '../../helpers/netns.js';
+import { createTopology, REVIEW_NET, run, type Topology } from '../../helpers/netns.js';
 import {
   addClientAddresses,
   learnedMtu,
@@ -293,7 +295,14 @@ t.test(
     await probeAll(t, topo, list, 'with the generated rules');
     await probeSyslog(t, topo, services, h, 'refused', 'with the generated rules');
     const own = serverFlows();
-    const ownGot = await runFlows(topo, own, { ns: topo.server.ns });
+    /** A service the server was never recorded using: its gateway answers tcp 80. */
+    const unrecorded = {
+      proto: 'tcp',
+      src: SERVER.v4,
+      dst: REVIEW_NET.routerToServer.v4,
+      port: 80,
+    } as const;
+    const ownGot = await runFlows(topo, [...own, unrecorded], { ns: topo.server.ns });
     for (const [i, f] of own.entries()) {
       t.equal(
         ownGot[i],
@@ -301,6 +310,11 @@ t.test(
         `the server's own ${f.label} still works with the rules loaded`,
       );
     }
+    t.equal(
+      ownGot[own.length],
+      'accepted',
+      'the output chain in log mode refuses nothing: the unrecorded tcp 80 to the gateway works',
+    );
 
     // Downloads toward clients the server has no path MTU for yet: only an ICMP error the
     // ruleset lets in (fragmentation-needed, packet-too-big) teaches it the hop's 1280 bytes;
@@ -341,6 +355,26 @@ t.test(
       t.fail(oneWay.error as string);
     } else {
       await probeSyslog(t, topo, services, h, 'accepted', 'with rules --allow-one-way');
+    }
+
+    // --output-chain enforce: what the server was recorded sending still works, the rest is
+    // refused (the gateway answers tcp 80, so a refusal is the output chain's).
+    const enforce = await loadRules(
+      t,
+      topo,
+      journal,
+      ['--output-chain', 'enforce'],
+      'review-enforce.nft',
+    );
+    if ('error' in enforce) {
+      t.fail(enforce.error as string);
+    } else {
+      const got = await runFlows(topo, [...own, unrecorded], { ns: topo.server.ns, waitMs: 2000 });
+      t.same(
+        got.map((o) => (o === 'accepted' ? o : 'refused')),
+        [...own.map(() => 'accepted'), 'refused'],
+        "with --output-chain enforce the server's recorded health check, DNS lookup and ping work, its unrecorded tcp 80 to the gateway is refused",
+      );
     }
 
     const check = await analyze(['check', '--ruleset', rules.file, '--format', 'json', journal]);
