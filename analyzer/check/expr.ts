@@ -15,6 +15,7 @@ export interface SetSource {
 }
 
 type Test = (p: Packet, marks: Marks) => Tri;
+const NOT_KNOWN: Test = () => 'unknown';
 
 /**
  * A compiled match. Its text is for reports, which name few matches: rendered when first read
@@ -41,21 +42,19 @@ class JsonMatch {
 
 /** An `{"op", "left", "right"}` match as a Step deciding it for a packet. */
 export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step {
-  const unknown: Step = new JsonMatch(m, () => 'unknown');
   const op = String(m.op ?? '==');
   const left = m.left;
   const fields = isObj(left) && Array.isArray(left.concat) ? left.concat.map(field) : [field(left)];
-  if (fields.some((f) => !f.known)) return unknown;
+  if (fields.some((f) => !f.known)) return new JsonMatch(m, NOT_KNOWN);
   const kinds = fields.map((f) => f.kind);
   const one = fields.length === 1 ? (fields[0] as Field) : undefined;
   const right = m.right;
-  const read = (p: Packet, marks: Marks): LVal[] => fields.map((f) => f.get(p, marks));
 
   // On a bit field, nft's implicit op (`in`) tests any of the bits; `!=` with a flag list, none.
   const bitTest = (op === 'in' && !isObj(right)) || (op === '!=' && Array.isArray(right));
   if (one !== undefined && FLAG_KINDS.has(one.kind) && bitTest) {
     const mask = parseAtom(one.kind, right);
-    if (typeof mask !== 'number') return unknown;
+    if (typeof mask !== 'number') return new JsonMatch(m, NOT_KNOWN);
     const neg = op === '!=';
     return new JsonMatch(m, (p, marks) => {
       const v = one.get(p, marks);
@@ -66,7 +65,7 @@ export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step 
   }
   if (one !== undefined && (op === '<' || op === '>' || op === '<=' || op === '>=')) {
     const b = parseAtom(one.kind, right);
-    if (b === undefined || typeof b === 'string') return unknown;
+    if (b === undefined || typeof b === 'string') return new JsonMatch(m, NOT_KNOWN);
     const iv = bound(op, b);
     return new JsonMatch(m, (p, marks) => inInterval(one.get(p, marks), iv));
   }
@@ -81,12 +80,13 @@ export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step 
     });
   }
   const table = rightTable(right, kinds, sets);
-  if (table === undefined) return unknown;
+  if (table === undefined) return new JsonMatch(m, NOT_KNOWN);
   const neg = op === '!=';
   const only = one === undefined ? undefined : singleValue(table);
   const test =
     one === undefined
-      ? (p: Packet, marks: Marks): Tri => decide(table.lookup(read(p, marks)), neg)
+      ? (p: Packet, marks: Marks): Tri =>
+          decide(table.lookup(fields.map((f) => f.get(p, marks))), neg)
       : only !== undefined
         ? (p: Packet, marks: Marks): Tri => {
             // `ip protocol tcp`, `fib daddr type local`: most matches hold one value; an exact

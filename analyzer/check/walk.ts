@@ -310,6 +310,8 @@ interface Plan {
   readonly calls: readonly StepCall[];
   /** Jump and goto targets by name, resolved once. */
   readonly targets: Map<string, Plan>;
+  /** The target each rule last jumped to, by position: most rules always jump to one chain. */
+  readonly jumpTo: (Plan | undefined)[];
   /** The key index: undefined until first needed, null when the chain has none. */
   index: ChainIndex | null | undefined;
   /** The hit set the walk last added this chain's rules to, and which it added (by position). */
@@ -348,6 +350,7 @@ function planOf(chain: Chain): Plan {
       kinds,
       calls,
       targets: new Map(),
+      jumpTo: new Array(chain.rules.length).fill(undefined),
       index: undefined,
       hitSet: undefined,
       hitSeen: new Uint8Array(chain.rules.length),
@@ -468,6 +471,15 @@ export class Walker {
   #stopUndecided(u: Undecidable): void {
     if (this.#unknownAt === NONE) this.#unknownAt = [];
     this.#unknownAt.push(u);
+  }
+
+  /** The plan rule i of `fromPlan` jumps (or goes) to by `name`. */
+  #targetAt(fromPlan: Plan, i: number, name: string): Plan {
+    const last = fromPlan.jumpTo[i];
+    if (last !== undefined && last.chain.name === name) return last;
+    const target = this.#target(fromPlan, name);
+    fromPlan.jumpTo[i] = target;
+    return target;
   }
 
   #target(fromPlan: Plan, name: string): Plan {
@@ -605,7 +617,7 @@ export class Walker {
           return DONE;
         case 'jump':
           this.#rules(
-            this.#target(plan, v.target),
+            this.#targetAt(plan, i, v.target),
             0,
             { plan, at: i + 1, up: stack, depth: (stack?.depth ?? 0) + 1 },
             hops + 1,
@@ -613,7 +625,7 @@ export class Walker {
           );
           return DONE;
         case 'goto':
-          this.#rules(this.#target(plan, v.target), 0, stack, hops + 1, m);
+          this.#rules(this.#targetAt(plan, i, v.target), 0, stack, hops + 1, m);
           return DONE;
       }
     }
