@@ -630,3 +630,41 @@ t.test(
     );
   },
 );
+
+t.test(
+  'load: a --noflush file jumping from built-in chains it does not declare gets them declared for the translator, its rules keeping their lines',
+  async (t) => {
+    const text = [
+      '# written for iptables-restore --noflush',
+      '*filter',
+      ':CT-INPUT - [0:0]',
+      '-A CT-INPUT -p tcp --dport 22 -j ACCEPT',
+      '-A INPUT -j CT-INPUT',
+      'COMMIT',
+      '*nat',
+      ':PREROUTING ACCEPT [0:0]',
+      '-A PREROUTING -p tcp --dport 2222 -j REDIRECT --to-ports 22',
+      'COMMIT',
+      '',
+    ].join('\n');
+    const p = prepareSaved(text);
+    const lines = p.forTranslation.split('\n');
+    t.same(lines.slice(1, 4), ['*filter', ':INPUT ACCEPT [0:0]', ':CT-INPUT - [0:0]']);
+    t.notOk(lines.includes(':FORWARD ACCEPT [0:0]'), 'only the chains used');
+    t.equal(
+      lines.filter((l) => l === ':PREROUTING ACCEPT [0:0]').length,
+      1,
+      'a declared one stays one',
+    );
+    t.equal(p.forRestore, text, 'iptables-nft-restore reads the file as it is');
+    t.same(
+      savedRules(p.forTranslation, p.fileLine).map((r) => [r.chain, r.line]),
+      [
+        ['CT-INPUT', 4],
+        ['INPUT', 5],
+        ['PREROUTING', 9],
+      ],
+      'rules keep the lines of the file',
+    );
+  },
+);
