@@ -22,7 +22,9 @@
 //   exercised by the recording, and the output chain has a recorded service (log mode refuses
 //   nothing; --output-chain enforce refuses the server's unrecorded tcp 80 to its gateway).
 // Every probe is a row of the table this test prints (probe, source, expected, got); before any
-// rule is loaded every probe is answered, so a refusal afterwards is the ruleset's.
+// rule is loaded every probe is answered, so a refusal afterwards is the ruleset's. The probes run
+// against the nft ruleset, then against the same plan as iptables (restored with --noflush).
+// CT_REVIEW_KEEP=DIR keeps the journal and the rulesets for reading.
 import '../../helpers/kernel.js';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -376,6 +378,28 @@ t.test(
         "with --output-chain enforce the server's recorded health check, DNS lookup and ping work, its unrecorded tcp 80 to the gateway is refused",
       );
     }
+
+    // The same plan as iptables, in our own chains beside nothing else: restored with --noflush,
+    // hooked in as its header says, probed row by row like the nft ruleset.
+    await topo.exec(topo.server.ns, ['nft', 'delete', 'table', 'inet', 'conntracker']);
+    let hooked = 0;
+    for (const family of ['4', '6'] as const) {
+      const res = await analyze(['rules', '--format', 'iptables', '--family', family, journal]);
+      t.equal(res.code, 0, `ct-analyze rules --format iptables --family ${family}: ${res.stderr}`);
+      const restore = family === '4' ? 'iptables-restore' : 'ip6tables-restore';
+      const load = await topo.exec(topo.server.ns, [restore, '--noflush'], {
+        input: res.stdout,
+        check: false,
+      });
+      t.equal(load.code, 0, `${restore} --noflush loads the IPv${family} part: ${load.stderr}`);
+      for (const hook of res.stdout.matchAll(/^#\s+(ip6?tables -C .* -j CT-[A-Z]+)$/gm)) {
+        await topo.exec(topo.server.ns, ['sh', '-c', hook[1] as string]);
+        hooked++;
+      }
+    }
+    t.equal(hooked, 6, 'the headers give the three hooks of each family');
+    await probeAll(t, topo, list, 'with the iptables rules');
+    await probeSyslog(t, topo, services, h, 'refused', 'with the iptables rules');
 
     const check = await analyze(['check', '--ruleset', rules.file, '--format', 'json', journal]);
     t.equal(check.code, 0, `ct-analyze check runs: ${check.stderr}`);
