@@ -104,7 +104,9 @@ export const rulesCommand: Subcommand = {
           .choices(['drop', 'reject'])
           .default('reject'),
       )
-      .option('--no-log', 'do not log what is refused (logging is rate-limited)')
+      // --log stays accepted (scripts written when logging was off by default); it is the default.
+      .option('--log', 'log what is refused, rate-limited (the default)', true)
+      .option('--no-log', 'do not log what is refused')
       .addOption(
         new Option(
           '--output-chain <mode>',
