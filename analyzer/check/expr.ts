@@ -79,9 +79,30 @@ export function compileMatch(m: Record<string, unknown>, sets: SetSource): Step 
       return (v.v !== '' && v.v !== 0) === want;
     });
   }
+  const neg = op === '!=';
+  if (one !== undefined && isPlainAtom(one.kind, right)) {
+    // One plain value (`ip daddr 10.96.0.1`, `tcp dport 80`), as most matches hold: compared
+    // as the table's search would (cmp). The table, for a packet showing a range, bits or
+    // nothing sure, is built when first needed (a kube-proxy ruleset built thousands unused).
+    const only = parseAtom(one.kind, right);
+    if (only === undefined) return new JsonMatch(m, NOT_KNOWN);
+    let table: Table<unknown> | undefined;
+    const test = (p: Packet, marks: Marks): Tri => {
+      const v = one.get(p, marks);
+      if (v.t === 'v') return !(v.v < only) && !(v.v > only) ? !neg : neg;
+      table ??= new Table<unknown>(kinds, [{ key: right, data: true }]);
+      return decide(table.lookup1(v), neg);
+    };
+    const field = one.index;
+    const key = neg || field === undefined ? undefined : indexKey(only);
+    return new JsonMatch(
+      m,
+      test,
+      key === undefined || field === undefined ? undefined : { field, keys: [key] },
+    );
+  }
   const table = rightTable(right, kinds, sets);
   if (table === undefined) return new JsonMatch(m, NOT_KNOWN);
-  const neg = op === '!=';
   const only = one === undefined ? undefined : singleValue(table);
   const test =
     one === undefined
@@ -190,14 +211,33 @@ function indexOf(f: Field, table: Table<unknown>): StepIndex | undefined {
   if (keys === undefined) return undefined;
   const out: string[] = [];
   for (const k of keys) {
-    if (typeof k === 'bigint') {
-      const v6 = k >= 1n << 128n;
-      out.push((v6 ? k - (1n << 128n) : k).toString(16).padStart(v6 ? 32 : 8, '0'));
-    } else if (typeof k === 'number') {
-      out.push(String(k));
-    } else {
-      return undefined;
-    }
+    const key = indexKey(k);
+    if (key === undefined) return undefined;
+    out.push(key);
   }
   return { field: f.index, keys: out };
+}
+
+/** One value as an index key (see packetKey); undefined for a name. */
+function indexKey(k: Scalar): string | undefined {
+  if (typeof k === 'bigint') {
+    const v6 = k >= 1n << 128n;
+    return (v6 ? k - (1n << 128n) : k).toString(16).padStart(v6 ? 32 : 8, '0');
+  }
+  return typeof k === 'number' ? String(k) : undefined;
+}
+
+/**
+ * Whether a right-hand side is one value read as parseAtom reads it, as a table's element
+ * would be: a number, or a name or address that is no set, wildcard or escape.
+ */
+function isPlainAtom(kind: ValueKind, right: unknown): boolean {
+  if (typeof right === 'number') return true;
+  return (
+    typeof right === 'string' &&
+    kind !== 'ifname' &&
+    !right.startsWith('@') &&
+    !right.includes('*') &&
+    !right.includes('\\')
+  );
 }
