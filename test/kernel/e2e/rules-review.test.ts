@@ -75,7 +75,7 @@ interface Probe {
 
 /** What only a fix elsewhere can pass: a todo naming the reason until it lands. */
 const DEAD =
-  "check still calls dead the forward chain's baseline (this host forwards nothing), the output chain's DHCP-client rules (static addresses) and its log and final accept (only unrecorded traffic reaches them): the lead decides";
+  "check still calls dead the forward chain's baseline (this host forwards nothing) and the output chain's DHCP-client rules (static addresses), log and final accept (only unrecorded traffic reaches them): the lead decides";
 
 async function analyze(args: string[]) {
   return run([process.execPath, ANALYZER, ...args], { check: false, timeoutMs: 60_000 });
@@ -408,11 +408,18 @@ t.test(
     // DHCP client of the output chain, the rate-limited logs and the final verdicts.
     const baseline =
       /\b(iif|oif|ct state|icmp|icmpv6|nd-[a-z-]+|mld2?-[a-z-]+|limit rate|log prefix)\b|dport (67|547)\b|^(counter )?(accept|drop|reject)\b/;
-    const dead = report.dead.filter((d) => d.text !== null && baseline.test(d.text));
+    const dead = report.dead
+      .filter((d) => d.text !== null && baseline.test(d.text))
+      .map((d) => `${d.chain}: ${d.text}`);
     t.same(
-      dead.map((d) => `${d.chain}: ${d.text}`),
+      dead.filter((d) => d.startsWith('input: ')),
       [],
-      'check reports no baseline rule as dead',
+      'check reports no baseline rule of the input chain as dead',
+    );
+    t.same(
+      dead.filter((d) => !d.startsWith('input: ')),
+      [],
+      'check reports no baseline rule of the forward and output chains as dead',
       { todo: DEAD },
     );
     t.comment(
