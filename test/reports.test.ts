@@ -45,7 +45,7 @@ for (const [name, journal] of [
   cases.push([`verify-${name}.text`, ['verify', journal]]);
   cases.push([`verify-${name}.json`, ['verify', '--format', 'json', journal]]);
   cases.push([`rules-${name}.nft`, ['rules', journal]]);
-  cases.push([`rules-${name}.iptables`, ['rules', '--format', 'iptables', '--log', journal]]);
+  cases.push([`rules-${name}.iptables`, ['rules', '--format', 'iptables', journal]]);
   cases.push([
     `check-${name}-own-rules.text`,
     ['rules', '-o', `@${name}.nft`, journal],
