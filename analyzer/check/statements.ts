@@ -99,6 +99,28 @@ export function verdictOf(e: unknown): Verdict | undefined {
   return undefined;
 }
 
+/** A rule's verdict statement (`accept`, `jump KUBE-SVC-…`); its text rendered when first read. */
+class JsonVerdict {
+  readonly kind = 'verdict' as const;
+  readonly #json: Record<string, unknown>;
+  readonly #verdict: Verdict;
+  #text: string | undefined;
+
+  constructor(json: Record<string, unknown>, verdict: Verdict) {
+    this.#json = json;
+    this.#verdict = verdict;
+  }
+
+  get text(): string {
+    this.#text ??= renderStatement(this.#json);
+    return this.#text;
+  }
+
+  verdict(): Verdict {
+    return this.#verdict;
+  }
+}
+
 /** A JSON object's first key, without the array Object.keys makes (compiling reads thousands). */
 function firstKey(o: Record<string, unknown>): string | undefined {
   for (const k in o) return k;
@@ -106,11 +128,13 @@ function firstKey(o: Record<string, unknown>): string | undefined {
 }
 
 export function compileStatement(s: unknown, scope: TableScope): Compiled {
-  // The commonest statements need no text of their own (a match renders its own when read).
+  // The commonest statements render no text here: a match or verdict renders its own when read.
   if (isObj(s)) {
     const first = firstKey(s);
     if (first === 'match' && isObj(s.match)) return { steps: [compileMatch(s.match, scope)] };
     if (first === 'counter') return { steps: mapSteps([s.counter], scope) };
+    const verdict = verdictOf(s);
+    if (verdict !== undefined) return { steps: [new JsonVerdict(s, verdict)] };
   }
   const text = renderStatement(s);
   if (typeof s === 'string') {
@@ -121,8 +145,6 @@ export function compileStatement(s: unknown, scope: TableScope): Compiled {
   const kind = firstKey(s) ?? '';
   const body = s[kind];
   const b = isObj(body) ? body : {};
-  const verdict = verdictOf(s);
-  if (verdict !== undefined) return { steps: [constVerdict(text, verdict)] };
   switch (kind) {
     case 'match':
       return { steps: [compileMatch(b, scope)] };
