@@ -4,7 +4,7 @@ import type { NftJson, NftObject } from './nft-json.js';
 import { renderRule } from './render.js';
 import { type Dynamics, isObj, Table } from './sets.js';
 import { compileStatement, pairs, type TableScope } from './statements.js';
-import { unrecordedReason } from './unrecorded.js';
+import { isUnconditional, unrecordedReason } from './unrecorded.js';
 import type { ValueKind } from './values.js';
 
 export interface CompiledRuleset {
@@ -235,6 +235,11 @@ class CompiledRule implements Rule {
   /** Read only for the rules no flow hit. */
   get unrecorded(): string | undefined {
     return unrecordedReason(this.#expr);
+  }
+
+  /** Read only for the rules no flow hit. */
+  get unconditional(): boolean {
+    return isUnconditional(this.#expr);
   }
 }
 

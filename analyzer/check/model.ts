@@ -132,6 +132,8 @@ export interface Rule {
    * neighbour discovery): no flow hitting it does not make it dead. Absent for other rules.
    */
   readonly unrecorded?: string | undefined;
+  /** The rule matches every packet reaching it (only counter, limit, log and a verdict). */
+  readonly unconditional?: boolean;
 }
 
 export interface BaseChain {

@@ -81,7 +81,7 @@ function findingLines(f: Finding): string[] {
 
 function countsLine(r: CheckResult): string {
   const breaks = `${r.breaks.length} ${r.breaks.length === 1 ? 'breaks' : 'break'} after the first packet`;
-  return `${r.flows} flows: ${r.accepted} accepted, ${r.blocked.length} blocked, ${breaks}, ${r.undetermined.length} undetermined; ${r.dead.length} rules no flow hit${r.unrecorded.length > 0 ? ` (and ${r.unrecorded.length} for packets no recording holds)` : ''}`;
+  return `${r.flows} flows: ${r.accepted} accepted, ${r.blocked.length} blocked, ${breaks}, ${r.undetermined.length} undetermined; ${r.dead.length} rules no flow hit${r.unrecorded.length > 0 ? ` (and ${r.unrecorded.length} not judged)` : ''}`;
 }
 
 function* textLines(c: CheckReport): Generator<string> {
@@ -113,7 +113,7 @@ function* textLines(c: CheckReport): Generator<string> {
   }
   for (const d of r.dead) yield `dead ${ruleRef(d.chain, d.rule)}\n`;
   for (const d of r.unrecorded) {
-    yield `# not judged: ${ruleRef(d.chain, d.rule)}: ${d.rule.unrecorded}\n`;
+    yield `# not judged: ${ruleRef(d.chain, d.rule)}: ${d.reason}\n`;
   }
 }
 
@@ -217,7 +217,7 @@ function* jsonLines(c: CheckReport): Generator<string> {
   );
   yield* list(
     'unrecorded',
-    r.unrecorded.map((d) => ({ ...ruleJson(d.chain, d.rule), reason: d.rule.unrecorded })),
+    r.unrecorded.map((d) => ({ ...ruleJson(d.chain, d.rule), reason: d.reason })),
   );
   yield '}\n';
 }

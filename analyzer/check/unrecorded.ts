@@ -69,6 +69,21 @@ function statementReason(s: unknown): string | undefined {
   return undefined;
 }
 
+/** Statements that decide nothing about a packet (they count, limit, log) or end its walk. */
+const UNCONDITIONAL = new Set(['counter', 'limit', 'log', 'accept', 'drop', 'reject']);
+
+/**
+ * Whether a rule matches every packet that reaches it (`counter reject`, `limit rate 10/minute
+ * log prefix "…"`): at the end of a base chain, its closing verdict, which no recorded flow
+ * reaching means that every one got an earlier verdict (a good sign, not a dead rule).
+ */
+export function isUnconditional(expr: readonly unknown[]): boolean {
+  return (
+    expr.length > 0 &&
+    expr.every((s) => isObject(s) && Object.keys(s).every((k) => UNCONDITIONAL.has(k)))
+  );
+}
+
 /**
  * Why a rule (its statements in nft's JSON) can only match packets a recording never holds, so
  * that no recorded flow hitting it says nothing about it; undefined for every other rule.

@@ -27,10 +27,11 @@ export interface CheckResult {
   /** Rules no recorded packet matched (nor may have matched), in chain order. */
   readonly dead: readonly { chain: Chain; rule: Rule }[];
   /**
-   * Rules no recorded packet matched that only match packets a recording never holds
-   * (Rule.unrecorded): not dead, and not judged.
+   * Rules no recorded packet matched that say nothing about the recording: they only match
+   * packets a recording never holds (Rule.unrecorded), or they close a base chain (every flow
+   * got an earlier verdict). Not dead, not judged; `reason` says which.
    */
-  readonly unrecorded: readonly { chain: Chain; rule: Rule }[];
+  readonly unrecorded: readonly { chain: Chain; rule: Rule; reason: string }[];
   /** Rules with a limit or quota some packet met: assumed not exceeded. */
   readonly limited: number;
   /** Families with recorded flows that no ip, ip6 or inet base chain sees (they all pass). */
@@ -88,8 +89,16 @@ export function checkFlows(
       .filter((r) => !taken.has(r.index) && !listed.has(r.index) && listed.add(r.index))
       .map((rule) => ({ chain, rule }));
   });
-  const dead = unhit.filter((d) => d.rule.unrecorded === undefined);
-  const unrecorded = unhit.filter((d) => d.rule.unrecorded !== undefined);
+  const closing = new Set(unhit.filter((d) => closes(d.chain, d.rule)).map((d) => d.rule));
+  const why = (d: { rule: Rule }) =>
+    d.rule.unrecorded ??
+    (closing.has(d.rule)
+      ? "the chain's closing verdict: every recorded flow got an earlier one"
+      : undefined);
+  const dead = unhit.filter((d) => why(d) === undefined);
+  const unrecorded = unhit
+    .filter((d) => why(d) !== undefined)
+    .map((d) => ({ ...d, reason: why(d) as string }));
   const ipChains = ruleset.chains.filter((c) => c.base !== undefined);
   return {
     flows: count,
@@ -111,4 +120,16 @@ export function checkFlows(
 
 function chainKey(c: Chain): string {
   return `${c.family} ${c.table} ${c.name}`;
+}
+
+/** Whether `rule` is one of the unconditional rules that end a base chain. */
+function closes(chain: Chain, rule: Rule): boolean {
+  if (chain.base === undefined) return false;
+  const rules = chain.rules;
+  for (let i = rules.length - 1; i >= 0; i--) {
+    const r = rules[i] as Rule;
+    if (r.unconditional !== true) return false;
+    if (r.index === rule.index) return true;
+  }
+  return false;
 }

@@ -69,6 +69,9 @@ t.test(
         { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 80 } },
         verdict('accept'),
       ],
+      // The closing verdicts: every recorded flow got an earlier verdict.
+      [{ limit: { rate: 10, per: 'minute', burst: 5 } }, { log: { prefix: 'refused: ' } }],
+      [{ counter: null }, { reject: null }],
     ];
     const json = {
       nftables: [
@@ -102,8 +105,52 @@ t.test(
     );
     t.same(
       r.unrecorded.map((d) => d.rule.index),
-      [2, 3, 4],
-      'ct state invalid, neighbour discovery and ICMP errors are listed apart',
+      [2, 3, 4, 7, 8],
+      'ct state invalid, neighbour discovery, ICMP errors and the closing verdicts are listed apart',
     );
+    t.match(r.unrecorded[4]?.reason, /closing verdict/);
+    t.match(r.unrecorded[0]?.reason, /ct state invalid/);
+  },
+);
+
+t.test(
+  'check: an unconditional rule some rule follows is dead when no flow reaches it',
+  async (t) => {
+    const rule = (handle: number, expr: unknown[]) => ({
+      rule: { family: 'inet', table: 'f', chain: 'input', handle, expr },
+    });
+    const dport = (port: number) => ({
+      match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: port },
+    });
+    const json = {
+      nftables: [
+        { table: { family: 'inet', name: 'f', handle: 1 } },
+        {
+          chain: {
+            family: 'inet',
+            table: 'f',
+            name: 'input',
+            handle: 1,
+            type: 'filter',
+            hook: 'input',
+            prio: 0,
+            policy: 'accept',
+          },
+        },
+        rule(2, [dport(80), verdict('accept')]),
+        rule(3, [{ counter: null }, verdict('drop')]),
+        rule(4, [dport(22), verdict('accept')]),
+      ],
+    };
+    const { ruleset } = compileRuleset(parseNftJson(JSON.stringify(json), 'test.json'));
+    const table = new FlowTable();
+    table.add(ev(6, '10.0.0.1', '10.0.0.2', 40000, 80, 0x0e));
+    const r = judgeFlows(ruleset, table.flows(), '1024');
+    t.same(
+      r.dead.map((d) => d.rule.index),
+      [2, 3],
+      'the drop shadows port 22: both are dead',
+    );
+    t.same(r.unrecorded, []);
   },
 );
