@@ -13,6 +13,8 @@ import { runRedact } from '../../analyzer/commands/redact.js';
 import { runRules } from '../../analyzer/commands/rules.js';
 import { runVerify } from '../../analyzer/commands/verify.js';
 import { chainWarnings } from '../../analyzer/core/coverage.js';
+import { DEFAULT_SCAN } from '../../analyzer/rules/evidence.js';
+import { DEFAULT_MIN_DENSITY } from '../../analyzer/rules/planner.js';
 import { messagePrinter } from '../../common/cli.js';
 import { PACKAGE_ROOT } from '../../common/package.js';
 import { printable, safeChunks, safeText } from '../../common/printable.js';
@@ -24,6 +26,13 @@ import { JournalWriter } from '../../journal/writer.js';
 import { checkProperty } from '../helpers/arbitraries.js';
 import { HEADER } from '../helpers/journals.js';
 import { ev, SEED_EVENTS, tempDir } from './fixtures.js';
+
+/** ct-analyze rules' planning options at their defaults (its command object needs them all). */
+const RULES_PLAN = {
+  outputChain: 'log',
+  minDensity: DEFAULT_MIN_DENSITY,
+  scan: DEFAULT_SCAN,
+} as const;
 
 const dir = tempDir(t, 'escape');
 const keyFile = join(dir, 'redact.key');
@@ -240,6 +249,7 @@ async function everyOutput(a: string, b: string): Promise<Map<string, string>> {
           log: true,
           maxPrefix4: 24,
           maxPrefix6: 64,
+          ...RULES_PLAN,
           collapse,
         },
         { stdout, ...io },
@@ -372,6 +382,7 @@ t.test(
             log: false,
             maxPrefix4: 24,
             maxPrefix6: 64,
+            ...RULES_PLAN,
             collapse: { kind: '1024' },
           },
           { stdout: o.out, warn: () => {} },
