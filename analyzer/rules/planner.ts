@@ -186,26 +186,35 @@ function compareRules(a: PlannedRule, b: PlannedRule): number {
 class Groups {
   readonly #byKey = new Map<
     string,
-    { kind: AddressGroup['kind']; role: string; members: Cidr[]; observed: number; family: 4 | 6 }
+    {
+      kind: AddressGroup['kind'];
+      role: string;
+      members: Cidr[];
+      observed: Set<bigint>;
+      family: 4 | 6;
+    }
   >();
 
-  /** The key of a member list, registering it. */
+  /** The key of a member list, registering it; `observed`: addresses of a service using it. */
   use(
     role: 'clients' | 'hosts' | 'peers',
     family: 4 | 6,
     members: Cidr[],
-    observed: number,
+    observed: Iterable<bigint>,
   ): string {
     const key = `${role}/${family}/${members.map(formatCidr).join(',')}`;
-    if (!this.#byKey.has(key)) {
-      this.#byKey.set(key, {
+    let g = this.#byKey.get(key);
+    if (g === undefined) {
+      g = {
         kind: role === 'clients' ? 'aggregated' : 'exact',
         role,
         members,
-        observed,
+        observed: new Set(),
         family,
-      });
+      };
+      this.#byKey.set(key, g);
     }
+    for (const a of observed) g.observed.add(a);
     return key;
   }
 
@@ -228,7 +237,7 @@ class Groups {
         family: g.family,
         members: g.members,
         kind: g.kind,
-        observed: g.observed,
+        observed: g.observed.size,
       });
     }
     return out;
@@ -369,9 +378,9 @@ export function planRules(input: Iterable<Flow>, opts: PlanOptions = {}): RulesP
     const oneWay = oneWayKeys.has(key);
     let groupKey: string | undefined;
     if (s.chain === 'output') {
-      if (pinned) groupKey = groups.use('peers', s.family, exact(s.peers, s.family), s.peers.size);
+      if (pinned) groupKey = groups.use('peers', s.family, exact(s.peers, s.family), s.peers);
     } else if (pinned || oneWay) {
-      groupKey = groups.use('hosts', s.family, exact(s.peers, s.family), s.peers.size);
+      groupKey = groups.use('hosts', s.family, exact(s.peers, s.family), s.peers);
     } else {
       const mine = new Map<string, Cidr>();
       for (const p of s.peers) {
@@ -379,8 +388,7 @@ export function planRules(input: Iterable<Flow>, opts: PlanOptions = {}): RulesP
         if (b !== undefined) mine.set(formatCidr(b), b);
       }
       const members = [...mine.values()].sort((a, b) => compareBig(a.network, b.network));
-      const units = new Set([...s.peers].map((p) => unitOf(p, s.family, unitOfFamily[s.family])));
-      groupKey = groups.use('clients', s.family, members, units.size);
+      groupKey = groups.use('clients', s.family, members, s.peers);
     }
     drafts.push({
       service: s,

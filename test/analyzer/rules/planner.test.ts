@@ -171,6 +171,7 @@ t.test("planner: the reviewer's server gets rules a reviewer can defend", async 
     const v6 = plan.input.rules.filter((r) => r.family === 6);
     t.equal(v6.length, 1, 'one IPv6 rule');
     t.same(v6[0]?.group?.members.map(formatCidr), ['2001:db8:66:10::/64']);
+    t.equal(v6[0]?.group?.observed, 3, 'the set stands for three observed addresses');
   });
   t.test('one-way syslog is summarised loudly, not allowed', async (t) => {
     t.notOk(admits(plan, 'input', '10.66.3.31', UDP, 514));
