@@ -75,7 +75,7 @@ interface Probe {
 
 /** What only a fix elsewhere can pass: a todo naming the reason until it lands. */
 const DEAD =
-  "check still calls dead the forward chain's baseline (this host forwards nothing) and the output chain's DHCP-client rules (static addresses), log and final accept (only unrecorded traffic reaches them): the lead decides";
+  "check still calls dead the forward chain's ct state vmap and echo rules (this host forwards nothing) and the output chain's DHCP-client rules (static addresses): the lead decides";
 
 async function analyze(args: string[]) {
   return run([process.execPath, ANALYZER, ...args], { check: false, timeoutMs: 60_000 });
