@@ -100,7 +100,7 @@ const ND_TYPES = [
 ];
 
 /** A chain's first rules, the same as the nft writer's (see nft.ts), in the same order. */
-function baseline(chain: Chain, family: 4 | 6): string[] {
+function baseline(chain: Chain, family: 4 | 6, opts: EmitOptions): string[] {
   const c = `-A ${CT_CHAIN[chain]}`;
   const icmp = `-p ${icmpProto(family)}`;
   const type = icmpTypeOpt(family);
@@ -114,7 +114,12 @@ function baseline(chain: Chain, family: 4 | 6): string[] {
       `${c} -o lo ${commentOf('loopback')} -j ACCEPT`,
       ...ctstate,
       `${c} ${icmp} ${commentOf(`${family === 4 ? 'ICMP' : 'ICMPv6'} this host sends`)} -j ACCEPT`,
-      `${c} -p udp --sport ${dhcp[0]} --dport ${dhcp[1]} ${commentOf(dhcp[2] as string)} -j ACCEPT`,
+      // Only where the rest is refused (see nft.ts).
+      ...(opts.outputChain === 'enforce'
+        ? [
+            `${c} -p udp --sport ${dhcp[0]} --dport ${dhcp[1]} ${commentOf(dhcp[2] as string)} -j ACCEPT`,
+          ]
+        : []),
     ];
   }
   const lines = chain === 'input' ? [`${c} -i lo ${commentOf('loopback')} -j ACCEPT`] : [];
@@ -213,7 +218,12 @@ export function* iptablesRuleset(
   // Declaring a chain creates it, or (with --noflush) empties it: a reload replaces its rules.
   for (const c of chains) yield `:${CT_CHAIN[c]} - [0:0]\n`;
   for (const c of chains) {
-    for (const line of baseline(c, family)) yield `${line}\n`;
+    if (c === 'forward' && plan.forward.rules.length === 0 && plan.forwarded !== true) {
+      // A host that forwarded nothing while recorded (in this family) forwards nothing.
+      yield `-A ${CT_CHAIN[c]} ${commentOf('nothing forwarded while recorded')} -j DROP\n`;
+      continue;
+    }
+    for (const line of baseline(c, family, opts)) yield `${line}\n`;
     for (const rule of plan[c].rules) {
       for (const line of iptablesRules(rule)) yield `${line}\n`;
     }

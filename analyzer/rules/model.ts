@@ -123,4 +123,9 @@ export interface RulesPlan {
   readonly undirected: number;
   /** Every flow planned, all chains together. */
   readonly flows: number;
+  /**
+   * Some established flow crossed the forward chain (echo included, which needs no rule): the
+   * chain gets its baseline even without rules. Absent: as false.
+   */
+  readonly forwarded?: boolean;
 }

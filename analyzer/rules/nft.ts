@@ -140,6 +140,10 @@ function* setLines(group: AddressGroup): Generator<string> {
 }
 
 const VMAP = 'ct state vmap { established : accept, related : accept, invalid : drop }';
+const DHCP_CLIENT = [
+  'udp sport 68 udp dport 67 counter accept comment "DHCP client"',
+  'udp sport 546 udp dport 547 counter accept comment "DHCPv6 client"',
+];
 const ECHO_LIMIT = 'limit rate 10/second burst 20 packets';
 const LOG_LIMIT = 'limit rate 10/minute burst 5 packets';
 
@@ -148,15 +152,16 @@ const LOG_LIMIT = 'limit rate 10/minute burst 5 packets';
  * Errors about tracked connections are `related` already; these let in the ones conntrack cannot
  * relate (an error about a flow it no longer holds, path MTU after a table flush).
  */
-function baseline(chain: Chain): string[] {
+function baseline(chain: Chain, opts: EmitOptions): string[] {
   if (chain === 'output') {
     return [
       'oif lo counter accept comment "loopback"',
       VMAP,
       // What the host itself sends: errors, echo, and ND/MLD, which IPv6 needs to work at all.
       'meta l4proto { icmp, ipv6-icmp } counter accept comment "ICMP and ICMPv6 this host sends"',
-      'udp sport 68 udp dport 67 counter accept comment "DHCP client"',
-      'udp sport 546 udp dport 547 counter accept comment "DHCPv6 client"',
+      // Only where the rest is refused: a lease renewal may come later than any recording;
+      // in log mode it is logged, like every service the recording did not see.
+      ...(opts.outputChain === 'enforce' ? DHCP_CLIENT : []),
     ];
   }
   const lines = chain === 'input' ? ['iif lo counter accept comment "loopback"'] : [];
@@ -196,7 +201,13 @@ function* chainLines(chain: Chain, plan: RulesPlan, opts: EmitOptions): Generato
   const policy = chain === 'output' && opts.outputChain === 'log' ? 'accept' : 'drop';
   yield `  chain ${chain} {`;
   yield `    type filter hook ${chain} priority filter; policy ${policy};`;
-  for (const line of baseline(chain)) yield `    ${line}`;
+  if (chain === 'forward' && plan.forward.rules.length === 0 && plan.forwarded !== true) {
+    // A host that forwarded nothing while recorded gets no baseline to forward with.
+    yield '    # this host forwarded no established flow while recorded: the policy drops all';
+    yield '  }';
+    return;
+  }
+  for (const line of baseline(chain, opts)) yield `    ${line}`;
   for (const line of ruleLines(plan[chain].rules)) yield `    ${line}`;
   for (const line of tail(chain, opts)) yield `    ${line}`;
   yield '  }';

@@ -292,6 +292,7 @@ export function planRules(input: Iterable<Flow>, opts: PlanOptions = {}): RulesP
   const triedUnits = { 4: new Set<bigint>(), 6: new Set<bigint>() };
   const notFiltered: Flow[] = [];
   let undirected = 0;
+  let forwarded = false;
   for (const flow of flows) {
     if (flow.direction === undefined || flow.direction.length === 0) undirected++;
     const chains = chainsOf(flow);
@@ -302,6 +303,7 @@ export function planRules(input: Iterable<Flow>, opts: PlanOptions = {}): RulesP
     const src = addressNumber(flow.src);
     const suspect = suspects.has(addressKey(flow.family, src));
     const evidence = evidenceOf(flow);
+    if (evidence === 'established' && !suspect && chains.includes('forward')) forwarded = true;
     for (const chain of chains) {
       const output = chain === 'output';
       if (output && outputMode === 'none') continue;
@@ -468,5 +470,6 @@ export function planRules(input: Iterable<Flow>, opts: PlanOptions = {}): RulesP
     notFiltered,
     undirected,
     flows: flows.length,
+    forwarded,
   };
 }

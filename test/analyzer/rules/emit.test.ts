@@ -122,8 +122,6 @@ table inet conntracker {
     oif lo counter accept comment "loopback"
     ct state vmap { established : accept, related : accept, invalid : drop }
     meta l4proto { icmp, ipv6-icmp } counter accept comment "ICMP and ICMPv6 this host sends"
-    udp sport 68 udp dport 67 counter accept comment "DHCP client"
-    udp sport 546 udp dport 547 counter accept comment "DHCPv6 client"
     tcp dport 443 counter accept comment "6 flows, first 2026-01-01T00:00:00Z, last 2026-01-01T00:02:00Z"
     ip daddr @peers4_1 tcp dport 5432 counter accept comment "9 flows, ${WHEN}"
     meta nfproto ipv4 udp dport 123 counter accept comment "2 flows, ${WHEN}"
@@ -199,6 +197,10 @@ const NFT_BASELINE: Record<Chain, string[]> = {
   ],
 };
 
+/** The output chain's baseline: the DHCP clients only where the rest is refused (enforce). */
+const outputBaseline = (mode: EmitOptions['outputChain'] | undefined) =>
+  mode === 'enforce' ? NFT_BASELINE.output : NFT_BASELINE.output.filter((l) => !/DHCP/.test(l));
+
 t.test('nft: each chain opens with its baseline in order, for every option and plan', async (t) => {
   for (const plan of [reviewPlan(), edgePlan()]) {
     for (const o of OPTION_SETS) {
@@ -216,9 +218,10 @@ t.test('nft: each chain opens with its baseline in order, for every option and p
         t.strictSame(out, [], `no output chain with ${optText(o)}`);
       } else {
         const policy = o.outputChain === 'log' ? 'accept' : 'drop';
+        const base = outputBaseline(o.outputChain);
         t.strictSame(
-          out.slice(0, 6),
-          [`type filter hook output priority filter; policy ${policy};`, ...NFT_BASELINE.output],
+          out.slice(0, base.length + 1),
+          [`type filter hook output priority filter; policy ${policy};`, ...base],
           `output ${optText(o)}`,
         );
       }
@@ -311,7 +314,7 @@ t.test(
       `ip6 saddr @peers6_1 ip6 daddr 2001:db8:9::10 udp dport 53 counter accept comment "3 flows, ${WHEN}"`,
     ]);
     t.strictSame(
-      nftChain(text, 'output').slice(NFT_BASELINE.output.length + 1, -2),
+      nftChain(text, 'output').slice(outputBaseline('log').length + 1, -2),
       [
         `meta nfproto ipv6 tcp dport 443 counter accept comment "4 flows, ${WHEN}"`,
         `meta nfproto ipv4 tcp dport 80 counter accept comment "4 flows, ${WHEN}"`,
@@ -499,7 +502,18 @@ t.test(
           const outLog = o.outputChain === 'log';
           for (const chain of chains) {
             const lines = iptChain(text, chain);
-            const base = IPT_BASELINE[family][chain];
+            if (chain === 'forward' && !plan.forward.rules.some((r) => r.family === family)) {
+              t.strictSame(
+                lines,
+                ['-A CT-FORWARD -m comment --comment "nothing forwarded while recorded" -j DROP'],
+                `${what}: nothing forwarded in IPv${family}: one drop`,
+              );
+              continue;
+            }
+            const base =
+              chain === 'output' && o.outputChain !== 'enforce'
+                ? IPT_BASELINE[family][chain].filter((l) => !/DHCP/.test(l))
+                : IPT_BASELINE[family][chain];
             t.strictSame(lines.slice(0, base.length), base, `${what}: ${chain} baseline`);
             const c = `-A CT-${chain.toUpperCase()}`;
             const refuse =
@@ -546,7 +560,8 @@ t.test(
       `-A CT-INPUT -s ${members} -p udp --dport 514 -m comment --comment "6 one-way flows (unanswered by design), ${WHEN}" -j ACCEPT`,
       `-A CT-INPUT -s ${members} -p icmp --icmp-type 13 -m comment --comment "1 flow, ${WHEN}" -j ACCEPT`,
     ]);
-    t.strictSame(iptChain(edge4, 'output').slice(IPT_BASELINE[4].output.length, -2), [
+    // Log mode: the output baseline without the DHCP client rule.
+    t.strictSame(iptChain(edge4, 'output').slice(IPT_BASELINE[4].output.length - 1, -2), [
       `-A CT-OUTPUT -p tcp --dport 80 -m comment --comment "4 flows, ${WHEN}" -j ACCEPT`,
       '-A CT-OUTPUT -p udp --dport 53 -m comment --comment "4 flows" -j ACCEPT',
     ]);
