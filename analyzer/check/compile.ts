@@ -150,7 +150,49 @@ export function compileRuleset(json: NftJson): CompiledRuleset {
     chains,
     chain: (family, table, name) => tree.get(family)?.get(table)?.get(name),
   };
-  return { ruleset, notes: notesOf(tally) };
+  const notes = notesOf(tally);
+  const orphans = unreachedChains(chains, json.nftables);
+  if (orphans.length > 0) {
+    const shown = orphans.slice(0, 6).join(', ');
+    const more = orphans.length > 6 ? ` and ${orphans.length - 6} more` : '';
+    // ct-analyze rules --format iptables writes its CT-* chains for --noflush, hooked in apart.
+    const ours = orphans.some((o) => / CT-(INPUT|FORWARD|OUTPUT)$/.test(o))
+      ? ": a file of ct-analyze rules --format iptables is checked as a host runs it once its header's hooks are added (-A INPUT -j CT-INPUT …), or from that host's iptables-save"
+      : '';
+    notes.push(
+      `${orphans.length === 1 ? 'chain' : 'chains'} ${shown}${more} no rule jumps or goes to: never reached, so ${orphans.length === 1 ? 'its' : 'their'} rules are dead${ours}`,
+    );
+  }
+  return { ruleset, notes };
+}
+
+/**
+ * `ip filter CT-INPUT`: the regular chains nothing names as a jump or goto target, in a rule or
+ * in a verdict map's elements.
+ */
+function unreachedChains(chains: readonly Building[], items: readonly NftObject[]): string[] {
+  const targets = new Set<string>();
+  const visit = (v: unknown, family: string, table: string): void => {
+    if (Array.isArray(v)) {
+      for (const x of v) visit(x, family, table);
+    } else if (isObj(v)) {
+      for (const verb of ['jump', 'goto']) {
+        const t = v[verb];
+        if (isObj(t) && typeof t.target === 'string') targets.add(key(family, table, t.target));
+      }
+      for (const x of Object.values(v)) visit(x, family, table);
+    }
+  };
+  for (const item of items) {
+    const kind = Object.keys(item)[0] ?? '';
+    const body = item[kind];
+    if (kind === 'chain' || !isObj(body)) continue;
+    visit(body, String(body.family), String(body.table ?? body.name));
+  }
+  return chains
+    .filter((c) => c.base === undefined && !targets.has(key(c.family, c.table, c.name)))
+    .filter((c) => !c.name.startsWith('ct-analyze-anon-'))
+    .map((c) => `${c.family} ${c.table} ${c.name}`);
 }
 
 /** `fib saddr . iif oif`: reverse-path filtering, decided on the walk's routing. */

@@ -521,7 +521,49 @@ t.test(
       /rules with limit or quota: assumed never exceeded/,
       /iptables extensions \(xt\)/,
     ]);
-    t.same(compileRuleset(listing([[{ accept: null }]])).notes, []);
+    // listing()'s chain is a regular one nothing jumps to: the one note says so.
+    t.match(compileRuleset(listing([[{ accept: null }]])).notes, [
+      /^chain inet t c no rule jumps or goes to: never reached, so its rules are dead$/,
+    ]);
+    const based = listing([[{ accept: null }]]);
+    based.nftables[2] = {
+      chain: {
+        family: 'inet',
+        table: 't',
+        name: 'c',
+        handle: 2,
+        type: 'filter',
+        hook: 'input',
+        prio: 0,
+        policy: 'accept',
+      },
+    } as (typeof based.nftables)[number];
+    t.same(compileRuleset(based).notes, [], 'a base chain: no note');
+    const jumped = listing(
+      [[{ accept: null }]],
+      [
+        {
+          map: {
+            name: 'm',
+            type: 'ipv4_addr',
+            map: 'verdict',
+            elem: [['10.0.0.1', { goto: { target: 'x' } }]],
+          },
+        },
+      ],
+    );
+    t.same(
+      compileRuleset({
+        nftables: [
+          ...jumped.nftables,
+          { chain: { family: 'inet', table: 't', name: 'x', handle: 3 } },
+        ],
+      })
+        .notes.filter((n) => /no rule jumps or goes to/.test(n))
+        .map((n) => n.split(' no rule')[0]),
+      ['chain inet t c'],
+      "a chain a verdict map's elements name is reached; one nothing names is not",
+    );
     t.match(loaded('firewalld-default.nft.json').notes, [
       /1 reverse-path check \(fib saddr \. iif oif\)/,
     ]);
