@@ -90,6 +90,7 @@ type Refused = 'flowtable' | 'ct helper' | 'secmark';
 
 /** What a refused construct is, when it is one a verdict does not depend on. */
 type Refusal =
+  | { kind: 'removal'; what: 'delete' | 'destroy'; keyword: number }
   | { kind: 'declaration'; what: Refused; keyword: number }
   | { kind: 'statement'; what: Refused; keyword: number }
   | { kind: 'elements'; what: Refused; keyword: number };
@@ -110,6 +111,8 @@ const ELEMENT_VALUE = /^\s*:\s*(?:"([^"\n]*)"|([^\s",;{}]+))/;
  * `objects`: the names of the objects refused in the same run, which elements are matched to.
  */
 function refusalOf(e: NftError, objects: ReadonlyMap<string, Refused>): Refusal | undefined {
+  const removal = removalOf(e);
+  if (removal !== undefined) return removal;
   if (!ENOENT.test(e.message)) return undefined;
   if (/^flow\s+(?:add|offload)\s+@/.test(e.span)) {
     return { kind: 'statement', what: 'flowtable', keyword: e.from - 1 };
@@ -128,6 +131,32 @@ function refusalOf(e: NftError, objects: ReadonlyMap<string, Refused>): Refusal 
     // From `add`/`create` too: a command left without its object would not parse.
     const lead = declared[0].length - declared[0].replace(/^[{;]?\s*/, '').length;
     return { kind: 'declaration', what, keyword: declared.index + lead };
+  }
+  return undefined;
+}
+
+/**
+ * `delete table filter` of a table that does not exist (yet): a file written to replace a
+ * table on a host where it exists, refused in the fresh namespace that holds none; and
+ * `destroy table …` (nft 1.0.8: delete if it exists), which nft 1.0.6 cannot parse. Both
+ * remove what a fresh namespace does not hold, so leaving them out loads the same ruleset.
+ */
+function removalOf(e: NftError): Refusal | undefined {
+  if (/^No such file or directory\b/.test(e.message)) {
+    const del = /(?:^|;)\s*(delete\s+table\s+(?:(?:ip6?|inet|arp|bridge|netdev)\s+)?)$/.exec(
+      e.prefix,
+    );
+    if (del)
+      return { kind: 'removal', what: 'delete', keyword: e.prefix.length - (del[1] ?? '').length };
+  }
+  if (/^syntax error, unexpected table\b/.test(e.message) && e.span === 'table') {
+    const destroy = /(?:^|;)\s*(destroy\s+)$/.exec(e.prefix);
+    if (destroy)
+      return {
+        kind: 'removal',
+        what: 'destroy',
+        keyword: e.prefix.length - (destroy[1] ?? '').length,
+      };
   }
   return undefined;
 }
@@ -167,6 +196,16 @@ export function blankRefused(text: string, refused: readonly NftError[], notes: 
     const lineStart = offsets[e.line - 1] ?? 0;
     let start = lineStart + r.keyword;
     let end = lineStart + e.to;
+    if (r.kind === 'removal') {
+      // The whole command, up to the end of its line or a `;`.
+      const rest = /^[^;\n]*/.exec(out.slice(start))?.[0] ?? '';
+      end = start + rest.length;
+      notes.push(
+        `line ${e.line}: \`${rest.trim()}\` left out: ${r.what === 'delete' ? 'the table does not exist in the fresh namespace the ruleset is loaded into' : 'destroy (nft 1.0.8) is not read by this nft, and the fresh namespace the ruleset is loaded into holds no table to destroy'}`,
+      );
+      out = out.slice(0, start) + ' '.repeat(end - start) + out.slice(end);
+      continue;
+    }
     if (r.kind === 'elements') {
       const block = elementsBlock(out, lineStart + e.from - 1);
       if (block === undefined) continue;

@@ -668,3 +668,42 @@ t.test(
     );
   },
 );
+
+t.test(
+  'load: `delete table` of a table the fresh namespace lacks, and nft 1.0.8 `destroy table`, are left out whole and said; other errors are not blanked',
+  (t) => {
+    const text = [
+      '#!/usr/sbin/nft -f',
+      'destroy table inet filter',
+      'table ip filter { chain input { type filter hook input priority 0; } }',
+      'flush ruleset; delete table ip6 old',
+      'delete chain ip filter gone',
+    ].join('\n');
+    const stderr = [
+      '/r.nft:2:9-13: Error: syntax error, unexpected table, expecting string',
+      'destroy table inet filter',
+      '        ^^^^^',
+      '/r.nft:4:33-35: Error: No such file or directory; did you mean table ‘filter’ in family ip?',
+      'flush ruleset; delete table ip6 old',
+      '                                ^^^',
+      '/r.nft:5:21-24: Error: No such file or directory',
+      'delete chain ip filter gone',
+      '                    ^^^^',
+    ].join('\n');
+    const errors = parseNftErrors(stderr);
+    const refused = nonFilterRefusals(errors, '/r.nft');
+    t.equal(refused.length, 2, 'a missing chain is not a table removal');
+    const notes: string[] = [];
+    const out = blankRefused(text, refused, notes);
+    t.equal(out.length, text.length, 'blanked in place, lines kept');
+    const lines = out.split('\n');
+    t.match(lines[1], /^\s*$/);
+    t.equal(lines[3]?.trimEnd(), 'flush ruleset;', 'only the command after the `;`');
+    t.equal(lines[4], 'delete chain ip filter gone');
+    t.match(notes, [
+      /^line 2: `destroy table inet filter` left out: destroy \(nft 1\.0\.8\) is not read by this nft/,
+      /^line 4: `delete table ip6 old` left out: the table does not exist in the fresh namespace/,
+    ]);
+    t.end();
+  },
+);
