@@ -57,7 +57,10 @@ export interface PlannedRule {
   readonly ports: readonly PortRange[];
   /** ICMP/ICMPv6 type; undefined for TCP/UDP. */
   readonly icmpType?: number;
-  /** A port of the sensitive list: its group is `exact`. */
+  /**
+   * One of its ports is on the sensitive list: its group is `exact` (services whose sources
+   * stayed single addresses anyway may share it, and the rule).
+   */
   readonly sensitive: boolean;
   /** Written from unanswered one-way UDP flows because of --allow-one-way. */
   readonly oneWay: boolean;

@@ -202,12 +202,16 @@ class Groups {
     members: Cidr[],
     observed: Iterable<bigint>,
   ): string {
-    const key = `${role}/${family}/${members.map(formatCidr).join(',')}`;
+    // Sources that stayed single addresses are one set whether a sensitive service pinned them
+    // or they were too sparse for a prefix: the same hosts, the same set.
+    const exactOnly = members.every((m) => m.prefix === bitsOf(family));
+    const named = role === 'peers' ? role : exactOnly ? 'hosts' : 'clients';
+    const key = `${named}/${family}/${members.map(formatCidr).join(',')}`;
     let g = this.#byKey.get(key);
     if (g === undefined) {
       g = {
-        kind: role === 'clients' ? 'aggregated' : 'exact',
-        role,
+        kind: named === 'clients' ? 'aggregated' : 'exact',
+        role: named,
         members,
         observed: new Set(),
         family,
@@ -402,18 +406,28 @@ export function planRules(input: Iterable<Flow>, opts: PlanOptions = {}): RulesP
 
   // Services of one chain, protocol, destination and group share a rule, their ports merged.
   const named = groups.named();
-  const merged = new Map<string, { draft: Draft; ports: number[]; flows: number; span: Span }>();
+  const merged = new Map<
+    string,
+    { draft: Draft; ports: number[]; flows: number; span: Span; sensitive: boolean }
+  >();
   for (const d of drafts) {
     const s = d.service;
-    const key = `${s.chain}/${s.family}/${s.proto}/${hexOf(s.daddr)}/${d.groupKey ?? '*'}/${s.icmpType ?? ''}/${d.sensitive}/${d.oneWay}`;
-    const m = merged.get(key) ?? { draft: d, ports: [], flows: 0, span: new Span() };
+    const key = `${s.chain}/${s.family}/${s.proto}/${hexOf(s.daddr)}/${d.groupKey ?? '*'}/${s.icmpType ?? ''}/${d.oneWay}`;
+    const m = merged.get(key) ?? {
+      draft: d,
+      ports: [],
+      flows: 0,
+      span: new Span(),
+      sensitive: false,
+    };
     if (s.port !== undefined) m.ports.push(s.port);
+    if (d.sensitive) m.sensitive = true;
     m.flows += s.flows;
     m.span.merge(s.span.times);
     merged.set(key, m);
   }
   const rules: Record<Chain, PlannedRule[]> = { input: [], forward: [], output: [] };
-  for (const { draft, ports, flows: n, span } of merged.values()) {
+  for (const { draft, ports, flows: n, span, sensitive: pinned } of merged.values()) {
     const s = draft.service;
     const group = draft.groupKey === undefined ? undefined : named.get(draft.groupKey);
     rules[s.chain].push({
@@ -424,7 +438,7 @@ export function planRules(input: Iterable<Flow>, opts: PlanOptions = {}): RulesP
       ...(s.daddr === undefined ? {} : { daddr: s.daddr }),
       ports: portRanges(ports),
       ...(s.icmpType === undefined ? {} : { icmpType: s.icmpType }),
-      sensitive: draft.sensitive,
+      sensitive: pinned,
       oneWay: draft.oneWay,
       flows: n,
       ...span.times,

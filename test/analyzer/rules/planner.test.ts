@@ -157,6 +157,12 @@ t.test("planner: the reviewer's server gets rules a reviewer can defend", async 
     t.equal(db?.sensitive, true);
     t.equal(db?.group?.kind, 'exact');
     t.equal(db?.group?.members.length, 12);
+    const app = plan.input.rules.filter((r) => r.group === db?.group);
+    t.same(
+      app.map((r) => r.ports.map((p) => p.from)),
+      [[5432, 8080]],
+      'the sparse app servers: one set, one rule for the database and the app port',
+    );
   });
   t.test('sensitive services are pinned to the admin', async (t) => {
     t.ok(admits(plan, 'input', '10.66.1.5', TCP, 22));

@@ -285,7 +285,7 @@ t.test(
     );
     t.match(
       nft.out,
-      /\n {4}ip saddr @clients4_1 tcp dport 80 counter accept comment "2 flows, first 2025-/,
+      /\n {4}ip saddr @hosts4_1 tcp dport 80 counter accept comment "2 flows, first 2025-/,
     );
     t.equal(cli('-o', join(dir, 'r.nft'), journal).code, 0);
     t.equal(readFileSync(join(dir, 'r.nft'), 'utf8'), nft.out, '-o writes what stdout shows');
@@ -328,6 +328,6 @@ t.test(
     const noLog = cli('--no-log', '--output-chain', 'none', journal);
     t.notMatch(noLog.out, /log prefix|chain output/, '--no-log and --output-chain none');
     const pinned = cli('--sensitive', '80', journal);
-    t.match(pinned.out, /set hosts4_1 \{/, '--sensitive pins 80 to exact hosts');
+    t.match(pinned.out, /ip saddr @hosts4_1 tcp dport 80 /, '--sensitive pins 80 to the exact hosts');
   },
 );
