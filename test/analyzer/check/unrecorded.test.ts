@@ -96,7 +96,7 @@ t.test(
     const { ruleset } = compileRuleset(parseNftJson(JSON.stringify(json), 'test.json'));
     const table = new FlowTable();
     table.add(ev(6, '10.0.0.1', '10.0.0.2', 40000, 80, 0x0e));
-    const r = judgeFlows(ruleset, table.flows(), '1024');
+    const r = judgeFlows(ruleset, table.flows(), { kind: '1024' });
     t.equal(r.accepted, 1);
     t.same(
       r.dead.map((d) => d.rule.index),
@@ -145,7 +145,7 @@ t.test(
     const { ruleset } = compileRuleset(parseNftJson(JSON.stringify(json), 'test.json'));
     const table = new FlowTable();
     table.add(ev(6, '10.0.0.1', '10.0.0.2', 40000, 80, 0x0e));
-    const r = judgeFlows(ruleset, table.flows(), '1024');
+    const r = judgeFlows(ruleset, table.flows(), { kind: '1024' });
     t.same(
       r.dead.map((d) => d.rule.index),
       [2, 3],
