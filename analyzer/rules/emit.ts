@@ -23,9 +23,6 @@ export interface EmitOptions {
   lost: number;
 }
 
-/** The ICMP type that asks for an echo, per family. */
-export const ECHO_REQUEST: Readonly<Record<4 | 6, number>> = { 4: 8, 6: 128 };
-
 /** Comment blocks list at most this many lines each; the rest is counted in one line. */
 export const SUMMARY_LIMIT = 40;
 

@@ -1,15 +1,9 @@
 // The rules plan as iptables-restore (IPv4) and ip6tables-restore (IPv6) input: our own chains, loaded with --noflush.
 import { formatAddress } from '../core/address.js';
 import { formatCidr, type PortRange } from '../core/prefix.js';
-import {
-  ECHO_REQUEST,
-  type EmitOptions,
-  headerLines,
-  protoName,
-  ruleComment,
-  summaryLines,
-} from './emit.js';
+import { type EmitOptions, headerLines, protoName, ruleComment, summaryLines } from './emit.js';
 import type { Chain, PlannedRule, RulesPlan, UnansweredService } from './model.js';
+import { ECHO_REQUEST } from './services.js';
 
 /** The line that separates the IPv4 part from the IPv6 part when both go to one stream. */
 export const IP6_SEPARATOR = '# ip6tables-restore:';

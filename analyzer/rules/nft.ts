@@ -1,15 +1,9 @@
 // The rules plan as an nftables ruleset: one `table inet conntracker` that `nft -f` (re)loads.
 import { formatAddress } from '../core/address.js';
 import { formatCidr, type PortRange } from '../core/prefix.js';
-import {
-  ECHO_REQUEST,
-  type EmitOptions,
-  headerLines,
-  protoName,
-  ruleComment,
-  summaryLines,
-} from './emit.js';
+import { type EmitOptions, headerLines, protoName, ruleComment, summaryLines } from './emit.js';
 import type { AddressGroup, Chain, PlannedRule, RulesPlan, UnansweredService } from './model.js';
+import { ECHO_REQUEST } from './services.js';
 
 export const NFT_TABLE = 'conntracker';
 

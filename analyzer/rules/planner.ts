@@ -14,7 +14,13 @@ import type {
   ScanSuspect,
   UnansweredService,
 } from './model.js';
-import { DEFAULT_SENSITIVE, ONE_WAY, type ServiceKey, serviceKey } from './services.js';
+import {
+  DEFAULT_SENSITIVE,
+  ECHO_REQUEST,
+  ONE_WAY,
+  type ServiceKey,
+  serviceKey,
+} from './services.js';
 
 export interface PlanOptions {
   /** Widest prefix sources are grouped into: default 24 (IPv4) and 64 (IPv6). */
@@ -34,9 +40,6 @@ export interface PlanOptions {
 export const DEFAULT_MAX_PREFIX4 = 24;
 export const DEFAULT_MAX_PREFIX6 = 64;
 export const DEFAULT_MIN_DENSITY = 0.5;
-
-/** The ICMP type the baseline allows from anyone, rate-limited: no rule is planned for it. */
-export const ECHO_REQUEST: Readonly<Record<4 | 6, number>> = { 4: 8, 6: 128 };
 
 /** Checks a --max-prefix value: an integer from 0 to the family's address length. */
 export function checkMaxPrefix(value: number, family: 4 | 6): number {

@@ -2,6 +2,9 @@
 import { InvalidArgumentError } from 'commander';
 import { Proto } from '../../journal/event.js';
 
+/** The ICMP type that asks for an echo, per family: the baseline admits it from anyone, rate-limited. */
+export const ECHO_REQUEST: Readonly<Record<4 | 6, number>> = { 4: 8, 6: 128 };
+
 /** A (protocol, port) pair as one number: proto << 16 | port. */
 export type ServiceKey = number;
 export const serviceKey = (proto: number, port: number): ServiceKey => proto * 0x10000 + port;
