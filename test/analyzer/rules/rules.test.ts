@@ -328,6 +328,10 @@ t.test(
     const noLog = cli('--no-log', '--output-chain', 'none', journal);
     t.notMatch(noLog.out, /log prefix|chain output/, '--no-log and --output-chain none');
     const pinned = cli('--sensitive', '80', journal);
-    t.match(pinned.out, /ip saddr @hosts4_1 tcp dport 80 /, '--sensitive pins 80 to the exact hosts');
+    t.match(
+      pinned.out,
+      /ip saddr @hosts4_1 tcp dport 80 /,
+      '--sensitive pins 80 to the exact hosts',
+    );
   },
 );
