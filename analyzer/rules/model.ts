@@ -85,16 +85,21 @@ export interface ScanSuspect {
   readonly lastSeen?: number;
 }
 
-/** Flows not allowed for want of evidence, summarised by service and source group. */
-export interface UnansweredService {
+/** A service of one chain: protocol, destination port or ICMP type, for forward the destination. */
+export interface ServiceId {
   readonly chain: Chain;
   readonly family: 4 | 6;
   readonly proto: number;
+  /** forward only: the destination as the filter sees it (after any DNAT). */
   readonly daddr?: Uint8Array;
-  /** Destination port (TCP/UDP) or ICMP type. */
+  /** TCP/UDP destination port. */
   readonly port?: number;
   readonly icmpType?: number;
-  /** The sources (scan suspects left out), aggregated as rules would aggregate them. */
+}
+
+/** Flows not allowed for want of evidence, summarised by service. */
+export interface UnansweredService extends ServiceId {
+  /** Their sources' exact addresses (scan suspects left out). */
   readonly sources: readonly Cidr[];
   readonly sourceCount: number;
   readonly flows: number;

@@ -12,6 +12,7 @@ import type {
   PlannedRule,
   RulesPlan,
   ScanSuspect,
+  ServiceId,
   UnansweredService,
 } from './model.js';
 import {
@@ -119,14 +120,8 @@ class Span {
   }
 }
 
-/** One service of one chain: protocol, destination port or ICMP type, and for forward the destination. */
-interface Service {
-  readonly chain: Chain;
-  readonly family: 4 | 6;
-  readonly proto: number;
-  readonly daddr?: Uint8Array;
-  readonly port?: number;
-  readonly icmpType?: number;
+/** One service of one chain, and what was seen of it. */
+interface Service extends ServiceId {
   /** input/forward: sources; output: destinations (sensitive services only need them). */
   readonly peers: Set<bigint>;
   flows: number;
