@@ -15,6 +15,38 @@ const ctState = (right: unknown, op = 'in') => ({
 });
 const verdict = (v: string) => ({ [v]: null });
 
+/** `inet f input`, a base chain on input with `policy`, holding rules of `exprs`, compiled. */
+function inputChain(policy: 'accept' | 'drop', exprs: readonly unknown[][]) {
+  const json = {
+    nftables: [
+      { table: { family: 'inet', name: 'f', handle: 1 } },
+      {
+        chain: {
+          family: 'inet',
+          table: 'f',
+          name: 'input',
+          handle: 1,
+          type: 'filter',
+          hook: 'input',
+          prio: 0,
+          policy,
+        },
+      },
+      ...exprs.map((expr, i) => ({
+        rule: { family: 'inet', table: 'f', chain: 'input', handle: i + 2, expr },
+      })),
+    ],
+  };
+  return compileRuleset(parseNftJson(JSON.stringify(json), 'test.json')).ruleset;
+}
+
+/** The verdicts for one web connection that completed. */
+function judgeWeb(ruleset: ReturnType<typeof inputChain>) {
+  const table = new FlowTable();
+  table.add(ev(6, '10.0.0.1', '10.0.0.2', 40000, 80, 0x0e));
+  return judgeFlows(ruleset, table.flows(), { kind: '1024' });
+}
+
 t.test('unrecordedReason: what conntrack never records, and only that', async (t) => {
   const nd = icmpType('icmpv6', {
     set: ['nd-router-solicit', 'nd-neighbor-solicit', 'mld-listener-query', 143],
@@ -73,30 +105,7 @@ t.test(
       [{ limit: { rate: 10, per: 'minute', burst: 5 } }, { log: { prefix: 'refused: ' } }],
       [{ counter: null }, { reject: null }],
     ];
-    const json = {
-      nftables: [
-        { table: { family: 'inet', name: 'f', handle: 1 } },
-        {
-          chain: {
-            family: 'inet',
-            table: 'f',
-            name: 'input',
-            handle: 1,
-            type: 'filter',
-            hook: 'input',
-            prio: 0,
-            policy: 'drop',
-          },
-        },
-        ...chainRules.map((expr, i) => ({
-          rule: { family: 'inet', table: 'f', chain: 'input', handle: i + 2, expr },
-        })),
-      ],
-    };
-    const { ruleset } = compileRuleset(parseNftJson(JSON.stringify(json), 'test.json'));
-    const table = new FlowTable();
-    table.add(ev(6, '10.0.0.1', '10.0.0.2', 40000, 80, 0x0e));
-    const r = judgeFlows(ruleset, table.flows(), { kind: '1024' });
+    const r = judgeWeb(inputChain('drop', chainRules));
     t.equal(r.accepted, 1);
     t.same(
       r.dead.map((d) => d.rule.index),
@@ -116,36 +125,16 @@ t.test(
 t.test(
   'check: an unconditional rule some rule follows is dead when no flow reaches it',
   async (t) => {
-    const rule = (handle: number, expr: unknown[]) => ({
-      rule: { family: 'inet', table: 'f', chain: 'input', handle, expr },
-    });
     const dport = (port: number) => ({
       match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: port },
     });
-    const json = {
-      nftables: [
-        { table: { family: 'inet', name: 'f', handle: 1 } },
-        {
-          chain: {
-            family: 'inet',
-            table: 'f',
-            name: 'input',
-            handle: 1,
-            type: 'filter',
-            hook: 'input',
-            prio: 0,
-            policy: 'accept',
-          },
-        },
-        rule(2, [dport(80), verdict('accept')]),
-        rule(3, [{ counter: null }, verdict('drop')]),
-        rule(4, [dport(22), verdict('accept')]),
-      ],
-    };
-    const { ruleset } = compileRuleset(parseNftJson(JSON.stringify(json), 'test.json'));
-    const table = new FlowTable();
-    table.add(ev(6, '10.0.0.1', '10.0.0.2', 40000, 80, 0x0e));
-    const r = judgeFlows(ruleset, table.flows(), { kind: '1024' });
+    const r = judgeWeb(
+      inputChain('accept', [
+        [dport(80), verdict('accept')],
+        [{ counter: null }, verdict('drop')],
+        [dport(22), verdict('accept')],
+      ]),
+    );
     t.same(
       r.dead.map((d) => d.rule.index),
       [2, 3],
