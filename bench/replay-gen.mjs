@@ -5,18 +5,26 @@
 // flows_confirmed). The same F flows for every N: they are drawn first from a fixed seed, then
 // N events cycle over them, so a smaller N is a prefix of a larger one. Reads dist/ (build first).
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { JournalWriter } = await import(join(root, 'dist', 'journal', 'writer.js'));
-// inet_ntop's text, as conntrack prints addresses (test/analyzer/address.test.ts checks it).
-const { formatIPv6 } = await import(join(root, 'dist', 'analyzer', 'core', 'address.js'));
+import {
+  ASSURED,
+  add4,
+  add6,
+  BATCH,
+  DES,
+  fillCounters,
+  JournalWriter,
+  makeBatch,
+  makeRng,
+  NEW,
+  pool,
+  SCRIPT,
+  SCRIPTS,
+  SEEN_REPLY,
+  UPD,
+} from './gen-common.mjs';
 
 const SEED = 0x5eed2026;
-/** What the recorder writes per events frame. */
-const BATCH = 1024;
 /** Connections open at once, interleaving their events (a power of two: slot = rnd & mask). */
 const WINDOW = 64;
 /** 2026-11-27T00:00:00Z in µs: a fixed start keeps every byte of the output reproducible. */
@@ -35,9 +43,6 @@ const TCP_STATE_NAME = [
   'TIME_WAIT',
   'CLOSE',
 ];
-const CONFIRMED = 0x8;
-const SEEN_REPLY = 0x2;
-const ASSURED = 0x4;
 
 function fail(message) {
   process.stderr.write(`replay-gen: ${message}\n`);
@@ -58,66 +63,10 @@ if (!(Number.isSafeInteger(N) && N > 0)) fail('--events must be a positive integ
 if (!(Number.isSafeInteger(F) && F > 0)) fail('--flows must be a positive integer');
 if (opt.journal === undefined || opt.text === undefined) fail('--journal and --text are required');
 
-// ---------------------------------------------------------------- seeded PRNG (sfc32)
-let ra = SEED;
-let rb = 0x9e3779b9;
-let rc = 0x243f6a88;
-let rd = 1;
-/** A uniform unsigned 32-bit integer. */
-function rnd() {
-  const t = (((ra + rb) | 0) + rd) | 0;
-  rd = (rd + 1) | 0;
-  ra = rb ^ (rb >>> 9);
-  rb = (rc + (rc << 3)) | 0;
-  rc = (rc << 21) | (rc >>> 11);
-  rc = (rc + t) | 0;
-  return t >>> 0;
-}
-for (let i = 0; i < 20; i++) rnd();
-/** Uniform in [0, n) for n ≤ 2^16 (the modulo bias is below 2^-16). */
-const below = (n) => rnd() % n;
+const rng = makeRng(SEED);
+const { rnd, below } = rng;
 
 // ---------------------------------------------------------------- addresses
-/** inet_ntop(AF_INET6) as glibc does it (RFC 5952): longest run of ≥ 2 zero groups as `::`. */
-function prefix6(text) {
-  const b = new Uint8Array(16);
-  text.split(':').forEach((h, k) => {
-    const n = Number.parseInt(h, 16);
-    b[2 * k] = n >> 8;
-    b[2 * k + 1] = n & 0xff;
-  });
-  return b;
-}
-
-/** An address pool: bytes (shared by every event that names the address) and text. */
-function pool() {
-  return { bytes: [], text: [] };
-}
-function add4(p, net, host) {
-  const b = Uint8Array.from([...net.split('.').map(Number), host]);
-  p.bytes.push(b);
-  p.text.push(b.join('.'));
-}
-/** Half of the interface ids small (`::1a`, as assigned by hand or DHCPv6), half random (SLAAC). */
-function add6(p, net, seen) {
-  for (;;) {
-    const b = prefix6(net);
-    if (rnd() & 1) {
-      const small = 1 + below(0xfffe);
-      b[14] = small >> 8;
-      b[15] = small & 0xff;
-    } else {
-      for (let i = 8; i < 16; i++) b[i] = rnd() & 0xff;
-    }
-    const text = formatIPv6(b);
-    if (seen.has(text)) continue;
-    seen.add(text);
-    p.bytes.push(b);
-    p.text.push(text);
-    return;
-  }
-}
-
 const clients4 = pool();
 for (const net of ['10.1.0', '10.1.1', '10.2.7', '10.2.8', '192.168.10', '192.168.11']) {
   for (let h = 1; h <= 254; h++) add4(clients4, net, h);
@@ -125,7 +74,7 @@ for (const net of ['10.1.0', '10.1.1', '10.2.7', '10.2.8', '192.168.10', '192.16
 const clients6 = pool();
 const seen6 = new Set();
 for (const net of ['2001:db8:1:0', '2001:db8:1:1', '2001:db8:2:40', 'fd00:ab:cd:10']) {
-  for (let k = 0; k < 250; k++) add6(clients6, net, seen6);
+  for (let k = 0; k < 250; k++) add6(rng, clients6, net, seen6);
 }
 const servers4 = pool();
 for (const net of ['10.20.0', '10.20.1', '172.16.5', '198.51.100', '203.0.113']) {
@@ -133,7 +82,7 @@ for (const net of ['10.20.0', '10.20.1', '172.16.5', '198.51.100', '203.0.113'])
 }
 const servers6 = pool();
 for (const net of ['2001:db8:100:0', '2001:db8:100:1', 'fd00:ab:cd:1']) {
-  for (let k = 0; k < 40; k++) add6(servers6, net, seen6);
+  for (let k = 0; k < 40; k++) add6(rng, servers6, net, seen6);
 }
 
 // ---------------------------------------------------------------- services (dst, dport)
@@ -224,47 +173,6 @@ for (let f = 0; f < F; f++) {
   replyAddr[f] = `src=${s} dst=${c}`;
 }
 
-// ---------------------------------------------------------------- connection scripts
-// One step per event: type, TCP state (0 none), timeout text ('' on DESTROY, as conntrack
-// prints it for an expired entry), status bits. Shapes as captured from conntrack 1.4.7.
-const step = (type, state, timeout, status) => ({ type, state, timeout, status });
-const NEW = 1;
-const UPD = 2;
-const DES = 3;
-const R = CONFIRMED | SEEN_REPLY;
-const RA = R | ASSURED;
-const S = {
-  tcpClose: [
-    step(NEW, 1, '120', CONFIRMED),
-    step(UPD, 2, '60', R),
-    step(UPD, 3, '432000', RA),
-    step(UPD, 4, '120', RA),
-    step(UPD, 6, '30', RA),
-    step(UPD, 7, '120', RA),
-    step(DES, 7, '', RA),
-  ],
-  tcpReset: [
-    step(NEW, 1, '120', CONFIRMED),
-    step(UPD, 2, '60', R),
-    step(UPD, 3, '432000', RA),
-    step(UPD, 8, '10', RA),
-    step(DES, 8, '', RA),
-  ],
-  tcpScan: [step(NEW, 1, '120', CONFIRMED), step(DES, 1, '', CONFIRMED)],
-  udpAnswer: [step(NEW, 0, '30', CONFIRMED), step(UPD, 0, '30', R), step(DES, 0, '', R)],
-  udpStream: [
-    step(NEW, 0, '30', CONFIRMED),
-    step(UPD, 0, '30', R),
-    step(UPD, 0, '120', RA),
-    step(DES, 0, '', RA),
-  ],
-  udpScan: [step(NEW, 0, '30', CONFIRMED), step(DES, 0, '', CONFIRMED)],
-  echo: [step(NEW, 0, '30', CONFIRMED), step(UPD, 0, '30', R), step(DES, 0, '', R)],
-  echoScan: [step(NEW, 0, '30', CONFIRMED), step(DES, 0, '', CONFIRMED)],
-};
-const SCRIPTS = Object.values(S);
-const SCRIPT = Object.fromEntries(Object.keys(S).map((k, i) => [k, i]));
-
 /** Which script the next connection of flow f follows. */
 function scriptFor(f) {
   const proto = CLASSES[flowClass[f]][1].proto;
@@ -303,27 +211,7 @@ const writer = JournalWriter.create(
 );
 
 /** One reusable event object per batch position: append() encodes them before returning. */
-function blankTuple() {
-  return { src: null, dst: null, sport: 0, dport: 0, icmpType: 0, icmpCode: 0, icmpId: 0 };
-}
-const batch = [];
-const batchCounters = [];
-for (let i = 0; i < BATCH; i++) {
-  batch.push({
-    type: 1,
-    family: 4,
-    proto: 6,
-    status: 0,
-    id: 0,
-    time: 0,
-    timeKernel: false,
-    orig: blankTuple(),
-    reply: blankTuple(),
-    tcpState: undefined,
-    counters: undefined,
-  });
-  batchCounters.push({ origPackets: 0, origBytes: 0, replyPackets: 0, replyBytes: 0 });
-}
+const { events: batch, counters: batchCounters } = makeBatch();
 let filled = 0;
 
 // Open connections, one per slot.
@@ -415,7 +303,7 @@ for (let n = 0; n < N; n++) {
   let cntReply = '';
   if (st.type === DES) {
     const c = batchCounters[filled];
-    fillCounters(c, proto, v6, (st.status & SEEN_REPLY) !== 0);
+    fillCounters(rng, c, proto, v6, (st.status & SEEN_REPLY) !== 0);
     ev.counters = c;
     cntOrig = ` packets=${c.origPackets} bytes=${c.origBytes}`;
     cntReply = ` packets=${c.replyPackets} bytes=${c.replyBytes}`;
@@ -452,29 +340,6 @@ if (filled > 0) writer.append(batch.slice(0, filled));
 writer.close({ stop: sec * 1e6 + usec });
 writeSync(textFd, Buffer.from(textBuf, 'latin1'));
 closeSync(textFd);
-
-/** Realistic DESTROY counters (nf_conntrack_acct=1): packets and IP bytes per direction. */
-function fillCounters(c, proto, v6, replied) {
-  const ip = v6 ? 40 : 20;
-  if (proto === 6) {
-    const hdr = ip + 32; // TCP with timestamps
-    c.origPackets = replied ? 5 + below(40) : 1 + below(3);
-    // An unanswered SYN is 40 bytes of TCP header with options (captured: 60 B over IPv4).
-    c.origBytes = replied ? c.origPackets * hdr + below(20000) : c.origPackets * (ip + 40);
-    c.replyPackets = replied ? 4 + below(60) : 0;
-    c.replyBytes = replied ? c.replyPackets * hdr + below(200000) : 0;
-  } else if (proto === 17) {
-    c.origPackets = 1 + (replied ? below(3) : 0);
-    c.origBytes = c.origPackets * (ip + 8) + 20 + below(500);
-    c.replyPackets = replied ? c.origPackets : 0;
-    c.replyBytes = replied ? c.replyPackets * (ip + 8) + 40 + below(1400) : 0;
-  } else {
-    c.origPackets = 1;
-    c.origBytes = ip + 64;
-    c.replyPackets = replied ? 1 : 0;
-    c.replyBytes = replied ? ip + 64 : 0;
-  }
-}
 
 let seen = 0;
 let confirmed = 0;
