@@ -6,6 +6,7 @@ import type { ExitCode } from '../common/errors.js';
 import { analyzeProgram } from './commands/analyze.js';
 import { checkCommand } from './commands/check.js';
 import { diffCommand } from './commands/diff.js';
+import { exportCommand } from './commands/export.js';
 import { importCommand } from './commands/import.js';
 import { type CommandContext, NAME } from './commands/options.js';
 import { redactCommand } from './commands/redact.js';
@@ -20,6 +21,7 @@ const SUBCOMMANDS = [
   diffCommand,
   rulesCommand,
   checkCommand,
+  exportCommand,
 ];
 
 async function main(): Promise<number> {

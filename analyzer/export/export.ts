@@ -1,0 +1,329 @@
+// ct-analyze export: journals → Hive-partitioned part files of events and/or flows, schema.json at the root.
+import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
+import { CtError, Exit } from '../../common/errors.js';
+import type { CtEvent } from '../../journal/event.js';
+import { type JournalReader, openJournal } from '../../journal/reader.js';
+import { type Collapse, formatCollapse } from '../core/flows.js';
+import { analyzeJournalsInParallel } from '../core/replay.js';
+import { inWindow, NO_WINDOW, type TimeWindow } from '../core/slice.js';
+import { ExportFiles, type FileIo } from './files.js';
+import { NdjsonEventPart, NdjsonFlowPart } from './ndjson.js';
+import type { EventPart, FlowPart, JournalContext } from './rows.js';
+import { schemaJson } from './schema.js';
+import { AddressCache, hiveEscape, TimeText } from './values.js';
+
+export type ExportFormat = 'ndjson' | 'parquet';
+export type ExportWhat = 'events' | 'flows' | 'both';
+
+export interface ExportCommand {
+  journals: readonly string[];
+  what: ExportWhat;
+  format: ExportFormat;
+  collapse: Collapse;
+  window?: TimeWindow;
+  /** The root directory (made if missing). */
+  output: string;
+  force: boolean;
+  /** Rows per part file; default PART_ROWS (tests make it small). */
+  partRows?: number;
+}
+
+export interface ExportIo {
+  warn(message: string): void;
+  note(message: string): void;
+  /** Tests inject a failing disk here. */
+  files?: FileIo;
+}
+
+export interface ExportResult {
+  /** Every file written (final paths), schema.json included when it was (re)written. */
+  files: string[];
+  events: number;
+  flows: number;
+}
+
+/** Rows per part file: a part's memory (Parquet buffers a row group) and size stay bounded. */
+export const PART_ROWS = 1_000_000;
+/** Partitions (days) of one journal open at once: events a little out of order cost no part. */
+const OPEN_PARTITIONS = 4;
+
+/** The first 16 hex digits of a digest: what names a journal's (or flow set's) part files. */
+const tagOf = (sha256: string) => sha256.slice(0, 16);
+
+/** The part writers of a format. */
+interface PartMaker {
+  readonly ext: string;
+  events(files: ExportFiles, rel: string, j: JournalContext): EventPart;
+  flows(files: ExportFiles, rel: string, host: string, collapse: Collapse): FlowPart;
+}
+
+function partMaker(format: ExportFormat): PartMaker {
+  const addrs = new AddressCache();
+  const times = new TimeText();
+  if (format === 'ndjson') {
+    return {
+      ext: 'ndjson',
+      events: (files, rel, j) => new NdjsonEventPart(files, rel, j, addrs, times),
+      flows: (files, rel, host, collapse) =>
+        new NdjsonFlowPart(files, rel, host, collapse, addrs, times),
+    };
+  }
+  throw new CtError('EUSAGE', `--format ${format} is not available yet: use --format ndjson`, {
+    exit: Exit.USAGE,
+  });
+}
+
+/** Exports the journals; nothing is renamed into place unless every part was written. */
+export async function runExport(cmd: ExportCommand, io: ExportIo): Promise<ExportResult> {
+  const maker = partMaker(cmd.format);
+  const files = new ExportFiles(cmd.output, {
+    force: cmd.force,
+    ...(io.files === undefined ? {} : { io: io.files }),
+  });
+  const result: ExportResult = { files: [], events: 0, flows: 0 };
+  try {
+    const journals = identify(cmd.journals);
+    files.writeShared('schema.json', schemaJson());
+    if (cmd.what !== 'flows') {
+      for (const j of journals) result.events += exportEvents(j, cmd, files, maker, io);
+    }
+    if (cmd.what !== 'events') result.flows = await exportFlows(journals, cmd, files, maker, io);
+    result.files = files.paths;
+    files.commit();
+  } catch (err) {
+    files.abort();
+    throw err;
+  }
+  return result;
+}
+
+interface Identified {
+  path: string;
+  host: string;
+  sha256: string;
+}
+
+/**
+ * Each journal's host and digest, read before anything is written: a journal given twice
+ * (the same bytes under two names) would write its parts twice.
+ */
+function identify(paths: readonly string[]): Identified[] {
+  const seen = new Map<string, string>();
+  return paths.map((path) => {
+    const reader = openJournal(path);
+    try {
+      const sha256 = hashFile(reader);
+      const other = seen.get(sha256);
+      if (other !== undefined) {
+        throw new CtError(
+          'EUSAGE',
+          `${path} and ${other} are the same journal (SHA-256 ${tagOf(sha256)}…): give each journal once`,
+          { exit: Exit.USAGE },
+        );
+      }
+      seen.set(sha256, path);
+      return { path, host: reader.header.host, sha256 };
+    } finally {
+      reader.close();
+    }
+  });
+}
+
+/** SHA-256 of the journal's bytes as opened (what sha256sum prints for a finished file). */
+function hashFile(reader: JournalReader): string {
+  const fd = reader.fd as number;
+  const hash = createHash('sha256');
+  const buf = Buffer.alloc(1 << 20);
+  for (let pos = 0; pos < reader.size; ) {
+    const n = readSync(fd, buf, 0, Math.min(buf.length, reader.size - pos), pos);
+    if (n === 0) break;
+    hash.update(buf.subarray(0, n));
+    pos += n;
+  }
+  return hash.digest('hex');
+}
+
+/** One journal's events into its partitions (host, UTC date), in journal order. */
+function exportEvents(
+  id: Identified,
+  cmd: ExportCommand,
+  files: ExportFiles,
+  maker: PartMaker,
+  io: ExportIo,
+): number {
+  const reader = openJournal(id.path);
+  try {
+    const range = reader.header.sysctls.ip_local_port_range;
+    const j: JournalContext = {
+      host: reader.header.host,
+      sha256: id.sha256,
+      portLo: range?.[0] ?? null,
+      portHi: range?.[1] ?? null,
+    };
+    const parts = new EventPartitions(files, j, maker, cmd.partRows ?? PART_ROWS);
+    const window = cmd.window ?? NO_WINDOW;
+    const all = window.since === null && window.until === null;
+    let seq = 0;
+    let rows = 0;
+    for (const batch of reader.batches()) {
+      for (const ev of batch) {
+        if (all || inWindow(window, ev.time)) {
+          parts.add(ev, seq);
+          rows++;
+        }
+        seq++;
+      }
+    }
+    parts.finish();
+    const sha = reader.sha256;
+    if (sha !== undefined && sha !== id.sha256) {
+      throw new CtError(
+        'ECHANGED',
+        `${id.path} changed while it was exported (its digest is no longer the one its rows name): export it again once it is no longer written`,
+      );
+    }
+    endWarnings(reader, io);
+    return rows;
+  } finally {
+    reader.close();
+  }
+}
+
+/** The warnings ct-analyze gives for a journal that did not end cleanly. */
+function endWarnings(reader: JournalReader, io: ExportIo): void {
+  const tail = reader.tail;
+  if (tail !== undefined && tail.ignoredBytes > 0) {
+    io.warn(
+      `${reader.path}: ignored ${tail.ignoredBytes} trailing bytes (recording did not end cleanly)`,
+    );
+  } else if (reader.trailer === undefined) {
+    io.warn(
+      `${reader.path}: no trailer (recording did not end cleanly); exported the events it holds`,
+    );
+  }
+  const { lost, gaps } = reader.counts;
+  if (gaps > 0)
+    io.warn(`${reader.path}: ${lost} events lost in ${gaps} gaps: flows may be missing`);
+}
+
+/**
+ * The open part of each (UTC) day of one journal; a part that reaches partRows rows is
+ * finished and the next one of its day started, so memory does not grow with the journal.
+ */
+class EventPartitions {
+  readonly #files: ExportFiles;
+  readonly #j: JournalContext;
+  readonly #maker: PartMaker;
+  readonly #partRows: number;
+  readonly #dir: string;
+  readonly #open = new Map<number, EventPart>();
+  /** The next part number of each day. */
+  readonly #next = new Map<number, number>();
+  readonly #times = new TimeText();
+  #lastDay = Number.NaN;
+  #last: EventPart | undefined;
+
+  constructor(files: ExportFiles, j: JournalContext, maker: PartMaker, partRows: number) {
+    this.#files = files;
+    this.#j = j;
+    this.#maker = maker;
+    this.#partRows = partRows;
+    this.#dir = `events/host=${hiveEscape(j.host)}`;
+  }
+
+  add(ev: CtEvent, seq: number): void {
+    const day = TimeText.day(ev.time);
+    let part = day === this.#lastDay ? this.#last : this.#open.get(day);
+    if (part === undefined || part.rows >= this.#partRows) part = this.#start(day, part);
+    this.#lastDay = day;
+    this.#last = part;
+    part.add(ev, seq);
+  }
+
+  #start(day: number, full: EventPart | undefined): EventPart {
+    if (full !== undefined) {
+      full.finish();
+      this.#open.delete(day);
+    }
+    if (this.#open.size >= OPEN_PARTITIONS) {
+      // The day opened longest ago: a journal moves forward in time.
+      const [oldDay, oldPart] = this.#open.entries().next().value as [number, EventPart];
+      oldPart.finish();
+      this.#open.delete(oldDay);
+    }
+    const n = this.#next.get(day) ?? 0;
+    this.#next.set(day, n + 1);
+    const rel = `${this.#dir}/date=${this.#times.date(day)}/part-${tagOf(this.#j.sha256)}-${n}.${this.#maker.ext}`;
+    const part = this.#maker.events(this.#files, rel, this.#j);
+    this.#open.set(day, part);
+    return part;
+  }
+
+  finish(): void {
+    for (const part of this.#open.values()) part.finish();
+    this.#open.clear();
+    this.#last = undefined;
+    this.#lastDay = Number.NaN;
+  }
+}
+
+/**
+ * The flow table of each host's journals (ct-analyze over them alone), one row per flow in
+ * the table's order. Grouping these rows by everything but host gives ct-analyze's table of
+ * all the journals: a merged flow is confirmed when any host's is, first and last seen are the
+ * extremes, exactly the union FlowTable makes.
+ */
+async function exportFlows(
+  journals: readonly Identified[],
+  cmd: ExportCommand,
+  files: ExportFiles,
+  maker: PartMaker,
+  io: ExportIo,
+): Promise<number> {
+  const byHost = new Map<string, Identified[]>();
+  for (const j of journals) byHost.set(j.host, [...(byHost.get(j.host) ?? []), j]);
+  let rows = 0;
+  for (const [host, group] of byHost) {
+    const analysis = await analyzeJournalsInParallel(
+      group.map((j) => j.path),
+      {
+        collapse: cmd.collapse,
+        ...(cmd.window === undefined ? {} : { window: cmd.window }),
+        // The events pass said these already.
+        warn: cmd.what === 'both' ? () => {} : io.warn,
+      },
+    );
+    // The same journals, collapsing and window give the same name: a re-export is refused.
+    const id = createHash('sha256')
+      .update(
+        group
+          .map((j) => j.sha256)
+          .sort()
+          .join(','),
+      )
+      .update(
+        `|${formatCollapse(cmd.collapse)}|${cmd.window?.since ?? ''}|${cmd.window?.until ?? ''}`,
+      )
+      .digest('hex');
+    const partRows = cmd.partRows ?? PART_ROWS;
+    const dir = `flows/host=${hiveEscape(host)}`;
+    let part: FlowPart | undefined;
+    let n = 0;
+    for (const flow of analysis.table.flows()) {
+      if (part === undefined || part.rows >= partRows) {
+        part?.finish();
+        part = maker.flows(
+          files,
+          `${dir}/part-${tagOf(id)}-${n++}.${maker.ext}`,
+          host,
+          cmd.collapse,
+        );
+      }
+      part.add(flow);
+      rows++;
+    }
+    part?.finish();
+  }
+  return rows;
+}
