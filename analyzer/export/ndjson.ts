@@ -7,13 +7,59 @@ import type { AddressCache, TimeText } from './values.js';
 
 /** Bytes buffered before a write: large writes, bounded memory. */
 const FLUSH_AT = 1 << 20;
+/** Room left for one line: no event line comes near it (the host name is at most 255 bytes). */
+const LINE_MAX = 64 * 1024;
 
-/** Lines into one file through a buffer, each encoded as it comes (no long string to flatten). */
-class LineFile {
+/** Plain Uint8Arrays (not Buffers): every array raw() copies has one shape, which keeps it fast. */
+const ascii = (s: string) => Uint8Array.from(Buffer.from(s, 'latin1'));
+const K = {
+  time: ascii(',"time":"'),
+  timeUs: ascii('Z","time_us":'),
+  kernelTrue: ascii(',"time_kernel":true,"type":'),
+  kernelFalse: ascii(',"time_kernel":false,"type":'),
+  family: ascii(',"family":'),
+  proto: ascii(',"proto":'),
+  status: ascii(',"status":'),
+  id: ascii(',"id":'),
+  src: ascii(',"src":"'),
+  dst: ascii('","dst":"'),
+  srcBin: ascii('","src_bin":"'),
+  dstBin: ascii('","dst_bin":"'),
+  sport: ascii('","sport":'),
+  dport: ascii(',"dport":'),
+  icmpType: ascii(',"icmp_type":'),
+  icmpCode: ascii(',"icmp_code":'),
+  icmpId: ascii(',"icmp_id":'),
+  replySrc: ascii(',"reply_src":"'),
+  replyDst: ascii('","reply_dst":"'),
+  replySrcBin: ascii('","reply_src_bin":"'),
+  replyDstBin: ascii('","reply_dst_bin":"'),
+  replySport: ascii('","reply_sport":'),
+  replyDport: ascii(',"reply_dport":'),
+  tcpState: ascii(',"tcp_state":'),
+  startUs: ascii(',"start_us":'),
+  mark: ascii(',"mark":'),
+  zone: ascii(',"zone":'),
+  origPackets: ascii(',"orig_packets":'),
+  origBytes: ascii(',"orig_bytes":'),
+  replyPackets: ascii(',"reply_packets":'),
+  replyBytes: ascii(',"reply_bytes":'),
+  noCounters: ascii(
+    ',"orig_packets":null,"orig_bytes":null,"reply_packets":null,"reply_bytes":null',
+  ),
+  null: ascii('null'),
+};
+
+/**
+ * Bytes into one file through a buffer, written in place (digits, cached address and time
+ * bytes): an event line costs no string, which is what makes NDJSON keep up with the reader.
+ */
+class ByteFile {
   readonly #files: ExportFiles;
   readonly #file: OutputFile;
-  #buf = Buffer.allocUnsafe(FLUSH_AT + 64 * 1024);
-  #len = 0;
+  buf = new Uint8Array(FLUSH_AT + LINE_MAX);
+  pos = 0;
+  readonly #digits = new Uint8Array(24);
   rows = 0;
 
   constructor(files: ExportFiles, rel: string) {
@@ -21,21 +67,65 @@ class LineFile {
     this.#file = files.create(rel);
   }
 
-  line(text: string): void {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit.
-    if (this.#len + 3 * text.length > this.#buf.length) {
-      this.#flush();
-      if (3 * text.length > this.#buf.length) this.#buf = Buffer.allocUnsafe(3 * text.length);
-    }
-    this.#len += this.#buf.write(text, this.#len);
+  /** Ends a row: flushes when the buffer is full enough. */
+  endRow(): void {
     this.rows++;
-    if (this.#len >= FLUSH_AT) this.#flush();
+    if (this.pos >= FLUSH_AT) this.#flush();
+  }
+
+  raw(b: Uint8Array): void {
+    // A native copy: faster than a byte loop even for a 10-byte key, measured.
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  /** A non-negative integer up to 2^53 in decimal. */
+  uint(n: number): void {
+    const buf = this.buf;
+    if (n < 10) {
+      buf[this.pos++] = 48 + n;
+      return;
+    }
+    const d = this.#digits;
+    let k = 0;
+    while (n >= 10) {
+      const q = Math.floor(n / 10);
+      d[k++] = 48 + n - q * 10;
+      n = q;
+    }
+    d[k++] = 48 + n;
+    let p = this.pos;
+    while (k > 0) buf[p++] = d[--k] as number;
+    this.pos = p;
+  }
+
+  /** An integer or null. */
+  maybe(n: number | undefined): void {
+    if (n === undefined) this.raw(K.null);
+    else this.uint(n);
+  }
+
+  /** Exactly six digits (a time's fraction). */
+  six(n: number): void {
+    const buf = this.buf;
+    const p = this.pos;
+    for (let i = 5; i >= 0; i--) {
+      const q = Math.floor(n / 10);
+      buf[p + i] = 48 + n - q * 10;
+      n = q;
+    }
+    this.pos = p + 6;
+  }
+
+  /** A string line (flows: few rows). */
+  text(s: string): void {
+    this.raw(Uint8Array.from(Buffer.from(s, 'utf8')));
   }
 
   #flush(): void {
-    if (this.#len === 0) return;
-    this.#files.write(this.#file, this.#buf.subarray(0, this.#len));
-    this.#len = 0;
+    if (this.pos === 0) return;
+    this.#files.write(this.#file, this.buf.subarray(0, this.pos));
+    this.pos = 0;
   }
 
   finish(): void {
@@ -44,16 +134,14 @@ class LineFile {
   }
 }
 
-const nullable = (v: number | undefined): string => (v === undefined ? 'null' : String(v));
-
 /** Events of one journal as NDJSON lines. */
 export class NdjsonEventPart implements EventPart {
-  readonly #out: LineFile;
+  readonly #out: ByteFile;
   readonly #addrs: AddressCache;
   readonly #times: TimeText;
   /** `{"host":…,"journal":…,"seq":` : the same for every line of the journal. */
-  readonly #head: string;
-  readonly #ports: string;
+  readonly #head: Uint8Array;
+  readonly #tail: Uint8Array;
 
   constructor(
     files: ExportFiles,
@@ -62,11 +150,13 @@ export class NdjsonEventPart implements EventPart {
     addrs: AddressCache,
     times: TimeText,
   ) {
-    this.#out = new LineFile(files, rel);
+    this.#out = new ByteFile(files, rel);
     this.#addrs = addrs;
     this.#times = times;
-    this.#head = `{"host":${JSON.stringify(j.host)},"journal":"${j.sha256}","seq":`;
-    this.#ports = `"port_lo":${j.portLo ?? 'null'},"port_hi":${j.portHi ?? 'null'}}\n`;
+    this.#head = Uint8Array.from(
+      Buffer.from(`{"host":${JSON.stringify(j.host)},"journal":"${j.sha256}","seq":`),
+    );
+    this.#tail = ascii(`,"port_lo":${j.portLo ?? 'null'},"port_hi":${j.portHi ?? 'null'}}\n`);
   }
 
   get rows(): number {
@@ -81,22 +171,77 @@ export class NdjsonEventPart implements EventPart {
     const dst = a.get(o.dst);
     const rsrc = a.get(r.src);
     const rdst = a.get(r.dst);
+    const w = this.#out;
+    w.raw(this.#head);
+    w.uint(seq);
+    w.raw(K.time);
+    const time = ev.time;
+    w.raw(this.#times.prefixBytes(time));
+    w.six(time % 1e6);
+    w.raw(K.timeUs);
+    w.uint(time);
+    w.raw(ev.timeKernel ? K.kernelTrue : K.kernelFalse);
+    w.uint(ev.type);
+    w.raw(K.family);
+    w.uint(ev.family);
+    w.raw(K.proto);
+    w.uint(ev.proto);
+    w.raw(K.status);
+    w.uint(ev.status);
+    w.raw(K.id);
+    w.uint(ev.id);
+    w.raw(K.src);
+    w.raw(src.textBytes);
+    w.raw(K.dst);
+    w.raw(dst.textBytes);
+    w.raw(K.srcBin);
+    w.raw(src.hexBytes);
+    w.raw(K.dstBin);
+    w.raw(dst.hexBytes);
+    w.raw(K.sport);
+    w.uint(o.sport);
+    w.raw(K.dport);
+    w.uint(o.dport);
+    w.raw(K.icmpType);
+    w.uint(o.icmpType);
+    w.raw(K.icmpCode);
+    w.uint(o.icmpCode);
+    w.raw(K.icmpId);
+    w.uint(o.icmpId);
+    w.raw(K.replySrc);
+    w.raw(rsrc.textBytes);
+    w.raw(K.replyDst);
+    w.raw(rdst.textBytes);
+    w.raw(K.replySrcBin);
+    w.raw(rsrc.hexBytes);
+    w.raw(K.replyDstBin);
+    w.raw(rdst.hexBytes);
+    w.raw(K.replySport);
+    w.uint(r.sport);
+    w.raw(K.replyDport);
+    w.uint(r.dport);
+    w.raw(K.tcpState);
+    w.maybe(ev.tcpState);
+    w.raw(K.startUs);
+    w.maybe(ev.start);
+    w.raw(K.mark);
+    w.maybe(ev.mark);
+    w.raw(K.zone);
+    w.maybe(ev.zone);
     const c = ev.counters;
-    this.#out.line(
-      `${this.#head}${seq},"time":"${this.#times.text(ev.time)}","time_us":${ev.time},` +
-        `"time_kernel":${ev.timeKernel},"type":${ev.type},"family":${ev.family},"proto":${ev.proto},` +
-        `"status":${ev.status},"id":${ev.id},"src":"${src.text}","dst":"${dst.text}",` +
-        `"src_bin":"${src.hex}","dst_bin":"${dst.hex}","sport":${o.sport},"dport":${o.dport},` +
-        `"icmp_type":${o.icmpType},"icmp_code":${o.icmpCode},"icmp_id":${o.icmpId},` +
-        `"reply_src":"${rsrc.text}","reply_dst":"${rdst.text}","reply_src_bin":"${rsrc.hex}",` +
-        `"reply_dst_bin":"${rdst.hex}","reply_sport":${r.sport},"reply_dport":${r.dport},` +
-        `"tcp_state":${nullable(ev.tcpState)},"start_us":${nullable(ev.start)},` +
-        `"mark":${nullable(ev.mark)},"zone":${nullable(ev.zone)},` +
-        (c === undefined
-          ? '"orig_packets":null,"orig_bytes":null,"reply_packets":null,"reply_bytes":null,'
-          : `"orig_packets":${c.origPackets},"orig_bytes":${c.origBytes},"reply_packets":${c.replyPackets},"reply_bytes":${c.replyBytes},`) +
-        this.#ports,
-    );
+    if (c === undefined) w.raw(K.noCounters);
+    else {
+      w.raw(K.origPackets);
+      w.uint(c.origPackets);
+      w.raw(K.origBytes);
+      w.uint(c.origBytes);
+      w.raw(K.replyPackets);
+      w.uint(c.replyPackets);
+      w.raw(K.replyBytes);
+      w.uint(c.replyBytes);
+    }
+    w.raw(this.#tail);
+    w.endRow();
   }
 
   finish(): void {
@@ -106,7 +251,7 @@ export class NdjsonEventPart implements EventPart {
 
 /** Flows of one host as NDJSON lines. */
 export class NdjsonFlowPart implements FlowPart {
-  readonly #out: LineFile;
+  readonly #out: ByteFile;
   readonly #addrs: AddressCache;
   readonly #times: TimeText;
   readonly #host: string;
@@ -120,7 +265,7 @@ export class NdjsonFlowPart implements FlowPart {
     addrs: AddressCache,
     times: TimeText,
   ) {
-    this.#out = new LineFile(files, rel);
+    this.#out = new ByteFile(files, rel);
     this.#addrs = addrs;
     this.#times = times;
     this.#host = `{"host":${JSON.stringify(host)},`;
@@ -135,14 +280,16 @@ export class NdjsonFlowPart implements FlowPart {
     const src = this.#addrs.get(f.src);
     const dst = this.#addrs.get(f.dst);
     const t = this.#times;
-    this.#out.line(
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('latin1');
+    this.#out.text(
       `${this.#host}"table":"${f.table}","family":${f.family},"proto":${f.proto},` +
-        `"src":"${src.text}","dst":"${dst.text}","src_bin":"${src.hex}","dst_bin":"${dst.hex}",` +
+        `"src":"${src.text}","dst":"${dst.text}","src_bin":"${hex(src.hexBytes)}","dst_bin":"${hex(dst.hexBytes)}",` +
         `"sport":${f.sport},"dport":${f.dport},"icmp_type":${f.icmpType},"icmp_code":${f.icmpCode},` +
         `"confirmed":${f.confirmed},"assured":${f.assured},` +
         `"first_seen":"${t.text(f.firstSeen)}","last_seen":"${t.text(f.lastSeen)}",` +
         `"first_us":${f.firstSeen},"last_us":${f.lastSeen},${this.#tail}`,
     );
+    this.#out.endRow();
   }
 
   finish(): void {

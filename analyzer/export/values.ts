@@ -1,74 +1,107 @@
-// The text forms the export writes per event, cached: addresses (text and 16-byte form), times, dates.
+// The values the export writes per event, cached: addresses (text, hex, 16 bytes), times, dates, partition names.
 import { formatAddress } from '../core/address.js';
 
 const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
-/** The 12 bytes that make an IPv4 address IPv4-mapped IPv6 (::ffff:a.b.c.d), as hex. */
-const MAPPED_HEX = '00000000000000000000ffff';
 
 /** An address as the export writes it: inet_ntop text, and 16 bytes (IPv4 as ::ffff:a.b.c.d). */
 export interface AddressValue {
   readonly text: string;
-  /** 32 lowercase hex digits of `bin`: NDJSON's form of the binary columns. */
-  readonly hex: string;
+  /** `text` as ASCII bytes. */
+  readonly textBytes: Uint8Array;
+  /** 32 lowercase hex digits of `bin` as ASCII bytes: NDJSON's form of the binary columns. */
+  readonly hexBytes: Uint8Array;
   readonly bin: Uint8Array;
-  /** Its index in the current Parquet row group's dictionary; -1 when not in it. */
+  /** Its index in the current Parquet column chunk's dictionary; -1 when not in it. */
   slot: number;
+  /** The dictionary (its generation) `slot` belongs to. */
+  dict: number;
 }
 
 /** Entries kept before the cache starts over: bounded memory for a journal of many addresses. */
 const CACHE_MAX = 1 << 16;
+const SLOTS = CACHE_MAX * 2;
 
 /**
  * Addresses seen recently, by value: a journal names few distinct addresses many times, so the
- * text and hex forms are made once each. The reader gives a fresh array per event, so the key is
- * the value (IPv4: its 32-bit number; IPv6: its hex).
+ * text and hex forms are made once each. The reader gives a fresh array per event, so the key
+ * is the value: the 4 big-endian words of the 16-byte form, in an open-addressing table.
  */
 export class AddressCache {
-  readonly #v4 = new Map<number, AddressValue>();
-  readonly #v6 = new Map<string, AddressValue>();
+  readonly #keys = new Uint32Array(SLOTS * 4);
+  readonly #index = new Int32Array(SLOTS).fill(-1);
+  #values: AddressValue[] = [];
 
   get(a: Uint8Array): AddressValue {
+    let w0 = 0;
+    let w1 = 0;
+    let w2 = 0xffff;
+    let w3: number;
     if (a.length === 4) {
-      const key =
-        (((a[0] as number) << 24) |
-          ((a[1] as number) << 16) |
-          ((a[2] as number) << 8) |
-          (a[3] as number)) >>>
-        0;
-      let v = this.#v4.get(key);
-      if (v === undefined) {
-        if (this.#v4.size >= CACHE_MAX) this.#v4.clear();
-        const bin = new Uint8Array(16);
-        bin[10] = 0xff;
-        bin[11] = 0xff;
-        bin.set(a, 12);
-        const hex =
-          MAPPED_HEX +
-          HEX[a[0] as number] +
-          HEX[a[1] as number] +
-          HEX[a[2] as number] +
-          HEX[a[3] as number];
-        v = { text: formatAddress(a), hex, bin, slot: -1 };
-        this.#v4.set(key, v);
+      w3 = word(a, 0);
+    } else {
+      w0 = word(a, 0);
+      w1 = word(a, 4);
+      w2 = word(a, 8);
+      w3 = word(a, 12);
+    }
+    let h = Math.imul(w0 ^ Math.imul(w1, 0x9e3779b1), 0x85ebca6b) ^ Math.imul(w2 ^ w3, 0xc2b2ae35);
+    h ^= h >>> 15;
+    h = Math.imul(h ^ w3, 0x27d4eb2f);
+    h ^= h >>> 13;
+    const keys = this.#keys;
+    const index = this.#index;
+    for (let s = h & (SLOTS - 1); ; s = (s + 1) & (SLOTS - 1)) {
+      const v = index[s] as number;
+      if (v < 0) return this.#add(s, a, w0, w1, w2, w3);
+      const k = s * 4;
+      if (keys[k + 3] === w3 && keys[k] === w0 && keys[k + 1] === w1 && keys[k + 2] === w2) {
+        return this.#values[v] as AddressValue;
       }
-      return v;
     }
-    let hex = '';
-    for (let i = 0; i < a.length; i++) hex += HEX[a[i] as number];
-    let v = this.#v6.get(hex);
-    if (v === undefined) {
-      if (this.#v6.size >= CACHE_MAX) this.#v6.clear();
-      v = { text: formatAddress(a), hex, bin: Uint8Array.from(a), slot: -1 };
-      this.#v6.set(hex, v);
-    }
-    return v;
   }
 
-  /** Forgets every entry's dictionary slot (a new row group's dictionary starts empty). */
-  clearSlots(): void {
-    for (const v of this.#v4.values()) v.slot = -1;
-    for (const v of this.#v6.values()) v.slot = -1;
+  #add(s: number, a: Uint8Array, w0: number, w1: number, w2: number, w3: number): AddressValue {
+    if (this.#values.length >= CACHE_MAX) {
+      this.#index.fill(-1);
+      this.#values = [];
+      return this.get(a);
+    }
+    const bin = new Uint8Array(16);
+    if (a.length === 4) {
+      bin[10] = 0xff;
+      bin[11] = 0xff;
+      bin.set(a, 12);
+    } else bin.set(a);
+    let hex = '';
+    for (let i = 0; i < 16; i++) hex += HEX[bin[i] as number];
+    const text = formatAddress(a);
+    const v: AddressValue = {
+      text,
+      textBytes: Uint8Array.from(Buffer.from(text, 'latin1')),
+      hexBytes: Uint8Array.from(Buffer.from(hex, 'latin1')),
+      bin,
+      slot: -1,
+      dict: -1,
+    };
+    const k = s * 4;
+    this.#keys[k] = w0;
+    this.#keys[k + 1] = w1;
+    this.#keys[k + 2] = w2;
+    this.#keys[k + 3] = w3;
+    this.#index[s] = this.#values.length;
+    this.#values.push(v);
+    return v;
   }
+}
+
+function word(a: Uint8Array, at: number): number {
+  return (
+    (((a[at] as number) << 24) |
+      ((a[at + 1] as number) << 16) |
+      ((a[at + 2] as number) << 8) |
+      (a[at + 3] as number)) >>>
+    0
+  );
 }
 
 const US_PER_DAY = 86_400_000_000;
@@ -77,17 +110,30 @@ const US_PER_DAY = 86_400_000_000;
 export class TimeText {
   #sec = Number.NaN;
   #prefix = '';
+  #prefixBytes = new Uint8Array(0);
   #day = Number.NaN;
   #date = '';
 
   text(us: number): string {
+    const sec = this.#second(us);
+    const frac = us - sec * 1e6;
+    return `${this.#prefix}${String(frac).padStart(6, '0')}Z`;
+  }
+
+  /** `YYYY-MM-DDTHH:MM:SS.` of the time's second, as bytes; the fraction is us - second × 10⁶. */
+  prefixBytes(us: number): Uint8Array {
+    this.#second(us);
+    return this.#prefixBytes;
+  }
+
+  #second(us: number): number {
     const sec = Math.floor(us / 1e6);
     if (sec !== this.#sec) {
       this.#sec = sec;
       this.#prefix = `${new Date(sec * 1000).toISOString().slice(0, 19)}.`;
+      this.#prefixBytes = Uint8Array.from(Buffer.from(this.#prefix, 'latin1'));
     }
-    const frac = us - sec * 1e6;
-    return `${this.#prefix}${frac < 100000 ? String(frac).padStart(6, '0') : frac}Z`;
+    return sec;
   }
 
   /** The UTC day number of a time (the `date=` partition). */
