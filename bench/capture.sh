@@ -3,7 +3,7 @@
 # next to `conntrack -E -e NEW -b 64MiB` on the same flood? (docs/bench.md)
 #
 # Usage: sudo bench/capture.sh [FLOWS] [--runs R] [--buffer-size SIZE] [--seconds S]
-#                              [--solo | --overrun] [--no-build] [--keep]
+#                              [--solo | --overrun] [--format-version V] [--no-build] [--keep]
 #   FLOWS           distinct UDP flows per run (default 200000)
 #   --runs R        repetitions, each in fresh namespaces (default 3); the median is printed
 #   --buffer-size   ct-record's -b (default: its own default; 64K with --overrun)
@@ -11,6 +11,7 @@
 #   --solo          ct-record alone (no conntrack -E beside it): the flood runs faster
 #   --overrun       --solo with a tiny buffer (64K unless --buffer-size): compares the loss the
 #                   journal records with the kernel's drop counter of ct-record's socket
+#   --format-version V  ct-record's --format-version (journal format 1 or 2; default: its own)
 #   --no-build      skip `npm run build` (dist/ must be current)
 #   --keep          keep the temp dir (journals, conntrack output, logs) and print its path
 #
@@ -21,6 +22,7 @@ set -euo pipefail
 FLOWS=200000
 RUNS=3
 BUFFER=''
+FORMAT_VERSION=''
 SECONDS_MAX=60
 OVERRUN=0
 SOLO=0
@@ -28,7 +30,7 @@ BUILD=1
 KEEP=0
 
 usage() {
-  sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '5,16p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
   --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
   --buffer-size | -b) BUFFER=${2:?--buffer-size needs a size}; shift 2 ;;
+  --format-version) FORMAT_VERSION=${2:?--format-version needs 1 or 2}; shift 2 ;;
   --seconds) SECONDS_MAX=${2:?--seconds needs a number}; shift 2 ;;
   --overrun) OVERRUN=1; SOLO=1; shift ;;
   --solo) SOLO=1; shift ;;
@@ -282,6 +285,7 @@ run_once() {
 
   ip netns exec "$NS_S" /usr/bin/time -f '%U %S' -o "$WORK/ctr.time" \
     "$NODE" "$ROOT/dist/recorder/cli.js" -o "$journal" -e NEW ${BUFFER:+-b "$BUFFER"} \
+    ${FORMAT_VERSION:+--format-version "$FORMAT_VERSION"} \
     2>"$WORK/ctr.err" &
   ctr_t=$!
   PIDS+=("$ctr_t")
