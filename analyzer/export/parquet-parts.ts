@@ -1,0 +1,311 @@
+// Parquet part files of events and of flows: rows buffered column by column, a row group written every ROW_GROUP rows.
+import type { CtEvent } from '../../journal/event.js';
+import { type Collapse, type Flow, formatCollapse } from '../core/flows.js';
+import type { ExportFiles } from './files.js';
+import { type ColumnData, type Compression, ParquetFile } from './parquet.js';
+import type { EventPart, FlowPart, JournalContext } from './rows.js';
+import { EVENT_COLUMNS, FLOW_COLUMNS } from './schema.js';
+import type { AddressCache, AddressValue } from './values.js';
+
+/** Rows per row group: ~20 MB of buffers for events, and a unit engines read in parallel. */
+export const ROW_GROUP = 1 << 17;
+
+let generations = 0;
+
+/**
+ * The addresses of one row group, each once: the dictionary of every address column (text and
+ * 16-byte) of the group. An address's slot is kept on its cached value, tagged with the
+ * dictionary's generation, so finding it costs no lookup.
+ */
+class AddressDict {
+  #gen = ++generations;
+  values: AddressValue[] = [];
+
+  index(v: AddressValue): number {
+    if (v.dict !== this.#gen) {
+      v.dict = this.#gen;
+      v.slot = this.values.length;
+      this.values.push(v);
+    }
+    return v.slot;
+  }
+
+  reset(): void {
+    this.#gen = ++generations;
+    this.values = [];
+  }
+}
+
+const utf8 = (s: string) => Uint8Array.from(Buffer.from(s, 'utf8'));
+
+/** Events of one journal, one row group at a time. */
+export class ParquetEventPart implements EventPart {
+  readonly #file: ParquetFile;
+  readonly #addrs: AddressCache;
+  readonly #dict = new AddressDict();
+  readonly #host: Uint8Array;
+  readonly #journal: Uint8Array;
+  readonly #portLo: number;
+  readonly #portHi: number;
+  #n = 0;
+  #rows = 0;
+  readonly #zeros = new Int32Array(ROW_GROUP);
+  readonly #seq = new Float64Array(ROW_GROUP);
+  readonly #time = new Float64Array(ROW_GROUP);
+  readonly #kernel = new Uint8Array(ROW_GROUP);
+  readonly #type = new Int32Array(ROW_GROUP);
+  readonly #family = new Int32Array(ROW_GROUP);
+  readonly #proto = new Int32Array(ROW_GROUP);
+  readonly #status = new Int32Array(ROW_GROUP);
+  readonly #id = new Int32Array(ROW_GROUP);
+  readonly #src = new Int32Array(ROW_GROUP);
+  readonly #dst = new Int32Array(ROW_GROUP);
+  readonly #sport = new Int32Array(ROW_GROUP);
+  readonly #dport = new Int32Array(ROW_GROUP);
+  readonly #icmpType = new Int32Array(ROW_GROUP);
+  readonly #icmpCode = new Int32Array(ROW_GROUP);
+  readonly #icmpId = new Int32Array(ROW_GROUP);
+  readonly #rsrc = new Int32Array(ROW_GROUP);
+  readonly #rdst = new Int32Array(ROW_GROUP);
+  readonly #rsport = new Int32Array(ROW_GROUP);
+  readonly #rdport = new Int32Array(ROW_GROUP);
+  readonly #tcpState = new Int32Array(ROW_GROUP);
+  readonly #hasTcpState = new Uint8Array(ROW_GROUP);
+  readonly #start = new Float64Array(ROW_GROUP);
+  readonly #hasStart = new Uint8Array(ROW_GROUP);
+  readonly #mark = new Int32Array(ROW_GROUP);
+  readonly #hasMark = new Uint8Array(ROW_GROUP);
+  readonly #zone = new Int32Array(ROW_GROUP);
+  readonly #hasZone = new Uint8Array(ROW_GROUP);
+  readonly #origPackets = new Float64Array(ROW_GROUP);
+  readonly #origBytes = new Float64Array(ROW_GROUP);
+  readonly #replyPackets = new Float64Array(ROW_GROUP);
+  readonly #replyBytes = new Float64Array(ROW_GROUP);
+  readonly #hasCounters = new Uint8Array(ROW_GROUP);
+  readonly #ports: Int32Array[];
+  readonly #hasPorts: Uint8Array;
+
+  constructor(
+    files: ExportFiles,
+    rel: string,
+    j: JournalContext,
+    addrs: AddressCache,
+    codec: Compression,
+  ) {
+    this.#file = new ParquetFile(files, rel, EVENT_COLUMNS, codec);
+    this.#addrs = addrs;
+    this.#host = utf8(j.host);
+    this.#journal = utf8(j.sha256);
+    this.#portLo = j.portLo ?? 0;
+    this.#portHi = j.portHi ?? 0;
+    this.#ports = [
+      new Int32Array(ROW_GROUP).fill(this.#portLo),
+      new Int32Array(ROW_GROUP).fill(this.#portHi),
+    ];
+    this.#hasPorts = new Uint8Array(ROW_GROUP).fill(j.portLo === null ? 0 : 1);
+  }
+
+  get rows(): number {
+    return this.#rows;
+  }
+
+  add(ev: CtEvent, seq: number): void {
+    const i = this.#n++;
+    const o = ev.orig;
+    const r = ev.reply;
+    const a = this.#addrs;
+    const d = this.#dict;
+    this.#seq[i] = seq;
+    this.#time[i] = ev.time;
+    this.#kernel[i] = ev.timeKernel ? 1 : 0;
+    this.#type[i] = ev.type;
+    this.#family[i] = ev.family;
+    this.#proto[i] = ev.proto;
+    this.#status[i] = ev.status | 0;
+    this.#id[i] = ev.id | 0;
+    this.#src[i] = d.index(a.get(o.src));
+    this.#dst[i] = d.index(a.get(o.dst));
+    this.#sport[i] = o.sport;
+    this.#dport[i] = o.dport;
+    this.#icmpType[i] = o.icmpType;
+    this.#icmpCode[i] = o.icmpCode;
+    this.#icmpId[i] = o.icmpId;
+    this.#rsrc[i] = d.index(a.get(r.src));
+    this.#rdst[i] = d.index(a.get(r.dst));
+    this.#rsport[i] = r.sport;
+    this.#rdport[i] = r.dport;
+    const tcp = ev.tcpState;
+    this.#hasTcpState[i] = tcp === undefined ? 0 : 1;
+    this.#tcpState[i] = tcp ?? 0;
+    const start = ev.start;
+    this.#hasStart[i] = start === undefined ? 0 : 1;
+    this.#start[i] = start ?? 0;
+    const mark = ev.mark;
+    this.#hasMark[i] = mark === undefined ? 0 : 1;
+    this.#mark[i] = (mark ?? 0) | 0;
+    const zone = ev.zone;
+    this.#hasZone[i] = zone === undefined ? 0 : 1;
+    this.#zone[i] = zone ?? 0;
+    const c = ev.counters;
+    if (c === undefined) this.#hasCounters[i] = 0;
+    else {
+      this.#hasCounters[i] = 1;
+      this.#origPackets[i] = c.origPackets;
+      this.#origBytes[i] = c.origBytes;
+      this.#replyPackets[i] = c.replyPackets;
+      this.#replyBytes[i] = c.replyBytes;
+    }
+    this.#rows++;
+    if (this.#n === ROW_GROUP) this.#flush();
+  }
+
+  #flush(): void {
+    const n = this.#n;
+    if (n === 0) return;
+    const texts = this.#dict.values.map((v) => v.textBytes);
+    const bins = this.#dict.values.map((v) => v.bin);
+    const i32 = (values: Int32Array, def?: Uint8Array): ColumnData =>
+      def === undefined ? { kind: 'int32', values } : { kind: 'int32', values, def };
+    const i64 = (values: Float64Array, def?: Uint8Array): ColumnData =>
+      def === undefined ? { kind: 'int64', values } : { kind: 'int64', values, def };
+    const text = (index: Int32Array): ColumnData => ({ kind: 'dict', index, dict: texts });
+    const bin = (index: Int32Array): ColumnData => ({ kind: 'dict', index, dict: bins });
+    // In EVENT_COLUMNS' order.
+    this.#file.writeRowGroup(n, [
+      { kind: 'dict', index: this.#zeros, dict: [this.#host] },
+      { kind: 'dict', index: this.#zeros, dict: [this.#journal] },
+      i64(this.#seq),
+      i64(this.#time),
+      i64(this.#time),
+      { kind: 'bool', values: this.#kernel },
+      i32(this.#type),
+      i32(this.#family),
+      i32(this.#proto),
+      i32(this.#status),
+      i32(this.#id),
+      text(this.#src),
+      text(this.#dst),
+      bin(this.#src),
+      bin(this.#dst),
+      i32(this.#sport),
+      i32(this.#dport),
+      i32(this.#icmpType),
+      i32(this.#icmpCode),
+      i32(this.#icmpId),
+      text(this.#rsrc),
+      text(this.#rdst),
+      bin(this.#rsrc),
+      bin(this.#rdst),
+      i32(this.#rsport),
+      i32(this.#rdport),
+      i32(this.#tcpState, this.#hasTcpState),
+      i64(this.#start, this.#hasStart),
+      i32(this.#mark, this.#hasMark),
+      i32(this.#zone, this.#hasZone),
+      i64(this.#origPackets, this.#hasCounters),
+      i64(this.#origBytes, this.#hasCounters),
+      i64(this.#replyPackets, this.#hasCounters),
+      i64(this.#replyBytes, this.#hasCounters),
+      i32(this.#ports[0] as Int32Array, this.#hasPorts),
+      i32(this.#ports[1] as Int32Array, this.#hasPorts),
+    ]);
+    this.#n = 0;
+    this.#dict.reset();
+  }
+
+  finish(): void {
+    this.#flush();
+    this.#file.finish();
+  }
+}
+
+/** Flows of one host (few rows: buffered as plain arrays, one row group per ROW_GROUP). */
+export class ParquetFlowPart implements FlowPart {
+  readonly #file: ParquetFile;
+  readonly #addrs: AddressCache;
+  readonly #host: Uint8Array;
+  readonly #collapse: Uint8Array;
+  #flows: Flow[] = [];
+  #rows = 0;
+
+  constructor(
+    files: ExportFiles,
+    rel: string,
+    host: string,
+    collapse: Collapse,
+    addrs: AddressCache,
+    codec: Compression,
+  ) {
+    this.#file = new ParquetFile(files, rel, FLOW_COLUMNS, codec);
+    this.#addrs = addrs;
+    this.#host = utf8(host);
+    this.#collapse = utf8(formatCollapse(collapse));
+  }
+
+  get rows(): number {
+    return this.#rows;
+  }
+
+  add(flow: Flow): void {
+    this.#flows.push(flow);
+    this.#rows++;
+    if (this.#flows.length === ROW_GROUP) this.#flush();
+  }
+
+  #flush(): void {
+    const flows = this.#flows;
+    const n = flows.length;
+    if (n === 0) return;
+    const dict = new AddressDict();
+    const src = Int32Array.from(flows, (f) => dict.index(this.#addrs.get(f.src)));
+    const dst = Int32Array.from(flows, (f) => dict.index(this.#addrs.get(f.dst)));
+    const texts = dict.values.map((v) => v.textBytes);
+    const bins = dict.values.map((v) => v.bin);
+    const tables = [...new Set(flows.map((f) => f.table))];
+    const zeros = new Int32Array(n);
+    const i32 = (get: (f: Flow) => number): ColumnData => ({
+      kind: 'int32',
+      values: Int32Array.from(flows, get),
+    });
+    const i64 = (get: (f: Flow) => number): ColumnData => ({
+      kind: 'int64',
+      values: Float64Array.from(flows, get),
+    });
+    const bool = (get: (f: Flow) => boolean): ColumnData => ({
+      kind: 'bool',
+      values: Uint8Array.from(flows, (f) => (get(f) ? 1 : 0)),
+    });
+    // In FLOW_COLUMNS' order.
+    this.#file.writeRowGroup(n, [
+      { kind: 'dict', index: zeros, dict: [this.#host] },
+      {
+        kind: 'dict',
+        index: Int32Array.from(flows, (f) => tables.indexOf(f.table)),
+        dict: tables.map(utf8),
+      },
+      i32((f) => f.family),
+      i32((f) => f.proto),
+      { kind: 'dict', index: src, dict: texts },
+      { kind: 'dict', index: dst, dict: texts },
+      { kind: 'dict', index: src, dict: bins },
+      { kind: 'dict', index: dst, dict: bins },
+      i32((f) => f.sport),
+      i32((f) => f.dport),
+      i32((f) => f.icmpType),
+      i32((f) => f.icmpCode),
+      bool((f) => f.confirmed),
+      bool((f) => f.assured),
+      i64((f) => f.firstSeen),
+      i64((f) => f.lastSeen),
+      i64((f) => f.firstSeen),
+      i64((f) => f.lastSeen),
+      { kind: 'dict', index: zeros, dict: [this.#collapse] },
+    ]);
+    this.#flows = [];
+  }
+
+  finish(): void {
+    this.#flush();
+    this.#file.finish();
+  }
+}
