@@ -7,6 +7,7 @@ import {
   EVENT_FIELDS,
   type EventCounts,
   FORMAT_VERSION,
+  FORMAT_VERSIONS,
   GAP_CAUSE,
   type HostAddress,
   type HostRoute,
@@ -71,13 +72,13 @@ export class NewerFormat extends Error {
 
 /**
  * Checks `format` first: a later version may change every other field, and must still be told
- * apart from damage. Unknown extra keys are ignored (additions that keep format 1).
+ * apart from damage. Unknown extra keys are ignored (additions that keep the format number).
  */
 export function decodeHeader(payload: Uint8Array): JournalHeader {
   const m = unpackMap(payload, 'header');
   const format = uint(field(m, 'format'), MAX, 'header format');
   if (format > FORMAT_VERSION) throw new NewerFormat(format);
-  if (format < 1) throw new Damage('header format is 0, expected 1');
+  if (format < 1) throw new Damage(`header format is 0, expected ${FORMAT_VERSIONS.join(' or ')}`);
   const tool = record(field(m, 'tool'), 'header tool');
   const eventFields = array(field(m, 'eventFields'), 1, 1000, 'header eventFields').map((f, i) =>
     str(f, `header eventFields[${i}]`),

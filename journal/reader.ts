@@ -7,6 +7,7 @@ import type { CtEvent } from './event.js';
 import { EventColumns } from './event-columns.js';
 import { decodeEvents } from './events-codec.js';
 import { scanEvents } from './events-scan.js';
+import { decodeEventsV2, scanEventsV2 } from './events-v2.js';
 import { JournalFault } from './fault.js';
 import {
   type AddressSet,
@@ -47,7 +48,16 @@ export { MAX_DISTINCT_ROUTES } from './route-interning.js';
 const TYPE_KEYS = [undefined, 'new', 'update', 'destroy', 'snapshot'] as const;
 const IDLE: IdleItem = Object.freeze({ kind: 'idle' });
 
-/** Opens a journal and reads its magic and header; CtError when it is not a readable v1 journal. */
+/**
+ * The events payload codec of each format: decode is the definition, scan the fast path into
+ * columns that returns false for anything decode must judge.
+ */
+const EVENT_CODECS = {
+  1: { decode: decodeEvents, scan: scanEvents },
+  2: { decode: decodeEventsV2, scan: scanEventsV2 },
+} as const;
+
+/** Opens a journal and reads its magic and header; CtError when it is not a readable v1 or v2 journal. */
 export function openJournal(path: string, opts: ReadOptions = {}): JournalReader {
   let fd: number;
   try {
@@ -134,7 +144,7 @@ class FileReader implements JournalReader {
       if (err instanceof NewerFormat) {
         throw new CtError(
           'EVERSION',
-          `${path} was written by format v${err.format}; this ct-analyze reads v1: upgrade conntracker`,
+          `${path} was written by format v${err.format}; this ct-analyze reads v1 and v2: upgrade conntracker`,
           { exit: Exit.VERSION },
         );
       }
@@ -245,6 +255,7 @@ class FileReader implements JournalReader {
     const internedRoutes = new RouteInterning();
     const digest = this.#headDigest.copy();
     const fields = this.header.eventFields.length;
+    const { decode, scan } = EVENT_CODECS[this.header.format as keyof typeof EVENT_CODECS];
     let pos = this.#bodyStart;
     for (;;) {
       this.#offset = pos;
@@ -270,8 +281,8 @@ class FileReader implements JournalReader {
       if (f.kind === FrameKind.EVENTS) {
         let batch: CtEvent[] | undefined;
         try {
-          if (objects || !scanEvents(f.payload, fields, cols)) {
-            batch = decodeEvents(f.payload, fields);
+          if (objects || !scan(f.payload, fields, cols)) {
+            batch = decode(f.payload, fields);
             cols.fill(batch);
           }
         } catch (err) {
@@ -384,7 +395,10 @@ class FileReader implements JournalReader {
         this.#sha256 = digest.value().toString('hex');
         return;
       } else {
-        throw this.#corrupt(pos, `a frame of kind ${f.kind} has no place in a v1 journal here`);
+        throw this.#corrupt(
+          pos,
+          `a frame of kind ${f.kind} has no place in a v${this.header.format} journal here`,
+        );
       }
     }
   }

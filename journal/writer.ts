@@ -14,6 +14,7 @@ import { CtError, sysCode } from '../common/errors.js';
 import { JournalDigest, sameDigest } from './digest.js';
 import type { CtEvent } from './event.js';
 import { encodeEvents } from './events-codec.js';
+import { encodeEventsV2 } from './events-v2.js';
 import {
   type AddressSet,
   CHECKPOINT_FRAMES,
@@ -21,7 +22,9 @@ import {
   EVENT_FIELDS,
   type EventCounts,
   FORMAT_VERSION,
+  type FormatVersion,
   FrameKind,
+  isFormatVersion,
   type JournalGap,
   type JournalHeader,
   type JournalHeaderInput,
@@ -53,10 +56,18 @@ export interface WriterOptions {
   checkpointMs?: number;
   /** Milliseconds for checkpointMs; default Date.now (tests pass their own). */
   clock?: () => number;
+  /**
+   * The format to write: FORMAT_VERSION (2, compressed events frames) unless given, or the
+   * header's `format` when that is given; 1 for readers older than format 2.
+   */
+  formatVersion?: FormatVersion;
 }
 
 export class JournalWriter {
   readonly path: string;
+  /** The header's `format`: which codec the events frames are written with. */
+  readonly formatVersion: FormatVersion;
+  readonly #encodeEvents: (events: readonly CtEvent[]) => Buffer;
   #fd: number | undefined;
   #bytes = 0;
   #frames = 0;
@@ -74,8 +85,10 @@ export class JournalWriter {
   readonly #everyMs: number;
   readonly #clock: () => number;
 
-  private constructor(path: string, fd: number, opts: WriterOptions) {
+  private constructor(path: string, fd: number, version: FormatVersion, opts: WriterOptions) {
     this.path = path;
+    this.formatVersion = version;
+    this.#encodeEvents = version === 1 ? encodeEvents : encodeEventsV2;
     this.#fd = fd;
     this.#everyFrames = opts.checkpointFrames ?? CHECKPOINT_FRAMES;
     this.#everyMs = opts.checkpointMs ?? CHECKPOINT_MS;
@@ -90,14 +103,15 @@ export class JournalWriter {
    * CHECKPOINT_FRAMES frames or CHECKPOINT_MS, whichever comes first, unless opts say otherwise.
    */
   static create(path: string, header: JournalHeaderInput, opts: WriterOptions = {}): JournalWriter {
-    const full = completeHeader(header);
+    const version = formatOf(header, opts);
+    const full = completeHeader(header, version);
     for (const key of ['checkpointFrames', 'checkpointMs'] as const) {
       const v = opts[key];
       if (v !== undefined && !(v >= 1)) throw new RangeError(`journal: ${key} must be ≥ 1`);
     }
     if (opts.force === true) removeRegularFile(path);
     const fd = openNew(path);
-    const w = new JournalWriter(path, fd, opts);
+    const w = new JournalWriter(path, fd, version, opts);
     try {
       fchmodSync(fd, 0o600); // umask may have taken bits away; the mode is a promise
       const head = encodeFrame(FrameKind.HEADER, encodeMap(full));
@@ -160,7 +174,7 @@ export class JournalWriter {
   append(events: readonly CtEvent[]): void {
     const fd = this.#open();
     if (events.length === 0) return;
-    const frame = encodeFrame(FrameKind.EVENTS, encodeEvents(events));
+    const frame = encodeFrame(FrameKind.EVENTS, this.#encodeEvents(events));
     this.#writeFrame(frame, fd);
     this.#events += events.length;
     for (const ev of events) this.#byType[TYPE_KEYS[ev.type] as keyof EventCounts]++;
@@ -381,17 +395,26 @@ export class JournalWriter {
   }
 }
 
-function completeHeader(input: JournalHeaderInput): JournalHeader {
-  if (input.format !== undefined && input.format !== FORMAT_VERSION) {
-    throw new Error(`journal: this writer writes format ${FORMAT_VERSION}, not ${input.format}`);
+/** The format to write: opts.formatVersion, else the header's, else the newest; they must agree. */
+function formatOf(header: JournalHeaderInput, opts: WriterOptions): FormatVersion {
+  const given = opts.formatVersion ?? header.format ?? FORMAT_VERSION;
+  if (!isFormatVersion(given)) {
+    throw new RangeError(`journal: this writer writes format 1 or 2, not ${given}`);
   }
+  if (header.format !== undefined && header.format !== given) {
+    throw new Error(`journal: header format ${header.format} ≠ formatVersion ${given}`);
+  }
+  return given;
+}
+
+function completeHeader(input: JournalHeaderInput, format: FormatVersion): JournalHeader {
   if (input.eventFields !== undefined && input.eventFields.join() !== EVENT_FIELDS.join()) {
     throw new Error('journal: header eventFields must be the writer’s own');
   }
   const { addresses, routes, chain, ...rest } = input;
   const full: JournalHeader = {
     ...rest,
-    format: FORMAT_VERSION,
+    format,
     eventFields: [...EVENT_FIELDS],
     // Absent stays absent (no nil key): a journal without addresses reads as one.
     ...(addresses === undefined ? {} : { addresses: addressesToWrite(addresses) }),

@@ -2,6 +2,7 @@
 import {
   type AddressSet,
   DIGEST_SIZE,
+  isFormatVersion,
   type JournalChain,
   sequencePath,
 } from '../../journal/format.js';
@@ -59,7 +60,10 @@ export function writeRedacted(
 ): Written {
   const scrub = new HeaderScrub(reader.header, p);
   const header = { ...scrub.header(), ...(chain === undefined ? {} : { chain }) };
-  const w = JournalWriter.create(temp, header, { force: true });
+  // The input's format, whatever the newest is: a redacted copy must open where its original did.
+  const formatVersion = reader.header.format;
+  if (!isFormatVersion(formatVersion)) throw new Error(`redact: format ${formatVersion} read`);
+  const w = JournalWriter.create(temp, header, { force: true, formatVersion });
   let sets = reader.addressSets.length;
   const noteSets = () => {
     const all = reader.addressSets;

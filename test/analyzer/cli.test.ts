@@ -175,13 +175,13 @@ t.test('cli: a torn tail is a warning and the complete frames are still analyzed
 });
 
 t.test('cli: a journal of a newer format exits 3 and says to upgrade', async (t) => {
-  const newer = join(dir, 'v2.mpk');
-  const header = { format: 2, tool: { name: 'conntracker', version: '9.0.0' } };
+  const newer = join(dir, 'v3.mpk');
+  const header = { format: 3, tool: { name: 'conntracker', version: '9.0.0' } };
   const frame = encodeFrame(1, encodeMap(header as unknown as Parameters<typeof encodeMap>[0]));
   writeFileSync(newer, Buffer.concat([MAGIC, frame]));
   const r = run(newer);
   t.equal(r.code, 3);
-  t.match(r.err, /^ct-analyze: .*v2\.mpk.*upgrade/);
+  t.match(r.err, /^ct-analyze: .*v3\.mpk.*upgrade/);
   t.notMatch(r.err, STACK);
 });
 
@@ -265,14 +265,14 @@ t.test(
 );
 
 t.test('cli: verify of a newer format exits 3; no journal at all is a usage error', async (t) => {
-  const newer = join(dir, 'verify-v2.mpk');
-  const frame = encodeFrame(1, Buffer.from([0x81, 0xa6, ...Buffer.from('format'), 0x02]));
+  const newer = join(dir, 'verify-v3.mpk');
+  const frame = encodeFrame(1, Buffer.from([0x81, 0xa6, ...Buffer.from('format'), 0x03]));
   writeFileSync(newer, Buffer.concat([MAGIC, frame]));
   const r = run('verify', newer);
   t.equal(r.code, 3);
   t.match(
     r.out,
-    /verify-v2\.mpk: TOO NEW — was written by format v2; this ct-analyze reads v1: upgrade conntracker\n$/,
+    /verify-v3\.mpk: TOO NEW — was written by format v3; this ct-analyze reads v1 and v2: upgrade conntracker\n$/,
   );
   const both = run('verify', newer, join(dir, 'verify-nope.mpk'));
   t.equal(both.code, 1, 'any other fault outranks TOO NEW');

@@ -3,7 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CtEvent } from '../../journal/event.js';
-import type { JournalGap, JournalHeader, JournalHeaderInput } from '../../journal/format.js';
+import type {
+  FormatVersion,
+  JournalGap,
+  JournalHeader,
+  JournalHeaderInput,
+} from '../../journal/format.js';
 import { openJournal } from '../../journal/reader.js';
 import { JournalWriter } from '../../journal/writer.js';
 
@@ -29,9 +34,17 @@ export const HEADER: JournalHeaderInput = {
   },
 };
 
-/** Writes a journal of the given batches; with `trailer` false the recording "crashes". */
-export function writeJournal(path: string, batches: CtEvent[][], trailer = true): JournalWriter {
-  const w = JournalWriter.create(path, HEADER);
+/**
+ * Writes a journal of the given batches; with `trailer` false the recording "crashes". In the
+ * writer's default format unless `formatVersion` says which.
+ */
+export function writeJournal(
+  path: string,
+  batches: CtEvent[][],
+  trailer = true,
+  formatVersion?: FormatVersion,
+): JournalWriter {
+  const w = JournalWriter.create(path, HEADER, { formatVersion });
   for (const b of batches) w.append(b);
   if (trailer) w.close({ stop: HEADER.start + 60_000_000 });
   else w.closeAfterFailure();

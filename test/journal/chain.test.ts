@@ -20,6 +20,7 @@ import {
 import { Exit } from '../../common/errors.js';
 import {
   EVENT_FIELDS,
+  type FormatVersion,
   FrameKind,
   type JournalChain,
   type JournalHeaderInput,
@@ -32,7 +33,7 @@ import { encodeFrame } from '../../journal/frame.js';
 import { encodeMap } from '../../journal/meta-codec.js';
 import { openJournal } from '../../journal/reader.js';
 import { JournalWriter } from '../../journal/writer.js';
-import { HEADER, readAll, tcpNew, tempDir } from './fixtures.js';
+import { FORMATS, HEADER, readAll, tcpNew, tempDir } from './fixtures.js';
 
 const dir = tempDir(t, 'chain');
 let runs = 0;
@@ -53,17 +54,28 @@ const RUN_HEADER: JournalHeaderInput = {
  * Writes journals 1…n of one run as `name` numbered (`dir/a-000001.mpk`, …), chained as
  * ct-record chains them: each with two events of its own, a trailer naming the next but the last.
  */
-function writeRun(name: string, n: number, run = runId(), salt = 0, step = 1_000_000): string[] {
+function writeRun(
+  name: string,
+  n: number,
+  run = runId(),
+  salt = 0,
+  step = 1_000_000,
+  formatVersion?: FormatVersion,
+): string[] {
   const output = join(dir, name);
   const paths: string[] = [];
   let previous: JournalChain['previous'] = null;
   for (let seq = 1; seq <= n; seq++) {
     const path = sequencePath(output, seq);
-    const w = JournalWriter.create(path, {
-      ...RUN_HEADER,
-      start: HEADER.start + seq * step,
-      chain: { run, sequence: seq, previous },
-    });
+    const w = JournalWriter.create(
+      path,
+      {
+        ...RUN_HEADER,
+        start: HEADER.start + seq * step,
+        chain: { run, sequence: seq, previous },
+      },
+      { formatVersion },
+    );
     w.append([tcpNew(salt + seq * 10), tcpNew(salt + seq * 10 + 1)]);
     const next = seq < n ? { next: basename(sequencePath(output, seq + 1)) } : {};
     w.close({ stop: HEADER.start + (seq + 1) * step, ...next });
@@ -211,38 +223,43 @@ t.test('chain: a stranger’s header with a malformed chain is CORRUPT at the he
   t.end();
 });
 
-t.test('chain: a whole run verifies complete in any order, one line per run', (t) => {
-  const paths = writeRun('whole.mpk', 3);
-  const run = openJournal(paths[0] as string);
-  const id = hex8(run.header.chain?.run as Uint8Array);
-  run.close();
-  for (const order of [paths, [...paths].reverse(), [paths[1], paths[2], paths[0]]]) {
-    const v = verifyAll(order as string[]);
-    t.strictSame(
-      v.lines,
-      [`chain ${id}: 3 journals, complete`],
-      order.map((p) => basename(p as string)).join(' '),
-    );
-    t.equal(v.exit, Exit.OK);
-    t.ok(v.results.every((r) => r.verdict === 'OK' && r.chain?.faults.length === 0));
-  }
-  const v = verifyAll([...paths, paths[1] as string]);
-  t.strictSame(
-    v.lines,
-    [`chain ${id}: 3 journals, complete`],
-    'the same path given twice counts once',
+for (const format of FORMATS) {
+  t.test(
+    `chain: a whole run verifies complete in any order, one line per run (format ${format})`,
+    (t) => {
+      const paths = writeRun(`whole-v${format}.mpk`, 3, runId(), 0, 1_000_000, format);
+      const run = openJournal(paths[0] as string);
+      const id = hex8(run.header.chain?.run as Uint8Array);
+      run.close();
+      for (const order of [paths, [...paths].reverse(), [paths[1], paths[2], paths[0]]]) {
+        const v = verifyAll(order as string[]);
+        t.strictSame(
+          v.lines,
+          [`chain ${id}: 3 journals, complete`],
+          order.map((p) => basename(p as string)).join(' '),
+        );
+        t.equal(v.exit, Exit.OK);
+        t.ok(v.results.every((r) => r.verdict === 'OK' && r.chain?.faults.length === 0));
+      }
+      const v = verifyAll([...paths, paths[1] as string]);
+      t.strictSame(
+        v.lines,
+        [`chain ${id}: 3 journals, complete`],
+        'the same path given twice counts once',
+      );
+      const r2 = v.results[1] as VerifyResult;
+      t.match(r2.chain, {
+        run: /^[0-9a-f]{32}$/,
+        sequence: 2,
+        previous: { sha256: v.results[0]?.sha256, file: basename(paths[0] as string) },
+        next: basename(paths[2] as string),
+        faults: [],
+      });
+      t.equal(v.results[2]?.chain?.next, null, 'the last journal names no next');
+      t.end();
+    },
   );
-  const r2 = v.results[1] as VerifyResult;
-  t.match(r2.chain, {
-    run: /^[0-9a-f]{32}$/,
-    sequence: 2,
-    previous: { sha256: v.results[0]?.sha256, file: basename(paths[0] as string) },
-    next: basename(paths[2] as string),
-    faults: [],
-  });
-  t.equal(v.results[2]?.chain?.next, null, 'the last journal names no next');
-  t.end();
-});
+}
 
 t.test('chain: a missing middle journal is named, at the journal after it; exit 1', (t) => {
   const paths = writeRun('middle.mpk', 4);
@@ -323,51 +340,78 @@ t.test('chain: a journal of another run in the sequence is named as such', (t) =
   t.end();
 });
 
-t.test('chain: a replaced journal, itself intact, breaks the digest link to the next', (t) => {
-  const run = runId();
-  const [a, b, c] = writeRun('swap.mpk', 3, run) as [string, string, string];
-  const id = hex8(run);
-  // Journal 2 written again: same run, same sequence, same predecessor, other events.
-  const other = writeRun('swap-other.mpk', 2, run, 500)[1] as string;
-  const prevOfB = openJournal(b);
-  const header = { ...prevOfB.header, chain: prevOfB.header.chain as JournalChain };
-  prevOfB.close();
-  renameSync(b, `${b}.orig`);
-  const w = JournalWriter.create(b, header);
-  w.append([tcpNew(777)]);
-  w.close({ stop: HEADER.start + 5, next: basename(c) });
-  const v = verifyAll([a, b, c]);
-  t.equal(verifyJournal(b).verdict, 'OK', 'the replacement is a valid journal');
-  t.strictSame(v.lines, [
-    `chain ${id}: 3 journals, BROKEN — ${c} does not follow ${b}: its previous sha256 differs`,
-  ]);
-  t.strictSame(v.results[2]?.chain?.faults, [
-    `${c} does not follow ${b}: its previous sha256 differs`,
-  ]);
-  // The other run's journal 2 points at its own journal 1, which is not a's file either.
-  const again = verifyAll([a, other]);
-  t.match(
-    again.lines[0],
-    /BROKEN — .*swap-other-000002\.mpk does not follow .*swap-000001\.mpk: its previous sha256 differs/,
+for (const format of FORMATS) {
+  t.test(
+    `chain: a replaced journal, itself intact, breaks the digest link to the next (format ${format})`,
+    (t) => {
+      const run = runId();
+      const [a, b, c] = writeRun(`swap-v${format}.mpk`, 3, run, 0, 1_000_000, format) as [
+        string,
+        string,
+        string,
+      ];
+      const id = hex8(run);
+      // Journal 2 written again: same run, same sequence, same predecessor, other events.
+      const other = writeRun(
+        `swap-other-v${format}.mpk`,
+        2,
+        run,
+        500,
+        1_000_000,
+        format,
+      )[1] as string;
+      const prevOfB = openJournal(b);
+      const header = { ...prevOfB.header, chain: prevOfB.header.chain as JournalChain };
+      prevOfB.close();
+      renameSync(b, `${b}.orig`);
+      const w = JournalWriter.create(b, header, { formatVersion: format });
+      w.append([tcpNew(777)]);
+      w.close({ stop: HEADER.start + 5, next: basename(c) });
+      const v = verifyAll([a, b, c]);
+      t.equal(verifyJournal(b).verdict, 'OK', 'the replacement is a valid journal');
+      t.strictSame(v.lines, [
+        `chain ${id}: 3 journals, BROKEN — ${c} does not follow ${b}: its previous sha256 differs`,
+      ]);
+      t.strictSame(v.results[2]?.chain?.faults, [
+        `${c} does not follow ${b}: its previous sha256 differs`,
+      ]);
+      // The other run's journal 2 points at its own journal 1, which is not a's file either.
+      const again = verifyAll([a, other]);
+      t.match(
+        again.lines[0],
+        /BROKEN — .*swap-other-v\d-000002\.mpk does not follow .*swap-v\d-000001\.mpk: its previous sha256 differs/,
+      );
+      t.end();
+    },
   );
-  t.end();
-});
+}
 
-t.test('chain: the same sequence twice, or a damaged predecessor, is a fault', (t) => {
-  const [a, b] = writeRun('twice.mpk', 2) as [string, string];
-  const id = hex8(openRun(a));
-  const copy = join(dir, 'copy-of-twice-000002.mpk');
-  copyFileSync(b, copy);
-  t.strictSame(verifyAll([a, b, copy]).lines, [
-    `chain ${id}: 3 journals, BROKEN — ${copy} and ${b} are both sequence 2 of run ${id}`,
-  ]);
-  const [c, d] = writeRun('torn.mpk', 2) as [string, string];
-  truncateSync(c, readFileSync(c).length - 3);
-  const v = verifyAll([c, d]);
-  t.equal(v.results[0]?.verdict, 'INCOMPLETE');
-  t.match(v.lines[0], `BROKEN — cannot check that ${d} follows ${c}: ${c} is not OK`);
-  t.end();
-});
+for (const format of FORMATS) {
+  t.test(
+    `chain: the same sequence twice, or a damaged predecessor, is a fault (format ${format})`,
+    (t) => {
+      const [a, b] = writeRun(`twice-v${format}.mpk`, 2, runId(), 0, 1_000_000, format) as [
+        string,
+        string,
+      ];
+      const id = hex8(openRun(a));
+      const copy = join(dir, `copy-of-twice-v${format}-000002.mpk`);
+      copyFileSync(b, copy);
+      t.strictSame(verifyAll([a, b, copy]).lines, [
+        `chain ${id}: 3 journals, BROKEN — ${copy} and ${b} are both sequence 2 of run ${id}`,
+      ]);
+      const [c, d] = writeRun(`torn-v${format}.mpk`, 2, runId(), 0, 1_000_000, format) as [
+        string,
+        string,
+      ];
+      truncateSync(c, readFileSync(c).length - 3);
+      const v = verifyAll([c, d]);
+      t.equal(v.results[0]?.verdict, 'INCOMPLETE');
+      t.match(v.lines[0], `BROKEN — cannot check that ${d} follows ${c}: ${c} is not OK`);
+      t.end();
+    },
+  );
+}
 
 t.test('chain: journals without a chain give no run line and a null chain', (t) => {
   const path = join(dir, 'plain.mpk');

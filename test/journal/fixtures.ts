@@ -3,13 +3,24 @@ import fc from 'fast-check';
 import type { Test } from 'tap';
 import { CtError } from '../../common/errors.js';
 import type { CtEvent } from '../../journal/event.js';
-import { GapCause, type JournalGap } from '../../journal/format.js';
+import {
+  FORMAT_VERSIONS,
+  type FormatVersion,
+  GapCause,
+  type JournalGap,
+} from '../../journal/format.js';
 import { type JournalItem, openJournal, type ReadOptions } from '../../journal/reader.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { MAX_TIME_US } from '../helpers/arbitraries.js';
 import { HEADER } from '../helpers/journals.js';
 
 export { HEADER, tempDir, writeJournal } from '../helpers/journals.js';
+
+/**
+ * The formats the frame-layer tests run for: everything but the events payload is the same in
+ * each, so every torn-tail, damage, digest and checkpoint case must hold in each.
+ */
+export const FORMATS: readonly FormatVersion[] = FORMAT_VERSIONS;
 
 /** A TCP NEW event without NAT, as the kernel reports a client's SYN. */
 export function tcpNew(i: number, base = HEADER.start): CtEvent {
@@ -69,9 +80,17 @@ export function arbGap(): fc.Arbitrary<JournalGap> {
 /** A journal item as the tests write it: an events batch or a gap. */
 export type Item = CtEvent[] | JournalGap;
 
-/** Writes batches and gaps in the given order; with `trailer` false the recording "crashes". */
-export function writeItems(path: string, items: readonly Item[], trailer = true): JournalWriter {
-  const w = JournalWriter.create(path, HEADER);
+/**
+ * Writes batches and gaps in the given order; with `trailer` false the recording "crashes". In
+ * the writer's default format unless `formatVersion` says which.
+ */
+export function writeItems(
+  path: string,
+  items: readonly Item[],
+  trailer = true,
+  formatVersion?: FormatVersion,
+): JournalWriter {
+  const w = JournalWriter.create(path, HEADER, { formatVersion });
   for (const item of items) {
     if (Array.isArray(item)) w.append(item);
     else w.appendGap(item);

@@ -3,9 +3,9 @@ import { execFileSync } from 'node:child_process';
 import { linkSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import type { JournalGap } from '../../journal/format.js';
+import { FORMAT_VERSION, type JournalGap } from '../../journal/format.js';
 import { JournalWriter } from '../../journal/writer.js';
-import { ctErrorOf, gap, HEADER, plain, readAll, tcpNew, tempDir } from './fixtures.js';
+import { ctErrorOf, FORMATS, gap, HEADER, plain, readAll, tcpNew, tempDir } from './fixtures.js';
 
 const dir = tempDir(t, 'writer');
 
@@ -87,37 +87,42 @@ t.test('journal: append, close and bytesWritten agree with the file; [] writes n
   t.end();
 });
 
-t.test('journal: ENOSPC is a CtError and the file still ends on a frame boundary', (t) => {
-  const mnt = join(dir, 'tiny');
-  mkdirSync(mnt);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'ct-journal-test', mnt]);
-  } catch {
-    t.comment('skipped: cannot mount a tmpfs here (needs root)');
-    t.end();
-    return;
-  }
-  t.teardown(() => execFileSync('umount', ['-l', mnt]));
-  const path = join(mnt, 'full.mpk');
-  const w = JournalWriter.create(path, HEADER);
-  const batch = Array.from({ length: 200 }, (_, i) => tcpNew(i));
-  let appended = 0;
-  const err = ctErrorOf(t, () => {
-    for (;;) {
-      w.append(batch);
-      appended++;
-    }
-  });
-  t.equal(err?.code, 'ENOSPC');
-  t.match(err?.message, /no space left on device: free some space/);
-  w.closeAfterFailure();
-  t.equal(statSync(path).size, w.bytesWritten, 'the partial frame was cut off');
-  const { events, reader } = readAll(path);
-  t.equal(events.length, appended * batch.length);
-  t.equal(reader.tail, undefined);
-  t.equal(reader.trailer, undefined);
-  t.end();
-});
+for (const format of FORMATS) {
+  t.test(
+    `journal: ENOSPC is a CtError and the file still ends on a frame boundary (format ${format})`,
+    (t) => {
+      const mnt = join(dir, `tiny-v${format}`);
+      mkdirSync(mnt);
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'ct-journal-test', mnt]);
+      } catch {
+        t.comment('skipped: cannot mount a tmpfs here (needs root)');
+        t.end();
+        return;
+      }
+      t.teardown(() => execFileSync('umount', ['-l', mnt]));
+      const path = join(mnt, 'full.mpk');
+      const w = JournalWriter.create(path, HEADER, { formatVersion: format });
+      const batch = Array.from({ length: 200 }, (_, i) => tcpNew(i));
+      let appended = 0;
+      const err = ctErrorOf(t, () => {
+        for (;;) {
+          w.append(batch);
+          appended++;
+        }
+      });
+      t.equal(err?.code, 'ENOSPC');
+      t.match(err?.message, /no space left on device: free some space/);
+      w.closeAfterFailure();
+      t.equal(statSync(path).size, w.bytesWritten, 'the partial frame was cut off');
+      const { events, reader } = readAll(path);
+      t.equal(events.length, appended * batch.length);
+      t.equal(reader.tail, undefined);
+      t.equal(reader.trailer, undefined);
+      t.end();
+    },
+  );
+}
 
 t.test('journal: appendGap refuses gaps the reader would reject and writes nothing', (t) => {
   const path = join(dir, 'bad-gaps.mpk');
@@ -154,5 +159,39 @@ t.test('journal: appendGap writes only the gap keys and the trailer counts it', 
   t.same(gaps, [gap()]);
   t.same([reader.trailer?.gaps, reader.trailer?.lost, reader.trailer?.frames], [1, 17, 2]);
   t.throws(() => w.appendGap(gap()), /closed/);
+  t.end();
+});
+
+t.test('journal: the writer writes format 2 unless told 1, and refuses any other', (t) => {
+  const read = (
+    name: string,
+    opts: Parameters<typeof JournalWriter.create>[2],
+    format?: number,
+  ) => {
+    const path = join(dir, name);
+    const w = JournalWriter.create(path, { ...HEADER, format }, opts);
+    w.append([tcpNew(0), tcpNew(1)]);
+    w.close({ stop: HEADER.start + 1 });
+    const { reader, events } = readAll(path);
+    t.same(plain(events), plain([tcpNew(0), tcpNew(1)]), `${name}: the events read back`);
+    return [w.formatVersion, reader.header.format];
+  };
+  t.equal(FORMAT_VERSION, 2, 'the newest format');
+  t.same(read('default.mpk', {}), [2, 2], 'default: format 2');
+  t.same(read('v1.mpk', { formatVersion: 1 }), [1, 1], 'formatVersion 1');
+  t.same(read('v2.mpk', { formatVersion: 2 }), [2, 2], 'formatVersion 2');
+  t.same(read('header-v1.mpk', {}, 1), [1, 1], "the header's format when no option says");
+  const refused = join(dir, 'refused.mpk');
+  t.throws(
+    () => JournalWriter.create(refused, HEADER, { formatVersion: 3 as 2 }),
+    { name: 'RangeError', message: /writes format 1 or 2, not 3/ },
+    'format 3',
+  );
+  t.throws(
+    () => JournalWriter.create(refused, { ...HEADER, format: 1 }, { formatVersion: 2 }),
+    /header format 1 ≠ formatVersion 2/,
+    'a header and an option that disagree',
+  );
+  t.throws(() => statSync(refused), { code: 'ENOENT' }, 'no file for a refused format');
   t.end();
 });

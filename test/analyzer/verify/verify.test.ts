@@ -242,12 +242,12 @@ t.test('verify: bytes after the trailer are CORRUPT at the first of them', (t) =
 t.test(
   'verify: TOO NEW exits 3 alone, 1 beside any other fault; UNREADABLE for a missing file',
   (t) => {
-    const head = encodeFrame(FrameKind.HEADER, packr.pack({ format: 2 }));
-    const newer = verifyBytes('v2.mpk', Buffer.concat([MAGIC, head]));
+    const head = encodeFrame(FrameKind.HEADER, packr.pack({ format: 3 }));
+    const newer = verifyBytes('v3.mpk', Buffer.concat([MAGIC, head]));
     t.equal(newer.verdict, 'TOO NEW');
     t.match(
       newer.detail,
-      /^was written by format v2; this ct-analyze reads v1: upgrade conntracker/,
+      /^was written by format v3; this ct-analyze reads v1 and v2: upgrade conntracker/,
     );
     const ok = verifyJournal(src.path);
     const missing = verifyJournal(join(dir, 'nope.mpk'));
