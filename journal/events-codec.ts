@@ -28,7 +28,7 @@ const ICMP6_INVERSE = new Map([
   [140, 139],
 ]);
 
-function inverseIcmpType(family: number, proto: number, type: number): number {
+export function inverseIcmpType(family: number, proto: number, type: number): number {
   if (family === 4 && proto === 1) return ICMP4_INVERSE.get(type) ?? type;
   if (family === 6 && proto === 58) return ICMP6_INVERSE.get(type) ?? type;
   return type;
@@ -223,7 +223,7 @@ function decodeCounters(raw: unknown): Counters {
 }
 
 /** The writer's guard: what decode would reject must never reach the disk. */
-function checkEvent(ev: CtEvent): void {
+export function checkEvent(ev: CtEvent): void {
   const bad = (what: string) => {
     throw new TypeError(`journal: event ${what} is out of range for format v1`);
   };

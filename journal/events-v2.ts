@@ -1,13 +1,16 @@
-// Format 2 events frame payload: CtEvents ⇄ [n, codec, raw, data] with a compressed layout (docs/journal-format.md).
+// Format 2 events frame payload: CtEvents ⇄ [n, codec, raw, data], a deflated columnar layout (docs/journal-format.md).
 //
-// PROVISIONAL first step: the layout is a v1 events payload, deflated. The columnar layout
-// replaces it; until then no golden v2 fixture should be written from this codec.
+// The layout ("Format 2: events frames" in docs/journal-format.md) is three per-frame
+// dictionaries (addresses; event kinds = type, flags, status, TCP state; connections =
+// family, proto, id, orig and reply tuples) and per-event columns that index them, plus the
+// event times and optional fields as varints. parseLayout checks every count against the bytes
+// present and every index against its table before anything is allocated from it; one event
+// loop (walk) serves decodeEventsV2 (the definition) and scanEventsV2 (the replay hot path),
+// so where scan accepts a payload it reads exactly what decode reads.
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import type { CtEvent } from './event.js';
+import type { CtEvent, EventTypeCode, Tuple } from './event.js';
 import type { EventColumns } from './event-columns.js';
-import { decodeEvents, encodeEvents } from './events-codec.js';
-import { scanEvents } from './events-scan.js';
-import { EVENT_FIELDS } from './format.js';
+import { checkEvent, inverseIcmpType } from './events-codec.js';
 import { Damage } from './validate.js';
 
 /** The layout bytes as they are. */
@@ -16,37 +19,428 @@ export const CODEC_STORED = 0;
 export const CODEC_DEFLATE_RAW = 1;
 /** Largest decompressed layout a payload may declare: anything above is damage, never an allocation. */
 export const MAX_RAW = 64 * 1024 * 1024;
+/** Deflate level the writer uses (chosen by bench/journal-codec.mjs, docs/bench.md). */
+export const DEFLATE_LEVEL = 1;
 
-/** The kind-2 payload of format 2; throws TypeError on an event v1 could not write either. */
-export function encodeEventsV2(events: readonly CtEvent[]): Buffer {
-  const layout = encodeEvents(events);
-  const data = deflateRawSync(layout, { level: 1 });
-  return outer(events.length, CODEC_DEFLATE_RAW, layout.length, data);
+const MAX = Number.MAX_SAFE_INTEGER;
+
+// Kind flag byte: bits 0–1 type − 1, then timeKernel and one bit per optional field present.
+const F_KERNEL = 1 << 2;
+const F_TCP = 1 << 3;
+const F_START = 1 << 4;
+const F_COUNTERS = 1 << 5;
+const F_MARK = 1 << 6;
+const F_ZONE = 1 << 7;
+
+// Connection shape byte: bit 0 ICMP fields present, bits 1–7 the reply fields that differ from
+// the inverse tuple (src, dst, sport, dport, icmpType, icmpCode, icmpId).
+const S_ICMP = 1;
+const R_SRC = 1 << 1;
+const R_DST = 1 << 2;
+const R_SPORT = 1 << 3;
+const R_DPORT = 1 << 4;
+const R_ITYPE = 1 << 5;
+const R_ICODE = 1 << 6;
+const R_IID = 1 << 7;
+
+/** Bytes per kind: flags, status (u32le), tcpState. */
+const KIND_BYTES = 6;
+/** Fixed bytes per connection beside its two address indexes: family, proto, id, ports, shape. */
+const CONN_FIXED = 11;
+
+/** Bytes of an index into a table of `count` entries. */
+function widthFor(count: number): number {
+  return count <= 0x100 ? 1 : count <= 0x10000 ? 2 : 3;
 }
 
-/** Decodes and validates a format 2 events payload; throws Damage naming the first bad value. */
-export function decodeEventsV2(payload: Uint8Array, fields = EVENT_FIELDS.length): CtEvent[] {
-  const { n, layout } = unwrap(payload);
-  const events = decodeEvents(layout, fields);
-  if (events.length !== n) {
-    throw new Damage(`events payload says ${n} events, its layout holds ${events.length}`);
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/** A growable byte sink (module-level, reused: the recorder encodes one frame at a time). */
+class Sink {
+  buf = new Uint8Array(4096);
+  pos = 0;
+  room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
   }
-  return events;
+  /** Unsigned LEB128 of a safe integer (at most 8 bytes). */
+  uv(v: number): void {
+    this.room(8);
+    const b = this.buf;
+    let p = this.pos;
+    while (v >= 0x80) {
+      b[p++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    b[p++] = v;
+    this.pos = p;
+  }
+  /** A signed safe integer: bit 0 of the first byte is the sign, then the magnitude as LEB128 from bit 1. */
+  sv(v: number): void {
+    this.room(8);
+    const b = this.buf;
+    let p = this.pos;
+    const neg = v < 0 ? 1 : 0;
+    let m = neg ? -v : v;
+    const low = m % 0x40;
+    m = Math.floor(m / 0x40);
+    b[p++] = (low << 1) | neg | (m > 0 ? 0x80 : 0);
+    while (m > 0) {
+      const x = m % 0x80;
+      m = Math.floor(m / 0x80);
+      b[p++] = x | (m > 0 ? 0x80 : 0);
+    }
+    this.pos = p;
+  }
+  u8(v: number): void {
+    this.room(1);
+    this.buf[this.pos++] = v;
+  }
+  u16(v: number): void {
+    this.room(2);
+    this.buf[this.pos++] = v & 0xff;
+    this.buf[this.pos++] = v >>> 8;
+  }
+  u32(v: number): void {
+    this.room(4);
+    const p = this.pos;
+    this.buf[p] = v & 0xff;
+    this.buf[p + 1] = (v >>> 8) & 0xff;
+    this.buf[p + 2] = (v >>> 16) & 0xff;
+    this.buf[p + 3] = v >>> 24;
+    this.pos = p + 4;
+  }
+  /** Little-endian unsigned integer of `w` bytes (1–3). */
+  uw(v: number, w: number): void {
+    this.room(w);
+    this.buf[this.pos++] = v & 0xff;
+    if (w > 1) this.buf[this.pos++] = (v >>> 8) & 0xff;
+    if (w > 2) this.buf[this.pos++] = v >>> 16;
+  }
+  bytes(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+}
+
+const sinkY = new Sink();
+const sinkT = new Sink();
+const sinkX = new Sink();
+const out = new Sink();
+
+// Per-frame dictionaries: open-addressing tables of (entry index + 1) in Int32Arrays, keyed by
+// a 32-bit hash and confirmed by comparing the entry (Maps with keys above 2^30 allocate a heap
+// number per lookup: measured 3× slower here).
+let conns: CtEvent[] = [];
+let kindStatus = new Uint32Array(64);
+let kindFlags = new Uint16Array(64); // flags << 8 | tcpState
+let nKinds = 0;
+let v4list = new Uint32Array(64);
+let nV4 = 0;
+let v6list: Uint8Array[] = [];
+let eConn = new Uint32Array(1024);
+let eKind = new Uint32Array(1024);
+let shapes = new Uint8Array(256);
+let idx = new Uint32Array(1024);
+let connSlots = new Int32Array(64);
+let kindSlots = new Int32Array(64);
+let addrSlots = new Int32Array(64);
+
+/** Empty tables with room for `n` entries each at a load of at most 1/2. */
+function resetTables(n: number): void {
+  let cap = 64;
+  while (cap < 2 * n) cap *= 2;
+  if (connSlots.length < cap || connSlots.length > 8 * cap) {
+    connSlots = new Int32Array(cap);
+    kindSlots = new Int32Array(cap);
+    // Each connection brings up to 4 addresses.
+    addrSlots = new Int32Array(4 * cap);
+  } else {
+    connSlots.fill(0);
+    kindSlots.fill(0);
+    addrSlots.fill(0);
+  }
+  if (kindStatus.length < n) {
+    kindStatus = new Uint32Array(n);
+    kindFlags = new Uint16Array(n);
+  }
+  if (v4list.length < 4 * n) v4list = new Uint32Array(4 * n);
+  if (eConn.length < n) {
+    eConn = new Uint32Array(n);
+    eKind = new Uint32Array(n);
+  }
+  conns = [];
+  v6list = [];
+  nKinds = 0;
+  nV4 = 0;
+}
+
+function word(a: Uint8Array, at: number): number {
+  return (
+    (((a[at] as number) << 24) |
+      ((a[at + 1] as number) << 16) |
+      ((a[at + 2] as number) << 8) |
+      (a[at + 3] as number)) >>>
+    0
+  );
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  const n = a.length;
+  if (n !== b.length) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameTuple(a: Tuple, b: Tuple): boolean {
+  return (
+    a.sport === b.sport &&
+    a.dport === b.dport &&
+    a.icmpType === b.icmpType &&
+    a.icmpCode === b.icmpCode &&
+    a.icmpId === b.icmpId &&
+    sameBytes(a.src, b.src) &&
+    sameBytes(a.dst, b.dst)
+  );
+}
+
+/** Same connection entry: every field the dictionary holds. */
+function sameConn(a: CtEvent, b: CtEvent): boolean {
+  return (
+    a === b ||
+    (a.id === b.id &&
+      a.family === b.family &&
+      a.proto === b.proto &&
+      sameTuple(a.orig, b.orig) &&
+      sameTuple(a.reply, b.reply))
+  );
+}
+
+/** The event's connection index, adding the event as a new connection when none matches. */
+function connIndex(ev: CtEvent): number {
+  const o = ev.orig;
+  const last = o.src.length - 4;
+  let h = Math.imul(ev.id ^ (ev.proto << 24), 0x9e3779b1);
+  h ^= Math.imul((o.sport << 16) | o.dport, 0x85ebca6b);
+  h ^= Math.imul(word(o.src, last), 0xc2b2ae35);
+  h ^= Math.imul(word(o.dst, last) ^ o.icmpId, 0x27d4eb2f);
+  const m = connSlots.length - 1;
+  let s = (h ^ (h >>> 15)) & m;
+  for (;;) {
+    const v = connSlots[s] as number;
+    if (v === 0) {
+      connSlots[s] = conns.length + 1;
+      conns.push(ev);
+      return conns.length - 1;
+    }
+    if (sameConn(conns[v - 1] as CtEvent, ev)) return v - 1;
+    s = (s + 1) & m;
+  }
+}
+
+/** The index of (status, flags, tcpState) in the kind table, adding it when new. */
+function kindIndex(status: number, ft: number): number {
+  const h = Math.imul(status ^ Math.imul(ft, 0x85ebca6b), 0x9e3779b1);
+  const m = kindSlots.length - 1;
+  let s = (h ^ (h >>> 15)) & m;
+  for (;;) {
+    const v = kindSlots[s] as number;
+    if (v === 0) {
+      kindStatus[nKinds] = status;
+      kindFlags[nKinds] = ft;
+      kindSlots[s] = ++nKinds;
+      return nKinds - 1;
+    }
+    if (kindStatus[v - 1] === status && kindFlags[v - 1] === ft) return v - 1;
+    s = (s + 1) & m;
+  }
 }
 
 /**
- * Reads a format 2 events payload into `cols` and returns true, or returns false when the
- * caller must decode it with decodeEventsV2 (which accepts it or names the damage).
+ * Index of the address in its family's table, adding it when new. IPv4 and IPv6 entries share
+ * the slot table (an IPv4 slot holds its index + 1, an IPv6 one −(index + 1)).
  */
-export function scanEventsV2(payload: Uint8Array, fields: number, cols: EventColumns): boolean {
-  let parts: { n: number; layout: Uint8Array };
-  try {
-    parts = unwrap(payload);
-  } catch (err) {
-    if (err instanceof Damage) return false;
-    throw err;
+function addressIndex(a: Uint8Array): number {
+  const m = addrSlots.length - 1;
+  if (a.length === 4) {
+    const w = word(a, 0);
+    const h = Math.imul(w, 0x9e3779b1);
+    let s = (h ^ (h >>> 15)) & m;
+    for (;;) {
+      const v = addrSlots[s] as number;
+      if (v === 0) {
+        v4list[nV4] = w;
+        addrSlots[s] = ++nV4;
+        return nV4 - 1;
+      }
+      if (v > 0 && v4list[v - 1] === w) return v - 1;
+      s = (s + 1) & m;
+    }
   }
-  return scanEvents(parts.layout, fields, cols) && cols.n === parts.n;
+  const h = Math.imul(
+    word(a, 0) ^
+      Math.imul(word(a, 4), 0x85ebca6b) ^
+      Math.imul(word(a, 8), 0xc2b2ae35) ^
+      word(a, 12),
+    0x9e3779b1,
+  );
+  let s = (h ^ (h >>> 15)) & m;
+  for (;;) {
+    const v = addrSlots[s] as number;
+    if (v === 0) {
+      v6list.push(a);
+      addrSlots[s] = -v6list.length;
+      return v6list.length - 1;
+    }
+    if (v < 0 && sameBytes(v6list[-v - 1] as Uint8Array, a)) return -v - 1;
+    s = (s + 1) & m;
+  }
+}
+
+/**
+ * The kind-2 payload of format 2; throws TypeError on an event the format cannot hold (the
+ * same events v1's encodeEvents refuses). `level` 0 stores the layout uncompressed.
+ */
+export function encodeEventsV2(events: readonly CtEvent[], opts: { level?: number } = {}): Buffer {
+  const level = opts.level ?? DEFLATE_LEVEL;
+  const layout = encodeLayout(events);
+  if (layout.length > MAX_RAW) throw new TypeError('journal: events frame too large for format 2');
+  if (level === 0) return outer(events.length, CODEC_STORED, layout.length, layout);
+  const data = deflateRawSync(layout, { level });
+  return outer(events.length, CODEC_DEFLATE_RAW, layout.length, data);
+}
+
+/** The uncompressed layout (a view of a reused buffer: copy it before the next call). */
+export function encodeLayout(events: readonly CtEvent[]): Uint8Array {
+  const n = events.length;
+  resetTables(n);
+  sinkT.pos = 0;
+  sinkX.pos = 0;
+  sinkY.pos = 0;
+  let prev = 0;
+  for (let i = 0; i < n; i++) {
+    const ev = events[i] as CtEvent;
+    checkEvent(ev);
+    eConn[i] = connIndex(ev);
+    const flags =
+      (ev.type - 1) |
+      (ev.timeKernel ? F_KERNEL : 0) |
+      (ev.tcpState !== undefined ? F_TCP : 0) |
+      (ev.start !== undefined ? F_START : 0) |
+      (ev.counters !== undefined ? F_COUNTERS : 0) |
+      (ev.mark !== undefined ? F_MARK : 0) |
+      (ev.zone !== undefined ? F_ZONE : 0);
+    eKind[i] = kindIndex(ev.status, (flags << 8) | (ev.tcpState ?? 0));
+    sinkT.sv(ev.time - prev);
+    prev = ev.time;
+    if (flags >= F_START) {
+      if (ev.start !== undefined) sinkX.sv(ev.time - ev.start);
+      const c = ev.counters;
+      if (c !== undefined) {
+        sinkX.uv(c.origPackets);
+        sinkX.uv(c.origBytes);
+        sinkX.uv(c.replyPackets);
+        sinkX.uv(c.replyBytes);
+      }
+      if (ev.mark !== undefined) sinkX.uv(ev.mark);
+      if (ev.zone !== undefined) sinkX.uv(ev.zone);
+    }
+  }
+  const nConn = conns.length;
+  const nKind = nKinds;
+  if (nConn > 0x1000000) throw new TypeError('journal: more than 2^24 connections in one frame');
+  // Connections: their addresses join the tables first (the index width depends on the count).
+  if (shapes.length < nConn) {
+    shapes = new Uint8Array(nConn);
+    idx = new Uint32Array(4 * nConn);
+  }
+  for (let k = 0; k < nConn; k++) {
+    const ev = conns[k] as CtEvent;
+    const o = ev.orig;
+    const r = ev.reply;
+    idx[4 * k] = addressIndex(o.src);
+    idx[4 * k + 1] = addressIndex(o.dst);
+    let shape = o.icmpType !== 0 || o.icmpCode !== 0 || o.icmpId !== 0 ? S_ICMP : 0;
+    if (!sameBytes(r.src, o.dst)) {
+      shape |= R_SRC;
+      idx[4 * k + 2] = addressIndex(r.src);
+    }
+    if (!sameBytes(r.dst, o.src)) {
+      shape |= R_DST;
+      idx[4 * k + 3] = addressIndex(r.dst);
+    }
+    if (r.sport !== o.dport) shape |= R_SPORT;
+    if (r.dport !== o.sport) shape |= R_DPORT;
+    if (r.icmpType !== inverseIcmpType(ev.family, ev.proto, o.icmpType)) shape |= R_ITYPE;
+    if (r.icmpCode !== o.icmpCode) shape |= R_ICODE;
+    if (r.icmpId !== o.icmpId) shape |= R_IID;
+    shapes[k] = shape;
+  }
+  const nA4 = nV4;
+  const nA6 = v6list.length;
+  const aw = widthFor(Math.max(nA4, nA6));
+  const cw = widthFor(nConn);
+  const kw = widthFor(nKind);
+  for (let k = 0; k < nConn; k++) {
+    const shape = shapes[k] as number;
+    if (shape === 0) continue;
+    const ev = conns[k] as CtEvent;
+    const o = ev.orig;
+    const r = ev.reply;
+    if (shape & S_ICMP) {
+      sinkY.u8(o.icmpType);
+      sinkY.u8(o.icmpCode);
+      sinkY.u16(o.icmpId);
+    }
+    if (shape & R_SRC) sinkY.uw(idx[4 * k + 2] as number, aw);
+    if (shape & R_DST) sinkY.uw(idx[4 * k + 3] as number, aw);
+    if (shape & R_SPORT) sinkY.u16(r.sport);
+    if (shape & R_DPORT) sinkY.u16(r.dport);
+    if (shape & R_ITYPE) sinkY.u8(r.icmpType);
+    if (shape & R_ICODE) sinkY.u8(r.icmpCode);
+    if (shape & R_IID) sinkY.u16(r.icmpId);
+  }
+
+  // Header, address tables, kinds, connection columns, event columns, then Y, T, X.
+  out.pos = 0;
+  out.uv(nConn);
+  out.uv(nKind);
+  out.uv(nA4);
+  out.uv(nA6);
+  out.uv(sinkY.pos);
+  out.uv(sinkT.pos);
+  out.uv(sinkX.pos);
+  out.room(4 * nA4 + 16 * nA6 + 6 * nKind + (CONN_FIXED + 2 * aw) * nConn + (cw + kw) * n);
+  for (let a = 0; a < nA4; a++) {
+    const w = v4list[a] as number;
+    out.u32(((w >>> 24) | ((w >>> 8) & 0xff00) | ((w << 8) & 0xff0000) | (w << 24)) >>> 0);
+  }
+  for (let a = 0; a < nA6; a++) out.bytes(v6list[a] as Uint8Array);
+  for (let d = 0; d < nKind; d++) out.u8((kindFlags[d] as number) >>> 8);
+  for (let d = 0; d < nKind; d++) out.u32(kindStatus[d] as number);
+  for (let d = 0; d < nKind; d++) out.u8((kindFlags[d] as number) & 0xff);
+  for (let k = 0; k < nConn; k++) out.u8((conns[k] as CtEvent).family);
+  for (let k = 0; k < nConn; k++) out.u8((conns[k] as CtEvent).proto);
+  for (let k = 0; k < nConn; k++) out.u32((conns[k] as CtEvent).id);
+  for (let k = 0; k < nConn; k++) out.uw(idx[4 * k] as number, aw);
+  for (let k = 0; k < nConn; k++) out.uw(idx[4 * k + 1] as number, aw);
+  for (let k = 0; k < nConn; k++) out.u16((conns[k] as CtEvent).orig.sport);
+  for (let k = 0; k < nConn; k++) out.u16((conns[k] as CtEvent).orig.dport);
+  out.bytes(shapes.subarray(0, nConn));
+  for (let i = 0; i < n; i++) out.uw(eConn[i] as number, cw);
+  for (let i = 0; i < n; i++) out.uw(eKind[i] as number, kw);
+  out.bytes(sinkY.buf.subarray(0, sinkY.pos));
+  out.bytes(sinkT.buf.subarray(0, sinkT.pos));
+  out.bytes(sinkX.buf.subarray(0, sinkX.pos));
+  // Drop the references to the caller's events.
+  conns = [];
+  v6list = [];
+  return out.buf.subarray(0, out.pos);
 }
 
 function outer(n: number, codec: number, raw: number, data: Uint8Array): Buffer {
@@ -58,29 +452,31 @@ function outer(n: number, codec: number, raw: number, data: Uint8Array): Buffer 
   if (len < 0x100) head.push(0xc4, len);
   else if (len < 0x10000) head.push(0xc5, len >> 8, len & 0xff);
   else head.push(0xc6, len >>> 24, (len >> 16) & 0xff, (len >> 8) & 0xff, len & 0xff);
-  const out = Buffer.allocUnsafe(head.length + len);
-  out.set(head, 0);
-  out.set(data, head.length);
-  return out;
+  const buf = Buffer.allocUnsafe(head.length + len);
+  buf.set(head, 0);
+  buf.set(data, head.length);
+  return buf;
 }
 
 /** The shortest msgpack encoding of an unsigned integer below 2^32. */
-function uintBytes(v: number, out: number[]): void {
-  if (v < 0x80) out.push(v);
-  else if (v < 0x100) out.push(0xcc, v);
-  else if (v < 0x10000) out.push(0xcd, v >> 8, v & 0xff);
-  else out.push(0xce, v >>> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
+function uintBytes(v: number, bytes: number[]): void {
+  if (v < 0x80) bytes.push(v);
+  else if (v < 0x100) bytes.push(0xcc, v);
+  else if (v < 0x10000) bytes.push(0xcd, v >> 8, v & 0xff);
+  else bytes.push(0xce, v >>> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
 }
 
-/** The outer array's fields and the decompressed layout; Damage for anything else. */
-function unwrap(payload: Uint8Array): { n: number; layout: Uint8Array } {
-  const r = { p: 0 };
+// ---------------------------------------------------------------------------------------------
+// Decoding: the outer array, the layout's frame (parseLayout), then the events (walk).
+
+/** The outer array's event count and its decompressed layout; Damage for anything else. */
+export function unwrapEventsV2(payload: Uint8Array): { n: number; layout: Uint8Array } {
   if (payload[0] !== 0x94) throw new Damage('events payload is not an array of 4');
-  r.p = 1;
-  const n = readUint(payload, r, 'event count');
-  const codec = readUint(payload, r, 'codec');
-  const raw = readUint(payload, r, 'raw length');
-  const data = readBin(payload, r);
+  const r = { p: 1 };
+  const n = outerUint(payload, r, 'event count');
+  const codec = outerUint(payload, r, 'codec');
+  const raw = outerUint(payload, r, 'raw length');
+  const data = outerBin(payload, r);
   if (r.p !== payload.length) throw new Damage('events payload has bytes after its data');
   if (raw > MAX_RAW) throw new Damage(`raw length is ${raw}, expected at most ${MAX_RAW}`);
   let layout: Uint8Array;
@@ -88,6 +484,7 @@ function unwrap(payload: Uint8Array): { n: number; layout: Uint8Array } {
     layout = data;
   } else if (codec === CODEC_DEFLATE_RAW) {
     try {
+      // maxOutputLength: a stream inflating past `raw` stops there, never allocates more.
       layout = inflateRawSync(data, { maxOutputLength: Math.max(raw, 1) });
     } catch (err) {
       throw new Damage(`events data does not inflate to ${raw} bytes (${(err as Error).message})`);
@@ -101,16 +498,12 @@ function unwrap(payload: Uint8Array): { n: number; layout: Uint8Array } {
   return { n, layout };
 }
 
-function readUint(b: Uint8Array, r: { p: number }, what: string): number {
+function outerUint(b: Uint8Array, r: { p: number }, what: string): number {
   const p = r.p;
   const x = b[p];
   if (x === undefined) throw new Damage(`events payload ends before its ${what}`);
-  let size: number;
-  if (x <= 0x7f) size = 0;
-  else if (x === 0xcc) size = 1;
-  else if (x === 0xcd) size = 2;
-  else if (x === 0xce) size = 4;
-  else throw new Damage(`${what} is not an unsigned integer below 2^32`);
+  const size = x <= 0x7f ? 0 : x === 0xcc ? 1 : x === 0xcd ? 2 : x === 0xce ? 4 : -1;
+  if (size < 0) throw new Damage(`${what} is not an unsigned integer below 2^32`);
   if (p + 1 + size > b.length) throw new Damage(`events payload ends inside its ${what}`);
   let v = size === 0 ? x : 0;
   for (let k = 1; k <= size; k++) v = v * 256 + (b[p + k] as number);
@@ -118,7 +511,7 @@ function readUint(b: Uint8Array, r: { p: number }, what: string): number {
   return v;
 }
 
-function readBin(b: Uint8Array, r: { p: number }): Uint8Array {
+function outerBin(b: Uint8Array, r: { p: number }): Uint8Array {
   const p = r.p;
   const x = b[p];
   const size = x === 0xc4 ? 1 : x === 0xc5 ? 2 : x === 0xc6 ? 4 : 0;
@@ -131,3 +524,516 @@ function readBin(b: Uint8Array, r: { p: number }): Uint8Array {
   r.p = start + len;
   return b.subarray(start, start + len);
 }
+
+// The layout being read and the read position of the varint helpers (`var`: module-level `let`
+// costs a check on every access in a hot loop; see events-scan.ts).
+var lb: Uint8Array = new Uint8Array(0);
+var rp = 0;
+
+/** An unsigned LEB128 of at most 8 bytes and 2^53−1 at lb[rp], before `end`. */
+function readUv(end: number, what: string): number {
+  let v = 0;
+  let mul = 1;
+  for (let k = 0; k < 8; k++) {
+    if (rp >= end) throw new Damage(`${what} runs past its column`);
+    const x = lb[rp++] as number;
+    v += (x & 0x7f) * mul;
+    if (x < 0x80) {
+      if (v > MAX) throw new Damage(`${what} is above 2^53−1`);
+      return v;
+    }
+    mul *= 0x80;
+  }
+  throw new Damage(`${what} is longer than 8 bytes`);
+}
+
+/** A signed integer (sign in bit 0, magnitude from bit 1, LEB128), magnitude ≤ 2^53−1. */
+function readSv(end: number, what: string): number {
+  if (rp >= end) throw new Damage(`${what} runs past its column`);
+  const first = lb[rp++] as number;
+  let v = (first >> 1) & 0x3f;
+  if (first < 0x80) return first & 1 ? -v : v;
+  let mul = 0x40;
+  for (let k = 1; k < 8; k++) {
+    if (rp >= end) throw new Damage(`${what} runs past its column`);
+    const x = lb[rp++] as number;
+    v += (x & 0x7f) * mul;
+    if (x < 0x80) {
+      if (v > MAX) throw new Damage(`${what} is above 2^53−1 in magnitude`);
+      return first & 1 ? -v : v;
+    }
+    mul *= 0x80;
+  }
+  throw new Damage(`${what} is longer than 8 bytes`);
+}
+
+function indexAt(b: Uint8Array, p: number, w: number): number {
+  if (w === 1) return b[p] as number;
+  if (w === 2) return (b[p] as number) | ((b[p + 1] as number) << 8);
+  return (b[p] as number) | ((b[p + 1] as number) << 8) | ((b[p + 2] as number) << 16);
+}
+
+function u32At(b: Uint8Array, p: number): number {
+  return (
+    ((b[p] as number) |
+      ((b[p + 1] as number) << 8) |
+      ((b[p + 2] as number) << 16) |
+      ((b[p + 3] as number) << 24)) >>>
+    0
+  );
+}
+
+/** Offsets and counts of a checked layout. */
+interface Parsed {
+  n: number;
+  nConn: number;
+  nKind: number;
+  nA4: number;
+  nA6: number;
+  layout: Uint8Array;
+  cw: number;
+  kw: number;
+  a4: number;
+  a6: number;
+  eConn: number;
+  eKind: number;
+  t: number;
+  x: number;
+  end: number;
+}
+
+// Decoded dictionaries (module-level scratch, grown as needed, valid until the next parse).
+// Connection k: family, proto, id, address indexes (orig src, dst, reply src, dst), ports
+// (sport, dport, reply sport, dport), ICMP (type, code, id, reply type, code, id), nat bits.
+let cFam = new Uint8Array(0);
+let cProto = new Uint8Array(0);
+let cId = new Uint32Array(0);
+let cAddr = new Uint32Array(0);
+let cPorts = new Uint16Array(0);
+let cIcmp = new Uint16Array(0);
+let cNat = new Uint8Array(0);
+let dFlags = new Uint8Array(0);
+let dStatus = new Uint32Array(0);
+let dTcp = new Uint8Array(0);
+
+function growConns(count: number): void {
+  if (cFam.length >= count) return;
+  const c = Math.max(count, 2 * cFam.length, 256);
+  cFam = new Uint8Array(c);
+  cProto = new Uint8Array(c);
+  cId = new Uint32Array(c);
+  cAddr = new Uint32Array(4 * c);
+  cPorts = new Uint16Array(4 * c);
+  cIcmp = new Uint16Array(6 * c);
+  cNat = new Uint8Array(c);
+}
+
+function growKinds(count: number): void {
+  if (dFlags.length >= count) return;
+  const c = Math.max(count, 2 * dFlags.length, 64);
+  dFlags = new Uint8Array(c);
+  dStatus = new Uint32Array(c);
+  dTcp = new Uint8Array(c);
+}
+
+/** Checks the layout's counts and lengths and reads its kinds and connections. */
+function parseLayout(n: number, b: Uint8Array): Parsed {
+  const len = b.length;
+  lb = b;
+  rp = 0;
+  const nConn = readUv(len, 'connection count');
+  const nKind = readUv(len, 'kind count');
+  const nA4 = readUv(len, 'IPv4 address count');
+  const nA6 = readUv(len, 'IPv6 address count');
+  const lenY = readUv(len, 'connection extras length');
+  const lenT = readUv(len, 'time column length');
+  const lenX = readUv(len, 'event extras length');
+  if (nConn > n || nKind > n || (n > 0 && (nConn === 0 || nKind === 0))) {
+    throw new Damage(`${nConn} connections and ${nKind} kinds for ${n} events`);
+  }
+  const aw = widthFor(Math.max(nA4, nA6));
+  const cw = widthFor(nConn);
+  const kw = widthFor(nKind);
+  // Every term is ≥ 0, so a total equal to the length bounds each count by the bytes present.
+  const total =
+    rp +
+    4 * nA4 +
+    16 * nA6 +
+    KIND_BYTES * nKind +
+    (CONN_FIXED + 2 * aw) * nConn +
+    (cw + kw) * n +
+    lenY +
+    lenT +
+    lenX;
+  if (total !== len) {
+    throw new Damage(`events layout is ${len} bytes, its counts and lengths say ${total}`);
+  }
+  const a4 = rp;
+  const a6 = a4 + 4 * nA4;
+  const kFlags = a6 + 16 * nA6;
+  const kStatus = kFlags + nKind;
+  const kTcp = kStatus + 4 * nKind;
+  const fam = kTcp + nKind;
+  const proto = fam + nConn;
+  const id = proto + nConn;
+  const src = id + 4 * nConn;
+  const dst = src + aw * nConn;
+  const sport = dst + aw * nConn;
+  const dport = sport + 2 * nConn;
+  const shape = dport + 2 * nConn;
+  const eConn = shape + nConn;
+  const eKind = eConn + cw * n;
+  const y = eKind + kw * n;
+  const t = y + lenY;
+  const x = t + lenT;
+
+  growKinds(nKind);
+  for (let d = 0; d < nKind; d++) {
+    const flags = b[kFlags + d] as number;
+    const tcp = b[kTcp + d] as number;
+    if (!(flags & F_TCP) && tcp !== 0)
+      throw new Damage(`kind ${d} has a tcpState but no flag for it`);
+    dFlags[d] = flags;
+    dStatus[d] = u32At(b, kStatus + 4 * d);
+    dTcp[d] = tcp;
+  }
+
+  growConns(nConn);
+  let q = y;
+  for (let k = 0; k < nConn; k++) {
+    const family = b[fam + k] as number;
+    if (family !== 4 && family !== 6) {
+      throw new Damage(`connection ${k} family is ${family}, expected 4 or 6`);
+    }
+    const pr = b[proto + k] as number;
+    const count = family === 4 ? nA4 : nA6;
+    const s = indexAt(b, src + aw * k, aw);
+    const d = indexAt(b, dst + aw * k, aw);
+    if (s >= count || d >= count) {
+      throw new Damage(`connection ${k} address index is beyond its ${count}-entry table`);
+    }
+    const sp = (b[sport + 2 * k] as number) | ((b[sport + 2 * k + 1] as number) << 8);
+    const dp = (b[dport + 2 * k] as number) | ((b[dport + 2 * k + 1] as number) << 8);
+    const sh = b[shape + k] as number;
+    let it = 0;
+    let ic = 0;
+    let ii = 0;
+    if (sh & S_ICMP) {
+      if (q + 4 > t) throw new Damage(`connection ${k} ICMP fields run past their column`);
+      it = b[q] as number;
+      ic = b[q + 1] as number;
+      ii = (b[q + 2] as number) | ((b[q + 3] as number) << 8);
+      q += 4;
+    }
+    // The reply: the inverse tuple, then the fields the shape says differ.
+    let rs = d;
+    let rd = s;
+    let rsp = dp;
+    let rdp = sp;
+    let rit = inverseIcmpType(family, pr, it);
+    let ric = ic;
+    let rii = ii;
+    let nat = 0;
+    if (sh & ~S_ICMP) {
+      const need =
+        (sh & R_SRC ? aw : 0) +
+        (sh & R_DST ? aw : 0) +
+        (sh & R_SPORT ? 2 : 0) +
+        (sh & R_DPORT ? 2 : 0) +
+        (sh & R_ITYPE ? 1 : 0) +
+        (sh & R_ICODE ? 1 : 0) +
+        (sh & R_IID ? 2 : 0);
+      if (q + need > t) throw new Damage(`connection ${k} reply fields run past their column`);
+      if (sh & R_SRC) {
+        rs = indexAt(b, q, aw);
+        q += aw;
+      }
+      if (sh & R_DST) {
+        rd = indexAt(b, q, aw);
+        q += aw;
+      }
+      if (rs >= count || rd >= count) {
+        throw new Damage(`connection ${k} reply address index is beyond its ${count}-entry table`);
+      }
+      if (sh & R_SPORT) {
+        rsp = (b[q] as number) | ((b[q + 1] as number) << 8);
+        q += 2;
+      }
+      if (sh & R_DPORT) {
+        rdp = (b[q] as number) | ((b[q + 1] as number) << 8);
+        q += 2;
+      }
+      if (sh & R_ITYPE) rit = b[q++] as number;
+      if (sh & R_ICODE) ric = b[q++] as number;
+      if (sh & R_IID) {
+        rii = (b[q] as number) | ((b[q + 1] as number) << 8);
+        q += 2;
+      }
+      // natBits (event-columns.ts) judges by address bytes and ports: the same here.
+      const table = family === 4 ? a4 : a6;
+      if (rsp !== dp || !sameEntry(b, table, family, rs, d)) nat |= 1;
+      if (rdp !== sp || !sameEntry(b, table, family, rd, s)) nat |= 2;
+    }
+    cFam[k] = family;
+    cProto[k] = pr;
+    cId[k] = u32At(b, id + 4 * k);
+    const k4 = 4 * k;
+    cAddr[k4] = s;
+    cAddr[k4 + 1] = d;
+    cAddr[k4 + 2] = rs;
+    cAddr[k4 + 3] = rd;
+    cPorts[k4] = sp;
+    cPorts[k4 + 1] = dp;
+    cPorts[k4 + 2] = rsp;
+    cPorts[k4 + 3] = rdp;
+    const k6 = 6 * k;
+    cIcmp[k6] = it;
+    cIcmp[k6 + 1] = ic;
+    cIcmp[k6 + 2] = ii;
+    cIcmp[k6 + 3] = rit;
+    cIcmp[k6 + 4] = ric;
+    cIcmp[k6 + 5] = rii;
+    cNat[k] = nat;
+  }
+  if (q !== t) throw new Damage('connection extras column has bytes left over');
+  return { n, nConn, nKind, nA4, nA6, layout: b, cw, kw, a4, a6, eConn, eKind, t, x, end: len };
+}
+
+/** Whether entries i and j of a family's address table hold the same bytes (duplicates may exist). */
+function sameEntry(b: Uint8Array, table: number, family: number, i: number, j: number): boolean {
+  if (i === j) return true;
+  const size = family === 4 ? 4 : 16;
+  const pi = table + size * i;
+  const pj = table + size * j;
+  for (let q = 0; q < size; q++) if (b[pi + q] !== b[pj + q]) return false;
+  return true;
+}
+
+// Words of the address tables for the scan: 4 per entry, as EventColumns holds addresses.
+let words4 = new Uint32Array(0);
+let words6 = new Uint32Array(0);
+
+/**
+ * The one event loop: checks every event (indexes, time, optional fields, each column read
+ * to its exact end) and writes it to `cols` (scan) or as a CtEvent to `events` (decode).
+ */
+function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | undefined): void {
+  const b = q.layout;
+  lb = b;
+  const n = q.n;
+  const nConn = q.nConn;
+  const nKind = q.nKind;
+  const cw = q.cw;
+  const kw = q.kw;
+  const tEnd = q.x;
+  const xEnd = q.end;
+  let t = q.t;
+  let x = q.x;
+  let prev = 0;
+  let w4 = words4;
+  let w6 = words6;
+  if (cols !== undefined) {
+    if (w4.length < 4 * q.nA4) words4 = w4 = new Uint32Array(Math.max(4 * q.nA4, 2 * w4.length));
+    if (w6.length < 4 * q.nA6) words6 = w6 = new Uint32Array(Math.max(4 * q.nA6, 2 * w6.length));
+    for (let e = 0; e < q.nA4; e++) {
+      w4[4 * e] = word(b, q.a4 + 4 * e);
+      w4[4 * e + 1] = 0;
+      w4[4 * e + 2] = 0;
+      w4[4 * e + 3] = 0;
+    }
+    for (let e = 0; e < q.nA6; e++) {
+      const p = q.a6 + 16 * e;
+      w6[4 * e] = word(b, p);
+      w6[4 * e + 1] = word(b, p + 4);
+      w6[4 * e + 2] = word(b, p + 8);
+      w6[4 * e + 3] = word(b, p + 12);
+    }
+  }
+  for (let i = 0; i < n; i++) {
+    const k = cw === 1 ? (b[q.eConn + i] as number) : indexAt(b, q.eConn + cw * i, cw);
+    const d = kw === 1 ? (b[q.eKind + i] as number) : indexAt(b, q.eKind + kw * i, kw);
+    if (k >= nConn) throw new Damage(`event ${i} connection index ${k} is beyond ${nConn}`);
+    if (d >= nKind) throw new Damage(`event ${i} kind index ${d} is beyond ${nKind}`);
+    const flags = dFlags[d] as number;
+    // dtime: one byte for |dtime| < 64 µs, else the general reader.
+    let dt: number;
+    const first = t < tEnd ? (b[t] as number) : 0x100;
+    if (first < 0x80) {
+      dt = first & 1 ? -(first >> 1) : first >> 1;
+      t++;
+    } else {
+      rp = t;
+      dt = readSv(tEnd, 'dtime');
+      t = rp;
+    }
+    const time = prev + dt;
+    if (time < 0 || time > MAX) throw new Damage(`event ${i} time is ${time}, expected 0–2^53−1`);
+    prev = time;
+    let start = 0;
+    let op = 0;
+    let ob = 0;
+    let rpk = 0;
+    let rby = 0;
+    let mark = 0;
+    let zone = 0;
+    if (flags >= F_START) {
+      rp = x;
+      if (flags & F_START) {
+        start = time - readSv(xEnd, 'startAgo');
+        if (start < 0 || start > MAX)
+          throw new Damage(`event ${i} start is ${start}, expected 0–2^53−1`);
+      }
+      if (flags & F_COUNTERS) {
+        op = readUv(xEnd, 'counters');
+        ob = readUv(xEnd, 'counters');
+        rpk = readUv(xEnd, 'counters');
+        rby = readUv(xEnd, 'counters');
+      }
+      if (flags & F_MARK) {
+        mark = readUv(xEnd, 'mark');
+        if (mark > 0xffffffff) throw new Damage(`event ${i} mark is ${mark}, expected a uint32`);
+      }
+      if (flags & F_ZONE) {
+        zone = readUv(xEnd, 'zone');
+        if (zone > 0xffff) throw new Damage(`event ${i} zone is ${zone}, expected a uint16`);
+      }
+      x = rp;
+    }
+    const fam = cFam[k] as number;
+    const k4 = 4 * k;
+    if (cols !== undefined) {
+      const w = fam === 4 ? w4 : w6;
+      cols.type[i] = (flags & 3) + 1;
+      cols.family[i] = fam;
+      cols.proto[i] = cProto[k] as number;
+      cols.status[i] = dStatus[d] as number;
+      cols.mark[i] = mark;
+      cols.time[i] = time;
+      const i4 = 4 * i;
+      const s4 = 4 * (cAddr[k4] as number);
+      const d4 = 4 * (cAddr[k4 + 1] as number);
+      const src = cols.src;
+      const dst = cols.dst;
+      src[i4] = w[s4] as number;
+      src[i4 + 1] = w[s4 + 1] as number;
+      src[i4 + 2] = w[s4 + 2] as number;
+      src[i4 + 3] = w[s4 + 3] as number;
+      dst[i4] = w[d4] as number;
+      dst[i4 + 1] = w[d4 + 1] as number;
+      dst[i4 + 2] = w[d4 + 2] as number;
+      dst[i4 + 3] = w[d4 + 3] as number;
+      cols.sport[i] = cPorts[k4] as number;
+      cols.dport[i] = cPorts[k4 + 1] as number;
+      cols.icmpType[i] = cIcmp[6 * k] as number;
+      cols.icmpCode[i] = cIcmp[6 * k + 1] as number;
+      const nat = cNat[k] as number;
+      cols.nat[i] = nat;
+      if (nat !== 0) {
+        const rs4 = 4 * (cAddr[k4 + 2] as number);
+        const rd4 = 4 * (cAddr[k4 + 3] as number);
+        for (let z = 0; z < 4; z++) {
+          cols.replySrc[i4 + z] = w[rs4 + z] as number;
+          cols.replyDst[i4 + z] = w[rd4 + z] as number;
+        }
+        cols.replySport[i] = cPorts[k4 + 2] as number;
+        cols.replyDport[i] = cPorts[k4 + 3] as number;
+      }
+    } else if (events !== undefined) {
+      const ev = eventOf(q, k, flags, time);
+      ev.status = dStatus[d] as number;
+      if (flags & F_TCP) ev.tcpState = dTcp[d] as number;
+      if (flags & F_START) ev.start = start;
+      if (flags & F_COUNTERS) {
+        ev.counters = { origPackets: op, origBytes: ob, replyPackets: rpk, replyBytes: rby };
+      }
+      if (flags & F_MARK) ev.mark = mark;
+      if (flags & F_ZONE) ev.zone = zone;
+      events[i] = ev;
+    }
+  }
+  if (t !== tEnd) throw new Damage('time column has bytes left over');
+  if (x !== xEnd) throw new Damage('event extras column has bytes left over');
+}
+
+/** A CtEvent of connection k with its own copies of the address bytes, as v1's decode gives. */
+function eventOf(q: Parsed, k: number, flags: number, time: number): CtEvent {
+  const family = cFam[k] as 4 | 6;
+  const proto = cProto[k] as number;
+  const k4 = 4 * k;
+  const k6 = 6 * k;
+  const addr = (index: number): Buffer => {
+    const size = family === 4 ? 4 : 16;
+    const at = (family === 4 ? q.a4 : q.a6) + size * index;
+    return Buffer.from(q.layout.subarray(at, at + size));
+  };
+  const orig: Tuple = {
+    src: addr(cAddr[k4] as number),
+    dst: addr(cAddr[k4 + 1] as number),
+    sport: cPorts[k4] as number,
+    dport: cPorts[k4 + 1] as number,
+    icmpType: cIcmp[k6] as number,
+    icmpCode: cIcmp[k6 + 1] as number,
+    icmpId: cIcmp[k6 + 2] as number,
+  };
+  const rs = cAddr[k4 + 2] as number;
+  const rd = cAddr[k4 + 3] as number;
+  const reply: Tuple = {
+    src: rs === cAddr[k4 + 1] ? orig.dst : addr(rs),
+    dst: rd === cAddr[k4] ? orig.src : addr(rd),
+    sport: cPorts[k4 + 2] as number,
+    dport: cPorts[k4 + 3] as number,
+    icmpType: cIcmp[k6 + 3] as number,
+    icmpCode: cIcmp[k6 + 4] as number,
+    icmpId: cIcmp[k6 + 5] as number,
+  };
+  return {
+    type: ((flags & 3) + 1) as EventTypeCode,
+    family,
+    proto,
+    status: 0,
+    id: cId[k] as number,
+    time,
+    timeKernel: (flags & F_KERNEL) !== 0,
+    orig,
+    reply,
+  };
+}
+
+/**
+ * Decodes and validates a format 2 events payload; throws Damage naming the first bad value.
+ * `fields` (the header's eventFields count) does not apply: the layout's fields are fixed.
+ * Reply addresses equal to the inverse's are the very Uint8Arrays of the original tuple.
+ */
+export function decodeEventsV2(payload: Uint8Array, _fields?: number): CtEvent[] {
+  const { n, layout } = unwrapEventsV2(payload);
+  try {
+    const q = parseLayout(n, layout);
+    const events: CtEvent[] = new Array(n);
+    walk(q, undefined, events);
+    return events;
+  } finally {
+    lb = EMPTY;
+  }
+}
+
+/**
+ * Reads a format 2 events payload into `cols` and returns true, or returns false (cols then
+ * holds garbage) when the payload is damaged: decodeEventsV2 then names the damage.
+ */
+export function scanEventsV2(payload: Uint8Array, _fields: number, cols: EventColumns): boolean {
+  try {
+    const { n, layout } = unwrapEventsV2(payload);
+    const q = parseLayout(n, layout);
+    cols.reset(n);
+    walk(q, cols, undefined);
+    cols.n = n;
+    return true;
+  } catch (err) {
+    if (err instanceof Damage) return false;
+    throw err;
+  } finally {
+    lb = EMPTY;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
