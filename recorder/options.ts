@@ -9,6 +9,7 @@ import {
 import { optionParser, parseBytes, parseSeconds } from '../common/cli.js';
 import { CtError, Exit } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
+import { type FormatVersion, parseFormatVersion } from '../journal/format.js';
 import { DEFAULT_BUFFER_SIZE } from '../native/index.js';
 import { parseMark, parseProtos } from './filter.js';
 import { DEFAULT_PIDFILE } from './pidfile.js';
@@ -73,6 +74,7 @@ export interface ParsedOptions {
   f?: boolean;
   pidfile?: string;
   syslogSocket: string;
+  formatVersion: FormatVersion;
 }
 
 /** ct-record's program: options, help, usage errors on stderr with a pointer to --help. */
@@ -105,6 +107,14 @@ export function recorderProgram(): Command {
       'checkpoint and fsync the journal this often: the most a crash or power loss can cost',
       parseSeconds,
       1,
+    )
+    .addOption(
+      new Option(
+        '--format-version <n>',
+        'journal format: 2 compresses the events (about 3× smaller), 1 is for ct-analyze versions older than format 2; every journal of a --rotate run has the same',
+      )
+        .argParser(optionParser(parseFormatVersion))
+        .default(2, '2'),
     )
     .option('--table <file>', 'live mode: write the flow table here at exit and on SIGUSR1')
     .addOption(
@@ -281,6 +291,7 @@ export function settleOptions(program: Command, warn: (message: string) => void)
     record: {
       output: o.output,
       force: o.force,
+      formatVersion: o.formatVersion,
       durationMs: o.duration === undefined ? undefined : o.duration * 1000,
       maxSize: o.maxSize,
       rotate: o.rotate,

@@ -9,6 +9,7 @@ import { TOOL_VERSION } from '../common/package.js';
 import type { CtEvent } from '../journal/event.js';
 import {
   type EventCounts,
+  type FormatVersion,
   type HostAddress,
   type HostRoute,
   type JournalGap,
@@ -50,6 +51,8 @@ import { enableTracking } from './tracking.js';
 export interface RecordOptions {
   output: string;
   force: boolean;
+  /** The journal format of every journal of the run (JournalWriter's default when undefined). */
+  formatVersion?: FormatVersion;
   /** Stop by itself after this many milliseconds (with rotate: end each journal after it). */
   durationMs?: number;
   /**
@@ -255,7 +258,10 @@ function record(
       if (!opts.force) refuseEarlierRun(opts.output);
       if (plan.drop) refuseUnwritable(dirname(opts.output), plan.user);
     }
-    writer = JournalWriter.create(firstPath, header, { force: opts.force });
+    writer = JournalWriter.create(firstPath, header, {
+      force: opts.force,
+      formatVersion: opts.formatVersion,
+    });
   } catch (err) {
     void capture.stop();
     throw err;
@@ -402,7 +408,8 @@ function record(
           ...(routes === undefined ? {} : { routes }),
           chain: { run, sequence: sequence + 1, previous },
         },
-        { force: opts.force },
+        // The run's format in every journal: a reader that opened the first opens them all.
+        { force: opts.force, formatVersion: opts.formatVersion },
       );
       sink = new RecordingSink(writer, table);
       sequence++;

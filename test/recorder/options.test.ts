@@ -208,3 +208,23 @@ t.test(
     );
   },
 );
+
+t.test('options: --format-version is 2 unless 1 is given; anything else is refused', async (t) => {
+  const version = (args: string[]) => {
+    const run = parse(['-o', 'x.mpk', ...args]).settle();
+    return run.kind === 'record' ? run.record.formatVersion : undefined;
+  };
+  t.equal(version([]), 2, 'default: format 2');
+  t.equal(version(['--format-version', '1']), 1);
+  t.equal(version(['--format-version', '2']), 2);
+  for (const bad of ['3', '0', '1.0', 'v1', '', '12']) {
+    const p = parse(['-o', 'x.mpk', '--format-version', bad]);
+    t.throws(p.settle, CommanderError, `${JSON.stringify(bad)} is refused`);
+    t.equal(
+      p.stderr(),
+      `error: option '--format-version <n>' argument '${bad}' is invalid. give 2 (compressed events, the default) or 1 (for readers older than format 2).\n(see ct-record --help)\n`,
+      `${JSON.stringify(bad)}: what to give instead`,
+    );
+  }
+  t.match(recorderProgram().helpInformation(), /--format-version <n> +journal format: 2/);
+});

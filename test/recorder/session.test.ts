@@ -186,6 +186,46 @@ t.test(
   },
 );
 
+t.test(
+  'session: --format-version 1 writes format 1 in every journal of a rotated run; the default is 2',
+  async (t) => {
+    const out = join(dir, `fv-${n++}.mpk`);
+    const { capture, signals, done } = await session([
+      '-o',
+      out,
+      '--rotate',
+      '--duration',
+      '3600',
+      '--no-snapshot',
+      '--format-version',
+      '1',
+    ]);
+    capture.emit([tcp(1, 50010)]);
+    signals.emit('SIGHUP');
+    capture.emit([tcp(3, 50010)]);
+    signals.emit('SIGHUP');
+    capture.emit([tcp(1, 50011)]);
+    signals.emit('SIGTERM');
+    t.equal(await done, 0);
+    const journals = [1, 2, 3].map((i) => readWhole(out.replace(/\.mpk$/, `-00000${i}.mpk`)));
+    t.strictSame(
+      journals.map((j) => [j.header.format, j.events.length, j.complete]),
+      [
+        [1, 1, true],
+        [1, 1, true],
+        [1, 1, true],
+      ],
+      'three complete format 1 journals, one event each',
+    );
+    const plain = join(dir, `fv-${n++}.mpk`);
+    const second = await session(['-o', plain, '--no-snapshot']);
+    second.capture.emit([tcp(1, 50012)]);
+    second.signals.emit('SIGTERM');
+    t.equal(await second.done, 0);
+    t.equal(readWhole(plain).header.format, 2, 'without the option: format 2');
+  },
+);
+
 t.test('session: SIGHUP with --rotate ends the journal and goes on in the next one', async (t) => {
   const out = join(dir, `rot-${n++}.mpk`);
   const first = out.replace(/\.mpk$/, '-000001.mpk');
