@@ -90,7 +90,7 @@ class ByteFile {
     let k = 0;
     while (n >= 10) {
       const q = Math.floor(n / 10);
-      d[k++] = 48 + n - q * 10;
+      d[k++] = 48 + (n - q * 10);
       n = q;
     }
     d[k++] = 48 + n;
@@ -111,7 +111,7 @@ class ByteFile {
     const p = this.pos;
     for (let i = 5; i >= 0; i--) {
       const q = Math.floor(n / 10);
-      buf[p + i] = 48 + n - q * 10;
+      buf[p + i] = 48 + (n - q * 10);
       n = q;
     }
     this.pos = p + 6;

@@ -24,10 +24,13 @@ const SLOTS = CACHE_MAX * 2;
 /**
  * Addresses seen recently, by value: a journal names few distinct addresses many times, so the
  * text and hex forms are made once each. The reader gives a fresh array per event, so the key
- * is the value: the 4 big-endian words of the 16-byte form, in an open-addressing table.
+ * is the value: the 4 big-endian words of the 16-byte form and the length, in an
+ * open-addressing table.
  */
 export class AddressCache {
   readonly #keys = new Uint32Array(SLOTS * 4);
+  /** 4 or 16 per slot: ::ffff:10.0.0.1 and 10.0.0.1 share a 16-byte form but not a text. */
+  readonly #lengths = new Uint8Array(SLOTS);
   readonly #index = new Int32Array(SLOTS).fill(-1);
   #values: AddressValue[] = [];
 
@@ -54,7 +57,13 @@ export class AddressCache {
       const v = index[s] as number;
       if (v < 0) return this.#add(s, a, w0, w1, w2, w3);
       const k = s * 4;
-      if (keys[k + 3] === w3 && keys[k] === w0 && keys[k + 1] === w1 && keys[k + 2] === w2) {
+      if (
+        keys[k + 3] === w3 &&
+        keys[k] === w0 &&
+        keys[k + 1] === w1 &&
+        keys[k + 2] === w2 &&
+        this.#lengths[s] === a.length
+      ) {
         return this.#values[v] as AddressValue;
       }
     }
@@ -88,6 +97,7 @@ export class AddressCache {
     this.#keys[k + 1] = w1;
     this.#keys[k + 2] = w2;
     this.#keys[k + 3] = w3;
+    this.#lengths[s] = a.length;
     this.#index[s] = this.#values.length;
     this.#values.push(v);
     return v;
