@@ -346,7 +346,8 @@ t.test('a corrupt journal fails as ct-analyze does and leaves no file of the exp
   );
   const bytes = readFileSync(bad);
   // A byte in the middle of an events frame: damage with good frames after it.
-  bytes[Math.floor(bytes.length / 3)] ^= 0xff;
+  const at = Math.floor(bytes.length / 3);
+  bytes[at] = (bytes[at] as number) ^ 0xff;
   writeFileSync(bad, bytes);
   let analyzeError: unknown;
   try {
