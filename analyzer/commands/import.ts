@@ -1,5 +1,8 @@
 // ct-analyze import: its options and help; the capture imported, the closing note, the exit status.
+import { Option } from 'commander';
+import { optionParser } from '../../common/cli.js';
 import { Exit, type ExitCode } from '../../common/errors.js';
+import { type FormatVersion, parseFormatVersion } from '../../journal/format.js';
 import {
   type ImportCommand,
   type ImportIo,
@@ -27,6 +30,14 @@ Examples:
 
 Exit status: 0 something was imported (warnings included), 1 nothing readable, 2 usage error.`;
 
+/** The options as commander parses them. */
+interface ImportFlags {
+  output: string;
+  force?: boolean;
+  host: string;
+  formatVersion: FormatVersion;
+}
+
 export const importCommand: Subcommand = {
   usage: 'import [options] <file> -o <journal>',
   register(program, ctx) {
@@ -42,9 +53,23 @@ export const importCommand: Subcommand = {
       .requiredOption('-o, --output <journal>', 'the journal to write (.mpk)')
       .option('--force', 'replace the output journal if it exists')
       .option('--host <name>', 'host name to record in the journal header', 'unknown')
+      .addOption(
+        new Option(
+          '--format-version <n>',
+          'journal format: 2 compresses the events, 1 is for ct-analyze versions older than format 2',
+        )
+          .argParser(optionParser(parseFormatVersion))
+          .default(2, '2'),
+      )
       .addHelpText('after', IMPORT_HELP)
-      .action((file: string, o: { output: string; force?: boolean; host: string }) => {
-        const cmd = { file, output: o.output, force: o.force === true, host: o.host };
+      .action((file: string, o: ImportFlags) => {
+        const cmd = {
+          file,
+          output: o.output,
+          force: o.force === true,
+          host: o.host,
+          formatVersion: o.formatVersion,
+        };
         ctx.exit(runImport(cmd, ctx));
       });
   },

@@ -14,6 +14,7 @@ import { isatty } from 'node:tty';
 import { CtError, Exit, sysCode } from '../../common/errors.js';
 import { TOOL_VERSION } from '../../common/package.js';
 import type { CtEvent } from '../../journal/event.js';
+import type { FormatVersion } from '../../journal/format.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { type BadLine, CaptureParser } from './conntrack-text.js';
 import { LineSplitter } from './lines.js';
@@ -35,6 +36,8 @@ export interface ImportCommand {
   force: boolean;
   /** Host name for the header (the capture does not say where it was made). */
   host: string;
+  /** The journal format to write; JournalWriter's default (the newest) when undefined. */
+  formatVersion?: FormatVersion;
 }
 
 export interface ImportProgress {
@@ -223,7 +226,7 @@ function createJournal(
         ip_local_port_range: null,
       },
     },
-    { force: cmd.force },
+    { force: cmd.force, formatVersion: cmd.formatVersion },
   );
 }
 

@@ -1,6 +1,6 @@
 // Import: conntrack -E / -L text parses into the events it prints; bad lines are counted by number.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
   mkdirSync,
@@ -28,6 +28,7 @@ import {
 import { MAX_LINE } from '../../../analyzer/import/lines.js';
 import { textLines } from '../../../analyzer/report/text.js';
 import { CtError } from '../../../common/errors.js';
+import { PACKAGE_ROOT } from '../../../common/package.js';
 import { type CtEvent, EventType, Status, type Tuple } from '../../../journal/event.js';
 import { openJournal } from '../../../journal/reader.js';
 import { arbEvent, checkProperty } from '../../helpers/arbitraries.js';
@@ -282,6 +283,40 @@ t.test(
         code: 'ENOENT',
       },
     );
+  },
+);
+
+t.test(
+  'import: writes format 2 unless --format-version 1 is given; both replay to the same flows',
+  async (t) => {
+    const dir = tempDir(t, 'import-format');
+    const capture = join(dir, 'capture.txt');
+    writeFileSync(capture, [...CAPTURE_E, ...CAPTURE_L].join('\n'));
+    const io = { warn: () => {}, note: () => {} };
+    const tables: string[][] = [];
+    for (const formatVersion of [undefined, 1, 2] as const) {
+      const out = join(dir, `v${formatVersion ?? 'default'}.mpk`);
+      runImport({ file: capture, output: out, force: false, host: 'fw1', formatVersion }, io);
+      t.equal(readWhole(out).header.format, formatVersion ?? 2, `${out}: its format`);
+      tables.push([...textLines(analyzeJournals([out]).table.flows())]);
+    }
+    t.strictSame(tables[1], tables[0], 'format 1 replays to the same table');
+    t.strictSame(tables[2], tables[0], 'format 2 replays to the same table');
+    const cli = join(PACKAGE_ROOT, 'dist', 'analyzer', 'cli.js');
+    const bad = spawnSync(
+      process.execPath,
+      [cli, 'import', capture, '-o', join(dir, 'never.mpk'), '--format-version', '3'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    t.equal(bad.status, 2, 'an unknown format is a usage error');
+    t.match(bad.stderr, /'--format-version <n>' argument '3' is invalid\. give 2 .* or 1 /);
+    const v1 = spawnSync(
+      process.execPath,
+      [cli, 'import', capture, '-o', join(dir, 'cli-v1.mpk'), '--format-version', '1'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    t.equal(v1.status, 0, v1.stderr);
+    t.equal(readWhole(join(dir, 'cli-v1.mpk')).header.format, 1, 'the CLI passes it on');
   },
 );
 
@@ -620,9 +655,9 @@ t.test(
     const io = { warn: () => {}, note: () => {} };
 
     const out = join(mnt, 'full.mpk');
-    const err = ctErrorOf(() =>
-      runImport({ file: capture, output: out, force: false, host: 'h' }, io, { batchSize: 100 }),
-    );
+    // Format 1: 3,000 entries compressed (format 2) would fit on the small disk.
+    const cmd = { file: capture, output: out, force: false, host: 'h', formatVersion: 1 as const };
+    const err = ctErrorOf(() => runImport(cmd, io, { batchSize: 100 }));
     t.equal(err?.code, 'ENOSPC');
     const m = /incomplete \((\d+) of (\d+) entries, no trailer\): import again with --force/.exec(
       err?.message ?? '',
