@@ -312,6 +312,9 @@ export function encodeEventsV2(events: readonly CtEvent[], opts: { level?: numbe
   if (layout.length > MAX_RAW) throw new TypeError('journal: events frame too large for format 2');
   if (level === 0) return outer(events.length, CODEC_STORED, layout.length, layout);
   const data = deflateRawSync(layout, { level });
+  // A frame of a few events may not shrink: then it is stored.
+  if (data.length >= layout.length)
+    return outer(events.length, CODEC_STORED, layout.length, layout);
   return outer(events.length, CODEC_DEFLATE_RAW, layout.length, data);
 }
 
@@ -432,7 +435,14 @@ export function encodeLayout(events: readonly CtEvent[]): Uint8Array {
   for (let k = 0; k < nConn; k++) out.u16((conns[k] as CtEvent).orig.sport);
   for (let k = 0; k < nConn; k++) out.u16((conns[k] as CtEvent).orig.dport);
   out.bytes(shapes.subarray(0, nConn));
-  for (let i = 0; i < n; i++) out.uw(eConn[i] as number, cw);
+  // Connections are numbered in order of first use; an event names its connection by how many
+  // were introduced after it (0: a new one), small numbers when few are open at once.
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const k = eConn[i] as number;
+    out.uw(m - k, cw);
+    if (k === m) m++;
+  }
   for (let i = 0; i < n; i++) out.uw(eKind[i] as number, kw);
   out.bytes(sinkY.buf.subarray(0, sinkY.pos));
   out.bytes(sinkT.buf.subarray(0, sinkT.pos));
@@ -830,6 +840,7 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
   let t = q.t;
   let x = q.x;
   let prev = 0;
+  let m = 0;
   let w4 = words4;
   let w6 = words6;
   if (cols !== undefined) {
@@ -850,9 +861,12 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
     }
   }
   for (let i = 0; i < n; i++) {
-    const k = cw === 1 ? (b[q.eConn + i] as number) : indexAt(b, q.eConn + cw * i, cw);
+    const v = cw === 1 ? (b[q.eConn + i] as number) : indexAt(b, q.eConn + cw * i, cw);
+    if (v > m) throw new Damage(`event ${i} names connection −${v} of ${m} introduced`);
+    const k = m - v;
+    if (v === 0) m++;
     const d = kw === 1 ? (b[q.eKind + i] as number) : indexAt(b, q.eKind + kw * i, kw);
-    if (k >= nConn) throw new Damage(`event ${i} connection index ${k} is beyond ${nConn}`);
+    if (k >= nConn) throw new Damage(`event ${i} introduces connection ${k} of ${nConn}`);
     if (d >= nKind) throw new Damage(`event ${i} kind index ${d} is beyond ${nKind}`);
     const flags = dFlags[d] as number;
     // dtime: one byte for |dtime| < 64 µs, else the general reader.
@@ -951,6 +965,7 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
       events[i] = ev;
     }
   }
+  if (m !== nConn) throw new Damage(`${nConn} connections, ${m} of them used`);
   if (t !== tEnd) throw new Damage('time column has bytes left over');
   if (x !== xEnd) throw new Damage('event extras column has bytes left over');
 }
