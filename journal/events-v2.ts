@@ -19,6 +19,8 @@ export const CODEC_STORED = 0;
 export const CODEC_DEFLATE_RAW = 1;
 /** Largest decompressed layout a payload may declare: anything above is damage, never an allocation. */
 export const MAX_RAW = 64 * 1024 * 1024;
+/** Most bytes one deflated byte can stand for (RFC 1951: a 258-byte match in 2 bits, ~1032:1). */
+const MAX_DEFLATE_RATIO = 1032;
 /** Deflate level the writer uses (chosen by bench/journal-codec.mjs, docs/bench.md). */
 export const DEFLATE_LEVEL = 1;
 
@@ -493,9 +495,17 @@ export function unwrapEventsV2(payload: Uint8Array): { n: number; layout: Uint8A
   if (codec === CODEC_STORED) {
     layout = data;
   } else if (codec === CODEC_DEFLATE_RAW) {
+    // Deflate expands at most 1032:1: a larger claim is damage before any allocation.
+    if (raw > MAX_DEFLATE_RATIO * data.length + 64) {
+      throw new Damage(`raw length ${raw} is more than ${data.length} deflated bytes can hold`);
+    }
     try {
-      // maxOutputLength: a stream inflating past `raw` stops there, never allocates more.
-      layout = inflateRawSync(data, { maxOutputLength: Math.max(raw, 1) });
+      // One output chunk of raw + 1 bytes: a stream inflating past `raw` stops there (the
+      // error below), and the layout is not copied from smaller chunks.
+      layout = inflateRawSync(data, {
+        maxOutputLength: Math.max(raw, 1),
+        chunkSize: Math.max(64, raw + 1),
+      });
     } catch (err) {
       throw new Damage(`events data does not inflate to ${raw} bytes (${(err as Error).message})`);
     }
