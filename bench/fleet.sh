@@ -288,7 +288,9 @@ bench_size() {
   if [ "$sq" != "$s1" ]; then
     KEEP_WORK=1
     echo "tables: MISMATCH at $n hosts: ct-analyze sha256 $s1 ($lines lines), DuckDB sha256 $sq ($(wc -l <"$WORK/sql-$n.txt") lines)"
-    diff "$WORK/ct-v1-$n.txt" "$WORK/sql-$n.txt" | head -n 10 | sed 's/^/  /'
+    # Into a file first: diff | head would end diff by SIGPIPE, and pipefail end the script.
+    diff "$WORK/ct-v1-$n.txt" "$WORK/sql-$n.txt" >"$WORK/diff-$n.txt" || true
+    head -n 10 "$WORK/diff-$n.txt" | sed 's/^/  /'
     die "DuckDB's flow table differs from ct-analyze's at $n hosts (outputs in $WORK)"
   fi
   echo "tables: identical at $n hosts: ct-analyze v1${V2:+ = v2} = DuckDB, $lines lines, sha256 $s1"
