@@ -93,7 +93,7 @@ export async function runExport(cmd: ExportCommand, io: ExportIo): Promise<Expor
     const journals = identify(cmd.journals);
     files.writeShared('schema.json', schemaJson());
     if (cmd.what !== 'flows') {
-      for (const j of journals) result.events += exportEvents(j, cmd, files, maker, io);
+      for (const j of journals) result.events += await exportEvents(j, cmd, files, maker, io);
     }
     if (cmd.what !== 'events') result.flows = await exportFlows(journals, cmd, files, maker, io);
     result.files = files.paths;
@@ -152,13 +152,13 @@ function hashFile(reader: JournalReader): string {
 }
 
 /** One journal's events into its partitions (host, UTC date), in journal order. */
-function exportEvents(
+async function exportEvents(
   id: Identified,
   cmd: ExportCommand,
   files: ExportFiles,
   maker: PartMaker,
   io: ExportIo,
-): number {
+): Promise<number> {
   const reader = openJournal(id.path);
   try {
     const range = reader.header.sysctls.ip_local_port_range;
@@ -181,8 +181,9 @@ function exportEvents(
         }
         seq++;
       }
+      await parts.ready();
     }
-    parts.finish();
+    await parts.finish();
     const sha = reader.sha256;
     if (sha !== undefined && sha !== id.sha256) {
       throw new CtError(
@@ -230,6 +231,8 @@ class EventPartitions {
   readonly #times = new TimeText();
   #lastDay = Number.NaN;
   #last: EventPart | undefined;
+  /** Parts finished while rows came in, their last writes on the way. */
+  #closing: Promise<void>[] = [];
 
   constructor(files: ExportFiles, j: JournalContext, maker: PartMaker, partRows: number) {
     this.#files = files;
@@ -250,13 +253,13 @@ class EventPartitions {
 
   #start(day: number, full: EventPart | undefined): EventPart {
     if (full !== undefined) {
-      full.finish();
+      this.#closing.push(full.finish());
       this.#open.delete(day);
     }
     if (this.#open.size >= OPEN_PARTITIONS) {
       // The day opened longest ago: a journal moves forward in time.
       const [oldDay, oldPart] = this.#open.entries().next().value as [number, EventPart];
-      oldPart.finish();
+      this.#closing.push(oldPart.finish());
       this.#open.delete(oldDay);
     }
     const n = this.#next.get(day) ?? 0;
@@ -267,11 +270,22 @@ class EventPartitions {
     return part;
   }
 
-  finish(): void {
-    for (const part of this.#open.values()) part.finish();
+  /** Writes what the parts have ready (between batches: bounded memory). */
+  async ready(): Promise<void> {
+    if (this.#closing.length > 0) {
+      const closing = this.#closing;
+      this.#closing = [];
+      await Promise.all(closing);
+    }
+    for (const part of this.#open.values()) await part.ready();
+  }
+
+  async finish(): Promise<void> {
+    for (const part of this.#open.values()) this.#closing.push(part.finish());
     this.#open.clear();
     this.#last = undefined;
     this.#lastDay = Number.NaN;
+    await this.ready();
   }
 }
 
@@ -319,7 +333,7 @@ async function exportFlows(
     let n = 0;
     for (const flow of analysis.table.flows()) {
       if (part === undefined || part.rows >= partRows) {
-        part?.finish();
+        await part?.finish();
         part = maker.flows(
           files,
           `${dir}/part-${tagOf(id)}-${n++}.${maker.ext}`,
@@ -330,7 +344,7 @@ async function exportFlows(
       part.add(flow);
       rows++;
     }
-    part?.finish();
+    await part?.finish();
   }
   return rows;
 }

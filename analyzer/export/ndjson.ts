@@ -244,7 +244,9 @@ export class NdjsonEventPart implements EventPart {
     w.endRow();
   }
 
-  finish(): void {
+  async ready(): Promise<void> {}
+
+  async finish(): Promise<void> {
     this.#out.finish();
   }
 }
@@ -292,7 +294,7 @@ export class NdjsonFlowPart implements FlowPart {
     this.#out.endRow();
   }
 
-  finish(): void {
+  async finish(): Promise<void> {
     this.#out.finish();
   }
 }

@@ -213,9 +213,13 @@ export class ParquetEventPart implements EventPart {
     this.#dict.reset();
   }
 
-  finish(): void {
+  ready(): Promise<void> {
+    return this.#file.ready();
+  }
+
+  async finish(): Promise<void> {
     this.#flush();
-    this.#file.finish();
+    await this.#file.finish();
   }
 }
 
@@ -249,6 +253,7 @@ export class ParquetFlowPart implements FlowPart {
   add(flow: Flow): void {
     this.#flows.push(flow);
     this.#rows++;
+    // Flows come from a table in memory already: their row groups wait for finish().
     if (this.#flows.length === ROW_GROUP) this.#flush();
   }
 
@@ -304,8 +309,8 @@ export class ParquetFlowPart implements FlowPart {
     this.#flows = [];
   }
 
-  finish(): void {
+  async finish(): Promise<void> {
     this.#flush();
-    this.#file.finish();
+    await this.#file.finish();
   }
 }

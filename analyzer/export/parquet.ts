@@ -2,7 +2,8 @@
 // Format: https://parquet.apache.org/docs/file-format/ (parquet.thrift). Pages are v1 data pages:
 // definition levels (OPTIONAL columns only) as the RLE/bit-packed hybrid with a 4-byte length,
 // then the values; a dictionary column has a PLAIN dictionary page first and RLE_DICTIONARY values.
-import { gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import { TOOL_VERSION } from '../../common/package.js';
 import type { ExportFiles, OutputFile } from './files.js';
 import type { Column, ColumnType } from './schema.js';
@@ -110,9 +111,28 @@ interface ChunkMeta {
   encodings: number[];
 }
 
+/** A page encoded, its compressed form on the way (zlib's thread pool). */
+interface PageJob {
+  type: number;
+  body: Uint8Array;
+  count: number;
+  encoding: number;
+  stored: Promise<Uint8Array>;
+}
+
+/** A row group encoded, waiting for its pages' compression to be written. */
+interface PendingGroup {
+  rows: number;
+  chunks: { column: Column; pages: PageJob[]; encodings: number[] }[];
+}
+
+const gzipAsync = promisify(gzip);
+
 /**
- * One Parquet file being written: PAR1, then each row group's column chunks as they are given,
- * then the footer. Only the footer's metadata stays in memory between row groups.
+ * One Parquet file being written: PAR1, then each row group's column chunks, then the footer.
+ * A row group's pages are compressed on zlib's thread pool while the caller reads on: ready()
+ * writes the groups whose compression is done, keeping at most one in flight (bounded memory).
+ * Only the footer's metadata stays in memory once a group is written.
  */
 export class ParquetFile {
   readonly #files: ExportFiles;
@@ -122,6 +142,7 @@ export class ParquetFile {
   #offset = 0;
   #rows = 0;
   readonly #groups: { rows: number; chunks: ChunkMeta[] }[] = [];
+  readonly #pending: PendingGroup[] = [];
 
   constructor(files: ExportFiles, rel: string, columns: readonly Column[], codec: Compression) {
     this.#files = files;
@@ -136,36 +157,60 @@ export class ParquetFile {
     this.#offset += b.length;
   }
 
-  /** Writes one row group: `data[i]` holds column i's values for its first `rows` rows. */
+  /**
+   * Encodes one row group (`data[i]` holds column i's values for its first `rows` rows; the
+   * arrays may be reused once this returns) and starts compressing its pages.
+   */
   writeRowGroup(rows: number, data: readonly ColumnData[]): void {
     if (rows === 0) return;
     const chunks = this.#columns.map((column, i) =>
       this.#chunk(column, data[i] as ColumnData, rows),
     );
-    this.#groups.push({ rows, chunks });
+    this.#pending.push({ rows, chunks });
     this.#rows += rows;
   }
 
-  #chunk(column: Column, d: ColumnData, rows: number): ChunkMeta {
-    const meta: ChunkMeta = {
-      column,
-      offset: this.#offset,
-      dictOffset: undefined,
-      dataOffset: 0,
-      compressed: 0,
-      uncompressed: 0,
-      rows,
-      encodings: [RLE],
-    };
+  /** Writes the encoded row groups, all but the last `keep` (waiting for their compression). */
+  async ready(keep = 1): Promise<void> {
+    while (this.#pending.length > keep) {
+      const g = this.#pending[0] as PendingGroup;
+      const stored = await Promise.all(
+        g.chunks.map((c) => Promise.all(c.pages.map((p) => p.stored))),
+      );
+      this.#pending.shift();
+      const metas = g.chunks.map((c, i) => {
+        const meta: ChunkMeta = {
+          column: c.column,
+          offset: this.#offset,
+          dictOffset: undefined,
+          dataOffset: 0,
+          compressed: 0,
+          uncompressed: 0,
+          rows: g.rows,
+          encodings: c.encodings,
+        };
+        c.pages.forEach((page, k) => {
+          if (page.type === DICTIONARY_PAGE) meta.dictOffset = this.#offset;
+          else meta.dataOffset = this.#offset;
+          this.#page(meta, page, (stored[i] as Uint8Array[])[k] as Uint8Array);
+        });
+        return meta;
+      });
+      this.#groups.push({ rows: g.rows, chunks: metas });
+    }
+  }
+
+  #chunk(column: Column, d: ColumnData, rows: number): PendingGroup['chunks'][number] {
+    const pages: PageJob[] = [];
+    const encodings = [RLE];
     let values: Uint8Array;
     let encoding = PLAIN;
     if (d.kind === 'dict') {
-      meta.dictOffset = this.#offset;
       const dict = plainDictionary(d.dict, column.type === 'binary16');
-      this.#page(meta, DICTIONARY_PAGE, dict, d.dict.length, PLAIN_DICTIONARY);
+      pages.push(this.#job(DICTIONARY_PAGE, dict, d.dict.length, PLAIN_DICTIONARY));
       values = dictionaryIndices(d.index, rows, d.dict.length);
       encoding = RLE_DICTIONARY;
-      meta.encodings.push(PLAIN_DICTIONARY, RLE_DICTIONARY);
+      encodings.push(PLAIN_DICTIONARY, RLE_DICTIONARY);
     } else {
       values =
         d.kind === 'bool'
@@ -173,17 +218,23 @@ export class ParquetFile {
           : d.kind === 'int32'
             ? plainInt32(d.values, rows, d.def)
             : plainInt64(d.values, rows, d.def);
-      meta.encodings.push(PLAIN);
+      encodings.push(PLAIN);
     }
     const def = d.kind === 'int32' || d.kind === 'int64' ? d.def : undefined;
     const levels = column.nullable ? definitionLevels(def, rows) : new Uint8Array(0);
-    meta.dataOffset = this.#offset;
-    this.#page(meta, DATA_PAGE, concat(levels, values), rows, encoding);
-    return meta;
+    pages.push(this.#job(DATA_PAGE, concat(levels, values), rows, encoding));
+    return { column, pages, encodings };
   }
 
-  #page(meta: ChunkMeta, type: number, body: Uint8Array, count: number, encoding: number) {
-    const stored = this.#codec === 'gzip' ? gzipSync(body, { level: 1 }) : body;
+  #job(type: number, body: Uint8Array, count: number, encoding: number): PageJob {
+    const stored = this.#codec === 'gzip' ? gzipAsync(body, { level: 1 }) : Promise.resolve(body);
+    // Awaited in order by ready(); a failure meanwhile must not count as unhandled.
+    stored.catch(() => {});
+    return { type, body, count, encoding, stored };
+  }
+
+  #page(meta: ChunkMeta, page: PageJob, stored: Uint8Array) {
+    const { type, body, count, encoding } = page;
     const pageHeader: [number, TValue] =
       type === DATA_PAGE
         ? [
@@ -218,8 +269,9 @@ export class ParquetFile {
     meta.uncompressed += header.length + body.length;
   }
 
-  /** Writes the footer (schema, row groups, key-value metadata) and closes the file. */
-  finish(): void {
+  /** Writes the last row groups, the footer (schema, row groups, metadata) and closes the file. */
+  async finish(): Promise<void> {
+    await this.ready(0);
     const root: TValue = {
       struct: [
         [4, { bin: 'schema' }],
@@ -235,7 +287,7 @@ export class ParquetFile {
             {
               struct: [
                 [1, { i32: PHYSICAL[m.column.type] }],
-                [2, { list: [...new Set(m.encodings)].map((e) => ({ i32: e })), of: 'i32' }],
+                [2, { list: m.encodings.map((e) => ({ i32: e })), of: 'i32' }],
                 [3, { list: [{ bin: m.column.name }], of: 'bin' }],
                 [4, { i32: CODEC[this.#codec] }],
                 [5, { i64: m.rows }],

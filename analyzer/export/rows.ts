@@ -16,13 +16,15 @@ export interface JournalContext {
 export interface EventPart {
   readonly rows: number;
   add(ev: CtEvent, seq: number): void;
+  /** Writes what is ready (Parquet: row groups whose compression is done). */
+  ready(): Promise<void>;
   /** Writes what is buffered and the file's end; the file then waits for commit. */
-  finish(): void;
+  finish(): Promise<void>;
 }
 
 /** One part file of flows of one host. */
 export interface FlowPart {
   readonly rows: number;
   add(flow: Flow): void;
-  finish(): void;
+  finish(): Promise<void>;
 }
