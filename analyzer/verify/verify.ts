@@ -19,6 +19,8 @@ export type Verdict = 'OK' | 'INCOMPLETE' | 'CORRUPT' | 'MODIFIED' | 'TOO NEW' |
 export interface VerifyResult {
   path: string;
   verdict: Verdict;
+  /** The header's format version (1 or 2), null when no header could be read. */
+  format: number | null;
   /** The verdict line after `PATH: VERDICT — `. */
   detail: string;
   /** The CtError code behind a verdict other than OK and a clean INCOMPLETE, else null. */
@@ -76,30 +78,35 @@ export function verifyJournal(path: string): VerifyResult {
     return failed(path, err, undefined);
   }
   const chain = reader.header.chain;
+  const format = reader.header.format;
   try {
     for (const _ of reader.columns()) {
       // Reading is the check.
     }
   } catch (err) {
-    return { ...failed(path, err, reader.counts), chain: placeOf(chain, null) };
+    return { ...failed(path, err, reader.counts), format, chain: placeOf(chain, null) };
   } finally {
     reader.close();
   }
   const c = reader.counts;
-  const base = { ...counted(path, c), chain: placeOf(chain, reader.trailer?.next ?? null) };
+  const base = {
+    ...counted(path, c),
+    format,
+    chain: placeOf(chain, reader.trailer?.next ?? null),
+  };
   const trailer = reader.trailer;
   if (trailer !== undefined && reader.sha256 !== undefined) {
     return {
       ...base,
       verdict: 'OK',
-      detail: `complete, ${n(c.events, 'event')}, ${gapsText(c)}, ${n(c.frames + 1, 'frame')}; sha256 ${reader.sha256}`,
+      detail: `complete, format ${format}, ${n(c.events, 'event')}, ${gapsText(c)}, ${n(c.frames + 1, 'frame')}; sha256 ${reader.sha256}`,
       frames: c.frames + 1,
       verifiedEvents: c.events,
       sha256: reader.sha256,
     };
   }
   const ignored = reader.tail?.ignoredBytes ?? 0;
-  const parts = [`no trailer, ${verifiedText(c)}`];
+  const parts = [`no trailer, format ${format}, ${verifiedText(c)}`];
   if (ignored > 0) parts.push(`${n(ignored, 'trailing byte')} ignored`);
   return { ...base, verdict: 'INCOMPLETE', detail: parts.join('; '), ignoredBytes: ignored };
 }
@@ -124,6 +131,7 @@ function counted(path: string, c: JournalCounts | undefined): VerifyResult {
   return {
     path,
     verdict: 'INCOMPLETE',
+    format: null,
     detail: '',
     code: null,
     offset: null,

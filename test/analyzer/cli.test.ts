@@ -221,7 +221,7 @@ t.test(
     t.match(
       ok.out,
       new RegExp(
-        `^${journal}: OK — complete, ${SEED_EVENTS.length} events, 0 gaps, 4 frames; sha256 [0-9a-f]{64}\n$`,
+        `^${journal}: OK — complete, format 2, ${SEED_EVENTS.length} events, 0 gaps, 4 frames; sha256 [0-9a-f]{64}\n$`,
       ),
     );
     t.equal(ok.err, '');
@@ -238,7 +238,7 @@ t.test(
     t.match(
       lines[1],
       new RegExp(
-        `^${torn}: INCOMPLETE — no trailer, no checkpoint: 4 events read, none vouched for by a digest; \\d+ trailing bytes ignored$`,
+        `^${torn}: INCOMPLETE — no trailer, format 2, no checkpoint: 4 events read, none vouched for by a digest; \\d+ trailing bytes ignored$`,
       ),
     );
     t.match(

@@ -16,7 +16,8 @@ const STACK = /\n\s+at /;
 /** A real journal's magic and header frame: the start every forged file below shares. */
 const head = (() => {
   const path = join(dir, 'head.mpk');
-  writeJournal(path, [], false);
+  // Format 1: the hostile events frames below are format 1 payloads (events-v2 tests bound v2's).
+  writeJournal(path, [], false, 1);
   const bytes = readFileSync(path);
   return bytes.subarray(0, MAGIC.length + FRAME_HEADER_SIZE + bytes.readUInt32LE(MAGIC.length));
 })();
@@ -99,7 +100,7 @@ const cases: Array<{
     bytes: () => Buffer.concat([head, randomBytes(256 << 20)]),
     verdict: 'INCOMPLETE',
     detail:
-      /^no trailer, no checkpoint: 0 events read, none vouched for by a digest; 268435456 trailing bytes ignored$/,
+      /^no trailer, format 1, no checkpoint: 0 events read, none vouched for by a digest; 268435456 trailing bytes ignored$/,
     analyze: 'ok',
     ms: 20_000,
   },
@@ -117,7 +118,7 @@ const cases: Array<{
     name: '1M tiny empty events frames with good CRCs',
     bytes: () => Buffer.concat([head, ...Array(1_000_000).fill(encodeFrame(2, Buffer.of(0x90)))]),
     verdict: 'INCOMPLETE',
-    detail: /^no trailer, no checkpoint: 0 events read, none vouched for by a digest$/,
+    detail: /^no trailer, format 1, no checkpoint: 0 events read, none vouched for by a digest$/,
     analyze: 'ok',
     ms: 20_000,
   },

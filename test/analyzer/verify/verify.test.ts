@@ -15,7 +15,7 @@ import { FRAME_HEADER_SIZE, FrameKind, MAGIC, packr } from '../../../journal/for
 import { encodeFrame } from '../../../journal/frame.js';
 import { JournalWriter } from '../../../journal/writer.js';
 import { applyByteMutation, arbByteMutation } from '../../helpers/mutations.js';
-import { gap, HEADER, tcpNew, tempDir } from '../../journal/fixtures.js';
+import { gap, HEADER, tcpNew, tempDir, writeJournal } from '../../journal/fixtures.js';
 
 const dir = tempDir(t, 'verify');
 
@@ -77,13 +77,30 @@ t.test('verify: an intact journal is OK with its sha256sum, exit 0', (t) => {
   const sum = createHash('sha256').update(src.bytes).digest('hex');
   t.equal(
     verdictLine(r),
-    `${src.path}: OK — complete, 6 events, 1 gap (4 events lost), 9 frames; sha256 ${sum}`,
+    `${src.path}: OK — complete, format 2, 6 events, 1 gap (4 events lost), 9 frames; sha256 ${sum}`,
   );
   t.same(
     [r.verdict, r.events, r.verifiedEvents, r.checkpoints, r.gaps, r.lost, r.frames],
     ['OK', 6, 6, 2, 1, 4, 9],
   );
   t.equal(verifyExit([r]), Exit.OK);
+  t.end();
+});
+
+t.test('verify: the format version is in the line and the JSON, for each format', (t) => {
+  for (const format of [1, 2] as const) {
+    const path = join(dir, `format-${format}.mpk`);
+    writeJournal(path, [[tcpNew(0)]], true, format);
+    const ok = verifyJournal(path);
+    t.equal(ok.format, format, `format ${format}: JSON format`);
+    t.match(verdictLine(ok), `: OK — complete, format ${format}, 1 event, `);
+    const bytes = readFileSync(path);
+    const torn = verifyBytes(`format-${format}-torn.mpk`, bytes.subarray(0, bytes.length - 1));
+    t.equal(torn.format, format, `format ${format}: JSON format of an INCOMPLETE one`);
+    t.match(torn.detail, `no trailer, format ${format}, `);
+  }
+  const head = encodeFrame(FrameKind.HEADER, packr.pack({ format: 3 }));
+  t.equal(verifyBytes('v3-format.mpk', Buffer.concat([MAGIC, head])).format, null, 'TOO NEW');
   t.end();
 });
 
@@ -132,7 +149,7 @@ t.test(
       t.equal(r.verdict, 'INCOMPLETE', `byte ${at}`);
       t.equal(
         r.detail,
-        `no trailer, verified up to checkpoint 2 (4 events), 2 events after it unverified; ${trailer.end - trailer.at} trailing bytes ignored`,
+        `no trailer, format 2, verified up to checkpoint 2 (4 events), 2 events after it unverified; ${trailer.end - trailer.at} trailing bytes ignored`,
         `byte ${at}`,
       );
       t.equal(verifyExit([r]), Exit.RUNTIME);
@@ -151,11 +168,11 @@ t.test('verify: every truncation is INCOMPLETE, verified up to its last whole ch
     if (len < frameAt(0).end) {
       t.match(r.detail, /^ends inside its (magic|header)/, `len ${len}`);
     } else if (cps === 0) {
-      t.match(r.detail, /^no trailer, no checkpoint: \d events? read, none vouched for/);
+      t.match(r.detail, /^no trailer, format 2, no checkpoint: \d events? read, none vouched for/);
     } else {
       t.match(
         r.detail,
-        new RegExp(`^no trailer, verified up to checkpoint ${cps} \\(`),
+        new RegExp(`^no trailer, format 2, verified up to checkpoint ${cps} \\(`),
         `len ${len}`,
       );
     }
