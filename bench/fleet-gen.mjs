@@ -520,13 +520,15 @@ function hostPlan(i) {
     // Recursive DNS for the offices and the fleet: 98 % answered, 2 % over TCP (large answers).
     const conns = Math.round(budget(2e6) / 3);
     diurnal(conns, (t) => {
-      const f = u01(rng) < 0.35 ? 6 : 4;
+      const want = u01(rng) < 0.35 ? 6 : 4;
       const office = rng.below(10) < 7;
       const cl = office
-        ? f === 6
+        ? want === 6
           ? OFFICE6[popular(rng, OFFICE6.length)]
           : OFFICE4[popular(rng, OFFICE4.length)]
-        : hostAddrAny(rng.below(200), f);
+        : hostAddrAny(rng.below(200), want);
+      // An IPv4-only fleet host asks over IPv4 whatever was wanted.
+      const f = cl.length === 16 ? 6 : 4;
       if (rng.below(100) < 2) {
         add(t, 'tcpClose', f, 6, cl, hostAddr(i, f), ephemeral(rng), 53, {
           dur: logUniform(rng, 1e3, 50e3),
@@ -552,11 +554,12 @@ function hostPlan(i) {
     }
     const conns = Math.round(budget(2e6) / (0.85 * 7 + 0.15 * 5));
     diurnal(conns, (t) => {
-      const f = u01(rng) < 0.15 ? 6 : 4;
+      const want = u01(rng) < 0.15 ? 6 : 4;
       const cl =
-        f === 4 && rng.below(10) < 6
+        want === 4 && rng.below(10) < 6
           ? APPS4[popular(rng, APPS4.length)]
-          : hostAddrAny(rng.below(200), f);
+          : hostAddrAny(rng.below(200), want);
+      const f = cl.length === 16 ? 6 : 4;
       add(
         t,
         rng.below(100) < 15 ? 'tcpReset' : 'tcpClose',

@@ -104,9 +104,10 @@ median() {
     END { if (NR == 0) print "-"; else printf "%.10g\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# The data set for N events: generated once, then reused (keyed by the generator's own hash, so
-# a changed generator makes new data). Sets DATA to its directory.
-GEN_HASH=$(sha256sum "$ROOT/bench/replay-gen.mjs" | cut -c1-12)
+# The data set for N events: generated once, then reused (keyed by the generator's own hash and
+# that of the code it shares with fleet-gen, so a changed generator makes new data). Sets DATA
+# to its directory.
+GEN_HASH=$(cat "$ROOT/bench/replay-gen.mjs" "$ROOT/bench/gen-common.mjs" | sha256sum | cut -c1-12)
 data_for() {
   local n=$1 key tmp need avail
   key="n$n-f$FLOWS-g$GEN_HASH"

@@ -232,7 +232,7 @@ t.test(
     const root = join(tmp, 'root');
     mkdirSync(join(root, 'bench'), { recursive: true });
     symlinkSync(join(PACKAGE_ROOT, 'dist'), join(root, 'dist'));
-    for (const f of ['replay.sh', 'replay-gen.mjs', 'replay-compare.mjs']) {
+    for (const f of ['replay.sh', 'replay-gen.mjs', 'gen-common.mjs', 'replay-compare.mjs']) {
       copyFileSync(join(PACKAGE_ROOT, 'bench', f), join(root, 'bench', f));
     }
     const awk = readFileSync(join(PACKAGE_ROOT, 'bench', 'replay.awk'), 'utf8');
