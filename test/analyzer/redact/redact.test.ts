@@ -439,60 +439,63 @@ t.test(
   },
 );
 
-t.test('redact: the output header is marked, scrubbed, and stays format 1', (t) => {
-  const input = fresh('in');
-  const output = fresh('out');
-  writePlan(input, {
-    header: {
-      host: 'fw1.example.org',
-      kernel: '6.8.0-45-generic',
-      options: {
-        collapse: '1024',
-        table: '/var/lib/fw1/table.txt',
-        user: 'alice',
-        events: { new: true, update: true, destroy: false },
-        filter: { protos: [6, 17], mark: null, noLoopback: true },
-        snapshot: true,
-        nickname: 'fw1',
+for (const format of [1, 2] as const) {
+  t.test(`redact: the output header is marked, scrubbed, and keeps format ${format}`, (t) => {
+    const input = fresh('in');
+    const output = fresh('out');
+    writePlan(input, {
+      header: {
+        format,
+        host: 'fw1.example.org',
+        kernel: '6.8.0-45-generic',
+        options: {
+          collapse: '1024',
+          table: '/var/lib/fw1/table.txt',
+          user: 'alice',
+          events: { new: true, update: true, destroy: false },
+          filter: { protos: [6, 17], mark: null, noLoopback: true },
+          snapshot: true,
+          nickname: 'fw1',
+        },
+        addresses: [hostAddress(Uint8Array.of(127, 0, 0, 1), 0)],
       },
-      addresses: [hostAddress(Uint8Array.of(127, 0, 0, 1), 0)],
-    },
-    batches: [],
-  });
-  const io = quiet();
-  const r = redactJournal({ input, output, keyFile, force: false }, io);
-  const p = new AddressPseudonymizer(KEY);
-  const got = readWhole(output);
-  t.equal(got.header.format, 1);
-  t.equal(got.header.host, p.hostName('fw1.example.org'));
-  t.equal(got.header.kernel, '6.8.0-45-generic', 'a distribution kernel release stays');
-  t.strictSame(got.header.options, {
-    collapse: '1024',
-    table: 'redacted',
-    user: 'redacted',
-    events: { new: true, update: true, destroy: false },
-    filter: { protos: [6, 17], mark: null, noLoopback: true },
-    snapshot: true,
-    redacted: { scheme: 'cryptopan-v1', keyId: p.keyId },
-  });
-  t.strictSame(r.dropped, ['nickname'], 'an option this version does not know is dropped');
-  t.match(io.warnings.join('\n'), /dropped header options .*: nickname/);
-  t.equal(r.scrubbed, 2);
-  t.equal(got.header.addresses?.[0]?.ifname, 'lo');
-  t.match(
-    io.notes[0],
-    /^redacted 0 events, 0 gaps and 1 host address sets from .* \(key id [0-9a-f]{8}\)$/,
-  );
+      batches: [],
+    });
+    const io = quiet();
+    const r = redactJournal({ input, output, keyFile, force: false }, io);
+    const p = new AddressPseudonymizer(KEY);
+    const got = readWhole(output);
+    t.equal(got.header.format, format, 'the input’s format');
+    t.equal(got.header.host, p.hostName('fw1.example.org'));
+    t.equal(got.header.kernel, '6.8.0-45-generic', 'a distribution kernel release stays');
+    t.strictSame(got.header.options, {
+      collapse: '1024',
+      table: 'redacted',
+      user: 'redacted',
+      events: { new: true, update: true, destroy: false },
+      filter: { protos: [6, 17], mark: null, noLoopback: true },
+      snapshot: true,
+      redacted: { scheme: 'cryptopan-v1', keyId: p.keyId },
+    });
+    t.strictSame(r.dropped, ['nickname'], 'an option this version does not know is dropped');
+    t.match(io.warnings.join('\n'), /dropped header options .*: nickname/);
+    t.equal(r.scrubbed, 2);
+    t.equal(got.header.addresses?.[0]?.ifname, 'lo');
+    t.match(
+      io.notes[0],
+      /^redacted 0 events, 0 gaps and 1 host address sets from .* \(key id [0-9a-f]{8}\)$/,
+    );
 
-  const again = fresh('again');
-  t.throws(() => redactJournal({ input: output, output: again, keyFile, force: false }, io), {
-    code: 'EREDACTED',
-    exit: 2,
-    message: new RegExp(`redacted already \\(scheme cryptopan-v1, key id ${p.keyId}\\)`),
+    const again = fresh('again');
+    t.throws(() => redactJournal({ input: output, output: again, keyFile, force: false }, io), {
+      code: 'EREDACTED',
+      exit: 2,
+      message: new RegExp(`redacted already \\(scheme cryptopan-v1, key id ${p.keyId}\\)`),
+    });
+    t.notOk(existsSync(again), 'nothing written for an already redacted journal');
+    t.end();
   });
-  t.notOk(existsSync(again), 'nothing written for an already redacted journal');
-  t.end();
-});
+}
 
 t.test('redact: no original address or host name is left anywhere in the bytes', (t) => {
   const secrets4 = [
