@@ -9,7 +9,7 @@
 // so where scan accepts a payload it reads exactly what decode reads.
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { CtEvent, EventTypeCode, Tuple } from './event.js';
-import type { EventColumns } from './event-columns.js';
+import { EventColumns } from './event-columns.js';
 import { checkEvent, inverseIcmpType } from './events-codec.js';
 import { Damage } from './validate.js';
 
@@ -625,35 +625,35 @@ interface Parsed {
 // Decoded dictionaries (module-level scratch, grown as needed, valid until the next parse).
 // Connection k: family, proto, id, address indexes (orig src, dst, reply src, dst), ports
 // (sport, dport, reply sport, dport), ICMP (type, code, id, reply type, code, id), nat bits.
-let cFam = new Uint8Array(0);
-let cProto = new Uint8Array(0);
-let cId = new Uint32Array(0);
-let cAddr = new Uint32Array(0);
-let cPorts = new Uint16Array(0);
-let cIcmp = new Uint16Array(0);
-let cNat = new Uint8Array(0);
-let dFlags = new Uint8Array(0);
-let dStatus = new Uint32Array(0);
-let dTcp = new Uint8Array(0);
+let kFam = new Uint8Array(0);
+let kProto = new Uint8Array(0);
+let kId = new Uint32Array(0);
+let kAddr = new Uint32Array(0);
+let kPorts = new Uint16Array(0);
+let kIcmp = new Uint16Array(0);
+let kNat = new Uint8Array(0);
+let kindFlagsD = new Uint8Array(0);
+let kindStatusD = new Uint32Array(0);
+let kindTcpD = new Uint8Array(0);
 
 function growConns(count: number): void {
-  if (cFam.length >= count) return;
-  const c = Math.max(count, 2 * cFam.length, 256);
-  cFam = new Uint8Array(c);
-  cProto = new Uint8Array(c);
-  cId = new Uint32Array(c);
-  cAddr = new Uint32Array(4 * c);
-  cPorts = new Uint16Array(4 * c);
-  cIcmp = new Uint16Array(6 * c);
-  cNat = new Uint8Array(c);
+  if (kFam.length >= count) return;
+  const c = Math.max(count, 2 * kFam.length, 256);
+  kFam = new Uint8Array(c);
+  kProto = new Uint8Array(c);
+  kId = new Uint32Array(c);
+  kAddr = new Uint32Array(4 * c);
+  kPorts = new Uint16Array(4 * c);
+  kIcmp = new Uint16Array(6 * c);
+  kNat = new Uint8Array(c);
 }
 
 function growKinds(count: number): void {
-  if (dFlags.length >= count) return;
-  const c = Math.max(count, 2 * dFlags.length, 64);
-  dFlags = new Uint8Array(c);
-  dStatus = new Uint32Array(c);
-  dTcp = new Uint8Array(c);
+  if (kindFlagsD.length >= count) return;
+  const c = Math.max(count, 2 * kindFlagsD.length, 64);
+  kindFlagsD = new Uint8Array(c);
+  kindStatusD = new Uint32Array(c);
+  kindTcpD = new Uint8Array(c);
 }
 
 /** Checks the layout's counts and lengths and reads its kinds and connections. */
@@ -708,6 +708,9 @@ function parseLayout(n: number, b: Uint8Array): Parsed {
   const x = t + lenT;
 
   growKinds(nKind);
+  const dFlags = kindFlagsD;
+  const dStatus = kindStatusD;
+  const dTcp = kindTcpD;
   for (let d = 0; d < nKind; d++) {
     const flags = b[kFlags + d] as number;
     const tcp = b[kTcp + d] as number;
@@ -719,6 +722,13 @@ function parseLayout(n: number, b: Uint8Array): Parsed {
   }
 
   growConns(nConn);
+  const cFam = kFam;
+  const cProto = kProto;
+  const cId = kId;
+  const cAddr = kAddr;
+  const cPorts = kPorts;
+  const cIcmp = kIcmp;
+  const cNat = kNat;
   let q = y;
   for (let k = 0; k < nConn; k++) {
     const family = b[fam + k] as number;
@@ -870,6 +880,30 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
       w6[4 * e + 3] = word(b, p + 12);
     }
   }
+  // Module-level tables and the columns as locals (module-level `let` costs a check per access).
+  const cFam = kFam;
+  const cProto = kProto;
+  const cAddr = kAddr;
+  const cPorts = kPorts;
+  const cIcmp = kIcmp;
+  const cNat = kNat;
+  const dFlags = kindFlagsD;
+  const dStatus = kindStatusD;
+  const dTcp = kindTcpD;
+  const c = cols ?? NO_COLUMNS;
+  const cType = c.type;
+  const cFamily = c.family;
+  const cProtoC = c.proto;
+  const cStatus = c.status;
+  const cMark = c.mark;
+  const cTime = c.time;
+  const cSrc = c.src;
+  const cDst = c.dst;
+  const cSport = c.sport;
+  const cDport = c.dport;
+  const cIcmpType = c.icmpType;
+  const cIcmpCode = c.icmpCode;
+  const cNatC = c.nat;
   for (let i = 0; i < n; i++) {
     const v = cw === 1 ? (b[q.eConn + i] as number) : indexAt(b, q.eConn + cw * i, cw);
     if (v > m) throw new Damage(`event ${i} names connection −${v} of ${m} introduced`);
@@ -879,12 +913,17 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
     if (k >= nConn) throw new Damage(`event ${i} introduces connection ${k} of ${nConn}`);
     if (d >= nKind) throw new Damage(`event ${i} kind index ${d} is beyond ${nKind}`);
     const flags = dFlags[d] as number;
-    // dtime: one byte for |dtime| < 64 µs, else the general reader.
+    // dtime: one or two bytes (|dtime| < 8192 µs) read here, longer ones by readSv.
     let dt: number;
     const first = t < tEnd ? (b[t] as number) : 0x100;
+    const second = t + 1 < tEnd ? (b[t + 1] as number) : 0x100;
     if (first < 0x80) {
       dt = first & 1 ? -(first >> 1) : first >> 1;
       t++;
+    } else if (second < 0x80) {
+      const mag = ((first >> 1) & 0x3f) | (second << 6);
+      dt = first & 1 ? -mag : mag;
+      t += 2;
     } else {
       rp = t;
       dt = readSv(tEnd, 'dtime');
@@ -927,31 +966,29 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
     const k4 = 4 * k;
     if (cols !== undefined) {
       const w = fam === 4 ? w4 : w6;
-      cols.type[i] = (flags & 3) + 1;
-      cols.family[i] = fam;
-      cols.proto[i] = cProto[k] as number;
-      cols.status[i] = dStatus[d] as number;
-      cols.mark[i] = mark;
-      cols.time[i] = time;
+      cType[i] = (flags & 3) + 1;
+      cFamily[i] = fam;
+      cProtoC[i] = cProto[k] as number;
+      cStatus[i] = dStatus[d] as number;
+      cMark[i] = mark;
+      cTime[i] = time;
       const i4 = 4 * i;
       const s4 = 4 * (cAddr[k4] as number);
       const d4 = 4 * (cAddr[k4 + 1] as number);
-      const src = cols.src;
-      const dst = cols.dst;
-      src[i4] = w[s4] as number;
-      src[i4 + 1] = w[s4 + 1] as number;
-      src[i4 + 2] = w[s4 + 2] as number;
-      src[i4 + 3] = w[s4 + 3] as number;
-      dst[i4] = w[d4] as number;
-      dst[i4 + 1] = w[d4 + 1] as number;
-      dst[i4 + 2] = w[d4 + 2] as number;
-      dst[i4 + 3] = w[d4 + 3] as number;
-      cols.sport[i] = cPorts[k4] as number;
-      cols.dport[i] = cPorts[k4 + 1] as number;
-      cols.icmpType[i] = cIcmp[6 * k] as number;
-      cols.icmpCode[i] = cIcmp[6 * k + 1] as number;
+      cSrc[i4] = w[s4] as number;
+      cSrc[i4 + 1] = w[s4 + 1] as number;
+      cSrc[i4 + 2] = w[s4 + 2] as number;
+      cSrc[i4 + 3] = w[s4 + 3] as number;
+      cDst[i4] = w[d4] as number;
+      cDst[i4 + 1] = w[d4 + 1] as number;
+      cDst[i4 + 2] = w[d4 + 2] as number;
+      cDst[i4 + 3] = w[d4 + 3] as number;
+      cSport[i] = cPorts[k4] as number;
+      cDport[i] = cPorts[k4 + 1] as number;
+      cIcmpType[i] = cIcmp[6 * k] as number;
+      cIcmpCode[i] = cIcmp[6 * k + 1] as number;
       const nat = cNat[k] as number;
-      cols.nat[i] = nat;
+      cNatC[i] = nat;
       if (nat !== 0) {
         const rs4 = 4 * (cAddr[k4 + 2] as number);
         const rd4 = 4 * (cAddr[k4 + 3] as number);
@@ -982,6 +1019,11 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
 
 /** A CtEvent of connection k with its own copies of the address bytes, as v1's decode gives. */
 function eventOf(q: Parsed, k: number, flags: number, time: number): CtEvent {
+  const cFam = kFam;
+  const cProto = kProto;
+  const cAddr = kAddr;
+  const cPorts = kPorts;
+  const cIcmp = kIcmp;
   const family = cFam[k] as 4 | 6;
   const proto = cProto[k] as number;
   const k4 = 4 * k;
@@ -1016,7 +1058,7 @@ function eventOf(q: Parsed, k: number, flags: number, time: number): CtEvent {
     family,
     proto,
     status: 0,
-    id: cId[k] as number,
+    id: kId[k] as number,
     time,
     timeKernel: (flags & F_KERNEL) !== 0,
     orig,
@@ -1062,3 +1104,4 @@ export function scanEventsV2(payload: Uint8Array, _fields: number, cols: EventCo
 }
 
 const EMPTY = new Uint8Array(0);
+const NO_COLUMNS = new EventColumns();
