@@ -1,6 +1,6 @@
 // bench: journal events payloads, format 1 against format 2: bytes per event, encode cost, scan speed.
 //
-// Usage: node bench/journal-codec.mjs [--runs R] [--best] [--level L] JOURNAL.mpk…   (reads dist/: build first)
+// Usage: node bench/journal-codec.mjs [--runs R] [--best] [--level L] [--reframe MS] JOURNAL.mpk…   (reads dist/: build first)
 // Reads every events frame of the journals (v1 or v2) as CtEvents, then re-encodes the same
 // frames with both codecs in this process and prints key=value lines: payload bytes per event
 // and their ratio, the whole file's size in each format (same frames, same envelopes),
@@ -24,12 +24,13 @@ const { values: opt, positionals: files } = parseArgs({
     runs: { type: 'string', default: '5' },
     level: { type: 'string' },
     best: { type: 'boolean', default: false },
+    reframe: { type: 'string' },
   },
   allowPositionals: true,
 });
 if (files.length === 0) {
   process.stderr.write(
-    'usage: node bench/journal-codec.mjs [--runs R] [--best] [--level L] JOURNAL.mpk…\n',
+    'usage: node bench/journal-codec.mjs [--runs R] [--best] [--level L] [--reframe MS] JOURNAL.mpk…\n',
   );
   process.exit(2);
 }
@@ -49,6 +50,24 @@ for (const f of files) {
     frames.push(item.slice());
     events += item.length;
   }
+}
+
+// --reframe MS: the same events regrouped into frames of up to 1,024 events spanning at most MS
+// ms of event time (what a writer coalescing the recorder's batches up to its flush interval
+// would write), instead of the frames the journal holds.
+if (opt.reframe !== undefined) {
+  const spanUs = Number(opt.reframe) * 1000;
+  const all = frames.flat();
+  frames.length = 0;
+  let cur = [];
+  for (const ev of all) {
+    if (cur.length === 1024 || (cur.length > 0 && ev.time - cur[0].time >= spanUs)) {
+      frames.push(cur);
+      cur = [];
+    }
+    cur.push(ev);
+  }
+  if (cur.length > 0) frames.push(cur);
 }
 
 function median(xs) {
@@ -132,5 +151,6 @@ const lines = {
   runs: RUNS,
   statistic: BEST ? 'best' : 'median',
   level: level ?? 'default',
+  reframe_ms: opt.reframe ?? 'no',
 };
 for (const [k, v] of Object.entries(lines)) process.stdout.write(`${k}=${v}\n`);
