@@ -91,8 +91,8 @@ const RULES = [
 
 /**
  * analyzer/'s rooms and the rooms each may import (besides itself, common/ and journal/):
- * core ← report ← rules/check/diff/verify ← commands ← cli; import/ and redact/ stand on core
- * alone; recorder/ may use core and report for its live table, nothing else.
+ * core ← report ← rules/check/diff/verify ← commands ← cli; import/, redact/ and export/ stand
+ * on core alone; recorder/ may use core and report for its live table, nothing else.
  */
 const ROOM_DOORS: Readonly<Record<string, readonly string[]>> = {
   'analyzer/core': [],
@@ -103,6 +103,7 @@ const ROOM_DOORS: Readonly<Record<string, readonly string[]>> = {
   'analyzer/verify': ['analyzer/core', 'analyzer/report'],
   'analyzer/import': ['analyzer/core'],
   'analyzer/redact': ['analyzer/core'],
+  'analyzer/export': ['analyzer/core'],
   'analyzer/commands': [
     'analyzer/core',
     'analyzer/report',
@@ -112,6 +113,7 @@ const ROOM_DOORS: Readonly<Record<string, readonly string[]>> = {
     'analyzer/verify',
     'analyzer/import',
     'analyzer/redact',
+    'analyzer/export',
   ],
   'analyzer/cli.ts': ['analyzer/commands'],
   recorder: ['analyzer/core', 'analyzer/report'],

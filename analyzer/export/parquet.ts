@@ -114,7 +114,8 @@ interface ChunkMeta {
 /** A page encoded, its compressed form on the way (zlib's thread pool). */
 interface PageJob {
   type: number;
-  body: Uint8Array;
+  /** Bytes before compression (the body itself is not kept: memory). */
+  size: number;
   count: number;
   encoding: number;
   stored: Promise<Uint8Array>;
@@ -230,11 +231,11 @@ export class ParquetFile {
     const stored = this.#codec === 'gzip' ? gzipAsync(body, { level: 1 }) : Promise.resolve(body);
     // Awaited in order by ready(); a failure meanwhile must not count as unhandled.
     stored.catch(() => {});
-    return { type, body, count, encoding, stored };
+    return { type, size: body.length, count, encoding, stored };
   }
 
   #page(meta: ChunkMeta, page: PageJob, stored: Uint8Array) {
-    const { type, body, count, encoding } = page;
+    const { type, size, count, encoding } = page;
     const pageHeader: [number, TValue] =
       type === DATA_PAGE
         ? [
@@ -259,14 +260,14 @@ export class ParquetFile {
           ];
     const header = encodeStruct([
       [1, { i32: type }],
-      [2, { i32: body.length }],
+      [2, { i32: size }],
       [3, { i32: stored.length }],
       pageHeader,
     ]);
     this.#write(header);
     this.#write(stored);
     meta.compressed += header.length + stored.length;
-    meta.uncompressed += header.length + body.length;
+    meta.uncompressed += header.length + size;
   }
 
   /** Writes the last row groups, the footer (schema, row groups, metadata) and closes the file. */
