@@ -19,6 +19,11 @@ export const CODEC_STORED = 0;
 export const CODEC_DEFLATE_RAW = 1;
 /** Largest decompressed layout a payload may declare: anything above is damage, never an allocation. */
 export const MAX_RAW = 64 * 1024 * 1024;
+/**
+ * Most events one frame may hold: what a 16 MiB format 1 frame could (16 B per event), so a
+ * small deflated frame cannot make a reader build more events than a format 1 frame could.
+ */
+export const MAX_EVENTS = 1 << 20;
 /** Most bytes one deflated byte can stand for (RFC 1951: a 258-byte match in 2 bits, ~1032:1). */
 const MAX_DEFLATE_RATIO = 1032;
 /** Deflate level the writer uses (chosen by bench/journal-codec.mjs, docs/bench.md). */
@@ -310,6 +315,11 @@ function addressIndex(a: Uint8Array): number {
  */
 export function encodeEventsV2(events: readonly CtEvent[], opts: { level?: number } = {}): Buffer {
   const level = opts.level ?? DEFLATE_LEVEL;
+  if (events.length > MAX_EVENTS) {
+    throw new TypeError(
+      `journal: ${events.length} events in one frame, format 2 allows ${MAX_EVENTS}`,
+    );
+  }
   const layout = encodeLayout(events);
   if (layout.length > MAX_RAW) throw new TypeError('journal: events frame too large for format 2');
   if (level === 0) return outer(events.length, CODEC_STORED, layout.length, layout);
@@ -491,6 +501,7 @@ export function unwrapEventsV2(payload: Uint8Array): { n: number; layout: Uint8A
   const data = outerBin(payload, r);
   if (r.p !== payload.length) throw new Damage('events payload has bytes after its data');
   if (raw > MAX_RAW) throw new Damage(`raw length is ${raw}, expected at most ${MAX_RAW}`);
+  if (n > MAX_EVENTS) throw new Damage(`event count is ${n}, expected at most ${MAX_EVENTS}`);
   let layout: Uint8Array;
   if (codec === CODEC_STORED) {
     layout = data;

@@ -10,6 +10,7 @@ import {
   decodeEventsV2,
   encodeEventsV2,
   encodeLayout,
+  MAX_EVENTS,
   MAX_RAW,
   scanEventsV2,
   unwrapEventsV2,
@@ -271,6 +272,7 @@ t.test('events v2: counts larger than the layout are Damage, never an allocation
     ['2^32 addresses', [1, 1, ...huge, 0, 0, 0, 0], 1],
     ['a 2^32-byte time column', [1, 1, 0, 0, 0, ...huge, 0], 1],
     ['4 G events', [1, 1, 0, 0, 0, 0, 0], 2 ** 32 - 1],
+    ['more events than a frame may hold', [1, 1, 0, 0, 0, 0, 0], MAX_EVENTS + 1],
     ['a 9-byte varint', [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01], 1],
   ];
   for (const [what, layout, n] of cases) {
