@@ -228,7 +228,11 @@ export class ParquetFile {
   }
 
   #job(type: number, body: Uint8Array, count: number, encoding: number): PageJob {
-    const stored = this.#codec === 'gzip' ? gzipAsync(body, { level: 1 }) : Promise.resolve(body);
+    // One output chunk for the whole page: zlib's default 16 KiB chunks cost a callback each
+    // on this thread.
+    const chunkSize = Math.max(64 * 1024, body.length + 1024);
+    const stored =
+      this.#codec === 'gzip' ? gzipAsync(body, { level: 1, chunkSize }) : Promise.resolve(body);
     // Awaited in order by ready(); a failure meanwhile must not count as unhandled.
     stored.catch(() => {});
     return { type, size: body.length, count, encoding, stored };
@@ -428,7 +432,13 @@ function plainBools(values: Uint8Array, rows: number): Uint8Array {
   return out;
 }
 
+/** Typed arrays can be copied as PLAIN's little-endian bytes where the machine is little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 function plainInt32(values: Int32Array, rows: number, def: Uint8Array | undefined): Uint8Array {
+  if (def === undefined && LITTLE_ENDIAN) {
+    return new Uint8Array(values.buffer, values.byteOffset, 4 * rows).slice();
+  }
   const out = new Uint8Array(4 * rows);
   const view = new DataView(out.buffer);
   let p = 0;
@@ -441,6 +451,18 @@ function plainInt32(values: Int32Array, rows: number, def: Uint8Array | undefine
 }
 
 function plainInt64(values: Float64Array, rows: number, def: Uint8Array | undefined): Uint8Array {
+  if (LITTLE_ENDIAN) {
+    const words = new Uint32Array(2 * rows);
+    let w = 0;
+    for (let i = 0; i < rows; i++) {
+      if (def !== undefined && def[i] === 0) continue;
+      const v = values[i] as number;
+      const lo = v % 0x100000000;
+      words[w++] = lo;
+      words[w++] = (v - lo) / 0x100000000;
+    }
+    return new Uint8Array(words.buffer, 0, 4 * w);
+  }
   const out = new Uint8Array(8 * rows);
   const view = new DataView(out.buffer);
   let p = 0;
