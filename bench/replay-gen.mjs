@@ -1,6 +1,6 @@
 // bench helper: a deterministic synthetic journal and the same events as `conntrack -E -o timestamp` text.
 //
-// Usage: node bench/replay-gen.mjs --events N --flows F --journal J.mpk --text T.txt
+// Usage: node bench/replay-gen.mjs --events N --flows F --journal J.mpk --text T.txt [--format-version 1|2]
 // Prints key=value lines: what it wrote and what a correct analysis must find (flows_seen,
 // flows_confirmed). The same F flows for every N: they are drawn first from a fixed seed, then
 // N events cycle over them, so a smaller N is a prefix of a larger one. Reads dist/ (build first).
@@ -55,6 +55,7 @@ const { values: opt } = parseArgs({
     flows: { type: 'string' },
     journal: { type: 'string' },
     text: { type: 'string' },
+    'format-version': { type: 'string' },
   },
 });
 const N = Number(opt.events);
@@ -207,7 +208,14 @@ const writer = JournalWriter.create(
     },
   },
   // Checkpoints by frame count only (not by wall time): the same parameters, the same bytes.
-  { force: true, clock: () => 0 },
+  {
+    force: true,
+    clock: () => 0,
+    // The journal format (1 or 2); the writer's default (the newest) when not given.
+    ...(opt['format-version'] === undefined
+      ? {}
+      : { formatVersion: Number(opt['format-version']) }),
+  },
 );
 
 /** One reusable event object per batch position: append() encodes them before returning. */
