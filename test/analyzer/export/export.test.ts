@@ -498,3 +498,20 @@ t.test(
     );
   },
 );
+
+t.test(
+  'a torn tail is a warning, as in ct-analyze; the complete frames are exported',
+  async (t) => {
+    const dir = tempDir(t, 'export-torn');
+    const events = fc.sample(arbEvent(), { numRuns: 250, seed: 10 });
+    const path = journalOf(join(dir, 'j.mpk'), events, HEADER.host, false);
+    writeFileSync(path, Buffer.concat([readFileSync(path), Buffer.from([0, 0, 0, 9, 1, 2])]));
+    const warnings: string[] = [];
+    const out = join(dir, 'out');
+    await runExport(command([path], out), { warn: (m) => warnings.push(m), note: () => {} });
+    t.match(warnings, [/ignored 6 trailing bytes \(recording did not end cleanly\)/]);
+    const rows = ndjsonRows(out, 'events').sort(bySeq);
+    t.equal(rows.length, 250);
+    t.equal(rows[0]?.journal, sha256(path), 'the digest of the file as it is, torn tail included');
+  },
+);
