@@ -21,26 +21,29 @@ WITH
       (CASE family WHEN 4 THEN 0 ELSE 3 END)
         + (CASE proto WHEN 6 THEN 0 WHEN 17 THEN 1 ELSE 2 END) AS t,
       e.*,
+      -- Integers whatever types the reader inferred (read_ndjson types a column that is null
+      -- in every row it samples as JSON, which compares as text).
+      CAST(sport AS INTEGER) AS sp,
       CASE WHEN rule.lo IS NOT NULL THEN rule.lo
-        WHEN port_lo IS NULL OR port_hi IS NULL OR port_lo > port_hi THEN 32768
-        ELSE port_lo END AS lo,
+        WHEN CAST(port_lo AS INTEGER) <= CAST(port_hi AS INTEGER) THEN CAST(port_lo AS INTEGER)
+        ELSE 32768 END AS lo,
       CASE WHEN rule.hi IS NOT NULL THEN rule.hi
-        WHEN port_lo IS NULL OR port_hi IS NULL OR port_lo > port_hi THEN 60999
-        ELSE port_hi END AS hi,
+        WHEN CAST(port_lo AS INTEGER) <= CAST(port_hi AS INTEGER) THEN CAST(port_hi AS INTEGER)
+        ELSE 60999 END AS hi,
       rule.m = '1024' AS to1024
     FROM read_parquet(getvariable('events'), hive_partitioning = true) AS e, rule
     WHERE (family = 4 AND proto IN (6, 17, 1)) OR (family = 6 AND proto IN (6, 17, 58))
   ),
   -- The flow key: table, addresses as 16 bytes (numeric order), destination port and collapsed
-  -- source port, or ICMP type and code. Confirmed when any event of the key had
-  -- IPS_SEEN_REPLY (status & 2).
+  -- source port, or ICMP type and code (as integers: see above). Confirmed when any event of
+  -- the key had IPS_SEEN_REPLY (status & 2).
   flows AS (
     SELECT
       t, src_bin, dst_bin,
-      CASE WHEN t IN (2, 5) THEN icmp_type ELSE dport END AS a,
-      CASE WHEN t IN (2, 5) THEN icmp_code
-        WHEN sport BETWEEN lo AND hi THEN (CASE WHEN to1024 THEN 1024 ELSE lo END)
-        ELSE sport END AS b,
+      CAST(CASE WHEN t IN (2, 5) THEN icmp_type ELSE dport END AS INTEGER) AS a,
+      CAST(CASE WHEN t IN (2, 5) THEN icmp_code
+        WHEN sp BETWEEN lo AND hi THEN (CASE WHEN to1024 THEN 1024 ELSE lo END)
+        ELSE sp END AS INTEGER) AS b,
       any_value(src) AS src,
       any_value(dst) AS dst,
       bool_or(status & 2 <> 0) AS confirmed
