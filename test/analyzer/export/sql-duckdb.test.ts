@@ -1,5 +1,5 @@
 // docs/sql/flows.duckdb.sql in DuckDB (from npm) over `ct-analyze export`: the same table lines as ct-analyze, byte for byte.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import fc from 'fast-check';
@@ -11,6 +11,7 @@ import {
   arbFleet,
   checkAsyncProperty,
   cliLines,
+  EXPORT_DOC,
   exportEvents,
   FIXED_MODES,
   PROPERTY_RUNS,
@@ -19,6 +20,13 @@ import {
   sqlFile,
   writeFleet,
 } from '../../helpers/sql-flows.js';
+
+t.test('docs/export.md shows each SQL file of docs/sql as it is', async (t) => {
+  const doc = readFileSync(EXPORT_DOC, 'utf8');
+  for (const name of ['flows.duckdb.sql', 'events.clickhouse.sql', 'flows.clickhouse.sql']) {
+    t.ok(doc.includes(`\`\`\`sql\n${sqlFile(name)}\`\`\``), `${name} is in the doc, verbatim`);
+  }
+});
 
 const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
