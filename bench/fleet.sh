@@ -58,12 +58,18 @@ if [ -n "$SIZES_ARG" ]; then
   read -r -a SIZES <<<"$SIZES_ARG"
 else
   SIZES=($((HOSTS / 8)) $((HOSTS / 4)) $((HOSTS / 2)) "$HOSTS")
+  # A fleet of fewer than 8 hosts: its smaller sizes are 0 and leave out.
+  mapfile -t SIZES < <(printf '%s\n' "${SIZES[@]}" | awk '$1 >= 1')
 fi
 for s in "${SIZES[@]}"; do
   [[ $s =~ ^[0-9]+$ ]] || { echo "fleet.sh: sizes must be integers, got '$s'" >&2; exit 2; }
 done
-# Ascending, without repeats or zeros, none above the fleet: the largest is the fleet itself.
-mapfile -t SIZES < <(printf '%s\n' "${SIZES[@]}" "$HOSTS" | awk -v h="$HOSTS" '$1 >= 1 && $1 <= h' | sort -n -u)
+# Ascending, without repeats: the bytes on disk are printed for the largest.
+mapfile -t SIZES < <(printf '%s\n' "${SIZES[@]}" | sort -n -u)
+for s in "${SIZES[@]}"; do
+  [ "$s" -ge 1 ] && [ "$s" -le "$HOSTS" ] ||
+    { echo "fleet.sh: sizes must be from 1 to --hosts ($HOSTS), got '$s'" >&2; exit 2; }
+done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 for cmd in node sha256sum du awk; do
@@ -315,7 +321,7 @@ BASE=ct-analyze-v1
 [ -z "$V2" ] || BASE=ct-analyze-v2
 big=${SIZES[-1]}
 echo
-echo "bytes on disk, $big hosts (${EVENTS[$big]} events):"
+echo "bytes on disk, the first $big hosts (${EVENTS[$big]} events):"
 row() { printf '  %-26s %12s B  %9s MiB  %6s B/event  %6s x v1\n' "$1" "$2" "$(mib "$2")" \
   "$(calc "printf \"%.1f\", $2 / ${EVENTS[$big]}")" "$(calc "printf \"%.3f\", $2 / ${B_V1[$big]}")"; }
 row 'journals, format 1' "${B_V1[$big]}"
@@ -335,6 +341,7 @@ SFMT='%6s %11s %9s %9s %9s %9s %9s %8s %8s %8s\n'
 # shellcheck disable=SC2059
 printf "$SFMT" hosts events ct_wall ct_rss_M export_w sql_wall sql_rss_M 'wall_x' 'cpu_x' 'rss_x'
 WIN=''
+WIN_CPU=''
 WIN_ALL=''
 for n in "${SIZES[@]}"; do
   ctw=$(col "$n" "$BASE" 4)
@@ -347,13 +354,22 @@ for n in "${SIZES[@]}"; do
     "$(calc "printf \"%.2f\", $(col "$n" duckdb-sql 5) / $(col "$n" "$BASE" 5)")" \
     "$(calc "printf \"%.2f\", $(col "$n" duckdb-sql 6) / $(col "$n" "$BASE" 6)")"
   if [ -z "$WIN" ] && calc "exit !($sqw < $ctw)"; then WIN=$n; fi
+  if [ -z "$WIN_CPU" ] && calc "exit !($(col "$n" duckdb-sql 5) < $(col "$n" "$BASE" 5))"; then WIN_CPU=$n; fi
   if [ -z "$WIN_ALL" ] && calc "exit !($sqw + $exw < $ctw)"; then WIN_ALL=$n; fi
 done
 echo "  (x: duckdb-sql / $BASE; below 1 the engine is faster or smaller)"
+smallest=''
+[ "$WIN" != "${SIZES[0]}" ] || smallest=', the smallest size measured: try smaller ones with --sizes'
 if [ -n "$WIN" ]; then
-  echo "where the engine starts to win: the SQL over the export beats $BASE in wall time from $WIN hosts on (of ${SIZES[*]})"
+  echo "where the engine starts to win: the SQL over the export beats $BASE in wall time from $WIN hosts on (of ${SIZES[*]}$smallest)"
 else
   echo "where the engine starts to win: not within ${SIZES[*]} hosts: $BASE is faster at every size measured"
+fi
+# CPU seconds too: on a busy machine wall time also counts waiting for a core.
+if [ -n "$WIN_CPU" ]; then
+  echo "  in CPU seconds from $WIN_CPU hosts on"
+else
+  echo "  in CPU seconds: at no size measured"
 fi
 if [ -n "$WIN_ALL" ]; then
   echo "  export + SQL together beat it from $WIN_ALL hosts on"

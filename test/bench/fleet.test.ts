@@ -27,7 +27,7 @@ function bench(tmp: string, args: string[], script = SCRIPT) {
   const res = spawnSync('bash', [script, ...args], {
     encoding: 'utf8',
     env: { ...process.env, TMPDIR: tmp },
-    timeout: 150_000,
+    timeout: 250_000,
   });
   return { code: res.status, out: res.stdout, err: res.stderr };
 }
