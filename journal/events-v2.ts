@@ -7,6 +7,16 @@
 // present and every index against its table before anything is allocated from it; one event
 // loop (walk) serves decodeEventsV2 (the definition) and scanEventsV2 (the replay hot path),
 // so where scan accepts a payload it reads exactly what decode reads.
+//
+// The layout (integers little-endian; uv = LEB128 ≤ 8 bytes, sv = uv of 2|v| + sign; aw, cw, kw
+// = 1, 2 or 3 bytes as the table sizes max(A4, A6), C, K are ≤ 256, ≤ 65536, larger):
+//   uv C, K, A4, A6, LY, LT, LX
+//   A4 × 4 B, A6 × 16 B                 address tables (network order)
+//   K × flags u8, K × status u32, K × tcpState u8        kinds
+//   C × family u8, proto u8, id u32, src aw, dst aw, sport u16, dport u16, shape u8 (each a column)
+//   n × connection by recency (cw), n × kind index (kw)
+//   Y (LY B): ICMP and non-inverse reply fields of the connections whose shape says so
+//   T (LT B): n × sv dtime;  X (LX B): per event, as its kind says: sv startAgo, 4 uv counters, uv mark, uv zone
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { CtEvent, EventTypeCode, Tuple } from './event.js';
 import { EventColumns } from './event-columns.js';
