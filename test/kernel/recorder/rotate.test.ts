@@ -70,10 +70,14 @@ t.test(
     const floodBin = buildFlood(dir);
     // Four recorders of the same namespace at once: each socket gets every event.
     const plain = await startRecorder(topo, join(dir, 'plain.mpk'));
+    // Format 1 here: the flood fills 8K three times over only uncompressed. The time-rotated
+    // run is format 2 (the default): each run keeps its format in every journal.
     const bySize = await startRecorder(topo, join(dir, 'size.mpk'), [
       '--rotate',
       '--max-size',
       '8K',
+      '--format-version',
+      '1',
     ]);
     const byTime = await startRecorder(topo, join(dir, 'time.mpk'), [
       '--rotate',
@@ -116,7 +120,10 @@ t.test(
       'ct-record logs each rotation',
     );
     t.match(bySize.stderr(), `bytes written to ${size.length} journals, the last ${size.at(-1)}`);
-    for (const journals of [size, time]) {
+    for (const [journals, format] of [
+      [size, 1],
+      [time, 2],
+    ] as const) {
       for (const [i, path] of journals.entries()) {
         t.ok(statSync(path).size > 0);
         if (i > 0)
@@ -127,6 +134,10 @@ t.test(
       const lines = v.stdout.trimEnd().split('\n');
       t.equal(lines.length, journals.length + 1);
       t.ok(lines.slice(0, -1).every((l) => / OK — complete, /.test(l)));
+      t.ok(
+        lines.slice(0, -1).every((l) => l.includes(` OK — complete, format ${format}, `)),
+        `every journal of the run is format ${format}`,
+      );
       t.match(
         lines.at(-1),
         new RegExp(`^chain [0-9a-f]{8}: ${journals.length} journals, complete$`),
