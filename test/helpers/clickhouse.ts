@@ -9,24 +9,35 @@ import { delimiter, join } from 'node:path';
 export const CLICKHOUSE_CONFIG = '/etc/clickhouse-server/config.xml';
 export const CLICKHOUSE_INSTALL = 'apt-get install clickhouse-server';
 
+function executable(path: string): string | undefined {
+  try {
+    accessSync(path, constants.X_OK);
+    return path;
+  } catch {
+    return undefined;
+  }
+}
+
 function onPath(name: string): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin'];
   for (const dir of dirs) {
-    if (dir === '') continue;
-    try {
-      accessSync(join(dir, name), constants.X_OK);
-      return join(dir, name);
-    } catch {}
+    const path = dir === '' ? undefined : executable(join(dir, name));
+    if (path !== undefined) return path;
   }
   return undefined;
 }
 
-/** The server binary, or why there is none (the sentence a skip prints). */
-export function findClickHouse(): { server: string } | { reason: string } {
-  const server = onPath('clickhouse-server');
+/**
+ * The server binary (CT_CLICKHOUSE_SERVER, else clickhouse-server on the PATH or in /usr/sbin),
+ * or why there is none: the sentence a skip prints.
+ */
+export function findClickHouse(env = process.env): { server: string } | { reason: string } {
+  const given = env.CT_CLICKHOUSE_SERVER;
+  const server =
+    given === undefined || given === '' ? onPath('clickhouse-server') : executable(given);
   if (server === undefined) {
     return {
-      reason: `ClickHouse test: clickhouse-server is not installed (Debian: ${CLICKHOUSE_INSTALL}; the test starts its own server as an ordinary process, no service and no root needed)`,
+      reason: `ClickHouse test: ${given || 'clickhouse-server'} is not installed (Debian: ${CLICKHOUSE_INSTALL}; the test starts its own server as an ordinary process, no service and no root needed)`,
     };
   }
   try {
