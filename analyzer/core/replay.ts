@@ -89,8 +89,14 @@ export function analyzeJournals(paths: readonly string[], opts: AnalyzeOptions =
   return { table: run.table, journals, networks: run.networks };
 }
 
-/** Journals smaller than this are read on one thread: a worker costs ~0.1 s to start. */
+/**
+ * Journals holding fewer events than about this many bytes of format 1 (~200,000 events) are
+ * read on one thread: a worker costs ~0.1 s to start. Format 2 holds the same events in about
+ * a quarter of the bytes (docs/bench.md, "Journal format 2"), so its threshold is a quarter.
+ */
 const PARALLEL_MIN_BYTES = 8 * 1024 * 1024;
+const minBytesInWorker = (format: number): number =>
+  format >= 2 ? PARALLEL_MIN_BYTES / 4 : PARALLEL_MIN_BYTES;
 
 /**
  * analyzeJournals with each large journal read, checked and scanned by a worker thread while
@@ -106,7 +112,8 @@ export async function analyzeJournalsInParallel(
   for (const [index, path] of paths.entries()) {
     const replay = run.open(path);
     try {
-      if (parallelAvailable && replay.reader.size >= PARALLEL_MIN_BYTES) {
+      const { reader } = replay;
+      if (parallelAvailable && reader.size >= minBytesInWorker(reader.header.format)) {
         await replay.readInWorker(run.tick(index));
       } else {
         replay.advance(false, run.tick(index));
