@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench/replay.sh: how fast does ct-analyze replay a journal, next to the awk | sort pipeline a
 # user would script over the same events as `conntrack -E -o timestamp` text? (docs/bench.md)
+# ct-analyze reads the journal in format 2 (what ct-record writes) and the same events in format
+# 1 (the named baseline of format 2's speed target, issue 15), in the same runs.
 #
 # Usage: bench/replay.sh [EVENTS...] [--flows F] [--runs R] [--keep] [--no-build]
 #   EVENTS        journal sizes in events, one benchmark each (default: 1000000 10000000)
@@ -125,9 +127,12 @@ data_for() {
   rm -rf "$tmp"
   mkdir -p "$tmp"
   echo "data: generating $n events over $FLOWS flows into $DATA ..."
-  "$NODE" "$ROOT/bench/replay-gen.mjs" --events "$n" --flows "$FLOWS" \
+  "$NODE" "$ROOT/bench/replay-gen.mjs" --events "$n" --flows "$FLOWS" --format-version 2 \
     --journal "$tmp/journal.mpk" --text "$tmp/events.txt" >"$tmp/meta.txt" ||
     die "generating the data failed"
+  "$NODE" "$ROOT/bench/replay-gen.mjs" --events "$n" --flows "$FLOWS" --format-version 1 \
+    --journal "$tmp/journal-v1.mpk" --text /dev/null >"$tmp/meta-v1.txt" ||
+    die "generating the format 1 journal failed"
   mv "$tmp" "$DATA"
   MADE+=("$DATA")
   echo "data: generated in $(kv seconds "$DATA/meta.txt") s"
@@ -153,8 +158,8 @@ RESULTS="$WORK/results.tsv"
 col() {
   awk -F'\t' -v n="$1" -v t="$2" -v c="$3" '$1 == n && $3 == t { print $c }' "$RESULTS" | median
 }
-FMT='%-4s %-11s %9s %8s %9s %12s\n'
-declare -A CT_EPS AWK_EPS CT_RSS CT_RSS_KIB RATIO
+FMT='%-4s %-13s %9s %8s %9s %12s\n'
+declare -A CT_EPS AWK_EPS CT_RSS CT_RSS_KIB RATIO V1_EPS V2_RATIO
 
 bench_size() {
   local n=$1 r wall cpu rss eps journal text out_ct out_awk flows confirmed
@@ -166,11 +171,12 @@ bench_size() {
   flows=$(kv flows_seen "$DATA/meta.txt")
   confirmed=$(kv flows_confirmed "$DATA/meta.txt")
   echo "data: journal $journal ($(kv journal_bytes "$DATA/meta.txt") bytes)"
+  echo "data: the same events in format 1: $DATA/journal-v1.mpk ($(kv journal_bytes "$DATA/meta-v1.txt") bytes)"
   echo "data: text $text ($(kv text_bytes "$DATA/meta.txt") bytes)"
   echo "data: the events reach $flows of the $FLOWS flows, $confirmed of them ever answered" \
     "($(kv scan_flows "$DATA/meta.txt") flows never are)"
   # Both inputs from the page cache, for every run alike.
-  cat "$journal" "$text" >/dev/null
+  cat "$journal" "$DATA/journal-v1.mpk" "$text" >/dev/null
 
   # shellcheck disable=SC2059
   printf "$FMT" run tool wall_s cpu_s rss_MiB events/s
@@ -184,6 +190,18 @@ bench_size() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$r" ct "$wall" "$cpu" "$rss" "$eps" >>"$RESULTS"
     # shellcheck disable=SC2059
     printf "$FMT" "$r" ct-analyze "$wall" "$cpu" "$(calc "printf \"%.1f\", $rss / 1024")" "$eps"
+
+    timed "$WORK/m.txt" "$NODE" "$ROOT/dist/analyzer/cli.js" "$DATA/journal-v1.mpk" >"$WORK/v1-$n.out"
+    read -r wall cpu rss <"$WORK/m.txt"
+    eps=$(calc "printf \"%d\", $n / $wall")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$r" v1 "$wall" "$cpu" "$rss" "$eps" >>"$RESULTS"
+    # shellcheck disable=SC2059
+    printf "$FMT" "$r" ct-analyze-v1 "$wall" "$cpu" "$(calc "printf \"%.1f\", $rss / 1024")" "$eps"
+    # The same table from either format, but for the header line naming the file.
+    if ! cmp -s <(grep -v '^# conntracker flows from' "$out_ct") <(grep -v '^# conntracker flows from' "$WORK/v1-$n.out"); then
+      KEEP_WORK=1
+      die "ct-analyze printed another table from the format 1 journal of $n events (outputs in $WORK)"
+    fi
 
     timed "$WORK/m.txt" sh -c 'LC_ALL=C mawk -f "$1" "$2" | LC_ALL=C sort -u >"$3"' sh \
       "$ROOT/bench/replay.awk" "$text" "$out_awk"
@@ -211,6 +229,8 @@ bench_size() {
   CT_RSS_KIB[$n]=$(col "$n" ct 6)
   CT_RSS[$n]=$(calc "printf \"%.1f\", ${CT_RSS_KIB[$n]} / 1024")
   RATIO[$n]=$(calc "printf \"%.2f\", ${CT_EPS[$n]} / ${AWK_EPS[$n]}")
+  V1_EPS[$n]=$(calc "printf \"%.0f\", $(col "$n" v1 7)")
+  V2_RATIO[$n]=$(calc "printf \"%.2f\", ${CT_EPS[$n]} / ${V1_EPS[$n]}")
   echo "median of $RUNS runs, $n events:"
   echo "  ct-analyze: ${CT_EPS[$n]} events/s (wall $(col "$n" ct 4) s, cpu $(col "$n" ct 5) s), peak RSS ${CT_RSS[$n]} MiB"
   echo "  awk|sort: ${AWK_EPS[$n]} events/s (wall $(col "$n" awk 4) s, cpu $(col "$n" awk 5) s)," \
@@ -218,8 +238,13 @@ bench_size() {
   # CPU seconds too: on a busy machine wall time also counts waiting for a core.
   echo "  ratio ct-analyze / awk|sort: ${RATIO[$n]} (events/s);" \
     "$(calc "printf \"%.2f\", $(col "$n" awk 5) / $(col "$n" ct 5)") in CPU seconds"
+  echo "  ct-analyze on format 1: ${V1_EPS[$n]} events/s (wall $(col "$n" v1 4) s, cpu $(col "$n" v1 5) s)," \
+    "peak RSS $(calc "printf \"%.1f\", $(col "$n" v1 6) / 1024") MiB"
+  echo "  ratio format 2 / format 1: ${V2_RATIO[$n]} (events/s);" \
+    "$(calc "printf \"%.2f\", $(col "$n" v1 5) / $(col "$n" ct 5)") in CPU seconds"
   echo "  journal: $(calc "printf \"%.1f\", $(kv journal_bytes "$DATA/meta.txt") / $n") B/event;" \
-    "text: $(calc "printf \"%.1f\", $(kv text_bytes "$DATA/meta.txt") / $n") B/event"
+    "text: $(calc "printf \"%.1f\", $(kv text_bytes "$DATA/meta.txt") / $n") B/event;" \
+    "format 1: $(calc "printf \"%.1f\", $(kv journal_bytes "$DATA/meta-v1.txt") / $n") B/event"
 }
 
 echo "bench/replay: ${SIZES[*]} events, $FLOWS flows, $RUNS runs, $(nproc) CPUs, kernel $(uname -r)," \
@@ -244,6 +269,8 @@ if [ -n "${CT_EPS[10000000]:-}" ]; then
 else
   echo "  >= 3 M events/s at 10000000 events: not measured (no 10000000-event size in this run)"
 fi
+echo "  format 2 replays at least as fast as format 1 at $big events (issue 15): $(met "${V2_RATIO[$big]} >= 1")" \
+  "(${V2_RATIO[$big]}x in events/s)"
 small=${SIZES[0]}
 large=${SIZES[-1]}
 if [ "$small" != "$large" ]; then

@@ -121,7 +121,29 @@ t.test(
         'm',
       ),
     );
-    t.match(out, new RegExp(`^  journal: ${NUM} B/event; text: ${NUM} B/event$`, 'm'));
+    t.match(
+      out,
+      new RegExp(
+        `^  journal: ${NUM} B/event; text: ${NUM} B/event; format 1: ${NUM} B/event$`,
+        'm',
+      ),
+    );
+    t.match(out, new RegExp(`^1 +ct-analyze-v1 +${NUM} +${NUM} +${NUM} +\\d+$`, 'm'));
+    t.match(
+      out,
+      new RegExp(
+        `^  ratio format 2 / format 1: ${NUM} \\(events/s\\); ${NUM} in CPU seconds$`,
+        'm',
+      ),
+      'format 2 is timed against format 1 in the same runs',
+    );
+    t.match(
+      out,
+      new RegExp(
+        `^  format 2 replays at least as fast as format 1 at ${EVENTS} events \\(issue 15\\): (met|NOT met) \\(${NUM}x in events/s\\)$`,
+        'm',
+      ),
+    );
     t.match(
       out,
       new RegExp(
