@@ -2,15 +2,16 @@
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
 import { CtError, Exit } from '../../common/errors.js';
-import type { CtEvent } from '../../journal/event.js';
 import { type JournalReader, openJournal } from '../../journal/reader.js';
 import { type Collapse, formatCollapse } from '../core/flows.js';
 import { analyzeJournalsInParallel } from '../core/replay.js';
 import { inWindow, NO_WINDOW, type TimeWindow } from '../core/slice.js';
+import type { ExportBatch } from './batch.js';
 import { ExportFiles, type FileIo } from './files.js';
 import { NdjsonEventPart, NdjsonFlowPart } from './ndjson.js';
 import type { Compression } from './parquet.js';
 import { ParquetEventPart, ParquetFlowPart } from './parquet-parts.js';
+import { exportBatches, type ReadEnd } from './read.js';
 import type { EventPart, FlowPart, JournalContext } from './rows.js';
 import { schemaJson } from './schema.js';
 import { AddressCache, hiveEscape, TimeText } from './values.js';
@@ -173,10 +174,12 @@ async function exportEvents(
     const all = window.since === null && window.until === null;
     let seq = 0;
     let rows = 0;
-    for (const batch of reader.batches()) {
-      for (const ev of batch) {
-        if (all || inWindow(window, ev.time)) {
-          parts.add(ev, seq);
+    const end: { value?: ReadEnd } = {};
+    for await (const b of exportBatches(reader, end)) {
+      const time = b.time;
+      for (let i = 0; i < b.n; i++) {
+        if (all || inWindow(window, time[i] as number)) {
+          parts.add(b, i, seq);
           rows++;
         }
         seq++;
@@ -184,14 +187,14 @@ async function exportEvents(
       await parts.ready();
     }
     await parts.finish();
-    const sha = reader.sha256;
-    if (sha !== undefined && sha !== id.sha256) {
+    const state = end.value as ReadEnd;
+    if (state.sha256 !== undefined && state.sha256 !== id.sha256) {
       throw new CtError(
         'ECHANGED',
         `${id.path} changed while it was exported (its digest is no longer the one its rows name): export it again once it is no longer written`,
       );
     }
-    endWarnings(reader, io);
+    endWarnings(reader.path, state, io);
     return rows;
   } finally {
     reader.close();
@@ -199,20 +202,15 @@ async function exportEvents(
 }
 
 /** The warnings ct-analyze gives for a journal that did not end cleanly. */
-function endWarnings(reader: JournalReader, io: ExportIo): void {
-  const tail = reader.tail;
+function endWarnings(path: string, end: ReadEnd, io: ExportIo): void {
+  const tail = end.tail;
   if (tail !== undefined && tail.ignoredBytes > 0) {
-    io.warn(
-      `${reader.path}: ignored ${tail.ignoredBytes} trailing bytes (recording did not end cleanly)`,
-    );
-  } else if (reader.trailer === undefined) {
-    io.warn(
-      `${reader.path}: no trailer (recording did not end cleanly); exported the events it holds`,
-    );
+    io.warn(`${path}: ignored ${tail.ignoredBytes} trailing bytes (recording did not end cleanly)`);
+  } else if (!end.trailer) {
+    io.warn(`${path}: no trailer (recording did not end cleanly); exported the events it holds`);
   }
-  const { lost, gaps } = reader.counts;
-  if (gaps > 0)
-    io.warn(`${reader.path}: ${lost} events lost in ${gaps} gaps: flows may be missing`);
+  const { lost, gaps } = end.counts;
+  if (gaps > 0) io.warn(`${path}: ${lost} events lost in ${gaps} gaps: flows may be missing`);
 }
 
 /**
@@ -242,13 +240,13 @@ class EventPartitions {
     this.#dir = `events/host=${hiveEscape(j.host)}`;
   }
 
-  add(ev: CtEvent, seq: number): void {
-    const day = TimeText.day(ev.time);
+  add(b: ExportBatch, i: number, seq: number): void {
+    const day = TimeText.day(b.time[i] as number);
     let part = day === this.#lastDay ? this.#last : this.#open.get(day);
     if (part === undefined || part.rows >= this.#partRows) part = this.#start(day, part);
     this.#lastDay = day;
     this.#last = part;
-    part.add(ev, seq);
+    part.add(b, i, seq);
   }
 
   #start(day: number, full: EventPart | undefined): EventPart {

@@ -1,6 +1,6 @@
 // NDJSON part files: one JSON object per line, column names as schema.ts, ClickHouse JSONEachRow and jq read them.
-import type { CtEvent } from '../../journal/event.js';
 import { type Collapse, type Flow, formatCollapse } from '../core/flows.js';
+import { type ExportBatch, F_COUNTERS, F_KERNEL, F_MARK, F_START, F_TCP, F_ZONE } from './batch.js';
 import type { ExportFiles, OutputFile } from './files.js';
 import type { EventPart, FlowPart, JournalContext } from './rows.js';
 import type { AddressCache, TimeText } from './values.js';
@@ -99,12 +99,6 @@ class ByteFile {
     this.pos = p;
   }
 
-  /** An integer or null. */
-  maybe(n: number | undefined): void {
-    if (n === undefined) this.raw(K.null);
-    else this.uint(n);
-  }
-
   /** Exactly six digits (a time's fraction). */
   six(n: number): void {
     const buf = this.buf;
@@ -163,33 +157,34 @@ export class NdjsonEventPart implements EventPart {
     return this.#out.rows;
   }
 
-  add(ev: CtEvent, seq: number): void {
-    const o = ev.orig;
-    const r = ev.reply;
+  add(b: ExportBatch, i: number, seq: number): void {
     const a = this.#addrs;
-    const src = a.get(o.src);
-    const dst = a.get(o.dst);
-    const rsrc = a.get(r.src);
-    const rdst = a.get(r.dst);
+    const len = b.family[i] === 4 ? 4 : 16;
+    const at = 16 * i;
+    const src = a.words(b.addr, at, len);
+    const dst = a.words(b.addr, at + 4, len);
+    const rsrc = a.words(b.addr, at + 8, len);
+    const rdst = a.words(b.addr, at + 12, len);
+    const flags = b.flags[i] as number;
     const w = this.#out;
     w.raw(this.#head);
     w.uint(seq);
     w.raw(K.time);
-    const time = ev.time;
+    const time = b.time[i] as number;
     w.raw(this.#times.prefixBytes(time));
     w.six(time % 1e6);
     w.raw(K.timeUs);
     w.uint(time);
-    w.raw(ev.timeKernel ? K.kernelTrue : K.kernelFalse);
-    w.uint(ev.type);
+    w.raw(flags & F_KERNEL ? K.kernelTrue : K.kernelFalse);
+    w.uint(b.type[i] as number);
     w.raw(K.family);
-    w.uint(ev.family);
+    w.uint(b.family[i] as number);
     w.raw(K.proto);
-    w.uint(ev.proto);
+    w.uint(b.proto[i] as number);
     w.raw(K.status);
-    w.uint(ev.status);
+    w.uint(b.status[i] as number);
     w.raw(K.id);
-    w.uint(ev.id);
+    w.uint(b.id[i] as number);
     w.raw(K.src);
     w.raw(src.textBytes);
     w.raw(K.dst);
@@ -199,15 +194,15 @@ export class NdjsonEventPart implements EventPart {
     w.raw(K.dstBin);
     w.raw(dst.hexBytes);
     w.raw(K.sport);
-    w.uint(o.sport);
+    w.uint(b.sport[i] as number);
     w.raw(K.dport);
-    w.uint(o.dport);
+    w.uint(b.dport[i] as number);
     w.raw(K.icmpType);
-    w.uint(o.icmpType);
+    w.uint(b.icmpType[i] as number);
     w.raw(K.icmpCode);
-    w.uint(o.icmpCode);
+    w.uint(b.icmpCode[i] as number);
     w.raw(K.icmpId);
-    w.uint(o.icmpId);
+    w.uint(b.icmpId[i] as number);
     w.raw(K.replySrc);
     w.raw(rsrc.textBytes);
     w.raw(K.replyDst);
@@ -217,29 +212,31 @@ export class NdjsonEventPart implements EventPart {
     w.raw(K.replyDstBin);
     w.raw(rdst.hexBytes);
     w.raw(K.replySport);
-    w.uint(r.sport);
+    w.uint(b.replySport[i] as number);
     w.raw(K.replyDport);
-    w.uint(r.dport);
+    w.uint(b.replyDport[i] as number);
     w.raw(K.tcpState);
-    w.maybe(ev.tcpState);
+    if (flags & F_TCP) w.uint(b.tcpState[i] as number);
+    else w.raw(K.null);
     w.raw(K.startUs);
-    w.maybe(ev.start);
+    if (flags & F_START) w.uint(b.start[i] as number);
+    else w.raw(K.null);
     w.raw(K.mark);
-    w.maybe(ev.mark);
+    if (flags & F_MARK) w.uint(b.mark[i] as number);
+    else w.raw(K.null);
     w.raw(K.zone);
-    w.maybe(ev.zone);
-    const c = ev.counters;
-    if (c === undefined) w.raw(K.noCounters);
-    else {
+    if (flags & F_ZONE) w.uint(b.zone[i] as number);
+    else w.raw(K.null);
+    if (flags & F_COUNTERS) {
       w.raw(K.origPackets);
-      w.uint(c.origPackets);
+      w.uint(b.origPackets[i] as number);
       w.raw(K.origBytes);
-      w.uint(c.origBytes);
+      w.uint(b.origBytes[i] as number);
       w.raw(K.replyPackets);
-      w.uint(c.replyPackets);
+      w.uint(b.replyPackets[i] as number);
       w.raw(K.replyBytes);
-      w.uint(c.replyBytes);
-    }
+      w.uint(b.replyBytes[i] as number);
+    } else w.raw(K.noCounters);
     w.raw(this.#tail);
     w.endRow();
   }

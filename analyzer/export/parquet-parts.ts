@@ -1,6 +1,6 @@
 // Parquet part files of events and of flows: rows buffered column by column, a row group written every ROW_GROUP rows.
-import type { CtEvent } from '../../journal/event.js';
 import { type Collapse, type Flow, formatCollapse } from '../core/flows.js';
+import { type ExportBatch, F_COUNTERS, F_KERNEL, F_MARK, F_START, F_TCP, F_ZONE } from './batch.js';
 import type { ExportFiles } from './files.js';
 import { type ColumnData, type Compression, ParquetFile } from './parquet.js';
 import type { EventPart, FlowPart, JournalContext } from './rows.js';
@@ -109,52 +109,47 @@ export class ParquetEventPart implements EventPart {
     return this.#rows;
   }
 
-  add(ev: CtEvent, seq: number): void {
-    const i = this.#n++;
-    const o = ev.orig;
-    const r = ev.reply;
+  add(b: ExportBatch, i: number, seq: number): void {
+    const k = this.#n++;
     const a = this.#addrs;
     const d = this.#dict;
-    this.#seq[i] = seq;
-    this.#time[i] = ev.time;
-    this.#kernel[i] = ev.timeKernel ? 1 : 0;
-    this.#type[i] = ev.type;
-    this.#family[i] = ev.family;
-    this.#proto[i] = ev.proto;
-    this.#status[i] = ev.status | 0;
-    this.#id[i] = ev.id | 0;
-    this.#src[i] = d.index(a.get(o.src));
-    this.#dst[i] = d.index(a.get(o.dst));
-    this.#sport[i] = o.sport;
-    this.#dport[i] = o.dport;
-    this.#icmpType[i] = o.icmpType;
-    this.#icmpCode[i] = o.icmpCode;
-    this.#icmpId[i] = o.icmpId;
-    this.#rsrc[i] = d.index(a.get(r.src));
-    this.#rdst[i] = d.index(a.get(r.dst));
-    this.#rsport[i] = r.sport;
-    this.#rdport[i] = r.dport;
-    const tcp = ev.tcpState;
-    this.#hasTcpState[i] = tcp === undefined ? 0 : 1;
-    this.#tcpState[i] = tcp ?? 0;
-    const start = ev.start;
-    this.#hasStart[i] = start === undefined ? 0 : 1;
-    this.#start[i] = start ?? 0;
-    const mark = ev.mark;
-    this.#hasMark[i] = mark === undefined ? 0 : 1;
-    this.#mark[i] = (mark ?? 0) | 0;
-    const zone = ev.zone;
-    this.#hasZone[i] = zone === undefined ? 0 : 1;
-    this.#zone[i] = zone ?? 0;
-    const c = ev.counters;
-    if (c === undefined) this.#hasCounters[i] = 0;
-    else {
-      this.#hasCounters[i] = 1;
-      this.#origPackets[i] = c.origPackets;
-      this.#origBytes[i] = c.origBytes;
-      this.#replyPackets[i] = c.replyPackets;
-      this.#replyBytes[i] = c.replyBytes;
-    }
+    const len = b.family[i] === 4 ? 4 : 16;
+    const at = 16 * i;
+    const flags = b.flags[i] as number;
+    this.#seq[k] = seq;
+    this.#time[k] = b.time[i] as number;
+    this.#kernel[k] = flags & F_KERNEL;
+    this.#type[k] = b.type[i] as number;
+    this.#family[k] = b.family[i] as number;
+    this.#proto[k] = b.proto[i] as number;
+    this.#status[k] = (b.status[i] as number) | 0;
+    this.#id[k] = (b.id[i] as number) | 0;
+    this.#src[k] = d.index(a.words(b.addr, at, len));
+    this.#dst[k] = d.index(a.words(b.addr, at + 4, len));
+    this.#rsrc[k] = d.index(a.words(b.addr, at + 8, len));
+    this.#rdst[k] = d.index(a.words(b.addr, at + 12, len));
+    this.#sport[k] = b.sport[i] as number;
+    this.#dport[k] = b.dport[i] as number;
+    this.#icmpType[k] = b.icmpType[i] as number;
+    this.#icmpCode[k] = b.icmpCode[i] as number;
+    this.#icmpId[k] = b.icmpId[i] as number;
+    this.#rsport[k] = b.replySport[i] as number;
+    this.#rdport[k] = b.replyDport[i] as number;
+    this.#hasTcpState[k] = flags & F_TCP ? 1 : 0;
+    this.#tcpState[k] = b.tcpState[i] as number;
+    this.#hasStart[k] = flags & F_START ? 1 : 0;
+    this.#start[k] = b.start[i] as number;
+    this.#hasMark[k] = flags & F_MARK ? 1 : 0;
+    this.#mark[k] = (b.mark[i] as number) | 0;
+    this.#hasZone[k] = flags & F_ZONE ? 1 : 0;
+    this.#zone[k] = b.zone[i] as number;
+    if (flags & F_COUNTERS) {
+      this.#hasCounters[k] = 1;
+      this.#origPackets[k] = b.origPackets[i] as number;
+      this.#origBytes[k] = b.origBytes[i] as number;
+      this.#replyPackets[k] = b.replyPackets[i] as number;
+      this.#replyBytes[k] = b.replyBytes[i] as number;
+    } else this.#hasCounters[k] = 0;
     this.#rows++;
     if (this.#n === ROW_GROUP) this.#flush();
   }

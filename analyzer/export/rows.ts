@@ -1,6 +1,6 @@
 // What a part file is given: a journal's constant columns, and the writer interface both formats implement.
-import type { CtEvent } from '../../journal/event.js';
 import type { Flow } from '../core/flows.js';
+import type { ExportBatch } from './batch.js';
 
 /** The columns every event of one journal shares, and what names its part files. */
 export interface JournalContext {
@@ -15,7 +15,8 @@ export interface JournalContext {
 /** One part file of events, rows appended in journal order. */
 export interface EventPart {
   readonly rows: number;
-  add(ev: CtEvent, seq: number): void;
+  /** Event i of the batch, the journal's event number seq. */
+  add(b: ExportBatch, i: number, seq: number): void;
   /** Writes what is ready (Parquet: row groups whose compression is done). */
   ready(): Promise<void>;
   /** Writes what is buffered and the file's end; the file then waits for commit. */

@@ -1,4 +1,5 @@
 // The values the export writes per event, cached: addresses (text, hex, 16 bytes), times, dates, partition names.
+import { addressWords, wordsAddress } from '../../journal/event-columns.js';
 import { formatAddress } from '../core/address.js';
 
 const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
@@ -34,18 +35,27 @@ export class AddressCache {
   readonly #index = new Int32Array(SLOTS).fill(-1);
   #values: AddressValue[] = [];
 
+  readonly #scratch = new Uint32Array(4);
+
+  /** The value of a 4- or 16-byte address. */
   get(a: Uint8Array): AddressValue {
+    addressWords(a, this.#scratch, 0);
+    return this.words(this.#scratch, 0, a.length === 4 ? 4 : 16);
+  }
+
+  /** The value of the address in words[at …] (journal/event-columns.ts' words), 4 or 16 bytes. */
+  words(words: Uint32Array, at: number, length: 4 | 16): AddressValue {
     let w0 = 0;
     let w1 = 0;
     let w2 = 0xffff;
     let w3: number;
-    if (a.length === 4) {
-      w3 = word(a, 0);
+    if (length === 4) {
+      w3 = words[at] as number;
     } else {
-      w0 = word(a, 0);
-      w1 = word(a, 4);
-      w2 = word(a, 8);
-      w3 = word(a, 12);
+      w0 = words[at] as number;
+      w1 = words[at + 1] as number;
+      w2 = words[at + 2] as number;
+      w3 = words[at + 3] as number;
     }
     let h = Math.imul(w0 ^ Math.imul(w1, 0x9e3779b1), 0x85ebca6b) ^ Math.imul(w2 ^ w3, 0xc2b2ae35);
     h ^= h >>> 15;
@@ -55,14 +65,14 @@ export class AddressCache {
     const index = this.#index;
     for (let s = h & (SLOTS - 1); ; s = (s + 1) & (SLOTS - 1)) {
       const v = index[s] as number;
-      if (v < 0) return this.#add(s, a, w0, w1, w2, w3);
+      if (v < 0) return this.#add(s, wordsAddress(words, at, length), w0, w1, w2, w3);
       const k = s * 4;
       if (
         keys[k + 3] === w3 &&
         keys[k] === w0 &&
         keys[k + 1] === w1 &&
         keys[k + 2] === w2 &&
-        this.#lengths[s] === a.length
+        this.#lengths[s] === length
       ) {
         return this.#values[v] as AddressValue;
       }
@@ -102,16 +112,6 @@ export class AddressCache {
     this.#values.push(v);
     return v;
   }
-}
-
-function word(a: Uint8Array, at: number): number {
-  return (
-    (((a[at] as number) << 24) |
-      ((a[at + 1] as number) << 16) |
-      ((a[at + 2] as number) << 8) |
-      (a[at + 3] as number)) >>>
-    0
-  );
 }
 
 const US_PER_DAY = 86_400_000_000;

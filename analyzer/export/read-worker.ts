@@ -1,0 +1,60 @@
+// The reading thread of an export: reads, checks and decodes a journal, posting every event's fields as export batches.
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { CtError } from '../../common/errors.js';
+import { JournalFault } from '../../journal/fault.js';
+import { readerOnFd } from '../../journal/reader.js';
+import { ExportBatch } from './batch.js';
+import { endOf, type ReadMessage, type ReadWorkerData } from './read.js';
+
+const { path, fd, credits } = workerData as ReadWorkerData;
+const port = parentPort;
+if (port === null) throw new Error('read-worker runs as a worker thread only');
+
+const post = (m: ReadMessage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+
+// Buffers the main thread is done with come back and are reused.
+const pool: ArrayBuffer[] = [];
+function alloc(bytes: number): ArrayBuffer {
+  const p = port as NonNullable<typeof port>;
+  for (let m = receiveMessageOnPort(p); m !== undefined; m = receiveMessageOnPort(p)) {
+    pool.push(m.message as ArrayBuffer);
+  }
+  const i = pool.findIndex((b) => b.byteLength >= bytes);
+  return i >= 0 ? (pool.splice(i, 1)[0] as ArrayBuffer) : new ArrayBuffer(bytes);
+}
+
+/** Waits for the main thread to have room for one more batch (bounded memory in between). */
+function takeCredit(): void {
+  for (;;) {
+    const now = Atomics.load(credits, 0);
+    if (now > 0 && Atomics.compareExchange(credits, 0, now, now - 1) === now) return;
+    if (now <= 0) Atomics.wait(credits, 0, now, 1000);
+  }
+}
+
+try {
+  const reader = readerOnFd(path, fd);
+  for (const events of reader.batches()) {
+    // A fresh batch over a pooled buffer each time: the buffer is handed over.
+    const batch = new ExportBatch();
+    batch.fill(events, alloc);
+    takeCredit();
+    post({ kind: 'events', buf: batch.buffer, n: batch.n }, [batch.buffer]);
+  }
+  post({ kind: 'end', ...endOf(reader) });
+} catch (err) {
+  if (err instanceof JournalFault) {
+    post({
+      kind: 'fault',
+      code: err.code as 'ECORRUPT' | 'EMODIFIED',
+      offset: err.offset,
+      why: err.why,
+      atFrame: err.atFrame,
+    });
+  } else if (err instanceof CtError) {
+    post({ kind: 'error', code: err.code, message: err.message, exit: err.exit });
+  } else {
+    const e = err as Error;
+    post({ kind: 'bug', message: e?.stack ?? String(err) });
+  }
+}
