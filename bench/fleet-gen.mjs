@@ -12,8 +12,9 @@
 //
 // The fleet, per day (scale 1), chosen to look like a small data centre's:
 // - every 20th host is a busy front (web, DNS or database in turn, ~2 M events/day each: 5 %);
-// - every 50th host (from host 1) is a NAT gateway (~400 k events/day: 2 %);
-// - the rest are quiet servers (20–60 k events/day), mostly monitoring, DNS and app traffic.
+// - every 50th host (from host 1) is a NAT gateway (~500 k events/day: 2 %);
+// - the rest are quiet servers (33–78 k events/day, median 55 k), mostly monitoring, DNS and
+//   app traffic.
 // All hosts share one address plan and one set of services (monitoring, resolvers, NTP, mirror,
 // loghost, admin workstations), as a real fleet does. Event rates follow a diurnal curve.
 import { mkdirSync, statSync } from 'node:fs';
