@@ -358,21 +358,22 @@ for n in "${SIZES[@]}"; do
   if [ -z "$WIN_ALL" ] && calc "exit !($sqw + $exw < $ctw)"; then WIN_ALL=$n; fi
 done
 echo "  (x: duckdb-sql / $BASE; below 1 the engine is faster or smaller)"
+hosts() { if [ "$1" = 1 ]; then echo '1 host'; else echo "$1 hosts"; fi; }
 smallest=''
 [ "$WIN" != "${SIZES[0]}" ] || smallest=', the smallest size measured: try smaller ones with --sizes'
 if [ -n "$WIN" ]; then
-  echo "where the engine starts to win: the SQL over the export beats $BASE in wall time from $WIN hosts on (of ${SIZES[*]}$smallest)"
+  echo "where the engine starts to win: the SQL over the export beats $BASE in wall time from $(hosts "$WIN") on (of ${SIZES[*]}$smallest)"
 else
   echo "where the engine starts to win: not within ${SIZES[*]} hosts: $BASE is faster at every size measured"
 fi
 # CPU seconds too: on a busy machine wall time also counts waiting for a core.
 if [ -n "$WIN_CPU" ]; then
-  echo "  in CPU seconds from $WIN_CPU hosts on"
+  echo "  in CPU seconds from $(hosts "$WIN_CPU") on"
 else
   echo "  in CPU seconds: at no size measured"
 fi
 if [ -n "$WIN_ALL" ]; then
-  echo "  export + SQL together beat it from $WIN_ALL hosts on"
+  echo "  export + SQL together beat it from $(hosts "$WIN_ALL") on"
 else
   echo "  export + SQL together: slower than $BASE at every size measured (the export is paid once per journal)"
 fi
