@@ -1,8 +1,10 @@
 // ct-analyze export from the command line: usage errors, an output it cannot write, flat memory in the journal's size, the bench script.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { parseCollapse } from '../../../analyzer/core/flows.js';
+import { runExport } from '../../../analyzer/export/export.js';
 import { PACKAGE_ROOT } from '../../../common/package.js';
 import { tempDir } from '../../helpers/journals.js';
 
@@ -94,6 +96,23 @@ t.test(
         });
         t.equal(res.code, 0, res.err);
         peak[`${format} ${events}`] = Number(readFileSync(rss, 'utf8'));
+      }
+      if (events === 300_000) {
+        // The built CLI read it on its second thread; from sources it is read on this one.
+        const here = join(dir, 'here');
+        const collapse = parseCollapse('1024');
+        const cmd = { journals: [journal], what: 'events' as const, collapse, force: false };
+        await runExport({ ...cmd, format: 'ndjson', output: here }, { warn() {}, note() {} });
+        const [part] = readdirSync(join(here, 'events', 'host=bench-replay'), { recursive: true })
+          .map(String)
+          .filter((f) => f.endsWith('.ndjson'));
+        const rel = join('events', 'host=bench-replay', part as string);
+        t.ok(
+          readFileSync(join(here, rel)).equals(
+            readFileSync(join(dir, `out-ndjson-${events}`, rel)),
+          ),
+          'the reading thread and this one give the same bytes',
+        );
       }
     }
     t.comment(`peak RSS (kB): ${JSON.stringify(peak)}`);
