@@ -91,6 +91,8 @@ Examples:
       an nftables ruleset allowing the recorded flows (check it: nft -c -f conntracker.nft)
   $ ${NAME} check --ruleset /etc/nftables.conf journal.mpk
       which recorded flows the ruleset would block, and by which rule
+  $ ${NAME} export -o /srv/flows fw1-*.mpk
+      the events as Parquet, one directory per host and day, for DuckDB, ClickHouse or Spark
   $ ${NAME} verify journal.mpk
       is the journal complete and unmodified? (a journal named "verify": ./verify)
 
