@@ -573,9 +573,17 @@ var rp = 0;
 
 /** An unsigned LEB128 of at most 8 bytes and 2^53−1 at lb[rp], before `end`. */
 function readUv(end: number, what: string): number {
+  // The first 4 bytes (28 bits) in int32 arithmetic: counters, marks and zones mostly fit, and
+  // the replay reads 4 counters per destroy event.
   let v = 0;
-  let mul = 1;
-  for (let k = 0; k < 8; k++) {
+  for (let shift = 0; shift < 28; shift += 7) {
+    if (rp >= end) throw new Damage(`${what} runs past its column`);
+    const x = lb[rp++] as number;
+    v |= (x & 0x7f) << shift;
+    if (x < 0x80) return v;
+  }
+  let mul = 0x10000000;
+  for (let k = 4; k < 8; k++) {
     if (rp >= end) throw new Damage(`${what} runs past its column`);
     const x = lb[rp++] as number;
     v += (x & 0x7f) * mul;
@@ -860,9 +868,10 @@ function sameEntry(b: Uint8Array, table: number, family: number, i: number, j: n
   return true;
 }
 
-// Words of the address tables for the scan: 4 per entry, as EventColumns holds addresses.
-let words4 = new Uint32Array(0);
-let words6 = new Uint32Array(0);
+// The scan's addresses per connection, as EventColumns holds them (4 words each, addressWords):
+// orig src, orig dst, then reply src and dst where the connection is translated. Filled once per
+// connection, copied per event (a connection has ~4 events in a frame of the replay mix).
+let connWords = new Uint32Array(0);
 
 /**
  * The one event loop: checks every event (indexes, time, optional fields, each column read
@@ -876,35 +885,50 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
   const nKind = q.nKind;
   const cw = q.cw;
   const kw = q.kw;
+  const eConnAt = q.eConn;
+  const eKindAt = q.eKind;
   const tEnd = q.x;
   const xEnd = q.end;
   let t = q.t;
   let x = q.x;
   let prev = 0;
   let m = 0;
-  let w4 = words4;
-  let w6 = words6;
+  let cWords = connWords;
   if (cols !== undefined) {
-    if (w4.length < 4 * q.nA4) words4 = w4 = new Uint32Array(Math.max(4 * q.nA4, 2 * w4.length));
-    if (w6.length < 4 * q.nA6) words6 = w6 = new Uint32Array(Math.max(4 * q.nA6, 2 * w6.length));
-    for (let e = 0; e < q.nA4; e++) {
-      w4[4 * e] = word(b, q.a4 + 4 * e);
-      w4[4 * e + 1] = 0;
-      w4[4 * e + 2] = 0;
-      w4[4 * e + 3] = 0;
+    if (cWords.length < 16 * nConn) {
+      connWords = cWords = new Uint32Array(Math.max(16 * nConn, 2 * cWords.length));
     }
-    for (let e = 0; e < q.nA6; e++) {
-      const p = q.a6 + 16 * e;
-      w6[4 * e] = word(b, p);
-      w6[4 * e + 1] = word(b, p + 4);
-      w6[4 * e + 2] = word(b, p + 8);
-      w6[4 * e + 3] = word(b, p + 12);
+    const a4 = q.a4;
+    const a6 = q.a6;
+    const fams = kFam;
+    const addrs = kAddr;
+    const nats = kNat;
+    for (let k = 0; k < nConn; k++) {
+      const k4 = 4 * k;
+      const k16 = 16 * k;
+      const v4 = fams[k] === 4;
+      const ends = nats[k] === 0 ? 2 : 4;
+      for (let e = 0; e < ends; e++) {
+        const at = k16 + 4 * e;
+        const entry = addrs[k4 + e] as number;
+        if (v4) {
+          cWords[at] = word(b, a4 + 4 * entry);
+          cWords[at + 1] = 0;
+          cWords[at + 2] = 0;
+          cWords[at + 3] = 0;
+        } else {
+          const p = a6 + 16 * entry;
+          cWords[at] = word(b, p);
+          cWords[at + 1] = word(b, p + 4);
+          cWords[at + 2] = word(b, p + 8);
+          cWords[at + 3] = word(b, p + 12);
+        }
+      }
     }
   }
   // Module-level tables and the columns as locals (module-level `let` costs a check per access).
   const cFam = kFam;
   const cProto = kProto;
-  const cAddr = kAddr;
   const cPorts = kPorts;
   const cIcmp = kIcmp;
   const cNat = kNat;
@@ -926,11 +950,11 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
   const cIcmpCode = c.icmpCode;
   const cNatC = c.nat;
   for (let i = 0; i < n; i++) {
-    const v = cw === 1 ? (b[q.eConn + i] as number) : indexAt(b, q.eConn + cw * i, cw);
+    const v = cw === 1 ? (b[eConnAt + i] as number) : indexAt(b, eConnAt + cw * i, cw);
     if (v > m) throw new Damage(`event ${i} names connection −${v} of ${m} introduced`);
     const k = m - v;
     if (v === 0) m++;
-    const d = kw === 1 ? (b[q.eKind + i] as number) : indexAt(b, q.eKind + kw * i, kw);
+    const d = kw === 1 ? (b[eKindAt + i] as number) : indexAt(b, eKindAt + kw * i, kw);
     if (k >= nConn) throw new Damage(`event ${i} introduces connection ${k} of ${nConn}`);
     if (d >= nKind) throw new Damage(`event ${i} kind index ${d} is beyond ${nKind}`);
     const flags = dFlags[d] as number;
@@ -983,27 +1007,24 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
       }
       x = rp;
     }
-    const fam = cFam[k] as number;
-    const k4 = 4 * k;
     if (cols !== undefined) {
-      const w = fam === 4 ? w4 : w6;
+      const k4 = 4 * k;
       cType[i] = (flags & 3) + 1;
-      cFamily[i] = fam;
+      cFamily[i] = cFam[k] as number;
       cProtoC[i] = cProto[k] as number;
       cStatus[i] = dStatus[d] as number;
       cMark[i] = mark;
       cTime[i] = time;
       const i4 = 4 * i;
-      const s4 = 4 * (cAddr[k4] as number);
-      const d4 = 4 * (cAddr[k4 + 1] as number);
-      cSrc[i4] = w[s4] as number;
-      cSrc[i4 + 1] = w[s4 + 1] as number;
-      cSrc[i4 + 2] = w[s4 + 2] as number;
-      cSrc[i4 + 3] = w[s4 + 3] as number;
-      cDst[i4] = w[d4] as number;
-      cDst[i4 + 1] = w[d4 + 1] as number;
-      cDst[i4 + 2] = w[d4 + 2] as number;
-      cDst[i4 + 3] = w[d4 + 3] as number;
+      const k16 = 16 * k;
+      cSrc[i4] = cWords[k16] as number;
+      cSrc[i4 + 1] = cWords[k16 + 1] as number;
+      cSrc[i4 + 2] = cWords[k16 + 2] as number;
+      cSrc[i4 + 3] = cWords[k16 + 3] as number;
+      cDst[i4] = cWords[k16 + 4] as number;
+      cDst[i4 + 1] = cWords[k16 + 5] as number;
+      cDst[i4 + 2] = cWords[k16 + 6] as number;
+      cDst[i4 + 3] = cWords[k16 + 7] as number;
       cSport[i] = cPorts[k4] as number;
       cDport[i] = cPorts[k4 + 1] as number;
       cIcmpType[i] = cIcmp[6 * k] as number;
@@ -1011,11 +1032,9 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
       const nat = cNat[k] as number;
       cNatC[i] = nat;
       if (nat !== 0) {
-        const rs4 = 4 * (cAddr[k4 + 2] as number);
-        const rd4 = 4 * (cAddr[k4 + 3] as number);
         for (let z = 0; z < 4; z++) {
-          cols.replySrc[i4 + z] = w[rs4 + z] as number;
-          cols.replyDst[i4 + z] = w[rd4 + z] as number;
+          cols.replySrc[i4 + z] = cWords[k16 + 8 + z] as number;
+          cols.replyDst[i4 + z] = cWords[k16 + 12 + z] as number;
         }
         cols.replySport[i] = cPorts[k4 + 2] as number;
         cols.replyDport[i] = cPorts[k4 + 3] as number;
@@ -1126,3 +1145,70 @@ export function scanEventsV2(payload: Uint8Array, _fields: number, cols: EventCo
 
 const EMPTY = new Uint8Array(0);
 const NO_COLUMNS = new EventColumns();
+
+/** A checked layout with its dictionaries, for an event loop of another reader's own. */
+export interface LayoutV2 {
+  n: number;
+  nConn: number;
+  nKind: number;
+  nA4: number;
+  nA6: number;
+  layout: Uint8Array;
+  /** Byte widths of the connection and kind indexes; offsets of the columns in `layout`. */
+  cw: number;
+  kw: number;
+  a4: number;
+  a6: number;
+  eConn: number;
+  eKind: number;
+  t: number;
+  x: number;
+  end: number;
+  /** Connection k: as parseLayout decodes them (kAddr: 4 address indexes, kPorts: 4, kIcmp: 6). */
+  kFam: Uint8Array;
+  kProto: Uint8Array;
+  kId: Uint32Array;
+  kAddr: Uint32Array;
+  kPorts: Uint16Array;
+  kIcmp: Uint16Array;
+  /** Kind d: its flags byte (KIND_FLAGS), status and tcpState. */
+  kindFlags: Uint8Array;
+  kindStatus: Uint32Array;
+  kindTcp: Uint8Array;
+}
+
+/** The bits of a kind's flags byte: type − 1 in bits 0–1, then these. */
+export const KIND_FLAGS = {
+  kernel: F_KERNEL,
+  tcp: F_TCP,
+  start: F_START,
+  counters: F_COUNTERS,
+  mark: F_MARK,
+  zone: F_ZONE,
+} as const;
+
+/**
+ * A format 2 payload unwrapped and its layout checked as decodeEventsV2 checks it (Damage
+ * alike), with the decoded dictionaries: the export's every-field scan
+ * (analyzer/export/scan-v2.ts) runs its own event loop over it. Valid until the next parse.
+ */
+export function layoutOfEventsV2(payload: Uint8Array): LayoutV2 {
+  const { n, layout } = unwrapEventsV2(payload);
+  try {
+    const q = parseLayout(n, layout);
+    return {
+      ...q,
+      kFam,
+      kProto,
+      kId,
+      kAddr,
+      kPorts,
+      kIcmp,
+      kindFlags: kindFlagsD,
+      kindStatus: kindStatusD,
+      kindTcp: kindTcpD,
+    };
+  } finally {
+    lb = EMPTY;
+  }
+}
