@@ -17,7 +17,7 @@
 //   n × connection by recency (cw), n × kind index (kw)
 //   Y (LY B): ICMP and non-inverse reply fields of the connections whose shape says so
 //   T (LT B): n × sv dtime;  X (LX B): per event, as its kind says: sv startAgo, 4 uv counters, uv mark, uv zone
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { deflateRawSync, InflateRaw, inflateRawSync, constants as zlibConstants } from 'node:zlib';
 import type { CtEvent, EventTypeCode, Tuple } from './event.js';
 import { EventColumns } from './event-columns.js';
 import { checkEvent, inverseIcmpType } from './events-codec.js';
@@ -501,7 +501,10 @@ function uintBytes(v: number, bytes: number[]): void {
 // ---------------------------------------------------------------------------------------------
 // Decoding: the outer array, the layout's frame (parseLayout), then the events (walk).
 
-/** The outer array's event count and its decompressed layout; Damage for anything else. */
+/**
+ * The outer array's event count and its decompressed layout; Damage for anything else. A
+ * deflated layout is a view of a reused buffer: valid until the next call.
+ */
 export function unwrapEventsV2(payload: Uint8Array): { n: number; layout: Uint8Array } {
   if (payload[0] !== 0x94) throw new Damage('events payload is not an array of 4');
   const r = { p: 1 };
@@ -520,16 +523,7 @@ export function unwrapEventsV2(payload: Uint8Array): { n: number; layout: Uint8A
     if (raw > MAX_DEFLATE_RATIO * data.length + 64) {
       throw new Damage(`raw length ${raw} is more than ${data.length} deflated bytes can hold`);
     }
-    try {
-      // One output chunk of raw + 1 bytes: a stream inflating past `raw` stops there (the
-      // error below), and the layout is not copied from smaller chunks.
-      layout = inflateRawSync(data, {
-        maxOutputLength: Math.max(raw, 1),
-        chunkSize: Math.max(64, raw + 1),
-      });
-    } catch (err) {
-      throw new Damage(`events data does not inflate to ${raw} bytes (${(err as Error).message})`);
-    }
+    layout = inflateLayout(data, raw);
   } else {
     throw new Damage(`codec is ${codec}, expected 0 (stored) or 1 (deflate-raw)`);
   }
@@ -537,6 +531,88 @@ export function unwrapEventsV2(payload: Uint8Array): { n: number; layout: Uint8A
     throw new Damage(`events layout is ${layout.length} bytes, its payload says ${raw}`);
   }
   return { n, layout };
+}
+
+/** The parts of node's zlib handle the reused inflater drives (internal, hence the checks). */
+interface ZlibHandle {
+  writeSync(
+    flush: number,
+    input: Uint8Array,
+    inOff: number,
+    inLen: number,
+    out: Uint8Array,
+    outOff: number,
+    outLen: number,
+  ): void;
+  reset(): void;
+}
+
+// One raw-inflate handle reused frame after frame, into one reused output buffer:
+// inflateRawSync builds a stream object and a fresh output buffer per frame, which (with the
+// garbage it leaves) cost ~10 % of the scan. It drives node's zlib handle, an internal API:
+// where that is missing, or after an error (which closes the handle), inflateRawSync or a new
+// handle takes over.
+let inflater: InflateRaw | undefined;
+let inflaterBroken = false;
+let inflateOut = new Uint8Array(0);
+/** Largest output buffer kept between frames; a larger layout gets its own. */
+const KEEP_OUT = 1 << 20;
+
+/** Exactly `raw` bytes inflated from `data`, or Damage. */
+function inflateLayout(data: Uint8Array, raw: number): Uint8Array {
+  let z = inflater;
+  if (z === undefined && !inflaterBroken) {
+    z = new InflateRaw();
+    const h = (z as unknown as { _handle?: Partial<ZlibHandle> })._handle;
+    const state = (z as unknown as { _writeState?: unknown })._writeState;
+    if (
+      typeof h?.writeSync !== 'function' ||
+      typeof h.reset !== 'function' ||
+      !(state instanceof Uint32Array)
+    ) {
+      inflaterBroken = true;
+      z = undefined;
+    } else {
+      // Errors are read from z.errored right after the call; this keeps the stream's own
+      // asynchronous 'error' event from being unhandled.
+      z.on('error', () => {});
+      inflater = z;
+    }
+  }
+  if (z === undefined) {
+    try {
+      // One output chunk of raw + 1 bytes: a stream inflating past `raw` stops there (the
+      // length check in the caller), and the layout is not copied from smaller chunks.
+      return inflateRawSync(data, {
+        maxOutputLength: Math.max(raw, 1),
+        chunkSize: Math.max(64, raw + 1),
+      });
+    } catch (err) {
+      throw new Damage(`events data does not inflate to ${raw} bytes (${(err as Error).message})`);
+    }
+  }
+  const zi = z as unknown as { _handle: ZlibHandle; _writeState: Uint32Array };
+  let out = inflateOut;
+  if (out.length < raw + 1) {
+    out = new Uint8Array(Math.max(raw + 1, 2 * out.length, 64 * 1024));
+    if (out.length <= KEEP_OUT) inflateOut = out;
+  }
+  // Room for raw + 1 bytes: a stream inflating past `raw` fills it and is damage.
+  zi._handle.reset();
+  zi._handle.writeSync(zlibConstants.Z_FINISH, data, 0, data.length, out, 0, raw + 1);
+  if (z.destroyed || z.errored !== null) {
+    // The handle is closed: the next frame gets a new one.
+    inflater = undefined;
+    const why = (z.errored as Error | null)?.message ?? 'inflate failed';
+    throw new Damage(`events data does not inflate to ${raw} bytes (${why})`);
+  }
+  const produced = raw + 1 - (zi._writeState[0] as number);
+  if (produced !== raw) {
+    throw new Damage(
+      `events layout is ${produced > raw ? 'more than ' : ''}${produced} bytes, its payload says ${raw}`,
+    );
+  }
+  return out.subarray(0, raw);
 }
 
 function outerUint(b: Uint8Array, r: { p: number }, what: string): number {

@@ -109,8 +109,12 @@ function agrees(payload: Uint8Array): boolean {
 }
 
 /** A payload around a given layout, deflated or stored, with a raw length that may lie. */
-function wrap(layout: Uint8Array, n: number, opts: { stored?: boolean; raw?: number } = {}) {
-  const data = opts.stored ? layout : deflateRawSync(layout);
+function wrap(
+  layout: Uint8Array,
+  n: number,
+  opts: { stored?: boolean; raw?: number; data?: Uint8Array } = {},
+) {
+  const data = opts.data ?? (opts.stored ? layout : deflateRawSync(layout));
   const head = [0x94];
   const uint = (v: number) => {
     if (v < 0x80) head.push(v);
@@ -409,3 +413,42 @@ t.test(
     t.end();
   },
 );
+
+t.test(
+  "events v2: a deflate stream that fails to inflate (closing the reused handle) spoils no later frame's inflate",
+  (t) => {
+    // A recorded frame that deflate shrinks (a very short one is stored).
+    const a = fc
+      .sample(arbRecorded, { numRuns: 50, seed: 15 })
+      .find((evs) => encodeEventsV2(evs)[2] === 1) as CtEvent[];
+    const good = encodeEventsV2(a);
+    const { layout } = unwrapEventsV2(good);
+    const cases: [string, Buffer][] = [
+      [
+        'a truncated stream',
+        wrap(layout, a.length, { data: deflateRawSync(layout).subarray(0, -3) }),
+      ],
+      // 0xff opens a block of the reserved type 3.
+      ['not deflate at all', wrap(layout, a.length, { data: Buffer.alloc(16, 0xff) })],
+      ['more bytes than raw says', wrap(layout, a.length, { raw: layout.length - 1 })],
+    ];
+    for (const [what, bad] of cases) {
+      t.ok(decodeOutcome(bad) instanceof Damage, `${what}: Damage`);
+      t.equal(scanEventsV2(bad, FIELDS, new EventColumns()), false, `${what}: scan declines`);
+      assert.deepStrictEqual(decodeEventsV2(good), decodeEvents(encodeEvents(a)));
+      assert.equal(agrees(good), true);
+      t.pass(`${what}: the next good frame decodes and scans as it should`);
+    }
+    t.end();
+  },
+);
+
+t.test('events v2: decoded events keep their address bytes after the next frame is read', (t) => {
+  const [a, b] = fc.sample(arbRecorded, { numRuns: 2, seed: 16 }) as [CtEvent[], CtEvent[]];
+  const first = decodeEventsV2(encodeEventsV2(a));
+  const copy = structuredClone(first);
+  decodeEventsV2(encodeEventsV2(b));
+  scanEventsV2(encodeEventsV2(b), FIELDS, new EventColumns());
+  t.same(first, copy, 'the first frame decoded, unchanged by reading another');
+  t.end();
+});
