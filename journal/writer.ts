@@ -61,6 +61,17 @@ export interface WriterOptions {
    * header's `format` when that is given; 1 for readers older than format 2.
    */
   formatVersion?: FormatVersion;
+  /**
+   * Hold appended events and write them as one events frame once this many are held, or before
+   * any other frame (gap, checkpoint, trailer) or flush: fewer, larger frames compress better.
+   * append() then keeps the event objects, so a caller that reuses them must not set this.
+   */
+  holdEvents?: number;
+  /**
+   * Told of the events of each events frame once it is in the file, in stream order: what a
+   * caller must see only when it reached the journal (the recorder's live table).
+   */
+  written?: (events: readonly CtEvent[]) => void;
 }
 
 export class JournalWriter {
@@ -84,6 +95,10 @@ export class JournalWriter {
   readonly #everyFrames: number;
   readonly #everyMs: number;
   readonly #clock: () => number;
+  readonly #holdEvents: number;
+  readonly #written: ((events: readonly CtEvent[]) => void) | undefined;
+  /** Appended, not yet written (holdEvents): not counted anywhere until they are. */
+  #held: CtEvent[] = [];
 
   private constructor(path: string, fd: number, version: FormatVersion, opts: WriterOptions) {
     this.path = path;
@@ -94,6 +109,8 @@ export class JournalWriter {
     this.#everyMs = opts.checkpointMs ?? CHECKPOINT_MS;
     this.#clock = opts.clock ?? Date.now;
     this.#checkpointAt = this.#clock();
+    this.#holdEvents = opts.holdEvents ?? 0;
+    this.#written = opts.written;
   }
 
   /**
@@ -105,7 +122,7 @@ export class JournalWriter {
   static create(path: string, header: JournalHeaderInput, opts: WriterOptions = {}): JournalWriter {
     const version = formatOf(header, opts);
     const full = completeHeader(header, version);
-    for (const key of ['checkpointFrames', 'checkpointMs'] as const) {
+    for (const key of ['checkpointFrames', 'checkpointMs', 'holdEvents'] as const) {
       const v = opts[key];
       if (v !== undefined && !(v >= 1)) throw new RangeError(`journal: ${key} must be ≥ 1`);
     }
@@ -134,9 +151,14 @@ export class JournalWriter {
     return this.#frames;
   }
 
-  /** Events written so far. */
+  /** Events written so far (held ones are not, until they are). */
   get events(): number {
     return this.#events;
+  }
+
+  /** Events appended and held, not yet in the file (always 0 without holdEvents). */
+  get held(): number {
+    return this.#held.length;
   }
 
   /** Events written so far, by type (what the trailer's `byType` will say). */
@@ -169,15 +191,19 @@ export class JournalWriter {
 
   /**
    * One events frame, written with one write call (with the checkpoint due before it, if any);
-   * nothing for an empty batch. When it throws, neither frame is in the file.
+   * nothing for an empty batch. When it throws, neither frame is in the file. With holdEvents
+   * the events are kept (the array is copied, not the events) and written as one frame with
+   * those held before them once holdEvents are held; a failed write then loses them all.
    */
   append(events: readonly CtEvent[]): void {
     const fd = this.#open();
     if (events.length === 0) return;
-    const frame = encodeFrame(FrameKind.EVENTS, this.#encodeEvents(events));
-    this.#writeFrame(frame, fd);
-    this.#events += events.length;
-    for (const ev of events) this.#byType[TYPE_KEYS[ev.type] as keyof EventCounts]++;
+    if (this.#holdEvents === 0) {
+      this.#writeEvents(events, fd);
+      return;
+    }
+    for (const ev of events) this.#held.push(ev);
+    if (this.#held.length >= this.#holdEvents) this.#writeHeld(fd);
   }
 
   /**
@@ -191,6 +217,8 @@ export class JournalWriter {
     const { from, to, lost, lostKnown, cause, resync } = gap;
     const payload = encodeMap({ from, to, lost, lostKnown, cause, resync });
     checkDecodes(() => decodeGap(payload), 'gap');
+    // The events held came before the loss: they stay before it in the stream.
+    this.#writeHeld(fd);
     this.#writeFrame(encodeFrame(FrameKind.GAP, payload), fd);
     this.#gaps++;
     this.#lost += lost;
@@ -202,6 +230,7 @@ export class JournalWriter {
    */
   checkpoint(): boolean {
     const fd = this.#open();
+    this.#writeHeld(fd);
     if (this.#sinceCheckpoint === 0) return false;
     this.#write(this.#checkpointFrame(), fd);
     this.#countCheckpoint();
@@ -225,26 +254,30 @@ export class JournalWriter {
     const { addresses, routes } = change;
     if (addresses === undefined && routes === undefined) return;
     const fd = this.#open();
-    this.#write(
-      this.#checkpointFrame({
-        ...(addresses === undefined
-          ? {}
-          : {
-              addresses: { time: addresses.time, addresses: addressesToWrite(addresses.addresses) },
-            }),
-        ...(routes === undefined
-          ? {}
-          : { routes: { time: routes.time, routes: routesToWrite(routes.routes) } }),
-      }),
-      fd,
-    );
+    const network = {
+      ...(addresses === undefined
+        ? {}
+        : {
+            addresses: { time: addresses.time, addresses: addressesToWrite(addresses.addresses) },
+          }),
+      ...(routes === undefined
+        ? {}
+        : { routes: { time: routes.time, routes: routesToWrite(routes.routes) } }),
+    };
+    if (this.#held.length > 0) {
+      // Built once to be checked: a set the reader would reject writes nothing, held events
+      // included; the frame written must carry the counts and digest after them.
+      this.#checkpointFrame(network);
+      this.#writeHeld(fd);
+    }
+    this.#write(this.#checkpointFrame(network), fd);
     this.#countCheckpoint();
   }
 
   /**
-   * The recorder's periodic flush: a checkpoint if anything was written since the last one, then
-   * fsync, so a crash or a power loss costs at most what came after it. Frames themselves are
-   * written as they come; this is about the disk, not the page cache.
+   * The recorder's periodic flush: the held events, a checkpoint if anything was written since
+   * the last one, then fsync, so a crash or a power loss costs at most what came after it. Other
+   * frames are written as they come; this is about the disk, not the page cache.
    */
   flush(): void {
     this.checkpoint();
@@ -262,6 +295,7 @@ export class JournalWriter {
    */
   close(trailer: JournalTrailerInput): void {
     const fd = this.#open();
+    this.#writeHeld(fd);
     const { next, ...given } = trailer;
     const full: JournalTrailer = {
       ...given,
@@ -301,6 +335,13 @@ export class JournalWriter {
   closeAfterFailure(): void {
     if (this.#fd === undefined) return;
     try {
+      // What was appended reaches the file if it still can (a capture that failed, not a disk).
+      this.#writeHeld(this.#fd);
+    } catch {
+      // Already failing: the file still ends on a frame boundary (or, when the torn frame could
+      // not be cut off, #write closed it already and what follows does nothing).
+    }
+    try {
       fsyncSync(this.#fd);
     } catch {
       // Already failing; what reached the disk is still a readable journal.
@@ -310,6 +351,7 @@ export class JournalWriter {
 
   /** Closes and deletes the file: for a recording that never started. Never throws. */
   abandon(): void {
+    this.#held = [];
     this.#release();
     try {
       unlinkSync(this.path);
@@ -321,6 +363,25 @@ export class JournalWriter {
   #open(): number {
     if (this.#fd === undefined) throw new Error('journal: writer is closed');
     return this.#fd;
+  }
+
+  /** The held events as one frame now, if any: every other frame and close come after them. */
+  #writeHeld(fd: number): void {
+    if (this.#held.length === 0) return;
+    // Taken before writing: a failed write neither keeps them for a retry that would fail the
+    // same way nor lets closeAfterFailure (which #write may call) write them a second time.
+    const events = this.#held;
+    this.#held = [];
+    this.#writeEvents(events, fd);
+  }
+
+  /** One events frame, counted once it is in the file, then told to `written`. */
+  #writeEvents(events: readonly CtEvent[], fd: number): void {
+    const frame = encodeFrame(FrameKind.EVENTS, this.#encodeEvents(events));
+    this.#writeFrame(frame, fd);
+    this.#events += events.length;
+    for (const ev of events) this.#byType[TYPE_KEYS[ev.type] as keyof EventCounts]++;
+    this.#written?.(events);
   }
 
   /** One frame, preceded in the same write by the checkpoint that is due, if one is. */

@@ -195,3 +195,159 @@ t.test('journal: the writer writes format 2 unless told 1, and refuses any other
   t.throws(() => statSync(refused), { code: 'ENOENT' }, 'no file for a refused format');
   t.end();
 });
+
+/** A writer holding `hold` events that keeps what `written` was told, frame by frame. */
+function holding(name: string, hold: number, format?: 1 | 2) {
+  const path = join(dir, name);
+  const frames: number[][] = [];
+  const w = JournalWriter.create(path, HEADER, {
+    holdEvents: hold,
+    formatVersion: format,
+    written: (events) => frames.push(events.map((e) => e.orig.sport - 40000)),
+  });
+  return { path, w, frames };
+}
+
+const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => tcpNew(from + i));
+
+for (const format of FORMATS) {
+  t.test(
+    `journal: holdEvents writes the held events as one frame once that many are held, counted then (format ${format})`,
+    (t) => {
+      const { path, w, frames } = holding(`hold-v${format}.mpk`, 5, format);
+      const empty = w.bytesWritten;
+      w.append(range(0, 2));
+      w.append(range(2, 2));
+      t.same(
+        [w.bytesWritten, w.events, w.held, w.frames],
+        [empty, 0, 4, 1],
+        'four held, none written',
+      );
+      t.same(w.byType, { new: 0, update: 0, destroy: 0, snapshot: 0 }, 'nor counted by type');
+      t.same(frames, [], 'written was told nothing yet');
+      w.append(range(4, 3));
+      t.same([w.events, w.held, w.frames], [7, 0, 2], 'seven events in one frame');
+      t.same(frames, [[0, 1, 2, 3, 4, 5, 6]], 'written was told them once, in order');
+      w.append(range(7, 1));
+      w.close({ stop: HEADER.start + 1 });
+      const { events, batches, reader } = readAll(path);
+      t.same(plain(events), plain(range(0, 8)), 'every event reads back in order');
+      t.equal(batches, 2, 'the one left held went into its own frame before the trailer');
+      t.same(frames, [[0, 1, 2, 3, 4, 5, 6], [7]]);
+      t.same([reader.trailer?.events, reader.trailer?.byType.new], [8, 8]);
+      t.end();
+    },
+  );
+}
+
+t.test(
+  'journal: held events go before a gap, a checkpoint, a network checkpoint and the trailer',
+  (t) => {
+    const { path, w, frames } = holding('hold-order.mpk', 1000);
+    w.append(range(0, 2));
+    w.appendGap(gap());
+    t.same(frames, [[0, 1]], 'the events held before the gap were written before it');
+    w.append(range(2, 1));
+    t.ok(w.checkpoint(), 'checkpoint() wrote a checkpoint');
+    t.same([w.events, w.held, w.checkpoints], [3, 0, 1], 'after the event held before it');
+    w.append(range(3, 1));
+    t.equal(w.checkpoint(), true, 'the held event is a frame the checkpoint follows');
+    t.equal(w.checkpoint(), false, 'nothing held, nothing new: no checkpoint');
+    w.append(range(4, 2));
+    w.flush();
+    t.same([w.events, w.held, w.checkpoints], [6, 0, 3], 'flush writes them, then its checkpoint');
+    w.append(range(6, 1));
+    w.noteAddresses({ time: HEADER.start + 9, addresses: [] });
+    t.same([w.events, w.checkpoints], [7, 4], 'an address change comes after the event held');
+    w.append(range(7, 1));
+    const mid = readAll(path);
+    t.equal(mid.events.length, 7, 'mid-recording, the file holds what was written, verified');
+    t.equal(mid.reader.counts.events, 7);
+    w.close({ stop: HEADER.start + 10 });
+    t.same(frames, [[0, 1], [2], [3], [4, 5], [6], [7]], 'written was told each frame in order');
+    const { items, reader } = readAll(path);
+    t.same(
+      items.map((i) => (i.kind === 'gap' ? 'gap' : i.events.length)),
+      [2, 'gap', 1, 1, 2, 1, 1],
+      'the stream order of the appends and the gap is kept',
+    );
+    t.same(
+      [reader.trailer?.events, reader.trailer?.gaps, reader.trailer?.frames],
+      [7 + 1, 1, 1 + 6 + 1 + 4],
+      'the trailer counts every frame and event',
+    );
+    t.end();
+  },
+);
+
+t.test(
+  'journal: a network set the reader would reject writes nothing, held events included',
+  (t) => {
+    const { w, frames } = holding('hold-bad-set.mpk', 100);
+    t.teardown(() => w.abandon());
+    w.append(range(0, 3));
+    const size = w.bytesWritten;
+    t.throws(() => w.noteAddresses({ time: -1, addresses: [] }), TypeError);
+    t.same([w.bytesWritten, w.held, frames.length], [size, 3, 0], 'still held, nothing written');
+    t.end();
+  },
+);
+
+t.test(
+  'journal: closeAfterFailure writes the held events; abandon drops them with the file',
+  (t) => {
+    const kept = holding('hold-after-failure.mpk', 100);
+    kept.w.append(range(0, 3));
+    kept.w.closeAfterFailure();
+    const { events, reader } = readAll(kept.path);
+    t.equal(events.length, 3, 'what was appended is in the file');
+    t.equal(reader.trailer, undefined, 'without a trailer');
+    t.same(kept.frames, [[0, 1, 2]]);
+    const dropped = holding('hold-abandoned.mpk', 100);
+    dropped.w.append(range(0, 3));
+    dropped.w.abandon();
+    t.throws(() => statSync(dropped.path), { code: 'ENOENT' }, 'the file is gone');
+    t.same(dropped.frames, [], 'nothing was told written');
+    t.throws(() => JournalWriter.create(join(dir, 'hold-0.mpk'), HEADER, { holdEvents: 0 }), {
+      name: 'RangeError',
+      message: /holdEvents must be ≥ 1/,
+    });
+    t.end();
+  },
+);
+
+t.test('journal: ENOSPC writing held events loses them from the counts and from `written`', (t) => {
+  const mnt = join(dir, 'tiny-hold');
+  mkdirSync(mnt);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'ct-journal-test', mnt]);
+  } catch {
+    t.comment('skipped: cannot mount a tmpfs here (needs root)');
+    t.end();
+    return;
+  }
+  t.teardown(() => execFileSync('umount', ['-l', mnt]));
+  const path = join(mnt, 'full.mpk');
+  const told: number[] = [];
+  const w = JournalWriter.create(path, HEADER, {
+    holdEvents: 300,
+    formatVersion: 1,
+    written: (events) => told.push(events.length),
+  });
+  let appended = 0;
+  const err = ctErrorOf(t, () => {
+    for (let i = 0; ; i += 100) {
+      w.append(range(i, 100));
+      appended += 100;
+    }
+  });
+  t.equal(err?.code, 'ENOSPC');
+  const sum = told.reduce((a, b) => a + b, 0);
+  t.equal(appended + 100 - sum, 300, 'the 300 events of the frame that failed were not told');
+  t.equal(w.events, sum, 'the writer counts what written was told');
+  t.equal(w.held, 0, 'nothing stays held for a retry');
+  w.closeAfterFailure();
+  t.equal(statSync(path).size, w.bytesWritten, 'the partial frame was cut off');
+  t.equal(readAll(path).events.length, sum, 'the file holds exactly what written was told');
+  t.end();
+});
