@@ -17,7 +17,7 @@ import {
   RUN_ID_SIZE,
   sequencePath,
 } from '../journal/format.js';
-import { JournalWriter } from '../journal/writer.js';
+import type { JournalWriter } from '../journal/writer.js';
 import {
   type BatchInfo,
   type Capture,
@@ -138,7 +138,10 @@ export interface Recording {
   rotate(): void;
   /** The journal being written now (with rotate: the current numbered one). */
   readonly output: string;
-  /** Writes the live table now (the SIGUSR1 action); returns the path, or undefined without --table. */
+  /**
+   * Writes the live table now (the SIGUSR1 action), after writing the events held for the
+   * journal (the table holds only what reached it); returns the path, or undefined without --table.
+   */
   writeTable(): string | undefined;
   /** What the process runs as since start (privilege drop), as one line for stderr. */
   readonly privileges: string;
@@ -252,13 +255,19 @@ function record(
     (records, count, info) => deliver(records, count, info),
     (err) => fail(err),
   );
+  // 'ephemeral' is this host's own ip_local_port_range, as ct-analyze reads it from the header.
+  const table =
+    opts.table === undefined
+      ? undefined
+      : liveTable(opts.collapse, facts.sysctls.ip_local_port_range);
+  const sink = new RecordingSink(table);
   let writer: JournalWriter;
   try {
     if (run !== undefined) {
       if (!opts.force) refuseEarlierRun(opts.output);
       if (plan.drop) refuseUnwritable(dirname(opts.output), plan.user);
     }
-    writer = JournalWriter.create(firstPath, header, {
+    writer = sink.open(firstPath, header, {
       force: opts.force,
       formatVersion: opts.formatVersion,
     });
@@ -286,12 +295,6 @@ function record(
     writer.closeAfterFailure();
     throw err;
   }
-  // 'ephemeral' is this host's own ip_local_port_range, as ct-analyze reads it from the header.
-  const table =
-    tableFile === undefined
-      ? undefined
-      : liveTable(opts.collapse, facts.sysctls.ip_local_port_range);
-  let sink = new RecordingSink(writer, table);
   const keep = compileFilter(opts.filter);
   const batch: CtEvent[] = [];
   let failure: unknown;
@@ -398,7 +401,8 @@ function record(
       const t = old.byType;
       for (const k of ['new', 'update', 'destroy', 'snapshot'] as const) closedByType[k] += t[k];
       const previous = { sha256: Buffer.from(old.sha256, 'hex'), file: basename(old.path) };
-      writer = JournalWriter.create(
+      // Closed above with its held events: the next batch goes to the new journal.
+      writer = sink.open(
         nextPath,
         {
           ...header,
@@ -411,7 +415,6 @@ function record(
         // The run's format in every journal: a reader that opened the first opens them all.
         { force: opts.force, formatVersion: opts.formatVersion },
       );
-      sink = new RecordingSink(writer, table);
       sequence++;
       arm();
       opts.onRotate?.(
@@ -447,7 +450,10 @@ function record(
       });
       if (addressesChanged) addresses = now;
       if (routesChanged) routes = nowRoutes;
+      // The held events are written here (or sooner, once HOLD_EVENTS are held): --max-size
+      // is checked after this write too.
       writer.flush();
+      checkSize();
     } catch (err) {
       failWith(err);
     }
@@ -508,7 +514,19 @@ function record(
     get output() {
       return writer.path;
     },
-    writeTable,
+    writeTable: () => {
+      if (tableFile === undefined) return undefined;
+      if (!stopping && failure === undefined) {
+        try {
+          // The held events with a checkpoint: the flows so far, in the journal and the table.
+          writer.checkpoint();
+          checkSize();
+        } catch (err) {
+          failWith(err);
+        }
+      }
+      return writeTable();
+    },
     privileges,
     netns: facts.netns,
   };

@@ -2,7 +2,6 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { openJournal } from '../../journal/reader.js';
-import { JournalWriter } from '../../journal/writer.js';
 import { liveTable, RecordingSink } from '../../recorder/sink.js';
 import { arbEvent } from '../helpers/arbitraries.js';
 import { HEADER, tempDir } from '../helpers/journals.js';
@@ -12,8 +11,8 @@ const dir = tempDir(t, 'live-replay');
 t.test('the counts ct-record reports equal the events of each type in the journal', (t) => {
   const events = fc.sample(arbEvent(), { numRuns: 50, seed: 7 });
   const path = `${dir}/counts.mpk`;
-  const writer = JournalWriter.create(path, HEADER);
-  const sink = new RecordingSink(writer, liveTable({ kind: '1024' }, null));
+  const sink = new RecordingSink(liveTable({ kind: '1024' }, null));
+  const writer = sink.open(path, HEADER);
   for (const batch of [events.slice(0, 10), events.slice(10, 30), events.slice(30)]) {
     sink.accept(batch);
   }

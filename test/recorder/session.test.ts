@@ -8,6 +8,7 @@ import { FlowTable } from '../../analyzer/core/flows.js';
 import { textChunks } from '../../analyzer/report/text.js';
 import { CtError } from '../../common/errors.js';
 import type { CtEvent } from '../../journal/event.js';
+import { openJournal } from '../../journal/reader.js';
 import type { Logger } from '../../recorder/log.js';
 import { type RecordRun, recorderProgram, settleOptions } from '../../recorder/options.js';
 import { startRecording } from '../../recorder/recording.js';
@@ -315,5 +316,43 @@ t.test(
     t.ok(existsSync(journal), 'the journal stays');
     t.notOk(readWhole(journal).complete, 'without a trailer: it did not end cleanly');
     t.notOk(log.lines.includes('Finished capturing conntrack events'), 'no summary claims success');
+  },
+);
+
+t.test(
+  'session: a quiet host writes its batches as one frame at the flush interval or on SIGUSR1',
+  async (t) => {
+    const journal = join(dir, `hold-${n++}.mpk`);
+    const table = join(dir, `hold-${n++}.txt`);
+    const { capture, signals, done } = await session([
+      '-o',
+      journal,
+      '--table',
+      table,
+      '--no-snapshot',
+      '--flush-interval',
+      '0.2',
+    ]);
+    capture.emit([tcp(1, 50020, 80)]);
+    capture.emit([tcp(1, 50021, 81)]);
+    capture.emit([tcp(1, 50022, 82)]);
+    t.equal(readWhole(journal).events.length, 0, 'held: not yet in the journal');
+    // Two flush intervals: a loaded machine may run the timer late, never early.
+    await new Promise((r) => setTimeout(r, 400));
+    t.equal(readWhole(journal).events.length, 3, 'the flush wrote them');
+    capture.emit([tcp(1, 50023, 83)]);
+    signals.emit('SIGUSR1');
+    t.equal(readWhole(journal).events.length, 4, 'SIGUSR1 writes what is held first');
+    t.equal(readFileSync(table, 'utf8').trimEnd().split('\n').length, 4, 'then the table of it');
+    capture.emit([tcp(3, 50020, 80)]);
+    signals.emit('SIGTERM');
+    t.equal(await done, 0);
+    const reader = openJournal(journal);
+    t.same(
+      [...reader.batches()].map((b) => b.length),
+      [3, 1, 1],
+      'three batches in one frame, then one each: SIGUSR1 and the trailer',
+    );
+    reader.close();
   },
 );

@@ -150,9 +150,9 @@ const IMPLEMENTATIONS: Implementation[] = [
         ...HEADER,
         sysctls: { ...HEADER.sysctls, ip_local_port_range: j.portRange },
       };
-      const writer = JournalWriter.create(`${dir}/j${files++}.mpk`, header);
       const table = liveTable(c.mode, j.portRange);
-      const sink = new RecordingSink(writer, table);
+      const sink = new RecordingSink(table);
+      const writer = sink.open(`${dir}/j${files++}.mpk`, header);
       for (const b of j.batches) {
         const decoded: CtEvent[] = [];
         decodeRecords(packRecords(b), b.length, decoded);
