@@ -944,9 +944,12 @@ function sameEntry(b: Uint8Array, table: number, family: number, i: number, j: n
   return true;
 }
 
-// The scan's addresses per connection, as EventColumns holds them (4 words each, addressWords):
-// orig src, orig dst, then reply src and dst where the connection is translated. Filled once per
-// connection, copied per event (a connection has ~4 events in a frame of the replay mix).
+// The scan's per-connection table, filled once per frame and copied from per event (a
+// connection has ~4 events in a frame of the replay mix), CONN_WORDS words each: the addresses
+// as EventColumns holds them (4 words each, addressWords: orig src, orig dst, then reply src and
+// dst where the connection is translated), family | proto << 8 | icmpType << 16 | icmpCode << 24,
+// sport | dport << 16, and the nat bits.
+const CONN_WORDS = 20;
 let connWords = new Uint32Array(0);
 
 /**
@@ -971,21 +974,33 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
   let m = 0;
   let cWords = connWords;
   if (cols !== undefined) {
-    if (cWords.length < 16 * nConn) {
-      connWords = cWords = new Uint32Array(Math.max(16 * nConn, 2 * cWords.length));
+    if (cWords.length < CONN_WORDS * nConn) {
+      connWords = cWords = new Uint32Array(Math.max(CONN_WORDS * nConn, 2 * cWords.length));
     }
     const a4 = q.a4;
     const a6 = q.a6;
     const fams = kFam;
     const addrs = kAddr;
     const nats = kNat;
+    const protos = kProto;
+    const ports = kPorts;
+    const icmps = kIcmp;
     for (let k = 0; k < nConn; k++) {
       const k4 = 4 * k;
-      const k16 = 16 * k;
+      const kw = CONN_WORDS * k;
       const v4 = fams[k] === 4;
-      const ends = nats[k] === 0 ? 2 : 4;
+      const nat = nats[k] as number;
+      cWords[kw + 16] =
+        ((fams[k] as number) |
+          ((protos[k] as number) << 8) |
+          ((icmps[6 * k] as number) << 16) |
+          ((icmps[6 * k + 1] as number) << 24)) >>>
+        0;
+      cWords[kw + 17] = ((ports[k4] as number) | ((ports[k4 + 1] as number) << 16)) >>> 0;
+      cWords[kw + 18] = nat;
+      const ends = nat === 0 ? 2 : 4;
       for (let e = 0; e < ends; e++) {
-        const at = k16 + 4 * e;
+        const at = kw + 4 * e;
         const entry = addrs[k4 + e] as number;
         if (v4) {
           cWords[at] = word(b, a4 + 4 * entry);
@@ -1003,11 +1018,7 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
     }
   }
   // Module-level tables and the columns as locals (module-level `let` costs a check per access).
-  const cFam = kFam;
-  const cProto = kProto;
   const cPorts = kPorts;
-  const cIcmp = kIcmp;
-  const cNat = kNat;
   const dFlags = kindFlagsD;
   const dStatus = kindStatusD;
   const dTcp = kindTcpD;
@@ -1084,34 +1095,37 @@ function walk(q: Parsed, cols: EventColumns | undefined, events: CtEvent[] | und
       x = rp;
     }
     if (cols !== undefined) {
-      const k4 = 4 * k;
+      const kc = CONN_WORDS * k;
+      const fixed = cWords[kc + 16] as number;
+      const ports = cWords[kc + 17] as number;
+      // Typed array stores keep the low 8 or 16 bits of each packed word.
       cType[i] = (flags & 3) + 1;
-      cFamily[i] = cFam[k] as number;
-      cProtoC[i] = cProto[k] as number;
+      cFamily[i] = fixed;
+      cProtoC[i] = fixed >>> 8;
+      cIcmpType[i] = fixed >>> 16;
+      cIcmpCode[i] = fixed >>> 24;
+      cSport[i] = ports;
+      cDport[i] = ports >>> 16;
       cStatus[i] = dStatus[d] as number;
       cMark[i] = mark;
       cTime[i] = time;
       const i4 = 4 * i;
-      const k16 = 16 * k;
-      cSrc[i4] = cWords[k16] as number;
-      cSrc[i4 + 1] = cWords[k16 + 1] as number;
-      cSrc[i4 + 2] = cWords[k16 + 2] as number;
-      cSrc[i4 + 3] = cWords[k16 + 3] as number;
-      cDst[i4] = cWords[k16 + 4] as number;
-      cDst[i4 + 1] = cWords[k16 + 5] as number;
-      cDst[i4 + 2] = cWords[k16 + 6] as number;
-      cDst[i4 + 3] = cWords[k16 + 7] as number;
-      cSport[i] = cPorts[k4] as number;
-      cDport[i] = cPorts[k4 + 1] as number;
-      cIcmpType[i] = cIcmp[6 * k] as number;
-      cIcmpCode[i] = cIcmp[6 * k + 1] as number;
-      const nat = cNat[k] as number;
+      cSrc[i4] = cWords[kc] as number;
+      cSrc[i4 + 1] = cWords[kc + 1] as number;
+      cSrc[i4 + 2] = cWords[kc + 2] as number;
+      cSrc[i4 + 3] = cWords[kc + 3] as number;
+      cDst[i4] = cWords[kc + 4] as number;
+      cDst[i4 + 1] = cWords[kc + 5] as number;
+      cDst[i4 + 2] = cWords[kc + 6] as number;
+      cDst[i4 + 3] = cWords[kc + 7] as number;
+      const nat = cWords[kc + 18] as number;
       cNatC[i] = nat;
       if (nat !== 0) {
         for (let z = 0; z < 4; z++) {
-          cols.replySrc[i4 + z] = cWords[k16 + 8 + z] as number;
-          cols.replyDst[i4 + z] = cWords[k16 + 12 + z] as number;
+          cols.replySrc[i4 + z] = cWords[kc + 8 + z] as number;
+          cols.replyDst[i4 + z] = cWords[kc + 12 + z] as number;
         }
+        const k4 = 4 * k;
         cols.replySport[i] = cPorts[k4 + 2] as number;
         cols.replyDport[i] = cPorts[k4 + 3] as number;
       }
