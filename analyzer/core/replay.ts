@@ -95,7 +95,7 @@ export function analyzeJournals(paths: readonly string[], opts: AnalyzeOptions =
  * a quarter of the bytes (docs/bench.md, "Journal format 2"), so its threshold is a quarter.
  */
 const PARALLEL_MIN_BYTES = 8 * 1024 * 1024;
-const minBytesInWorker = (format: number): number =>
+export const minBytesInWorker = (format: number): number =>
   format >= 2 ? PARALLEL_MIN_BYTES / 4 : PARALLEL_MIN_BYTES;
 
 /**
