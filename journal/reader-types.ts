@@ -11,6 +11,17 @@ import type {
   RouteSet,
 } from './format.js';
 
+/** What the walk fills from an events payload: EventColumns, or a caller's batch (scannedInto). */
+export interface ScanBatch {
+  n: number;
+  type: Uint8Array;
+  time: Float64Array;
+  fill(events: readonly CtEvent[]): void;
+}
+/** A fast reader of one format's events payload into a batch: false hands the payload to decode. */
+export type ScanInto<B> = (payload: Uint8Array, fields: number, batch: B) => boolean;
+export type ScansByFormat<B> = { 1: ScanInto<B>; 2: ScanInto<B> };
+
 /** One frame's worth of journal, in file order. */
 export type JournalItem = { kind: 'events'; events: CtEvent[] } | { kind: 'gap'; gap: JournalGap };
 
@@ -63,6 +74,12 @@ export interface JournalReader {
    * event. Each events item's columns are overwritten by the next item.
    */
   columns(opts?: ConstructorParameters<typeof EventColumns>[0]): Generator<ColumnsItem>;
+  /**
+   * Events frames read by the caller's own scanner of this format into its own batch (the
+   * export's every-field one), with the same checks and counts; a payload the scanner
+   * declines is decoded and given to batch.fill(). The batch is overwritten by the next frame.
+   */
+  scannedInto<B extends ScanBatch>(batch: B, scans: ScansByFormat<B>): Generator<B>;
   /**
    * columns() for a journal that is still being written: at the end of what is there (or at a
    * frame not yet wholly written) it yields `idle` instead of ending; the next call looks at

@@ -36,6 +36,9 @@ import type {
   JournalItem,
   JournalReader,
   ReadOptions,
+  ScanBatch,
+  ScanInto,
+  ScansByFormat,
 } from './reader-types.js';
 import { afterBadFrame, type GAVE_UP, scanForFrame } from './resync.js';
 import { RouteInterning } from './route-interning.js';
@@ -222,6 +225,13 @@ class FileReader implements JournalReader {
     }
   }
 
+  *scannedInto<B extends ScanBatch>(batch: B, scans: ScansByFormat<B>): Generator<B> {
+    const scan = scans[this.header.format as keyof ScansByFormat<B>] as ScanInto<ScanBatch>;
+    for (const item of this.#walk(false, batch, false, scan)) {
+      if (item.kind === 'events') yield batch;
+    }
+  }
+
   *follow(): Generator<ColumnsItem | IdleItem> {
     const columns = new EventColumns();
     for (const item of this.#walk(false, columns, true)) {
@@ -237,8 +247,9 @@ class FileReader implements JournalReader {
    */
   *#walk(
     objects: boolean,
-    cols = new EventColumns(),
+    cols: ScanBatch = new EventColumns(),
     follow = false,
+    scanWith?: ScanInto<ScanBatch>,
   ): Generator<
     { kind: 'events'; events: CtEvent[] | undefined } | { kind: 'gap'; gap: JournalGap } | IdleItem
   > {
@@ -255,7 +266,9 @@ class FileReader implements JournalReader {
     const internedRoutes = new RouteInterning();
     const digest = this.#headDigest.copy();
     const fields = this.header.eventFields.length;
-    const { decode, scan } = EVENT_CODECS[this.header.format as keyof typeof EVENT_CODECS];
+    const codec = EVENT_CODECS[this.header.format as keyof typeof EVENT_CODECS];
+    const decode = codec.decode;
+    const scan = scanWith ?? (codec.scan as ScanInto<ScanBatch>);
     let pos = this.#bodyStart;
     for (;;) {
       this.#offset = pos;

@@ -84,11 +84,29 @@ export class ExportBatch {
     this.flags = new Uint8Array(buf, 142 * c, c);
   }
 
-  /** Replaces the batch with these events, in a buffer from `alloc` when it needs a new one. */
-  fill(events: readonly CtEvent[], alloc = (bytes: number) => new ArrayBuffer(bytes)): void {
-    if (events.length > this.capacity) {
-      this.#attach(alloc(BYTES_PER_EVENT * Math.max(events.length, 1024)));
-    }
+  /** Where the batch gets a buffer when it needs one (a pool of returned ones, say). */
+  readonly #alloc: (bytes: number) => ArrayBuffer;
+
+  constructor(alloc = (bytes: number) => new ArrayBuffer(bytes)) {
+    this.#alloc = alloc;
+  }
+
+  /** Empties the batch and makes room for `count` events. */
+  reset(count: number): void {
+    this.n = 0;
+    if (count > this.capacity) this.#attach(this.#alloc(BYTES_PER_EVENT * Math.max(count, 1024)));
+  }
+
+  /** The buffer, handed over (to another thread): the batch takes a new one for its next events. */
+  release(): ArrayBuffer {
+    const buf = this.buffer;
+    this.#attach(new ArrayBuffer(0));
+    return buf;
+  }
+
+  /** Replaces the batch with these events (the decode path; scan-v1.ts and scan-v2.ts fill it faster). */
+  fill(events: readonly CtEvent[]): void {
+    this.reset(events.length);
     this.n = events.length;
     for (let i = 0; i < events.length; i++) {
       const ev = events[i] as CtEvent;

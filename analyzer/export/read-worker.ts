@@ -1,10 +1,10 @@
-// The reading thread of an export: reads, checks and decodes a journal, posting every event's fields as export batches.
+// The reading thread of an export: reads, checks and scans a journal, posting every event's fields as export batches.
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { CtError } from '../../common/errors.js';
 import { JournalFault } from '../../journal/fault.js';
 import { readerOnFd } from '../../journal/reader.js';
 import { ExportBatch } from './batch.js';
-import { endOf, type ReadMessage, type ReadWorkerData } from './read.js';
+import { EXPORT_SCANS, endOf, type ReadMessage, type ReadWorkerData } from './read.js';
 
 const { path, fd, credits } = workerData as ReadWorkerData;
 const port = parentPort;
@@ -34,12 +34,12 @@ function takeCredit(): void {
 
 try {
   const reader = readerOnFd(path, fd);
-  for (const events of reader.batches()) {
-    // A fresh batch over a pooled buffer each time: the buffer is handed over.
-    const batch = new ExportBatch();
-    batch.fill(events, alloc);
+  // Each frame's buffer is handed over (release), so the next frame gets a pooled one.
+  for (const batch of reader.scannedInto(new ExportBatch(alloc), EXPORT_SCANS)) {
     takeCredit();
-    post({ kind: 'events', buf: batch.buffer, n: batch.n }, [batch.buffer]);
+    const n = batch.n;
+    const buf = batch.release();
+    post({ kind: 'events', buf, n }, [buf]);
   }
   post({ kind: 'end', ...endOf(reader) });
 } catch (err) {

@@ -1,11 +1,13 @@
-// A journal's events as export batches: read and decoded by a second thread when the built worker is there, else here.
+// A journal's events as export batches: read and scanned by a second thread when the built worker is there, else here.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CtError, type ExitCode } from '../../common/errors.js';
 import { JournalFault } from '../../journal/fault.js';
-import type { JournalCounts, JournalReader } from '../../journal/reader.js';
+import type { JournalCounts, JournalReader, ScansByFormat } from '../../journal/reader.js';
 import { ExportBatch } from './batch.js';
+import { scanExportV1 } from './scan-v1.js';
+import { scanExportV2 } from './scan-v2.js';
 
 /** What the reading thread is given: the opened journal's fd is shared, not reopened. */
 export interface ReadWorkerData {
@@ -35,6 +37,9 @@ const WORKER = new URL('./read-worker.js', import.meta.url);
 /** The worker is JavaScript only in the built package (dist/); from sources, read here. */
 export const workerAvailable: boolean = existsSync(fileURLToPath(WORKER));
 
+/** The export's every-field readers of each format's events payload (decode where they decline). */
+export const EXPORT_SCANS: ScansByFormat<ExportBatch> = { 1: scanExportV1, 2: scanExportV2 };
+
 /** Journals smaller than this are read on this thread: a worker costs ~0.1 s to start. */
 const WORKER_MIN_BYTES = 1024 * 1024;
 /** Batches (a frame's events each) between the threads at most. */
@@ -59,11 +64,7 @@ export async function* exportBatches(
   end: { value?: ReadEnd },
 ): AsyncGenerator<ExportBatch> {
   if (!workerAvailable || reader.size < WORKER_MIN_BYTES) {
-    const batch = new ExportBatch();
-    for (const events of reader.batches()) {
-      batch.fill(events);
-      yield batch;
-    }
+    yield* reader.scannedInto(new ExportBatch(), EXPORT_SCANS);
     end.value = endOf(reader);
     return;
   }
