@@ -1,8 +1,9 @@
 // bench: ct-analyze export, NDJSON and Parquet: events per second and peak memory at two journal sizes.
 //
 // Usage: node bench/export.mjs [--events 1000000,4000000] [--dir /tmp/ct-export-bench]
+//                              [--journal-format 1|2]
 // Per size, a journal from bench/replay-gen.mjs (the replay benchmark's mix: 20,000 flows;
-// made once, kept in --dir), then `ct-analyze export --format F` of it, run under GNU time
+// made once, kept in --dir; format 2, ct-record's default, unless --journal-format 1), then `ct-analyze export --format F` of it, run under GNU time
 // (Debian package `time`) for wall time, CPU time and peak RSS. Prints one line per run and
 // the ratio of peak RSS between the largest and the smallest journal: flat memory is ~1.
 // Reads dist/ (npm run build first). Figures depend on the machine's load: the load average
@@ -20,6 +21,7 @@ const { values: opt } = parseArgs({
     events: { type: 'string', default: '1000000,4000000' },
     dir: { type: 'string', default: '/tmp/ct-export-bench' },
     formats: { type: 'string', default: 'ndjson,parquet' },
+    'journal-format': { type: 'string', default: '2' },
   },
 });
 const sizes = opt.events.split(',').map(Number);
@@ -29,6 +31,11 @@ if (!sizes.every((n) => Number.isSafeInteger(n) && n > 0)) {
 }
 if (!existsSync('/usr/bin/time')) {
   process.stderr.write('export bench: needs GNU time (/usr/bin/time): apt-get install time\n');
+  process.exit(2);
+}
+const version = opt['journal-format'];
+if (version !== '1' && version !== '2') {
+  process.stderr.write('export bench: --journal-format takes 1 or 2\n');
   process.exit(2);
 }
 mkdirSync(opt.dir, { recursive: true });
@@ -51,7 +58,10 @@ process.stdout.write(
     .join(' ')}\n`,
 );
 for (const events of sizes) {
-  const journal = join(opt.dir, `replay-${events}.mpk`);
+  const journal = join(
+    opt.dir,
+    version === '2' ? `replay-${events}.mpk` : `replay-v1-${events}.mpk`,
+  );
   if (!existsSync(journal)) {
     execFileSync(
       process.execPath,
@@ -61,7 +71,7 @@ for (const events of sizes) {
         String(events),
         '--flows',
         '20000',
-      ].concat(['--journal', journal, '--text', '/dev/null']),
+      ].concat(['--journal', journal, '--text', '/dev/null', '--format-version', version]),
       { stdio: 'ignore' },
     );
   }
