@@ -608,9 +608,9 @@ function inflateLayout(data: Uint8Array, raw: number): Uint8Array {
   }
   const produced = raw + 1 - (zi._writeState[0] as number);
   if (produced !== raw) {
-    throw new Damage(
-      `events layout is ${produced > raw ? 'more than ' : ''}${produced} bytes, its payload says ${raw}`,
-    );
+    // The same words as the other inflate paths: the frame's data does not give `raw` bytes.
+    const gives = produced > raw ? `more than ${raw}` : `${produced}`;
+    throw new Damage(`events data does not inflate to ${raw} bytes (it gives ${gives})`);
   }
   return out.subarray(0, raw);
 }
