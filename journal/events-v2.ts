@@ -708,7 +708,10 @@ function u32At(b: Uint8Array, p: number): number {
   );
 }
 
-/** Offsets and counts of a checked layout. */
+/**
+ * Offsets and counts of a checked layout: cw and kw are the byte widths of the connection and
+ * kind indexes, the others offsets of the columns in `layout`.
+ */
 interface Parsed {
   n: number;
   nConn: number;
@@ -1237,23 +1240,7 @@ const EMPTY = new Uint8Array(0);
 const NO_COLUMNS = new EventColumns();
 
 /** A checked layout with its dictionaries, for an event loop of another reader's own. */
-export interface LayoutV2 {
-  n: number;
-  nConn: number;
-  nKind: number;
-  nA4: number;
-  nA6: number;
-  layout: Uint8Array;
-  /** Byte widths of the connection and kind indexes; offsets of the columns in `layout`. */
-  cw: number;
-  kw: number;
-  a4: number;
-  a6: number;
-  eConn: number;
-  eKind: number;
-  t: number;
-  x: number;
-  end: number;
+export interface LayoutV2 extends Parsed {
   /** Connection k: as parseLayout decodes them (kAddr: 4 address indexes, kPorts: 4, kIcmp: 6). */
   kFam: Uint8Array;
   kProto: Uint8Array;
