@@ -226,15 +226,19 @@ export function natBits(
 export function addressWords(addr: Uint8Array, out: Uint32Array, at: number): void {
   for (let w = 0; w < 4; w++) {
     const b = w * 4;
-    out[at + w] =
-      b < addr.length
-        ? (((addr[b] as number) << 24) |
-            ((addr[b + 1] as number) << 16) |
-            ((addr[b + 2] as number) << 8) |
-            (addr[b + 3] as number)) >>>
-          0
-        : 0;
+    out[at + w] = b < addr.length ? wordAt(addr, b) : 0;
   }
+}
+
+/** The big-endian u32 at b[p…p+3], an address word (bounds checked by the caller). */
+export function wordAt(b: Uint8Array, p: number): number {
+  return (
+    (((b[p] as number) << 24) |
+      ((b[p + 1] as number) << 16) |
+      ((b[p + 2] as number) << 8) |
+      (b[p + 3] as number)) >>>
+    0
+  );
 }
 
 /** The address bytes (4 or 16) back from its words. */

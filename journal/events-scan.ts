@@ -6,65 +6,84 @@
 // false and the caller decodes the payload with decodeEvents, which either accepts it or names
 // the damage. So this never decides that a payload is bad, and where it accepts one it must
 // produce exactly what decodeEvents produces (test/journal/scan.test.ts checks both claims).
-import { type EventColumns, natOf } from './event-columns.js';
+import { type EventColumns, natOf, wordAt } from './event-columns.js';
+import {
+  address,
+  arrayHeader,
+  begin,
+  cursor,
+  int,
+  nil,
+  release,
+  seek,
+  UNUSUAL,
+  uint,
+} from './msgpack-scan.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 /** The fields of a v1 event array; a longer one (a newer writer's) goes to decodeEvents. */
 const V1_FIELDS = 18;
 const REQUIRED = 11;
 
-// Parser state for one call (the hot path avoids a closure or an object per field).
-// `var`, not `let`: module-level `let` bindings cost a check on every access here (measured:
-// the scan runs ~10 % faster with var).
-var buf: Uint8Array = new Uint8Array(0);
-var pos = 0;
-var end = 0;
-
-/** Thrown inside the scan; scanEvents turns it into `false`. */
-const UNUSUAL = new Error('not a plain v1 events payload');
+// Where the next event starts. The fast path keeps its own position, a module `var` of this file
+// like the shared cursor's (msgpack-scan.ts), and hands it over only when it declines an event:
+// a call into the shared module per event measured 2-5 % slower on bench/replay.sh's format 1 mix.
+var at = 0;
 
 /**
  * Reads an events payload into `cols` and returns true, or returns false (cols then holds
  * garbage) when the payload is not one this reader handles: decode it with decodeEvents.
  */
 export function scanEvents(payload: Uint8Array, fields: number, cols: EventColumns): boolean {
-  buf = payload;
-  pos = 0;
-  end = payload.length;
+  begin(payload);
   try {
     const n = arrayHeader();
     // An event takes at least 16 bytes: a count beyond that is damage, never an allocation.
-    if (n * 16 > end) return false;
+    if (n * 16 > payload.length) return false;
     cols.reset(n);
     let prev = 0;
-    for (let i = 0; i < n; i++) prev = event(cols, i, prev, fields);
+    at = cursor();
+    for (let i = 0; i < n; i++) prev = event(cols, i, prev, fields, payload);
     cols.n = n;
-    return pos === end;
+    return at === payload.length;
   } catch (err) {
     if (err === UNUSUAL) return false;
     throw err;
   } finally {
-    buf = EMPTY;
+    release();
   }
 }
 
-const EMPTY = new Uint8Array(0);
-
-function event(c: EventColumns, i: number, prevTime: number, fields: number): number {
-  const time = fastEvent(c, i, prevTime, fields);
-  return time >= 0 ? time : generalEvent(c, i, prevTime, fields);
+function event(
+  c: EventColumns,
+  i: number,
+  prevTime: number,
+  fields: number,
+  b: Uint8Array,
+): number {
+  const time = fastEvent(c, i, prevTime, fields, b);
+  if (time >= 0) return time;
+  seek(at);
+  const general = generalEvent(c, i, prevTime, fields);
+  at = cursor();
+  return general;
 }
 
 /**
  * The writer's usual event written out with local variables, which V8 keeps in registers: a
  * fixarray of 11–15 fields, small integers, no NAT reply. Returns the event's time, or -1
- * without having moved `pos` for anything else (generalEvent then reads it). What it accepts
- * is a subset of what generalEvent accepts, with the same values.
+ * without having moved `at` for anything else (generalEvent then reads it with the shared
+ * cursor). What it accepts is a subset of what generalEvent accepts, with the same values.
  */
-function fastEvent(c: EventColumns, i: number, prevTime: number, fields: number): number {
-  const b = buf;
-  const e = end;
-  let p = pos;
+function fastEvent(
+  c: EventColumns,
+  i: number,
+  prevTime: number,
+  fields: number,
+  b: Uint8Array,
+): number {
+  const e = b.length;
+  let p = at;
   if (p + 6 > e) return -1;
   // fixarray, or array16 for 16–18 fields (counters, mark, zone)
   const h = b[p] as number;
@@ -176,7 +195,7 @@ function fastEvent(c: EventColumns, i: number, prevTime: number, fields: number)
   c.mark[i] = mark;
   c.put(i, type, family, proto, status, time, sport, dport, icmpType, icmpCode);
   c.nat[i] = 0;
-  pos = p;
+  at = p;
   return time;
 }
 
@@ -194,17 +213,6 @@ function uintAt(b: Uint8Array, p: number): number {
   if (x === 0xcc) return b[p + 1] as number;
   if (x === 0xcd) return ((b[p + 1] as number) << 8) | (b[p + 2] as number);
   return wordAt(b, p + 1);
-}
-
-/** The big-endian u32 at b[p…p+3] (bounds checked by the caller). */
-function wordAt(b: Uint8Array, p: number): number {
-  return (
-    (((b[p] as number) << 24) |
-      ((b[p + 1] as number) << 16) |
-      ((b[p + 2] as number) << 8) |
-      (b[p + 3] as number)) >>>
-    0
-  );
 }
 
 function generalEvent(c: EventColumns, i: number, prevTime: number, fields: number): number {
@@ -278,139 +286,4 @@ function reply(alen: number, c: EventColumns, i: number): void {
     else uint(REPLY_MAX[k] as number);
   }
   c.nat[i] = natOf(c, i);
-}
-
-function byte(): number {
-  if (pos >= end) throw UNUSUAL;
-  return buf[pos++] as number;
-}
-
-function nil(): boolean {
-  if (pos < end && buf[pos] === 0xc0) {
-    pos++;
-    return true;
-  }
-  return false;
-}
-
-function arrayHeader(): number {
-  const b = byte();
-  if (b >= 0x90 && b <= 0x9f) return b & 0x0f;
-  if (b === 0xdc) return be(2);
-  if (b === 0xdd) return be(4);
-  throw UNUSUAL;
-}
-
-/** An unsigned big-endian integer of `size` bytes (≤ 4). */
-function be(size: number): number {
-  if (pos + size > end) throw UNUSUAL;
-  let v = 0;
-  for (let k = 0; k < size; k++) v = v * 256 + (buf[pos++] as number);
-  return v;
-}
-
-/** An integer in 0…max in any of the encodings msgpackr reads as that same number. */
-function uint(max: number): number {
-  // Small enough to inline: a positive fixint (most fields of most events) or a u16/u32.
-  const b = pos < end ? (buf[pos] as number) : 0xc1;
-  let v: number;
-  if (b <= 0x7f) {
-    v = b;
-    pos++;
-  } else if (b === 0xcd && pos + 3 <= end) {
-    v = ((buf[pos + 1] as number) << 8) | (buf[pos + 2] as number);
-    pos += 3;
-  } else if (b === 0xce && pos + 5 <= end) {
-    v = word(pos + 1);
-    pos += 5;
-  } else {
-    v = int();
-  }
-  if (v < 0 || v > max) throw UNUSUAL;
-  return v;
-}
-
-/** A safe integer, negative or not; float32 and non-integers are left to decodeEvents. */
-function int(): number {
-  const b = byte();
-  if (b <= 0x7f) return b;
-  if (b >= 0xe0) return b - 0x100;
-  switch (b) {
-    case 0xcc:
-      if (pos + 1 > end) throw UNUSUAL;
-      return buf[pos++] as number;
-    case 0xcd: {
-      if (pos + 2 > end) throw UNUSUAL;
-      const v = ((buf[pos] as number) << 8) | (buf[pos + 1] as number);
-      pos += 2;
-      return v;
-    }
-    case 0xce: {
-      if (pos + 4 > end) throw UNUSUAL;
-      const v = word(pos);
-      pos += 4;
-      return v;
-    }
-    case 0xcf: {
-      const v = be(4) * 0x100000000 + be(4);
-      if (v > MAX) throw UNUSUAL;
-      return v;
-    }
-    case 0xd0:
-      return signed(be(1), 0x80);
-    case 0xd1:
-      return signed(be(2), 0x8000);
-    case 0xd2:
-      return signed(be(4), 0x80000000);
-    case 0xd3: {
-      const hi = be(4);
-      const lo = be(4);
-      const v = hi >= 0x80000000 ? (hi - 0x100000000) * 0x100000000 + lo : hi * 0x100000000 + lo;
-      if (!Number.isSafeInteger(v)) throw UNUSUAL;
-      return v;
-    }
-    case 0xcb: {
-      if (pos + 8 > end) throw UNUSUAL;
-      for (let k = 0; k < 8; k++) F64_BYTES[k] = buf[pos++] as number;
-      const v = F64_VIEW.getFloat64(0);
-      if (!Number.isSafeInteger(v) || Object.is(v, -0)) throw UNUSUAL;
-      return v;
-    }
-    default:
-      throw UNUSUAL;
-  }
-}
-
-function signed(v: number, half: number): number {
-  return v >= half ? v - 2 * half : v;
-}
-
-// A float64 is read through 8 scratch bytes (big-endian, as msgpack stores it): no allocation.
-const F64_BYTES = new Uint8Array(8);
-const F64_VIEW = new DataView(F64_BYTES.buffer);
-
-/** bin8 of exactly alen bytes (what msgpackr writes for an address), stored as 4 words. */
-function address(alen: number, out: Uint32Array, at: number): void {
-  if (pos + 2 + alen > end || buf[pos] !== 0xc4 || buf[pos + 1] !== alen) throw UNUSUAL;
-  let p = pos + 2;
-  for (let w = 0; w < 4; w++) {
-    if (w * 4 < alen) {
-      out[at + w] = word(p);
-      p += 4;
-    } else {
-      out[at + w] = 0;
-    }
-  }
-  pos += 2 + alen;
-}
-
-/** The big-endian u32 at buf[p…p+3] (bounds checked by the caller). */
-function word(p: number): number {
-  return (
-    (((buf[p] as number) << 24) |
-      ((buf[p + 1] as number) << 16) |
-      ((buf[p + 2] as number) << 8) |
-      (buf[p + 3] as number)) >>>
-    0
-  );
 }
