@@ -10,7 +10,7 @@ import { type EventColumns, natOf, wordAt } from './event-columns.js';
 import {
   address,
   arrayHeader,
-  begin,
+  beginEvents,
   cursor,
   int,
   nil,
@@ -18,12 +18,14 @@ import {
   seek,
   UNUSUAL,
   uint,
+  V1_FIELDS,
+  V1_REQUIRED,
 } from './msgpack-scan.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
-/** The fields of a v1 event array; a longer one (a newer writer's) goes to decodeEvents. */
-const V1_FIELDS = 18;
-const REQUIRED = 11;
+// The fast path's copies: a constant of this file is one load where an imported one is more.
+const FIELDS = V1_FIELDS;
+const REQUIRED = V1_REQUIRED;
 
 // Where the next event starts. The fast path keeps its own position, a module `var` of this file
 // like the shared cursor's (msgpack-scan.ts), and hands it over only when it declines an event:
@@ -35,11 +37,9 @@ var at = 0;
  * garbage) when the payload is not one this reader handles: decode it with decodeEvents.
  */
 export function scanEvents(payload: Uint8Array, fields: number, cols: EventColumns): boolean {
-  begin(payload);
   try {
-    const n = arrayHeader();
-    // An event takes at least 16 bytes: a count beyond that is damage, never an allocation.
-    if (n * 16 > payload.length) return false;
+    const n = beginEvents(payload);
+    if (n < 0) return false;
     cols.reset(n);
     let prev = 0;
     at = cursor();
@@ -89,7 +89,7 @@ function fastEvent(
   const h = b[p] as number;
   const wide = h === 0xdc && b[p + 1] === 0;
   const len = wide ? (b[p + 2] as number) : h - 0x90;
-  if (len < REQUIRED || len > V1_FIELDS || len > fields || (len > 15 && !wide)) return -1;
+  if (len < REQUIRED || len > FIELDS || len > fields || (len > 15 && !wide)) return -1;
   p += wide ? 3 : 1;
   const type = b[p] as number;
   const family = b[p + 1] as number;
@@ -217,7 +217,7 @@ function uintAt(b: Uint8Array, p: number): number {
 
 function generalEvent(c: EventColumns, i: number, prevTime: number, fields: number): number {
   const len = arrayHeader();
-  if (len < REQUIRED || len > fields || len > V1_FIELDS) throw UNUSUAL;
+  if (len < V1_REQUIRED || len > fields || len > V1_FIELDS) throw UNUSUAL;
   const type = uint(4);
   if (type === 0) throw UNUSUAL;
   const family = uint(6);

@@ -18,11 +18,22 @@ const EMPTY = new Uint8Array(0);
 /** Thrown by the primitives; the scan that called them returns false for its payload. */
 export const UNUSUAL = new Error('not a plain v1 events payload');
 
-/** Puts the cursor at the start of `payload`. */
-export function begin(payload: Uint8Array): void {
+/** The fields of a v1 event array; a longer one (a newer writer's) goes to decodeEvents. */
+export const V1_FIELDS = 18;
+/** The fields every v1 event has (type … dport). */
+export const V1_REQUIRED = 11;
+
+/**
+ * Puts the cursor at the start of an events payload and reads how many events it holds, or
+ * returns -1 for a count its bytes cannot hold (an event takes at least 16 bytes: a larger count
+ * is damage, never an allocation). Throws UNUSUAL, as the other primitives do.
+ */
+export function beginEvents(payload: Uint8Array): number {
   buf = payload;
   pos = 0;
   end = payload.length;
+  const n = arrayHeader();
+  return n * 16 > end ? -1 : n;
 }
 
 /** Lets go of the payload (a scan's `finally`), so a finished batch's bytes can be collected. */

@@ -9,31 +9,28 @@
 import {
   address,
   arrayHeader,
-  begin,
+  beginEvents,
   cursor,
   int,
   nil,
   release,
   UNUSUAL,
   uint,
+  V1_FIELDS,
+  V1_REQUIRED,
 } from '../../journal/msgpack-scan.js';
 import { type ExportBatch, F_COUNTERS, F_KERNEL, F_MARK, F_START, F_TCP, F_ZONE } from './batch.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
-/** The fields of a v1 event array; a longer one (a newer writer's) goes to decodeEvents. */
-const V1_FIELDS = 18;
-const REQUIRED = 11;
 
 /**
  * Reads a format 1 events payload into `batch` and returns true, or returns false (the batch
  * then holds garbage) for a payload this reader does not take: decode it with decodeEvents.
  */
 export function scanExportV1(payload: Uint8Array, fields: number, batch: ExportBatch): boolean {
-  begin(payload);
   try {
-    const n = arrayHeader();
-    // An event takes at least 16 bytes: a count beyond that is damage, never an allocation.
-    if (n * 16 > payload.length) return false;
+    const n = beginEvents(payload);
+    if (n < 0) return false;
     batch.reset(n);
     let prev = 0;
     for (let i = 0; i < n; i++) prev = event(batch, i, prev, fields);
@@ -49,7 +46,7 @@ export function scanExportV1(payload: Uint8Array, fields: number, batch: ExportB
 
 function event(b: ExportBatch, i: number, prevTime: number, fields: number): number {
   const len = arrayHeader();
-  if (len < REQUIRED || len > fields || len > V1_FIELDS) throw UNUSUAL;
+  if (len < V1_REQUIRED || len > fields || len > V1_FIELDS) throw UNUSUAL;
   const type = uint(4);
   if (type === 0) throw UNUSUAL;
   const family = uint(6);
