@@ -1,7 +1,10 @@
 // The files of one export: each written under a temporary name, all renamed into place only once every one is whole.
 import {
+  close as closeCb,
   closeSync,
   existsSync,
+  fdatasync as fdatasyncCb,
+  fsync as fsyncCb,
   fsyncSync,
   linkSync,
   mkdirSync,
@@ -9,6 +12,7 @@ import {
   readFileSync,
   renameSync,
   unlinkSync,
+  write as writeCb,
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -20,17 +24,41 @@ export interface OutputFile {
   readonly tmp: string;
   fd: number | undefined;
   bytes: number;
+  /** writeAt() and syncAsync() calls not yet done: abort() leaves the fd open to them (no write into a reused fd). */
+  inflight?: number;
+  /** The fd abort() left for the last of them to close. */
+  orphan?: number;
 }
 
-/** How files are written; tests replace `write` to inject a full disk. */
+/**
+ * How files are written; tests replace `write` to inject a full disk. `position` is where
+ * writeAt() puts the data (pwrite); without it, at the file's offset. A FileIo without
+ * writeAsync is called synchronously by writeAt() too.
+ */
 export interface FileIo {
-  write(fd: number, data: Uint8Array): void;
+  write(fd: number, data: Uint8Array, position?: number): void;
+  /** The same write on libuv's thread pool, off the thread that encodes the rows. */
+  writeAsync?(fd: number, data: Uint8Array, position: number): Promise<void>;
 }
 
 const DEFAULT_IO: FileIo = {
-  write(fd, data) {
+  write(fd, data, position) {
     let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+    while (off < data.length) {
+      const at = position === undefined ? null : position + off;
+      off += writeSync(fd, data, off, data.length - off, at);
+    }
+  },
+  writeAsync(fd, data, position) {
+    return new Promise((resolve, reject) => {
+      const more = (off: number) =>
+        writeCb(fd, data, off, data.length - off, position + off, (err, n) => {
+          if (err) reject(err);
+          else if (off + n < data.length) more(off + n);
+          else resolve();
+        });
+      more(0);
+    });
   },
 };
 
@@ -98,6 +126,88 @@ export class ExportFiles {
     f.bytes += data.length;
   }
 
+  /**
+   * Writes data at the file's end so far on libuv's thread pool; the caller keeps data unchanged
+   * until the promise settles, and awaits every one before closeAsync(). Writes in flight may
+   * finish in any order: each has its own position. A file is written either by write() or by
+   * writeAt()/writeAtSync(), not both (write() goes to the fd's offset, which pwrite leaves).
+   */
+  writeAt(f: OutputFile, data: Uint8Array): Promise<void> {
+    const position = f.bytes;
+    f.bytes += data.length;
+    const io = this.#io;
+    return this.#inPool(f, (fd) =>
+      io.writeAsync === undefined
+        ? io.write(fd, data, position)
+        : io.writeAsync(fd, data, position),
+    );
+  }
+
+  /**
+   * fdatasync on libuv's thread pool: what was written so far goes to the disk while rows are
+   * still encoded, so closing (fsync) a part of hundreds of MB does not wait for all of it.
+   */
+  syncAsync(f: OutputFile): Promise<void> {
+    return this.#inPool(
+      f,
+      (fd) =>
+        new Promise<void>((resolve, reject) =>
+          fdatasyncCb(fd, (err) => (err ? reject(err) : resolve())),
+        ),
+    );
+  }
+
+  async #inPool(f: OutputFile, op: (fd: number) => void | Promise<void>): Promise<void> {
+    const fd = f.fd;
+    if (fd === undefined) throw new Error(`export: ${f.path} is closed`);
+    f.inflight = (f.inflight ?? 0) + 1;
+    try {
+      await op(fd);
+    } catch (err) {
+      throw writeError(f.path, err);
+    } finally {
+      f.inflight--;
+      if (f.inflight === 0 && f.orphan !== undefined) {
+        const fd = f.orphan;
+        f.orphan = undefined;
+        try {
+          closeSync(fd);
+        } catch {
+          // aborted already: the first error is the one reported
+        }
+      }
+    }
+  }
+
+  /** writeAt() done here and now (when enough writes are in flight already). */
+  writeAtSync(f: OutputFile, data: Uint8Array): void {
+    const fd = f.fd;
+    if (fd === undefined) throw new Error(`export: ${f.path} is closed`);
+    try {
+      this.#io.write(fd, data, f.bytes);
+    } catch (err) {
+      throw writeError(f.path, err);
+    }
+    f.bytes += data.length;
+  }
+
+  /** close() with the fsync on libuv's thread pool; no writeAt() of the file may be in flight. */
+  async closeAsync(f: OutputFile): Promise<void> {
+    const fd = f.fd;
+    if (fd === undefined) return;
+    if ((f.inflight ?? 0) > 0) throw new Error(`export: ${f.path} closed with writes in flight`);
+    f.fd = undefined;
+    const done = (resolve: () => void, reject: (err: unknown) => void) => (err: unknown) =>
+      err ? reject(err) : resolve();
+    try {
+      await new Promise<void>((resolve, reject) => fsyncCb(fd, done(resolve, reject)));
+    } catch (err) {
+      closeSync(fd);
+      throw writeError(f.path, err);
+    }
+    await new Promise<void>((resolve, reject) => closeCb(fd, done(resolve, reject)));
+  }
+
   /** Ends a file: flushed to the disk, closed, waiting for commit(). */
   close(f: OutputFile): void {
     const fd = f.fd;
@@ -156,14 +266,15 @@ export class ExportFiles {
   /** Closes and removes every temporary file (after a failure); final names are not touched. */
   abort(): void {
     for (const f of this.#files) {
-      if (f.fd !== undefined) {
+      if (f.fd !== undefined && (f.inflight ?? 0) > 0) f.orphan = f.fd;
+      else if (f.fd !== undefined) {
         try {
           closeSync(f.fd);
         } catch {
           // already failing: the first error is the one reported
         }
-        f.fd = undefined;
       }
+      f.fd = undefined;
       try {
         unlinkSync(f.tmp);
       } catch {

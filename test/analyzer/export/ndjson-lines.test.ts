@@ -1,0 +1,214 @@
+// NDJSON event lines from cached pieces (tuple blocks, digits, time, optional columns) are byte for byte JSON.stringify of the row; writes on the pool fail as a CtError.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import t from 'tap';
+import { formatAddress } from '../../../analyzer/core/address.js';
+import { DEFAULT_COLLAPSE } from '../../../analyzer/core/flows.js';
+import { ExportBatch } from '../../../analyzer/export/batch.js';
+import { runExport } from '../../../analyzer/export/export.js';
+import { ExportFiles } from '../../../analyzer/export/files.js';
+import { NdjsonEventPart } from '../../../analyzer/export/ndjson.js';
+import type { JournalContext } from '../../../analyzer/export/rows.js';
+import { EVENT_COLUMNS } from '../../../analyzer/export/schema.js';
+import { AddressCache, TimeText } from '../../../analyzer/export/values.js';
+import type { CtEvent } from '../../../journal/event.js';
+import { JournalWriter } from '../../../journal/writer.js';
+import { arbEvent, arbFlowEvents } from '../../helpers/arbitraries.js';
+import { HEADER, tempDir } from '../../helpers/journals.js';
+
+/** The 16-byte form as hex: IPv4 as ::ffff:a.b.c.d. */
+function bin16(a: Uint8Array): string {
+  const b = a.length === 4 ? Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, ...a]) : a;
+  return Buffer.from(b).toString('hex');
+}
+
+/** RFC 3339 with 6 fraction digits, by a route of its own (BigInt, Date of the millisecond). */
+function rfc3339(us: number): string {
+  const ms = Number(BigInt(us) / 1000n);
+  return `${new Date(ms).toISOString().slice(0, 19)}.${String(us % 1e6).padStart(6, '0')}Z`;
+}
+
+/** The line docs/export.md promises for an event: JSON.stringify of the row, columns in order. */
+function expectedLine(ev: CtEvent, seq: number, j: JournalContext): string {
+  const o = ev.orig;
+  const r = ev.reply;
+  const row = {
+    host: j.host,
+    journal: j.sha256,
+    seq,
+    time: rfc3339(ev.time),
+    time_us: ev.time,
+    time_kernel: ev.timeKernel,
+    type: ev.type,
+    family: ev.family,
+    proto: ev.proto,
+    status: ev.status,
+    id: ev.id,
+    src: formatAddress(o.src),
+    dst: formatAddress(o.dst),
+    src_bin: bin16(o.src),
+    dst_bin: bin16(o.dst),
+    sport: o.sport,
+    dport: o.dport,
+    icmp_type: o.icmpType,
+    icmp_code: o.icmpCode,
+    icmp_id: o.icmpId,
+    reply_src: formatAddress(r.src),
+    reply_dst: formatAddress(r.dst),
+    reply_src_bin: bin16(r.src),
+    reply_dst_bin: bin16(r.dst),
+    reply_sport: r.sport,
+    reply_dport: r.dport,
+    tcp_state: ev.tcpState ?? null,
+    start_us: ev.start ?? null,
+    mark: ev.mark ?? null,
+    zone: ev.zone ?? null,
+    orig_packets: ev.counters?.origPackets ?? null,
+    orig_bytes: ev.counters?.origBytes ?? null,
+    reply_packets: ev.counters?.replyPackets ?? null,
+    reply_bytes: ev.counters?.replyBytes ?? null,
+    port_lo: j.portLo,
+    port_hi: j.portHi,
+  };
+  if (Object.keys(row).join() !== EVENT_COLUMNS.map((c) => c.name).join()) {
+    throw new Error('the expected row is not in schema.ts order');
+  }
+  return `${JSON.stringify(row)}\n`;
+}
+
+/** The bytes one NdjsonEventPart writes for the events (one batch), seq from `first`. */
+async function partBytes(
+  dir: string,
+  events: CtEvent[],
+  j: JournalContext,
+  tupleBlocks?: number,
+  first = 0,
+): Promise<Buffer> {
+  const files = new ExportFiles(dir, { force: true });
+  const part = new NdjsonEventPart(
+    files,
+    'part.ndjson',
+    j,
+    new AddressCache(),
+    new TimeText(),
+    tupleBlocks,
+  );
+  const b = new ExportBatch();
+  b.fill(events);
+  for (let i = 0; i < b.n; i++) part.add(b, i, first + i);
+  await part.ready();
+  await part.finish();
+  files.commit();
+  return readFileSync(join(dir, 'part.ndjson'));
+}
+
+const arbContext: fc.Arbitrary<JournalContext> = fc.record({
+  // Quotes, backslashes, control characters, non-ASCII and astral characters all need escaping or UTF-8.
+  host: fc.oneof(
+    fc.string({ unit: 'grapheme', maxLength: 20 }),
+    fc.constantFrom('fw"1\\', 'tür-α', 'gw\u0001\n', '🔥host'),
+  ),
+  sha256: fc.stringMatching(/^[0-9a-f]{64}$/),
+  portLo: fc.option(fc.integer({ min: 0, max: 0xffff }), { nil: null }),
+  portHi: fc.option(fc.integer({ min: 0, max: 0xffff }), { nil: null }),
+});
+
+t.test(
+  'NDJSON: a line from cached pieces is JSON.stringify of its row (IPv4/IPv6, ICMP, optional columns absent and present, any host)',
+  async (t) => {
+    const dir = tempDir(t, 'ndjson-lines');
+    // Repeated connections hit the tuple cache; 1 and 2 blocks make it start over all the time.
+    const events = fc.oneof(
+      fc.array(arbEvent(), { minLength: 1, maxLength: 40 }),
+      arbFlowEvents({ minLength: 1, maxLength: 40 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        events,
+        arbContext,
+        fc.constantFrom(undefined, 1, 2, 3),
+        fc.nat(2 ** 40),
+        async (evs, j, blocks, first) => {
+          const got = await partBytes(dir, evs, j, blocks, first);
+          const want = evs.map((ev, i) => expectedLine(ev, first + i, j)).join('');
+          t.equal(got.toString('utf8'), want);
+          t.ok(got.equals(Buffer.from(want, 'utf8')), 'and byte for byte');
+        },
+      ),
+      { numRuns: 150 },
+    );
+  },
+);
+
+t.test(
+  'NDJSON: more distinct IPv6 connections than the tuple arena holds still write every line as JSON.stringify',
+  async (t) => {
+    const dir = tempDir(t, 'ndjson-arena');
+    // ~450 bytes a block: 12,000 of them overflow the 4 MB arena before the block count limit.
+    const base = fc.sample(arbEvent({ families: [6] }), { numRuns: 200, seed: 15 });
+    const evs = Array.from({ length: 12_000 }, (_, i) => {
+      const ev = base[i % base.length] as CtEvent;
+      return { ...ev, id: (ev.id + i) >>> 0 };
+    });
+    // Each connection twice, far apart: the second is a hit or a miss after the start over.
+    const twice = [...evs, ...evs];
+    const j: JournalContext = { host: 'h', sha256: 'ab'.repeat(32), portLo: 1, portHi: 2 };
+    const got = await partBytes(dir, twice, j);
+    const want = twice.map((ev, i) => expectedLine(ev, i, j)).join('');
+    t.ok(got.equals(Buffer.from(want, 'utf8')), `${twice.length} lines byte for byte`);
+  },
+);
+
+t.test(
+  'a full disk on the thread pool (writeAsync rejects ENOSPC) is a CtError saying what to do, and leaves no file',
+  async (t) => {
+    const dir = tempDir(t, 'ndjson-full');
+    const path = join(dir, 'j.mpk');
+    const w = JournalWriter.create(path, HEADER);
+    const events = fc.sample(arbEvent(), { numRuns: 6000, seed: 16 });
+    for (let i = 0; i < events.length; i += 100) w.append(events.slice(i, i + 100));
+    w.close({ stop: HEADER.start + 60_000_000 });
+    let written = 0;
+    const files = {
+      write(_fd: number, data: Uint8Array) {
+        written += data.length;
+      },
+      async writeAsync(_fd: number, data: Uint8Array) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        written += data.length;
+        if (written > 1_500_000) {
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), {
+            code: 'ENOSPC',
+          });
+        }
+      },
+    };
+    const out = join(dir, 'out');
+    await t.rejects(
+      runExport(
+        {
+          journals: [path],
+          output: out,
+          what: 'events',
+          format: 'ndjson',
+          collapse: DEFAULT_COLLAPSE,
+          force: false,
+        },
+        { warn: () => {}, note: () => {}, files },
+      ),
+      {
+        code: 'ENOSPC',
+        exit: 1,
+        message: /no space left on the device: free some space or export elsewhere/,
+      },
+    );
+    t.ok(written > 1_500_000, 'the failing write was one on the pool');
+    const left = existsSync(out)
+      ? readdirSync(out, { recursive: true, encoding: 'utf8' }).filter((f) =>
+          statSync(join(out, f)).isFile(),
+        )
+      : [];
+    t.same(left, [], 'no file kept, no temporary one left');
+  },
+);
