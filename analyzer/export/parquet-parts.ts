@@ -13,26 +13,42 @@ export const ROW_GROUP = 1 << 16;
 let generations = 0;
 
 /**
- * The addresses of one row group, each once: the dictionary of every address column (text and
- * 16-byte) of the group. An address's slot is kept on its cached value, tagged with the
- * dictionary's generation, so finding it costs no lookup.
+ * The addresses of one address column in one row group, each once: the dictionary of its text
+ * and 16-byte columns (both in this order). An address's slot is kept on its cached value,
+ * tagged with the dictionary's generation, so finding it costs no lookup. Each column has its
+ * own: a server's column holds a few addresses, and its indices take a few bits.
  */
 class AddressDict {
+  readonly #column: number;
   #gen = ++generations;
   values: AddressValue[] = [];
 
+  /** column: 0 to 3, which of an address value's slots this dictionary uses. */
+  constructor(column: number) {
+    this.#column = column;
+  }
+
   index(v: AddressValue): number {
-    if (v.dict !== this.#gen) {
-      v.dict = this.#gen;
-      v.slot = this.values.length;
+    const c = this.#column;
+    if (v.dicts[c] !== this.#gen) {
+      v.dicts[c] = this.#gen;
+      v.slots[c] = this.values.length;
       this.values.push(v);
     }
-    return v.slot;
+    return v.slots[c] as number;
   }
 
   reset(): void {
     this.#gen = ++generations;
     this.values = [];
+  }
+
+  get texts(): Uint8Array[] {
+    return this.values.map((v) => v.textBytes);
+  }
+
+  get bins(): Uint8Array[] {
+    return this.values.map((v) => v.bin);
   }
 }
 
@@ -42,7 +58,13 @@ const utf8 = (s: string) => Uint8Array.from(Buffer.from(s, 'utf8'));
 export class ParquetEventPart implements EventPart {
   readonly #file: ParquetFile;
   readonly #addrs: AddressCache;
-  readonly #dict = new AddressDict();
+  /** Dictionaries of src, dst, reply src, reply dst. */
+  readonly #dicts = [0, 1, 2, 3].map((c) => new AddressDict(c)) as [
+    AddressDict,
+    AddressDict,
+    AddressDict,
+    AddressDict,
+  ];
   readonly #host: Uint8Array;
   readonly #journal: Uint8Array;
   readonly #portLo: number;
@@ -112,7 +134,7 @@ export class ParquetEventPart implements EventPart {
   add(b: ExportBatch, i: number, seq: number): void {
     const k = this.#n++;
     const a = this.#addrs;
-    const d = this.#dict;
+    const [d0, d1, d2, d3] = this.#dicts;
     const len = b.family[i] === 4 ? 4 : 16;
     const at = 16 * i;
     const flags = b.flags[i] as number;
@@ -124,10 +146,10 @@ export class ParquetEventPart implements EventPart {
     this.#proto[k] = b.proto[i] as number;
     this.#status[k] = (b.status[i] as number) | 0;
     this.#id[k] = (b.id[i] as number) | 0;
-    this.#src[k] = d.index(a.words(b.addr, at, len));
-    this.#dst[k] = d.index(a.words(b.addr, at + 4, len));
-    this.#rsrc[k] = d.index(a.words(b.addr, at + 8, len));
-    this.#rdst[k] = d.index(a.words(b.addr, at + 12, len));
+    this.#src[k] = d0.index(a.words(b.addr, at, len));
+    this.#dst[k] = d1.index(a.words(b.addr, at + 4, len));
+    this.#rsrc[k] = d2.index(a.words(b.addr, at + 8, len));
+    this.#rdst[k] = d3.index(a.words(b.addr, at + 12, len));
     this.#sport[k] = b.sport[i] as number;
     this.#dport[k] = b.dport[i] as number;
     this.#icmpType[k] = b.icmpType[i] as number;
@@ -157,14 +179,21 @@ export class ParquetEventPart implements EventPart {
   #flush(): void {
     const n = this.#n;
     if (n === 0) return;
-    const texts = this.#dict.values.map((v) => v.textBytes);
-    const bins = this.#dict.values.map((v) => v.bin);
+    const [d0, d1, d2, d3] = this.#dicts;
     const i32 = (values: Int32Array, def?: Uint8Array): ColumnData =>
       def === undefined ? { kind: 'int32', values } : { kind: 'int32', values, def };
     const i64 = (values: Float64Array, def?: Uint8Array): ColumnData =>
       def === undefined ? { kind: 'int64', values } : { kind: 'int64', values, def };
-    const text = (index: Int32Array): ColumnData => ({ kind: 'dict', index, dict: texts });
-    const bin = (index: Int32Array): ColumnData => ({ kind: 'dict', index, dict: bins });
+    const text = (index: Int32Array, d: AddressDict): ColumnData => ({
+      kind: 'dict',
+      index,
+      dict: d.texts,
+    });
+    const bin = (index: Int32Array, d: AddressDict): ColumnData => ({
+      kind: 'dict',
+      index,
+      dict: d.bins,
+    });
     // In EVENT_COLUMNS' order.
     this.#file.writeRowGroup(n, [
       { kind: 'dict', index: this.#zeros, dict: [this.#host] },
@@ -178,19 +207,19 @@ export class ParquetEventPart implements EventPart {
       i32(this.#proto),
       i32(this.#status),
       i32(this.#id),
-      text(this.#src),
-      text(this.#dst),
-      bin(this.#src),
-      bin(this.#dst),
+      text(this.#src, d0),
+      text(this.#dst, d1),
+      bin(this.#src, d0),
+      bin(this.#dst, d1),
       i32(this.#sport),
       i32(this.#dport),
       i32(this.#icmpType),
       i32(this.#icmpCode),
       i32(this.#icmpId),
-      text(this.#rsrc),
-      text(this.#rdst),
-      bin(this.#rsrc),
-      bin(this.#rdst),
+      text(this.#rsrc, d2),
+      text(this.#rdst, d3),
+      bin(this.#rsrc, d2),
+      bin(this.#rdst, d3),
       i32(this.#rsport),
       i32(this.#rdport),
       i32(this.#tcpState, this.#hasTcpState),
@@ -205,7 +234,7 @@ export class ParquetEventPart implements EventPart {
       i32(this.#ports[1] as Int32Array, this.#hasPorts),
     ]);
     this.#n = 0;
-    this.#dict.reset();
+    for (const d of this.#dicts) d.reset();
   }
 
   ready(): Promise<void> {
@@ -256,11 +285,10 @@ export class ParquetFlowPart implements FlowPart {
     const flows = this.#flows;
     const n = flows.length;
     if (n === 0) return;
-    const dict = new AddressDict();
-    const src = Int32Array.from(flows, (f) => dict.index(this.#addrs.get(f.src)));
-    const dst = Int32Array.from(flows, (f) => dict.index(this.#addrs.get(f.dst)));
-    const texts = dict.values.map((v) => v.textBytes);
-    const bins = dict.values.map((v) => v.bin);
+    const srcs = new AddressDict(0);
+    const dsts = new AddressDict(1);
+    const src = Int32Array.from(flows, (f) => srcs.index(this.#addrs.get(f.src)));
+    const dst = Int32Array.from(flows, (f) => dsts.index(this.#addrs.get(f.dst)));
     const tables = [...new Set(flows.map((f) => f.table))];
     const zeros = new Int32Array(n);
     const i32 = (get: (f: Flow) => number): ColumnData => ({
@@ -285,10 +313,10 @@ export class ParquetFlowPart implements FlowPart {
       },
       i32((f) => f.family),
       i32((f) => f.proto),
-      { kind: 'dict', index: src, dict: texts },
-      { kind: 'dict', index: dst, dict: texts },
-      { kind: 'dict', index: src, dict: bins },
-      { kind: 'dict', index: dst, dict: bins },
+      { kind: 'dict', index: src, dict: srcs.texts },
+      { kind: 'dict', index: dst, dict: dsts.texts },
+      { kind: 'dict', index: src, dict: srcs.bins },
+      { kind: 'dict', index: dst, dict: dsts.bins },
       i32((f) => f.sport),
       i32((f) => f.dport),
       i32((f) => f.icmpType),

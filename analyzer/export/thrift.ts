@@ -77,7 +77,8 @@ function writeValue(out: number[], v: TValue): void {
 }
 
 /** ZigZag of an integer up to ±2^52 (Number arithmetic: no 32-bit wrap). */
-function zigzag(n: number): number {
+/** Zigzag of an integer within ±2^52 (exact in a double). */
+export function zigzag(n: number): number {
   return n >= 0 ? n * 2 : -n * 2 - 1;
 }
 

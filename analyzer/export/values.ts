@@ -12,10 +12,12 @@ export interface AddressValue {
   /** 32 lowercase hex digits of `bin` as ASCII bytes: NDJSON's form of the binary columns. */
   readonly hexBytes: Uint8Array;
   readonly bin: Uint8Array;
-  /** Its index in the current Parquet column chunk's dictionary; -1 when not in it. */
-  slot: number;
-  /** The dictionary (its generation) `slot` belongs to. */
-  dict: number;
+  /**
+   * Its index in the current Parquet dictionary of each address column (src, dst, reply src,
+   * reply dst): slots[c] is valid while dicts[c] is that dictionary's generation.
+   */
+  readonly slots: Int32Array;
+  readonly dicts: Int32Array;
 }
 
 /** Entries kept before the cache starts over: bounded memory for a journal of many addresses. */
@@ -99,8 +101,8 @@ export class AddressCache {
       textBytes: Uint8Array.from(Buffer.from(text, 'latin1')),
       hexBytes: Uint8Array.from(Buffer.from(hex, 'latin1')),
       bin,
-      slot: -1,
-      dict: -1,
+      slots: new Int32Array(4),
+      dicts: new Int32Array(4),
     };
     const k = s * 4;
     this.#keys[k] = w0;
