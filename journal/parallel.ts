@@ -1,28 +1,16 @@
 // A journal read, checked and scanned by a second thread while this one builds the flow table.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import { CtError, type ExitCode } from '../common/errors.js';
 import { EventColumns } from './event-columns.js';
-import { JournalFault } from './fault.js';
 import type { AddressSet, JournalGap, JournalTrailer, RouteSet } from './format.js';
 import type { ColumnsItem, JournalCounts, JournalReader } from './reader.js';
+import { ReadingThread } from './reading-thread.js';
 
-/** What the decoding thread is given: the opened journal's fd is shared, not reopened. */
-export interface WorkerData {
-  path: string;
-  fd: number;
-  /** Batches the main thread has room for; the worker waits at 0 (bounded memory). */
-  credits: Int32Array;
-}
-
+/** What the decoding thread posts (and, as a ThreadFailure, how it fails). */
 export type WorkerMessage =
   | { kind: 'events'; bufs: ArrayBuffer[]; ns: number[]; offset: number }
   | { kind: 'gap'; gap: JournalGap; offset: number }
-  | ({ kind: 'end' } & JournalEnd)
-  | { kind: 'fault'; code: 'ECORRUPT' | 'EMODIFIED'; offset: number; why: string; atFrame: boolean }
-  | { kind: 'error'; code: string; message: string; exit: ExitCode }
-  | { kind: 'bug'; message: string };
+  | ({ kind: 'end' } & JournalEnd);
 
 /** What a reader knows once columns() has ended: the same, from the decoding thread. */
 export interface JournalEnd {
@@ -54,43 +42,15 @@ export async function* columnsInWorker(
   reader: JournalReader,
   progress: { offset: number; end?: JournalEnd },
 ): AsyncGenerator<ColumnsItem> {
-  const fd = reader.fd;
-  if (fd === undefined) throw new Error('journal: reader is closed');
-  const credits = new Int32Array(new SharedArrayBuffer(4));
-  credits[0] = IN_FLIGHT;
-  const data: WorkerData = { path: reader.path, fd, credits };
-  const worker = new Worker(WORKER, { workerData: data });
-  const queue: WorkerMessage[] = [];
-  let wake: (() => void) | undefined;
-  let failure: Error | undefined;
-  let exited = false;
-  worker.on('message', (m: WorkerMessage) => {
-    queue.push(m);
-    wake?.();
-  });
-  worker.on('error', (err) => {
-    failure = err;
-    wake?.();
-  });
-  worker.on('exit', () => {
-    exited = true;
-    wake?.();
-  });
-  const release = () => {
-    Atomics.add(credits, 0, 1);
-    Atomics.notify(credits, 0);
-  };
+  const thread = new ReadingThread<WorkerMessage>(
+    WORKER,
+    reader,
+    IN_FLIGHT,
+    'journal: the decoding thread',
+  );
   try {
     for (;;) {
-      while (queue.length === 0) {
-        if (failure !== undefined) throw failure;
-        if (exited) throw new Error('journal: the decoding thread ended without a result');
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
-      }
-      const m = queue.shift() as WorkerMessage;
+      const m = await thread.next();
       switch (m.kind) {
         case 'events':
           progress.offset = m.offset;
@@ -98,13 +58,12 @@ export async function* columnsInWorker(
             yield { kind: 'events', columns: EventColumns.view(buf, m.ns[i] as number) };
           }
           // Read (the consumer asked for the next item): the buffers go back for reuse.
-          worker.postMessage(m.bufs, m.bufs);
-          release();
+          thread.used(m.bufs);
           break;
         case 'gap':
           progress.offset = m.offset;
           yield { kind: 'gap', gap: m.gap };
-          release();
+          thread.used([]);
           break;
         case 'end':
           progress.end = {
@@ -116,15 +75,9 @@ export async function* columnsInWorker(
             routeSets: m.routeSets,
           };
           return;
-        case 'fault':
-          throw new JournalFault(m.code, reader.path, m.offset, m.why, m.atFrame);
-        case 'error':
-          throw new CtError(m.code, m.message, { exit: m.exit });
-        case 'bug':
-          throw new Error(`journal: the decoding thread failed: ${m.message}`);
       }
     }
   } finally {
-    await worker.terminate();
+    await thread.close();
   }
 }

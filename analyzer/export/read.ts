@@ -1,21 +1,11 @@
 // A journal's events as export batches: read and scanned by a second thread when the built worker is there, else here.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import { CtError, type ExitCode } from '../../common/errors.js';
-import { JournalFault } from '../../journal/fault.js';
 import type { JournalCounts, JournalReader, ScansByFormat } from '../../journal/reader.js';
+import { ReadingThread } from '../../journal/reading-thread.js';
 import { ExportBatch } from './batch.js';
 import { scanExportV1 } from './scan-v1.js';
 import { scanExportV2 } from './scan-v2.js';
-
-/** What the reading thread is given: the opened journal's fd is shared, not reopened. */
-export interface ReadWorkerData {
-  path: string;
-  fd: number;
-  /** Batches the main thread has room for; the worker waits at 0 (bounded memory). */
-  credits: Int32Array;
-}
 
 /** What the reader knows at the end: the warnings and the digest check need it. */
 export interface ReadEnd {
@@ -25,12 +15,10 @@ export interface ReadEnd {
   sha256: string | undefined;
 }
 
+/** What the reading thread posts (and, as a ThreadFailure, how it fails). */
 export type ReadMessage =
   | { kind: 'events'; buf: ArrayBuffer; n: number }
-  | ({ kind: 'end' } & ReadEnd)
-  | { kind: 'fault'; code: 'ECORRUPT' | 'EMODIFIED'; offset: number; why: string; atFrame: boolean }
-  | { kind: 'error'; code: string; message: string; exit: ExitCode }
-  | { kind: 'bug'; message: string };
+  | ({ kind: 'end' } & ReadEnd);
 
 const WORKER = new URL('./read-worker.js', import.meta.url);
 
@@ -72,59 +60,24 @@ export async function* exportBatches(
 }
 
 async function* inWorker(reader: JournalReader, end: { value?: ReadEnd }) {
-  const fd = reader.fd;
-  if (fd === undefined) throw new Error('export: reader is closed');
-  const credits = new Int32Array(new SharedArrayBuffer(4));
-  credits[0] = IN_FLIGHT;
-  const data: ReadWorkerData = { path: reader.path, fd, credits };
-  const worker = new Worker(WORKER, { workerData: data });
-  const queue: ReadMessage[] = [];
-  let wake: (() => void) | undefined;
-  let failure: Error | undefined;
-  let exited = false;
-  worker.on('message', (m: ReadMessage) => {
-    queue.push(m);
-    wake?.();
-  });
-  worker.on('error', (err) => {
-    failure = err;
-    wake?.();
-  });
-  worker.on('exit', () => {
-    exited = true;
-    wake?.();
-  });
+  const thread = new ReadingThread<ReadMessage>(
+    WORKER,
+    reader,
+    IN_FLIGHT,
+    'export: the reading thread',
+  );
   try {
     for (;;) {
-      while (queue.length === 0) {
-        if (failure !== undefined) throw failure;
-        if (exited) throw new Error('export: the reading thread ended without a result');
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
+      const m = await thread.next();
+      if (m.kind === 'end') {
+        end.value = { trailer: m.trailer, tail: m.tail, counts: m.counts, sha256: m.sha256 };
+        return;
       }
-      const m = queue.shift() as ReadMessage;
-      switch (m.kind) {
-        case 'events':
-          yield ExportBatch.view(m.buf, m.n);
-          // Used: the buffer goes back for reuse, and the worker may read one batch more.
-          worker.postMessage(m.buf, [m.buf]);
-          Atomics.add(credits, 0, 1);
-          Atomics.notify(credits, 0);
-          break;
-        case 'end':
-          end.value = { trailer: m.trailer, tail: m.tail, counts: m.counts, sha256: m.sha256 };
-          return;
-        case 'fault':
-          throw new JournalFault(m.code, reader.path, m.offset, m.why, m.atFrame);
-        case 'error':
-          throw new CtError(m.code, m.message, { exit: m.exit });
-        case 'bug':
-          throw new Error(`export: the reading thread failed: ${m.message}`);
-      }
+      yield ExportBatch.view(m.buf, m.n);
+      // Used: the buffer goes back for reuse, and the worker may read one batch more.
+      thread.used([m.buf]);
     }
   } finally {
-    await worker.terminate();
+    await thread.close();
   }
 }
