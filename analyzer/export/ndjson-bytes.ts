@@ -61,6 +61,12 @@ export class ByteWriter {
     } else buf[--p] = 48 + n;
   }
 
+  /** A value and the constant text after it (NDJSON's pieces between values). */
+  uintThen(n: number, after: Uint8Array): void {
+    this.uint(n);
+    this.raw(after);
+  }
+
   #uintSlow(n: number): void {
     const d: number[] = [];
     while (n >= 10) {
@@ -84,6 +90,23 @@ export class ByteWriter {
       buf[p + i] = 48 + (n - q * 10);
       n = q;
     }
+    this.pos = p + 6;
+  }
+
+  /** six() of an integer 0…999999 (a time's fraction), two digits per division. */
+  sixInt(n: number): void {
+    const buf = this.buf;
+    const p = this.pos;
+    const hi = Math.floor(n / 10000);
+    const rest = n - hi * 10000;
+    const mid = Math.floor(rest / 100);
+    const lo = rest - mid * 100;
+    buf[p] = TENS[hi] as number;
+    buf[p + 1] = ONES[hi] as number;
+    buf[p + 2] = TENS[mid] as number;
+    buf[p + 3] = ONES[mid] as number;
+    buf[p + 4] = TENS[lo] as number;
+    buf[p + 5] = ONES[lo] as number;
     this.pos = p + 6;
   }
 

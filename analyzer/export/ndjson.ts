@@ -16,40 +16,44 @@ const TIME = ascii(',"time":"');
 const TIME_US = ascii('Z","time_us":');
 const NULL = 'null';
 
-/** Buffers being written on libuv's pool at most; past that a flush writes here and now. */
-const IN_FLIGHT = 3;
+/** Line areas in a file's buffer: one is filled while the others are written on libuv's pool. */
+const AREAS = 4;
+const AREA = FLUSH_AT + LINE_MAX;
+/** Bytes of a file's buffer before the caller's (NdjsonTuples' arena). */
+const LINES = AREAS * AREA;
 /** Bytes written between two fdatasyncs on the pool (the disk works while rows are encoded). */
 const SYNC_EVERY = 64 << 20;
 
 /**
  * Bytes into one file through a buffer, written in place (digits, cached address and time
  * bytes): an event line costs no string, which is what makes NDJSON keep up with the reader.
- * A full buffer is copied out and written on libuv's thread pool while the next lines are
- * encoded; a failed write is thrown by the next flush, ready() or finish().
+ * A full area of the buffer is written on libuv's thread pool while the next area is filled
+ * (no copy); a failed write is thrown by the next flush, ready() or finish().
  */
 class ByteFile extends ByteWriter {
   readonly #files: ExportFiles;
   readonly #file: OutputFile;
   rows = 0;
-  /** Buffers whose write is done, for the next flushes. */
-  readonly #spare: Uint8Array[] = [];
-  readonly #writes = new Set<Promise<void>>();
+  /** The area being filled and where it starts; each area's write in flight. */
+  #area = 0;
+  #start = 0;
+  readonly #busy: (Promise<void> | undefined)[] = Array.from({ length: AREAS }, () => undefined);
   #error: unknown;
   /** The fdatasync in flight (one at most), and the file's size when the next is due. */
   #sync: Promise<void> | undefined;
   #syncAt = SYNC_EVERY;
 
-  /** `extra` bytes after the line buffer are the caller's (NdjsonTuples' arena). */
+  /** `extra` bytes after the LINES bytes of line areas are the caller's (NdjsonTuples' arena). */
   constructor(files: ExportFiles, rel: string, extra = 0) {
-    super(FLUSH_AT + LINE_MAX + extra);
+    super(LINES + extra);
     this.#files = files;
     this.#file = files.create(rel);
   }
 
-  /** Ends a row: flushes when the buffer is full enough. */
+  /** Ends a row: flushes when the area is full enough. */
   endRow(): void {
     this.rows++;
-    if (this.pos >= FLUSH_AT) this.#flush();
+    if (this.pos - this.#start >= FLUSH_AT) this.#flush();
   }
 
   /** A string line (flows: few rows). */
@@ -59,31 +63,33 @@ class ByteFile extends ByteWriter {
 
   #flush(): void {
     this.#check();
-    const n = this.pos;
-    if (n === 0) return;
-    this.pos = 0;
-    const lines = this.buf.subarray(0, n);
-    if (this.#writes.size >= IN_FLIGHT) {
+    const from = this.#start;
+    if (this.pos === from) return;
+    const lines = this.buf.subarray(from, this.pos);
+    const area = this.#area;
+    const next = (area + 1) % AREAS;
+    if (this.#busy[next] !== undefined) {
+      // Every other area is still on its way to the file: this one goes here and now.
       this.#files.writeAtSync(this.#file, lines);
+      this.pos = from;
       return;
     }
-    const out = this.#spare.pop() ?? new Uint8Array(FLUSH_AT + LINE_MAX);
-    out.set(lines);
-    const write: Promise<void> = this.#files.writeAt(this.#file, out.subarray(0, n)).then(
+    this.#busy[area] = this.#files.writeAt(this.#file, lines).then(
       () => {
-        this.#writes.delete(write);
-        this.#spare.push(out);
+        this.#busy[area] = undefined;
       },
       (err: unknown) => {
-        this.#writes.delete(write);
+        this.#busy[area] = undefined;
         this.#error ??= err;
       },
     );
-    this.#writes.add(write);
+    this.#area = next;
+    this.#start = next * AREA;
+    this.pos = this.#start;
     if (this.#file.bytes >= this.#syncAt && this.#sync === undefined) {
       this.#syncAt = this.#file.bytes + SYNC_EVERY;
       // After the writes in flight: they are what it is for.
-      const sync: Promise<void> = Promise.all(this.#writes)
+      this.#sync = Promise.all(this.#busy)
         .then(() => this.#files.syncAsync(this.#file))
         .then(
           () => {
@@ -94,7 +100,6 @@ class ByteFile extends ByteWriter {
             this.#error ??= err;
           },
         );
-      this.#sync = sync;
     }
   }
 
@@ -102,15 +107,15 @@ class ByteFile extends ByteWriter {
     if (this.#error !== undefined) throw this.#error;
   }
 
-  /** Waits while the pool has as many buffers as it may hold; throws a failed write. */
+  /** Waits until the next area is written (so the next flush goes to the pool); throws a failed write. */
   async ready(): Promise<void> {
-    while (this.#writes.size >= IN_FLIGHT) await Promise.race(this.#writes);
+    await this.#busy[(this.#area + 1) % AREAS];
     this.#check();
   }
 
   async finish(): Promise<void> {
     this.#flush();
-    await Promise.all([...this.#writes, this.#sync]);
+    await Promise.all([...this.#busy, this.#sync]);
     this.#check();
     await this.#files.closeAsync(this.#file);
   }
@@ -124,6 +129,9 @@ function awaitedLater(p: Promise<void>): Promise<void> {
   p.catch(() => {});
   return p;
 }
+
+/** Kinds (time_kernel, type, family, proto) kept at most; a journal names a few dozen. */
+const KINDS_MAX = 4096;
 
 /** The flags that say which optional columns an event carries. */
 const F_OPTIONAL = F_TCP | F_START | F_MARK | F_ZONE | F_COUNTERS;
@@ -147,7 +155,7 @@ export class NdjsonEventPart implements EventPart {
   #timeUs: Uint8Array = new Uint8Array(0);
   /** `,"time_kernel":…,"type":…,"family":…,"proto":…,"status":` by those four values. */
   readonly #kinds = new Map<number, Uint8Array>();
-  /** The pieces around the optional columns' values, by flags and TCP state (optionalKey). */
+  /** The pieces around the optional columns' values, by flags and TCP state (the key in add()). */
   readonly #optional: Uint8Array[][] = [];
 
   constructor(
@@ -159,7 +167,7 @@ export class NdjsonEventPart implements EventPart {
     tupleBlocks = TUPLE_BLOCKS,
   ) {
     this.#out = new ByteFile(files, rel, TUPLE_ARENA);
-    this.#tuples = new NdjsonTuples(addrs, this.#out.buf, FLUSH_AT + LINE_MAX, tupleBlocks);
+    this.#tuples = new NdjsonTuples(addrs, this.#out.buf, LINES, tupleBlocks);
     this.#times = times;
     this.#head = utf8(`{"host":${JSON.stringify(j.host)},"journal":"${j.sha256}","seq":`);
     this.#tail = `,"port_lo":${j.portLo ?? NULL},"port_hi":${j.portHi ?? NULL}}\n`;
@@ -182,27 +190,14 @@ export class NdjsonEventPart implements EventPart {
     const pieces = this.#optional[key] ?? this.#optionalPieces(key, flags, b.tcpState[i] as number);
     w.raw(pieces[0] as Uint8Array);
     let p = 1;
-    if (flags & F_START) {
-      w.uint(b.start[i] as number);
-      w.raw(pieces[p++] as Uint8Array);
-    }
-    if (flags & F_MARK) {
-      w.uint(b.mark[i] as number);
-      w.raw(pieces[p++] as Uint8Array);
-    }
-    if (flags & F_ZONE) {
-      w.uint(b.zone[i] as number);
-      w.raw(pieces[p++] as Uint8Array);
-    }
+    if (flags & F_START) w.uintThen(b.start[i] as number, pieces[p++] as Uint8Array);
+    if (flags & F_MARK) w.uintThen(b.mark[i] as number, pieces[p++] as Uint8Array);
+    if (flags & F_ZONE) w.uintThen(b.zone[i] as number, pieces[p++] as Uint8Array);
     if (flags & F_COUNTERS) {
-      w.uint(b.origPackets[i] as number);
-      w.raw(pieces[p++] as Uint8Array);
-      w.uint(b.origBytes[i] as number);
-      w.raw(pieces[p++] as Uint8Array);
-      w.uint(b.replyPackets[i] as number);
-      w.raw(pieces[p++] as Uint8Array);
-      w.uint(b.replyBytes[i] as number);
-      w.raw(pieces[p] as Uint8Array);
+      w.uintThen(b.origPackets[i] as number, pieces[p] as Uint8Array);
+      w.uintThen(b.origBytes[i] as number, pieces[p + 1] as Uint8Array);
+      w.uintThen(b.replyPackets[i] as number, pieces[p + 2] as Uint8Array);
+      w.uintThen(b.replyBytes[i] as number, pieces[p + 3] as Uint8Array);
     }
     w.endRow();
   }
@@ -221,7 +216,7 @@ export class NdjsonEventPart implements EventPart {
       }
       w.raw(this.#timeHead);
       const at = w.pos;
-      w.six(time - sec * 1e6);
+      w.sixInt(time - sec * 1e6);
       w.raw(this.#timeUs);
       w.buf.copyWithin(w.pos, at, at + 6);
       w.pos += 6;
@@ -240,6 +235,8 @@ export class NdjsonEventPart implements EventPart {
     const key = kernel * 0x1000000 + type * 0x10000 + family * 0x100 + proto;
     let piece = this.#kinds.get(key);
     if (piece === undefined) {
+      // A damaged journal could name thousands of kinds: bounded like every cache here.
+      if (this.#kinds.size >= KINDS_MAX) this.#kinds.clear();
       piece = ascii(
         `,"time_kernel":${kernel !== 0},"type":${type},"family":${family},"proto":${proto},"status":`,
       );
