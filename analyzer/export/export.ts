@@ -14,7 +14,7 @@ import { ParquetEventPart, ParquetFlowPart } from './parquet-parts.js';
 import { exportBatches, type ReadEnd } from './read.js';
 import type { EventPart, FlowPart, JournalContext } from './rows.js';
 import { schemaJson } from './schema.js';
-import { AddressCache, hiveEscape, TimeText } from './values.js';
+import { AddressCache, hiveEscape, TimeText, US_PER_DAY } from './values.js';
 
 export type ExportFormat = 'ndjson' | 'parquet';
 export type ExportWhat = 'events' | 'flows' | 'both';
@@ -177,13 +177,15 @@ async function exportEvents(
     const end: { value?: ReadEnd } = {};
     for await (const b of exportBatches(reader, end)) {
       const time = b.time;
-      for (let i = 0; i < b.n; i++) {
-        if (all || inWindow(window, time[i] as number)) {
-          parts.add(b, i, seq);
-          rows++;
-        }
-        seq++;
+      // Runs of events in the window go to the parts together.
+      for (let i = 0; i < b.n; ) {
+        let j = i;
+        while (j < b.n && (all || inWindow(window, time[j] as number))) j++;
+        if (j > i) parts.add(b, i, j, seq + i);
+        rows += j - i;
+        i = j + 1;
       }
+      seq += b.n;
       await parts.ready();
     }
     await parts.finish();
@@ -240,13 +242,25 @@ class EventPartitions {
     this.#dir = `events/host=${hiveEscape(j.host)}`;
   }
 
-  add(b: ExportBatch, i: number, seq: number): void {
-    const day = TimeText.day(b.time[i] as number);
-    let part = day === this.#lastDay ? this.#last : this.#open.get(day);
-    if (part === undefined || part.rows >= this.#partRows) part = this.#start(day, part);
-    this.#lastDay = day;
-    this.#last = part;
-    part.add(b, i, seq);
+  /** Events from … to-1 of the batch, numbered seq, seq + 1, …, into their days' parts. */
+  add(b: ExportBatch, from: number, to: number, seq: number): void {
+    const time = b.time;
+    for (let i = from; i < to; ) {
+      const day = TimeText.day(time[i] as number);
+      let part = day === this.#lastDay ? this.#last : this.#open.get(day);
+      if (part === undefined || part.rows >= this.#partRows) part = this.#start(day, part);
+      this.#lastDay = day;
+      this.#last = part;
+      // The run of events of this day that still fit in the part.
+      const first = day * US_PER_DAY;
+      const stop = Math.min(to, i + this.#partRows - part.rows);
+      let j = i + 1;
+      while (j < stop && (time[j] as number) >= first && (time[j] as number) < first + US_PER_DAY)
+        j++;
+      if (part.addRange !== undefined) part.addRange(b, i, j, seq + (i - from));
+      else for (let k = i; k < j; k++) part.add(b, k, seq + (k - from));
+      i = j;
+    }
   }
 
   #start(day: number, full: EventPart | undefined): EventPart {

@@ -54,10 +54,82 @@ class AddressDict {
 
 const utf8 = (s: string) => Uint8Array.from(Buffer.from(s, 'utf8'));
 
+const F64 = [
+  'seq',
+  'time',
+  'start',
+  'origPackets',
+  'origBytes',
+  'replyPackets',
+  'replyBytes',
+] as const;
+const I32 = [
+  'type',
+  'family',
+  'proto',
+  'status',
+  'id',
+  'src',
+  'dst',
+  'rsrc',
+  'rdst',
+  'sport',
+  'dport',
+  'icmpType',
+  'icmpCode',
+  'icmpId',
+  'rsport',
+  'rdport',
+  'tcpState',
+  'mark',
+  'zone',
+  'zeros',
+  'portLo',
+  'portHi',
+] as const;
+const U8 = [
+  'kernel',
+  'hasTcpState',
+  'hasStart',
+  'hasMark',
+  'hasZone',
+  'hasCounters',
+  'hasPorts',
+] as const;
+
+/** A row group's event columns, all in one buffer: handed to the encoding thread whole. */
+type EventColumns = Record<(typeof F64)[number], Float64Array> &
+  Record<(typeof I32)[number], Int32Array> &
+  Record<(typeof U8)[number], Uint8Array> & { buffer: ArrayBuffer };
+
+function eventColumns(j: JournalContext): EventColumns {
+  const buffer = new ArrayBuffer(ROW_GROUP * (8 * F64.length + 4 * I32.length + U8.length));
+  const c: Record<string, unknown> = { buffer };
+  let at = 0;
+  for (const name of F64) {
+    c[name] = new Float64Array(buffer, at, ROW_GROUP);
+    at += 8 * ROW_GROUP;
+  }
+  for (const name of I32) {
+    c[name] = new Int32Array(buffer, at, ROW_GROUP);
+    at += 4 * ROW_GROUP;
+  }
+  for (const name of U8) {
+    c[name] = new Uint8Array(buffer, at, ROW_GROUP);
+    at += ROW_GROUP;
+  }
+  const cols = c as EventColumns;
+  cols.portLo.fill(j.portLo ?? 0);
+  cols.portHi.fill(j.portHi ?? 0);
+  cols.hasPorts.fill(j.portLo === null ? 0 : 1);
+  return cols;
+}
+
 /** Events of one journal, one row group at a time. */
 export class ParquetEventPart implements EventPart {
   readonly #file: ParquetFile;
   readonly #addrs: AddressCache;
+  readonly #j: JournalContext;
   /** Dictionaries of src, dst, reply src, reply dst. */
   readonly #dicts = [0, 1, 2, 3].map((c) => new AddressDict(c)) as [
     AddressDict,
@@ -67,45 +139,9 @@ export class ParquetEventPart implements EventPart {
   ];
   readonly #host: Uint8Array;
   readonly #journal: Uint8Array;
-  readonly #portLo: number;
-  readonly #portHi: number;
+  #c: EventColumns;
   #n = 0;
   #rows = 0;
-  readonly #zeros = new Int32Array(ROW_GROUP);
-  readonly #seq = new Float64Array(ROW_GROUP);
-  readonly #time = new Float64Array(ROW_GROUP);
-  readonly #kernel = new Uint8Array(ROW_GROUP);
-  readonly #type = new Int32Array(ROW_GROUP);
-  readonly #family = new Int32Array(ROW_GROUP);
-  readonly #proto = new Int32Array(ROW_GROUP);
-  readonly #status = new Int32Array(ROW_GROUP);
-  readonly #id = new Int32Array(ROW_GROUP);
-  readonly #src = new Int32Array(ROW_GROUP);
-  readonly #dst = new Int32Array(ROW_GROUP);
-  readonly #sport = new Int32Array(ROW_GROUP);
-  readonly #dport = new Int32Array(ROW_GROUP);
-  readonly #icmpType = new Int32Array(ROW_GROUP);
-  readonly #icmpCode = new Int32Array(ROW_GROUP);
-  readonly #icmpId = new Int32Array(ROW_GROUP);
-  readonly #rsrc = new Int32Array(ROW_GROUP);
-  readonly #rdst = new Int32Array(ROW_GROUP);
-  readonly #rsport = new Int32Array(ROW_GROUP);
-  readonly #rdport = new Int32Array(ROW_GROUP);
-  readonly #tcpState = new Int32Array(ROW_GROUP);
-  readonly #hasTcpState = new Uint8Array(ROW_GROUP);
-  readonly #start = new Float64Array(ROW_GROUP);
-  readonly #hasStart = new Uint8Array(ROW_GROUP);
-  readonly #mark = new Int32Array(ROW_GROUP);
-  readonly #hasMark = new Uint8Array(ROW_GROUP);
-  readonly #zone = new Int32Array(ROW_GROUP);
-  readonly #hasZone = new Uint8Array(ROW_GROUP);
-  readonly #origPackets = new Float64Array(ROW_GROUP);
-  readonly #origBytes = new Float64Array(ROW_GROUP);
-  readonly #replyPackets = new Float64Array(ROW_GROUP);
-  readonly #replyBytes = new Float64Array(ROW_GROUP);
-  readonly #hasCounters = new Uint8Array(ROW_GROUP);
-  readonly #ports: Int32Array[];
-  readonly #hasPorts: Uint8Array;
 
   constructor(
     files: ExportFiles,
@@ -116,15 +152,10 @@ export class ParquetEventPart implements EventPart {
   ) {
     this.#file = new ParquetFile(files, rel, EVENT_COLUMNS, codec);
     this.#addrs = addrs;
+    this.#j = j;
     this.#host = utf8(j.host);
     this.#journal = utf8(j.sha256);
-    this.#portLo = j.portLo ?? 0;
-    this.#portHi = j.portHi ?? 0;
-    this.#ports = [
-      new Int32Array(ROW_GROUP).fill(this.#portLo),
-      new Int32Array(ROW_GROUP).fill(this.#portHi),
-    ];
-    this.#hasPorts = new Uint8Array(ROW_GROUP).fill(j.portLo === null ? 0 : 1);
+    this.#c = eventColumns(j);
   }
 
   get rows(): number {
@@ -132,53 +163,75 @@ export class ParquetEventPart implements EventPart {
   }
 
   add(b: ExportBatch, i: number, seq: number): void {
-    const k = this.#n++;
+    this.addRange(b, i, i + 1, seq);
+  }
+
+  /** Events from … to-1 of the batch, the journal's events seq, seq + 1, …: column by column. */
+  addRange(b: ExportBatch, from: number, to: number, seq: number): void {
+    while (from < to) {
+      const c = this.#c;
+      const k = this.#n;
+      const m = Math.min(to - from, ROW_GROUP - k);
+      const end = from + m;
+      // Same-width or widening copies (set() converts as `| 0` does for uint32 into int32).
+      c.time.set(b.time.subarray(from, end), k);
+      c.type.set(b.type.subarray(from, end), k);
+      c.family.set(b.family.subarray(from, end), k);
+      c.proto.set(b.proto.subarray(from, end), k);
+      c.status.set(b.status.subarray(from, end), k);
+      c.id.set(b.id.subarray(from, end), k);
+      c.sport.set(b.sport.subarray(from, end), k);
+      c.dport.set(b.dport.subarray(from, end), k);
+      c.icmpType.set(b.icmpType.subarray(from, end), k);
+      c.icmpCode.set(b.icmpCode.subarray(from, end), k);
+      c.icmpId.set(b.icmpId.subarray(from, end), k);
+      c.rsport.set(b.replySport.subarray(from, end), k);
+      c.rdport.set(b.replyDport.subarray(from, end), k);
+      // Optional values are copied whatever they hold: a row without one is not written.
+      c.tcpState.set(b.tcpState.subarray(from, end), k);
+      c.start.set(b.start.subarray(from, end), k);
+      c.mark.set(b.mark.subarray(from, end), k);
+      c.zone.set(b.zone.subarray(from, end), k);
+      c.origPackets.set(b.origPackets.subarray(from, end), k);
+      c.origBytes.set(b.origBytes.subarray(from, end), k);
+      c.replyPackets.set(b.replyPackets.subarray(from, end), k);
+      c.replyBytes.set(b.replyBytes.subarray(from, end), k);
+      this.#perRow(b, from, end, k, seq);
+      this.#n += m;
+      this.#rows += m;
+      seq += m;
+      from = end;
+      if (this.#n === ROW_GROUP) this.#flush();
+    }
+  }
+
+  /** What is per row: the sequence, the flags' columns and the addresses' dictionary slots. */
+  #perRow(b: ExportBatch, from: number, end: number, k: number, seq: number): void {
+    const c = this.#c;
     const a = this.#addrs;
     const [d0, d1, d2, d3] = this.#dicts;
-    const len = b.family[i] === 4 ? 4 : 16;
-    const at = 16 * i;
-    const flags = b.flags[i] as number;
-    this.#seq[k] = seq;
-    this.#time[k] = b.time[i] as number;
-    this.#kernel[k] = flags & F_KERNEL;
-    this.#type[k] = b.type[i] as number;
-    this.#family[k] = b.family[i] as number;
-    this.#proto[k] = b.proto[i] as number;
-    this.#status[k] = (b.status[i] as number) | 0;
-    this.#id[k] = (b.id[i] as number) | 0;
-    this.#src[k] = d0.index(a.words(b.addr, at, len));
-    this.#dst[k] = d1.index(a.words(b.addr, at + 4, len));
-    this.#rsrc[k] = d2.index(a.words(b.addr, at + 8, len));
-    this.#rdst[k] = d3.index(a.words(b.addr, at + 12, len));
-    this.#sport[k] = b.sport[i] as number;
-    this.#dport[k] = b.dport[i] as number;
-    this.#icmpType[k] = b.icmpType[i] as number;
-    this.#icmpCode[k] = b.icmpCode[i] as number;
-    this.#icmpId[k] = b.icmpId[i] as number;
-    this.#rsport[k] = b.replySport[i] as number;
-    this.#rdport[k] = b.replyDport[i] as number;
-    this.#hasTcpState[k] = flags & F_TCP ? 1 : 0;
-    this.#tcpState[k] = b.tcpState[i] as number;
-    this.#hasStart[k] = flags & F_START ? 1 : 0;
-    this.#start[k] = b.start[i] as number;
-    this.#hasMark[k] = flags & F_MARK ? 1 : 0;
-    this.#mark[k] = (b.mark[i] as number) | 0;
-    this.#hasZone[k] = flags & F_ZONE ? 1 : 0;
-    this.#zone[k] = b.zone[i] as number;
-    if (flags & F_COUNTERS) {
-      this.#hasCounters[k] = 1;
-      this.#origPackets[k] = b.origPackets[i] as number;
-      this.#origBytes[k] = b.origBytes[i] as number;
-      this.#replyPackets[k] = b.replyPackets[i] as number;
-      this.#replyBytes[k] = b.replyBytes[i] as number;
-    } else this.#hasCounters[k] = 0;
-    this.#rows++;
-    if (this.#n === ROW_GROUP) this.#flush();
+    for (let i = from; i < end; i++, k++) {
+      const len = b.family[i] === 4 ? 4 : 16;
+      const at = 16 * i;
+      const flags = b.flags[i] as number;
+      c.seq[k] = seq++;
+      c.kernel[k] = flags & F_KERNEL;
+      c.hasTcpState[k] = flags & F_TCP ? 1 : 0;
+      c.hasStart[k] = flags & F_START ? 1 : 0;
+      c.hasMark[k] = flags & F_MARK ? 1 : 0;
+      c.hasZone[k] = flags & F_ZONE ? 1 : 0;
+      c.hasCounters[k] = flags & F_COUNTERS ? 1 : 0;
+      c.src[k] = d0.index(a.words(b.addr, at, len));
+      c.dst[k] = d1.index(a.words(b.addr, at + 4, len));
+      c.rsrc[k] = d2.index(a.words(b.addr, at + 8, len));
+      c.rdst[k] = d3.index(a.words(b.addr, at + 12, len));
+    }
   }
 
   #flush(): void {
     const n = this.#n;
     if (n === 0) return;
+    const c = this.#c;
     const [d0, d1, d2, d3] = this.#dicts;
     const i32 = (values: Int32Array, def?: Uint8Array): ColumnData =>
       def === undefined ? { kind: 'int32', values } : { kind: 'int32', values, def };
@@ -195,44 +248,50 @@ export class ParquetEventPart implements EventPart {
       dict: d.bins,
     });
     // In EVENT_COLUMNS' order.
-    this.#file.writeRowGroup(n, [
-      { kind: 'dict', index: this.#zeros, dict: [this.#host] },
-      { kind: 'dict', index: this.#zeros, dict: [this.#journal] },
-      i64(this.#seq),
-      i64(this.#time),
-      i64(this.#time),
-      { kind: 'bool', values: this.#kernel },
-      i32(this.#type),
-      i32(this.#family),
-      i32(this.#proto),
-      i32(this.#status),
-      i32(this.#id),
-      text(this.#src, d0),
-      text(this.#dst, d1),
-      bin(this.#src, d0),
-      bin(this.#dst, d1),
-      i32(this.#sport),
-      i32(this.#dport),
-      i32(this.#icmpType),
-      i32(this.#icmpCode),
-      i32(this.#icmpId),
-      text(this.#rsrc, d2),
-      text(this.#rdst, d3),
-      bin(this.#rsrc, d2),
-      bin(this.#rdst, d3),
-      i32(this.#rsport),
-      i32(this.#rdport),
-      i32(this.#tcpState, this.#hasTcpState),
-      i64(this.#start, this.#hasStart),
-      i32(this.#mark, this.#hasMark),
-      i32(this.#zone, this.#hasZone),
-      i64(this.#origPackets, this.#hasCounters),
-      i64(this.#origBytes, this.#hasCounters),
-      i64(this.#replyPackets, this.#hasCounters),
-      i64(this.#replyBytes, this.#hasCounters),
-      i32(this.#ports[0] as Int32Array, this.#hasPorts),
-      i32(this.#ports[1] as Int32Array, this.#hasPorts),
-    ]);
+    const taken = this.#file.writeRowGroup(
+      n,
+      [
+        { kind: 'dict', index: c.zeros, dict: [this.#host] },
+        { kind: 'dict', index: c.zeros, dict: [this.#journal] },
+        i64(c.seq),
+        i64(c.time),
+        i64(c.time),
+        { kind: 'bool', values: c.kernel },
+        i32(c.type),
+        i32(c.family),
+        i32(c.proto),
+        i32(c.status),
+        i32(c.id),
+        text(c.src, d0),
+        text(c.dst, d1),
+        bin(c.src, d0),
+        bin(c.dst, d1),
+        i32(c.sport),
+        i32(c.dport),
+        i32(c.icmpType),
+        i32(c.icmpCode),
+        i32(c.icmpId),
+        text(c.rsrc, d2),
+        text(c.rdst, d3),
+        bin(c.rsrc, d2),
+        bin(c.rdst, d3),
+        i32(c.rsport),
+        i32(c.rdport),
+        i32(c.tcpState, c.hasTcpState),
+        i64(c.start, c.hasStart),
+        i32(c.mark, c.hasMark),
+        i32(c.zone, c.hasZone),
+        i64(c.origPackets, c.hasCounters),
+        i64(c.origBytes, c.hasCounters),
+        i64(c.replyPackets, c.hasCounters),
+        i64(c.replyBytes, c.hasCounters),
+        i32(c.portLo, c.hasPorts),
+        i32(c.portHi, c.hasPorts),
+      ],
+      c.buffer,
+    );
+    // Handed to the encoding thread: the next rows go into new columns.
+    if (taken) this.#c = eventColumns(this.#j);
     this.#n = 0;
     for (const d of this.#dicts) d.reset();
   }

@@ -149,15 +149,15 @@ class EncodingThread {
     { resolve(c: EncodedChunk[]): void; reject(e: Error): void }
   >();
 
-  encode(rows: number, inputs: ChunkInput[]): Promise<EncodedChunk[]> {
+  encode(rows: number, inputs: ChunkInput[], give?: ArrayBuffer): Promise<EncodedChunk[]> {
     const worker = this.#start();
     const id = this.#next++;
     const request: EncodeRequest = { id, rows, inputs };
     const done = new Promise<EncodedChunk[]>((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
     });
-    // Copied, not transferred: the caller reuses its arrays once writeRowGroup returns.
-    worker.postMessage(request);
+    // `give` (the arrays' memory) moves to the thread; other arrays are copied.
+    worker.postMessage(request, give === undefined ? [] : [give]);
     worker.ref();
     return done;
   }
@@ -226,11 +226,12 @@ export class ParquetFile {
   }
 
   /**
-   * Encodes one row group (`data[i]` holds column i's values for its first `rows` rows; the
-   * arrays may be reused once this returns), on the encoding thread when it is large.
+   * Encodes one row group, on the encoding thread when it is large. `data[i]` holds column i's
+   * values for its first `rows` rows. The arrays may be reused once this returns, except those
+   * over `give`, when the result is true: that memory went to the encoding thread.
    */
-  writeRowGroup(rows: number, data: readonly ColumnData[]): void {
-    if (rows === 0) return;
+  writeRowGroup(rows: number, data: readonly ColumnData[], give?: ArrayBuffer): boolean {
+    if (rows === 0) return false;
     const group = this.#submitted++;
     const inputs = this.#columns.map((c, i) =>
       chunkInput(
@@ -240,14 +241,15 @@ export class ParquetFile {
         (this.#storeUntil[i] as number) > group ? 'none' : this.#codec,
       ),
     );
-    const chunks =
-      workerAvailable && rows >= WORKER_MIN_ROWS
-        ? encodingThread.encode(rows, inputs)
-        : Promise.resolve(encodeRowGroup(inputs, rows));
+    const threaded = workerAvailable && rows >= WORKER_MIN_ROWS;
+    const chunks = threaded
+      ? encodingThread.encode(rows, inputs, give)
+      : Promise.resolve(encodeRowGroup(inputs, rows));
     // Awaited in order by ready(); a failure meanwhile must not count as unhandled.
     chunks.catch(() => {});
     this.#pending.push({ rows, group, chunks, codecs: inputs.map((d) => d.codec) });
     this.#rows += rows;
+    return threaded && give !== undefined;
   }
 
   /** Writes the encoded row groups, all but the last `keep` (waiting for their encoding). */

@@ -17,6 +17,8 @@ export interface EventPart {
   readonly rows: number;
   /** Event i of the batch, the journal's event number seq. */
   add(b: ExportBatch, i: number, seq: number): void;
+  /** Events from … to-1 of the batch, numbered seq, seq + 1, …, where a part takes them at once. */
+  addRange?(b: ExportBatch, from: number, to: number, seq: number): void;
   /** Writes what is ready (Parquet: row groups whose compression is done). */
   ready(): Promise<void>;
   /** Writes what is buffered and the file's end; the file then waits for commit. */

@@ -116,7 +116,8 @@ export class AddressCache {
   }
 }
 
-const US_PER_DAY = 86_400_000_000;
+/** Microseconds in a UTC day. */
+export const US_PER_DAY = 86_400_000_000;
 
 /** RFC 3339 text of µs since the epoch with 6 fraction digits and Z; the second's text is reused. */
 export class TimeText {

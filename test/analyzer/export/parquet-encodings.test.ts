@@ -1,16 +1,22 @@
-// The Parquet writer's integer encodings (DELTA_BINARY_PACKED where it is smaller, PLAIN where not) read back by DuckDB, value for value.
-import { existsSync, readFileSync } from 'node:fs';
+// The Parquet writer: integer encodings (DELTA_BINARY_PACKED where smaller, else PLAIN) read back by DuckDB, and the encoding thread's bytes equal to inline encoding.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import fc from 'fast-check';
 import t from 'tap';
+import { DEFAULT_COLLAPSE } from '../../../analyzer/core/flows.js';
+import { runExport } from '../../../analyzer/export/export.js';
 import { ExportFiles } from '../../../analyzer/export/files.js';
 import { type ColumnData, ParquetFile } from '../../../analyzer/export/parquet.js';
 import { deltaBinaryPacked } from '../../../analyzer/export/parquet-delta.js';
 import type { Column, ColumnType } from '../../../analyzer/export/schema.js';
 import { PACKAGE_ROOT } from '../../../common/package.js';
 import { tempDir } from '../../helpers/journals.js';
+
+const CLI = join(PACKAGE_ROOT, 'dist', 'analyzer', 'cli.js');
+const GEN = join(PACKAGE_ROOT, 'bench', 'replay-gen.mjs');
 
 /** A column's values as a generator makes them: shapes DELTA meets (runs, steps, jumps, edges). */
 function arbValues(min: number, max: number, n: fc.Arbitrary<number>): fc.Arbitrary<number[]> {
@@ -185,5 +191,49 @@ t.test(
     const inline = await write(ParquetFile, ExportFiles, 'inline.parquet');
     const threaded = await write(dist.ParquetFile, distFiles.ExportFiles, 'thread.parquet');
     t.ok(inline.equals(threaded), `the same ${inline.length} bytes`);
+  },
+);
+
+t.test(
+  'ct-analyze export (read and encoded on threads) writes the Parquet bytes of the inline export',
+  async (t) => {
+    const dir = tempDir(t, 'pq-cli');
+    const journal = join(dir, 'j.mpk');
+    // Over 1 MB and 2 row groups: the reading thread, and row groups handed to the encoding thread.
+    const gen = spawnSync(
+      process.execPath,
+      [GEN, '--events', '150000', '--flows', '5000', '--journal', journal, '--text', '/dev/null'],
+      { encoding: 'utf8' },
+    );
+    t.equal(gen.status, 0, gen.stderr);
+    const res = spawnSync(
+      process.execPath,
+      [CLI, 'export', '--format', 'parquet', '-o', join(dir, 'cli'), journal],
+      { encoding: 'utf8' },
+    );
+    t.equal(res.status, 0, res.stderr);
+    await runExport(
+      {
+        journals: [journal],
+        what: 'events',
+        format: 'parquet',
+        collapse: DEFAULT_COLLAPSE,
+        output: join(dir, 'inline'),
+        force: false,
+      },
+      { warn: () => {}, note: () => {} },
+    );
+    const parts = (root: string) =>
+      readdirSync(root, { recursive: true, encoding: 'utf8' })
+        .filter((p) => p.endsWith('.parquet'))
+        .sort();
+    const names = parts(join(dir, 'inline'));
+    t.ok(names.length > 0, 'parts written');
+    t.same(parts(join(dir, 'cli')), names, 'the same part files');
+    for (const name of names) {
+      const a = readFileSync(join(dir, 'inline', name));
+      const b = readFileSync(join(dir, 'cli', name));
+      t.ok(a.equals(b), `${name}: the same ${a.length} bytes`);
+    }
   },
 );
