@@ -18,6 +18,7 @@ import { CtError } from '../../../common/errors.js';
 import type { CtEvent } from '../../../journal/event.js';
 import { JournalWriter } from '../../../journal/writer.js';
 import { arbEvent } from '../../helpers/arbitraries.js';
+import { bin16, expectedRow, rfc3339 } from '../../helpers/export-rows.js';
 import { HEADER, readWhole, tempDir } from '../../helpers/journals.js';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'v1');
@@ -47,64 +48,6 @@ function journalOf(path: string, events: CtEvent[], host = HEADER.host, trailer 
 }
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-
-/** The 16-byte form as hex: IPv4 as ::ffff:a.b.c.d. */
-function bin16(a: Uint8Array): string {
-  const b = a.length === 4 ? Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, ...a]) : a;
-  return Buffer.from(b).toString('hex');
-}
-
-/** RFC 3339 with 6 fraction digits, by a route of its own (BigInt, Date of the millisecond). */
-function rfc3339(us: number): string {
-  const ms = Number(BigInt(us) / 1000n);
-  const iso = new Date(ms).toISOString();
-  return `${iso.slice(0, 19)}.${String(us % 1e6).padStart(6, '0')}Z`;
-}
-
-/** The row docs/export.md promises for an event, as JSON values. */
-function expectedRow(ev: CtEvent, seq: number, host: string, journal: string) {
-  const o = ev.orig;
-  const r = ev.reply;
-  const range = HEADER.sysctls.ip_local_port_range;
-  return {
-    host,
-    journal,
-    seq,
-    time: rfc3339(ev.time),
-    time_us: ev.time,
-    time_kernel: ev.timeKernel,
-    type: ev.type,
-    family: ev.family,
-    proto: ev.proto,
-    status: ev.status,
-    id: ev.id,
-    src: formatAddress(o.src),
-    dst: formatAddress(o.dst),
-    src_bin: bin16(o.src),
-    dst_bin: bin16(o.dst),
-    sport: o.sport,
-    dport: o.dport,
-    icmp_type: o.icmpType,
-    icmp_code: o.icmpCode,
-    icmp_id: o.icmpId,
-    reply_src: formatAddress(r.src),
-    reply_dst: formatAddress(r.dst),
-    reply_src_bin: bin16(r.src),
-    reply_dst_bin: bin16(r.dst),
-    reply_sport: r.sport,
-    reply_dport: r.dport,
-    tcp_state: ev.tcpState ?? null,
-    start_us: ev.start ?? null,
-    mark: ev.mark ?? null,
-    zone: ev.zone ?? null,
-    orig_packets: ev.counters?.origPackets ?? null,
-    orig_bytes: ev.counters?.origBytes ?? null,
-    reply_packets: ev.counters?.replyPackets ?? null,
-    reply_bytes: ev.counters?.replyBytes ?? null,
-    port_lo: range?.[0] ?? null,
-    port_hi: range?.[1] ?? null,
-  };
-}
 
 function command(journals: string[], output: string, more: Partial<ExportCommand> = {}) {
   return {

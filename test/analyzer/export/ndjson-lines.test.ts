@@ -3,7 +3,6 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
-import { formatAddress } from '../../../analyzer/core/address.js';
 import { DEFAULT_COLLAPSE } from '../../../analyzer/core/flows.js';
 import { ExportBatch } from '../../../analyzer/export/batch.js';
 import { runExport } from '../../../analyzer/export/export.js';
@@ -15,62 +14,12 @@ import { AddressCache, TimeText } from '../../../analyzer/export/values.js';
 import type { CtEvent } from '../../../journal/event.js';
 import { JournalWriter } from '../../../journal/writer.js';
 import { arbEvent, arbFlowEvents } from '../../helpers/arbitraries.js';
+import { expectedRow } from '../../helpers/export-rows.js';
 import { HEADER, tempDir } from '../../helpers/journals.js';
-
-/** The 16-byte form as hex: IPv4 as ::ffff:a.b.c.d. */
-function bin16(a: Uint8Array): string {
-  const b = a.length === 4 ? Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, ...a]) : a;
-  return Buffer.from(b).toString('hex');
-}
-
-/** RFC 3339 with 6 fraction digits, by a route of its own (BigInt, Date of the millisecond). */
-function rfc3339(us: number): string {
-  const ms = Number(BigInt(us) / 1000n);
-  return `${new Date(ms).toISOString().slice(0, 19)}.${String(us % 1e6).padStart(6, '0')}Z`;
-}
 
 /** The line docs/export.md promises for an event: JSON.stringify of the row, columns in order. */
 function expectedLine(ev: CtEvent, seq: number, j: JournalContext): string {
-  const o = ev.orig;
-  const r = ev.reply;
-  const row = {
-    host: j.host,
-    journal: j.sha256,
-    seq,
-    time: rfc3339(ev.time),
-    time_us: ev.time,
-    time_kernel: ev.timeKernel,
-    type: ev.type,
-    family: ev.family,
-    proto: ev.proto,
-    status: ev.status,
-    id: ev.id,
-    src: formatAddress(o.src),
-    dst: formatAddress(o.dst),
-    src_bin: bin16(o.src),
-    dst_bin: bin16(o.dst),
-    sport: o.sport,
-    dport: o.dport,
-    icmp_type: o.icmpType,
-    icmp_code: o.icmpCode,
-    icmp_id: o.icmpId,
-    reply_src: formatAddress(r.src),
-    reply_dst: formatAddress(r.dst),
-    reply_src_bin: bin16(r.src),
-    reply_dst_bin: bin16(r.dst),
-    reply_sport: r.sport,
-    reply_dport: r.dport,
-    tcp_state: ev.tcpState ?? null,
-    start_us: ev.start ?? null,
-    mark: ev.mark ?? null,
-    zone: ev.zone ?? null,
-    orig_packets: ev.counters?.origPackets ?? null,
-    orig_bytes: ev.counters?.origBytes ?? null,
-    reply_packets: ev.counters?.replyPackets ?? null,
-    reply_bytes: ev.counters?.replyBytes ?? null,
-    port_lo: j.portLo,
-    port_hi: j.portHi,
-  };
+  const row = expectedRow(ev, seq, j.host, j.sha256, [j.portLo, j.portHi]);
   if (Object.keys(row).join() !== EVENT_COLUMNS.map((c) => c.name).join()) {
     throw new Error('the expected row is not in schema.ts order');
   }
