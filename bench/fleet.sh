@@ -75,19 +75,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 for cmd in node sha256sum du awk; do
   command -v "$cmd" >/dev/null || die "$cmd is missing: apt-get install coreutils gawk, and Node.js >= 20"
 done
-if [ ! -x /usr/bin/time ]; then
-  echo "fleet.sh: installing GNU time (Debian package 'time') for peak RSS and CPU seconds" >&2
-  apt-get install -y -q time >/dev/null || die "cannot install the Debian package 'time' (as root)"
-fi
+NAME=fleet.sh
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
+need_gnu_time
 NODE=$(command -v node)
 CLI="$ROOT/dist/analyzer/cli.js"
 
-if [ "$BUILD" = 1 ]; then
-  echo "fleet.sh: npm run build" >&2
-  (cd "$ROOT" && npm run build >/dev/null) || die "npm run build failed"
-fi
-[ -f "$CLI" ] && [ -f "$ROOT/dist/journal/writer.js" ] ||
-  die "dist/ is missing: run npm run build (or drop --no-build)"
+build_dist
 [ -f "$ROOT/dist/analyzer/commands/export.js" ] ||
   die "this build has no \`ct-analyze export\`: build a tree that has analyzer/commands/export.ts"
 [ -f "$ROOT/docs/sql/flows.duckdb.sql" ] || die "docs/sql/flows.duckdb.sql is missing"
@@ -95,38 +90,9 @@ DUCKDB_PKG=$("$NODE" -p "require('$ROOT/node_modules/@duckdb/node-api/package.js
   die "@duckdb/node-api is missing: run npm ci (it is a devDependency)"
 
 # ---------------------------------------------------------------- cleanup of all we create
-TMP=${TMPDIR:-/tmp}
-CACHE="$TMP/ct-bench-fleet"
-mkdir -p "$CACHE"
-WORK=$(mktemp -d "$TMP/ct-bench-fleet-run.XXXXXX")
-MADE=()
-KEEP_WORK=0
-cleanup() {
-  local d
-  rm -rf "$CACHE"/*/*.tmp-$$
-  if [ "$KEEP" = 1 ]; then
-    echo "fleet.sh: kept this run's outputs in $WORK and the fleet in $CACHE" >&2
-    return
-  fi
-  if [ "$KEEP_WORK" = 1 ]; then
-    echo "fleet.sh: kept this run's outputs in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  for d in "${MADE[@]}"; do rm -rf "$d"; done
-  rmdir "$CACHE" 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_dirs ct-bench-fleet "the fleet"
 
 # ---------------------------------------------------------------- helpers
-kv() { grep -m1 "^$1=" "$2" | cut -d= -f2-; }
-now() { echo "${EPOCHREALTIME/,/.}"; }
-calc() { awk "BEGIN { $1 }"; }
-median() {
-  sort -g | awk '{ v[NR] = $1 }
-    END { if (NR == 0) print "-"; else printf "%.10g\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 mib() { calc "printf \"%.1f\", $1 / 1048576"; }
 # Bytes of files (not blocks: a fleet's many small files would round up to 4 KiB each).
 bytes_of() { du -sb "$@" | awk '{ s += $1 } END { print s + 0 }'; }

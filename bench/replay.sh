@@ -57,54 +57,18 @@ die() {
 for cmd in node mawk sort sha256sum; do
   command -v "$cmd" >/dev/null || die "$cmd is missing: apt-get install mawk coreutils, and Node.js >= 20"
 done
-if [ ! -x /usr/bin/time ]; then
-  echo "replay.sh: installing GNU time (Debian package 'time') for peak RSS and CPU seconds" >&2
-  apt-get install -y -q time >/dev/null || die "cannot install the Debian package 'time' (as root)"
-fi
+NAME=replay.sh
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
+need_gnu_time
 NODE=$(command -v node)
 MAWK_VERSION=$(mawk -W version 2>&1 | sed -n 1p)
 SORT_VERSION=$(sort --version | sed -n 1p)
 
-if [ "$BUILD" = 1 ]; then
-  echo "replay.sh: npm run build" >&2
-  (cd "$ROOT" && npm run build >/dev/null) || die "npm run build failed"
-fi
-[ -f "$ROOT/dist/analyzer/cli.js" ] && [ -f "$ROOT/dist/journal/writer.js" ] ||
-  die "dist/ is missing: run npm run build (or drop --no-build)"
+build_dist
 
 # ---------------------------------------------------------------- cleanup of all we create
-TMP=${TMPDIR:-/tmp}
-CACHE="$TMP/ct-bench-replay"
-mkdir -p "$CACHE"
-WORK=$(mktemp -d "$TMP/ct-bench-replay-run.XXXXXX")
-MADE=()
-KEEP_WORK=0
-cleanup() {
-  local d
-  rm -rf "$CACHE"/*.tmp-$$
-  if [ "$KEEP" = 1 ]; then
-    echo "replay.sh: kept this run's outputs in $WORK and the data in $CACHE" >&2
-    return
-  fi
-  if [ "$KEEP_WORK" = 1 ]; then
-    echo "replay.sh: kept this run's outputs in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  for d in "${MADE[@]}"; do rm -rf "$d"; done
-  rmdir "$CACHE" 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# ---------------------------------------------------------------- helpers
-kv() { grep -m1 "^$1=" "$2" | cut -d= -f2-; }
-now() { echo "${EPOCHREALTIME/,/.}"; }
-calc() { awk "BEGIN { $1 }"; }
-median() {
-  sort -g | awk '{ v[NR] = $1 }
-    END { if (NR == 0) print "-"; else printf "%.10g\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+bench_dirs ct-bench-replay "the data"
 
 # The data set for N events: generated once, then reused (keyed by the generator's own hash and
 # that of the code it shares with fleet-gen, so a changed generator makes new data). Sets DATA

@@ -1,43 +1,22 @@
 // bench/fleet.sh smoke test: a tiny fleet gives DuckDB's SQL the table ct-analyze prints, and every figure is printed.
 import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { PACKAGE_ROOT } from '../../common/package.js';
+import { benchCopy, grab, NUM, runBench } from '../helpers/bench.js';
 import { tempDir } from '../helpers/journals.js';
 
 const SCRIPT = join(PACKAGE_ROOT, 'bench', 'fleet.sh');
 const GEN = join(PACKAGE_ROOT, 'bench', 'fleet-gen.mjs');
 const ANALYZER = join(PACKAGE_ROOT, 'dist', 'analyzer', 'cli.js');
-const NUM = String.raw`\d+(?:\.\d+)?`;
 
 if (!existsSync(ANALYZER)) throw new Error(`${ANALYZER} is missing: run \`npm run build\` first`);
 // Five bench runs of a few seconds each, slower on a busy 2-core machine than the 180 s default.
 t.setTimeout(400_000);
 
-function bench(tmp: string, args: string[], script = SCRIPT) {
-  const res = spawnSync('bash', [script, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, TMPDIR: tmp },
-    timeout: 250_000,
-  });
-  return { code: res.status, out: res.stdout, err: res.stderr };
-}
-
-/** The value of a capture group, or a failed assertion. */
-function grab(out: string, re: RegExp): string {
-  const m = re.exec(out);
-  if (m === null || m[1] === undefined) throw new Error(`no match for ${re} in:\n${out}`);
-  return m[1];
-}
+const bench = (tmp: string, args: string[], script = SCRIPT) =>
+  runBench(script, tmp, args, 250_000);
 
 t.test(
   'bench/fleet: 4 hosts at scale 0.01 give the same flow table from ct-analyze (v1, v2) and DuckDB, with every figure',
@@ -146,13 +125,8 @@ t.test(
     // confirmation rule broken (status & 4, ASSURED, instead of & 2, SEEN_REPLY).
     const tmp = tempDir(t, 'bench-fleet-broken');
     const root = join(tmp, 'root');
-    mkdirSync(join(root, 'bench'), { recursive: true });
+    benchCopy(root, ['fleet.sh', 'fleet-gen.mjs', 'fleet-sql.mjs', 'gen-common.mjs']);
     mkdirSync(join(root, 'docs', 'sql'), { recursive: true });
-    symlinkSync(join(PACKAGE_ROOT, 'dist'), join(root, 'dist'));
-    symlinkSync(join(PACKAGE_ROOT, 'node_modules'), join(root, 'node_modules'));
-    for (const f of ['fleet.sh', 'fleet-gen.mjs', 'fleet-sql.mjs', 'gen-common.mjs']) {
-      copyFileSync(join(PACKAGE_ROOT, 'bench', f), join(root, 'bench', f));
-    }
     const sql = readFileSync(join(PACKAGE_ROOT, 'docs', 'sql', 'flows.duckdb.sql'), 'utf8');
     const broken = sql.replace('bool_or(status & 2 <> 0)', 'bool_or(status & 4 <> 0)');
     t.not(broken, sql, 'the confirmation rule was there to break');

@@ -1,17 +1,10 @@
 // bench/replay.sh smoke test: a small run passes its fairness check and prints every figure.
 import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { PACKAGE_ROOT } from '../../common/package.js';
+import { benchCopy, grab, NUM, runBench } from '../helpers/bench.js';
 import { tempDir } from '../helpers/journals.js';
 
 const SCRIPT = join(PACKAGE_ROOT, 'bench', 'replay.sh');
@@ -19,7 +12,6 @@ const COMPARE = join(PACKAGE_ROOT, 'bench', 'replay-compare.mjs');
 const ANALYZER = join(PACKAGE_ROOT, 'dist', 'analyzer', 'cli.js');
 const EVENTS = 20_000;
 const FLOWS = 2_000;
-const NUM = String.raw`\d+(?:\.\d+)?`;
 
 if (!existsSync(ANALYZER)) throw new Error(`${ANALYZER} is missing: run \`npm run build\` first`);
 
@@ -58,26 +50,13 @@ const REAL = [
 /** A line with its addresses and numbers blanked: what is left is conntrack's layout. */
 const shape = (line: string) => line.replace(/(src|dst)=[0-9a-f:.]+/g, '$1=A').replace(/\d+/g, 'N');
 
-function bench(tmp: string, args: string[], script = SCRIPT) {
-  const res = spawnSync('bash', [script, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, TMPDIR: tmp },
-    timeout: 120_000,
-  });
-  return { code: res.status, out: res.stdout, err: res.stderr };
-}
+const bench = (tmp: string, args: string[], script = SCRIPT) =>
+  runBench(script, tmp, args, 120_000);
 
 function analyze(args: string[]): string[] {
   const res = spawnSync(process.execPath, [ANALYZER, ...args], { encoding: 'utf8' });
   if (res.status !== 0) throw new Error(`ct-analyze ${args.join(' ')}: ${res.stderr}`);
   return res.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
-}
-
-/** The value of a `data: …` line's capture group, or a failed assertion. */
-function grab(out: string, re: RegExp): string {
-  const m = re.exec(out);
-  if (m === null || m[1] === undefined) throw new Error(`no match for ${re} in:\n${out}`);
-  return m[1];
 }
 
 t.test(
@@ -252,11 +231,7 @@ t.test(
     // A copy of bench/ beside the real dist/, with the collapse taken out of the awk script.
     const tmp = tempDir(t, 'bench-broken');
     const root = join(tmp, 'root');
-    mkdirSync(join(root, 'bench'), { recursive: true });
-    symlinkSync(join(PACKAGE_ROOT, 'dist'), join(root, 'dist'));
-    for (const f of ['replay.sh', 'replay-gen.mjs', 'gen-common.mjs', 'replay-compare.mjs']) {
-      copyFileSync(join(PACKAGE_ROOT, 'bench', f), join(root, 'bench', f));
-    }
+    benchCopy(root, ['replay.sh', 'replay-gen.mjs', 'gen-common.mjs', 'replay-compare.mjs']);
     const awk = readFileSync(join(PACKAGE_ROOT, 'bench', 'replay.awk'), 'utf8');
     const broken = awk.replace('if (a > 1024) a = 1024', '');
     t.not(broken, awk, 'the collapse was there to take out');
