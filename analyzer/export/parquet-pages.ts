@@ -272,6 +272,11 @@ export interface EncodeRequest {
   id: number;
   rows: number;
   inputs: ChunkInput[];
+  /** The memory of (some of) the inputs' arrays, moved to the thread and sent back for reuse. */
+  give?: ArrayBuffer;
 }
 
-export type EncodeReply = { id: number; chunks: EncodedChunk[] } | { id: number; error: string };
+export type EncodeReply = { id: number; given?: ArrayBuffer } & (
+  | { chunks: EncodedChunk[] }
+  | { error: string }
+);

@@ -26,5 +26,10 @@ port.on('message', (m: EncodeRequest) => {
     reply = { id: m.id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) };
     transfer.length = 0;
   }
+  // The inputs' memory goes back for the next row group (no page is a view of it).
+  if (m.give !== undefined) {
+    reply.given = m.give;
+    transfer.push(m.give);
+  }
   port.postMessage(reply, transfer);
 });

@@ -144,15 +144,27 @@ const WORKER_MIN_ROWS = 4096;
 class EncodingThread {
   #worker: Worker | undefined;
   #next = 0;
+  /** Memory the thread is done with (see take()). */
+  readonly #returned: ArrayBuffer[] = [];
   readonly #waiting = new Map<
     number,
     { resolve(c: EncodedChunk[]): void; reject(e: Error): void }
   >();
 
+  /**
+   * A buffer of `bytes` that an earlier row group gave and the thread sent back: reused, it
+   * costs no page faults (fresh memory is mapped page by page as it is first written).
+   */
+  take(bytes: number): ArrayBuffer | undefined {
+    const i = this.#returned.findIndex((b) => b.byteLength === bytes);
+    return i < 0 ? undefined : this.#returned.splice(i, 1)[0];
+  }
+
   encode(rows: number, inputs: ChunkInput[], give?: ArrayBuffer): Promise<EncodedChunk[]> {
     const worker = this.#start();
     const id = this.#next++;
-    const request: EncodeRequest = { id, rows, inputs };
+    const request: EncodeRequest =
+      give === undefined ? { id, rows, inputs } : { id, rows, inputs, give };
     const done = new Promise<EncodedChunk[]>((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
     });
@@ -166,6 +178,8 @@ class EncodingThread {
     if (this.#worker !== undefined) return this.#worker;
     const worker = new Worker(WORKER);
     worker.on('message', (m: EncodeReply) => {
+      if (m.given !== undefined && this.#returned.length < KEEP_RETURNED)
+        this.#returned.push(m.given);
       const w = this.#waiting.get(m.id);
       this.#waiting.delete(m.id);
       if (this.#waiting.size === 0) worker.unref();
@@ -187,6 +201,14 @@ class EncodingThread {
 }
 
 const encodingThread = new EncodingThread();
+
+/** Buffers kept for reuse at most (each a row group's columns, ~10 MB for events). */
+const KEEP_RETURNED = 4;
+
+/** A buffer for a row group's columns: one the encoding thread is done with, else a new one. */
+export function columnsBuffer(bytes: number): ArrayBuffer {
+  return encodingThread.take(bytes) ?? new ArrayBuffer(bytes);
+}
 
 /**
  * One Parquet file being written: PAR1, then each row group's column chunks, then the footer.
