@@ -1,7 +1,6 @@
 // docs/sql/*.clickhouse.sql in a real ClickHouse (Debian's clickhouse-server) over the NDJSON export: ct-analyze's table lines, byte for byte.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import fc from 'fast-check';
 import t from 'tap';
 import {
   type ClickHouse,
@@ -9,21 +8,12 @@ import {
   findClickHouse,
   startClickHouse,
 } from '../../helpers/clickhouse.js';
-import { tempDir } from '../../helpers/journals.js';
+import { fleetsAgree, realJournalsAgree, type SqlTables } from '../../helpers/sql-agreement.js';
 import {
-  analyzeLines,
-  arbFleet,
-  checkAsyncProperty,
   clickhouseFlowsQuery,
-  cliLines,
   eventParts,
   exportEvents,
-  FIXED_MODES,
-  PROPERTY_RUNS,
-  RANGE_MODES,
-  realJournals,
   sqlFile,
-  writeFleet,
 } from '../../helpers/sql-flows.js';
 
 // 80–135 s on the 2-core test machine under load (fast-check's runs stop at 100 s): tap's
@@ -59,39 +49,22 @@ async function load(ch: ClickHouse, dir: string): Promise<string> {
   return database;
 }
 
-t.test("the samples and golden v1 fixtures give ct-analyze's table in every mode", async (t) => {
-  const dir = tempDir(t, 'sql-clickhouse');
-  const journals = realJournals();
+/** The NDJSON export of the journals under dir/export, loaded; its database dropped when done. */
+async function prepare(journals: readonly string[], dir: string): Promise<SqlTables> {
   await exportEvents(journals, join(dir, 'export'), 'ndjson');
   const database = await load(ch, join(dir, 'export'));
-  for (const mode of [...FIXED_MODES, ...RANGE_MODES]) {
-    const expected = cliLines(journals, mode);
-    t.not(expected, '', `--collapse ${mode}: the journals have flows`);
-    t.equal(await ch.query(clickhouseFlowsQuery(mode), database), expected, `--collapse ${mode}`);
-  }
-});
-
-t.test("generated fleets give ct-analyze's table in every mode", async (t) => {
-  const dir = tempDir(t, 'sql-clickhouse-fleet');
-  let run = 0;
-  const property = fc.asyncProperty(
-    arbFleet(),
-    fc.constantFrom(...RANGE_MODES),
-    async (fleet, range) => {
-      const at = join(dir, String(run++));
-      mkdirSync(at);
-      const journals = writeFleet(at, fleet);
-      await exportEvents(journals, join(at, 'export'), 'ndjson');
-      const database = await load(ch, join(at, 'export'));
-      for (const mode of [...FIXED_MODES, range]) {
-        const expected = await analyzeLines(journals, mode);
-        const got = await ch.query(clickhouseFlowsQuery(mode), database);
-        if (got !== expected) {
-          throw new Error(`--collapse ${mode}:\nct-analyze:\n${expected}\nClickHouse:\n${got}`);
-        }
-      }
+  return {
+    tables: async (mode) => [['', await ch.query(clickhouseFlowsQuery(mode), database)]],
+    done: async () => {
       await ch.query(`DROP DATABASE ${database}`);
     },
-  );
-  await checkAsyncProperty(t, property, PROPERTY_RUNS);
-});
+  };
+}
+
+t.test("the samples and golden v1 fixtures give ct-analyze's table in every mode", (t) =>
+  realJournalsAgree(t, 'sql-clickhouse', prepare),
+);
+
+t.test("generated fleets give ct-analyze's table in every mode", (t) =>
+  fleetsAgree(t, 'sql-clickhouse-fleet', 'ClickHouse', prepare),
+);

@@ -1,25 +1,11 @@
 // docs/sql/flows.duckdb.sql in DuckDB (from npm) over `ct-analyze export`: the same table lines as ct-analyze, byte for byte.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import fc from 'fast-check';
 import t from 'tap';
 import type { ExportFormat } from '../../../analyzer/export/export.js';
-import { tempDir } from '../../helpers/journals.js';
-import {
-  analyzeLines,
-  arbFleet,
-  checkAsyncProperty,
-  cliLines,
-  EXPORT_DOC,
-  exportEvents,
-  FIXED_MODES,
-  PROPERTY_RUNS,
-  RANGE_MODES,
-  realJournals,
-  sqlFile,
-  writeFleet,
-} from '../../helpers/sql-flows.js';
+import { fleetsAgree, realJournalsAgree, type SqlTables } from '../../helpers/sql-agreement.js';
+import { EXPORT_DOC, exportEvents, sqlFile } from '../../helpers/sql-flows.js';
 
 // 80–135 s on the 2-core test machine under load (fast-check's runs stop at 100 s): tap's
 // default 180 s leaves too little room on a busy CI run.
@@ -64,48 +50,24 @@ t.comment(`DuckDB ${version}`);
 // Parquet is what the doc's recipe reads; NDJSON (read_ndjson) must give the same table.
 const FORMATS: ExportFormat[] = ['parquet', 'ndjson'];
 
-/** Both exports of the journals, under dir/parquet and dir/ndjson. */
-async function exportBoth(journals: readonly string[], dir: string): Promise<void> {
+/** Both exports of the journals, under dir/parquet and dir/ndjson, each read by the recipe. */
+async function prepare(journals: readonly string[], dir: string): Promise<SqlTables> {
   for (const format of FORMATS) await exportEvents(journals, join(dir, format), format);
+  return {
+    tables: async (mode) => {
+      const out: [string, string][] = [];
+      for (const format of FORMATS) {
+        out.push([format, await duckdbLines(db, join(dir, format), format, mode)]);
+      }
+      return out;
+    },
+  };
 }
 
-t.test("the samples and golden v1 fixtures give ct-analyze's table in every mode", async (t) => {
-  const dir = tempDir(t, 'sql-duckdb');
-  const journals = realJournals();
-  await exportBoth(journals, dir);
-  for (const mode of [...FIXED_MODES, ...RANGE_MODES]) {
-    const expected = cliLines(journals, mode);
-    t.not(expected, '', `--collapse ${mode}: the journals have flows`);
-    for (const format of FORMATS) {
-      const got = await duckdbLines(db, join(dir, format), format, mode);
-      t.equal(got, expected, `${format}, --collapse ${mode}`);
-    }
-  }
-});
+t.test("the samples and golden v1 fixtures give ct-analyze's table in every mode", (t) =>
+  realJournalsAgree(t, 'sql-duckdb', prepare),
+);
 
-t.test("generated fleets give ct-analyze's table in every mode", async (t) => {
-  const dir = tempDir(t, 'sql-duckdb-fleet');
-  let run = 0;
-  const property = fc.asyncProperty(
-    arbFleet(),
-    fc.constantFrom(...RANGE_MODES),
-    async (fleet, range) => {
-      const at = join(dir, String(run++));
-      mkdirSync(at);
-      const journals = writeFleet(at, fleet);
-      await exportBoth(journals, at);
-      for (const mode of [...FIXED_MODES, range]) {
-        const expected = await analyzeLines(journals, mode);
-        for (const format of FORMATS) {
-          const got = await duckdbLines(db, join(at, format), format, mode);
-          if (got !== expected) {
-            throw new Error(
-              `${format}, --collapse ${mode}:\nct-analyze:\n${expected}\nDuckDB:\n${got}`,
-            );
-          }
-        }
-      }
-    },
-  );
-  await checkAsyncProperty(t, property, PROPERTY_RUNS);
-});
+t.test("generated fleets give ct-analyze's table in every mode", (t) =>
+  fleetsAgree(t, 'sql-duckdb-fleet', 'DuckDB', prepare),
+);
