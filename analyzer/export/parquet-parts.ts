@@ -127,6 +127,63 @@ class EventColumns {
   }
 }
 
+const MEMO_BITS = 14;
+
+/**
+ * The dictionary slots of recently seen connections' four addresses, by tuple (direct-mapped on
+ * the conntrack id and ports, checked against the address words): one cache line per event
+ * instead of four address lookups.
+ */
+class TupleMemo {
+  readonly #words = new Uint32Array((1 << MEMO_BITS) * 16);
+  readonly #length = new Uint8Array(1 << MEMO_BITS);
+  readonly #group = new Int32Array(1 << MEMO_BITS).fill(-1);
+  /** src, dst, reply src, reply dst of each entry, at 4 × its number. */
+  readonly slots = new Int32Array((1 << MEMO_BITS) * 4);
+
+  #entry(b: ExportBatch, i: number): number {
+    const h = Math.imul(
+      (b.id[i] as number) ^ (((b.sport[i] as number) << 16) | (b.dport[i] as number)),
+      0x9e3779b1,
+    );
+    return h >>> (32 - MEMO_BITS);
+  }
+
+  /** 4 × the entry of event i's tuple when its slots are of this row group, else -1. */
+  find(b: ExportBatch, i: number, len: number, group: number): number {
+    const e = this.#entry(b, i);
+    if (this.#group[e] !== group || this.#length[e] !== len) return -1;
+    const w = this.#words;
+    const a = b.addr;
+    const at = 16 * i;
+    const me = 16 * e;
+    // IPv4 addresses are the first word of each four: the others are not theirs to compare.
+    const step = len === 4 ? 4 : 1;
+    for (let x = 0; x < 16; x += step) if (w[me + x] !== a[at + x]) return -1;
+    return 4 * e;
+  }
+
+  keep(
+    b: ExportBatch,
+    i: number,
+    len: number,
+    group: number,
+    src: number,
+    dst: number,
+    rsrc: number,
+    rdst: number,
+  ): void {
+    const e = this.#entry(b, i);
+    this.#words.set(b.addr.subarray(16 * i, 16 * i + 16), 16 * e);
+    this.#length[e] = len;
+    this.#group[e] = group;
+    this.slots[4 * e] = src;
+    this.slots[4 * e + 1] = dst;
+    this.slots[4 * e + 2] = rsrc;
+    this.slots[4 * e + 3] = rdst;
+  }
+}
+
 /** Events of one journal, one row group at a time. */
 export class ParquetEventPart implements EventPart {
   readonly #file: ParquetFile;
@@ -142,6 +199,9 @@ export class ParquetEventPart implements EventPart {
   readonly #host: Uint8Array;
   readonly #journal: Uint8Array;
   #c: EventColumns;
+  readonly #memo = new TupleMemo();
+  /** The row group being filled: the dictionaries' slots memoised for it are valid. */
+  #group = 0;
   #n = 0;
   #rows = 0;
 
@@ -198,6 +258,7 @@ export class ParquetEventPart implements EventPart {
     const c = this.#c;
     const a = this.#addrs;
     const [d0, d1, d2, d3] = this.#dicts;
+    const memo = this.#memo;
     for (let i = from; i < end; i++, k++) {
       const len = b.family[i] === 4 ? 4 : 16;
       const at = 16 * i;
@@ -224,10 +285,29 @@ export class ParquetEventPart implements EventPart {
       c.hasMark[k] = flags & F_MARK ? 1 : 0;
       c.hasZone[k] = flags & F_ZONE ? 1 : 0;
       c.hasCounters[k] = flags & F_COUNTERS ? 1 : 0;
-      c.src[k] = d0.index(a.words(b.addr, at, len));
-      c.dst[k] = d1.index(a.words(b.addr, at + 4, len));
-      c.rsrc[k] = d2.index(a.words(b.addr, at + 8, len));
-      c.rdst[k] = d3.index(a.words(b.addr, at + 12, len));
+      // A connection's events repeat its four addresses: their slots are memoised by tuple.
+      const m = memo.find(b, i, len, this.#group);
+      if (m >= 0) {
+        c.src[k] = memo.slots[m] as number;
+        c.dst[k] = memo.slots[m + 1] as number;
+        c.rsrc[k] = memo.slots[m + 2] as number;
+        c.rdst[k] = memo.slots[m + 3] as number;
+      } else {
+        c.src[k] = d0.index(a.words(b.addr, at, len));
+        c.dst[k] = d1.index(a.words(b.addr, at + 4, len));
+        c.rsrc[k] = d2.index(a.words(b.addr, at + 8, len));
+        c.rdst[k] = d3.index(a.words(b.addr, at + 12, len));
+        memo.keep(
+          b,
+          i,
+          len,
+          this.#group,
+          c.src[k] as number,
+          c.dst[k] as number,
+          c.rsrc[k] as number,
+          c.rdst[k] as number,
+        );
+      }
     }
   }
 
@@ -296,6 +376,7 @@ export class ParquetEventPart implements EventPart {
     // Handed to the encoding thread: the next rows go into new columns.
     if (taken) this.#c = new EventColumns(this.#j);
     this.#n = 0;
+    this.#group++;
     for (const d of this.#dicts) d.reset();
   }
 

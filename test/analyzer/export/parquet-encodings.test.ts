@@ -235,5 +235,38 @@ t.test(
       const b = readFileSync(join(dir, 'cli', name));
       t.ok(a.equals(b), `${name}: the same ${a.length} bytes`);
     }
+    // The addresses of connections seen many times (memoised slots) against the NDJSON export's.
+    const nd = spawnSync(
+      process.execPath,
+      [CLI, 'export', '--format', 'ndjson', '-o', join(dir, 'nd'), journal],
+      { encoding: 'utf8' },
+    );
+    t.equal(nd.status, 0, nd.stderr);
+    const cols = ['seq', 'src', 'dst', 'reply_src', 'reply_dst', 'src_bin', 'reply_dst_bin'];
+    const want = readdirSync(join(dir, 'nd'), { recursive: true, encoding: 'utf8' })
+      .filter((p) => p.endsWith('.ndjson'))
+      .flatMap((p) =>
+        readFileSync(join(dir, 'nd', p), 'utf8')
+          .trim()
+          .split('\n'),
+      )
+      .map((line) => {
+        const r = JSON.parse(line) as Record<string, unknown>;
+        return cols.map((c) => String(r[c])).join(' ');
+      });
+    const db = await (await DuckDBInstance.create(':memory:')).connect();
+    t.teardown(() => db.closeSync());
+    const rows = (
+      await db.runAndReadAll(
+        `SELECT seq, src, dst, reply_src, reply_dst, lower(hex(src_bin)), lower(hex(reply_dst_bin)) FROM read_parquet('${join(dir, 'cli', '**', '*.parquet')}') ORDER BY seq`,
+      )
+    )
+      .getRows()
+      .map((r) => r.map(String).join(' '));
+    t.equal(rows.length, 150_000);
+    t.ok(
+      rows.length === want.length && rows.every((r, i) => r === want[i]),
+      'every address of every event as the NDJSON export has it',
+    );
   },
 );
