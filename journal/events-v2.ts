@@ -647,8 +647,22 @@ function outerBin(b: Uint8Array, r: { p: number }): Uint8Array {
 var lb: Uint8Array = new Uint8Array(0);
 var rp = 0;
 
+/**
+ * Puts the varint helpers at layout[p]: for another loop over a checked layout (the export's
+ * scan-v2.ts), which reads its varints with these same helpers. `varintsAt(EMPTY, 0)` lets go.
+ */
+export function varintsAt(layout: Uint8Array, p: number): void {
+  lb = layout;
+  rp = p;
+}
+
+/** Where the varint helpers stopped. */
+export function varintPos(): number {
+  return rp;
+}
+
 /** An unsigned LEB128 of at most 8 bytes and 2^53−1 at lb[rp], before `end`. */
-function readUv(end: number, what: string): number {
+export function readUv(end: number, what: string): number {
   // The first 4 bytes (28 bits) in int32 arithmetic: counters, marks and zones mostly fit, and
   // the replay reads 4 counters per destroy event.
   let v = 0;
@@ -673,7 +687,7 @@ function readUv(end: number, what: string): number {
 }
 
 /** A signed integer (sign in bit 0, magnitude from bit 1, LEB128), magnitude ≤ 2^53−1. */
-function readSv(end: number, what: string): number {
+export function readSv(end: number, what: string): number {
   if (rp >= end) throw new Damage(`${what} runs past its column`);
   const first = lb[rp++] as number;
   let v = (first >> 1) & 0x3f;
@@ -692,7 +706,8 @@ function readSv(end: number, what: string): number {
   throw new Damage(`${what} is longer than 8 bytes`);
 }
 
-function indexAt(b: Uint8Array, p: number, w: number): number {
+/** A connection or kind index of `w` bytes (1–3, little-endian) at b[p]. */
+export function indexAt(b: Uint8Array, p: number, w: number): number {
   if (w === 1) return b[p] as number;
   if (w === 2) return (b[p] as number) | ((b[p + 1] as number) << 8);
   return (b[p] as number) | ((b[p + 1] as number) << 8) | ((b[p + 2] as number) << 16);

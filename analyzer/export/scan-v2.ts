@@ -3,10 +3,20 @@
 // decodeEventsV2 (journal/events-v2.ts) is the definition of a valid payload and batch.fill
 // of its events the definition of the batch. The layout and its dictionaries are checked by
 // the same code (layoutOfEventsV2); this file is a second event loop, after events-v2.ts's
-// walk, that writes every exported field into the batch instead of a CtEvent. Whatever that
-// walk would reject makes scanExportV2 return false, and the caller decodes the payload to
-// name the damage. test/analyzer/export/export-scan.test.ts holds it to fill(decode(payload)).
-import { KIND_FLAGS, layoutOfEventsV2 } from '../../journal/events-v2.js';
+// walk, that writes every exported field into the batch instead of a CtEvent; it reads the
+// varints and indexes with events-v2.ts's own helpers. Whatever that walk would reject makes
+// scanExportV2 return false, and the caller decodes the payload to name the damage.
+// test/analyzer/export/export-scan.test.ts holds it to fill(decode(payload)).
+import { wordAt } from '../../journal/event-columns.js';
+import {
+  indexAt,
+  KIND_FLAGS,
+  layoutOfEventsV2,
+  readSv,
+  readUv,
+  varintPos,
+  varintsAt,
+} from '../../journal/events-v2.js';
 import { Damage } from '../../journal/validate.js';
 import { type ExportBatch, F_COUNTERS, F_KERNEL, F_MARK, F_START, F_TCP, F_ZONE } from './batch.js';
 
@@ -21,9 +31,6 @@ const K_ZONE = KIND_FLAGS.zone;
 /** Thrown inside the loop; scanExportV2 turns it into `false`. */
 const UNUSUAL = new Error('not an events layout this loop takes');
 
-// The layout and the read position of the varint helpers (`var`: see journal/events-scan.ts).
-var lb: Uint8Array = new Uint8Array(0);
-var rp = 0;
 const EMPTY = new Uint8Array(0);
 
 // Address table entries as the batch holds them: 4 big-endian words each.
@@ -42,13 +49,12 @@ export function scanExportV2(payload: Uint8Array, _fields: number, batch: Export
     if (err === UNUSUAL || err instanceof Damage) return false;
     throw err;
   } finally {
-    lb = EMPTY;
+    varintsAt(EMPTY, 0);
   }
 }
 
 function loop(q: ReturnType<typeof layoutOfEventsV2>, batch: ExportBatch): void {
   const b = q.layout;
-  lb = b;
   const n = q.n;
   batch.reset(n);
   let w4 = words4;
@@ -56,17 +62,17 @@ function loop(q: ReturnType<typeof layoutOfEventsV2>, batch: ExportBatch): void 
   if (w4.length < 4 * q.nA4) words4 = w4 = new Uint32Array(Math.max(4 * q.nA4, 2 * w4.length));
   if (w6.length < 4 * q.nA6) words6 = w6 = new Uint32Array(Math.max(4 * q.nA6, 2 * w6.length));
   for (let e = 0; e < q.nA4; e++) {
-    w4[4 * e] = word(b, q.a4 + 4 * e);
+    w4[4 * e] = wordAt(b, q.a4 + 4 * e);
     w4[4 * e + 1] = 0;
     w4[4 * e + 2] = 0;
     w4[4 * e + 3] = 0;
   }
   for (let e = 0; e < q.nA6; e++) {
     const p = q.a6 + 16 * e;
-    w6[4 * e] = word(b, p);
-    w6[4 * e + 1] = word(b, p + 4);
-    w6[4 * e + 2] = word(b, p + 8);
-    w6[4 * e + 3] = word(b, p + 12);
+    w6[4 * e] = wordAt(b, p);
+    w6[4 * e + 1] = wordAt(b, p + 4);
+    w6[4 * e + 2] = wordAt(b, p + 8);
+    w6[4 * e + 3] = wordAt(b, p + 12);
   }
   const nConn = q.nConn;
   const nKind = q.nKind;
@@ -113,9 +119,9 @@ function loop(q: ReturnType<typeof layoutOfEventsV2>, batch: ExportBatch): void 
       dt = first & 1 ? -mag : mag;
       t += 2;
     } else {
-      rp = t;
-      dt = readSv(tEnd);
-      t = rp;
+      varintsAt(b, t);
+      dt = readSv(tEnd, 'dtime');
+      t = varintPos();
     }
     const time = prev + dt;
     if (time < 0 || time > MAX) throw UNUSUAL;
@@ -126,33 +132,33 @@ function loop(q: ReturnType<typeof layoutOfEventsV2>, batch: ExportBatch): void 
       bTcp[i] = dTcp[d] as number;
     }
     if (flags >= K_START) {
-      rp = x;
+      varintsAt(b, x);
       if (flags & K_START) {
-        const start = time - readSv(xEnd);
+        const start = time - readSv(xEnd, 'startAgo');
         if (start < 0 || start > MAX) throw UNUSUAL;
         bStart[i] = start;
         f |= F_START;
       }
       if (flags & K_COUNTERS) {
-        origPackets[i] = readUv(xEnd);
-        origBytes[i] = readUv(xEnd);
-        replyPackets[i] = readUv(xEnd);
-        replyBytes[i] = readUv(xEnd);
+        origPackets[i] = readUv(xEnd, 'counters');
+        origBytes[i] = readUv(xEnd, 'counters');
+        replyPackets[i] = readUv(xEnd, 'counters');
+        replyBytes[i] = readUv(xEnd, 'counters');
         f |= F_COUNTERS;
       }
       if (flags & K_MARK) {
-        const mark = readUv(xEnd);
+        const mark = readUv(xEnd, 'mark');
         if (mark > 0xffffffff) throw UNUSUAL;
         bMark[i] = mark;
         f |= F_MARK;
       }
       if (flags & K_ZONE) {
-        const zone = readUv(xEnd);
+        const zone = readUv(xEnd, 'zone');
         if (zone > 0xffff) throw UNUSUAL;
         bZone[i] = zone;
         f |= F_ZONE;
       }
-      x = rp;
+      x = varintPos();
     }
     const fam = cFam[k] as number;
     const w = fam === 4 ? w4 : w6;
@@ -186,58 +192,4 @@ function loop(q: ReturnType<typeof layoutOfEventsV2>, batch: ExportBatch): void 
   }
   if (m !== nConn || t !== tEnd || x !== xEnd) throw UNUSUAL;
   batch.n = n;
-}
-
-/** An unsigned LEB128 of at most 8 bytes and 2^53−1 at lb[rp], before `end`. */
-function readUv(end: number): number {
-  let v = 0;
-  let mul = 1;
-  for (let k = 0; k < 8; k++) {
-    if (rp >= end) throw UNUSUAL;
-    const x = lb[rp++] as number;
-    v += (x & 0x7f) * mul;
-    if (x < 0x80) {
-      if (v > MAX) throw UNUSUAL;
-      return v;
-    }
-    mul *= 0x80;
-  }
-  throw UNUSUAL;
-}
-
-/** A signed integer (sign in bit 0, magnitude from bit 1, LEB128), magnitude ≤ 2^53−1. */
-function readSv(end: number): number {
-  if (rp >= end) throw UNUSUAL;
-  const first = lb[rp++] as number;
-  let v = (first >> 1) & 0x3f;
-  if (first < 0x80) return first & 1 ? -v : v;
-  let mul = 0x40;
-  for (let k = 1; k < 8; k++) {
-    if (rp >= end) throw UNUSUAL;
-    const x = lb[rp++] as number;
-    v += (x & 0x7f) * mul;
-    if (x < 0x80) {
-      if (v > MAX) throw UNUSUAL;
-      return first & 1 ? -v : v;
-    }
-    mul *= 0x80;
-  }
-  throw UNUSUAL;
-}
-
-function indexAt(b: Uint8Array, p: number, w: number): number {
-  if (w === 1) return b[p] as number;
-  if (w === 2) return (b[p] as number) | ((b[p + 1] as number) << 8);
-  return (b[p] as number) | ((b[p + 1] as number) << 8) | ((b[p + 2] as number) << 16);
-}
-
-/** The big-endian u32 at b[p…p+3]. */
-function word(b: Uint8Array, p: number): number {
-  return (
-    (((b[p] as number) << 24) |
-      ((b[p + 1] as number) << 16) |
-      ((b[p + 2] as number) << 8) |
-      (b[p + 3] as number)) >>>
-    0
-  );
 }
