@@ -14,11 +14,21 @@ export const RLE_DICTIONARY = 8;
 export const DATA_PAGE = 0;
 export const DICTIONARY_PAGE = 2;
 
-/** A column's values for the rows of one row group (def: 1 where the row has a value). */
+/**
+ * A column's values for the rows of one row group. A row has a value where `def & bit` is not
+ * 0 (bit 1 by default: def holds 0 or 1; another bit: def is the rows' flags); a boolean is
+ * true where `values & bit` is not 0. Narrower unsigned arrays are INT32's values as they are,
+ * a Uint32Array's as their bits (what `| 0` gives): the encoding thread widens them.
+ */
 export type ColumnData =
-  | { kind: 'int32'; values: Int32Array; def?: Uint8Array }
-  | { kind: 'int64'; values: Float64Array; def?: Uint8Array }
-  | { kind: 'bool'; values: Uint8Array }
+  | {
+      kind: 'int32';
+      values: Int32Array | Uint32Array | Uint16Array | Uint8Array;
+      def?: Uint8Array;
+      bit?: number;
+    }
+  | { kind: 'int64'; values: Float64Array; def?: Uint8Array; bit?: number }
+  | { kind: 'bool'; values: Uint8Array; bit?: number }
   | { kind: 'dict'; index: Int32Array; dict: readonly Uint8Array[] };
 
 /**
@@ -71,7 +81,7 @@ export function chunkInput(
 export function encodeRowGroup(inputs: readonly ChunkInput[], rows: number): EncodedChunk[] {
   const same = new Map<
     unknown,
-    { def: unknown; size: number; codec: Compression; page: EncodedPage }
+    { def: unknown; bit: number; size: number; codec: Compression; page: EncodedPage }
   >();
   return inputs.map((d) => {
     const store = d.codec === 'gzip' ? gzipped : stored;
@@ -92,14 +102,19 @@ export function encodeRowGroup(inputs: readonly ChunkInput[], rows: number): Enc
     }
     const key = d.kind === 'dict' ? d.index : d.values;
     const def = d.kind === 'int32' || d.kind === 'int64' ? d.def : undefined;
+    const bit = d.kind === 'dict' ? 1 : (d.bit ?? 1);
     const known = same.get(key);
     let page: EncodedPage;
     const shared =
-      known !== undefined && known.def === def && known.size === size && known.codec === d.codec;
+      known !== undefined &&
+      known.def === def &&
+      known.bit === bit &&
+      known.size === size &&
+      known.codec === d.codec;
     if (shared) page = known.page;
     else {
       page = dataPage(d, rows, store);
-      same.set(key, { def, size, codec: d.codec, page });
+      same.set(key, { def, bit, size, codec: d.codec, page });
     }
     if (d.kind !== 'dict') encodings.push(page.encoding);
     pages.push(page);
@@ -121,11 +136,11 @@ function dataPage(d: ChunkInput, rows: number, store: (b: Uint8Array) => Uint8Ar
     values = dictionaryIndices(d.index, rows, d.size);
     encoding = RLE_DICTIONARY;
   } else if (d.kind === 'bool') {
-    values = plainBools(d.values, rows);
+    values = plainBools(d.values, rows, d.bit ?? 1);
   } else {
-    def = d.def;
+    def = d.def === undefined ? undefined : defined(d.def, rows, d.bit ?? 1);
     const int32 = d.kind === 'int32';
-    const present = nonNull(d.values, rows, def);
+    const present = nonNull(int32 ? int32Values(d.values, rows) : d.values, rows, def);
     const delta = deltaBinaryPacked(
       present,
       present.length,
@@ -219,10 +234,33 @@ function definitionLevels(def: Uint8Array | undefined, rows: number): Uint8Array
   return out;
 }
 
-function plainBools(values: Uint8Array, rows: number): Uint8Array {
+function plainBools(values: Uint8Array, rows: number, bit: number): Uint8Array {
   const out = new Uint8Array(Math.ceil(rows / 8));
-  for (let i = 0; i < rows; i++)
-    if (values[i]) out[i >> 3] = (out[i >> 3] as number) | (1 << (i & 7));
+  for (let i = 0; i < rows; i++) {
+    if ((values[i] as number) & bit) out[i >> 3] = (out[i >> 3] as number) | (1 << (i & 7));
+  }
+  return out;
+}
+
+/** 1 where the row has a value, 0 where not. */
+function defined(def: Uint8Array, rows: number, bit: number): Uint8Array {
+  if (bit === 1) return def;
+  const out = new Uint8Array(rows);
+  for (let i = 0; i < rows; i++) out[i] = (def[i] as number) & bit ? 1 : 0;
+  return out;
+}
+
+/** INT32's values of an unsigned array: a Uint32Array's bits as they are, narrower ones widened. */
+function int32Values(
+  values: Int32Array | Uint32Array | Uint16Array | Uint8Array,
+  rows: number,
+): Int32Array {
+  if (values instanceof Int32Array) return values;
+  if (values instanceof Uint32Array) {
+    return new Int32Array(values.buffer, values.byteOffset, values.length);
+  }
+  const out = new Int32Array(rows);
+  for (let i = 0; i < rows; i++) out[i] = values[i] as number;
   return out;
 }
 

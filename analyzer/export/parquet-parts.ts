@@ -54,12 +54,13 @@ class AddressDict {
 
 const utf8 = (s: string) => Uint8Array.from(Buffer.from(s, 'utf8'));
 
-/** Bytes per row of EventColumns: 7 float64, 22 int32 and 7 uint8 columns. */
-const EVENT_ROW_BYTES = 7 * 8 + 22 * 4 + 7;
+/** Bytes per row of EventColumns: 7 float64, 10 32-bit, 6 16-bit and 8 8-bit columns. */
+const EVENT_ROW_BYTES = 7 * 8 + 10 * 4 + 6 * 2 + 8;
 
 /**
- * A row group's event columns, all in one buffer: handed to the encoding thread whole. A class
- * with its fields declared: the rows loop reads them as fast properties.
+ * A row group's event columns, all in one buffer: handed to the encoding thread whole. The
+ * batch's columns are kept in the batch's types, so filling them is a copy of memory (the
+ * encoding thread widens them). A class with its fields declared: fast properties.
  */
 class EventColumns {
   readonly buffer = columnsBuffer(ROW_GROUP * EVENT_ROW_BYTES);
@@ -71,34 +72,31 @@ class EventColumns {
   readonly origBytes = this.#f64();
   readonly replyPackets = this.#f64();
   readonly replyBytes = this.#f64();
-  readonly type = this.#i32();
-  readonly family = this.#i32();
-  readonly proto = this.#i32();
-  readonly status = this.#i32();
-  readonly id = this.#i32();
+  readonly status = new Uint32Array(this.buffer, this.#take(4), ROW_GROUP);
+  readonly id = new Uint32Array(this.buffer, this.#take(4), ROW_GROUP);
+  readonly mark = new Uint32Array(this.buffer, this.#take(4), ROW_GROUP);
+  /** Dictionary slots of src, dst, reply src and reply dst. */
   readonly src = this.#i32();
   readonly dst = this.#i32();
   readonly rsrc = this.#i32();
   readonly rdst = this.#i32();
-  readonly sport = this.#i32();
-  readonly dport = this.#i32();
-  readonly icmpType = this.#i32();
-  readonly icmpCode = this.#i32();
-  readonly icmpId = this.#i32();
-  readonly rsport = this.#i32();
-  readonly rdport = this.#i32();
-  readonly tcpState = this.#i32();
-  readonly mark = this.#i32();
-  readonly zone = this.#i32();
   readonly zeros = this.#i32();
   readonly portLo = this.#i32();
   readonly portHi = this.#i32();
-  readonly kernel = this.#u8();
-  readonly hasTcpState = this.#u8();
-  readonly hasStart = this.#u8();
-  readonly hasMark = this.#u8();
-  readonly hasZone = this.#u8();
-  readonly hasCounters = this.#u8();
+  readonly sport = this.#u16();
+  readonly dport = this.#u16();
+  readonly icmpId = this.#u16();
+  readonly rsport = this.#u16();
+  readonly rdport = this.#u16();
+  readonly zone = this.#u16();
+  readonly type = this.#u8();
+  readonly family = this.#u8();
+  readonly proto = this.#u8();
+  readonly icmpType = this.#u8();
+  readonly icmpCode = this.#u8();
+  readonly tcpState = this.#u8();
+  /** The batch's flags: the kernel bit and which optional values a row has. */
+  readonly flags = this.#u8();
   readonly hasPorts = this.#u8();
 
   constructor(j: JournalContext) {
@@ -111,19 +109,25 @@ class EventColumns {
     this.hasPorts.fill(j.portLo === null ? 0 : 1);
   }
 
+  #take(bytes: number): number {
+    this.#at += bytes * ROW_GROUP;
+    return this.#at - bytes * ROW_GROUP;
+  }
+
   #f64(): Float64Array {
-    this.#at += 8 * ROW_GROUP;
-    return new Float64Array(this.buffer, this.#at - 8 * ROW_GROUP, ROW_GROUP);
+    return new Float64Array(this.buffer, this.#take(8), ROW_GROUP);
   }
 
   #i32(): Int32Array {
-    this.#at += 4 * ROW_GROUP;
-    return new Int32Array(this.buffer, this.#at - 4 * ROW_GROUP, ROW_GROUP);
+    return new Int32Array(this.buffer, this.#take(4), ROW_GROUP);
+  }
+
+  #u16(): Uint16Array {
+    return new Uint16Array(this.buffer, this.#take(2), ROW_GROUP);
   }
 
   #u8(): Uint8Array {
-    this.#at += ROW_GROUP;
-    return new Uint8Array(this.buffer, this.#at - ROW_GROUP, ROW_GROUP);
+    return new Uint8Array(this.buffer, this.#take(1), ROW_GROUP);
   }
 }
 
@@ -235,15 +239,46 @@ export class ParquetEventPart implements EventPart {
       const k = this.#n;
       const m = Math.min(to - from, ROW_GROUP - k);
       const end = from + m;
-      // Same-type copies are one memcpy each; set() between types goes element by element
-      // through a slow path, so the integer columns are copied in #perRow's loop.
-      c.time.set(b.time.subarray(from, end), k);
-      // Optional values are copied whatever they hold: a row without one is not written.
-      c.start.set(b.start.subarray(from, end), k);
-      c.origPackets.set(b.origPackets.subarray(from, end), k);
-      c.origBytes.set(b.origBytes.subarray(from, end), k);
-      c.replyPackets.set(b.replyPackets.subarray(from, end), k);
-      c.replyBytes.set(b.replyBytes.subarray(from, end), k);
+      // Each a copy of memory: the same types. Optional values are copied whatever they
+      // hold: a row without one is not written.
+      for (const [to, of] of [
+        [c.time, b.time],
+        [c.start, b.start],
+        [c.origPackets, b.origPackets],
+        [c.origBytes, b.origBytes],
+        [c.replyPackets, b.replyPackets],
+        [c.replyBytes, b.replyBytes],
+      ] as const) {
+        to.set(of.subarray(from, end), k);
+      }
+      for (const [to, of] of [
+        [c.status, b.status],
+        [c.id, b.id],
+        [c.mark, b.mark],
+      ] as const) {
+        to.set(of.subarray(from, end), k);
+      }
+      for (const [to, of] of [
+        [c.sport, b.sport],
+        [c.dport, b.dport],
+        [c.icmpId, b.icmpId],
+        [c.rsport, b.replySport],
+        [c.rdport, b.replyDport],
+        [c.zone, b.zone],
+      ] as const) {
+        to.set(of.subarray(from, end), k);
+      }
+      for (const [to, of] of [
+        [c.type, b.type],
+        [c.family, b.family],
+        [c.proto, b.proto],
+        [c.icmpType, b.icmpType],
+        [c.icmpCode, b.icmpCode],
+        [c.tcpState, b.tcpState],
+        [c.flags, b.flags],
+      ] as const) {
+        to.set(of.subarray(from, end), k);
+      }
       this.#perRow(b, from, end, k, seq);
       this.#n += m;
       this.#rows += m;
@@ -253,7 +288,7 @@ export class ParquetEventPart implements EventPart {
     }
   }
 
-  /** What is per row: integer columns, the sequence, the flags' columns, the addresses' dictionary slots. */
+  /** What is per row: the sequence and the addresses' dictionary slots. */
   #perRow(b: ExportBatch, from: number, end: number, k: number, seq: number): void {
     const c = this.#c;
     const a = this.#addrs;
@@ -262,29 +297,7 @@ export class ParquetEventPart implements EventPart {
     for (let i = from; i < end; i++, k++) {
       const len = b.family[i] === 4 ? 4 : 16;
       const at = 16 * i;
-      const flags = b.flags[i] as number;
       c.seq[k] = seq++;
-      c.type[k] = b.type[i] as number;
-      c.family[k] = b.family[i] as number;
-      c.proto[k] = b.proto[i] as number;
-      c.status[k] = (b.status[i] as number) | 0;
-      c.id[k] = (b.id[i] as number) | 0;
-      c.sport[k] = b.sport[i] as number;
-      c.dport[k] = b.dport[i] as number;
-      c.icmpType[k] = b.icmpType[i] as number;
-      c.icmpCode[k] = b.icmpCode[i] as number;
-      c.icmpId[k] = b.icmpId[i] as number;
-      c.rsport[k] = b.replySport[i] as number;
-      c.rdport[k] = b.replyDport[i] as number;
-      c.tcpState[k] = b.tcpState[i] as number;
-      c.mark[k] = (b.mark[i] as number) | 0;
-      c.zone[k] = b.zone[i] as number;
-      c.kernel[k] = flags & F_KERNEL;
-      c.hasTcpState[k] = flags & F_TCP ? 1 : 0;
-      c.hasStart[k] = flags & F_START ? 1 : 0;
-      c.hasMark[k] = flags & F_MARK ? 1 : 0;
-      c.hasZone[k] = flags & F_ZONE ? 1 : 0;
-      c.hasCounters[k] = flags & F_COUNTERS ? 1 : 0;
       // A connection's events repeat its four addresses: their slots are memoised by tuple.
       const m = memo.find(b, i, len, this.#group);
       if (m >= 0) {
@@ -316,10 +329,24 @@ export class ParquetEventPart implements EventPart {
     if (n === 0) return;
     const c = this.#c;
     const [d0, d1, d2, d3] = this.#dicts;
-    const i32 = (values: Int32Array, def?: Uint8Array): ColumnData =>
-      def === undefined ? { kind: 'int32', values } : { kind: 'int32', values, def };
-    const i64 = (values: Float64Array, def?: Uint8Array): ColumnData =>
-      def === undefined ? { kind: 'int64', values } : { kind: 'int64', values, def };
+    const i32 = (values: Extract<ColumnData, { kind: 'int32' }>['values']): ColumnData => ({
+      kind: 'int32',
+      values,
+    });
+    const i64 = (values: Float64Array): ColumnData => ({ kind: 'int64', values });
+    // Optional values: a row has one where its flags have the bit.
+    const opt32 = (values: Uint32Array | Uint16Array | Uint8Array, bit: number): ColumnData => ({
+      kind: 'int32',
+      values,
+      def: c.flags,
+      bit,
+    });
+    const opt64 = (values: Float64Array, bit: number): ColumnData => ({
+      kind: 'int64',
+      values,
+      def: c.flags,
+      bit,
+    });
     const text = (index: Int32Array, d: AddressDict): ColumnData => ({
       kind: 'dict',
       index,
@@ -339,7 +366,7 @@ export class ParquetEventPart implements EventPart {
         i64(c.seq),
         i64(c.time),
         i64(c.time),
-        { kind: 'bool', values: c.kernel },
+        { kind: 'bool', values: c.flags, bit: F_KERNEL },
         i32(c.type),
         i32(c.family),
         i32(c.proto),
@@ -360,16 +387,16 @@ export class ParquetEventPart implements EventPart {
         bin(c.rdst, d3),
         i32(c.rsport),
         i32(c.rdport),
-        i32(c.tcpState, c.hasTcpState),
-        i64(c.start, c.hasStart),
-        i32(c.mark, c.hasMark),
-        i32(c.zone, c.hasZone),
-        i64(c.origPackets, c.hasCounters),
-        i64(c.origBytes, c.hasCounters),
-        i64(c.replyPackets, c.hasCounters),
-        i64(c.replyBytes, c.hasCounters),
-        i32(c.portLo, c.hasPorts),
-        i32(c.portHi, c.hasPorts),
+        opt32(c.tcpState, F_TCP),
+        opt64(c.start, F_START),
+        opt32(c.mark, F_MARK),
+        opt32(c.zone, F_ZONE),
+        opt64(c.origPackets, F_COUNTERS),
+        opt64(c.origBytes, F_COUNTERS),
+        opt64(c.replyPackets, F_COUNTERS),
+        opt64(c.replyBytes, F_COUNTERS),
+        { kind: 'int32', values: c.portLo, def: c.hasPorts },
+        { kind: 'int32', values: c.portHi, def: c.hasPorts },
       ],
       c.buffer,
     );
