@@ -77,7 +77,8 @@ t.test(
         events,
         arbContext,
         fc.constantFrom(undefined, 1, 2, 3),
-        fc.nat(2 ** 40),
+        // Consecutive seqs carry in place: across 99 → 100 and 99,999 → 100,000 too.
+        fc.oneof(fc.nat(2 ** 40), fc.constantFrom(0, 95, 99_990, 2 ** 40 - 5)),
         async (evs, j, blocks, first) => {
           const got = await partBytes(dir, evs, j, blocks, first);
           const want = evs.map((ev, i) => expectedLine(ev, first + i, j)).join('');
@@ -87,6 +88,22 @@ t.test(
       ),
       { numRuns: 150 },
     );
+  },
+);
+
+t.test(
+  'NDJSON: times before 1970-01-01T00:00:01 (whole digits) between later ones keep seq and time_us exact',
+  async (t) => {
+    const dir = tempDir(t, 'ndjson-epoch');
+    const base = fc.sample(arbEvent(), { numRuns: 1, seed: 17 })[0] as CtEvent;
+    const times = [0, 999_999, 1_000_000, 5, 1_000_001, 2_000_000, 999_999, 86_400_000_000];
+    const evs = times.map((time) => ({ ...base, time }));
+    const j: JournalContext = { host: 'h', sha256: 'cd'.repeat(32), portLo: null, portHi: null };
+    for (const first of [0, 97, 9_999_996]) {
+      const got = await partBytes(dir, evs, j, undefined, first);
+      const want = evs.map((ev, i) => expectedLine(ev, first + i, j)).join('');
+      t.equal(got.toString('utf8'), want, `from seq ${first}`);
+    }
   },
 );
 
