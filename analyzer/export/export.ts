@@ -265,13 +265,13 @@ class EventPartitions {
 
   #start(day: number, full: EventPart | undefined): EventPart {
     if (full !== undefined) {
-      this.#closing.push(full.finish());
+      this.#close(full);
       this.#open.delete(day);
     }
     if (this.#open.size >= OPEN_PARTITIONS) {
       // The day opened longest ago: a journal moves forward in time.
       const [oldDay, oldPart] = this.#open.entries().next().value as [number, EventPart];
-      this.#closing.push(oldPart.finish());
+      this.#close(oldPart);
       this.#open.delete(oldDay);
     }
     const n = this.#next.get(day) ?? 0;
@@ -280,6 +280,16 @@ class EventPartitions {
     const part = this.#maker.events(this.#files, rel, this.#j);
     this.#open.set(day, part);
     return part;
+  }
+
+  /**
+   * Starts finishing a part; ready() awaits it. A failure meanwhile is raised there, not as an
+   * unhandled rejection (which ends the process before the export can clean up).
+   */
+  #close(part: EventPart): void {
+    const done = part.finish();
+    done.catch(() => {});
+    this.#closing.push(done);
   }
 
   /** Writes what the parts have ready (between batches: bounded memory). */
@@ -293,7 +303,7 @@ class EventPartitions {
   }
 
   async finish(): Promise<void> {
-    for (const part of this.#open.values()) this.#closing.push(part.finish());
+    for (const part of this.#open.values()) this.#close(part);
     this.#open.clear();
     this.#last = undefined;
     this.#lastDay = Number.NaN;
