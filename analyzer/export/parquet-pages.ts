@@ -55,18 +55,25 @@ export interface EncodedChunk {
   encodings: number[];
 }
 
-/** The input of one column: a dictionary joined into its PLAIN page. */
+/** The input of one column: a dictionary joined into its PLAIN page (`pages`: those of the row group so far). */
 export function chunkInput(
   d: ColumnData,
   nullable: boolean,
   fixed: boolean,
   codec: Compression,
+  pages: Map<readonly Uint8Array[], Uint8Array>,
 ): ChunkInput {
   if (d.kind !== 'dict') return { ...d, nullable, codec };
+  // One dictionary given to two columns is one page (shared again by encodeRowGroup).
+  let page = pages.get(d.dict);
+  if (page === undefined) {
+    page = plainDictionary(d.dict, fixed);
+    pages.set(d.dict, page);
+  }
   return {
     kind: 'dict',
     index: d.index,
-    page: plainDictionary(d.dict, fixed),
+    page,
     size: d.dict.length,
     nullable,
     codec,
@@ -75,14 +82,15 @@ export function chunkInput(
 
 /**
  * A row group's column chunks. Columns of the same values (time and time_us; an address's text
- * and 16 bytes, whose dictionaries are in the same order) share one data page, encoded and
- * compressed once.
+ * and 16 bytes, whose dictionaries are in the same order; reply dst and src where no row was
+ * NATed) share one data page, and one dictionary page, encoded and compressed once.
  */
 export function encodeRowGroup(inputs: readonly ChunkInput[], rows: number): EncodedChunk[] {
   const same = new Map<
     unknown,
     { def: unknown; bit: number; size: number; codec: Compression; page: EncodedPage }
   >();
+  const dictionaries = new Map<Uint8Array, { codec: Compression; page: EncodedPage }>();
   return inputs.map((d) => {
     const store = d.codec === 'gzip' ? gzipped : stored;
     const pages: EncodedPage[] = [];
@@ -90,14 +98,20 @@ export function encodeRowGroup(inputs: readonly ChunkInput[], rows: number): Enc
     let size = 0;
     if (d.kind === 'dict') {
       size = d.size;
-      const body = store(d.page);
-      pages.push({
-        type: DICTIONARY_PAGE,
-        size: d.page.length,
-        count: size,
-        encoding: PLAIN_DICTIONARY,
-        body,
-      });
+      const known = dictionaries.get(d.page);
+      let page = known?.codec === d.codec ? known.page : undefined;
+      if (page === undefined) {
+        const body = store(d.page);
+        page = {
+          type: DICTIONARY_PAGE,
+          size: d.page.length,
+          count: size,
+          encoding: PLAIN_DICTIONARY,
+          body,
+        };
+        dictionaries.set(d.page, { codec: d.codec, page });
+      }
+      pages.push(page);
       encodings.push(PLAIN_DICTIONARY, RLE_DICTIONARY);
     }
     const key = d.kind === 'dict' ? d.index : d.values;

@@ -131,6 +131,22 @@ class EventColumns {
   }
 }
 
+/** Whether two address columns of a row group are the same addresses in every row (their dictionaries, then their slots). */
+function sameAddresses(
+  a: Int32Array,
+  da: AddressDict,
+  b: Int32Array,
+  db: AddressDict,
+  n: number,
+): boolean {
+  const va = da.values;
+  const vb = db.values;
+  if (va.length !== vb.length) return false;
+  for (let i = 0; i < va.length; i++) if (va[i] !== vb[i]) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 const MEMO_BITS = 14;
 
 /**
@@ -347,16 +363,20 @@ export class ParquetEventPart implements EventPart {
       def: c.flags,
       bit,
     });
-    const text = (index: Int32Array, d: AddressDict): ColumnData => ({
-      kind: 'dict',
-      index,
-      dict: d.texts,
-    });
-    const bin = (index: Int32Array, d: AddressDict): ColumnData => ({
-      kind: 'dict',
-      index,
-      dict: d.bins,
-    });
+    // Where no row was NATed, reply dst is src and reply src is dst, dictionary and slots alike:
+    // the same arrays make the same pages, encoded once.
+    const [src, dst] = [
+      { index: c.src, texts: d0.texts, bins: d0.bins },
+      { index: c.dst, texts: d1.texts, bins: d1.bins },
+    ];
+    const rdst = sameAddresses(c.src, d0, c.rdst, d3, n)
+      ? src
+      : { index: c.rdst, texts: d3.texts, bins: d3.bins };
+    const rsrc = sameAddresses(c.dst, d1, c.rsrc, d2, n)
+      ? dst
+      : { index: c.rsrc, texts: d2.texts, bins: d2.bins };
+    const text = (a: typeof src): ColumnData => ({ kind: 'dict', index: a.index, dict: a.texts });
+    const bin = (a: typeof src): ColumnData => ({ kind: 'dict', index: a.index, dict: a.bins });
     // In EVENT_COLUMNS' order.
     const taken = this.#file.writeRowGroup(
       n,
@@ -372,19 +392,19 @@ export class ParquetEventPart implements EventPart {
         i32(c.proto),
         i32(c.status),
         i32(c.id),
-        text(c.src, d0),
-        text(c.dst, d1),
-        bin(c.src, d0),
-        bin(c.dst, d1),
+        text(src),
+        text(dst),
+        bin(src),
+        bin(dst),
         i32(c.sport),
         i32(c.dport),
         i32(c.icmpType),
         i32(c.icmpCode),
         i32(c.icmpId),
-        text(c.rsrc, d2),
-        text(c.rdst, d3),
-        bin(c.rsrc, d2),
-        bin(c.rdst, d3),
+        text(rsrc),
+        text(rdst),
+        bin(rsrc),
+        bin(rdst),
         i32(c.rsport),
         i32(c.rdport),
         opt32(c.tcpState, F_TCP),

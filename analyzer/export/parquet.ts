@@ -255,12 +255,14 @@ export class ParquetFile {
   writeRowGroup(rows: number, data: readonly ColumnData[], give?: ArrayBuffer): boolean {
     if (rows === 0) return false;
     const group = this.#submitted++;
+    const pages = new Map<readonly Uint8Array[], Uint8Array>();
     const inputs = this.#columns.map((c, i) =>
       chunkInput(
         data[i] as ColumnData,
         c.nullable,
         c.type === 'binary16',
         (this.#storeUntil[i] as number) > group ? 'none' : this.#codec,
+        pages,
       ),
     );
     const threaded = workerAvailable && rows >= WORKER_MIN_ROWS;
