@@ -3,7 +3,7 @@ import type { CtEvent } from '../../journal/event.js';
 import { addressWords } from '../../journal/event-columns.js';
 
 /** Bytes of one event in a batch (see the layout in #attach). */
-export const BYTES_PER_EVENT = 144;
+export const BYTES_PER_EVENT = 148;
 
 /** flags bits: the event's boolean and the presence of each optional field. */
 export const F_KERNEL = 1;
@@ -31,6 +31,16 @@ export class ExportBatch {
   status = new Uint32Array(0);
   id = new Uint32Array(0);
   mark = new Uint32Array(0);
+  /**
+   * Event i's connection, numbered 0 … conns-1 within the batch (format 2's per-frame
+   * connections: one number is one family, protocol, id and pair of tuples), or -1 where the
+   * reader does not number them (format 1, decoded events).
+   */
+  conn = new Int32Array(0);
+  /** How many connections conn numbers. */
+  conns = 0;
+  /** Counts reset(): a batch reused for the next frame is told apart from its last contents. */
+  generation = 0;
   addr = new Uint32Array(0);
   sport = new Uint16Array(0);
   dport = new Uint16Array(0);
@@ -54,7 +64,7 @@ export class ExportBatch {
     return b;
   }
 
-  // Columns ordered by element size, each aligned; a buffer of c × 144 bytes holds c events.
+  // Columns ordered by element size, each aligned; a buffer of c × 148 bytes holds c events.
   #attach(buf: ArrayBuffer): void {
     const c = Math.floor(buf.byteLength / BYTES_PER_EVENT);
     this.buffer = buf;
@@ -68,20 +78,21 @@ export class ExportBatch {
     this.status = new Uint32Array(buf, 48 * c, c);
     this.id = new Uint32Array(buf, 52 * c, c);
     this.mark = new Uint32Array(buf, 56 * c, c);
-    this.addr = new Uint32Array(buf, 60 * c, 16 * c);
-    this.sport = new Uint16Array(buf, 124 * c, c);
-    this.dport = new Uint16Array(buf, 126 * c, c);
-    this.replySport = new Uint16Array(buf, 128 * c, c);
-    this.replyDport = new Uint16Array(buf, 130 * c, c);
-    this.icmpId = new Uint16Array(buf, 132 * c, c);
-    this.zone = new Uint16Array(buf, 134 * c, c);
-    this.type = new Uint8Array(buf, 136 * c, c);
-    this.family = new Uint8Array(buf, 137 * c, c);
-    this.proto = new Uint8Array(buf, 138 * c, c);
-    this.icmpType = new Uint8Array(buf, 139 * c, c);
-    this.icmpCode = new Uint8Array(buf, 140 * c, c);
-    this.tcpState = new Uint8Array(buf, 141 * c, c);
-    this.flags = new Uint8Array(buf, 142 * c, c);
+    this.conn = new Int32Array(buf, 60 * c, c);
+    this.addr = new Uint32Array(buf, 64 * c, 16 * c);
+    this.sport = new Uint16Array(buf, 128 * c, c);
+    this.dport = new Uint16Array(buf, 130 * c, c);
+    this.replySport = new Uint16Array(buf, 132 * c, c);
+    this.replyDport = new Uint16Array(buf, 134 * c, c);
+    this.icmpId = new Uint16Array(buf, 136 * c, c);
+    this.zone = new Uint16Array(buf, 138 * c, c);
+    this.type = new Uint8Array(buf, 140 * c, c);
+    this.family = new Uint8Array(buf, 141 * c, c);
+    this.proto = new Uint8Array(buf, 142 * c, c);
+    this.icmpType = new Uint8Array(buf, 143 * c, c);
+    this.icmpCode = new Uint8Array(buf, 144 * c, c);
+    this.tcpState = new Uint8Array(buf, 145 * c, c);
+    this.flags = new Uint8Array(buf, 146 * c, c);
   }
 
   /** Where the batch gets a buffer when it needs one (a pool of returned ones, say). */
@@ -91,10 +102,68 @@ export class ExportBatch {
     this.#alloc = alloc;
   }
 
-  /** Empties the batch and makes room for `count` events. */
+  /** Empties the batch and makes room for `count` events, their connections not numbered. */
   reset(count: number): void {
     this.n = 0;
+    this.generation++;
     if (count > this.capacity) this.#attach(this.#alloc(BYTES_PER_EVENT * Math.max(count, 1024)));
+    this.conn.fill(-1, 0, count);
+    this.conns = 0;
+  }
+
+  /**
+   * Adds the events of `from` after this batch's (room for them was made by reset()): column
+   * by column, connection numbers shifted past this batch's.
+   */
+  append(from: ExportBatch): void {
+    const at = this.n;
+    const n = from.n;
+    for (const [to, of] of [
+      [this.time, from.time],
+      [this.start, from.start],
+      [this.origPackets, from.origPackets],
+      [this.origBytes, from.origBytes],
+      [this.replyPackets, from.replyPackets],
+      [this.replyBytes, from.replyBytes],
+    ] as const) {
+      to.set(of.subarray(0, n), at);
+    }
+    for (const [to, of] of [
+      [this.status, from.status],
+      [this.id, from.id],
+      [this.mark, from.mark],
+    ] as const) {
+      to.set(of.subarray(0, n), at);
+    }
+    this.addr.set(from.addr.subarray(0, 16 * n), 16 * at);
+    for (const [to, of] of [
+      [this.sport, from.sport],
+      [this.dport, from.dport],
+      [this.replySport, from.replySport],
+      [this.replyDport, from.replyDport],
+      [this.icmpId, from.icmpId],
+      [this.zone, from.zone],
+    ] as const) {
+      to.set(of.subarray(0, n), at);
+    }
+    for (const [to, of] of [
+      [this.type, from.type],
+      [this.family, from.family],
+      [this.proto, from.proto],
+      [this.icmpType, from.icmpType],
+      [this.icmpCode, from.icmpCode],
+      [this.tcpState, from.tcpState],
+      [this.flags, from.flags],
+    ] as const) {
+      to.set(of.subarray(0, n), at);
+    }
+    const shift = this.conns;
+    for (let i = 0; i < n; i++) {
+      const c = from.conn[i] as number;
+      this.conn[at + i] = c < 0 ? -1 : c + shift;
+    }
+    this.conns += from.conns;
+    this.n = at + n;
   }
 
   /** The buffer, handed over (to another thread): the batch takes a new one for its next events. */

@@ -222,6 +222,12 @@ export class ParquetEventPart implements EventPart {
   readonly #memo = new TupleMemo();
   /** The row group being filled: the dictionaries' slots memoised for it are valid. */
   #group = 0;
+  /** The batch whose numbered connections #connSlots holds, valid where #connStamp is #stamp. */
+  #batch: ExportBatch | undefined;
+  #generation = 0;
+  #stamp = 0;
+  #connStamp = new Int32Array(0);
+  #connSlots = new Int32Array(0);
   #n = 0;
   #rows = 0;
 
@@ -307,37 +313,66 @@ export class ParquetEventPart implements EventPart {
   /** What is per row: the sequence and the addresses' dictionary slots. */
   #perRow(b: ExportBatch, from: number, end: number, k: number, seq: number): void {
     const c = this.#c;
-    const a = this.#addrs;
-    const [d0, d1, d2, d3] = this.#dicts;
-    const memo = this.#memo;
-    for (let i = from; i < end; i++, k++) {
-      const len = b.family[i] === 4 ? 4 : 16;
-      const at = 16 * i;
-      c.seq[k] = seq++;
-      // A connection's events repeat its four addresses: their slots are memoised by tuple.
-      const m = memo.find(b, i, len, this.#group);
-      if (m >= 0) {
-        c.src[k] = memo.slots[m] as number;
-        c.dst[k] = memo.slots[m + 1] as number;
-        c.rsrc[k] = memo.slots[m + 2] as number;
-        c.rdst[k] = memo.slots[m + 3] as number;
-      } else {
-        c.src[k] = d0.index(a.words(b.addr, at, len));
-        c.dst[k] = d1.index(a.words(b.addr, at + 4, len));
-        c.rsrc[k] = d2.index(a.words(b.addr, at + 8, len));
-        c.rdst[k] = d3.index(a.words(b.addr, at + 12, len));
-        memo.keep(
-          b,
-          i,
-          len,
-          this.#group,
-          c.src[k] as number,
-          c.dst[k] as number,
-          c.rsrc[k] as number,
-          c.rdst[k] as number,
-        );
+    if (b !== this.#batch || b.generation !== this.#generation) {
+      this.#batch = b;
+      this.#generation = b.generation;
+      this.#stamp++;
+      if (this.#connStamp.length < b.n) {
+        this.#connStamp = new Int32Array(b.capacity);
+        this.#connSlots = new Int32Array(4 * b.capacity);
       }
     }
+    const stamp = this.#stamp;
+    const stamps = this.#connStamp;
+    const slots = this.#connSlots;
+    for (let i = from; i < end; i++, k++) {
+      c.seq[k] = seq++;
+      // A connection the reader numbered (format 2) has its slots in this batch's table.
+      const cn = b.conn[i] as number;
+      if (cn >= 0 && stamps[cn] === stamp) {
+        c.src[k] = slots[4 * cn] as number;
+        c.dst[k] = slots[4 * cn + 1] as number;
+        c.rsrc[k] = slots[4 * cn + 2] as number;
+        c.rdst[k] = slots[4 * cn + 3] as number;
+        continue;
+      }
+      this.#lookUp(b, i, k);
+      if (cn >= 0) {
+        stamps[cn] = stamp;
+        slots[4 * cn] = c.src[k] as number;
+        slots[4 * cn + 1] = c.dst[k] as number;
+        slots[4 * cn + 2] = c.rsrc[k] as number;
+        slots[4 * cn + 3] = c.rdst[k] as number;
+      }
+    }
+  }
+
+  /** Row k's four address slots from event i's addresses, through the memo. */
+  #lookUp(b: ExportBatch, i: number, k: number): void {
+    const c = this.#c;
+    const memo = this.#memo;
+    const len = b.family[i] === 4 ? 4 : 16;
+    // A connection's events repeat its four addresses: their slots are memoised by tuple.
+    const m = memo.find(b, i, len, this.#group);
+    if (m >= 0) {
+      c.src[k] = memo.slots[m] as number;
+      c.dst[k] = memo.slots[m + 1] as number;
+      c.rsrc[k] = memo.slots[m + 2] as number;
+      c.rdst[k] = memo.slots[m + 3] as number;
+      return;
+    }
+    const a = this.#addrs;
+    const [d0, d1, d2, d3] = this.#dicts;
+    const at = 16 * i;
+    const src = d0.index(a.words(b.addr, at, len));
+    const dst = d1.index(a.words(b.addr, at + 4, len));
+    const rsrc = d2.index(a.words(b.addr, at + 8, len));
+    const rdst = d3.index(a.words(b.addr, at + 12, len));
+    c.src[k] = src;
+    c.dst[k] = dst;
+    c.rsrc[k] = rsrc;
+    c.rdst[k] = rdst;
+    memo.keep(b, i, len, this.#group, src, dst, rsrc, rdst);
   }
 
   #flush(): void {
@@ -424,6 +459,8 @@ export class ParquetEventPart implements EventPart {
     if (taken) this.#c = new EventColumns(this.#j);
     this.#n = 0;
     this.#group++;
+    // The slots of the batch's connections were this row group's.
+    this.#stamp++;
     for (const d of this.#dicts) d.reset();
   }
 

@@ -30,8 +30,8 @@ export const EXPORT_SCANS: ScansByFormat<ExportBatch> = { 1: scanExportV1, 2: sc
 
 /** Journals smaller than this are read on this thread: a worker costs ~0.1 s to start. */
 const WORKER_MIN_BYTES = 1024 * 1024;
-/** Batches (a frame's events each) between the threads at most. */
-const IN_FLIGHT = 64;
+/** Batches (up to 8,192 events each, read-worker.ts joins small frames) between the threads at most. */
+const IN_FLIGHT = 8;
 
 /** The end state of a reader that read here. */
 export function endOf(reader: JournalReader): ReadEnd {

@@ -92,6 +92,8 @@ function loop(q: ReturnType<typeof layoutOfEventsV2>, batch: ExportBatch): void 
   const dStatus = q.kindStatus;
   const dTcp = q.kindTcp;
   const { time: bTime, start: bStart, status: bStatus, id: bId, mark: bMark, addr } = batch;
+  const bConn = batch.conn;
+  batch.conns = nConn;
   const { sport: bSport, dport: bDport, replySport: bRSport, replyDport: bRDport } = batch;
   const { icmpId: bIcmpId, zone: bZone, type: bType, family: bFamily, proto: bProto } = batch;
   const { icmpType: bIcmpType, icmpCode: bIcmpCode, tcpState: bTcp, flags: bFlags } = batch;
@@ -105,6 +107,7 @@ function loop(q: ReturnType<typeof layoutOfEventsV2>, batch: ExportBatch): void 
     if (v > m) throw UNUSUAL;
     const k = m - v;
     if (v === 0) m++;
+    bConn[i] = k;
     const d = kw === 1 ? (b[eKind + i] as number) : indexAt(b, eKind + kw * i, kw);
     if (k >= nConn || d >= nKind) throw UNUSUAL;
     const flags = dFlags[d] as number;
