@@ -76,6 +76,12 @@ export class NdjsonTuples {
   readonly #at: Int32Array;
   readonly #len: Int32Array;
   #blocks = 0;
+  /** The batch whose numbered connections #connBlock maps to blocks, valid where #connStamp is #stamp. */
+  #batch: ExportBatch | undefined;
+  #generation = 0;
+  #stamp = 0;
+  #connStamp = new Int32Array(0);
+  #connBlock = new Int32Array(0);
   /** Writes blocks into the arena: buf is the line buffer, pos runs from `#from` to `#end`. */
   readonly #w: ByteWriter;
   readonly #from: number;
@@ -101,11 +107,32 @@ export class NdjsonTuples {
 
   /** Writes `,"id":…,"src":"…` up to the reply_dport value of event i at w.pos (w.buf is the arena's buffer). */
   copy(w: ByteWriter, b: ExportBatch, i: number): void {
-    const v = this.#find(b, i);
+    // A connection the reader numbered (format 2) finds its block in this batch's table.
+    const cn = b.conn[i] as number;
+    let v: number;
+    if (cn >= 0) {
+      if (b !== this.#batch || b.generation !== this.#generation) this.#newBatch(b);
+      v = this.#connStamp[cn] === this.#stamp ? (this.#connBlock[cn] as number) : -1;
+      if (v < 0) {
+        v = this.#find(b, i);
+        this.#connStamp[cn] = this.#stamp;
+        this.#connBlock[cn] = v;
+      }
+    } else v = this.#find(b, i);
     const at = this.#at[v] as number;
     const len = this.#len[v] as number;
     w.buf.copyWithin(w.pos, at, at + len);
     w.pos += len;
+  }
+
+  #newBatch(b: ExportBatch): void {
+    this.#batch = b;
+    this.#generation = b.generation;
+    this.#stamp++;
+    if (this.#connStamp.length < b.n) {
+      this.#connStamp = new Int32Array(b.capacity);
+      this.#connBlock = new Int32Array(b.capacity);
+    }
   }
 
   #find(b: ExportBatch, i: number): number {
@@ -166,6 +193,8 @@ export class NdjsonTuples {
     if (this.#blocks >= this.#maxBlocks || w.pos + BLOCK_MAX > this.#end) {
       this.#index.fill(-1);
       this.#blocks = 0;
+      // Block numbers the batch's table holds are no longer these blocks.
+      this.#stamp++;
       w.pos = this.#from;
       s = h & this.#mask;
     }

@@ -1,4 +1,4 @@
-// NDJSON event lines from cached pieces (tuple blocks, digits, time, optional columns) are byte for byte JSON.stringify of the row; writes on the pool fail as a CtError.
+// NDJSON event lines from cached pieces (tuple blocks, numbered connections, digits, time, optional columns) are byte for byte JSON.stringify of the row; writes on the pool fail as a CtError.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -33,6 +33,7 @@ async function partBytes(
   j: JournalContext,
   tupleBlocks?: number,
   first = 0,
+  numbered = false,
 ): Promise<Buffer> {
   const files = new ExportFiles(dir, { force: true });
   const part = new NdjsonEventPart(
@@ -45,11 +46,29 @@ async function partBytes(
   );
   const b = new ExportBatch();
   b.fill(events);
+  if (numbered) numberConnections(b, events);
   for (let i = 0; i < b.n; i++) part.add(b, i, first + i);
   await part.ready();
   await part.finish();
   files.commit();
   return readFileSync(join(dir, 'part.ndjson'));
+}
+
+/** Each event's connection numbered as format 2's scan numbers them: one number per family, protocol, id and tuples. */
+function numberConnections(b: ExportBatch, events: readonly CtEvent[]): void {
+  const numbers = new Map<string, number>();
+  events.forEach((ev, i) => {
+    const key = JSON.stringify([ev.family, ev.proto, ev.id, ev.orig, ev.reply], (_, v) =>
+      v instanceof Uint8Array ? [...v] : v,
+    );
+    let n = numbers.get(key);
+    if (n === undefined) {
+      n = numbers.size;
+      numbers.set(key, n);
+    }
+    b.conn[i] = n;
+  });
+  b.conns = numbers.size;
 }
 
 const arbContext: fc.Arbitrary<JournalContext> = fc.record({
@@ -79,8 +98,10 @@ t.test(
         fc.constantFrom(undefined, 1, 2, 3),
         // Consecutive seqs carry in place: across 99 → 100 and 99,999 → 100,000 too.
         fc.oneof(fc.nat(2 ** 40), fc.constantFrom(0, 95, 99_990, 2 ** 40 - 5)),
-        async (evs, j, blocks, first) => {
-          const got = await partBytes(dir, evs, j, blocks, first);
+        // Numbered connections (format 2) take the batch's table before the cache.
+        fc.boolean(),
+        async (evs, j, blocks, first, numbered) => {
+          const got = await partBytes(dir, evs, j, blocks, first, numbered);
           const want = evs.map((ev, i) => expectedLine(ev, first + i, j)).join('');
           t.equal(got.toString('utf8'), want);
           t.ok(got.equals(Buffer.from(want, 'utf8')), 'and byte for byte');
@@ -120,9 +141,14 @@ t.test(
     // Each connection twice, far apart: the second is a hit or a miss after the start over.
     const twice = [...evs, ...evs];
     const j: JournalContext = { host: 'h', sha256: 'ab'.repeat(32), portLo: 1, portHi: 2 };
-    const got = await partBytes(dir, twice, j);
     const want = twice.map((ev, i) => expectedLine(ev, i, j)).join('');
-    t.ok(got.equals(Buffer.from(want, 'utf8')), `${twice.length} lines byte for byte`);
+    for (const numbered of [false, true]) {
+      const got = await partBytes(dir, twice, j, undefined, 0, numbered);
+      t.ok(
+        got.equals(Buffer.from(want, 'utf8')),
+        `${twice.length} lines byte for byte (connections ${numbered ? '' : 'not '}numbered)`,
+      );
+    }
   },
 );
 
