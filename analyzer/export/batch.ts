@@ -5,6 +5,49 @@ import { addressWords } from '../../journal/event-columns.js';
 /** Bytes of one event in a batch (see the layout in #attach). */
 export const BYTES_PER_EVENT = 148;
 
+/** The columns that hold one value per event (addr has 16 words, conn is numbered per batch). */
+export const PER_EVENT = [
+  'time',
+  'start',
+  'origPackets',
+  'origBytes',
+  'replyPackets',
+  'replyBytes',
+  'status',
+  'id',
+  'mark',
+  'sport',
+  'dport',
+  'replySport',
+  'replyDport',
+  'icmpId',
+  'zone',
+  'type',
+  'family',
+  'proto',
+  'icmpType',
+  'icmpCode',
+  'tcpState',
+  'flags',
+] as const;
+export type PerEventColumn = (typeof PER_EVENT)[number];
+
+/**
+ * Events start … end-1 of `from` into `to`'s columns of the same names from row `at`: the
+ * same types, so each column is one copy of memory.
+ */
+export function copyEvents(
+  to: Record<PerEventColumn, { set(values: ArrayLike<number>, at: number): void }>,
+  from: ExportBatch,
+  start: number,
+  end: number,
+  at: number,
+): void {
+  for (const name of PER_EVENT) {
+    to[name].set(from[name].subarray(start, end), at);
+  }
+}
+
 /** flags bits: the event's boolean and the presence of each optional field. */
 export const F_KERNEL = 1;
 export const F_START = 2;
@@ -118,23 +161,7 @@ export class ExportBatch {
   append(from: ExportBatch): void {
     const at = this.n;
     const n = from.n;
-    for (const [to, of] of [
-      [this.time, from.time],
-      [this.start, from.start],
-      [this.origPackets, from.origPackets],
-      [this.origBytes, from.origBytes],
-      [this.replyPackets, from.replyPackets],
-      [this.replyBytes, from.replyBytes],
-    ] as const) {
-      to.set(of.subarray(0, n), at);
-    }
-    for (const [to, of] of [
-      [this.status, from.status],
-      [this.id, from.id],
-      [this.mark, from.mark],
-    ] as const) {
-      to.set(of.subarray(0, n), at);
-    }
+    copyEvents(this, from, 0, n, at);
     this.addr.set(from.addr.subarray(0, 16 * n), 16 * at);
     for (const [to, of] of [
       [this.sport, from.sport],

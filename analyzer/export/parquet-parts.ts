@@ -1,6 +1,15 @@
 // Parquet part files of events and of flows: rows buffered column by column, a row group written every ROW_GROUP rows.
 import { type Collapse, type Flow, formatCollapse } from '../core/flows.js';
-import { type ExportBatch, F_COUNTERS, F_KERNEL, F_MARK, F_START, F_TCP, F_ZONE } from './batch.js';
+import {
+  copyEvents,
+  type ExportBatch,
+  F_COUNTERS,
+  F_KERNEL,
+  F_MARK,
+  F_START,
+  F_TCP,
+  F_ZONE,
+} from './batch.js';
 import type { ExportFiles } from './files.js';
 import { type ColumnData, type Compression, columnsBuffer, ParquetFile } from './parquet.js';
 import type { EventPart, FlowPart, JournalContext } from './rows.js';
@@ -86,8 +95,8 @@ class EventColumns {
   readonly sport = this.#u16();
   readonly dport = this.#u16();
   readonly icmpId = this.#u16();
-  readonly rsport = this.#u16();
-  readonly rdport = this.#u16();
+  readonly replySport = this.#u16();
+  readonly replyDport = this.#u16();
   readonly zone = this.#u16();
   readonly type = this.#u8();
   readonly family = this.#u8();
@@ -261,46 +270,8 @@ export class ParquetEventPart implements EventPart {
       const k = this.#n;
       const m = Math.min(to - from, ROW_GROUP - k);
       const end = from + m;
-      // Each a copy of memory: the same types. Optional values are copied whatever they
-      // hold: a row without one is not written.
-      for (const [to, of] of [
-        [c.time, b.time],
-        [c.start, b.start],
-        [c.origPackets, b.origPackets],
-        [c.origBytes, b.origBytes],
-        [c.replyPackets, b.replyPackets],
-        [c.replyBytes, b.replyBytes],
-      ] as const) {
-        to.set(of.subarray(from, end), k);
-      }
-      for (const [to, of] of [
-        [c.status, b.status],
-        [c.id, b.id],
-        [c.mark, b.mark],
-      ] as const) {
-        to.set(of.subarray(from, end), k);
-      }
-      for (const [to, of] of [
-        [c.sport, b.sport],
-        [c.dport, b.dport],
-        [c.icmpId, b.icmpId],
-        [c.rsport, b.replySport],
-        [c.rdport, b.replyDport],
-        [c.zone, b.zone],
-      ] as const) {
-        to.set(of.subarray(from, end), k);
-      }
-      for (const [to, of] of [
-        [c.type, b.type],
-        [c.family, b.family],
-        [c.proto, b.proto],
-        [c.icmpType, b.icmpType],
-        [c.icmpCode, b.icmpCode],
-        [c.tcpState, b.tcpState],
-        [c.flags, b.flags],
-      ] as const) {
-        to.set(of.subarray(from, end), k);
-      }
+      // Optional values are copied whatever they hold: a row without one is not written.
+      copyEvents(c, b, from, end, k);
       this.#perRow(b, from, end, k, seq);
       this.#n += m;
       this.#rows += m;
@@ -440,8 +411,8 @@ export class ParquetEventPart implements EventPart {
         text(rdst),
         bin(rsrc),
         bin(rdst),
-        i32(c.rsport),
-        i32(c.rdport),
+        i32(c.replySport),
+        i32(c.replyDport),
         opt32(c.tcpState, F_TCP),
         opt64(c.start, F_START),
         opt32(c.mark, F_MARK),
