@@ -16,7 +16,7 @@ import type { EventPart, FlowPart, JournalContext } from './rows.js';
 import { EVENT_COLUMNS, FLOW_COLUMNS } from './schema.js';
 import type { AddressCache, AddressValue } from './values.js';
 
-/** Rows per row group: ~10 MB of buffers for events, and a unit engines read in parallel. */
+/** Rows per row group: 7.6 MB of column buffers for events, and a unit engines read in parallel. */
 export const ROW_GROUP = 1 << 16;
 
 let generations = 0;

@@ -202,7 +202,7 @@ class EncodingThread {
 
 const encodingThread = new EncodingThread();
 
-/** Buffers kept for reuse at most (each a row group's columns, ~10 MB for events). */
+/** Buffers kept for reuse at most (each a row group's columns, 7.6 MB for events). */
 const KEEP_RETURNED = 4;
 
 /** A buffer for a row group's columns: one the encoding thread is done with, else a new one. */
