@@ -1,6 +1,5 @@
 // Formats 1 and 2 of the .mpk journal: constants, frame kinds and the header/trailer shapes (docs/journal-format.md).
 import { Packr, Unpackr } from 'msgpackr';
-import { CtError, Exit } from '../common/errors.js';
 
 /** PNG-style signature: a high byte, the name, CR LF, ^Z, LF — text-mode mangling breaks it. */
 export const MAGIC: Uint8Array = Uint8Array.of(0x89, 0x43, 0x54, 0x4a, 0x0d, 0x0a, 0x1a, 0x0a);
@@ -8,33 +7,13 @@ export const MAGIC: Uint8Array = Uint8Array.of(0x89, 0x43, 0x54, 0x4a, 0x0d, 0x0
 /** The newest format: what a writer writes unless told otherwise. */
 export const FORMAT_VERSION = 2;
 
-/**
- * The formats this version reads and writes. They differ only in the events frames' payload
- * (format 2 compresses it); every other frame, the digest chain and the torn-tail rules are one.
- */
-export const FORMAT_VERSIONS: readonly FormatVersion[] = Object.freeze([1, 2] as const);
-export type FormatVersion = 1 | 2;
-
-/** Whether `v` is a format this version reads and writes. */
-export function isFormatVersion(v: unknown): v is FormatVersion {
-  return v === 1 || v === 2;
-}
-
-/**
- * `--format-version` of ct-record and ct-analyze import: the one rule, the one message
- * (a CtError: the CLIs' optionParser turns it into commander's usage error).
- */
-export function parseFormatVersion(value: string): FormatVersion {
-  const v = /^\d$/.test(value) ? Number(value) : Number.NaN;
-  if (!isFormatVersion(v)) {
-    throw new CtError(
-      'EUSAGE',
-      'give 2 (compressed events, the default) or 1 (for readers older than format 2).',
-      { exit: Exit.USAGE },
-    );
-  }
-  return v;
-}
+// The format numbers and --format-version's parser live apart so a CLI's option parsing needs no msgpackr.
+export {
+  FORMAT_VERSIONS,
+  type FormatVersion,
+  isFormatVersion,
+  parseFormatVersion,
+} from './format-version.js';
 
 /**
  * Frame envelope, little-endian, the same in every format version:

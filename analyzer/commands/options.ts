@@ -4,7 +4,8 @@ import { type Command, Option } from 'commander';
 import { optionParser } from '../../common/cli.js';
 import { colorLines } from '../../common/color.js';
 import type { ExitCode } from '../../common/errors.js';
-import { DEFAULT_COLLAPSE, parseCollapse } from '../core/flows.js';
+// collapse.ts, not flows.ts: the table (and sorted-btree) would load with every command's help.
+import { DEFAULT_COLLAPSE, parseCollapse } from '../core/collapse.js';
 import { writeFileAtomic, writeToStream } from '../report/output.js';
 
 export const NAME = 'ct-analyze';
