@@ -1,27 +1,8 @@
-// ct-analyze check: its options and help; the ruleset loaded and compiled first, the journals, the report, the exit status.
-import type { Writable } from 'node:stream';
+// ct-analyze check: its options and help; what it runs (run/check.ts) is loaded only when it runs.
 import { Option } from 'commander';
-import { Exit, type ExitCode } from '../../common/errors.js';
-import { safeChunks } from '../../common/printable.js';
-import { compileRuleset } from '../check/compile.js';
-import { evaluateFlow } from '../check/connection.js';
-import { loadRuleset, type RulesetFormat } from '../check/load.js';
-import {
-  type CheckReport,
-  checkJsonChunks,
-  checkTextChunks,
-  colorCheckLine,
-} from '../check/report.js';
-import { checkFlows } from '../check/verdicts.js';
-import type { Collapse } from '../core/flows.js';
-import { analyzeJournalsInParallel } from '../core/replay.js';
-import {
-  journalsCommand,
-  NAME,
-  type Subcommand,
-  verdictReportOptions,
-  writeReport,
-} from './options.js';
+import type { RulesetFormat } from '../check/load.js';
+import { journalsCommand, NAME, type Subcommand, verdictReportOptions } from './options.js';
+import type { CheckCommand } from './run/check.js';
 
 const CHECK_HELP = `
 The ruleset is read by nft itself: loaded into a throwaway network namespace (as root a new
@@ -49,18 +30,6 @@ instead), 2 usage error or ruleset syntax error, 3 journal too new.`;
 
 const RULESET_FORMATS: readonly RulesetFormat[] = ['nft', 'nft-json', 'iptables', 'ip6tables'];
 
-export interface CheckCommand {
-  ruleset: string;
-  /** What the ruleset file holds; default: told by its text. */
-  rulesetFormat?: RulesetFormat;
-  journals: string[];
-  format: 'text' | 'json';
-  collapse: Collapse;
-  output?: string;
-  /** --exit-code: exit 1 when any recorded flow would be blocked or break. */
-  exitCode: boolean;
-}
-
 type CheckOptions = Omit<CheckCommand, 'journals' | 'exitCode'> & { exitCode?: boolean };
 
 export const checkCommand: Subcommand = {
@@ -83,48 +52,8 @@ export const checkCommand: Subcommand = {
       .addHelpText('after', CHECK_HELP)
       .action(async (journals: string[], o: CheckOptions) => {
         const cmd = { ...o, journals, exitCode: o.exitCode === true };
+        const { runCheck } = await import('./run/check.js');
         ctx.exit(await runCheck(cmd, { stdout: process.stdout, warn: ctx.warn, color: ctx.color }));
       });
   },
 };
-
-/** Loads and compiles the ruleset, analyzes the journals, writes the report; returns the exit code. */
-export async function runCheck(
-  cmd: CheckCommand,
-  io: { stdout: Writable; warn(message: string): void; color?: boolean },
-): Promise<ExitCode> {
-  // The ruleset first: a bad one fails before any journal is read.
-  const loaded = await loadRuleset(cmd.ruleset, { format: cmd.rulesetFormat });
-  const { ruleset, notes } = compileRuleset(loaded.json);
-  const analysis = await analyzeJournalsInParallel(cmd.journals, {
-    collapse: cmd.collapse,
-    warn: (m) => io.warn(m),
-  });
-  const judge: Parameters<typeof checkFlows>[2] = (flow, hit) =>
-    evaluateFlow(
-      ruleset,
-      flow,
-      { collapse: cmd.collapse, host: analysis.networks.get(flow.hosts[0] ?? '') },
-      hit,
-    );
-  const report: CheckReport = {
-    rulesetPath: cmd.ruleset,
-    ruleset,
-    loaded: {
-      format: loaded.format,
-      via: loaded.via,
-      notLoaded: loaded.notLoaded,
-      xtRules: loaded.xtRules ?? [],
-    },
-    notes,
-    journals: analysis.journals,
-    collapse: cmd.collapse,
-    result: checkFlows(ruleset, analysis.table.flows(), judge),
-  };
-  const chunks = safeChunks(
-    cmd.format === 'json' ? checkJsonChunks(report) : checkTextChunks(report),
-  );
-  await writeReport(chunks, cmd, io, colorCheckLine);
-  const broken = report.result.blocked.length + report.result.breaks.length;
-  return cmd.exitCode && broken > 0 ? Exit.RUNTIME : Exit.OK;
-}

@@ -1,9 +1,9 @@
-// ct-analyze export: its options and help; journals → Parquet or NDJSON files an analytics engine reads.
+// ct-analyze export: its options and help; journals → Parquet or NDJSON files (export/, loaded only when it runs).
 import { Option } from 'commander';
 import { Exit } from '../../common/errors.js';
 import type { Collapse } from '../core/flows.js';
 import { makeWindow } from '../core/slice.js';
-import { type ExportFormat, type ExportWhat, runExport } from '../export/export.js';
+import type { ExportFormat, ExportWhat } from '../export/export.js';
 import { collapseOpt, NAME, type Subcommand } from './options.js';
 
 const EXPORT_HELP = `
@@ -62,6 +62,7 @@ export const exportCommand: Subcommand = {
       .addHelpText('after', EXPORT_HELP)
       .action(async (journals: string[], o: ExportOptions) => {
         const sliced = o.since !== undefined || o.until !== undefined;
+        const { runExport } = await import('../export/export.js');
         const result = await runExport(
           {
             journals,

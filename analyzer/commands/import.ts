@@ -1,15 +1,8 @@
-// ct-analyze import: its options and help; the capture imported, the closing note, the exit status.
+// ct-analyze import: its options and help; what it runs (run/import.ts) is loaded only when it runs.
 import { Option } from 'commander';
 import { optionParser } from '../../common/cli.js';
-import { Exit, type ExitCode } from '../../common/errors.js';
-import { type FormatVersion, parseFormatVersion } from '../../journal/format.js';
-import {
-  type ImportCommand,
-  type ImportIo,
-  type ImportOptions,
-  type ImportSummary,
-  importCapture,
-} from '../import/import.js';
+// format-version.ts, not format.ts: msgpackr would load with every command's help.
+import { type FormatVersion, parseFormatVersion } from '../../journal/format-version.js';
 import { NAME, type Subcommand } from './options.js';
 
 const IMPORT_HELP = `
@@ -62,7 +55,7 @@ export const importCommand: Subcommand = {
           .default(2, '2'),
       )
       .addHelpText('after', IMPORT_HELP)
-      .action((file: string, o: ImportFlags) => {
+      .action(async (file: string, o: ImportFlags) => {
         const cmd = {
           file,
           output: o.output,
@@ -70,30 +63,8 @@ export const importCommand: Subcommand = {
           host: o.host,
           formatVersion: o.formatVersion,
         };
+        const { runImport } = await import('./run/import.js');
         ctx.exit(runImport(cmd, ctx));
       });
   },
 };
-
-/**
- * Imports the capture (import/import.ts: unreadable lines warned as they are found), then says
- * what was written. Exit 0 whenever a journal was written; nothing readable is a CtError.
- */
-export function runImport(
-  cmd: ImportCommand,
-  io: ImportIo & { note(message: string): void },
-  opts: ImportOptions = {},
-): ExitCode {
-  io.note(importedText(importCapture(cmd, io, opts), cmd.output));
-  return Exit.OK;
-}
-
-function importedText(s: ImportSummary, output: string): string {
-  const skipped =
-    s.unreadable > 0 ? `; skipped ${s.unreadable} unreadable lines (warned above)` : '';
-  const clock =
-    s.unstamped > 0
-      ? `; ${s.unstamped} lines had no timestamp and got the import time, in file order`
-      : '';
-  return `imported ${s.entries} entries (${s.tool}) from ${s.source} into ${output}${skipped}${clock}`;
-}

@@ -1,7 +1,5 @@
-// ct-analyze redact: its options and help; one journal to a file, or journals into a directory.
-import { statSync } from 'node:fs';
-import { CtError, Exit } from '../../common/errors.js';
-import { type RedactIo, type RedactResult, redactJournal, redactRun } from '../redact/redact.js';
+// ct-analyze redact: its options and help; what it runs (run/redact.ts) is loaded only when it runs.
+import { Exit } from '../../common/errors.js';
 import { NAME, type Subcommand } from './options.js';
 
 const REDACT_HELP = `
@@ -26,13 +24,6 @@ Exit status: 0 written, 1 unreadable or damaged journal, existing output (--forc
 2 usage error (no key, a short key, an already redacted journal, several journals and -o not a
 directory), 3 journal too new. A failure writes nothing: not one journal of a run.`;
 
-export interface RedactCliCommand {
-  inputs: readonly string[];
-  output: string;
-  keyFile: string | undefined;
-  force: boolean;
-}
-
 export const redactCommand: Subcommand = {
   usage: 'redact --key <file> -o <journal|dir> [options] <journal...>',
   register(program, ctx) {
@@ -47,30 +38,10 @@ export const redactCommand: Subcommand = {
       .option('--key <file>', 'secret key: a file of at least 16 random bytes (see below)')
       .option('--force', 'replace the output journal if it exists')
       .addHelpText('after', REDACT_HELP)
-      .action((inputs: string[], o: { output: string; key?: string; force?: boolean }) => {
+      .action(async (inputs: string[], o: { output: string; key?: string; force?: boolean }) => {
+        const { runRedact } = await import('./run/redact.js');
         runRedact({ inputs, output: o.output, keyFile: o.key, force: o.force === true }, ctx);
         ctx.exit(Exit.OK);
       });
   },
 };
-
-/**
- * `ct-analyze redact`: one journal to the file `output`; several, or `output` an existing
- * directory, redactRun into that directory.
- */
-export function runRedact(cmd: RedactCliCommand, io: RedactIo): RedactResult[] {
-  const { inputs, output, keyFile, force } = cmd;
-  const isDir = statSync(output, { throwIfNoEntry: false })?.isDirectory() === true;
-  const [only] = inputs;
-  if (inputs.length === 1 && only !== undefined && !isDir) {
-    return [redactJournal({ input: only, output, keyFile, force }, io)];
-  }
-  if (!isDir) {
-    throw new CtError(
-      'ENOTDIR',
-      `${inputs.length} journals are given and ${output} is not a directory: with several journals (a rotated run), -o names an existing directory to write them in (mkdir it first)`,
-      { exit: Exit.USAGE },
-    );
-  }
-  return redactRun({ inputs, outputDir: output, keyFile, force }, io);
-}

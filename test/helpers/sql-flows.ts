@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
-import { runAnalyze } from '../../analyzer/commands/analyze.js';
+import { runAnalyze } from '../../analyzer/commands/run/analyze.js';
 import { parseCollapse } from '../../analyzer/core/flows.js';
 import { type ExportFormat, runExport } from '../../analyzer/export/export.js';
 import { PACKAGE_ROOT } from '../../common/package.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import t from 'tap';
-import { runDiff } from '../../../analyzer/commands/diff.js';
+import { runDiff } from '../../../analyzer/commands/run/diff.js';
 import { type Collapse, compareFlows, type Flow, FlowTable } from '../../../analyzer/core/flows.js';
 import { type Change, changeLine, diffFlows } from '../../../analyzer/diff/diff.js';
 import { flowJson } from '../../../analyzer/report/json.js';

@@ -16,7 +16,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
-import { runImport } from '../../../analyzer/commands/import.js';
+import { runImport } from '../../../analyzer/commands/run/import.js';
 import { formatAddress, parseAddress } from '../../../analyzer/core/address.js';
 import { analyzeJournals } from '../../../analyzer/core/replay.js';
 import { parseConntrackLine, parseConntrackText } from '../../../analyzer/import/conntrack-text.js';

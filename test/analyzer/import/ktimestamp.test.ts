@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
-import { runImport } from '../../../analyzer/commands/import.js';
+import { runImport } from '../../../analyzer/commands/run/import.js';
 import { analyzeJournals } from '../../../analyzer/core/replay.js';
 import { parseConntrackLine } from '../../../analyzer/import/conntrack-text.js';
 import { ctimeUs } from '../../../analyzer/import/ktimestamp.js';

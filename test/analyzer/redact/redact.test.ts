@@ -14,7 +14,7 @@ import {
 import { basename, join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
-import { runRedact } from '../../../analyzer/commands/redact.js';
+import { runRedact } from '../../../analyzer/commands/run/redact.js';
 import { addressBytes, formatAddress } from '../../../analyzer/core/address.js';
 import {
   compareFlows,
