@@ -8,10 +8,10 @@ import { analyzeJournalsInParallel } from '../core/replay.js';
 import { inWindow, NO_WINDOW, type TimeWindow } from '../core/slice.js';
 import type { ExportBatch } from './batch.js';
 import { ExportFiles, type FileIo } from './files.js';
-import { NdjsonEventPart, NdjsonFlowPart } from './ndjson.js';
-import type { Compression } from './parquet.js';
+import { NdjsonEventPart, NdjsonFlowPart, startFormatThread } from './ndjson.js';
+import { type Compression, startEncodingThread } from './parquet.js';
 import { ParquetEventPart, ParquetFlowPart } from './parquet-parts.js';
-import { exportBatches, type ReadEnd } from './read.js';
+import { exportBatches, type ReadEnd, readsInThread } from './read.js';
 import type { EventPart, FlowPart, JournalContext } from './rows.js';
 import { schemaJson } from './schema.js';
 import { AddressCache, hiveEscape, TimeText, US_PER_DAY } from './values.js';
@@ -61,7 +61,10 @@ const tagOf = (sha256: string) => sha256.slice(0, 16);
 /** The part writers of a format. */
 interface PartMaker {
   readonly ext: string;
-  events(files: ExportFiles, rel: string, j: JournalContext): EventPart;
+  /** Boots the format's second thread while the first events are read (a large journal). */
+  startThread(): void;
+  /** `threaded`: a large journal, whose events may be worked on by the format's second thread too. */
+  events(files: ExportFiles, rel: string, j: JournalContext, threaded: boolean): EventPart;
   flows(files: ExportFiles, rel: string, host: string, collapse: Collapse): FlowPart;
 }
 
@@ -71,13 +74,16 @@ function partMaker(format: ExportFormat, compression: Compression): PartMaker {
   if (format === 'ndjson') {
     return {
       ext: 'ndjson',
-      events: (files, rel, j) => new NdjsonEventPart(files, rel, j, addrs, times),
+      startThread: startFormatThread,
+      events: (files, rel, j, threaded) =>
+        new NdjsonEventPart(files, rel, j, addrs, times, { threaded }),
       flows: (files, rel, host, collapse) =>
         new NdjsonFlowPart(files, rel, host, collapse, addrs, times),
     };
   }
   return {
     ext: 'parquet',
+    startThread: startEncodingThread,
     events: (files, rel, j) => new ParquetEventPart(files, rel, j, addrs, compression),
     flows: (files, rel, host, collapse) =>
       new ParquetFlowPart(files, rel, host, collapse, addrs, compression),
@@ -171,7 +177,9 @@ async function exportEvents(
       portLo: range?.[0] ?? null,
       portHi: range?.[1] ?? null,
     };
-    const parts = new EventPartitions(files, j, maker, cmd.partRows ?? PART_ROWS);
+    const threaded = readsInThread(reader);
+    if (threaded) maker.startThread();
+    const parts = new EventPartitions(files, j, maker, cmd.partRows ?? PART_ROWS, threaded);
     const window = cmd.window ?? NO_WINDOW;
     const all = window.since === null && window.until === null;
     let seq = 0;
@@ -230,6 +238,7 @@ class EventPartitions {
   readonly #j: JournalContext;
   readonly #maker: PartMaker;
   readonly #partRows: number;
+  readonly #threaded: boolean;
   readonly #dir: string;
   readonly #open = new Map<number, EventPart>();
   /** The next part number of each day. */
@@ -240,11 +249,18 @@ class EventPartitions {
   /** Parts finished while rows came in, their last writes on the way. */
   #closing: Promise<void>[] = [];
 
-  constructor(files: ExportFiles, j: JournalContext, maker: PartMaker, partRows: number) {
+  constructor(
+    files: ExportFiles,
+    j: JournalContext,
+    maker: PartMaker,
+    partRows: number,
+    threaded: boolean,
+  ) {
     this.#files = files;
     this.#j = j;
     this.#maker = maker;
     this.#partRows = partRows;
+    this.#threaded = threaded;
     this.#dir = `events/host=${hiveEscape(j.host)}`;
   }
 
@@ -283,7 +299,7 @@ class EventPartitions {
     const n = this.#next.get(day) ?? 0;
     this.#next.set(day, n + 1);
     const rel = `${this.#dir}/date=${this.#times.date(day)}/part-${tagOf(this.#j.sha256)}-${n}.${this.#maker.ext}`;
-    const part = this.#maker.events(this.#files, rel, this.#j);
+    const part = this.#maker.events(this.#files, rel, this.#j, this.#threaded);
     this.#open.set(day, part);
     return part;
   }

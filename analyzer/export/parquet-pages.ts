@@ -319,16 +319,8 @@ function plainInt64(values: Float64Array): Uint8Array {
   return out;
 }
 
-/** A row group for the encoding thread. */
+/** A row group for the encoding thread (the memory of its arrays may go with it: WorkThread.run's give). */
 export interface EncodeRequest {
-  id: number;
   rows: number;
   inputs: ChunkInput[];
-  /** The memory of (some of) the inputs' arrays, moved to the thread and sent back for reuse. */
-  give?: ArrayBuffer;
 }
-
-export type EncodeReply = { id: number; given?: ArrayBuffer } & (
-  | { chunks: EncodedChunk[] }
-  | { error: string }
-);

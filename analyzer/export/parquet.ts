@@ -3,13 +3,9 @@
 // definition levels (OPTIONAL columns only) as the RLE/bit-packed hybrid with a 4-byte length,
 // then the values (parquet-pages.ts): integers DELTA_BINARY_PACKED where that is smaller, else
 // PLAIN; a dictionary column has a PLAIN dictionary page first and RLE_DICTIONARY values.
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { TOOL_VERSION } from '../../common/package.js';
 import type { ExportFiles, OutputFile } from './files.js';
 import {
-  type ChunkInput,
   type ColumnData,
   type Compression,
   chunkInput,
@@ -17,7 +13,6 @@ import {
   DICTIONARY_PAGE,
   type EncodedChunk,
   type EncodedPage,
-  type EncodeReply,
   type EncodeRequest,
   encodeRowGroup,
   RLE,
@@ -25,6 +20,7 @@ import {
 import type { Column, ColumnType } from './schema.js';
 import { EXPORT_VERSION } from './schema.js';
 import { encodeStruct, type TValue } from './thrift.js';
+import { WorkThread } from './work-thread.js';
 
 export type { ColumnData, Compression };
 
@@ -130,80 +126,21 @@ const WORTH = 0.9;
 /** Row groups a column is stored uncompressed before GZIP is tried on it again. */
 const STORE_FOR = 8;
 
-const WORKER = new URL('./parquet-worker.js', import.meta.url);
-/** The encoding thread is JavaScript only in the built package (dist/); from sources, encode here. */
-const workerAvailable: boolean = existsSync(fileURLToPath(WORKER));
+/**
+ * One thread for every Parquet file of the process: it encodes and compresses a row group
+ * while this thread fills the next.
+ */
+const encodingThread = new WorkThread<EncodeRequest, EncodedChunk[]>(
+  new URL('./parquet-worker.js', import.meta.url),
+  'the Parquet encoding thread',
+);
 /** Row groups smaller than this are encoded here: the copy to the thread would cost more. */
 const WORKER_MIN_ROWS = 4096;
 
-/**
- * One thread for every Parquet file of the process, started at the first large row group: it
- * encodes and compresses a row group while this thread fills the next. It keeps the process
- * alive only while it has work.
- */
-class EncodingThread {
-  #worker: Worker | undefined;
-  #next = 0;
-  /** Memory the thread is done with (see take()). */
-  readonly #returned: ArrayBuffer[] = [];
-  readonly #waiting = new Map<
-    number,
-    { resolve(c: EncodedChunk[]): void; reject(e: Error): void }
-  >();
-
-  /**
-   * A buffer of `bytes` that an earlier row group gave and the thread sent back: reused, it
-   * costs no page faults (fresh memory is mapped page by page as it is first written).
-   */
-  take(bytes: number): ArrayBuffer | undefined {
-    const i = this.#returned.findIndex((b) => b.byteLength === bytes);
-    return i < 0 ? undefined : this.#returned.splice(i, 1)[0];
-  }
-
-  encode(rows: number, inputs: ChunkInput[], give?: ArrayBuffer): Promise<EncodedChunk[]> {
-    const worker = this.#start();
-    const id = this.#next++;
-    const request: EncodeRequest =
-      give === undefined ? { id, rows, inputs } : { id, rows, inputs, give };
-    const done = new Promise<EncodedChunk[]>((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject });
-    });
-    // `give` (the arrays' memory) moves to the thread; other arrays are copied.
-    worker.postMessage(request, give === undefined ? [] : [give]);
-    worker.ref();
-    return done;
-  }
-
-  #start(): Worker {
-    if (this.#worker !== undefined) return this.#worker;
-    const worker = new Worker(WORKER);
-    worker.on('message', (m: EncodeReply) => {
-      if (m.given !== undefined && this.#returned.length < KEEP_RETURNED)
-        this.#returned.push(m.given);
-      const w = this.#waiting.get(m.id);
-      this.#waiting.delete(m.id);
-      if (this.#waiting.size === 0) worker.unref();
-      if ('error' in m)
-        w?.reject(new Error(`export: the Parquet encoding thread failed: ${m.error}`));
-      else w?.resolve(m.chunks);
-    });
-    const fail = (err: Error) => {
-      for (const w of this.#waiting.values()) w.reject(err);
-      this.#waiting.clear();
-      this.#worker = undefined;
-    };
-    worker.on('error', fail);
-    worker.on('exit', () => fail(new Error('export: the Parquet encoding thread ended')));
-    worker.unref();
-    this.#worker = worker;
-    return worker;
-  }
+/** Boots the encoding thread ahead of the first large row group (a large journal is being read). */
+export function startEncodingThread(): void {
+  encodingThread.start();
 }
-
-const encodingThread = new EncodingThread();
-
-/** Buffers kept for reuse at most (each a row group's columns, 7.6 MB for events). */
-const KEEP_RETURNED = 4;
 
 /** A buffer for a row group's columns: one the encoding thread is done with, else a new one. */
 export function columnsBuffer(bytes: number): ArrayBuffer {
@@ -265,9 +202,9 @@ export class ParquetFile {
         pages,
       ),
     );
-    const threaded = workerAvailable && rows >= WORKER_MIN_ROWS;
+    const threaded = encodingThread.available && rows >= WORKER_MIN_ROWS;
     const chunks = threaded
-      ? encodingThread.encode(rows, inputs, give)
+      ? encodingThread.run({ rows, inputs }, give)
       : Promise.resolve(encodeRowGroup(inputs, rows));
     // Awaited in order by ready(); a failure meanwhile must not count as unhandled.
     chunks.catch(() => {});

@@ -33,6 +33,11 @@ const WORKER_MIN_BYTES = 1024 * 1024;
 /** Batches (up to 8,192 events each, read-worker.ts joins small frames) between the threads at most. */
 const IN_FLIGHT = 8;
 
+/** Whether exportBatches() reads the journal on a second thread: a large one, in the built package. */
+export function readsInThread(reader: JournalReader): boolean {
+  return workerAvailable && reader.size >= WORKER_MIN_BYTES;
+}
+
 /** The end state of a reader that read here. */
 export function endOf(reader: JournalReader): ReadEnd {
   return {
@@ -51,7 +56,7 @@ export async function* exportBatches(
   reader: JournalReader,
   end: { value?: ReadEnd },
 ): AsyncGenerator<ExportBatch> {
-  if (!workerAvailable || reader.size < WORKER_MIN_BYTES) {
+  if (!readsInThread(reader)) {
     yield* reader.scannedInto(new ExportBatch(), EXPORT_SCANS);
     end.value = endOf(reader);
     return;
