@@ -155,14 +155,14 @@ export class ExportBatch {
   }
 
   /**
-   * Adds events start … end-1 of `from` after this batch's (room for them was made by
-   * reset()): column by column, connection numbers shifted past this batch's.
+   * Adds the events of `from` after this batch's (room for them was made by reset()): column
+   * by column, connection numbers shifted past this batch's.
    */
-  append(from: ExportBatch, start = 0, end = from.n): void {
+  append(from: ExportBatch): void {
     const at = this.n;
-    const n = end - start;
-    copyEvents(this, from, start, end, at);
-    this.addr.set(from.addr.subarray(16 * start, 16 * end), 16 * at);
+    const n = from.n;
+    copyEvents(this, from, 0, n, at);
+    this.addr.set(from.addr.subarray(0, 16 * n), 16 * at);
     for (const [to, of] of [
       [this.sport, from.sport],
       [this.dport, from.dport],
@@ -171,7 +171,7 @@ export class ExportBatch {
       [this.icmpId, from.icmpId],
       [this.zone, from.zone],
     ] as const) {
-      to.set(of.subarray(start, end), at);
+      to.set(of.subarray(0, n), at);
     }
     for (const [to, of] of [
       [this.type, from.type],
@@ -182,11 +182,11 @@ export class ExportBatch {
       [this.tcpState, from.tcpState],
       [this.flags, from.flags],
     ] as const) {
-      to.set(of.subarray(start, end), at);
+      to.set(of.subarray(0, n), at);
     }
     const shift = this.conns;
     for (let i = 0; i < n; i++) {
-      const c = from.conn[start + i] as number;
+      const c = from.conn[i] as number;
       this.conn[at + i] = c < 0 ? -1 : c + shift;
     }
     this.conns += from.conns;

@@ -8,7 +8,7 @@ import { analyzeJournalsInParallel } from '../core/replay.js';
 import { inWindow, NO_WINDOW, type TimeWindow } from '../core/slice.js';
 import type { ExportBatch } from './batch.js';
 import { ExportFiles, type FileIo } from './files.js';
-import { NdjsonEventPart, NdjsonFlowPart, startFormatThread } from './ndjson.js';
+import { NdjsonEventPart, NdjsonFlowPart } from './ndjson.js';
 import { type Compression, startEncodingThread } from './parquet.js';
 import { ParquetEventPart, ParquetFlowPart } from './parquet-parts.js';
 import { exportBatches, type ReadEnd, readsInThread } from './read.js';
@@ -61,10 +61,7 @@ const tagOf = (sha256: string) => sha256.slice(0, 16);
 /** The part writers of a format. */
 interface PartMaker {
   readonly ext: string;
-  /** Boots the format's second thread while the first events are read (a large journal). */
-  startThread(): void;
-  /** `threaded`: a large journal, whose events may be worked on by the format's second thread too. */
-  events(files: ExportFiles, rel: string, j: JournalContext, threaded: boolean): EventPart;
+  events(files: ExportFiles, rel: string, j: JournalContext): EventPart;
   flows(files: ExportFiles, rel: string, host: string, collapse: Collapse): FlowPart;
 }
 
@@ -74,16 +71,13 @@ function partMaker(format: ExportFormat, compression: Compression): PartMaker {
   if (format === 'ndjson') {
     return {
       ext: 'ndjson',
-      startThread: startFormatThread,
-      events: (files, rel, j, threaded) =>
-        new NdjsonEventPart(files, rel, j, addrs, times, { threaded }),
+      events: (files, rel, j) => new NdjsonEventPart(files, rel, j, addrs, times),
       flows: (files, rel, host, collapse) =>
         new NdjsonFlowPart(files, rel, host, collapse, addrs, times),
     };
   }
   return {
     ext: 'parquet',
-    startThread: startEncodingThread,
     events: (files, rel, j) => new ParquetEventPart(files, rel, j, addrs, compression),
     flows: (files, rel, host, collapse) =>
       new ParquetFlowPart(files, rel, host, collapse, addrs, compression),
@@ -177,9 +171,9 @@ async function exportEvents(
       portLo: range?.[0] ?? null,
       portHi: range?.[1] ?? null,
     };
-    const threaded = readsInThread(reader);
-    if (threaded) maker.startThread();
-    const parts = new EventPartitions(files, j, maker, cmd.partRows ?? PART_ROWS, threaded);
+    // A large journal: its row groups will be encoded on the encoding thread, which boots meanwhile.
+    if (cmd.format === 'parquet' && readsInThread(reader)) startEncodingThread();
+    const parts = new EventPartitions(files, j, maker, cmd.partRows ?? PART_ROWS);
     const window = cmd.window ?? NO_WINDOW;
     const all = window.since === null && window.until === null;
     let seq = 0;
@@ -238,7 +232,6 @@ class EventPartitions {
   readonly #j: JournalContext;
   readonly #maker: PartMaker;
   readonly #partRows: number;
-  readonly #threaded: boolean;
   readonly #dir: string;
   readonly #open = new Map<number, EventPart>();
   /** The next part number of each day. */
@@ -249,18 +242,11 @@ class EventPartitions {
   /** Parts finished while rows came in, their last writes on the way. */
   #closing: Promise<void>[] = [];
 
-  constructor(
-    files: ExportFiles,
-    j: JournalContext,
-    maker: PartMaker,
-    partRows: number,
-    threaded: boolean,
-  ) {
+  constructor(files: ExportFiles, j: JournalContext, maker: PartMaker, partRows: number) {
     this.#files = files;
     this.#j = j;
     this.#maker = maker;
     this.#partRows = partRows;
-    this.#threaded = threaded;
     this.#dir = `events/host=${hiveEscape(j.host)}`;
   }
 
@@ -299,7 +285,7 @@ class EventPartitions {
     const n = this.#next.get(day) ?? 0;
     this.#next.set(day, n + 1);
     const rel = `${this.#dir}/date=${this.#times.date(day)}/part-${tagOf(this.#j.sha256)}-${n}.${this.#maker.ext}`;
-    const part = this.#maker.events(this.#files, rel, this.#j, this.#threaded);
+    const part = this.#maker.events(this.#files, rel, this.#j);
     this.#open.set(day, part);
     return part;
   }

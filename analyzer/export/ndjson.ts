@@ -1,16 +1,20 @@
 // NDJSON part files: one JSON object per line, column names as schema.ts, ClickHouse JSONEachRow and jq read them.
 import { type Collapse, type Flow, formatCollapse } from '../core/flows.js';
-import { ExportBatch } from './batch.js';
+import { type ExportBatch, F_COUNTERS, F_KERNEL, F_MARK, F_START, F_TCP, F_ZONE } from './batch.js';
 import type { ExportFiles, OutputFile } from './files.js';
-import { ByteWriter, utf8 } from './ndjson-bytes.js';
-import { LINE_MAX, NdjsonEventLines } from './ndjson-events.js';
-import { TUPLE_ARENA, TUPLE_BLOCKS } from './ndjson-tuples.js';
+import { ascii, ByteWriter, utf8 } from './ndjson-bytes.js';
+import { NdjsonTuples, TUPLE_ARENA, TUPLE_BLOCKS } from './ndjson-tuples.js';
 import type { EventPart, FlowPart, JournalContext } from './rows.js';
 import type { AddressCache, TimeText } from './values.js';
-import { WorkThread } from './work-thread.js';
 
 /** Bytes buffered before a write: large writes, bounded memory. */
 const FLUSH_AT = 1 << 20;
+/** Room left for one line: no event line comes near it (the host name is at most 255 bytes). */
+const LINE_MAX = 64 * 1024;
+
+const TIME = ascii(',"time":"');
+const TIME_US = ascii('Z","time_us":');
+const NULL = 'null';
 
 /** Line areas in a file's buffer: one is filled while the others are written on libuv's pool. */
 const AREAS = 4;
@@ -19,15 +23,12 @@ const AREA = FLUSH_AT + LINE_MAX;
 const LINES = AREAS * AREA;
 /** Bytes written between two fdatasyncs on the pool (the disk works while rows are encoded). */
 const SYNC_EVERY = 64 << 20;
-/** Runs of bytes built elsewhere (put()) on their way at most: bounded memory. */
-const PUT_AHEAD = 4;
 
 /**
  * Bytes into one file through a buffer, written in place (digits, cached address and time
  * bytes): an event line costs no string, which is what makes NDJSON keep up with the reader.
  * A full area of the buffer is written on libuv's thread pool while the next area is filled
- * (no copy); bytes built elsewhere (put()) are written in their place among the areas. A failed
- * write is thrown by the next flush, ready() or finish().
+ * (no copy); a failed write is thrown by the next flush, ready() or finish().
  */
 class ByteFile extends ByteWriter {
   readonly #files: ExportFiles;
@@ -37,11 +38,6 @@ class ByteFile extends ByteWriter {
   #area = 0;
   #start = 0;
   readonly #busy: (Promise<void> | undefined)[] = Array.from({ length: AREAS }, () => undefined);
-  /** The writes of put()'s bytes in flight, oldest first. */
-  #put: Promise<void>[] = [];
-  /** Writes not yet handed to the pool (waiting for put()'s bytes), and when the last one is. */
-  #unissued = 0;
-  #issued: Promise<unknown> = Promise.resolve();
   #error: unknown;
   /** The fdatasync in flight (one at most), and the file's size when the next is due. */
   #sync: Promise<void> | undefined;
@@ -65,49 +61,6 @@ class ByteFile extends ByteWriter {
     this.raw(utf8(s));
   }
 
-  /**
-   * `rows` rows whose bytes are on their way: written after every row before, before every
-   * row after; `written` gets the bytes back once they are in the file.
-   */
-  put(bytes: Promise<Uint8Array>, rows: number, written: (b: Uint8Array) => void): void {
-    this.#flush();
-    this.rows += rows;
-    this.#put.push(
-      this.#recorded(this.#inOrder(bytes)).then(async () => {
-        if (this.#error === undefined) written(await bytes);
-      }),
-    );
-  }
-
-  /**
-   * Writes the bytes at the file's end once every earlier write was handed to the pool: a
-   * write's position is taken when it is handed over (files.ts' writeAt).
-   */
-  #inOrder(bytes: Uint8Array | Promise<Uint8Array>): Promise<void> {
-    if (this.#unissued === 0 && bytes instanceof Uint8Array) {
-      return this.#files.writeAt(this.#file, bytes);
-    }
-    this.#unissued++;
-    let written: Promise<void> = Promise.resolve();
-    const issued = this.#issued
-      .then(() => bytes)
-      .then((b) => {
-        written = this.#files.writeAt(this.#file, b);
-      })
-      .finally(() => {
-        this.#unissued--;
-      });
-    this.#issued = issued.catch(() => {});
-    return issued.then(() => written);
-  }
-
-  /** The write's failure kept for #check() (the promise then resolves). */
-  #recorded(write: Promise<void>): Promise<void> {
-    return write.catch((err: unknown) => {
-      this.#error ??= err;
-    });
-  }
-
   #flush(): void {
     this.#check();
     const from = this.#start;
@@ -116,27 +69,37 @@ class ByteFile extends ByteWriter {
     const area = this.#area;
     const next = (area + 1) % AREAS;
     if (this.#busy[next] !== undefined) {
-      // Every other area is still on its way to the file: this one goes here and now, or
-      // behind bytes still being built, as a copy.
-      if (this.#unissued === 0) this.#files.writeAtSync(this.#file, lines);
-      else this.#put.push(this.#recorded(this.#inOrder(lines.slice())));
+      // Every other area is still on its way to the file: this one goes here and now.
+      this.#files.writeAtSync(this.#file, lines);
       this.pos = from;
       return;
     }
-    this.#busy[area] = this.#recorded(this.#inOrder(lines)).then(() => {
-      this.#busy[area] = undefined;
-    });
+    this.#busy[area] = this.#files.writeAt(this.#file, lines).then(
+      () => {
+        this.#busy[area] = undefined;
+      },
+      (err: unknown) => {
+        this.#busy[area] = undefined;
+        this.#error ??= err;
+      },
+    );
     this.#area = next;
     this.#start = next * AREA;
     this.pos = this.#start;
     if (this.#file.bytes >= this.#syncAt && this.#sync === undefined) {
       this.#syncAt = this.#file.bytes + SYNC_EVERY;
       // After the writes in flight: they are what it is for.
-      this.#sync = this.#recorded(
-        Promise.all([...this.#busy, ...this.#put]).then(() => this.#files.syncAsync(this.#file)),
-      ).then(() => {
-        this.#sync = undefined;
-      });
+      this.#sync = Promise.all(this.#busy)
+        .then(() => this.#files.syncAsync(this.#file))
+        .then(
+          () => {
+            this.#sync = undefined;
+          },
+          (err: unknown) => {
+            this.#sync = undefined;
+            this.#error ??= err;
+          },
+        );
     }
   }
 
@@ -144,20 +107,15 @@ class ByteFile extends ByteWriter {
     if (this.#error !== undefined) throw this.#error;
   }
 
-  /**
-   * Waits until the next area is written (so the next flush goes to the pool) and at most
-   * PUT_AHEAD of put()'s byte runs are on their way; throws a failed write.
-   */
+  /** Waits until the next area is written (so the next flush goes to the pool); throws a failed write. */
   async ready(): Promise<void> {
     await this.#busy[(this.#area + 1) % AREAS];
-    while (this.#put.length > PUT_AHEAD) await this.#put.shift();
     this.#check();
   }
 
   async finish(): Promise<void> {
     this.#flush();
-    await Promise.all([...this.#busy, ...this.#put]);
-    await this.#sync;
+    await Promise.all([...this.#busy, this.#sync]);
     this.#check();
     await this.#files.closeAsync(this.#file);
   }
@@ -172,57 +130,33 @@ function awaitedLater(p: Promise<void>): Promise<void> {
   return p;
 }
 
-/**
- * A range of events for the NDJSON formatting thread: the batch's memory (`give`) holds them;
- * `out`, memory of earlier lines already written, is where their lines go back when it is
- * large enough (fresh memory would cost a page fault per 4 kB).
- */
-export interface FormatRequest {
-  j: JournalContext;
-  buf: ArrayBuffer;
-  n: number;
-  conns: number;
-  seq: number;
-  out: ArrayBuffer | undefined;
-}
+/** Kinds (time_kernel, type, family, proto) kept at most; a journal names a few dozen. */
+const KINDS_MAX = 4096;
 
-/** The lines of a FormatRequest: the first `length` bytes of `out`. */
-export interface FormatReply {
-  out: ArrayBuffer;
-  length: number;
-}
+/** The flags that say which optional columns an event carries. */
+const F_OPTIONAL = F_TCP | F_START | F_MARK | F_ZONE | F_COUNTERS;
 
 /**
- * One thread for every NDJSON file of the process: it builds the lines of every other range of
- * events while this thread builds the next, so line building, most of NDJSON's cost, runs on
- * both cores; the bytes come back and are written in their place.
+ * Events of one journal as NDJSON lines, from a few pieces each: the constant head, the time
+ * (its second's bytes cached), the event kind, the tuple block (NdjsonTuples) and the optional
+ * columns, whose nulls and key names are constant for a given set of flags.
  */
-const formatThread = new WorkThread<FormatRequest, FormatReply>(
-  new URL('./ndjson-worker.js', import.meta.url),
-  'the NDJSON formatting thread',
-);
-/** Ranges shorter than this are formatted here: the copies and messages would cost more. */
-const THREAD_MIN = 256;
-/** Ranges at the formatting thread at most; more go to this thread (which balances the two). */
-const THREAD_QUEUE = 2;
-/** Line buffers written and kept for the formatting thread's next ranges. */
-const linesPool: ArrayBuffer[] = [];
-const LINES_POOL = 2 * (THREAD_QUEUE + PUT_AHEAD);
-
-/** Boots the formatting thread ahead of the first range (a large journal is being read). */
-export function startFormatThread(): void {
-  formatThread.start();
-}
-
-/** Ranges of events the formatting thread built the lines of, in this process (tests, bench). */
-export let threadRanges = 0;
-
-/** Events of one journal as NDJSON lines (NdjsonEventLines), half of them built by the formatting thread when `threaded`. */
 export class NdjsonEventPart implements EventPart {
   readonly #out: ByteFile;
-  readonly #lines: NdjsonEventLines;
-  readonly #j: JournalContext;
-  readonly #threaded: boolean;
+  readonly #tuples: NdjsonTuples;
+  readonly #times: TimeText;
+  /** `{"host":…,"journal":…,"seq":` : the same for every line of the journal. */
+  readonly #head: Uint8Array;
+  /** `,"port_lo":…,"port_hi":…}` and the newline. */
+  readonly #tail: string;
+  /** The second whose bytes are cached, and `,"time":"YYYY-MM-DDTHH:MM:SS.`, `Z","time_us":SECOND`. */
+  #sec = Number.NaN;
+  #timeHead: Uint8Array = new Uint8Array(0);
+  #timeUs: Uint8Array = new Uint8Array(0);
+  /** `,"time_kernel":…,"type":…,"family":…,"proto":…,"status":` by those four values. */
+  readonly #kinds = new Map<number, Uint8Array>();
+  /** The pieces around the optional columns' values, by flags and TCP state (the key in add()). */
+  readonly #optional: Uint8Array[][] = [];
 
   constructor(
     files: ExportFiles,
@@ -230,19 +164,13 @@ export class NdjsonEventPart implements EventPart {
     j: JournalContext,
     addrs: AddressCache,
     times: TimeText,
-    opts: { threaded?: boolean; tupleBlocks?: number } = {},
+    tupleBlocks = TUPLE_BLOCKS,
   ) {
     this.#out = new ByteFile(files, rel, TUPLE_ARENA);
-    this.#lines = new NdjsonEventLines(
-      j,
-      addrs,
-      times,
-      this.#out.buf,
-      LINES,
-      opts.tupleBlocks ?? TUPLE_BLOCKS,
-    );
-    this.#j = j;
-    this.#threaded = opts.threaded === true && formatThread.available;
+    this.#tuples = new NdjsonTuples(addrs, this.#out.buf, LINES, tupleBlocks);
+    this.#times = times;
+    this.#head = utf8(`{"host":${JSON.stringify(j.host)},"journal":"${j.sha256}","seq":`);
+    this.#tail = `,"port_lo":${j.portLo ?? NULL},"port_hi":${j.portHi ?? NULL}}\n`;
   }
 
   get rows(): number {
@@ -250,33 +178,96 @@ export class NdjsonEventPart implements EventPart {
   }
 
   add(b: ExportBatch, i: number, seq: number): void {
-    this.#lines.line(this.#out, b, i, seq);
-    this.#out.endRow();
+    const flags = b.flags[i] as number;
+    const w = this.#out;
+    w.raw(this.#head);
+    w.uint(seq);
+    this.#time(w, b.time[i] as number);
+    w.raw(this.#kind(flags, b.type[i] as number, b.family[i] as number, b.proto[i] as number));
+    w.uint(b.status[i] as number);
+    this.#tuples.copy(w, b, i);
+    const key = (flags & F_OPTIONAL) * 256 + (flags & F_TCP ? (b.tcpState[i] as number) : 0);
+    const pieces = this.#optional[key] ?? this.#optionalPieces(key, flags, b.tcpState[i] as number);
+    w.raw(pieces[0] as Uint8Array);
+    let p = 1;
+    if (flags & F_START) w.uintThen(b.start[i] as number, pieces[p++] as Uint8Array);
+    if (flags & F_MARK) w.uintThen(b.mark[i] as number, pieces[p++] as Uint8Array);
+    if (flags & F_ZONE) w.uintThen(b.zone[i] as number, pieces[p++] as Uint8Array);
+    if (flags & F_COUNTERS) {
+      w.uintThen(b.origPackets[i] as number, pieces[p] as Uint8Array);
+      w.uintThen(b.origBytes[i] as number, pieces[p + 1] as Uint8Array);
+      w.uintThen(b.replyPackets[i] as number, pieces[p + 2] as Uint8Array);
+      w.uintThen(b.replyBytes[i] as number, pieces[p + 3] as Uint8Array);
+    }
+    w.endRow();
   }
 
-  addRange(b: ExportBatch, from: number, to: number, seq: number): void {
-    if (this.#threaded && to - from >= THREAD_MIN && formatThread.busy < THREAD_QUEUE) {
-      const range = new ExportBatch((bytes) => formatThread.take(bytes) ?? new ArrayBuffer(bytes));
-      range.reset(to - from);
-      range.append(b, from, to);
-      const { buffer: buf, n, conns } = range;
-      const out = linesPool.pop();
-      threadRanges++;
-      const lines = formatThread.run(
-        { j: this.#j, buf, n, conns, seq, out },
-        buf,
-        out === undefined ? [] : [out],
-      );
-      this.#out.put(
-        lines.then((l) => new Uint8Array(l.out, 0, l.length)),
-        n,
-        (written) => {
-          if (linesPool.length < LINES_POOL) linesPool.push(written.buffer as ArrayBuffer);
-        },
-      );
+  /** `,"time":"…Z","time_us":…`: time_us's digits are its second's and then the fraction's six. */
+  #time(w: ByteWriter, time: number): void {
+    if (time >= 1e6 && time <= Number.MAX_SAFE_INTEGER && time === Math.floor(time)) {
+      const sec = Math.floor(time / 1e6);
+      if (sec !== this.#sec) {
+        this.#sec = sec;
+        const head = this.#times.prefixBytes(time);
+        this.#timeHead = new Uint8Array(TIME.length + head.length);
+        this.#timeHead.set(TIME);
+        this.#timeHead.set(head, TIME.length);
+        this.#timeUs = ascii(`Z","time_us":${sec}`);
+      }
+      w.raw(this.#timeHead);
+      const at = w.pos;
+      w.sixInt(time - sec * 1e6);
+      w.raw(this.#timeUs);
+      w.buf.copyWithin(w.pos, at, at + 6);
+      w.pos += 6;
       return;
     }
-    for (let i = from; i < to; i++) this.add(b, i, seq + (i - from));
+    // Before 1970-01-01T00:00:01 (and what no journal holds): the digits of the whole value.
+    w.raw(TIME);
+    w.raw(this.#times.prefixBytes(time));
+    w.six(time % 1e6);
+    w.raw(TIME_US);
+    w.uint(time);
+  }
+
+  #kind(flags: number, type: number, family: number, proto: number): Uint8Array {
+    const kernel = flags & F_KERNEL;
+    const key = kernel * 0x1000000 + type * 0x10000 + family * 0x100 + proto;
+    let piece = this.#kinds.get(key);
+    if (piece === undefined) {
+      // A damaged journal could name thousands of kinds: bounded like every cache here.
+      if (this.#kinds.size >= KINDS_MAX) this.#kinds.clear();
+      piece = ascii(
+        `,"time_kernel":${kernel !== 0},"type":${type},"family":${family},"proto":${proto},"status":`,
+      );
+      this.#kinds.set(key, piece);
+    }
+    return piece;
+  }
+
+  /**
+   * The constant text between the values of the optional columns an event carries: an absent
+   * column is `null`, the TCP state (part of the key) its digits; the last piece ends the line.
+   */
+  #optionalPieces(key: number, flags: number, tcpState: number): Uint8Array[] {
+    const pieces: Uint8Array[] = [];
+    let text = `,"tcp_state":${flags & F_TCP ? tcpState : NULL}`;
+    const column = (name: string, present: number) => {
+      text += `,"${name}":`;
+      if (present) {
+        pieces.push(ascii(text));
+        text = '';
+      } else text += NULL;
+    };
+    column('start_us', flags & F_START);
+    column('mark', flags & F_MARK);
+    column('zone', flags & F_ZONE);
+    for (const name of ['orig_packets', 'orig_bytes', 'reply_packets', 'reply_bytes']) {
+      column(name, flags & F_COUNTERS);
+    }
+    pieces.push(ascii(text + this.#tail));
+    this.#optional[key] = pieces;
+    return pieces;
   }
 
   ready(): Promise<void> {

@@ -1,8 +1,6 @@
-// NDJSON event lines from cached pieces (tuple blocks, numbered connections, digits, time, optional columns) are byte for byte JSON.stringify of the row, also when a second thread builds half of them; writes on the pool fail as a CtError.
-import { spawnSync } from 'node:child_process';
+// NDJSON event lines from cached pieces (tuple blocks, numbered connections, digits, time, optional columns) are byte for byte JSON.stringify of the row; writes on the pool fail as a CtError.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import t from 'tap';
 import { DEFAULT_COLLAPSE } from '../../../analyzer/core/flows.js';
@@ -13,7 +11,6 @@ import { NdjsonEventPart } from '../../../analyzer/export/ndjson.js';
 import type { JournalContext } from '../../../analyzer/export/rows.js';
 import { EVENT_COLUMNS } from '../../../analyzer/export/schema.js';
 import { AddressCache, TimeText } from '../../../analyzer/export/values.js';
-import { PACKAGE_ROOT } from '../../../common/package.js';
 import type { CtEvent } from '../../../journal/event.js';
 import { JournalWriter } from '../../../journal/writer.js';
 import { arbEvent, arbFlowEvents } from '../../helpers/arbitraries.js';
@@ -45,7 +42,7 @@ async function partBytes(
     j,
     new AddressCache(),
     new TimeText(),
-    tupleBlocks === undefined ? {} : { tupleBlocks },
+    tupleBlocks,
   );
   const b = new ExportBatch();
   b.fill(events);
@@ -205,71 +202,5 @@ t.test(
         )
       : [];
     t.same(left, [], 'no file kept, no temporary one left');
-  },
-);
-
-t.test(
-  'the built export, its lines built on two threads, writes the bytes of the inline export',
-  async (t) => {
-    const dist = join(PACKAGE_ROOT, 'dist', 'analyzer', 'export');
-    if (!existsSync(join(dist, 'ndjson-worker.js'))) {
-      t.fail('dist/ is not built: run `npm run build` (npm test does) before this test');
-      return;
-    }
-    const built = (await import(pathToFileURL(join(dist, 'export.js')).href)) as {
-      runExport: typeof runExport;
-    };
-    const ndjson = (await import(pathToFileURL(join(dist, 'ndjson.js')).href)) as {
-      threadRanges: number;
-    };
-    const dir = tempDir(t, 'nd-threads');
-    const journal = join(dir, 'j.mpk');
-    // Over 1 MB: read on the reading thread, its ranges formatted on both threads.
-    const gen = spawnSync(
-      process.execPath,
-      [
-        join(PACKAGE_ROOT, 'bench', 'replay-gen.mjs'),
-        '--events',
-        '150000',
-        '--flows',
-        '5000',
-        '--journal',
-        journal,
-        '--text',
-        '/dev/null',
-      ],
-      { encoding: 'utf8' },
-    );
-    t.equal(gen.status, 0, gen.stderr);
-    const exportWith = (run: typeof runExport, out: string) =>
-      run(
-        {
-          journals: [journal],
-          what: 'events',
-          format: 'ndjson',
-          collapse: DEFAULT_COLLAPSE,
-          output: join(dir, out),
-          force: false,
-          // Parts end inside the ranges the threads share.
-          partRows: 40_001,
-        },
-        { warn: () => {}, note: () => {} },
-      );
-    const before = ndjson.threadRanges;
-    await exportWith(built.runExport, 'threads');
-    t.ok(ndjson.threadRanges - before > 10, 'the formatting thread built ranges');
-    await exportWith(runExport, 'inline');
-    const parts = (root: string) =>
-      readdirSync(root, { recursive: true, encoding: 'utf8' })
-        .filter((p) => p.endsWith('.ndjson'))
-        .sort();
-    const names = parts(join(dir, 'inline'));
-    t.equal(names.length, 4, 'four parts of up to 40,001 rows');
-    t.same(parts(join(dir, 'threads')), names, 'the same part files');
-    for (const name of names) {
-      const a = readFileSync(join(dir, 'inline', name));
-      const b = readFileSync(join(dir, 'threads', name));
-      t.ok(a.equals(b), `${name}: the same ${a.length} bytes`);
-    }
   },
 );
