@@ -1,4 +1,5 @@
 // Loss is data: turns the reader's loss counts into gap records, each after a resync dump.
+import { InvalidArgumentError } from 'commander';
 import { GapCause, type JournalGap } from '../journal/format.js';
 
 interface Pending {
@@ -6,22 +7,51 @@ interface Pending {
   lost: number;
 }
 
+/** The resync's pacing, and the clock and timer it runs on (tests pass their own). */
+export interface ResyncPacing {
+  /** At least this long (ms) from the end of one resync dump to the start of the next. */
+  intervalMs: number;
+  /** A monotonic clock in ms. */
+  monoMs?: () => number;
+  /** Calls `fn` once after `ms`; returns what cancels it. Must not keep the process alive. */
+  setTimer?: (fn: () => void, ms: number) => () => void;
+}
+
+const systemTimer = (fn: () => void, ms: number) => {
+  const t = setTimeout(fn, ms).unref();
+  return () => clearTimeout(t);
+};
+
 /**
- * One resync cycle at a time: the first loss starts a table dump; losses seen while it runs
- * wait for the next cycle (the running dump may already have missed them). When the dump ends,
- * each cause's gap is written with the number of entries that resynchronised (-1 when the dump
- * failed or the recording stopped first).
+ * One resync cycle at a time, and at most one per interval (conntrackd's NetlinkOverrunResync):
+ * a loss starts a table dump at once when the last one ended at least `intervalMs` ago, else
+ * when that time comes. Losses seen while a dump runs or while the next one waits are
+ * coalesced into the next dump (the running one may already have missed them): an overrun
+ * never starts a second dump. When a dump ends, each cause's gap is written with the number of
+ * entries the dump returned (-1 when the dump failed or the recording stopped first).
  */
 export class GapTracker {
   #pending = new Map<string, Pending>();
   #cycle: Promise<void> | undefined;
   #stopping = false;
+  #lastEnd: number | undefined;
+  #cancel: (() => void) | undefined;
+  readonly #intervalMs: number;
+  readonly #monoMs: () => number;
+  readonly #setTimer: (fn: () => void, ms: number) => () => void;
+  /** Resync dumps started. */
+  dumps = 0;
 
   constructor(
     private readonly resync: () => Promise<number>,
     private readonly write: (gap: JournalGap) => void,
     private readonly now: () => number = () => Date.now() * 1000,
-  ) {}
+    pacing: ResyncPacing = { intervalMs: 0 },
+  ) {
+    this.#intervalMs = pacing.intervalMs;
+    this.#monoMs = pacing.monoMs ?? (() => performance.now());
+    this.#setTimer = pacing.setTimer ?? systemTimer;
+  }
 
   /**
    * Records losses reported with a batch: `drops` by the kernel (ENOBUFS), `dropped` by the
@@ -30,12 +60,14 @@ export class GapTracker {
   observe(drops: number, dropped: number, since: number): void {
     if (drops > 0) this.#add(GapCause.ENOBUFS, drops, since);
     if (dropped > 0) this.#add(GapCause.QUEUE, dropped, since);
-    if (this.#pending.size > 0 && this.#cycle === undefined && !this.#stopping) this.#start();
+    this.#schedule();
   }
 
   /** Ends the bookkeeping: waits for a running resync, then writes what is still pending. */
   async finish(): Promise<void> {
     this.#stopping = true;
+    this.#cancel?.();
+    this.#cancel = undefined;
     while (this.#cycle !== undefined) await this.#cycle;
     this.#writeAll(this.#take(), -1);
   }
@@ -52,8 +84,25 @@ export class GapTracker {
     return taken;
   }
 
+  /** Starts the next dump now, or arms the one timer that will; nothing while one runs or waits. */
+  #schedule(): void {
+    if (this.#pending.size === 0 || this.#cycle !== undefined || this.#stopping) return;
+    if (this.#cancel !== undefined) return;
+    const wait =
+      this.#lastEnd === undefined ? 0 : this.#lastEnd + this.#intervalMs - this.#monoMs();
+    if (wait <= 0) {
+      this.#start();
+      return;
+    }
+    this.#cancel = this.#setTimer(() => {
+      this.#cancel = undefined;
+      this.#schedule();
+    }, wait);
+  }
+
   #start(): void {
     const current = this.#take();
+    this.dumps++;
     this.#cycle = this.resync().then(
       (entries) => this.#end(current, entries),
       () => this.#end(current, -1),
@@ -62,8 +111,9 @@ export class GapTracker {
 
   #end(current: Map<string, Pending>, resync: number): void {
     this.#cycle = undefined;
+    this.#lastEnd = this.#monoMs();
     this.#writeAll(current, resync);
-    if (this.#pending.size > 0 && !this.#stopping) this.#start();
+    this.#schedule();
   }
 
   #writeAll(gaps: Map<string, Pending>, resync: number): void {
@@ -79,4 +129,19 @@ export class GapTracker {
       });
     }
   }
+}
+
+/** --resync-interval's bounds (s): a dump per second at most; an hour's wait at most. */
+export const MIN_RESYNC_INTERVAL = 1;
+export const MAX_RESYNC_INTERVAL = 3600;
+
+/** --resync-interval SECONDS: a whole or decimal number from 1 to 3600. */
+export function parseResyncInterval(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n >= MIN_RESYNC_INTERVAL && n <= MAX_RESYNC_INTERVAL)) {
+    throw new InvalidArgumentError(
+      `give a number of seconds from ${MIN_RESYNC_INTERVAL} to ${MAX_RESYNC_INTERVAL}, e.g. 30.`,
+    );
+  }
+  return n;
 }

@@ -12,6 +12,7 @@ import { TOOL_VERSION } from '../common/package.js';
 import { type FormatVersion, parseFormatVersion } from '../journal/format.js';
 import { DEFAULT_BUFFER_SIZE } from '../native/index.js';
 import { parseMark, parseProtos } from './filter.js';
+import { parseResyncInterval } from './gaps.js';
 import { DEFAULT_PIDFILE } from './pidfile.js';
 import type { RecordOptions } from './recording.js';
 
@@ -62,6 +63,9 @@ export interface ParsedOptions {
   mark?: { value: number; mask: number };
   loopback: boolean;
   snapshot: boolean;
+  resyncInterval: number;
+  /** Hidden: resync dumps write every entry, known or not (tests compare the two). */
+  resyncFull: boolean;
   enableEvents: boolean;
   enableTracking: boolean;
   check: boolean;
@@ -142,6 +146,19 @@ export function recorderProgram(): Command {
     .option(
       '--no-snapshot',
       'do not dump the conntrack table at start (flows older than the recording are then missed)',
+    )
+    .addOption(
+      new Option(
+        '--resync-interval <seconds>',
+        'after lost events, at least this long between two table dumps that resynchronise the journal (1 to 3600; losses meanwhile wait for the next dump, which writes only entries the journal does not hold yet)',
+      )
+        .argParser(parseResyncInterval)
+        .default(30, '30'),
+    )
+    .addOption(
+      new Option('--resync-full', 'resync dumps write known entries too (tests)')
+        .default(false)
+        .hideHelp(),
     )
     .option(
       '--enable-events',
@@ -300,6 +317,8 @@ export function settleOptions(program: Command, warn: (message: string) => void)
       collapse: o.collapse,
       capture,
       snapshot: o.snapshot,
+      resyncIntervalMs: o.resyncInterval * 1000,
+      resyncSkipKnown: !o.resyncFull,
       enableEvents: o.enableEvents,
       enableTracking: o.enableTracking,
       filter,
@@ -315,6 +334,7 @@ export function settleOptions(program: Command, warn: (message: string) => void)
         table: o.table ?? null,
         collapse: formatCollapse(o.collapse),
         snapshot: o.snapshot,
+        resyncInterval: o.resyncInterval,
         enableEvents: o.enableEvents,
         enableTracking: o.enableTracking,
         user: o.user ?? null,

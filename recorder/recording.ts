@@ -35,6 +35,7 @@ import {
   sameAddresses,
   sameRoutes,
 } from './host.js';
+import { KnownEntries } from './known-entries.js';
 import {
   applyPrivileges,
   type PrivilegePlan,
@@ -78,6 +79,16 @@ export interface RecordOptions {
   capture: Required<CaptureOptions>;
   /** Dump the conntrack table after subscribing, so flows older than the recording are seen. */
   snapshot: boolean;
+  /**
+   * After a loss, at least this long (ms) from the end of one resync dump to the next: losses
+   * meanwhile wait for it, coalesced (default DEFAULT_RESYNC_INTERVAL_MS).
+   */
+  resyncIntervalMs?: number;
+  /**
+   * A resync dump leaves out entries whose id and state the journal already holds (default
+   * true); false writes every entry, as before (tests compare the two).
+   */
+  resyncSkipKnown?: boolean;
   /** Set nf_conntrack_events=1 for the run (restored at the end). */
   enableEvents: boolean;
   /** Add an nft table whose rule needs conntrack for the run (recorder/tracking.ts). */
@@ -116,6 +127,10 @@ export interface RecordSummary {
   /** Events left out by --proto, --mark or --no-loopback. */
   filtered: number;
   malformed: number;
+  /** Table dumps made after losses (the start-up dump not included). */
+  resyncs?: number;
+  /** Dump entries left out because the journal already held their id and state. */
+  resyncSkipped?: number;
   /** Flows in the live table; undefined without --table. */
   flows?: number;
   /** SHA-256 of the whole (last) journal file, for the change ticket (what `ct-analyze verify` prints). */
@@ -164,6 +179,9 @@ const SYSTEM_IO: RecordingIo = {
   planPrivileges: (user) => planPrivileges(user),
   applyPrivileges,
 };
+
+/** conntrackd's NetlinkOverrunResync default: 30 s between two resync dumps. */
+export const DEFAULT_RESYNC_INTERVAL_MS = 30_000;
 
 export function startRecording(opts: RecordOptions, io: RecordingIo = SYSTEM_IO): Recording {
   // First of all, on the main thread: every socket, thread, child process and /proc/sys/net
@@ -314,8 +332,15 @@ function record(
     failure ??= err;
     stop();
   };
+  // What the journal holds per conntrack id, so that a resync dump writes only what is new.
+  const known = opts.resyncSkipKnown === false ? undefined : new KnownEntries();
   const gaps = new GapTracker(
-    () => capture.dump(),
+    async () => {
+      known?.beginDump();
+      const entries = await capture.dump();
+      known?.endDump();
+      return entries;
+    },
     (gap) => {
       if (failure !== undefined) return;
       try {
@@ -326,15 +351,19 @@ function record(
         failWith(err);
       }
     },
+    undefined,
+    { intervalMs: opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS },
   );
 
   deliver = (records, count, info) => {
     if (failure !== undefined) return;
     malformed += info.malformed;
     gaps.observe(info.drops, info.dropped, lastTime);
-    if (count === 0) return;
+    // Before any record becomes an object: a known dump entry costs a lookup, nothing more.
+    const kept = known !== undefined && count > 0 ? known.sift(records, count) : count;
+    if (kept === 0) return;
     batch.length = 0;
-    decodeRecords(records, count, batch);
+    decodeRecords(records, kept, batch);
     const last = batch[batch.length - 1];
     if (last !== undefined) lastTime = Math.max(lastTime, last.time);
     if (keep !== undefined) filtered += filterInPlace(batch, keep);
@@ -500,6 +529,8 @@ function record(
       gaps: closed.gaps + writer.gaps,
       filtered,
       malformed,
+      resyncs: gaps.dumps,
+      resyncSkipped: known?.skipped ?? 0,
       flows: table?.size,
       sha256: writer.sha256,
     };

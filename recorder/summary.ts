@@ -102,6 +102,11 @@ export function logSummary(
         'each followed by a table dump): raise --buffer-size or narrow what is recorded with -e, -p, --mark',
     );
   }
+  if ((s.resyncs ?? 0) > 0 || (s.resyncSkipped ?? 0) > 0) {
+    log.info(
+      `${s.resyncs ?? 0} resync table dumps; ${s.resyncSkipped ?? 0} dump entries the journal already held were left out`,
+    );
+  }
   if (s.filtered > 0) log.info(`${s.filtered} events left out by --proto, --mark or --no-loopback`);
   if (s.malformed > 0) log.warn(`${s.malformed} malformed netlink messages were skipped`);
 }

@@ -135,3 +135,166 @@ t.test('property: the gaps account for every lost event exactly once', async (t)
   t.pass('held for 300 runs');
   t.end();
 });
+
+/** A tracker paced by `intervalMs` on a hand-driven monotonic clock and timer. */
+function paced(intervalMs: number) {
+  const { calls, resync } = manualResync();
+  const gaps: JournalGap[] = [];
+  const mono = { ms: 0 };
+  const timers: { at: number; fn: () => void; live: boolean }[] = [];
+  const tr = new GapTracker(
+    resync,
+    (g) => gaps.push(g),
+    () => mono.ms * 1000,
+    {
+      intervalMs,
+      monoMs: () => mono.ms,
+      setTimer: (fn, ms) => {
+        const timer = { at: mono.ms + ms, fn, live: true };
+        timers.push(timer);
+        return () => {
+          timer.live = false;
+        };
+      },
+    },
+  );
+  /** Moves the clock to `ms`, firing the timers due by then. */
+  const advance = (ms: number) => {
+    mono.ms = ms;
+    for (const timer of timers) {
+      if (timer.live && timer.at <= ms) {
+        timer.live = false;
+        timer.fn();
+      }
+    }
+  };
+  return { calls, gaps, tr, advance, timers };
+}
+
+t.test('pacing: losses after a dump wait for the interval and share one dump', async (t) => {
+  const { calls, gaps, tr, advance } = paced(30_000);
+  tr.observe(5, 0, 1);
+  t.equal(calls.length, 1, 'the first loss dumps at once');
+  advance(1000);
+  calls[0]?.resolve(100);
+  await tick();
+  t.same(
+    gaps.map((g) => [g.lost, g.resync]),
+    [[5, 100]],
+  );
+  advance(2000);
+  tr.observe(3, 0, 2);
+  advance(20_000);
+  tr.observe(4, 2, 3);
+  t.equal(calls.length, 1, 'no dump within 30 s of the last one ending');
+  advance(30_999);
+  t.equal(calls.length, 1, 'not even 1 ms early');
+  advance(31_000);
+  t.equal(calls.length, 2, 'one dump for every loss of the wait');
+  calls[1]?.resolve(7);
+  await tick();
+  t.same(
+    gaps.slice(1).map((g) => [g.cause, g.lost, g.from, g.resync]),
+    [
+      ['ENOBUFS', 7, 2, 7],
+      ['QUEUE', 2, 3, 7],
+    ],
+  );
+  t.end();
+});
+
+t.test('pacing: an overrun during a dump starts no second dump before the interval', async (t) => {
+  const { calls, tr, advance } = paced(10_000);
+  tr.observe(1, 0, 1);
+  tr.observe(1, 0, 2);
+  advance(500);
+  calls[0]?.resolve(1);
+  await tick();
+  t.equal(calls.length, 1, 'the loss seen during the dump waits');
+  advance(10_499);
+  t.equal(calls.length, 1);
+  advance(10_500);
+  t.equal(calls.length, 2, 'then one dump');
+  t.end();
+});
+
+t.test(
+  'pacing: finish cancels the wait and writes the waiting losses with resync -1',
+  async (t) => {
+    const { calls, gaps, tr, advance, timers } = paced(30_000);
+    tr.observe(2, 0, 1);
+    calls[0]?.resolve(9);
+    await tick();
+    tr.observe(6, 0, 5);
+    await tr.finish();
+    advance(60_000);
+    t.equal(calls.length, 1, 'no dump after finish');
+    t.ok(
+      timers.every((x) => !x.live),
+      'no timer left',
+    );
+    t.same(
+      gaps.map((g) => [g.lost, g.resync]),
+      [
+        [2, 9],
+        [6, -1],
+      ],
+    );
+    t.end();
+  },
+);
+
+t.test(
+  'property: paced dumps start at least the interval apart; every loss counted once',
+  async (t) => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            drops: fc.nat(4),
+            dropped: fc.nat(2),
+            step: fc.nat(4000),
+            settle: fc.boolean(),
+          }),
+          { maxLength: 40 },
+        ),
+        async (steps) => {
+          const { calls, gaps, tr, advance } = paced(2000);
+          let now = 0;
+          let settled = 0;
+          const starts: number[] = [];
+          const ends: number[] = [];
+          const note = () => {
+            while (starts.length < calls.length) starts.push(now);
+          };
+          for (const [i, s] of steps.entries()) {
+            now += s.step;
+            advance(now);
+            note();
+            tr.observe(s.drops, s.dropped, i);
+            note();
+            if (s.settle && settled < calls.length) {
+              calls[settled++]?.resolve(i);
+              ends.push(now);
+              await tick();
+              note();
+            }
+          }
+          const done = tr.finish();
+          while (settled < calls.length) {
+            calls[settled++]?.resolve(0);
+            await tick();
+          }
+          await done;
+          const lost = gaps.reduce((a, g) => a + g.lost, 0);
+          const sent = steps.reduce((a, s) => a + s.drops + s.dropped, 0);
+          const spaced = starts.every((at, k) => k === 0 || at - (ends[k - 1] as number) >= 2000);
+          return lost === sent && spaced;
+        },
+      ),
+      { numRuns: 300 },
+    );
+    t.pass('held for 300 runs');
+    t.end();
+  },
+);

@@ -228,3 +228,35 @@ t.test('options: --format-version is 2 unless 1 is given; anything else is refus
   }
   t.match(recorderProgram().helpInformation(), /--format-version <n> +journal format: 2/);
 });
+
+t.test('options: --resync-interval is 30 s unless given, 1–3600, in the header', async (t) => {
+  const record = (args: string[]) => {
+    const run = parse(['-o', 'x.mpk', ...args]).settle();
+    if (run.kind !== 'record') throw new Error('not a recording');
+    return run.record;
+  };
+  t.match(record([]), {
+    resyncIntervalMs: 30_000,
+    resyncSkipKnown: true,
+    given: { resyncInterval: 30 },
+  });
+  t.match(record(['--resync-interval', '1.5']), {
+    resyncIntervalMs: 1500,
+    given: { resyncInterval: 1.5 },
+  });
+  t.match(record(['--resync-interval', '3600', '--resync-full']), {
+    resyncIntervalMs: 3_600_000,
+    resyncSkipKnown: false,
+  });
+  for (const bad of ['0', '0.5', '3601', '-1', 'soon', '']) {
+    const p = parse(['-o', 'x.mpk', '--resync-interval', bad]);
+    t.throws(p.settle, CommanderError, `${JSON.stringify(bad)} is refused`);
+    t.equal(
+      p.stderr(),
+      `error: option '--resync-interval <seconds>' argument '${bad}' is invalid. give a number of seconds from 1 to 3600, e.g. 30.\n(see ct-record --help)\n`,
+    );
+  }
+  const help = recorderProgram().helpInformation();
+  t.match(help, /--resync-interval <seconds> +after lost events/);
+  t.notMatch(help, /--resync-full/, 'the test switch stays out of --help');
+});
