@@ -99,7 +99,7 @@ export function logSummary(
   if (s.lost > 0) {
     log.warn(
       `${s.lost} events were lost in ${s.gaps} gaps (recorded in the journal; ` +
-        'each followed by a table dump): raise --buffer-size or narrow what is recorded with -e, -p, --mark',
+        'resynchronised by table dumps, at most one per --resync-interval): raise --buffer-size or narrow what is recorded with -e, -p, --mark',
     );
   }
   if ((s.resyncs ?? 0) > 0 || (s.resyncSkipped ?? 0) > 0) {

@@ -291,8 +291,14 @@ t.test(
     );
     t.ok(
       log.lines.includes(
-        'WARNING: 7 events were lost in 1 gaps (recorded in the journal; each followed by a table dump): raise --buffer-size or narrow what is recorded with -e, -p, --mark',
+        'WARNING: 7 events were lost in 1 gaps (recorded in the journal; resynchronised by table dumps, at most one per --resync-interval): raise --buffer-size or narrow what is recorded with -e, -p, --mark',
       ),
+    );
+    t.ok(
+      log.lines.includes(
+        '1 resync table dumps; 0 dump entries the journal already held were left out',
+      ),
+      'the summary counts the resync dumps and the entries they left out',
     );
   },
 );

@@ -163,7 +163,14 @@ t.test('privilege: a forced overrun after the drop is resynchronised by a dump',
   // Every flood flow stays in the table, so every resync dump has work to do.
   await topo.exec(topo.recordNs, ['sysctl', '-qw', 'net.netfilter.nf_conntrack_udp_timeout=300']);
   const journal = join(testDir(t, 'overrun'), 'j.mpk');
-  const rec = await startRecorder(topo, journal, ['-e', 'NEW', '-b', '4K']);
+  const rec = await startRecorder(topo, journal, [
+    '-e',
+    'NEW',
+    '-b',
+    '4K',
+    '--resync-interval',
+    '1',
+  ]);
   t.match(rec.stderr(), DROPPED, 'root was dropped before the flood');
 
   const n = 5_000;
@@ -178,7 +185,8 @@ t.test('privilege: a forced overrun after the drop is resynchronised by a dump',
         size = now;
         quietSince = Date.now();
       }
-      return Date.now() - quietSince >= 1_000;
+      // Longer than the resync interval: no paced dump is still waiting for its turn.
+      return Date.now() - quietSince >= 2_500;
     },
     20_000,
     () => `the journal stops growing\n${rec.stderr()}`,
