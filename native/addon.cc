@@ -1,5 +1,5 @@
 // N-API glue: layout(), start(options, onBatch, onError) → { bufferSize, reliable, socketInode,
-// stop(), dump(), drops() }; getpwnam(), getpwuid(), dropPrivileges(), setConntrackEvents(),
+// filterError, stop(), dump(), drops(), received() }; getpwnam(), getpwuid(), dropPrivileges(), setConntrackEvents(),
 // joinNetns(), sendDatagram().
 #include <fcntl.h>
 #include <napi.h>
@@ -186,6 +186,11 @@ Napi::Value Drops(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), s->reader.Drops());
 }
 
+Napi::Value Received(const Napi::CallbackInfo& info) {
+  auto* s = static_cast<Session*>(info.Data());
+  return Napi::Number::New(info.Env(), double(s->reader.received()));
+}
+
 // A function of the capture object; it keeps the session alive as long as it lives.
 Napi::Function Method(Napi::Env env, const char* name, Napi::Function::Callback cb, Session* s) {
   Napi::Function f = Napi::Function::New(env, cb, name, s);
@@ -199,7 +204,7 @@ bool BoolOption(const Napi::Object& o, const char* key) {
   return v.IsUndefined() || v.ToBoolean().Value();
 }
 
-// start({ new, update, destroy, bufferSize, reliable }, onBatch, onError). Options are validated in
+// start({ new, update, destroy, bufferSize, reliable, filter }, onBatch, onError). Options are validated in
 // native/index.ts; here only their types are checked.
 Napi::Value Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -214,6 +219,11 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   Napi::Value size = o.Get("bufferSize");
   if (size.IsNumber()) opts.buffer_size = size.As<Napi::Number>().Int32Value();
   opts.reliable = o.Get("reliable").ToBoolean().Value();
+  Napi::Value filter = o.Get("filter");
+  if (filter.IsTypedArray() && filter.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+    Napi::Uint8Array bytes = filter.As<Napi::Uint8Array>();
+    opts.filter.assign(bytes.Data(), bytes.Data() + bytes.ByteLength());
+  }
 
   auto session = std::make_unique<Session>();
   const char* where = nullptr;
@@ -235,9 +245,13 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   capture.Set("bufferSize", Napi::Number::New(env, s->reader.buffer_size()));
   capture.Set("reliable", Napi::Boolean::New(env, s->reader.reliable()));
   capture.Set("socketInode", Napi::Number::New(env, double(s->reader.socket_inode())));
+  if (int err = s->reader.filter_error()) {
+    capture.Set("filterError", ErrnoError(env, err, "setsockopt(SO_ATTACH_FILTER)").Value());
+  }
   capture.Set("stop", Method(env, "stop", Stop, s));
   capture.Set("dump", Method(env, "dump", Dump, s));
   capture.Set("drops", Method(env, "drops", Drops, s));
+  capture.Set("received", Method(env, "received", Received, s));
   return capture;
 }
 

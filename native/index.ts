@@ -46,6 +46,8 @@ export interface NativeStartOptions {
   destroy: boolean;
   bufferSize: number;
   reliable: boolean;
+  /** struct sock_filter[] for SO_ATTACH_FILTER on the event socket; absent: none. */
+  filter?: Uint8Array;
 }
 
 export interface Capture {
@@ -55,6 +57,11 @@ export interface Capture {
   readonly reliable: boolean;
   /** Inode of the event socket: its row in /proc/net/netlink (of the capture's namespace). */
   readonly socketInode: number;
+  /**
+   * Why the kernel refused CaptureOptions.filter (`setsockopt(SO_ATTACH_FILTER): EINVAL (…)`):
+   * the capture runs without it and receives every event. Absent when attached or not asked for.
+   */
+  readonly filterError?: string;
   /**
    * Stops the reader: drains what the socket already holds, then resolves once every batch has
    * been passed to onBatch. Idempotent. A capture keeps the process alive until stopped.
@@ -70,10 +77,14 @@ export interface Capture {
   dump(): Promise<number>;
   /** The event socket's kernel drop counter now (total since start; after stop, its last value). */
   drops(): number;
+  /** Datagrams read from the event socket so far: one per event that passed the filter. */
+  received(): number;
 }
 
 /** The addon's capture object; `dump()` there rejects a second concurrent call with EBUSY. */
-export interface NativeCapture extends Capture {}
+export interface NativeCapture extends Omit<Capture, 'filterError'> {
+  readonly filterError?: Error;
+}
 
 /** A passwd entry as getpwnam_r/getpwuid_r return it (NSS included). */
 export interface PasswdEntry {
@@ -140,12 +151,21 @@ export interface CaptureOptions {
    * stalls. Default false. See docs/native.md.
    */
   reliable?: boolean;
+  /**
+   * A classic BPF program (struct sock_filter[] in host byte order, recorder/bpf.ts's packBpf)
+   * attached to the event socket before it subscribes: events it rejects never reach the
+   * reader. When the kernel refuses it, the capture starts anyway (Capture.filterError).
+   */
+  filter?: Uint8Array;
 }
 
 export const DEFAULT_BUFFER_SIZE = 8 * 1024 * 1024;
 /** Tiny buffers are allowed so that an overrun can be provoked on purpose. */
 const MIN_BUFFER_SIZE = 4 * 1024;
 const MAX_BUFFER_SIZE = 1024 * 1024 * 1024;
+/** sizeof(struct sock_filter), and the kernel's longest classic BPF program. */
+const SOCK_FILTER_SIZE = 8;
+const BPF_MAXINSNS = 4096;
 
 /** The package root: the first directory upward holding package.json (source or dist/). */
 function packageRoot(): string {
@@ -300,7 +320,19 @@ function validate(opts: CaptureOptions): NativeStartOptions {
   }
   const reliable = opts.reliable ?? false;
   if (typeof reliable !== 'boolean') throw usage('capture option reliable must be true or false');
-  return { ...events, bufferSize, reliable };
+  const filter = opts.filter;
+  if (filter === undefined) return { ...events, bufferSize, reliable };
+  if (
+    !(filter instanceof Uint8Array) ||
+    filter.length === 0 ||
+    filter.length % SOCK_FILTER_SIZE !== 0 ||
+    filter.length > BPF_MAXINSNS * SOCK_FILTER_SIZE
+  ) {
+    throw usage(
+      `capture filter must be 1 to ${BPF_MAXINSNS} struct sock_filter (${SOCK_FILTER_SIZE} bytes each)`,
+    );
+  }
+  return { ...events, bufferSize, reliable, filter };
 }
 
 /** net.netfilter.nf_conntrack_events: 0 off, 1 on, 2 only for flows created while a listener exists. */
@@ -441,8 +473,10 @@ function wrap(native: NativeCapture): Capture {
     bufferSize: native.bufferSize,
     reliable: native.reliable,
     socketInode: native.socketInode,
+    ...(native.filterError === undefined ? {} : { filterError: native.filterError.message }),
     stop: () => native.stop(),
     drops: () => native.drops(),
+    received: () => native.received(),
     dump: () => {
       const run = queue.then(() => native.dump());
       queue = run.catch(() => {});

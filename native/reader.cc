@@ -3,6 +3,7 @@
 #include "reader.h"
 
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
@@ -103,6 +104,20 @@ int Reader::Open(const ReaderOptions& opts, const char** where) {
     int one = 1;
     if (setsockopt(nl_fd_, SOL_NETLINK, NETLINK_BROADCAST_ERROR, &one, sizeof one) < 0) {
       return fail("setsockopt(NETLINK_BROADCAST_ERROR)");
+    }
+  }
+
+  // Before bind: no event reaches the socket unfiltered. A refused filter is not fatal: the
+  // caller filters in user space and says so.
+  if (!opts.filter.empty()) {
+    sock_fprog prog;
+    prog.len = static_cast<unsigned short>(opts.filter.size() / sizeof(sock_filter));
+    prog.filter = reinterpret_cast<sock_filter*>(const_cast<uint8_t*>(opts.filter.data()));
+    if (opts.filter.size() % sizeof(sock_filter) != 0 ||
+        opts.filter.size() > 0xffff * sizeof(sock_filter)) {
+      filter_error_ = EINVAL;
+    } else if (setsockopt(nl_fd_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) {
+      filter_error_ = errno;
     }
   }
 
@@ -309,6 +324,7 @@ void Reader::Run() {
       where = "recvmmsg";
       return -1;
     }
+    received_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
     const uint64_t now = NowRealtimeUs();
     for (int i = 0; i < n && !closed; i++) {
       const msghdr& h = rx->msgs[i].msg_hdr;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "record.h"
 
@@ -56,6 +57,9 @@ struct ReaderOptions {
   bool destroy_events = true;
   int buffer_size = 8 << 20;
   bool reliable = false;  // NETLINK_BROADCAST_ERROR
+  // struct sock_filter[] in host byte order (recorder/bpf.ts builds it), attached to the event
+  // socket with SO_ATTACH_FILTER before it joins the groups; empty: no filter.
+  std::vector<uint8_t> filter;
 };
 
 class Reader {
@@ -74,6 +78,11 @@ class Reader {
   bool reliable() const { return reliable_; }
   // Inode of the event socket: its row in /proc/net/netlink.
   uint64_t socket_inode() const { return socket_inode_; }
+  // 0 when the filter was attached (or none was given), else the errno of SO_ATTACH_FILTER: the
+  // socket is open anyway and receives every event.
+  int filter_error() const { return filter_error_; }
+  // Datagrams read from the event socket so far (what a kernel filter spares the reader).
+  uint64_t received() const { return received_.load(std::memory_order_relaxed); }
   // The event socket's kernel drop counter (SO_MEMINFO SK_MEMINFO_DROPS); after Join(), the
   // last value read. Main thread only.
   uint32_t Drops();
@@ -99,6 +108,8 @@ class Reader {
   int buffer_size_ = 0;
   bool reliable_ = false;
   uint64_t socket_inode_ = 0;
+  int filter_error_ = 0;
+  std::atomic<uint64_t> received_{0};
   uint32_t last_drops_ = 0;
   std::atomic<uint32_t> dump_seq_{0};  // sequence number of the current dump; 0: none yet
   std::atomic<bool> drain_on_stop_{true};

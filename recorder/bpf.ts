@@ -348,3 +348,64 @@ export function packBpf(
   }
   return out;
 }
+
+/** Where the recording's filter runs. */
+export type KernelFilterState =
+  /** No filter given: every event is recorded. */
+  | { where: 'none' }
+  /** --no-kernel-filter: the filter runs in user space only. */
+  | { where: 'user' }
+  /** The socket filter is attached: events it rejects are never read. */
+  | { where: 'kernel'; instructions: number }
+  /** The kernel refused it (or it could not be built): user space filters every event. */
+  | { where: 'fallback'; reason: string };
+
+/**
+ * The program to attach for `f` (packed for SO_ATTACH_FILTER), or why none: `enabled` false is
+ * --no-kernel-filter.
+ */
+export function planKernelFilter(
+  f: EventFilter,
+  enabled: boolean,
+): { program: Uint8Array; instructions: number } | KernelFilterState {
+  if (!filters(f)) return { where: 'none' };
+  if (!enabled) return { where: 'user' };
+  try {
+    const prog = compileBpf(f);
+    if (prog === undefined) return { where: 'none' };
+    if (prog.length > BPF.MAXINSNS) {
+      return {
+        where: 'fallback',
+        reason: `the filter needs ${prog.length} BPF instructions, more than the kernel's ${BPF.MAXINSNS}`,
+      };
+    }
+    return { program: packBpf(prog), instructions: prog.length };
+  } catch (err) {
+    return { where: 'fallback', reason: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** The one line ct-record logs about it at start: info when in the kernel, a warning on fallback. */
+export function kernelFilterLine(
+  s: KernelFilterState,
+): { level: 'info' | 'warn'; text: string } | undefined {
+  switch (s.where) {
+    case 'none':
+      return undefined;
+    case 'user':
+      return {
+        level: 'info',
+        text: 'filter: in user space (--no-kernel-filter): every event is read, then left out or kept',
+      };
+    case 'kernel':
+      return {
+        level: 'info',
+        text: `filter: in the kernel (a ${s.instructions}-instruction socket filter): events it leaves out are never read, nor counted`,
+      };
+    case 'fallback':
+      return {
+        level: 'warn',
+        text: `cannot filter in the kernel (${s.reason}): filtering in user space instead, which reads every event and costs about 4 µs of CPU per event left out (20-40 % of a core at 100k events/s)`,
+      };
+  }
+}

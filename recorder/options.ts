@@ -6,12 +6,13 @@ import {
   formatCollapse,
   parseCollapse,
 } from '../analyzer/core/flows.js';
+import type { Cidr } from '../analyzer/core/prefix.js';
 import { optionParser, parseBytes, parseSeconds } from '../common/cli.js';
 import { CtError, Exit } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import { type FormatVersion, parseFormatVersion } from '../journal/format.js';
 import { DEFAULT_BUFFER_SIZE } from '../native/index.js';
-import { parseMark, parseProtos } from './filter.js';
+import { collectCidrs, formatCidrs, parseMark, parseProtos } from './filter.js';
 import { parseResyncInterval } from './gaps.js';
 import { DEFAULT_PIDFILE } from './pidfile.js';
 import type { RecordOptions } from './recording.js';
@@ -62,6 +63,10 @@ export interface ParsedOptions {
   proto?: number[];
   mark?: { value: number; mask: number };
   loopback: boolean;
+  src?: Cidr[];
+  dst?: Cidr[];
+  /** --no-kernel-filter (hidden): filter in user space only (benchmarks, a kernel that misbehaves). */
+  kernelFilter: boolean;
   snapshot: boolean;
   resyncInterval: number;
   /** Hidden: resync dumps write every entry, known or not (tests compare the two). */
@@ -143,6 +148,22 @@ export function recorderProgram(): Command {
     )
     .option('--mark <value[/mask]>', 'record only flows whose conntrack mark matches', parseMark)
     .option('--no-loopback', 'leave out flows from or to 127.0.0.0/8 and ::1')
+    .option(
+      '--src <prefix>',
+      'record only flows whose original source is in this prefix (10.0.0.0/8, fd00::/8, 192.0.2.7); repeat or comma-separate for several (any of them); with --dst, both must match',
+      collectCidrs,
+    )
+    .option(
+      '--dst <prefix>',
+      'record only flows whose original destination is in this prefix; repeatable like --src',
+      collectCidrs,
+    )
+    .addOption(
+      new Option(
+        '--no-kernel-filter',
+        'filter events in user space only, not with a socket filter in the kernel (benchmarks)',
+      ).hideHelp(),
+    )
     .option(
       '--no-snapshot',
       'do not dump the conntrack table at start (flows older than the recording are then missed)',
@@ -299,7 +320,7 @@ export function settleOptions(program: Command, warn: (message: string) => void)
     bufferSize,
     reliable: o.reliable,
   };
-  const filter = { protos: o.proto, mark: o.mark, noLoopback: !o.loopback };
+  const filter = { protos: o.proto, mark: o.mark, noLoopback: !o.loopback, src: o.src, dst: o.dst };
   return {
     kind: 'record',
     daemon: o.daemon,
@@ -322,6 +343,7 @@ export function settleOptions(program: Command, warn: (message: string) => void)
       enableEvents: o.enableEvents,
       enableTracking: o.enableTracking,
       filter,
+      kernelFilter: o.kernelFilter,
       user: o.user,
       netns: o.netns,
       // What the journal header records: the options as given (v1 journals hold the same keys).
@@ -339,7 +361,14 @@ export function settleOptions(program: Command, warn: (message: string) => void)
         enableTracking: o.enableTracking,
         user: o.user ?? null,
         netns: o.netns ?? null,
-        filter: { protos: o.proto ?? null, mark: o.mark ?? null, noLoopback: !o.loopback },
+        filter: {
+          protos: o.proto ?? null,
+          mark: o.mark ?? null,
+          noLoopback: !o.loopback,
+          // Only when given: journals without them read as before.
+          ...(o.src === undefined ? {} : { src: formatCidrs(o.src) }),
+          ...(o.dst === undefined ? {} : { dst: formatCidrs(o.dst) }),
+        },
       },
     },
   };

@@ -25,6 +25,7 @@ import {
   joinNetns,
   startCapture,
 } from '../native/index.js';
+import { type KernelFilterState, planKernelFilter } from './bpf.js';
 import { enableConntrackEvents } from './conntrack-events.js';
 import { compileFilter, type EventFilter, filterInPlace } from './filter.js';
 import { GapTracker } from './gaps.js';
@@ -76,7 +77,7 @@ export interface RecordOptions {
   /** Live mode: keep the flow table and write it here at exit and on request (SIGUSR1). */
   table?: string;
   collapse: Collapse;
-  capture: Required<CaptureOptions>;
+  capture: Required<Omit<CaptureOptions, 'filter'>>;
   /** Dump the conntrack table after subscribing, so flows older than the recording are seen. */
   snapshot: boolean;
   /**
@@ -94,6 +95,8 @@ export interface RecordOptions {
   /** Add an nft table whose rule needs conntrack for the run (recorder/tracking.ts). */
   enableTracking?: boolean;
   filter: EventFilter;
+  /** Attach the filter to the event socket as BPF (default true; --no-kernel-filter: false). */
+  kernelFilter?: boolean;
   /** The options as the user gave them, recorded in the journal header. */
   given: Record<string, unknown>;
   /** --user: who to run as once the sockets and the journal are open; undefined: DEFAULT_USER. */
@@ -124,7 +127,11 @@ export interface RecordSummary {
   /** Events the kernel or the reader's queue lost, in `gaps` gap records. */
   lost: number;
   gaps: number;
-  /** Events left out by --proto, --mark or --no-loopback. */
+  /**
+   * Events left out in user space by --proto, --mark, --no-loopback, --src or --dst (dump
+   * entries, or every event without the kernel filter); those the kernel filter left out are
+   * never read, so not counted.
+   */
   filtered: number;
   malformed: number;
   /** Table dumps made after losses (the start-up dump not included). */
@@ -162,6 +169,10 @@ export interface Recording {
   readonly privileges: string;
   /** The network namespace recorded, as the header names it: `net:[inode]`. */
   readonly netns: string;
+  /** Where the event filter runs: in the kernel, or (refused, --no-kernel-filter) in user space. */
+  readonly kernelFilter: KernelFilterState;
+  /** Event messages the reader has read from the kernel (a kernel filter's rejects are not). */
+  received(): number;
 }
 
 /**
@@ -268,11 +279,19 @@ function record(
   // ticks, so none is missed while the file is created; until then there is nothing to feed.
   let deliver: (records: ArrayBuffer, count: number, info: BatchInfo) => void = () => {};
   let fail: (err: Error) => void = () => {};
+  // The kernel filter spares the reader the events it leaves out; the user-space filter below
+  // still runs on every batch (dump entries are not filtered in the kernel).
+  const planned = planKernelFilter(opts.filter, opts.kernelFilter !== false);
   const capture: Capture = io.startCapture(
-    opts.capture,
+    'program' in planned ? { ...opts.capture, filter: planned.program } : opts.capture,
     (records, count, info) => deliver(records, count, info),
     (err) => fail(err),
   );
+  const kernelFilter: KernelFilterState = !('program' in planned)
+    ? planned
+    : capture.filterError === undefined
+      ? { where: 'kernel', instructions: planned.instructions }
+      : { where: 'fallback', reason: capture.filterError };
   // 'ephemeral' is this host's own ip_local_port_range, as ct-analyze reads it from the header.
   const table =
     opts.table === undefined
@@ -560,5 +579,7 @@ function record(
     },
     privileges,
     netns: facts.netns,
+    kernelFilter,
+    received: () => capture.received(),
   };
 }

@@ -1,4 +1,5 @@
 // One recording from start to summary: pidfile, start, signals, the lines a user reads, the end.
+import { kernelFilterLine } from './bpf.js';
 import type { DaemonChannel } from './daemon.js';
 import type { Logger } from './log.js';
 import type { RecordRun } from './options.js';
@@ -76,6 +77,8 @@ export async function runSession(run: RecordRun, deps: SessionDeps): Promise<num
     pidfile,
     pid,
   });
+  const filterLine = kernelFilterLine(rec.kernelFilter);
+  if (filterLine !== undefined) log[filterLine.level](filterLine.text);
   const syslog = deps.syslogFailure?.();
   deps.channel?.report({ ready: true, pid, ...(syslog === undefined ? {} : { syslog }) });
   logSnapshot(log, rec.snapshot, o.snapshot);
@@ -88,5 +91,8 @@ export async function runSession(run: RecordRun, deps: SessionDeps): Promise<num
     if (why !== undefined) log.warn(why);
   }
   logSummary(log, summary, { output: o.output, rotate, table: o.table });
+  if (rec.kernelFilter.where !== 'none') {
+    log.info(`filter: ${rec.received()} event messages read from the kernel`);
+  }
   return 0;
 }

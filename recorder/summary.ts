@@ -107,6 +107,8 @@ export function logSummary(
       `${s.resyncs ?? 0} resync table dumps; ${s.resyncSkipped ?? 0} dump entries the journal already held were left out`,
     );
   }
-  if (s.filtered > 0) log.info(`${s.filtered} events left out by --proto, --mark or --no-loopback`);
+  if (s.filtered > 0) {
+    log.info(`${s.filtered} events left out by --proto, --mark, --no-loopback, --src or --dst`);
+  }
   if (s.malformed > 0) log.warn(`${s.malformed} malformed netlink messages were skipped`);
 }

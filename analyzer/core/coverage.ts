@@ -7,6 +7,7 @@ import type {
   JournalTrailer,
 } from '../../journal/format.js';
 import type { JournalCounts } from '../../journal/reader.js';
+import { formatCidr, parseCidr } from './prefix.js';
 
 /** Gaps and lost events of one cause. */
 export interface CauseCount {
@@ -276,6 +277,15 @@ export function filtersOf(options: Record<string, unknown>): string[] {
     }
   }
   if (filter.noLoopback === true) out.push('--no-loopback');
+  for (const key of ['src', 'dst'] as const) {
+    const list = filter[key];
+    if (!Array.isArray(list)) continue;
+    for (const text of list) {
+      // Printed as parsed again: a forged header's string never reaches a report as it is.
+      const c = typeof text === 'string' ? parseCidr(text) : undefined;
+      if (c !== undefined) out.push(`--${key} ${formatCidr(c)}`);
+    }
+  }
   return out;
 }
 

@@ -11,6 +11,8 @@ export class FakeCapture implements Capture {
   readonly bufferSize: number;
   readonly reliable: boolean;
   readonly socketInode = 4242;
+  /** Set by fakeIo({ refuseFilter }) when a filter was asked for: as if the kernel refused it. */
+  filterError?: string;
   /** Batches the reader still holds: stop() drains them before it resolves, as the addon does. */
   readonly pending: CtEvent[][] = [];
   /** What a table dump finds: each entry reaches onBatch as a SNAPSHOT record. */
@@ -18,6 +20,7 @@ export class FakeCapture implements Capture {
   dumps = 0;
   stopped = false;
   #dropTotal = 0;
+  #received = 0;
   /** Like the addon's reader thread, a capture keeps the process alive until stopped. */
   #alive = setInterval(() => {}, 60_000);
 
@@ -36,6 +39,7 @@ export class FakeCapture implements Capture {
     if (this.stopped) throw new Error('FakeCapture: a batch after stop()');
     const loss = { ...NO_LOSS, ...info };
     this.#dropTotal += loss.drops;
+    this.#received += events.filter((e) => e.type !== 4).length;
     this.onBatch(packRecords(events), events.length, loss);
   }
 
@@ -54,6 +58,11 @@ export class FakeCapture implements Capture {
     return entries.length;
   }
 
+  /** Datagrams the event socket would have read: every event emitted (no kernel filter here). */
+  received(): number {
+    return this.#received;
+  }
+
   drops(): number {
     return this.#dropTotal;
   }
@@ -63,12 +72,15 @@ export class FakeCapture implements Capture {
  * startRecording's system access for a unit test: the fake capture, and a privilege plan that
  * drops nothing (whoever runs the test). `captures` holds each capture started, newest last.
  */
-export function fakeIo(): RecordingIo & { captures: FakeCapture[] } {
+export function fakeIo(
+  fake: { refuseFilter?: string } = {},
+): RecordingIo & { captures: FakeCapture[] } {
   const captures: FakeCapture[] = [];
   return {
     captures,
     startCapture: (opts, onBatch, onError) => {
       const c = new FakeCapture(opts, onBatch, onError);
+      if (opts.filter !== undefined) c.filterError = fake.refuseFilter;
       captures.push(c);
       return c;
     },

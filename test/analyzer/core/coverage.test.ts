@@ -341,6 +341,13 @@ t.test(
       [],
       'a journal from a stranger cannot make a filter appear from values of the wrong type',
     );
+    t.same(
+      filtersOf({
+        filter: { src: ['10.0.0.0/8', 'fd00::/8', 7, 'x; rm -rf /'], dst: ['192.0.2.7'] },
+      }),
+      ['--src 10.0.0.0/8', '--src fd00::/8', '--dst 192.0.2.7'],
+      '--src and --dst read back; what is not a prefix is left out',
+    );
     const c = coverageOf(
       clean({
         header: {
