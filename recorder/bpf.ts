@@ -405,7 +405,8 @@ export function kernelFilterLine(
     case 'fallback':
       return {
         level: 'warn',
-        text: `cannot filter in the kernel (${s.reason}): filtering in user space instead, which reads every event and costs about 4 µs of CPU per event left out (20-40 % of a core at 100k events/s)`,
+        // The cost: bench/filtered.sh, user against kernel mode (docs/bench.md).
+        text: `cannot filter in the kernel (${s.reason}): filtering in user space instead, which reads every event first: about 5 µs of CPU per event left out (half a core at 100k events/s), and the events left out can overrun the receive buffer`,
       };
   }
 }

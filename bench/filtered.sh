@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# bench/filtered.sh: what ct-record's kernel filter (BPF on the event socket) saves when most of
+# a UDP flood is filtered out: ct-record's CPU with the filter in the kernel, against recording
+# every flow and against the same filter in user space (--no-kernel-filter). docs/bench.md.
+#
+# Usage: sudo bench/filtered.sh [FLOWS] [--filtered PCT] [--warmup W] [--runs R] [--seconds S]
+#                               [--no-build] [--keep]
+#   (also: sudo bench/capture.sh --filtered PCT [FLOWS] …, which runs this script)
+#   FLOWS          distinct UDP flows per flood (default 1000000)
+#   --filtered PCT percent of the flows sent to addresses the filter leaves out (default 90);
+#                  the rest go to addresses ct-record keeps (--dst 10.219.2.0/23)
+#   --warmup W     kept flows sent before the measure, so that ct-record's JavaScript is compiled
+#                  (default 50000; 0: measure a cold process too)
+#   --runs R       repetitions (default 3); each runs the three modes in turn, in fresh namespaces
+#   --seconds S    each flood stops after S seconds even if not all was sent (default 60)
+#   --no-build     skip `npm run build` (dist/ and the addon must be current)
+#   --keep         keep the temp dir (journals, logs) and print its path
+# The modes, each ct-record -e NEW: all (no filter), kernel (--dst 10.219.2.0/23), user (the
+# same with --no-kernel-filter). ev_cpu is ct-record's CPU from just before the flood (after the
+# warm-up) to quiescence.
+#
+# Traffic flows only between the two namespaces this script creates (client → server over one
+# veth pair); both are deleted on exit, also on failure or Ctrl-C.
+set -euo pipefail
+
+FLOWS=1000000
+PCT=90
+WARMUP=50000
+RUNS=3
+SECONDS_MAX=60
+BUILD=1
+KEEP=0
+KEEP_PREFIX=10.219.2.0/23 # the measured kept flows go to 10.219.2.*, the warm-up to 10.219.3.*
+
+usage() {
+  sed -n '5,21p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --filtered) PCT=${2:?--filtered needs a percentage}; shift 2 ;;
+  --warmup) WARMUP=${2:?--warmup needs a number}; shift 2 ;;
+  --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
+  --seconds) SECONDS_MAX=${2:?--seconds needs a number}; shift 2 ;;
+  --no-build) BUILD=0; shift ;;
+  --keep) KEEP=1; shift ;;
+  -h | --help) usage ;;
+  [0-9]*) FLOWS=$1; shift ;;
+  *) echo "filtered.sh: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+for v in FLOWS RUNS SECONDS_MAX; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "filtered.sh: $v must be a positive integer, got '${!v}'" >&2; exit 2; }
+done
+[[ $PCT =~ ^[0-9]+$ ]] && [ "$PCT" -ge 1 ] && [ "$PCT" -le 99 ] ||
+  { echo "filtered.sh: --filtered must be a whole percentage from 1 to 99, got '$PCT'" >&2; exit 2; }
+OUT_FLOWS=$((FLOWS * PCT / 100))
+IN_FLOWS=$((FLOWS - OUT_FLOWS))
+[[ $WARMUP =~ ^[0-9]+$ ]] && [ "$WARMUP" -le 64000 ] ||
+  { echo "filtered.sh: --warmup must be a number of flows from 0 to 64000, got '$WARMUP'" >&2; exit 2; }
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+die() {
+  echo "filtered.sh: $*" >&2
+  exit 1
+}
+[ "$(id -u)" = 0 ] || die "run as root (sudo): it creates network namespaces"
+for cmd in ip nft conntrack gcc node; do
+  command -v "$cmd" >/dev/null || die "$cmd is missing: apt-get install iproute2 nftables conntrack gcc, and Node.js >= 20"
+done
+NODE=$(command -v node)
+
+WORK=$(mktemp -d /tmp/ct-filtered.XXXXXX)
+NS_C="ctf-$$-c"
+NS_S="ctf-$$-s"
+PIDS=()
+CT_MAX_OLD=''
+delete_namespaces() {
+  local ns pid
+  for ns in "$NS_C" "$NS_S"; do
+    if ip netns list | grep -qx "$ns\( .*\)\?"; then
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+      ip netns del "$ns" 2>/dev/null || true
+    fi
+  done
+}
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  delete_namespaces
+  if [ -n "$CT_MAX_OLD" ]; then sysctl -qw "net.netfilter.nf_conntrack_max=$CT_MAX_OLD" || true; fi
+  if [ "$KEEP" = 1 ]; then echo "filtered.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$BUILD" = 1 ]; then (cd "$ROOT" && npm run -s build) || die "npm run build failed"; fi
+[ -f "$ROOT/dist/recorder/cli.js" ] || die "dist/recorder/cli.js missing: run npm run build"
+[ -f "$ROOT/build/Release/ct_native.node" ] || die "the native addon is not built: run npm rebuild"
+gcc -O2 -Wall -Wextra -o "$WORK/flood" "$ROOT/bench/flood.c" || die "cannot build bench/flood.c"
+
+# 64,000 flows per destination address (bench/flood.c).
+ADDRS=$(((OUT_FLOWS + 63999) / 64000))
+IN_ADDRS=$(((IN_FLOWS + 63999) / 64000))
+[ "$ADDRS" -le 250 ] && [ "$IN_ADDRS" -le 250 ] || die "FLOWS too large"
+TOTAL=$((FLOWS + WARMUP))
+modprobe nf_conntrack 2>/dev/null || true
+CT_MAX=$(sysctl -n net.netfilter.nf_conntrack_max 2>/dev/null || echo 0)
+if [ "$CT_MAX" -gt 0 ] && [ "$CT_MAX" -lt $((TOTAL + TOTAL / 10)) ]; then
+  CT_MAX_OLD=$CT_MAX
+  sysctl -qw "net.netfilter.nf_conntrack_max=$((TOTAL + TOTAL / 10))" || die "cannot raise nf_conntrack_max"
+fi
+
+TRACK_RULES='table inet ctbench {
+  chain pre { type filter hook prerouting priority raw; ct state new,established,related accept; }
+  chain out { type filter hook output priority raw; ct state new,established,related accept; }
+}'
+
+make_namespaces() {
+  local ns k mac_s
+  for ns in "$NS_C" "$NS_S"; do
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  done
+  ip -n "$NS_C" link add vc type veth peer name vs netns "$NS_S"
+  ip -n "$NS_C" addr add 10.219.0.1/16 dev vc
+  for ((k = 1; k <= ADDRS; k++)); do ip -n "$NS_S" addr add "10.219.1.$k/16" dev vs; done
+  for ((k = 1; k <= IN_ADDRS; k++)); do ip -n "$NS_S" addr add "10.219.2.$k/16" dev vs; done
+  ip -n "$NS_S" addr add 10.219.3.1/16 dev vs
+  ip -n "$NS_C" link set vc up
+  ip -n "$NS_S" link set vs up
+  # Static neighbours: no datagram waits for ARP (bench/capture.sh says why).
+  mac_s=$(ip -n "$NS_S" -o link show vs | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+  for ((k = 1; k <= ADDRS; k++)); do
+    ip -n "$NS_C" neigh replace "10.219.1.$k" lladdr "$mac_s" dev vc nud permanent
+  done
+  for ((k = 1; k <= IN_ADDRS; k++)); do
+    ip -n "$NS_C" neigh replace "10.219.2.$k" lladdr "$mac_s" dev vc nud permanent
+  done
+  ip -n "$NS_C" neigh replace 10.219.3.1 lladdr "$mac_s" dev vc nud permanent
+  echo "$TRACK_RULES" | ip netns exec "$NS_S" nft -f -
+  ip netns exec "$NS_S" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=300
+}
+
+# "rmem drops" of PID's subscribed netfilter netlink socket.
+event_socket() {
+  local pid=$1 inodes
+  inodes=$(find "/proc/$pid/fd" -maxdepth 1 -lname 'socket:*' -printf '%l\n' 2>/dev/null |
+    tr -dc '0-9\n' | paste -sd' ' -)
+  [ -n "$inodes" ] || return 1
+  awk -v inodes="$inodes" 'BEGIN { n = split(inodes, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+    $2 == 12 && ($10 in want) && $4 != "00000000" { print $5, $9; found = 1; exit }
+    END { exit !found }' "/proc/$pid/net/netlink"
+}
+cpu_now() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / hz }'; }
+# Quiescent: the socket's queue is empty and the journal did not grow for 1 s.
+wait_quiescent() {
+  local pid=$1 journal=$2 stable=0 last='' now i
+  for ((i = 0; i < 240; i++)); do
+    now="$(event_socket "$pid" || echo 'gone') $(stat -c %s "$journal" 2>/dev/null || echo 0)"
+    if [ "$now" = "$last" ] && [ "${now%% *}" = 0 ]; then
+      stable=$((stable + 1))
+      [ "$stable" -ge 4 ] && return 0
+    else
+      stable=0
+    fi
+    last=$now
+    sleep 0.25
+  done
+  echo "filtered.sh: warning: not quiescent after 60 s, stopping anyway" >&2
+}
+kv() { grep -m1 "^$1=" "$2" | cut -d= -f2-; }
+median() {
+  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.10g\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+RESULTS="$WORK/results.tsv"
+printf 'run\tmode\tsent\tcaught\tev_cpu\tdrops\treported\n' >"$RESULTS"
+
+# One flood recorded by ct-record in MODE (all, kernel, user).
+run_mode() {
+  local run=$1 mode=$2 journal="$WORK/$1-$2.mpk" args=() ctr_t ctr cpu0 cpu1 drops out_a in_a rc
+  case "$mode" in
+  kernel) args=(--dst "$KEEP_PREFIX") ;;
+  user) args=(--dst "$KEEP_PREFIX" --no-kernel-filter) ;;
+  esac
+  make_namespaces
+  ip netns exec "$NS_S" "$NODE" "$ROOT/dist/recorder/cli.js" -o "$journal" -e NEW "${args[@]}" \
+    2>"$WORK/$run-$mode.err" &
+  ctr_t=$!
+  PIDS+=("$ctr_t")
+  ctr=$ctr_t # ip netns exec execs node: the job is the recorder itself
+  for ((i = 0; i < 200; i++)); do
+    grep -q 'capturing conntrack events' "$WORK/$run-$mode.err" && break
+    kill -0 "$ctr" 2>/dev/null || die "ct-record ($mode) exited: $(cat "$WORK/$run-$mode.err")"
+    sleep 0.05
+  done
+  grep -q 'capturing conntrack events' "$WORK/$run-$mode.err" || die "ct-record ($mode) did not start"
+  sleep 0.5 # the start-up table dump (empty) is done
+  if [ "$WARMUP" -gt 0 ]; then
+    ip netns exec "$NS_C" "$WORK/flood" 10.219.3.1 "$WARMUP" "$SECONDS_MAX" >/dev/null
+    wait_quiescent "$ctr" "$journal"
+  fi
+  cpu0=$(cpu_now "$ctr")
+  # The kept and the left-out flows at once, interleaved as a real mix would be.
+  ip netns exec "$NS_C" "$WORK/flood" 10.219.2.1 "$IN_FLOWS" "$SECONDS_MAX" >"$WORK/in.out" &
+  in_a=$!
+  ip netns exec "$NS_C" "$WORK/flood" 10.219.1.1 "$OUT_FLOWS" "$SECONDS_MAX" >"$WORK/out.out"
+  wait "$in_a"
+  wait_quiescent "$ctr" "$journal"
+  cpu1=$(cpu_now "$ctr")
+  drops=$(event_socket "$ctr" | cut -d' ' -f2)
+  kill -TERM "$ctr"
+  rc=0
+  wait "$ctr_t" || rc=$?
+  [ "$rc" = 0 ] || die "ct-record ($mode) exited with status $rc: $(cat "$WORK/$run-$mode.err")"
+  PIDS=()
+  delete_namespaces
+  "$NODE" "$ROOT/bench/journal-stats.mjs" "$journal" >"$WORK/stats.txt"
+  out_a=$(($(grep -o 'sent=[0-9]*' "$WORK/in.out" | cut -d= -f2) + $(grep -o 'sent=[0-9]*' "$WORK/out.out" | cut -d= -f2)))
+  local lost
+  lost=$(grep -o '[0-9]* events were lost' "$WORK/$run-$mode.err" | cut -d' ' -f1 || true)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$mode" "$out_a" "$(kv new "$WORK/stats.txt")" \
+    "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" "$drops" "${lost:-0}" >>"$RESULTS"
+  rm -f "$journal"
+}
+
+echo "bench/filtered: $FLOWS flows per flood, $PCT % to addresses the filter leaves out ($IN_FLOWS kept), warm-up $WARMUP kept flows, $RUNS runs on $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
+echo "load: $(uptime | sed 's/.*load average/load average/')"
+for ((r = 1; r <= RUNS; r++)); do
+  for mode in all kernel user; do run_mode "$r" "$mode"; done
+done
+
+echo
+echo "(caught = NEW events in the journal; ev_cpu = ct-record's CPU seconds from just before the"
+echo " flood to quiescence; drops = its event socket's kernel drop counter; lost = its summary's)"
+printf '%-4s %-7s %8s %8s %7s %6s %5s\n' run mode sent caught ev_cpu drops lost
+tail -n +2 "$RESULTS" | while IFS=$'\t' read -r run mode sent caught cpu drops lost; do
+  printf '%-4s %-7s %8s %8s %7s %6s %5s\n' "$run" "$mode" "$sent" "$caught" "$cpu" "$drops" "$lost"
+done
+col() { awk -F'\t' -v m="$1" -v c="$2" 'NR > 1 && $2 == m { print $c }' "$RESULTS"; }
+# Per run: kernel / all and kernel / user, then the median of those ratios.
+ratios() {
+  awk -F'\t' -v a="$1" -v b="$2" 'NR > 1 { cpu[$1, $2] = $5; runs[$1] = 1 }
+    END { for (r in runs) if (cpu[r, b] > 0) printf "%.3f\n", cpu[r, a] / cpu[r, b] }' "$RESULTS" | median
+}
+echo
+echo "median ev_cpu: all $(col all 5 | median) s, kernel $(col kernel 5 | median) s, user $(col user 5 | median) s"
+echo "median caught (warm-up included): all $(col all 4 | median), kernel $(col kernel 4 | median), user $(col user 4 | median) (kept flows sent: $IN_FLOWS + $WARMUP)"
+echo "ev_cpu ratio (median of per-run ratios): kernel / all $(ratios kernel all), kernel / user $(ratios kernel user), user / all $(ratios user all)"
+echo "load: $(uptime | sed 's/.*load average/load average/')"
