@@ -4,6 +4,7 @@
 #
 # Usage: sudo bench/capture.sh [FLOWS] [--runs R] [--buffer-size SIZE] [--seconds S]
 #                              [--solo | --overrun] [--format-version V] [--no-build] [--keep]
+#                              [--resync-interval S] [--linger S] [--baseline DIR]
 #   FLOWS           distinct UDP flows per run (default 200000)
 #   --runs R        repetitions, each in fresh namespaces (default 3); the median is printed
 #   --buffer-size   ct-record's -b (default: its own default; 64K with --overrun)
@@ -14,6 +15,12 @@
 #   --format-version V  ct-record's --format-version (journal format 1 or 2; default: its own)
 #   --no-build      skip `npm run build` (dist/ must be current)
 #   --keep          keep the temp dir (journals, conntrack output, logs) and print its path
+#   --resync-interval S  ct-record's --resync-interval (this tree's build only)
+#   --linger S      with --solo: keep ct-record running S s after the flood has settled, then
+#                   settle again, so a resync dump waiting for its interval gets made
+#   --baseline DIR  with --solo: each run also records the same flood with DIR's build (a
+#                   checkout with dist/ and build/ built, e.g. a git worktree of main), so
+#                   before and after share the machine's load; the report compares the two
 #
 # Traffic flows only between the two namespaces this script creates (client → server over one
 # veth pair); both are deleted on exit, also on failure or Ctrl-C.
@@ -31,13 +38,16 @@ RUNS=3
 BUFFER=''
 FORMAT_VERSION=''
 SECONDS_MAX=60
+RESYNC=''
+LINGER=0
+BASELINE=''
 OVERRUN=0
 SOLO=0
 BUILD=1
 KEEP=0
 
 usage() {
-  sed -n '5,16p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '5,24p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -47,6 +57,9 @@ while [ $# -gt 0 ]; do
   --buffer-size | -b) BUFFER=${2:?--buffer-size needs a size}; shift 2 ;;
   --format-version) FORMAT_VERSION=${2:?--format-version needs 1 or 2}; shift 2 ;;
   --seconds) SECONDS_MAX=${2:?--seconds needs a number}; shift 2 ;;
+  --resync-interval) RESYNC=${2:?--resync-interval needs seconds}; shift 2 ;;
+  --linger) LINGER=${2:?--linger needs seconds}; shift 2 ;;
+  --baseline) BASELINE=$(cd "${2:?--baseline needs a directory}" && pwd); shift 2 ;;
   --overrun) OVERRUN=1; SOLO=1; shift ;;
   --solo) SOLO=1; shift ;;
   --no-build) BUILD=0; shift ;;
@@ -63,6 +76,10 @@ for v in FLOWS RUNS SECONDS_MAX; do
   fi
 done
 if [ "$OVERRUN" = 1 ] && [ -z "$BUFFER" ]; then BUFFER=64K; fi
+[[ $LINGER =~ ^[0-9]+$ ]] || { echo "capture.sh: --linger must be a whole number of seconds" >&2; exit 2; }
+if [ -n "$BASELINE" ] || [ "$LINGER" != 0 ]; then
+  [ "$SOLO" = 1 ] || { echo "capture.sh: --baseline and --linger need --solo or --overrun" >&2; exit 2; }
+fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 die() {
@@ -117,6 +134,10 @@ if [ "$BUILD" = 1 ]; then
 fi
 [ -f "$ROOT/dist/recorder/cli.js" ] || die "dist/recorder/cli.js missing: run npm run build"
 [ -f "$ROOT/build/Release/ct_native.node" ] || die "the native addon is not built: run npm rebuild"
+if [ -n "$BASELINE" ]; then
+  [ -f "$BASELINE/dist/recorder/cli.js" ] && [ -f "$BASELINE/build/Release/ct_native.node" ] ||
+    die "--baseline $BASELINE: build its dist/ (npm run build) and its addon first"
+fi
 gcc -O2 -Wall -Wextra -o "$WORK/flood" "$ROOT/bench/flood.c" || die "cannot build bench/flood.c"
 
 # 64,000 flows per destination address (bench/flood.c); the server holds them all.
@@ -271,7 +292,7 @@ kv() { grep -m1 "^$1=" "$2" | cut -d= -f2-; }
 # One TSV row per run; the first line names the columns (the reports look them up by name).
 RESULTS="$WORK/results.tsv"
 COLUMNS_SIDE='run sent created rate r_new r_distinct r_cpu r_evcpu r_drops r_enobufs r_qdrops r_rcvbuf r_bpe c_new c_cpu c_evcpu c_drops c_enobufs c_rcvbuf'
-COLUMNS_SOLO='run sent created rate r_new r_distinct r_cpu r_evcpu r_drops r_enobufs r_qdrops r_rcvbuf r_bpe t_gaps t_lost read_gaps read_lost'
+COLUMNS_SOLO='run build sent created rate r_new r_distinct r_cpu r_evcpu r_drops r_enobufs r_qdrops r_rcvbuf r_bpe t_gaps t_lost read_gaps read_lost r_bytes r_snap r_all r_dumps r_skipped'
 if [ "$SOLO" = 1 ]; then COLUMNS=$COLUMNS_SOLO; else COLUMNS=$COLUMNS_SIDE; fi
 tr ' ' '\t' <<<"$COLUMNS" >"$RESULTS"
 
@@ -283,16 +304,17 @@ row() {
 }
 
 run_once() {
-  local run=$1 journal ctr_t ctr ct_t=0 ct=0 flood_out rc f
-  local r_cpu0 c_cpu0=0 r_cpu1 c_cpu1=0
+  local run=$1 build=${2:-this} tree=$ROOT journal ctr_t ctr ct_t=0 ct=0 flood_out rc f
+  local r_cpu0 c_cpu0=0 r_cpu1 c_cpu1=0 resync=()
+  if [ "$build" = base ]; then tree=$BASELINE; elif [ -n "$RESYNC" ]; then resync=(--resync-interval "$RESYNC"); fi
   journal="$WORK/run$run.mpk"
-  V=([run]=$run)
+  V=([run]=$run [build]=$build)
   rm -f "$WORK"/*.out "$WORK"/*.mpk "$WORK"/*.err "$WORK"/*.time
   make_namespaces
 
   ip netns exec "$NS_S" /usr/bin/time -f '%U %S' -o "$WORK/ctr.time" \
-    "$NODE" "$ROOT/dist/recorder/cli.js" -o "$journal" -e NEW ${BUFFER:+-b "$BUFFER"} \
-    ${FORMAT_VERSION:+--format-version "$FORMAT_VERSION"} \
+    "$NODE" "$tree/dist/recorder/cli.js" -o "$journal" -e NEW ${BUFFER:+-b "$BUFFER"} \
+    ${FORMAT_VERSION:+--format-version "$FORMAT_VERSION"} "${resync[@]}" \
     2>"$WORK/ctr.err" &
   ctr_t=$!
   PIDS+=("$ctr_t")
@@ -325,6 +347,11 @@ run_once() {
   [ "$SOLO" = 0 ] && c_cpu0=$(cpu_now "$ct")
   flood_out=$(ip netns exec "$NS_C" "$WORK/flood" 10.219.1.1 "$FLOWS" "$SECONDS_MAX")
   wait_quiescent "${watch[@]}"
+  if [ "$LINGER" != 0 ]; then
+    # A resync dump that waits for its interval is made meanwhile; its CPU counts too.
+    sleep "$LINGER"
+    wait_quiescent "${watch[@]}"
+  fi
   r_cpu1=$(cpu_now "$ctr")
   [ "$SOLO" = 0 ] && c_cpu1=$(cpu_now "$ct")
 
@@ -369,6 +396,14 @@ run_once() {
     V[t_lost]=$(kv trailer_lost "$WORK/stats.txt")
     V[read_gaps]=$(kv read_gaps "$WORK/stats.txt")
     V[read_lost]=$(kv read_lost "$WORK/stats.txt")
+    V[r_bytes]=$(kv bytes "$WORK/stats.txt")
+    V[r_snap]=$(kv snapshot "$WORK/stats.txt")
+    V[r_all]=$(kv distinct_all "$WORK/stats.txt")
+    # "N resync table dumps; K dump entries … left out" (a build before it: a dump per gap).
+    V[r_dumps]=$(grep -o '[0-9]* resync table dumps' "$WORK/ctr.err" | cut -d' ' -f1 || true)
+    V[r_skipped]=$(grep -o '[0-9]* dump entries the journal already held' "$WORK/ctr.err" | cut -d' ' -f1 || true)
+    V[r_dumps]=${V[r_dumps]:-$(kv resync_gaps "$WORK/stats.txt")}
+    V[r_skipped]=${V[r_skipped]:-0}
     coverage=$("$NODE" "$ROOT/dist/analyzer/cli.js" "$journal" 2>&1 | grep -E '^#' || true)
     if [ -n "$coverage" ]; then
       echo "  ct-analyze says:"
@@ -492,6 +527,45 @@ report_solo() {
     "$(med r_bpe) B/event; flood $(med rate) flows/s"
 }
 
+# The resync's cost, per build: dumps, snapshot entries written and left out, journal bytes per
+# flow the kernel created, flows the journal misses entirely (no NEW, no snapshot).
+RFMT='%-4s %-5s %7s %6s %8s %8s %10s %7s %7s %8s %8s %7s\n'
+report_resync() {
+  echo
+  echo "resync: ${RESYNC:+this build --resync-interval $RESYNC; }linger ${LINGER} s after the flood settled"
+  echo "(dumps = resync table dumps; snap = snapshot entries written; skipped = dump entries left"
+  echo " out as known; B/flow = journal bytes / entries created; missing = created flows with"
+  echo " neither a NEW event nor a snapshot entry in the journal; us/ev = ev_cpu per NEW event"
+  echo " written, us/flow = ev_cpu per entry created)"
+  # shellcheck disable=SC2059
+  printf "$RFMT" run build created dumps snap skipped bytes B/flow missing us/ev us/flow lost
+  local -a h r
+  local line i
+  {
+    read -r line
+    read -ra h <<<"$line"
+    while IFS=$'\t' read -ra r; do
+      declare -A R=()
+      for i in "${!h[@]}"; do R[${h[$i]}]=${r[$i]}; done
+      # shellcheck disable=SC2059
+      printf "$RFMT" "${R[run]}" "${R[build]}" "${R[created]}" "${R[r_dumps]}" "${R[r_snap]}" \
+        "${R[r_skipped]}" "${R[r_bytes]}" "$(ratio "${R[r_bytes]}" "${R[created]}")" \
+        "$((R[created] - R[r_all]))" "$(per_event "${R[r_evcpu]}" "${R[r_new]}")" \
+        "$(per_event "${R[r_evcpu]}" "${R[created]}")" "${R[t_lost]}"
+    done
+  } <"$RESULTS"
+}
+
 echo "bench/capture: $FLOWS flows x $RUNS runs on $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
-for ((r = 1; r <= RUNS; r++)); do run_once "$r"; done
-if [ "$SOLO" = 1 ]; then report_solo; else report_side_by_side; fi
+echo "load: $(uptime | sed 's/.*load average/load average/')"
+for ((r = 1; r <= RUNS; r++)); do
+  run_once "$r" this
+  if [ -n "$BASELINE" ]; then run_once "$r" base; fi
+done
+if [ "$SOLO" = 1 ]; then
+  report_solo
+  report_resync
+else
+  report_side_by_side
+fi
+echo "load: $(uptime | sed 's/.*load average/load average/')"

@@ -17,33 +17,43 @@ const counts = { new: 0, update: 0, destroy: 0, snapshot: 0 };
 const TYPES = [undefined, 'new', 'update', 'destroy', 'snapshot'];
 /** Distinct original (dst address, dst port) of NEW events: each flood datagram has its own. */
 const distinct = new Set();
+/** The same over NEW and SNAPSHOT: every flood flow the journal holds in any form. */
+const distinctAll = new Set();
 let events = 0;
 let gaps = 0;
 let lost = 0;
+let resyncGaps = 0;
+let resyncEntries = 0;
 try {
-  // batches() yields event arrays; a reader that also surfaces gap records in the stream yields
-  // them as objects with a `lost` count, and those are counted as such, never as events.
-  for (const item of reader.batches()) {
-    if (!Array.isArray(item)) {
-      if (typeof item?.lost === 'number') {
-        gaps++;
-        lost += item.lost;
+  // items(): events frames and gap records in stream order (a build without items() reads
+  // batches() and counts no gap).
+  const items = reader.items
+    ? reader.items()
+    : (function* () {
+        for (const events of reader.batches()) yield { kind: 'events', events };
+      })();
+  for (const item of items) {
+    if (item.kind === 'gap') {
+      gaps++;
+      lost += item.gap.lost;
+      if (item.gap.resync >= 0) {
+        resyncGaps++;
+        resyncEntries += item.gap.resync;
       }
       continue;
     }
-    for (const ev of item) {
+    for (const ev of item.events) {
       events++;
       const key = TYPES[ev.type];
       if (key !== undefined) counts[key]++;
       if (ev.type === 1) distinct.add(`${ev.orig.dst.join('.')}:${ev.orig.dport}`);
+      if (ev.type === 1 || ev.type === 4) {
+        distinctAll.add(`${ev.orig.dst.join('.')}:${ev.orig.dport}`);
+      }
     }
   }
 } finally {
   reader.close();
-}
-for (const g of reader.gaps ?? []) {
-  gaps++;
-  lost += g.lost ?? 0;
 }
 
 const trailer = reader.trailer;
@@ -55,6 +65,9 @@ const out = {
   destroy: counts.destroy,
   snapshot: counts.snapshot,
   distinct_new: distinct.size,
+  distinct_all: distinctAll.size,
+  resync_gaps: resyncGaps,
+  resync_entries: resyncEntries,
   complete: trailer !== undefined,
   trailer_events: trailer?.events ?? 'none',
   // 'absent' when this journal format has no loss fields yet (before gap records existed).
