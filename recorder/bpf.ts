@@ -406,7 +406,7 @@ export function kernelFilterLine(
       return {
         level: 'warn',
         // The cost: bench/filtered.sh, user against kernel mode (docs/bench.md).
-        text: `cannot filter in the kernel (${s.reason}): filtering in user space instead, which reads every event first: about 5 µs of CPU per event left out (half a core at 100k events/s), and the events left out can overrun the receive buffer`,
+        text: `cannot filter in the kernel (${s.reason}): filtering in user space instead, which reads every event first: about 2 µs of CPU per event left out (a fifth of a core at 100k events/s), and the events left out can overrun the receive buffer`,
       };
   }
 }
