@@ -307,6 +307,12 @@ export interface JournalGap {
   cause: string;
   /** Entries of the table dump that resynchronised after the loss, or -1 when none was made. */
   resync: number;
+  /**
+   * Of those entries, how many the recorder left out because the journal already held their
+   * conntrack id and state (≤ resync). Optional: absent in journals from before it, and when
+   * no dump was made.
+   */
+  skipped?: number;
 }
 
 /** Positional arrays, no msgpackr records: any msgpack tool can read the file. */

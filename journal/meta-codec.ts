@@ -378,7 +378,7 @@ export function decodeGap(payload: Uint8Array): JournalGap {
   }
   const resync = safeInt(field(m, 'resync'), 'gap resync');
   if (resync < -1) throw new Damage(`gap resync is ${resync}, expected -1 or a count`);
-  return {
+  const gap: JournalGap = {
     from,
     to,
     lost: uint(field(m, 'lost'), MAX, 'gap lost'),
@@ -386,4 +386,13 @@ export function decodeGap(payload: Uint8Array): JournalGap {
     cause,
     resync,
   };
+  // Optional: the dump's entries left out because the journal held them; only with a dump.
+  const skipped = field(m, 'skipped');
+  if (skipped !== undefined) {
+    gap.skipped = uint(skipped, MAX, 'gap skipped');
+    if (gap.skipped > resync) {
+      throw new Damage(`gap skipped (${gap.skipped}) is more than its dump's entries (${resync})`);
+    }
+  }
+  return gap;
 }

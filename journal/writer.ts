@@ -214,8 +214,17 @@ export class JournalWriter {
   appendGap(gap: JournalGap): void {
     const fd = this.#open();
     // Only the known keys: a caller's extra properties must not leak into the file.
-    const { from, to, lost, lostKnown, cause, resync } = gap;
-    const payload = encodeMap({ from, to, lost, lostKnown, cause, resync });
+    const { from, to, lost, lostKnown, cause, resync, skipped } = gap;
+    const payload = encodeMap({
+      from,
+      to,
+      lost,
+      lostKnown,
+      cause,
+      resync,
+      // Optional: older readers ignore the key; journals without it stay byte for byte the same.
+      ...(skipped === undefined ? {} : { skipped }),
+    });
     checkDecodes(() => decodeGap(payload), 'gap');
     // The events held came before the loss: they stay before it in the stream.
     this.#writeHeld(fd);

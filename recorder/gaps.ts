@@ -7,6 +7,13 @@ interface Pending {
   lost: number;
 }
 
+/** What a resync dump did: the entries it returned, and how many of them were left out. */
+export interface ResyncCount {
+  entries: number;
+  /** Entries left out because the journal already held their id and state (KnownEntries). */
+  skipped?: number;
+}
+
 /** The resync's pacing, and the clock and timer it runs on (tests pass their own). */
 export interface ResyncPacing {
   /** At least this long (ms) from the end of one resync dump to the start of the next. */
@@ -28,7 +35,9 @@ const systemTimer = (fn: () => void, ms: number) => {
  * when that time comes. Losses seen while a dump runs or while the next one waits are
  * coalesced into the next dump (the running one may already have missed them): an overrun
  * never starts a second dump. When a dump ends, each cause's gap is written with the number of
- * entries the dump returned (-1 when the dump failed or the recording stopped first).
+ * entries the dump returned and how many it left out (resync -1 when the dump failed or was
+ * cancelled). At the stop, resyncNow() makes the waiting dump at once rather than leave its
+ * losses without one.
  */
 export class GapTracker {
   #pending = new Map<string, Pending>();
@@ -43,7 +52,7 @@ export class GapTracker {
   dumps = 0;
 
   constructor(
-    private readonly resync: () => Promise<number>,
+    private readonly resync: () => Promise<number | ResyncCount>,
     private readonly write: (gap: JournalGap) => void,
     private readonly now: () => number = () => Date.now() * 1000,
     pacing: ResyncPacing = { intervalMs: 0 },
@@ -63,13 +72,41 @@ export class GapTracker {
     this.#schedule();
   }
 
+  /** Whether losses wait for a dump (the paced one not started yet), or a dump runs. */
+  get busy(): boolean {
+    return this.#pending.size > 0 || this.#cycle !== undefined;
+  }
+
+  /** Events lost that no dump has started for yet. */
+  get waiting(): number {
+    let n = 0;
+    for (const p of this.#pending.values()) n += p.lost;
+    return n;
+  }
+
+  /**
+   * The recording stops: no more pacing. Waits for a running dump, then, if losses still wait,
+   * makes their dump now (one, whatever the interval: a last dump cannot start a storm) and
+   * waits for it. Losses seen after that wait for finish(). The caller bounds the time: stopping
+   * the capture cancels a dump, whose losses are then written with resync -1.
+   */
+  async resyncNow(): Promise<void> {
+    this.#stopping = true;
+    this.#cancel?.();
+    this.#cancel = undefined;
+    while (this.#cycle !== undefined) await this.#cycle;
+    if (this.#pending.size === 0) return;
+    this.#start();
+    while (this.#cycle !== undefined) await this.#cycle;
+  }
+
   /** Ends the bookkeeping: waits for a running resync, then writes what is still pending. */
   async finish(): Promise<void> {
     this.#stopping = true;
     this.#cancel?.();
     this.#cancel = undefined;
     while (this.#cycle !== undefined) await this.#cycle;
-    this.#writeAll(this.#take(), -1);
+    this.#writeAll(this.#take(), { entries: -1 });
   }
 
   #add(cause: string, lost: number, since: number): void {
@@ -104,20 +141,24 @@ export class GapTracker {
     const current = this.#take();
     this.dumps++;
     this.#cycle = this.resync().then(
-      (entries) => this.#end(current, entries),
-      () => this.#end(current, -1),
+      (r) => this.#end(current, typeof r === 'number' ? { entries: r } : r),
+      () => this.#end(current, { entries: -1 }),
     );
   }
 
-  #end(current: Map<string, Pending>, resync: number): void {
+  #end(current: Map<string, Pending>, count: ResyncCount): void {
     this.#cycle = undefined;
     this.#lastEnd = this.#monoMs();
-    this.#writeAll(current, resync);
+    this.#writeAll(current, count);
     this.#schedule();
   }
 
-  #writeAll(gaps: Map<string, Pending>, resync: number): void {
+  #writeAll(gaps: Map<string, Pending>, count: ResyncCount): void {
     const to = this.now();
+    const resync = count.entries;
+    // Never more than the dump returned (a start-up dump still running may add its own).
+    const skipped =
+      resync < 0 || count.skipped === undefined ? undefined : Math.min(count.skipped, resync);
     for (const [cause, p] of gaps) {
       this.write({
         from: p.from,
@@ -126,6 +167,7 @@ export class GapTracker {
         lostKnown: true,
         cause,
         resync,
+        ...(skipped === undefined ? {} : { skipped }),
       });
     }
   }

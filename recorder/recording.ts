@@ -72,6 +72,13 @@ export interface RecordOptions {
   onRotate?: (closed: ClosedJournal, next: string) => void;
   /** Told of each gap once it is in the journal (ct-record logs it while the run goes on). */
   onGap?: (gap: JournalGap) => void;
+  /**
+   * Told when the stop waits for a resync dump (lost: the events waiting for it; limitMs: how
+   * long it may take before it is cancelled), so ct-record can say why it does not end at once.
+   */
+  onStopResync?: (lost: number, limitMs: number) => void;
+  /** How long the stop waits for that dump (default STOP_RESYNC_MS; tests shorten it). */
+  stopResyncMs?: number;
   /** Checkpoint and fsync the journal this often (ms): what a crash or power loss can cost. */
   flushMs: number;
   /** Live mode: keep the flow table and write it here at exit and on request (SIGUSR1). */
@@ -150,7 +157,10 @@ export interface Recording {
   readonly bufferSize: number;
   /** Resolves with the number of entries of the start-up table dump (0 without one). */
   readonly snapshot: Promise<number>;
-  /** Ends the recording: drain the reader, write the trailer, close. Idempotent. */
+  /**
+   * Ends the recording: the resync dump losses wait for (bounded, STOP_RESYNC_MS), then drain the
+   * reader, write the trailer, close. Called again while stopping: gives that dump up at once.
+   */
   stop(): void;
   /**
    * With rotate: closes the journal now (trailer naming the next) and goes on in the next one,
@@ -193,6 +203,14 @@ const SYSTEM_IO: RecordingIo = {
 
 /** conntrackd's NetlinkOverrunResync default: 30 s between two resync dumps. */
 export const DEFAULT_RESYNC_INTERVAL_MS = 30_000;
+
+/**
+ * How long the stop waits for the resync dump of losses still waiting (docs/record.md): a dump
+ * of the default nf_conntrack_max (262,144 entries) took 0.5 s on an idle 2-core VM and a few
+ * seconds during a flood; 10 s leaves room for that, and with the drain stays well inside the
+ * 60 s TimeoutStopSec of docs/deploy.md. Past it, or at a second signal, the dump is cancelled.
+ */
+export const STOP_RESYNC_MS = 10_000;
 
 export function startRecording(opts: RecordOptions, io: RecordingIo = SYSTEM_IO): Recording {
   // First of all, on the main thread: every socket, thread, child process and /proc/sys/net
@@ -347,6 +365,11 @@ function record(
     stopping = true;
     resolveStop();
   };
+  // A stop asked for while stopping (a second signal): no waiting for the stop's resync dump.
+  let resolveHurry!: () => void;
+  const hurry = new Promise<void>((resolve) => {
+    resolveHurry = resolve;
+  });
   const failWith = (err: unknown) => {
     failure ??= err;
     stop();
@@ -356,9 +379,10 @@ function record(
   const gaps = new GapTracker(
     async () => {
       known?.beginDump();
+      const before = known?.skipped ?? 0;
       const entries = await capture.dump();
       known?.endDump();
-      return entries;
+      return { entries, skipped: (known?.skipped ?? 0) - before };
     },
     (gap) => {
       if (failure !== undefined) return;
@@ -513,11 +537,28 @@ function record(
     return tableFile.path;
   }
 
+  /**
+   * Before the capture stops (a dump needs it): losses waiting for their paced dump get it now,
+   * bounded by STOP_RESYNC_MS or a second stop(); stopping the capture then cancels the dump.
+   */
+  async function resyncAtStop(): Promise<void> {
+    if (failure !== undefined || !gaps.busy) return;
+    const limitMs = opts.stopResyncMs ?? STOP_RESYNC_MS;
+    opts.onStopResync?.(gaps.waiting, limitMs);
+    let limit: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      limit = setTimeout(resolve, limitMs);
+    });
+    await Promise.race([gaps.resyncNow(), late, hurry]);
+    clearTimeout(limit);
+  }
+
   const done = (async (): Promise<RecordSummary> => {
     try {
       await stopRequested;
       if (timer !== undefined) clearTimeout(timer);
       clearInterval(flusher);
+      await resyncAtStop();
       await capture.stop();
       await gaps.finish();
     } finally {
@@ -559,7 +600,10 @@ function record(
     done,
     bufferSize: capture.bufferSize,
     snapshot,
-    stop,
+    stop: () => {
+      if (stopping) resolveHurry();
+      else stop();
+    },
     rotate,
     get output() {
       return writer.path;

@@ -13,7 +13,14 @@ import {
 import { planPrivileges } from './privileges.js';
 import { type Recording, type RecordOptions, startRecording } from './recording.js';
 import { handleSignals, type SignalSource } from './signals.js';
-import { gapLine, logSnapshot, logStart, logSummary, rotationLine } from './summary.js';
+import {
+  gapLine,
+  logSnapshot,
+  logStart,
+  logSummary,
+  rotationLine,
+  stopResyncLine,
+} from './summary.js';
 
 export interface SessionDeps {
   /** stderr in the foreground, syslog in the daemon. */
@@ -48,6 +55,7 @@ export async function runSession(run: RecordRun, deps: SessionDeps): Promise<num
     ...o,
     onRotate: (c, next) => log.info(rotationLine(c, next)),
     onGap: (g) => log.warn(gapLine(g)),
+    onStopResync: (lost, limitMs) => log.info(stopResyncLine(lost, limitMs)),
   });
   const unwire = handleSignals(
     rec,

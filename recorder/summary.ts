@@ -19,11 +19,21 @@ export function rotationLine(c: ClosedJournal, next: string): string {
 export function gapLine(g: JournalGap): string {
   const cause =
     g.cause === 'ENOBUFS' ? 'the netlink receive buffer overran' : "the recorder's queue was full";
+  const held =
+    g.skipped === undefined || g.skipped === 0
+      ? ''
+      : ` (${g.skipped} of them already in the journal, left out)`;
   const resync =
     g.resync >= 0
-      ? `a table dump resynchronised ${g.resync} flows`
+      ? `a table dump resynchronised ${g.resync} flows${held}`
       : 'no table dump resynchronised it';
   return `${g.lostKnown ? '' : 'at least '}${g.lost} events lost (${cause}), recorded in the journal as a gap; ${resync}: raise --buffer-size or narrow what is recorded`;
+}
+
+/** Why a stop does not end at once: the resync dump that losses waited for runs first. */
+export function stopResyncLine(lost: number, limitMs: number): string {
+  const what = lost > 0 ? `the ${lost} events lost since the last one` : 'the losses';
+  return `stopping: a table dump first, to resynchronise ${what} (at most ${limitMs / 1000} s; signal again to stop without it)`;
 }
 
 /** What the start-up lines say: the recording as it started and the options that shape it. */

@@ -1,5 +1,5 @@
 // A capture without a kernel: native/index.ts's Capture, fed batches a test builds (no root, no addon).
-import type { CtError } from '../../common/errors.js';
+import { CtError } from '../../common/errors.js';
 import type { CtEvent } from '../../journal/event.js';
 import type { BatchCallback, BatchInfo, Capture, CaptureOptions } from '../../native/index.js';
 import type { RecordingIo } from '../../recorder/recording.js';
@@ -18,6 +18,9 @@ export class FakeCapture implements Capture {
   /** What a table dump finds: each entry reaches onBatch as a SNAPSHOT record. */
   table: CtEvent[] = [];
   dumps = 0;
+  /** Dumps started from now on never finish: stop() cancels them (ECANCELED), as the addon does. */
+  hangDumps = false;
+  #hung: ((err: CtError) => void)[] = [];
   stopped = false;
   #dropTotal = 0;
   #received = 0;
@@ -45,6 +48,9 @@ export class FakeCapture implements Capture {
 
   async stop(): Promise<void> {
     if (this.stopped) return;
+    for (const cancel of this.#hung.splice(0)) {
+      cancel(new CtError('ECANCELED', 'conntrack table dump cancelled: the capture stopped'));
+    }
     for (const batch of this.pending.splice(0)) this.emit(batch);
     this.stopped = true;
     clearInterval(this.#alive);
@@ -52,6 +58,11 @@ export class FakeCapture implements Capture {
 
   async dump(): Promise<number> {
     this.dumps++;
+    if (this.hangDumps) {
+      return new Promise<number>((_, reject) => {
+        this.#hung.push(reject);
+      });
+    }
     await Promise.resolve();
     const entries = this.table.map((e) => ({ ...e, type: 4 as const }));
     if (entries.length > 0) this.emit(entries);

@@ -4,6 +4,7 @@ import { linkSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync
 import { join } from 'node:path';
 import t from 'tap';
 import { FORMAT_VERSION, type JournalGap } from '../../journal/format.js';
+import { decodeGap, encodeMap } from '../../journal/meta-codec.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { ctErrorOf, FORMATS, gap, HEADER, plain, readAll, tcpNew, tempDir } from './fixtures.js';
 
@@ -161,6 +162,42 @@ t.test('journal: appendGap writes only the gap keys and the trailer counts it', 
   t.throws(() => w.appendGap(gap()), /closed/);
   t.end();
 });
+
+t.test(
+  "journal: a gap's optional skipped count round-trips in every format; without it the frame is as before",
+  (t) => {
+    for (const format of FORMATS) {
+      const withIt = join(dir, `gap-skipped-${format}.mpk`);
+      const without = join(dir, `gap-plain-${format}.mpk`);
+      for (const [path, g] of [
+        [withIt, gap({ skipped: 2 })],
+        [without, gap()],
+      ] as const) {
+        const w = JournalWriter.create(path, HEADER, { formatVersion: format });
+        w.appendGap(g);
+        w.close({ stop: HEADER.start });
+      }
+      t.same(readAll(withIt).gaps, [gap({ skipped: 2 })], `format ${format}: read back`);
+      t.same(readAll(without).gaps, [gap()], `format ${format}: absent stays absent`);
+      t.notOk(readFileSync(without).includes('skipped'), `format ${format}: no key written`);
+    }
+    const w = JournalWriter.create(join(dir, 'gap-skipped-bad.mpk'), HEADER);
+    t.teardown(() => w.closeAfterFailure());
+    t.throws(() => w.appendGap(gap({ skipped: 4 })), /gap skipped \(4\) is more than/);
+    t.throws(() => w.appendGap(gap({ resync: -1, skipped: 0 })), TypeError, 'no dump, no count');
+    t.throws(() => w.appendGap(gap({ skipped: -1 })), TypeError);
+    t.end();
+  },
+);
+
+t.test(
+  'journal: a gap map with keys a reader does not know still decodes (they are ignored)',
+  (t) => {
+    const payload = encodeMap({ ...gap(), later: 'a key of a later writer' } as JournalGap);
+    t.same(decodeGap(payload), gap());
+    t.end();
+  },
+);
 
 t.test('journal: the writer writes format 2 unless told 1, and refuses any other', (t) => {
   const read = (

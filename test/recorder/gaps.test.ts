@@ -2,13 +2,13 @@
 import fc from 'fast-check';
 import t from 'tap';
 import type { JournalGap } from '../../journal/format.js';
-import { GapTracker } from '../../recorder/gaps.js';
+import { GapTracker, type ResyncCount } from '../../recorder/gaps.js';
 
 /** A resync the test settles by hand, to interleave losses with a running dump. */
 function manualResync() {
-  const calls: { resolve: (n: number) => void; reject: (e: Error) => void }[] = [];
+  const calls: { resolve: (n: number | ResyncCount) => void; reject: (e: Error) => void }[] = [];
   const resync = () =>
-    new Promise<number>((resolve, reject) => {
+    new Promise<number | ResyncCount>((resolve, reject) => {
       calls.push({ resolve, reject });
     });
   return { calls, resync };
@@ -298,3 +298,70 @@ t.test(
     t.end();
   },
 );
+
+t.test(
+  'pacing: resyncNow makes the waiting dump at once, whatever the interval, and writes its counts',
+  async (t) => {
+    const { calls, gaps, tr, advance, timers } = paced(30_000);
+    tr.observe(2, 0, 1);
+    calls[0]?.resolve(9);
+    await tick();
+    advance(1000);
+    tr.observe(6, 1, 5);
+    t.equal(calls.length, 1, 'the second loss waits for the interval');
+    const now = tr.resyncNow();
+    t.equal(calls.length, 2, 'the stop dumps at once, 29 s early');
+    calls[1]?.resolve({ entries: 40, skipped: 12 });
+    await now;
+    tr.observe(1, 0, 7);
+    await tr.finish();
+    t.equal(calls.length, 2, 'one stop dump; a loss after it waits for none');
+    t.ok(
+      timers.every((x) => !x.live),
+      'no timer left',
+    );
+    t.same(
+      gaps.map((g) => [g.cause, g.lost, g.resync, g.skipped]),
+      [
+        ['ENOBUFS', 2, 9, undefined],
+        ['ENOBUFS', 6, 40, 12],
+        ['QUEUE', 1, 40, 12],
+        ['ENOBUFS', 1, -1, undefined],
+      ],
+    );
+    t.end();
+  },
+);
+
+t.test('resyncNow waits for a running dump, then dumps once for what waited', async (t) => {
+  const { calls, gaps, tr } = setup();
+  tr.observe(1, 0, 1);
+  tr.observe(2, 0, 2);
+  t.ok(tr.busy);
+  t.equal(tr.waiting, 2, 'the loss seen during the dump waits');
+  const now = tr.resyncNow();
+  calls[0]?.resolve(5);
+  await tick();
+  t.equal(calls.length, 2, 'then the stop dump');
+  calls[1]?.reject(new Error('ECANCELED'));
+  await now;
+  await tr.finish();
+  t.notOk(tr.busy);
+  t.same(
+    gaps.map((g) => [g.lost, g.resync]),
+    [
+      [1, 5],
+      [2, -1],
+    ],
+  );
+  t.end();
+});
+
+t.test('a skipped count above the dump entries is clamped to them', async (t) => {
+  const { calls, gaps, tr } = setup();
+  tr.observe(1, 0, 1);
+  calls[0]?.resolve({ entries: 3, skipped: 8 });
+  await tick();
+  t.equal(gaps[0]?.skipped, 3);
+  t.end();
+});
