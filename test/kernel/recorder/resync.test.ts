@@ -1,4 +1,4 @@
-// Resync after a real overrun: paced dumps, known entries left out, the same flows as full dumps.
+// Resync after a real overrun: paced dumps, known entries left out, the same flows as full dumps, and a stop during the wait.
 import '../../helpers/kernel.js';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,7 +53,7 @@ function flowsOf(events: readonly CtEvent[]): string[] {
 const SUMMARY = /(\d+) resync table dumps; (\d+) dump entries the journal already held/;
 
 t.test(
-  'resync: after a real overrun, skipping known entries gives the flows of full dumps; a 30 s interval dumps once',
+  'resync: after a real overrun, skipping known entries gives the flows of full dumps; stopped during a 30 s wait, the stop dumps and no flow is missing',
   async (t) => {
     const floodBin = buildFlood(dir);
     const topo = await createTopology(t, 'lan');
@@ -112,14 +112,27 @@ t.test(
     );
 
     // The default 30 s interval over a run far shorter than that: the first loss dumps, every
-    // later one waits and is written at the stop with resync -1.
+    // later one waits for the interval, and the stop (during the wait) makes that dump first.
     const slowLine = SUMMARY.exec(recSlow.stderr());
-    t.equal(Number(slowLine?.[1]), 1, `one resync dump at 30 s\n${recSlow.stderr()}`);
-    t.ok(c.gaps[0] !== undefined && c.gaps[0].resync >= 0, 'the first gap has its dump');
-    t.ok(
-      c.gaps.slice(1).every((g) => g.resync === -1),
-      'later gaps waited for the interval: no dump before the stop',
+    t.equal(
+      Number(slowLine?.[1]),
+      2,
+      `one resync dump at the first loss, one at the stop\n${recSlow.stderr()}`,
     );
+    t.match(
+      recSlow.stderr(),
+      /stopping: a table dump first, to resynchronise the \d+ events lost since the last one/,
+      'the stop said why it waited',
+    );
+    t.ok(
+      c.gaps.every((g) => g.resync >= 0),
+      `every gap has its dump, the stop's included (${c.gaps.map((g) => g.resync).join(', ')})`,
+    );
+    t.ok(
+      c.gaps.every((g) => g.skipped !== undefined && g.skipped <= g.resync),
+      'each gap says how many of its dump entries were left out as held already',
+    );
+    t.same(flowsOf(c.events), flowsOf(b.events), 'stopped during the wait: no flow is missing');
     const lost = (j: typeof a) => j.gaps.reduce((s, g) => s + g.lost, 0);
     t.ok(lost(c) > 0, `every lost event is still counted (${lost(c)})`);
   },
