@@ -55,6 +55,14 @@ export class EventDiet {
     return this.#entries.size;
   }
 
+  /**
+   * Forgets every entry: the next journal of a --rotate run then holds a first event of each
+   * entry it sees, so one journal read alone shows its flows as with every event.
+   */
+  clear(): void {
+    this.#entries.clear();
+  }
+
   /** Whether the journal needs `ev`; notes what it holds of the entry from then on. */
   keeps(ev: CtEvent): boolean {
     const id = ev.id;

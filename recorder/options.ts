@@ -12,12 +12,32 @@ import { CtError, Exit } from '../common/errors.js';
 import { TOOL_VERSION } from '../common/package.js';
 import { type FormatVersion, parseFormatVersion } from '../journal/format.js';
 import { DEFAULT_BUFFER_SIZE } from '../native/index.js';
+import { EVENTS_MODES, type EventsMode } from './diet.js';
 import { collectCidrs, formatCidrs, parseMark, parseProtos } from './filter.js';
 import { parseResyncInterval } from './gaps.js';
 import { DEFAULT_PIDFILE } from './pidfile.js';
 import type { RecordOptions } from './recording.js';
 
 const EVENT_NAMES = ['NEW', 'UPDATE', 'DESTROY'] as const;
+
+/** The event types subscribed to. */
+type EventTypes = { new: boolean; update: boolean; destroy: boolean };
+
+/**
+ * -e: a list of event types, or `all` (every type and every event, the default) or `minimal`
+ * (every type, UPDATEs only when they change a flow: recorder/diet.ts).
+ */
+export function parseEventsOption(value: string): EventTypes | EventsMode {
+  const word = value.trim().toLowerCase();
+  if ((EVENTS_MODES as readonly string[]).includes(word)) return word as EventsMode;
+  try {
+    return parseEvents(value);
+  } catch {
+    throw new InvalidArgumentError(
+      `use all, minimal, or a comma-separated list of ${EVENT_NAMES.join(', ')}.`,
+    );
+  }
+}
 
 export function parseEvents(value: string): { new: boolean; update: boolean; destroy: boolean } {
   const names = value.split(',').map((s) => s.trim().toUpperCase());
@@ -59,7 +79,7 @@ export interface ParsedOptions {
   table?: string;
   collapse: Collapse;
   bufferSize?: number;
-  events?: { new: boolean; update: boolean; destroy: boolean };
+  events?: EventTypes | EventsMode;
   proto?: number[];
   mark?: { value: number; mask: number };
   loopback: boolean;
@@ -140,7 +160,11 @@ export function recorderProgram(): Command {
       'netlink receive buffer, K/M/G suffixes (default 8M; the kernel doubles it)',
       parseBytes,
     )
-    .option('-e, --events <list>', 'event types to record: NEW,UPDATE,DESTROY', parseEvents)
+    .option(
+      '-e, --events <list>',
+      'event types to record: NEW,UPDATE,DESTROY; or all (the default), or minimal: every type, but an UPDATE only when it changes a flow (confirmed, assured, a mark), which gives the same flows with fewer events (see docs/record.md)',
+      parseEventsOption,
+    )
     .option(
       '-p, --proto <list>',
       'record only these protocols, e.g. tcp,udp,icmp,icmpv6,47',
@@ -316,7 +340,10 @@ export function settleOptions(program: Command, warn: (message: string) => void)
     );
   }
   const capture = {
-    events: o.events ?? { new: true, update: true, destroy: true },
+    events:
+      o.events === undefined || typeof o.events === 'string'
+        ? { new: true, update: true, destroy: true }
+        : o.events,
     bufferSize,
     reliable: o.reliable,
   };
@@ -340,6 +367,7 @@ export function settleOptions(program: Command, warn: (message: string) => void)
       snapshot: o.snapshot,
       resyncIntervalMs: o.resyncInterval * 1000,
       resyncSkipKnown: !o.resyncFull,
+      eventsMode: o.events === 'minimal' ? 'minimal' : 'all',
       enableEvents: o.enableEvents,
       enableTracking: o.enableTracking,
       filter,
@@ -357,6 +385,7 @@ export function settleOptions(program: Command, warn: (message: string) => void)
         collapse: formatCollapse(o.collapse),
         snapshot: o.snapshot,
         resyncInterval: o.resyncInterval,
+        eventsMode: o.events === 'minimal' ? 'minimal' : 'all',
         enableEvents: o.enableEvents,
         enableTracking: o.enableTracking,
         user: o.user ?? null,

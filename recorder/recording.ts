@@ -27,6 +27,7 @@ import {
 } from '../native/index.js';
 import { type KernelFilterState, planKernelFilter } from './bpf.js';
 import { enableConntrackEvents } from './conntrack-events.js';
+import { EventDiet, type EventsMode } from './diet.js';
 import { compileFilter, type EventFilter, filterInPlace } from './filter.js';
 import { GapTracker } from './gaps.js';
 import {
@@ -36,7 +37,7 @@ import {
   sameAddresses,
   sameRoutes,
 } from './host.js';
-import { KnownEntries } from './known-entries.js';
+import { conntrackMax, KnownEntries } from './known-entries.js';
 import {
   applyPrivileges,
   type PrivilegePlan,
@@ -97,6 +98,8 @@ export interface RecordOptions {
    * true); false writes every entry, as before (tests compare the two).
    */
   resyncSkipKnown?: boolean;
+  /** minimal: leave out the UPDATEs that change no flow (recorder/diet.ts); default all. */
+  eventsMode?: EventsMode;
   /** Set nf_conntrack_events=1 for the run (restored at the end). */
   enableEvents: boolean;
   /** Add an nft table whose rule needs conntrack for the run (recorder/tracking.ts). */
@@ -145,6 +148,8 @@ export interface RecordSummary {
   resyncs?: number;
   /** Dump entries left out because the journal already held their id and state. */
   resyncSkipped?: number;
+  /** UPDATEs left out by --events minimal because they changed no flow. */
+  dietLeftOut?: number;
   /** Flows in the live table; undefined without --table. */
   flows?: number;
   /** SHA-256 of the whole (last) journal file, for the change ticket (what `ct-analyze verify` prints). */
@@ -376,6 +381,8 @@ function record(
   };
   // What the journal holds per conntrack id, so that a resync dump writes only what is new.
   const known = opts.resyncSkipKnown === false ? undefined : new KnownEntries();
+  // --events minimal: per conntrack entry, what the journal holds of it, so repeats stay out.
+  const diet = opts.eventsMode === 'minimal' ? new EventDiet(conntrackMax()) : undefined;
   const gaps = new GapTracker(
     async () => {
       known?.beginDump();
@@ -410,6 +417,7 @@ function record(
     const last = batch[batch.length - 1];
     if (last !== undefined) lastTime = Math.max(lastTime, last.time);
     if (keep !== undefined) filtered += filterInPlace(batch, keep);
+    diet?.siftInPlace(batch);
     try {
       sink.accept(batch);
       checkSize();
@@ -488,6 +496,7 @@ function record(
         { force: opts.force, formatVersion: opts.formatVersion },
       );
       sequence++;
+      diet?.clear();
       arm();
       opts.onRotate?.(
         {
@@ -591,6 +600,7 @@ function record(
       malformed,
       resyncs: gaps.dumps,
       resyncSkipped: known?.skipped ?? 0,
+      dietLeftOut: diet?.leftOut ?? 0,
       flows: table?.size,
       sha256: writer.sha256,
     };

@@ -120,5 +120,8 @@ export function logSummary(
   if (s.filtered > 0) {
     log.info(`${s.filtered} events left out by --proto, --mark, --no-loopback, --src or --dst`);
   }
+  if ((s.dietLeftOut ?? 0) > 0) {
+    log.info(`${s.dietLeftOut} UPDATE events left out by --events minimal (they changed no flow)`);
+  }
   if (s.malformed > 0) log.warn(`${s.malformed} malformed netlink messages were skipped`);
 }

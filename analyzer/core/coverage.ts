@@ -262,6 +262,8 @@ export function filtersOf(options: Record<string, unknown>): string[] {
     const kept = ['new', 'update', 'destroy'].filter((k) => e[k] === true);
     if (kept.length < 3) out.push(`-e ${kept.length === 0 ? 'none' : kept.join(',')}`);
   }
+  // --events minimal (recorder/diet.ts): UPDATEs that changed no flow were left out.
+  if (options.eventsMode === 'minimal') out.push('-e minimal');
   const f = options.filter;
   if (f === null || typeof f !== 'object' || Array.isArray(f)) return out;
   const filter = f as Record<string, unknown>;

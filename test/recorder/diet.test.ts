@@ -179,6 +179,10 @@ t.test(
     );
     t.equal(d.leftOut, 2);
     t.equal(d.size, 0, 'DESTROY forgets the entry');
+    t.ok(d.keeps(tcp(EventType.NEW, 0, 7)));
+    t.notOk(d.keeps(tcp(EventType.UPDATE, 0, 8)));
+    d.clear();
+    t.ok(d.keeps(tcp(EventType.UPDATE, 0, 9)), 'after clear() (a rotation): each entry once again');
   },
 );
 

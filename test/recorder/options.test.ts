@@ -160,6 +160,35 @@ t.test('options: the header records the options as given', async (t) => {
   });
 });
 
+t.test(
+  'options: -e minimal subscribes to every type, diets UPDATEs and says so in the header; -e all is the default',
+  async (t) => {
+    const every = { new: true, update: true, destroy: true };
+    t.match(parse(['-o', 'x.mpk', '-e', 'minimal']).settle(), {
+      record: {
+        capture: { events: every },
+        eventsMode: 'minimal',
+        given: { events: every, eventsMode: 'minimal' },
+      },
+    });
+    t.match(parse(['-o', 'x.mpk', '-e', 'all']).settle(), {
+      record: { capture: { events: every }, eventsMode: 'all', given: { eventsMode: 'all' } },
+    });
+    t.match(parse(['-o', 'x.mpk']).settle(), {
+      record: { eventsMode: 'all', given: { eventsMode: 'all' } },
+    });
+    t.match(parse(['-o', 'x.mpk', '-e', 'new,update']).settle(), {
+      record: {
+        capture: { events: { new: true, update: true, destroy: false } },
+        eventsMode: 'all',
+      },
+    });
+    const p = parse(['-o', 'x.mpk', '-e', 'some']);
+    t.throws(p.settle, CommanderError, 'a word that is neither a mode nor a type is refused');
+    t.match(p.stderr(), /use all, minimal, or a comma-separated list of NEW, UPDATE, DESTROY/);
+  },
+);
+
 t.test('options: --help lists --foreground without -f, and --collapse with LO-HI', async (t) => {
   const help = recorderProgram().helpInformation();
   t.match(help, /^ {2}--foreground {2,}stay in the foreground/m, '--foreground has no short flag');

@@ -362,3 +362,32 @@ t.test(
     reader.close();
   },
 );
+
+t.test(
+  'session: -e minimal writes NEW and DESTROY but not the UPDATEs that change no flow, counts them, and the header says minimal',
+  async (t) => {
+    const journal = join(dir, `diet-${n++}.mpk`);
+    const { capture, signals, log, done } = await session([
+      '-o',
+      journal,
+      '--no-snapshot',
+      '-e',
+      'minimal',
+    ]);
+    capture.emit([tcp(1, 50001), tcp(2, 50001), tcp(2, 50001)]);
+    capture.emit([tcp(2, 50001), tcp(3, 50001)]);
+    signals.emit('SIGTERM');
+    t.equal(await done, 0);
+    const whole = readWhole(journal);
+    t.strictSame(
+      whole.events.map((e) => e.type),
+      [1, 3],
+      'the UPDATEs repeat what NEW held: left out',
+    );
+    t.equal(whole.header.options.eventsMode, 'minimal');
+    t.ok(
+      log.lines.includes('3 UPDATE events left out by --events minimal (they changed no flow)'),
+      'the summary counts them',
+    );
+  },
+);

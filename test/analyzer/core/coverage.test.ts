@@ -348,6 +348,12 @@ t.test(
       ['--src 10.0.0.0/8', '--src fd00::/8', '--dst 192.0.2.7'],
       '--src and --dst read back; what is not a prefix is left out',
     );
+    t.same(
+      filtersOf({ eventsMode: 'minimal' }),
+      ['-e minimal'],
+      '--events minimal reads back: the journal left out UPDATEs that changed no flow',
+    );
+    t.same(filtersOf({ eventsMode: 'all' }), [], '--events all is no filter');
     const c = coverageOf(
       clean({
         header: {
