@@ -1,0 +1,107 @@
+// bench helper: what --events minimal would keep of a journal: events and bytes, and the flows equal (reads dist/).
+// Usage: node bench/event-diet.mjs JOURNAL…
+// Each journal's events go through recorder/diet.ts in file order; both the whole stream and the
+// kept events are written again with the recorder's writer settings (same format, same header,
+// gaps in place), so the bytes compare like for like. The flow tables of the two are compared in
+// every field but lastSeen, and lastSeen is counted where it differs (flows still open at the end).
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = (p) => import(join(root, 'dist', p));
+const { EventDiet } = await dist('recorder/diet.js');
+const { openJournal } = await dist('journal/reader.js');
+const { JournalWriter } = await dist('journal/writer.js');
+const { FlowTable } = await dist('analyzer/core/flows.js');
+
+/** recorder/sink.ts HOLD_EVENTS: events per frame as the recorder writes them. */
+const HOLD = 1024;
+const TYPES = ['', 'new', 'update', 'destroy', 'snapshot'];
+
+if (process.argv.length < 3) {
+  console.error('usage: node bench/event-diet.mjs JOURNAL…');
+  process.exit(2);
+}
+const tmp = mkdtempSync(join(tmpdir(), 'event-diet-'));
+try {
+  console.log(
+    'journal\tevents\tkept\tkept%\tupdates\tupdates kept\tbytes all\tbytes minimal\tbytes%\tflows\tflows equal (but lastSeen)\tlastSeen differs',
+  );
+  let n = 0;
+  for (const path of process.argv.slice(2)) {
+    const reader = openJournal(path);
+    const items = [];
+    try {
+      for (const item of reader.items()) items.push(item);
+    } finally {
+      reader.close?.();
+    }
+    const header = reader.header;
+    const diet = new EventDiet(1 << 22);
+    const counts = { all: 0, kept: 0, update: 0, updateKept: 0 };
+    const allEvents = [];
+    const keptEvents = [];
+    const rewrite = (name, keep) => {
+      const out = join(tmp, `${n++}-${name}.mpk`);
+      const w = JournalWriter.create(out, header, {
+        formatVersion: header.format,
+        holdEvents: HOLD,
+      });
+      for (const item of items) {
+        if (item.kind === 'events') w.append(keep(item.events));
+        else if (item.kind === 'gap') w.appendGap(item.gap);
+      }
+      w.close({ stop: header.start });
+      return statSync(out).size;
+    };
+    const bytesAll = rewrite('all', (evs) => {
+      allEvents.push(...evs);
+      return evs;
+    });
+    const bytesMinimal = rewrite('minimal', (evs) => {
+      const batch = [...evs];
+      diet.siftInPlace(batch);
+      for (const ev of evs) {
+        counts.all++;
+        if (TYPES[ev.type] === 'update') counts.update++;
+      }
+      for (const ev of batch) if (TYPES[ev.type] === 'update') counts.updateKept++;
+      counts.kept += batch.length;
+      keptEvents.push(...batch);
+      return batch;
+    });
+    const flows = (evs) => {
+      const t = new FlowTable();
+      t.addAll(evs);
+      return [...t.flows()];
+    };
+    const a = flows(allEvents);
+    const m = flows(keptEvents);
+    const strip = (f) => ({ ...f, lastSeen: 0 });
+    const equal =
+      a.length === m.length && a.every((f, i) => isDeepStrictEqual(strip(f), strip(m[i])));
+    const lastSeen = a.filter((f, i) => m[i] !== undefined && m[i].lastSeen !== f.lastSeen).length;
+    const pct = (x, y) => (y === 0 ? '-' : ((100 * x) / y).toFixed(1));
+    console.log(
+      [
+        path,
+        counts.all,
+        counts.kept,
+        pct(counts.kept, counts.all),
+        counts.update,
+        counts.updateKept,
+        bytesAll,
+        bytesMinimal,
+        pct(bytesMinimal, bytesAll),
+        a.length,
+        equal ? 'yes' : 'NO',
+        lastSeen,
+      ].join('\t'),
+    );
+  }
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
