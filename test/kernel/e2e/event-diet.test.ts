@@ -1,0 +1,156 @@
+// On the real kernel: ct-record -e minimal beside -e all over TCP-heavy traffic: the same flows, fewer events and bytes.
+import '../../helpers/kernel.js';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { formatAddress } from '../../../analyzer/core/address.js';
+import { type Flow, FlowTable } from '../../../analyzer/core/flows.js';
+import type { CtEvent } from '../../../journal/event.js';
+import { EventDiet } from '../../../recorder/diet.js';
+import {
+  ANALYZER,
+  RECORDER,
+  type RunningRecorder,
+  startRecorder,
+} from '../../../samples/record.js';
+import { TRAFFIC_TOOL } from '../../../samples/scenario.js';
+import { ensureDefaultUser } from '../../helpers/account.js';
+import { readWhole } from '../../helpers/journals.js';
+import { createTopology, exitedWithin, run, waitForLine } from '../../helpers/netns.js';
+
+ensureDefaultUser();
+for (const cli of [RECORDER, ANALYZER]) {
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), `ct-diet-${process.pid}-`));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+/** TCP connections per address family: each one sends, is answered and closes. */
+const CONNECTIONS = 60;
+
+/** A client in one process: `n` TCP connections to host:port, ten at a time. */
+const CLIENT = `
+const net = require('node:net');
+const [host, port, n] = process.argv.slice(1);
+let left = Number(n), open = 0;
+function one() {
+  if (left === 0) { if (open === 0) process.exit(0); return; }
+  left--; open++;
+  const s = net.connect({ host, port: Number(port) }, () => s.write('hello\\n'));
+  s.setTimeout(5000, () => { console.error('timeout'); process.exit(1); });
+  s.on('error', (e) => { console.error(e.message); process.exit(1); });
+  s.on('data', () => {});
+  s.on('end', () => { s.end(); });
+  s.on('close', () => { open--; one(); });
+}
+for (let i = 0; i < 10; i++) one();
+`;
+
+/** An event as a comparable line without its time (two recorders receive at other times). */
+const line = (e: CtEvent) =>
+  [
+    e.type,
+    e.id,
+    e.status,
+    e.proto,
+    formatAddress(e.orig.src),
+    formatAddress(e.orig.dst),
+    e.orig.sport,
+    e.orig.dport,
+    e.mark ?? 0,
+  ].join(' ');
+
+async function stop(t: Test, rec: RunningRecorder, name: string): Promise<string> {
+  rec.child.kill('SIGTERM');
+  t.equal(await exitedWithin(rec.child, 20_000), 0, `${name}: ct-record exits 0\n${rec.stderr()}`);
+  return rec.stderr();
+}
+
+async function analyze(
+  journal: string,
+): Promise<{ flows: Record<string, unknown>[]; filters: string[] }> {
+  const res = await run([process.execPath, ANALYZER, '--format', 'json', journal], {
+    check: false,
+    timeoutMs: 30_000,
+  });
+  if (res.code !== 0) throw new Error(`ct-analyze ${journal}: exit ${res.code}: ${res.stderr}`);
+  const report = JSON.parse(res.stdout);
+  return { flows: report.flows, filters: report.journals[0].coverage.filters };
+}
+
+const flowsOf = (events: readonly CtEvent[]): Flow[] => {
+  const table = new FlowTable();
+  table.addAll(events);
+  return [...table.flows()];
+};
+
+t.test(
+  'event diet: -e minimal and -e all over the same TCP connections give the same flows; minimal holds fewer events and bytes',
+  async (t) => {
+    const topo = await createTopology(t, 'lan', { net: 71 });
+    const server = topo.spawn(topo.server.ns, [
+      process.execPath,
+      TRAFFIC_TOOL,
+      'serve',
+      '--tcp',
+      '80',
+      '--for',
+      '120',
+    ]);
+    await waitForLine(server.stdout as NonNullable<typeof server.stdout>, /^ready$/, 10_000);
+    const journals = { all: join(dir, 'all.mpk'), minimal: join(dir, 'minimal.mpk') };
+    const all = await startRecorder(topo, journals.all, ['-e', 'all']);
+    const minimal = await startRecorder(topo, journals.minimal, ['-e', 'minimal']);
+    for (const to of [topo.server.v4, topo.server.v6]) {
+      await topo.exec(
+        topo.client.ns,
+        [process.execPath, '-e', CLIENT, to, '80', `${CONNECTIONS}`],
+        {
+          timeoutMs: 60_000,
+        },
+      );
+    }
+    // DESTROY events now, for every entry, rather than from garbage collection while stopping.
+    await topo.exec(topo.server.ns, ['conntrack', '-F']);
+    await new Promise((r) => setTimeout(r, 500));
+    const errs = { all: await stop(t, all, 'all'), minimal: await stop(t, minimal, 'minimal') };
+    t.notMatch(`${errs.all}${errs.minimal}`, /events were lost/, 'no loss');
+
+    const whole = readWhole(journals.all).events.filter((e) => e.type !== 4);
+    const kept = readWhole(journals.minimal).events.filter((e) => e.type !== 4);
+    const tcp = whole.filter((e) => e.proto === 6);
+    t.ok(tcp.length >= 2 * CONNECTIONS * 3, `TCP events were recorded (${tcp.length})`);
+    t.ok(kept.length < whole.length, 'the minimal journal holds fewer events');
+
+    // The recorder's diet is the rule: the journal holds what it keeps of the events sent.
+    const batch = [...whole];
+    new EventDiet(1 << 20).siftInPlace(batch);
+    t.strictSame(kept.map(line), batch.map(line), 'exactly the events the diet keeps');
+    const left = Number(/(\d+) UPDATE events left out by --events minimal/.exec(errs.minimal)?.[1]);
+    t.equal(left, whole.length - kept.length, 'the summary counts the events left out');
+
+    // ct-analyze: the same flows in every field; first and last seen are receive times, which
+    // differ between two recorders, so they are compared on the same events below.
+    const a = await analyze(journals.all);
+    const m = await analyze(journals.minimal);
+    const untimed = (flows: Record<string, unknown>[]) =>
+      flows.map(({ firstSeen: _f, lastSeen: _l, ...rest }) => rest);
+    t.ok(a.flows.length >= 2, `flows (${a.flows.length})`);
+    t.strictSame(untimed(m.flows), untimed(a.flows), 'ct-analyze: the same flows');
+    t.strictSame(m.filters, ['-e minimal'], 'ct-analyze shows the choice among the filters');
+    t.strictSame(a.filters, [], '-e all is no filter');
+    // Every entry ended with a DESTROY: lastSeen too is the same.
+    t.strictSame(flowsOf(batch), flowsOf(whole), 'on the same events: every field, lastSeen too');
+
+    const bytes = { all: statSync(journals.all).size, minimal: statSync(journals.minimal).size };
+    const updates = (evs: CtEvent[]) => evs.filter((e) => e.type === 2).length;
+    t.comment(
+      `TCP, ${2 * CONNECTIONS} connections: all ${whole.length} events (${updates(whole)} UPDATE), ${bytes.all} bytes; ` +
+        `minimal ${kept.length} events (${updates(kept)} UPDATE), ${bytes.minimal} bytes ` +
+        `(${((100 * kept.length) / whole.length).toFixed(1)} % of the events, ${((100 * bytes.minimal) / bytes.all).toFixed(1)} % of the bytes)`,
+    );
+    server.kill('SIGTERM');
+  },
+);
