@@ -1,14 +1,15 @@
 // bench helper: what --events minimal would keep of a journal: events and bytes, and the flows equal (reads dist/).
-// Usage: node bench/event-diet.mjs JOURNAL…
+// Usage: node bench/event-diet.mjs [--format-version 1|2] JOURNAL…  (default: each journal's own format)
 // Each journal's events go through recorder/diet.ts in file order; both the whole stream and the
 // kept events are written again with the recorder's writer settings (same format, same header,
 // gaps in place), so the bytes compare like for like. The flow tables of the two are compared in
 // every field but lastSeen, and lastSeen is counted where it differs (flows still open at the end).
+// "event bytes%" leaves out what a journal without events takes (header, trailer, gap records).
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => import(join(root, 'dist', p));
@@ -21,17 +22,20 @@ const { FlowTable } = await dist('analyzer/core/flows.js');
 const HOLD = 1024;
 const TYPES = ['', 'new', 'update', 'destroy', 'snapshot'];
 
-if (process.argv.length < 3) {
-  console.error('usage: node bench/event-diet.mjs JOURNAL…');
+const args = process.argv.slice(2);
+const fv = args[0] === '--format-version' ? Number(args[1]) : undefined;
+const paths = fv === undefined ? args : args.slice(2);
+if (paths.length === 0 || (fv !== undefined && fv !== 1 && fv !== 2)) {
+  console.error('usage: node bench/event-diet.mjs [--format-version 1|2] JOURNAL…');
   process.exit(2);
 }
 const tmp = mkdtempSync(join(tmpdir(), 'event-diet-'));
 try {
   console.log(
-    'journal\tevents\tkept\tkept%\tupdates\tupdates kept\tbytes all\tbytes minimal\tbytes%\tflows\tflows equal (but lastSeen)\tlastSeen differs',
+    'journal\tevents\tkept\tkept%\tupdates\tupdates kept\tbytes all\tbytes minimal\tbytes%\tevent bytes%\tflows\tflows equal (but lastSeen)\tlastSeen differs',
   );
   let n = 0;
-  for (const path of process.argv.slice(2)) {
+  for (const path of paths) {
     const reader = openJournal(path);
     const items = [];
     try {
@@ -46,10 +50,14 @@ try {
     const keptEvents = [];
     const rewrite = (name, keep) => {
       const out = join(tmp, `${n++}-${name}.mpk`);
-      const w = JournalWriter.create(out, header, {
-        formatVersion: header.format,
-        holdEvents: HOLD,
-      });
+      const w = JournalWriter.create(
+        out,
+        { ...header, format: fv ?? header.format },
+        {
+          formatVersion: fv ?? header.format,
+          holdEvents: HOLD,
+        },
+      );
       for (const item of items) {
         if (item.kind === 'events') w.append(keep(item.events));
         else if (item.kind === 'gap') w.appendGap(item.gap);
@@ -57,6 +65,7 @@ try {
       w.close({ stop: header.start });
       return statSync(out).size;
     };
+    const bytesEmpty = rewrite('empty', () => []);
     const bytesAll = rewrite('all', (evs) => {
       allEvents.push(...evs);
       return evs;
@@ -96,6 +105,7 @@ try {
         bytesAll,
         bytesMinimal,
         pct(bytesMinimal, bytesAll),
+        pct(bytesMinimal - bytesEmpty, bytesAll - bytesEmpty),
         a.length,
         equal ? 'yes' : 'NO',
         lastSeen,

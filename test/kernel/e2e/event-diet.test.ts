@@ -1,6 +1,6 @@
 // On the real kernel: ct-record -e minimal beside -e all over TCP-heavy traffic: the same flows, fewer events and bytes.
 import '../../helpers/kernel.js';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -27,8 +27,13 @@ for (const cli of [RECORDER, ANALYZER]) {
 const dir = mkdtempSync(join(tmpdir(), `ct-diet-${process.pid}-`));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
-/** TCP connections per address family: each one sends, is answered and closes. */
-const CONNECTIONS = 60;
+/**
+ * TCP connections per address family: each one sends, is answered and closes. For figures,
+ * CT_DIET_CONNECTIONS asks for more, and CT_DIET_KEEP=DIR keeps both journals there (for
+ * bench/event-diet.mjs).
+ */
+const CONNECTIONS = Number(process.env.CT_DIET_CONNECTIONS ?? 60);
+const KEEP = process.env.CT_DIET_KEEP;
 
 /** A client in one process: `n` TCP connections to host:port, ten at a time. */
 const CLIENT = `
@@ -151,6 +156,10 @@ t.test(
         `minimal ${kept.length} events (${updates(kept)} UPDATE), ${bytes.minimal} bytes ` +
         `(${((100 * kept.length) / whole.length).toFixed(1)} % of the events, ${((100 * bytes.minimal) / bytes.all).toFixed(1)} % of the bytes)`,
     );
+    if (KEEP !== undefined) {
+      for (const [name, path] of Object.entries(journals))
+        copyFileSync(path, join(KEEP, `${name}.mpk`));
+    }
     server.kill('SIGTERM');
   },
 );
