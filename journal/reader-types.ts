@@ -47,6 +47,12 @@ export interface JournalCounts {
   lost: number;
   /** Gaps whose `lost` is only a lower bound (lostKnown false). */
   gapsLostUnknown: number;
+  /**
+   * Entries resync dumps left out because the journal already held them: the gaps' optional
+   * `skipped`, once per dump (the gaps one dump wrote follow each other with the same `to`,
+   * `resync` and `skipped`); absent while no gap read carried it (journals from before it).
+   */
+  resyncSkipped?: number;
   /** The latest event time read (µs), undefined before any event. */
   lastEventTime: number | undefined;
   /** Checkpoint frames read; each one matched the digest and counts of what precedes it. */

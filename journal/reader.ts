@@ -270,6 +270,8 @@ class FileReader implements JournalReader {
     const decode = codec.decode;
     const scan = scanWith ?? (codec.scan as ScanInto<ScanBatch>);
     let pos = this.#bodyStart;
+    /** The last gap's dump (`to resync skipped`), so one dump's skipped count is summed once. */
+    let lastDump = '';
     for (;;) {
       this.#offset = pos;
       if (pos >= this.#size) {
@@ -330,6 +332,12 @@ class FileReader implements JournalReader {
         c.gaps++;
         c.lost += gap.lost;
         if (!gap.lostKnown) c.gapsLostUnknown++;
+        if (gap.skipped !== undefined) {
+          // One dump resynchronising two causes wrote two gaps with the same counts: once.
+          const dump = `${gap.to} ${gap.resync} ${gap.skipped}`;
+          if (dump !== lastDump) c.resyncSkipped = (c.resyncSkipped ?? 0) + gap.skipped;
+          lastDump = dump;
+        } else lastDump = '';
         pos = end;
         yield { kind: 'gap', gap };
       } else if (f.kind === FrameKind.CHECKPOINT) {

@@ -29,6 +29,12 @@ export interface Coverage {
   lost: number;
   lostKnown: boolean;
   gaps: number;
+  /**
+   * Entries the resync dumps left out because the journal already held them (the gaps'
+   * `skipped`, once per dump): the journal has fewer snapshot events than the dumps returned.
+   * Absent when none was (and for journals from before the count).
+   */
+  resyncSkipped?: number;
   /** Gaps and lost events per cause (`ENOBUFS`, `QUEUE`, …); a null-prototype object. */
   byCause: { [cause: string]: CauseCount };
   /** The journal ends with its trailer: the recording ended cleanly. */
@@ -86,6 +92,8 @@ export function coverageOf(j: CoverageInput): Coverage {
     lost: counts.lost,
     lostKnown: counts.gapsLostUnknown === 0,
     gaps: counts.gaps,
+    // Only when a dump left something out: reports of every other journal stay as they were.
+    ...((counts.resyncSkipped ?? 0) > 0 ? { resyncSkipped: counts.resyncSkipped } : {}),
     byCause: j.byCause,
     complete: trailer !== undefined,
     ignoredBytes: j.tail?.ignoredBytes ?? 0,
@@ -372,10 +380,15 @@ export function countsText(c: {
   lost: number;
   lostKnown: boolean;
   gaps: number;
+  resyncSkipped?: number;
 }): string {
   const b = c.byType;
   const types = `new ${b.new}, update ${b.update}, destroy ${b.destroy}, snapshot ${b.snapshot}`;
-  return `${count(c.events, 'event')} recorded (${types}); ${lostText(c.lost, c.lostKnown)} in ${count(c.gaps, 'gap')}`;
+  const held =
+    (c.resyncSkipped ?? 0) > 0
+      ? `; the resync dumps left out ${c.resyncSkipped} ${c.resyncSkipped === 1 ? 'entry' : 'entries'} the journal already held`
+      : '';
+  return `${count(c.events, 'event')} recorded (${types}); ${lostText(c.lost, c.lostKnown)} in ${count(c.gaps, 'gap')}${held}`;
 }
 
 function lostText(lost: number, known: boolean): string {

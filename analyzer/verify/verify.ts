@@ -317,7 +317,14 @@ function verifiedText(c: JournalCounts): string {
 }
 
 function gapsText(c: JournalCounts): string {
-  return c.gaps === 0 ? '0 gaps' : `${n(c.gaps, 'gap')} (${n(c.lost, 'event')} lost)`;
+  if (c.gaps === 0) return '0 gaps';
+  // The resync dumps' entries left out as held already: fewer snapshot events than dumped.
+  const held = c.resyncSkipped ?? 0;
+  const skipped =
+    held > 0
+      ? `; ${held} resync dump ${held === 1 ? 'entry' : 'entries'} left out as held already`
+      : '';
+  return `${n(c.gaps, 'gap')} (${n(c.lost, 'event')} lost${skipped})`;
 }
 
 function n(count: number, noun: string): string {
