@@ -391,3 +391,25 @@ t.test(
     );
   },
 );
+
+t.test(
+  'session: -e minimal with --rotate writes an entry once again in the next journal, so each journal read alone has its flows',
+  async (t) => {
+    const out = join(dir, `diet-rot-${n++}.mpk`);
+    const first = out.replace(/\.mpk$/, '-000001.mpk');
+    const second = out.replace(/\.mpk$/, '-000002.mpk');
+    const { capture, signals, done } = await session([
+      ...['-o', out, '--rotate', '--duration', '3600', '--no-snapshot', '-e', 'minimal'],
+    ]);
+    capture.emit([tcp(1, 50005), tcp(2, 50005), tcp(2, 50005)]);
+    signals.emit('SIGHUP');
+    capture.emit([tcp(2, 50005), tcp(2, 50005)]);
+    signals.emit('SIGTERM');
+    t.equal(await done, 0);
+    t.strictSame(
+      [readWhole(first).events.map((e) => e.type), readWhole(second).events.map((e) => e.type)],
+      [[1], [2]],
+      'the first UPDATE after the rotation is kept, the repeats are not',
+    );
+  },
+);
