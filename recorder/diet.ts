@@ -104,17 +104,17 @@ export class EventDiet {
 
 /** FNV-1a over family, proto, zone and both tuples: tells a reused id's new connection apart. */
 function tupleHash(ev: CtEvent): number {
-  let h = 0x811c9dc5;
-  const word = (x: number) => {
-    h = Math.imul(h ^ x, 0x01000193);
-  };
-  word((ev.family << 8) | ev.proto);
-  word(ev.zone ?? 0);
-  for (const t of [ev.orig, ev.reply]) {
-    for (const b of t.src) word(b);
-    for (const b of t.dst) word(b);
-    word(((t.sport << 16) | t.dport) >>> 0);
-    word((t.icmpType << 24) | (t.icmpCode << 16) | t.icmpId);
-  }
-  return h >>> 0;
+  let h = Math.imul(0x811c9dc5 ^ ((ev.family << 8) | ev.proto), 0x01000193);
+  h = Math.imul(h ^ (ev.zone ?? 0), 0x01000193);
+  h = tupleInto(h, ev.orig);
+  return tupleInto(h, ev.reply) >>> 0;
+}
+
+function tupleInto(hash: number, t: CtEvent['orig']): number {
+  let h = hash;
+  const { src, dst } = t;
+  for (let i = 0; i < src.length; i++) h = Math.imul(h ^ (src[i] as number), 0x01000193);
+  for (let i = 0; i < dst.length; i++) h = Math.imul(h ^ (dst[i] as number), 0x01000193);
+  h = Math.imul(h ^ ((t.sport << 16) | t.dport), 0x01000193);
+  return Math.imul(h ^ ((t.icmpType << 24) | (t.icmpCode << 16) | t.icmpId), 0x01000193);
 }
