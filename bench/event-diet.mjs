@@ -1,5 +1,6 @@
 // bench helper: what --events minimal would keep of a journal: events and bytes, and the flows equal (reads dist/).
 // Usage: node bench/event-diet.mjs [--format-version 1|2] JOURNAL…  (default: each journal's own format)
+//        node --expose-gc bench/event-diet.mjs --state [ENTRIES]  (the diet's heap per entry, ns per event)
 // Each journal's events go through recorder/diet.ts in file order; both the whole stream and the
 // kept events are written again with the recorder's writer settings (same format, same header,
 // gaps in place), so the bytes compare like for like. The flow tables of the two are compared in
@@ -23,6 +24,10 @@ const HOLD = 1024;
 const TYPES = ['', 'new', 'update', 'destroy', 'snapshot'];
 
 const args = process.argv.slice(2);
+if (args[0] === '--state') {
+  await state(Number(args[1] ?? 262_144));
+  process.exit(0);
+}
 const fv = args[0] === '--format-version' ? Number(args[1]) : undefined;
 const paths = fv === undefined ? args : args.slice(2);
 if (paths.length === 0 || (fv !== undefined && fv !== 1 && fv !== 2)) {
@@ -114,4 +119,46 @@ try {
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });
+}
+
+/** The diet's state for `n` live TCP entries: heap bytes per entry, ns per NEW and per UPDATE left out. */
+async function state(n) {
+  if (typeof globalThis.gc !== 'function') throw new Error('run with node --expose-gc');
+  const event = (i, type) => {
+    const a = new Uint8Array([10, 0, (i >> 8) & 255, i & 255]);
+    const b = new Uint8Array([10, 1, 0, 1]);
+    const sport = 40_000 + (i % 20_000);
+    // Literal objects of one shape, as recorder/records.ts makes them (spreads would not be).
+    return {
+      type,
+      family: 4,
+      proto: 6,
+      status: 0xe,
+      id: i + 1,
+      time: i,
+      timeKernel: false,
+      orig: { src: a, dst: b, sport, dport: 80, icmpType: 0, icmpCode: 0, icmpId: 0 },
+      reply: { src: b, dst: a, sport: 80, dport: sport, icmpType: 0, icmpCode: 0, icmpId: 0 },
+    };
+  };
+  const news = Array.from({ length: n }, (_, i) => event(i, 1));
+  const updates = Array.from({ length: n }, (_, i) => event(i, 2));
+  globalThis.gc();
+  const before = process.memoryUsage().heapUsed;
+  const diet = new EventDiet(n);
+  const t0 = process.hrtime.bigint();
+  for (const ev of news) diet.keeps(ev);
+  const t1 = process.hrtime.bigint();
+  globalThis.gc();
+  const heap = process.memoryUsage().heapUsed - before;
+  let kept = 0;
+  const t2 = process.hrtime.bigint();
+  for (let r = 0; r < 4; r++) for (const ev of updates) if (diet.keeps(ev)) kept++;
+  const t3 = process.hrtime.bigint();
+  // Both arrays stay alive until here, so the heap difference is the diet's alone.
+  console.log(
+    `${diet.size} entries (${news.length + updates.length} events made): ${(heap / diet.size).toFixed(0)} B/entry, ` +
+      `${(heap / 1e6).toFixed(1)} MB; NEW ${(Number(t1 - t0) / n).toFixed(0)} ns, ` +
+      `UPDATE left out ${(Number(t3 - t2) / (4 * n)).toFixed(0)} ns (${kept} kept)`,
+  );
 }
