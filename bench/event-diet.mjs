@@ -6,6 +6,7 @@
 // gaps in place), so the bytes compare like for like. The flow tables of the two are compared in
 // every field but lastSeen, and lastSeen is counted where it differs (flows still open at the end).
 // "event bytes%" leaves out what a journal without events takes (header, trailer, gap records).
+// Exits 1 when a flow table differs in anything but lastSeen.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -116,6 +117,8 @@ try {
         lastSeen,
       ].join('\t'),
     );
+    // A smoke check too: a diet that changed a flow fails the run.
+    if (!equal) process.exitCode = 1;
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });
