@@ -162,7 +162,7 @@ export function recorderProgram(): Command {
     )
     .option(
       '-e, --events <list>',
-      'event types to record: NEW,UPDATE,DESTROY; or all (the default), or minimal: every type, but an UPDATE only when it changes a flow (confirmed, assured, a mark), which gives the same flows with fewer events (see docs/record.md)',
+      'event types to record: NEW,UPDATE,DESTROY; or all (the default), or minimal: every type, but an UPDATE only when it changes a flow (confirmed, assured, a mark): the same flows from fewer events, only the last-seen time of flows still open at the end is earlier (docs/record.md)',
       parseEventsOption,
     )
     .option(
