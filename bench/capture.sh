@@ -82,120 +82,30 @@ if [ -n "$BASELINE" ] || [ "$LINGER" != 0 ]; then
 fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NAME=capture.sh
 die() {
-  echo "capture.sh: $*" >&2
+  echo "$NAME: $*" >&2
   exit 1
 }
+# shellcheck source=bench/flood-common.sh
+. "$ROOT/bench/flood-common.sh"
 
-[ "$(id -u)" = 0 ] || die "run as root (sudo): it creates network namespaces"
-for cmd in ip nft conntrack gcc node; do
-  command -v "$cmd" >/dev/null || die "$cmd is missing: apt-get install iproute2 nftables conntrack gcc, and Node.js >= 20"
-done
-if [ ! -x /usr/bin/time ]; then
-  echo "capture.sh: installing GNU time (Debian package 'time') for per-process CPU seconds" >&2
-  apt-get install -y -q time >/dev/null || die "cannot install the Debian package 'time'"
-fi
-NODE=$(command -v node)
-
-# ---------------------------------------------------------------- cleanup of all we create
-WORK=$(mktemp -d /tmp/ct-bench.XXXXXX)
-NS_C="ctb-$$-c"
-NS_S="ctb-$$-s"
-PIDS=()
-CT_MAX_OLD=''
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  for ns in "$NS_C" "$NS_S"; do
-    if ip netns list | grep -qx "$ns\( .*\)\?"; then
-      # Only our own children run in there; kill them so the namespace really goes away.
-      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-      ip netns del "$ns" 2>/dev/null || true
-    fi
-  done
-  if [ -n "$CT_MAX_OLD" ]; then
-    sysctl -qw "net.netfilter.nf_conntrack_max=$CT_MAX_OLD" || true
-    echo "capture.sh: nf_conntrack_max restored to $CT_MAX_OLD" >&2
-  fi
-  if [ "$KEEP" = 1 ]; then
-    echo "capture.sh: kept $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+flood_prepare ctb
+need_gnu_time
 
 # ---------------------------------------------------------------- build
-if [ "$BUILD" = 1 ]; then
-  (cd "$ROOT" && npm run -s build) || die "npm run build failed"
-fi
-[ -f "$ROOT/dist/recorder/cli.js" ] || die "dist/recorder/cli.js missing: run npm run build"
-[ -f "$ROOT/build/Release/ct_native.node" ] || die "the native addon is not built: run npm rebuild"
+flood_build
 if [ -n "$BASELINE" ]; then
   [ -f "$BASELINE/dist/recorder/cli.js" ] && [ -f "$BASELINE/build/Release/ct_native.node" ] ||
     die "--baseline $BASELINE: build its dist/ (npm run build) and its addon first"
 fi
-gcc -O2 -Wall -Wextra -o "$WORK/flood" "$ROOT/bench/flood.c" || die "cannot build bench/flood.c"
 
 # 64,000 flows per destination address (bench/flood.c); the server holds them all.
 ADDRS=$(((FLOWS + 63999) / 64000))
 [ "$ADDRS" -le 200 ] || die "FLOWS too large: at most 12800000"
 
 # ---------------------------------------------------------------- conntrack table size
-# nf_conntrack_max is read-only inside a non-init namespace (mode 0444 there) but bounds each
-# namespace's table: raise the init namespace's value for the run (restored on exit).
-modprobe nf_conntrack 2>/dev/null || true
-CT_MAX=$(sysctl -n net.netfilter.nf_conntrack_max 2>/dev/null || echo 0)
-if [ "$CT_MAX" -gt 0 ] && [ "$CT_MAX" -lt $((FLOWS + FLOWS / 10)) ]; then
-  CT_MAX_OLD=$CT_MAX
-  sysctl -qw "net.netfilter.nf_conntrack_max=$((FLOWS + FLOWS / 10))" ||
-    die "cannot raise nf_conntrack_max to $((FLOWS + FLOWS / 10)); use FLOWS <= $((CT_MAX * 10 / 11))"
-  echo "capture.sh: nf_conntrack_max raised from $CT_MAX to $((FLOWS + FLOWS / 10)) for the run" >&2
-fi
-
-# ---------------------------------------------------------------- namespaces
-TRACK_RULES='table inet ctbench {
-  chain pre { type filter hook prerouting priority raw; ct state new,established,related accept; }
-  chain out { type filter hook output priority raw; ct state new,established,related accept; }
-}'
-
-make_namespaces() {
-  local ns k mac_s mac_c
-  for ns in "$NS_C" "$NS_S"; do
-    ip netns add "$ns"
-    ip -n "$ns" link set lo up
-    # No IPv6 on the link: its neighbour discovery would add events that are not the flood's.
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  done
-  ip -n "$NS_C" link add vc type veth peer name vs netns "$NS_S"
-  ip -n "$NS_C" addr add 10.219.0.1/16 dev vc
-  for ((k = 1; k <= ADDRS; k++)); do ip -n "$NS_S" addr add "10.219.1.$k/16" dev vs; done
-  ip -n "$NS_C" link set vc up
-  ip -n "$NS_S" link set vs up
-  # Static neighbours: no ARP round trip, so no datagram waits in (or falls out of) the
-  # unresolved queue at the start of the flood.
-  mac_s=$(ip -n "$NS_S" -o link show vs | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
-  mac_c=$(ip -n "$NS_C" -o link show vc | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
-  for ((k = 1; k <= ADDRS; k++)); do
-    ip -n "$NS_C" neigh replace "10.219.1.$k" lladdr "$mac_s" dev vc nud permanent
-  done
-  ip -n "$NS_S" neigh replace 10.219.0.1 lladdr "$mac_c" dev vs nud permanent
-  echo "$TRACK_RULES" | ip netns exec "$NS_S" nft -f -
-  # Unreplied UDP entries live 30 s by default; 300 s keeps every entry of the run in the table,
-  # so the kernel's own count of what it created stays exact until we have read it.
-  ip netns exec "$NS_S" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=300
-}
-
-delete_namespaces() {
-  local ns pid
-  for ns in "$NS_C" "$NS_S"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-  done
-}
+raise_ct_max $((FLOWS + FLOWS / 10))
 
 # ---------------------------------------------------------------- process helpers
 # The process /usr/bin/time runs (its only child), once it exists.
@@ -210,18 +120,6 @@ child_of() {
     sleep 0.05
   done
   return 1
-}
-
-# "rmem drops portid" of PID's netfilter netlink socket subscribed to a multicast group, if any.
-# /proc/PID/net/netlink lists the sockets of PID's namespace; the inode ties one to PID.
-event_socket() {
-  local pid=$1 inodes
-  inodes=$(find "/proc/$pid/fd" -maxdepth 1 -lname 'socket:*' -printf '%l\n' 2>/dev/null |
-    tr -dc '0-9\n' | paste -sd' ' -)
-  [ -n "$inodes" ] || return 1
-  awk -v inodes="$inodes" 'BEGIN { n = split(inodes, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 }
-    $2 == 12 && ($10 in want) && $4 != "00000000" { print $5, $9, $3; found = 1; exit }
-    END { exit !found }' "/proc/$pid/net/netlink"
 }
 
 wait_subscribed() {
@@ -248,45 +146,14 @@ rcvbuf_of() {
     }'
 }
 
-# user+sys CPU seconds PID has used so far (all its threads).
-cpu_now() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / hz }'; }
-
-file_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
-
-# Quiescent: every watched socket's queue is empty and no output file grew for 1 s.
-wait_quiescent() {
-  local stable=0 last='' now queued pid f i sock
-  for ((i = 0; i < 240; i++)); do
-    now=''
-    queued=0
-    for pid in "$@"; do
-      sock=$(event_socket "$pid" || echo '0 gone')
-      queued=$((queued + ${sock%% *}))
-      now+="$sock "
-    done
-    for f in "$WORK"/*.out "$WORK"/*.mpk; do
-      if [ -e "$f" ]; then now+="$(file_size "$f") "; fi
-    done
-    if [ "$now" = "$last" ] && [ "$queued" = 0 ]; then
-      stable=$((stable + 1))
-      [ "$stable" -ge 4 ] && return 0
-    else
-      stable=0
-    fi
-    last=$now
-    sleep 0.25
-  done
-  echo "capture.sh: warning: not quiescent after 60 s, stopping anyway" >&2
-}
-
 cpu_seconds() { tail -n 1 "$1" | awk '{ printf "%.2f", $1 + $2 }'; }
 
+# Six significant digits in the report (bench/common.sh's median gives ten).
 median() {
   sort -g | awk '{ v[NR] = $1 }
     END { if (NR == 0) print "-"; else printf "%.6g\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-kv() { grep -m1 "^$1=" "$2" | cut -d= -f2-; }
 
 # ---------------------------------------------------------------- one run
 # One TSV row per run; the first line names the columns (the reports look them up by name).
@@ -310,7 +177,7 @@ run_once() {
   journal="$WORK/run$run.mpk"
   V=([run]=$run [build]=$build)
   rm -f "$WORK"/*.out "$WORK"/*.mpk "$WORK"/*.err "$WORK"/*.time
-  make_namespaces
+  flood_namespaces "10.219.1:$ADDRS"
 
   ip netns exec "$NS_S" /usr/bin/time -f '%U %S' -o "$WORK/ctr.time" \
     "$NODE" "$tree/dist/recorder/cli.js" -o "$journal" -e NEW ${BUFFER:+-b "$BUFFER"} \

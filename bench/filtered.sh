@@ -66,124 +66,24 @@ WARM_IN=$((WARMUP - WARM_OUT))
 WARM_ADDRS=$(((WARM_OUT + 63999) / 64000))
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NAME=filtered.sh
 die() {
-  echo "filtered.sh: $*" >&2
+  echo "$NAME: $*" >&2
   exit 1
 }
-[ "$(id -u)" = 0 ] || die "run as root (sudo): it creates network namespaces"
-for cmd in ip nft conntrack gcc node; do
-  command -v "$cmd" >/dev/null || die "$cmd is missing: apt-get install iproute2 nftables conntrack gcc, and Node.js >= 20"
-done
-NODE=$(command -v node)
+# shellcheck source=bench/flood-common.sh
+. "$ROOT/bench/flood-common.sh"
 
-WORK=$(mktemp -d /tmp/ct-filtered.XXXXXX)
-NS_C="ctf-$$-c"
-NS_S="ctf-$$-s"
-PIDS=()
-CT_MAX_OLD=''
-delete_namespaces() {
-  local ns pid
-  for ns in "$NS_C" "$NS_S"; do
-    if ip netns list | grep -qx "$ns\( .*\)\?"; then
-      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-      ip netns del "$ns" 2>/dev/null || true
-    fi
-  done
-}
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  delete_namespaces
-  if [ -n "$CT_MAX_OLD" ]; then sysctl -qw "net.netfilter.nf_conntrack_max=$CT_MAX_OLD" || true; fi
-  if [ "$KEEP" = 1 ]; then echo "filtered.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [ "$BUILD" = 1 ]; then (cd "$ROOT" && npm run -s build) || die "npm run build failed"; fi
-[ -f "$ROOT/dist/recorder/cli.js" ] || die "dist/recorder/cli.js missing: run npm run build"
-[ -f "$ROOT/build/Release/ct_native.node" ] || die "the native addon is not built: run npm rebuild"
-gcc -O2 -Wall -Wextra -o "$WORK/flood" "$ROOT/bench/flood.c" || die "cannot build bench/flood.c"
+flood_prepare ctf
+flood_build
 
 # 64,000 flows per destination address (bench/flood.c).
 ADDRS=$(((OUT_FLOWS + 63999) / 64000))
 IN_ADDRS=$(((IN_FLOWS + 63999) / 64000))
 [ "$ADDRS" -le 250 ] && [ "$IN_ADDRS" -le 250 ] || die "FLOWS too large"
 TOTAL=$((FLOWS + WARMUP))
-modprobe nf_conntrack 2>/dev/null || true
-CT_MAX=$(sysctl -n net.netfilter.nf_conntrack_max 2>/dev/null || echo 0)
-if [ "$CT_MAX" -gt 0 ] && [ "$CT_MAX" -lt $((TOTAL + TOTAL / 10)) ]; then
-  CT_MAX_OLD=$CT_MAX
-  sysctl -qw "net.netfilter.nf_conntrack_max=$((TOTAL + TOTAL / 10))" || die "cannot raise nf_conntrack_max"
-fi
+raise_ct_max $((TOTAL + TOTAL / 10))
 
-TRACK_RULES='table inet ctbench {
-  chain pre { type filter hook prerouting priority raw; ct state new,established,related accept; }
-  chain out { type filter hook output priority raw; ct state new,established,related accept; }
-}'
-
-make_namespaces() {
-  local ns k mac_s
-  for ns in "$NS_C" "$NS_S"; do
-    ip netns add "$ns"
-    ip -n "$ns" link set lo up
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  done
-  ip -n "$NS_C" link add vc type veth peer name vs netns "$NS_S"
-  ip -n "$NS_C" addr add 10.219.0.1/16 dev vc
-  for ((k = 1; k <= ADDRS; k++)); do ip -n "$NS_S" addr add "10.219.1.$k/16" dev vs; done
-  for ((k = 1; k <= IN_ADDRS; k++)); do ip -n "$NS_S" addr add "10.219.2.$k/16" dev vs; done
-  ip -n "$NS_S" addr add 10.219.3.1/16 dev vs
-  for ((k = 1; k <= WARM_ADDRS; k++)); do ip -n "$NS_S" addr add "10.219.4.$k/16" dev vs; done
-  ip -n "$NS_C" link set vc up
-  ip -n "$NS_S" link set vs up
-  # Static neighbours: no datagram waits for ARP (bench/capture.sh says why).
-  mac_s=$(ip -n "$NS_S" -o link show vs | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
-  for ((k = 1; k <= ADDRS; k++)); do
-    ip -n "$NS_C" neigh replace "10.219.1.$k" lladdr "$mac_s" dev vc nud permanent
-  done
-  for ((k = 1; k <= IN_ADDRS; k++)); do
-    ip -n "$NS_C" neigh replace "10.219.2.$k" lladdr "$mac_s" dev vc nud permanent
-  done
-  ip -n "$NS_C" neigh replace 10.219.3.1 lladdr "$mac_s" dev vc nud permanent
-  for ((k = 1; k <= WARM_ADDRS; k++)); do
-    ip -n "$NS_C" neigh replace "10.219.4.$k" lladdr "$mac_s" dev vc nud permanent
-  done
-  echo "$TRACK_RULES" | ip netns exec "$NS_S" nft -f -
-  ip netns exec "$NS_S" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=300
-}
-
-# "rmem drops" of PID's subscribed netfilter netlink socket.
-event_socket() {
-  local pid=$1 inodes
-  inodes=$(find "/proc/$pid/fd" -maxdepth 1 -lname 'socket:*' -printf '%l\n' 2>/dev/null |
-    tr -dc '0-9\n' | paste -sd' ' -)
-  [ -n "$inodes" ] || return 1
-  awk -v inodes="$inodes" 'BEGIN { n = split(inodes, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 }
-    $2 == 12 && ($10 in want) && $4 != "00000000" { print $5, $9; found = 1; exit }
-    END { exit !found }' "/proc/$pid/net/netlink"
-}
-cpu_now() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / hz }'; }
-# Quiescent: the socket's queue is empty and the journal did not grow for 1 s.
-wait_quiescent() {
-  local pid=$1 journal=$2 stable=0 last='' now i
-  for ((i = 0; i < 240; i++)); do
-    now="$(event_socket "$pid" || echo 'gone') $(stat -c %s "$journal" 2>/dev/null || echo 0)"
-    if [ "$now" = "$last" ] && [ "${now%% *}" = 0 ]; then
-      stable=$((stable + 1))
-      [ "$stable" -ge 4 ] && return 0
-    else
-      stable=0
-    fi
-    last=$now
-    sleep 0.25
-  done
-  echo "filtered.sh: warning: not quiescent after 60 s, stopping anyway" >&2
-}
-kv() { grep -m1 "^$1=" "$2" | cut -d= -f2-; }
-median() {
-  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.10g\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 RESULTS="$WORK/results.tsv"
 printf 'run\tmode\tsent\tcaught\tev_cpu\tdrops\treported\n' >"$RESULTS"
@@ -195,7 +95,7 @@ run_mode() {
   kernel) args=(--dst "$KEEP_PREFIX") ;;
   user) args=(--dst "$KEEP_PREFIX" --no-kernel-filter) ;;
   esac
-  make_namespaces
+  flood_namespaces "10.219.1:$ADDRS" "10.219.2:$IN_ADDRS" 10.219.3:1 "10.219.4:$WARM_ADDRS"
   ip netns exec "$NS_S" "$NODE" "$ROOT/dist/recorder/cli.js" -o "$journal" -e NEW "${args[@]}" \
     2>"$WORK/$run-$mode.err" &
   ctr_t=$!
@@ -216,7 +116,7 @@ run_mode() {
     in_a=$!
     ip netns exec "$NS_C" "$WORK/flood" 10.219.4.1 "$WARM_OUT" "$SECONDS_MAX" >/dev/null
     wait "$in_a"
-    wait_quiescent "$ctr" "$journal"
+    wait_quiescent "$ctr"
   fi
   cpu0=$(cpu_now "$ctr")
   # The kept and the left-out flows at once, interleaved as a real mix would be.
@@ -224,7 +124,7 @@ run_mode() {
   in_a=$!
   ip netns exec "$NS_C" "$WORK/flood" 10.219.1.1 "$OUT_FLOWS" "$SECONDS_MAX" >"$WORK/out.out"
   wait "$in_a"
-  wait_quiescent "$ctr" "$journal"
+  wait_quiescent "$ctr"
   cpu1=$(cpu_now "$ctr")
   drops=$(event_socket "$ctr" | cut -d' ' -f2)
   kill -TERM "$ctr"
