@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import t from 'tap';
 import { filtersOf } from '../../analyzer/core/coverage.js';
 import type { CtEvent } from '../../journal/event.js';
-import { startCapture } from '../../native/index.js';
 import { kernelFilterLine, planKernelFilter } from '../../recorder/bpf.js';
 import type { Logger } from '../../recorder/log.js';
 import { recorderProgram, settleOptions } from '../../recorder/options.js';
@@ -194,22 +193,3 @@ t.test('--no-kernel-filter: no program for the capture, the log says user space'
   signals.emit('SIGTERM');
   t.equal(await done, 0);
 });
-
-t.test(
-  'startCapture refuses a filter that is not whole sock_filter structs, before any socket',
-  (t) => {
-    for (const filter of [new Uint8Array(0), new Uint8Array(7), new Uint8Array(8 * 4097)]) {
-      t.throws(
-        () =>
-          startCapture(
-            { filter },
-            () => {},
-            () => {},
-          ),
-        { code: 'EUSAGE', message: /struct sock_filter/ },
-        `${filter.length} bytes`,
-      );
-    }
-    t.end();
-  },
-);

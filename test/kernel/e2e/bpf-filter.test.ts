@@ -250,3 +250,22 @@ t.test(
     await long.stop();
   },
 );
+
+t.test(
+  'startCapture refuses a filter that is not whole sock_filter structs, before any socket',
+  (t) => {
+    for (const filter of [new Uint8Array(0), new Uint8Array(7), new Uint8Array(8 * 4097)]) {
+      t.throws(
+        () =>
+          startCapture(
+            { filter },
+            () => {},
+            () => {},
+          ),
+        { code: 'EUSAGE', message: /struct sock_filter/ },
+        `${filter.length} bytes`,
+      );
+    }
+    t.end();
+  },
+);
