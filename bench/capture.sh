@@ -5,7 +5,14 @@
 # Usage: sudo bench/capture.sh [FLOWS] [--runs R] [--buffer-size SIZE] [--seconds S]
 #                              [--solo | --overrun] [--format-version V] [--no-build] [--keep]
 #                              [--resync-interval S] [--linger S] [--baseline DIR]
-#   FLOWS           distinct UDP flows per run (default 200000)
+#                              [--tcp] [--events MODE]
+#   FLOWS           distinct UDP flows per run (default 200000); with --tcp, TCP connections
+#   --tcp           a TCP-connection flood (bench/tcpflood.c: full handshakes, closed by RST)
+#                   instead of UDP datagrams; ct-record records every event type unless
+#                   --events, conntrack -E beside it too; created = the server namespace's
+#                   table count (conntrack -L, checked against /proc/net/stat/nf_conntrack)
+#   --events MODE   ct-record's -e: all, minimal, NEW, … (default NEW, all with --tcp);
+#                   conntrack -E gets the same types (all for minimal)
 #   --runs R        repetitions, each in fresh namespaces (default 3); the median is printed
 #   --buffer-size   ct-record's -b (default: its own default; 64K with --overrun)
 #   --seconds S     the flood stops after S seconds even if FLOWS were not all sent (default 60)
@@ -43,11 +50,13 @@ LINGER=0
 BASELINE=''
 OVERRUN=0
 SOLO=0
+TCP=0
+EVENTS=''
 BUILD=1
 KEEP=0
 
 usage() {
-  sed -n '5,24p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '5,31p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -62,6 +71,8 @@ while [ $# -gt 0 ]; do
   --baseline) BASELINE=$(cd "${2:?--baseline needs a directory}" && pwd); shift 2 ;;
   --overrun) OVERRUN=1; SOLO=1; shift ;;
   --solo) SOLO=1; shift ;;
+  --tcp) TCP=1; shift ;;
+  --events | -e) EVENTS=${2:?--events needs a mode: all, minimal, NEW, …}; shift 2 ;;
   --no-build) BUILD=0; shift ;;
   --keep) KEEP=1; shift ;;
   -h | --help) usage ;;
@@ -77,6 +88,13 @@ for v in FLOWS RUNS SECONDS_MAX; do
 done
 if [ "$OVERRUN" = 1 ] && [ -z "$BUFFER" ]; then BUFFER=64K; fi
 [[ $LINGER =~ ^[0-9]+$ ]] || { echo "capture.sh: --linger must be a whole number of seconds" >&2; exit 2; }
+# ct-record's event types: NEW for the UDP flood (its NEW events are what is counted), all for
+# the TCP one (a connection's whole life); conntrack -E beside it gets the same types.
+if [ -z "$EVENTS" ]; then
+  if [ "$TCP" = 1 ]; then EVENTS=all; else EVENTS=NEW; fi
+fi
+CT_EVENTS=()
+case "$EVENTS" in all | minimal) ;; *) CT_EVENTS=(-e "$EVENTS") ;; esac
 if [ -n "$BASELINE" ] || [ "$LINGER" != 0 ]; then
   [ "$SOLO" = 1 ] || { echo "capture.sh: --baseline and --linger need --solo or --overrun" >&2; exit 2; }
 fi
@@ -100,8 +118,17 @@ if [ -n "$BASELINE" ]; then
     die "--baseline $BASELINE: build its dist/ (npm run build) and its addon first"
 fi
 
-# 64,000 flows per destination address (bench/flood.c); the server holds them all.
-ADDRS=$(((FLOWS + 63999) / 64000))
+# 64,000 flows per destination address (bench/flood.c), per destination (address, port) with
+# --tcp (bench/tcpflood.c, TCP_PORTS listening ports); the server holds them all.
+TCP_PORTS=4
+UNIT=flows
+if [ "$TCP" = 1 ]; then
+  UNIT=connections
+  gcc -O2 -Wall -Wextra -o "$WORK/tcpflood" "$ROOT/bench/tcpflood.c" || die "cannot build bench/tcpflood.c"
+  ADDRS=$(((FLOWS + 64000 * TCP_PORTS - 1) / (64000 * TCP_PORTS)))
+else
+  ADDRS=$(((FLOWS + 63999) / 64000))
+fi
 [ "$ADDRS" -le 200 ] || die "FLOWS too large: at most 12800000"
 
 # ---------------------------------------------------------------- conntrack table size
@@ -161,6 +188,12 @@ RESULTS="$WORK/results.tsv"
 COLUMNS_SIDE='run sent created rate r_new r_distinct r_cpu r_evcpu r_drops r_enobufs r_qdrops r_rcvbuf r_bpe c_new c_cpu c_evcpu c_drops c_enobufs c_rcvbuf'
 COLUMNS_SOLO='run build sent created rate r_new r_distinct r_cpu r_evcpu r_drops r_enobufs r_qdrops r_rcvbuf r_bpe t_gaps t_lost read_gaps read_lost r_bytes r_snap r_all r_dumps r_skipped'
 if [ "$SOLO" = 1 ]; then COLUMNS=$COLUMNS_SOLO; else COLUMNS=$COLUMNS_SIDE; fi
+# --tcp: handshakes completed and failed, the table count's growth, all events written by type,
+# distinct 4-tuples of the NEW events, and conntrack -E's lines.
+if [ "$TCP" = 1 ]; then
+  COLUMNS+=' conns failed entries r_events r_update r_destroy r_tuples c_events'
+  [ "$SOLO" = 1 ] || COLUMNS+=' r_bytes'
+fi
 tr ' ' '\t' <<<"$COLUMNS" >"$RESULTS"
 
 declare -A V
@@ -178,16 +211,21 @@ run_once() {
   V=([run]=$run [build]=$build)
   rm -f "$WORK"/*.out "$WORK"/*.mpk "$WORK"/*.err "$WORK"/*.time
   flood_namespaces "10.219.1:$ADDRS"
+  local entries0=0
+  if [ "$TCP" = 1 ]; then
+    flood_tcp_server "$WORK/tcpflood" "$TCP_PORTS"
+    entries0=$(ct_entries)
+  fi
 
   ip netns exec "$NS_S" /usr/bin/time -f '%U %S' -o "$WORK/ctr.time" \
-    "$NODE" "$tree/dist/recorder/cli.js" -o "$journal" -e NEW ${BUFFER:+-b "$BUFFER"} \
+    "$NODE" "$tree/dist/recorder/cli.js" -o "$journal" -e "$EVENTS" ${BUFFER:+-b "$BUFFER"} \
     ${FORMAT_VERSION:+--format-version "$FORMAT_VERSION"} "${resync[@]}" \
     2>"$WORK/ctr.err" &
   ctr_t=$!
   PIDS+=("$ctr_t")
   if [ "$SOLO" = 0 ]; then
     ip netns exec "$NS_S" /usr/bin/time -f '%U %S' -o "$WORK/ct.time" \
-      conntrack -E -e NEW -b 67108864 >"$WORK/ct.out" 2>"$WORK/ct.err" &
+      conntrack -E "${CT_EVENTS[@]}" -b 67108864 >"$WORK/ct.out" 2>"$WORK/ct.err" &
     ct_t=$!
     PIDS+=("$ct_t")
   fi
@@ -212,7 +250,11 @@ run_once() {
 
   r_cpu0=$(cpu_now "$ctr")
   [ "$SOLO" = 0 ] && c_cpu0=$(cpu_now "$ct")
-  flood_out=$(ip netns exec "$NS_C" "$WORK/flood" 10.219.1.1 "$FLOWS" "$SECONDS_MAX")
+  if [ "$TCP" = 1 ]; then
+    flood_out=$(ip netns exec "$NS_C" "$WORK/tcpflood" 10.219.1.1 "$FLOWS" "$SECONDS_MAX" "$TCP_PORTS")
+  else
+    flood_out=$(ip netns exec "$NS_C" "$WORK/flood" 10.219.1.1 "$FLOWS" "$SECONDS_MAX")
+  fi
   wait_quiescent "${watch[@]}"
   if [ "$LINGER" != 0 ]; then
     # A resync dump that waits for its interval is made meanwhile; its CPU counts too.
@@ -223,7 +265,12 @@ run_once() {
   [ "$SOLO" = 0 ] && c_cpu1=$(cpu_now "$ct")
 
   # The kernel's truth, read while both readers still hold their sockets.
-  V[created]=$(ip netns exec "$NS_S" conntrack -L -p udp -s 10.219.0.1 2>/dev/null | wc -l)
+  if [ "$TCP" = 1 ]; then
+    V[created]=$(ip netns exec "$NS_S" conntrack -L -p tcp -s 10.219.0.1 2>/dev/null | wc -l)
+    V[entries]=$(($(ct_entries) - entries0))
+  else
+    V[created]=$(ip netns exec "$NS_S" conntrack -L -p udp -s 10.219.0.1 2>/dev/null | wc -l)
+  fi
   V[r_drops]=$(event_socket "$ctr" | cut -d' ' -f2)
   [ "$SOLO" = 0 ] && V[c_drops]=$(event_socket "$ct" | cut -d' ' -f2)
 
@@ -233,13 +280,25 @@ run_once() {
   wait "$ctr_t" || rc=$?
   [ "$rc" = 0 ] || die "ct-record exited with status $rc: $(cat "$WORK/ctr.err")"
   if [ "$SOLO" = 0 ]; then wait "$ct_t" || true; fi
+  if [ "$TCP" = 1 ]; then
+    kill -TERM "$TCP_SERVER"
+    wait "$TCP_SERVER" || true
+  fi
   PIDS=()
   delete_namespaces
 
   V[sent]=$(grep -o 'sent=[0-9]*' <<<"$flood_out" | cut -d= -f2)
   V[rate]=$(grep -o 'rate=[0-9]*' <<<"$flood_out" | cut -d= -f2)
-  echo "  run $run: flood sent ${V[sent]} flows in $(grep -o 'seconds=[0-9.]*' <<<"$flood_out" | cut -d= -f2) s" \
-    "(${V[rate]}/s); the kernel created ${V[created]} entries"
+  if [ "$TCP" = 1 ]; then
+    V[conns]=$(grep -o 'connected=[0-9]*' <<<"$flood_out" | cut -d= -f2)
+    V[failed]=$(grep -o 'failed=[0-9]*' <<<"$flood_out" | cut -d= -f2)
+    echo "  run $run: flood made ${V[conns]} connections of ${V[sent]} attempts (${V[failed]} failed) in" \
+      "$(grep -o 'seconds=[0-9.]*' <<<"$flood_out" | cut -d= -f2) s (${V[rate]}/s); the kernel created" \
+      "${V[created]} entries (conntrack -L), its table grew by ${V[entries]}"
+  else
+    echo "  run $run: flood sent ${V[sent]} flows in $(grep -o 'seconds=[0-9.]*' <<<"$flood_out" | cut -d= -f2) s" \
+      "(${V[rate]}/s); the kernel created ${V[created]} entries"
+  fi
 
   "$NODE" "$ROOT/bench/journal-stats.mjs" "$journal" >"$WORK/stats.txt"
   V[r_new]=$(kv new "$WORK/stats.txt")
@@ -253,6 +312,15 @@ run_once() {
   V[r_qdrops]=${V[r_qdrops]:-0}
   V[r_bpe]=$(awk -v b="$(kv bytes "$WORK/stats.txt")" -v e="$(kv trailer_events "$WORK/stats.txt")" \
     'BEGIN { if (e > 0) printf "%.1f", b / e; else print "-" }')
+  if [ "$TCP" = 1 ]; then
+    V[r_events]=$(kv events "$WORK/stats.txt")
+    V[r_update]=$(kv update "$WORK/stats.txt")
+    V[r_destroy]=$(kv destroy "$WORK/stats.txt")
+    V[r_tuples]=$(kv distinct_new_tuples "$WORK/stats.txt")
+    V[r_bytes]=$(kv bytes "$WORK/stats.txt")
+    # Every connection has its own 4-tuple: the destination alone names 4 flows per address.
+    V[r_distinct]=${V[r_tuples]}
+  fi
   [ "${V[r_distinct]}" = "${V[r_new]}" ] ||
     echo "  warning: ct-record's ${V[r_new]} NEW events name only ${V[r_distinct]} distinct flows"
   echo "  ct-record: $(grep -E 'stopped:|WARNING' "$WORK/ctr.err" | sed 's/^ct-record: //' | paste -sd' ' -)"
@@ -282,7 +350,12 @@ run_once() {
     return 0
   fi
 
-  V[c_new]=$(grep -c '\[NEW\] udp' "$WORK/ct.out" || true)
+  if [ "$TCP" = 1 ]; then
+    V[c_new]=$(grep -c '\[NEW\] tcp' "$WORK/ct.out" || true)
+    V[c_events]=$(grep -c '^ *\[' "$WORK/ct.out" || true)
+  else
+    V[c_new]=$(grep -c '\[NEW\] udp' "$WORK/ct.out" || true)
+  fi
   V[c_enobufs]=$(grep -c 'ENOBUFS' "$WORK/ct.err" || true)
   V[c_cpu]=$(cpu_seconds "$WORK/ct.time")
   V[c_evcpu]=$(awk -v a="$c_cpu0" -v b="$c_cpu1" 'BEGIN { printf "%.2f", b - a }')
@@ -322,7 +395,7 @@ med() { values "$1" | grep -v '^-$' | median; }
 FMT='%-4s %-10s %7s %7s %7s %7s %8s %6s %6s %5s %6s %7s %9s %5s\n'
 report_side_by_side() {
   echo
-  echo "ct-record -e NEW${BUFFER:+ -b $BUFFER} vs conntrack -E -e NEW -b 67108864, $FLOWS flows per run"
+  echo "ct-record -e $EVENTS${BUFFER:+ -b $BUFFER} vs conntrack -E${CT_EVENTS[*]:+ ${CT_EVENTS[*]}} -b 67108864, $FLOWS $UNIT per run"
   legend
   # shellcheck disable=SC2059
   printf "$FMT" run tool sent created caught '%sent' '%created' cpu_s ev_cpu us/ev drops reported rcvbuf B/ev
@@ -358,7 +431,7 @@ report_side_by_side() {
 OFMT='%-4s %7s %7s %7s %8s %7s %7s %7s %7s %6s %5s %7s %6s %6s %5s %9s\n'
 report_solo() {
   echo
-  echo "$([ "$OVERRUN" = 1 ] && echo 'overrun: ')ct-record -e NEW${BUFFER:+ -b $BUFFER} alone, $FLOWS flows per run"
+  echo "$([ "$OVERRUN" = 1 ] && echo 'overrun: ')ct-record -e $EVENTS${BUFFER:+ -b $BUFFER} alone, $FLOWS $UNIT per run"
   legend
   echo "(missing = created - caught; rep_lost, rep_gaps = ct-record's summary; gaps, j_lost ="
   echo " the journal trailer's loss fields)"
@@ -394,6 +467,40 @@ report_solo() {
     "$(med r_bpe) B/event; flood $(med rate) flows/s"
 }
 
+# --tcp: every event of a connection's life, per connection the kernel created.
+TFMT='%-4s %7s %7s %7s %7s %8s %8s %6s %6s %6s %6s %9s %6s %6s %6s\n'
+report_tcp() {
+  echo
+  echo "TCP connections: ct-record -e $EVENTS, events and journal bytes per connection"
+  echo "(conns = handshakes the client completed; created = conntrack -L's tcp entries from the"
+  echo " client; grown = the table's growth (/proc/net/stat/nf_conntrack entries); NEW/UPD/DES ="
+  echo " events by type in the journal; ev/conn, B/conn = all events, journal bytes per entry"
+  echo " created; ct_ev/conn = conntrack -E's event lines per entry created (side by side only))"
+  # shellcheck disable=SC2059
+  printf "$TFMT" run conns failed created grown caught '%created' NEW/c UPD/c DES/c ev/conn bytes B/conn \
+    ct_ev/c drops
+  local -a h r
+  local line i
+  {
+    read -r line
+    read -ra h <<<"$line"
+    while IFS=$'\t' read -ra r; do
+      declare -A R=()
+      for i in "${!h[@]}"; do R[${h[$i]}]=${r[$i]}; done
+      # shellcheck disable=SC2059
+      printf "$TFMT" "${R[run]}" "${R[conns]}" "${R[failed]}" "${R[created]}" "${R[entries]}" "${R[r_new]}" \
+        "$(pct "${R[r_new]}" "${R[created]}")" "$(ratio "${R[r_new]}" "${R[created]}")" \
+        "$(ratio "${R[r_update]}" "${R[created]}")" "$(ratio "${R[r_destroy]}" "${R[created]}")" \
+        "$(ratio "${R[r_events]}" "${R[created]}")" "${R[r_bytes]}" \
+        "$(ratio "${R[r_bytes]}" "${R[created]}")" "$([ "${R[c_events]}" = - ] && echo - || ratio "${R[c_events]}" "${R[created]}")" \
+        "${R[r_drops]}"
+    done
+  } <"$RESULTS"
+  echo
+  echo "median of $RUNS runs: caught $(med r_new%created) % of created; $(med r_events/created) events and" \
+    "$(med r_bytes/created) journal bytes per connection; drops $(med r_drops); flood $(med rate) connections/s"
+}
+
 # The resync's cost, per build: dumps, snapshot entries written and left out, journal bytes per
 # flow the kernel created, flows the journal misses entirely (no NEW, no snapshot).
 RFMT='%-4s %-5s %7s %6s %8s %8s %10s %7s %7s %8s %8s %7s\n'
@@ -423,7 +530,7 @@ report_resync() {
   } <"$RESULTS"
 }
 
-echo "bench/capture: $FLOWS flows x $RUNS runs on $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
+echo "bench/capture: $FLOWS $UNIT x $RUNS runs on $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
 echo "load: $(uptime | sed 's/.*load average/load average/')"
 for ((r = 1; r <= RUNS; r++)); do
   run_once "$r" this
@@ -431,8 +538,11 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 if [ "$SOLO" = 1 ]; then
   report_solo
-  report_resync
+  # The resync table counts flows by destination (journal-stats' distinct_all): not the TCP
+  # flood's, whose connections share 4 destinations per address.
+  [ "$TCP" = 1 ] || report_resync
 else
   report_side_by_side
 fi
+[ "$TCP" = 0 ] || report_tcp
 echo "load: $(uptime | sed 's/.*load average/load average/')"

@@ -154,3 +154,30 @@ flood_namespaces() {
   # so the kernel's own count of what it created stays exact until we have read it.
   ip netns exec "$NS_S" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=300
 }
+
+# flood_tcp_server TCPFLOOD PORTS: for a TCP-connection flood (bench/tcpflood.c), after
+# flood_namespaces: keeps every entry of the run in the server's table (a connection closed by an
+# RST sits in CLOSE, 10 s by default; a graceful one in TIME_WAIT, 120 s), room for handshakes in
+# flight, and the server listening there (its pid in TCP_SERVER and PIDS, its output in
+# WORK/tcpserver.out).
+flood_tcp_server() {
+  local i
+  ip netns exec "$NS_S" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_close=300 \
+    net.netfilter.nf_conntrack_tcp_timeout_time_wait=300 net.netfilter.nf_conntrack_tcp_timeout_fin_wait=300 \
+    net.netfilter.nf_conntrack_tcp_timeout_close_wait=300 net.netfilter.nf_conntrack_tcp_timeout_last_ack=300 \
+    net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=8192
+  ip netns exec "$NS_S" "$1" serve "$2" >"$WORK/tcpserver.out" 2>&1 &
+  TCP_SERVER=$!
+  PIDS+=("$TCP_SERVER")
+  for ((i = 0; i < 100; i++)); do
+    grep -q '^listening' "$WORK/tcpserver.out" && return 0
+    kill -0 "$TCP_SERVER" 2>/dev/null || die "the TCP flood's server exited: $(cat "$WORK/tcpserver.out")"
+    sleep 0.05
+  done
+  die "the TCP flood's server did not listen within 5 s"
+}
+
+# The server namespace's conntrack table size: /proc/net/stat/nf_conntrack's `entries` column
+# (the same on every row, hex). Its `insert` column stays 0 on 6.18, so the count of entries
+# created is `entries` after the flood minus before, with nothing expiring meanwhile.
+ct_entries() { printf '%d\n' "0x$(ip netns exec "$NS_S" awk 'NR == 2 { print $1 }' /proc/net/stat/nf_conntrack)"; }

@@ -17,6 +17,8 @@ const counts = { new: 0, update: 0, destroy: 0, snapshot: 0 };
 const TYPES = [undefined, 'new', 'update', 'destroy', 'snapshot'];
 /** Distinct original (dst address, dst port) of NEW events: each flood datagram has its own. */
 const distinct = new Set();
+/** Distinct original 4-tuples of NEW events: each TCP flood connection has its own (bench/tcpflood.c). */
+const distinctTuple = new Set();
 /** The same over NEW and SNAPSHOT: every flood flow the journal holds in any form. */
 const distinctAll = new Set();
 let events = 0;
@@ -46,7 +48,12 @@ try {
       events++;
       const key = TYPES[ev.type];
       if (key !== undefined) counts[key]++;
-      if (ev.type === 1) distinct.add(`${ev.orig.dst.join('.')}:${ev.orig.dport}`);
+      if (ev.type === 1) {
+        distinct.add(`${ev.orig.dst.join('.')}:${ev.orig.dport}`);
+        distinctTuple.add(
+          `${ev.orig.src.join('.')}:${ev.orig.sport}>${ev.orig.dst.join('.')}:${ev.orig.dport}`,
+        );
+      }
       if (ev.type === 1 || ev.type === 4) {
         distinctAll.add(`${ev.orig.dst.join('.')}:${ev.orig.dport}`);
       }
@@ -66,6 +73,7 @@ const out = {
   snapshot: counts.snapshot,
   distinct_new: distinct.size,
   distinct_all: distinctAll.size,
+  distinct_new_tuples: distinctTuple.size,
   resync_gaps: resyncGaps,
   resync_entries: resyncEntries,
   complete: trailer !== undefined,
