@@ -468,17 +468,18 @@ report_solo() {
 }
 
 # --tcp: every event of a connection's life, per connection the kernel created.
-TFMT='%-4s %7s %7s %7s %7s %8s %8s %6s %6s %6s %6s %9s %6s %6s %6s\n'
+TFMT='%-4s %7s %7s %7s %7s %8s %8s %6s %6s %6s %6s %9s %6s %6s %6s %6s %6s\n'
 report_tcp() {
   echo
   echo "TCP connections: ct-record -e $EVENTS, events and journal bytes per connection"
   echo "(conns = handshakes the client completed; created = conntrack -L's tcp entries from the"
   echo " client; grown = the table's growth (/proc/net/stat/nf_conntrack entries); NEW/UPD/DES ="
   echo " events by type in the journal; ev/conn, B/conn = all events, journal bytes per entry"
-  echo " created; ct_ev/conn = conntrack -E's event lines per entry created (side by side only))"
+  echo " created; ct_ev/c = conntrack -E's event lines per entry created (side by side only);"
+  echo " us/ev, us/conn = ct-record's ev_cpu per event written, per entry created)"
   # shellcheck disable=SC2059
   printf "$TFMT" run conns failed created grown caught '%created' NEW/c UPD/c DES/c ev/conn bytes B/conn \
-    ct_ev/c drops
+    ct_ev/c drops us/ev us/conn
   local -a h r
   local line i
   {
@@ -493,12 +494,14 @@ report_tcp() {
         "$(ratio "${R[r_update]}" "${R[created]}")" "$(ratio "${R[r_destroy]}" "${R[created]}")" \
         "$(ratio "${R[r_events]}" "${R[created]}")" "${R[r_bytes]}" \
         "$(ratio "${R[r_bytes]}" "${R[created]}")" "$([ "${R[c_events]}" = - ] && echo - || ratio "${R[c_events]}" "${R[created]}")" \
-        "${R[r_drops]}"
+        "${R[r_drops]}" "$(per_event "${R[r_evcpu]}" "${R[r_events]}")" \
+        "$(per_event "${R[r_evcpu]}" "${R[created]}")"
     done
   } <"$RESULTS"
   echo
   echo "median of $RUNS runs: caught $(med r_new%created) % of created; $(med r_events/created) events and" \
-    "$(med r_bytes/created) journal bytes per connection; drops $(med r_drops); flood $(med rate) connections/s"
+    "$(med r_bytes/created) journal bytes per connection; drops $(med r_drops); ct-record" \
+    "$(med r_evcpu@r_events) us/event, $(med r_evcpu@created) us/connection; flood $(med rate) connections/s"
 }
 
 # The resync's cost, per build: dumps, snapshot entries written and left out, journal bytes per
