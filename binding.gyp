@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "ct_native",
-      "sources": ["native/addon.cc", "native/parse.cc", "native/privilege.cc", "native/reader.cc"],
+      "sources": ["native/addon.cc", "native/interfaces.cc", "native/parse.cc", "native/privilege.cc", "native/reader.cc"],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags": ["-Wall", "-Wextra", "-fexceptions", "-fvisibility=hidden"],

@@ -1,6 +1,6 @@
 // N-API glue: layout(), start(options, onBatch, onError) → { bufferSize, reliable, socketInode,
 // filterError, stop(), dump(), drops(), received() }; getpwnam(), getpwuid(), dropPrivileges(), setConntrackEvents(),
-// joinNetns(), sendDatagram().
+// joinNetns(), sendDatagram(), interfaceAddresses().
 #include <fcntl.h>
 #include <napi.h>
 #include <string.h>
@@ -14,6 +14,7 @@
 #include <string>
 #include <system_error>
 
+#include "interfaces.h"
 #include "privilege.h"
 #include "reader.h"
 #include "record.h"
@@ -421,6 +422,35 @@ Napi::Value SendDatagram(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// interfaceAddresses() → [{ name, family, flags, address, netmask }]: every address of every
+// interface of the calling thread's namespace, up or not (native/interfaces.cc); netmask null
+// when getifaddrs gave none. Which of them are the host's is recorder/host.ts's decision.
+Napi::Value InterfaceAddressesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<InterfaceAddress> list;
+  if (int err = ListInterfaceAddresses(&list)) throw ErrnoError(env, err, "getifaddrs");
+  Napi::Array out = Napi::Array::New(env, list.size());
+  uint32_t i = 0;
+  for (const InterfaceAddress& a : list) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", Napi::String::New(env, a.name));
+    o.Set("family", Napi::Number::New(env, a.family));
+    o.Set("flags", Napi::Number::New(env, double(a.flags)));
+    Napi::Uint8Array address = Napi::Uint8Array::New(env, a.length);
+    std::memcpy(address.Data(), a.address, a.length);
+    o.Set("address", address);
+    if (a.mask_length == 0) {
+      o.Set("netmask", env.Null());
+    } else {
+      Napi::Uint8Array netmask = Napi::Uint8Array::New(env, a.mask_length);
+      std::memcpy(netmask.Data(), a.netmask, a.mask_length);
+      o.Set("netmask", netmask);
+    }
+    out.Set(i++, o);
+  }
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layout", Napi::Function::New(env, Layout, "layout"));
   exports.Set("start", Napi::Function::New(env, Start, "start"));
@@ -431,6 +461,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, SetConntrackEvents, "setConntrackEvents"));
   exports.Set("joinNetns", Napi::Function::New(env, JoinNetns, "joinNetns"));
   exports.Set("sendDatagram", Napi::Function::New(env, SendDatagram, "sendDatagram"));
+  exports.Set("interfaceAddresses",
+              Napi::Function::New(env, InterfaceAddressesJs, "interfaceAddresses"));
   return exports;
 }
 

@@ -101,8 +101,30 @@ export interface NativeDropResult {
   allNoNewPrivs: boolean;
 }
 
+/** One address of one interface, as getifaddrs(3) lists it: whatever the interface's state. */
+export interface InterfaceAddress {
+  /** The interface's name, or an IPv4 address's label (`eth0:1`). */
+  name: string;
+  family: 4 | 6;
+  /** The interface's IFF_* flags (linux/if.h): IFF_UP, IFF_RUNNING (carrier)… */
+  flags: number;
+  /** Network byte order: 4 bytes for family 4, 16 for family 6. */
+  address: Uint8Array;
+  /** As long as `address`; null when getifaddrs gave none. */
+  netmask: Uint8Array | null;
+}
+
+/** linux/if.h: the interface is administratively up (`ip link set X up`). */
+export const IFF_UP = 0x1;
+
 export interface NativeAddon {
   layout(): NativeLayout;
+  /**
+   * Every IPv4 and IPv6 address of every interface of the calling thread's network namespace,
+   * up or down, with carrier or without (os.networkInterfaces leaves out those not running).
+   * Needs no privilege. Throws an Error with `code` and `syscall` 'getifaddrs'.
+   */
+  interfaceAddresses(): InterfaceAddress[];
   /** null when there is no such user; throws an Error with `code` when the lookup fails. */
   getpwnam(name: string): PasswdEntry | null;
   getpwuid(uid: number): PasswdEntry | null;
@@ -291,6 +313,24 @@ export function sendDatagram(socketPath: string, message: string): void {
     addon.sendDatagram(socketPath, message);
   } catch (err) {
     throw new CtError(nativeCode(err, 'ESEND'), nativeDetail(err), { cause: err });
+  }
+}
+
+/**
+ * Every address of every interface of the (main thread's) network namespace, as the addon's
+ * interfaceAddresses() lists them: which are the host's is recorder/host.ts's rule. CtError
+ * with the errno name as its code when getifaddrs fails (ENOMEM, EMFILE…).
+ */
+export function interfaceAddresses(): InterfaceAddress[] {
+  const addon = loadNative();
+  try {
+    return addon.interfaceAddresses();
+  } catch (err) {
+    throw new CtError(
+      nativeCode(err, 'EIFADDRS'),
+      `cannot list the interface addresses: ${nativeDetail(err)} — check the process's limits (open files, memory), then retry`,
+      { cause: err },
+    );
   }
 }
 

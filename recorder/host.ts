@@ -1,15 +1,9 @@
 // Facts about the recording host: what decides how complete a journal is, and its addresses.
 import { readFileSync, readlinkSync } from 'node:fs';
-import {
-  endianness,
-  hostname,
-  type NetworkInterfaceInfo,
-  networkInterfaces,
-  release,
-} from 'node:os';
-import { parseAddress } from '../analyzer/core/address.js';
+import { endianness, hostname, release } from 'node:os';
 import { type HostAddress, type HostRoute, TABLE_LOCAL, TABLE_MAIN } from '../journal/format.js';
 import { MAX_ADDRESSES, MAX_ROUTES } from '../journal/meta-codec.js';
+import { IFF_UP, type InterfaceAddress, interfaceAddresses } from '../native/index.js';
 
 export interface HostFacts {
   host: string;
@@ -62,28 +56,45 @@ export function readHostFacts(proc = '/proc'): HostFacts {
 }
 
 /**
- * The addresses of every interface of the recorder's network namespace, loopback included (a
- * flow to 127.0.0.1 is input too), sorted by interface, family, address and prefix so that an
- * unchanged host gives an equal list. Interfaces without an address (down, or not configured)
- * are not listed: they cannot be a flow's end.
+ * The addresses of the recorder's network namespace that are the host's own, loopback included
+ * (a flow to 127.0.0.1 is input too), sorted by interface, family, address and prefix so that an
+ * unchanged host gives an equal list. Read with getifaddrs (the addon), not
+ * os.networkInterfaces, which leaves out every interface without carrier (not IFF_RUNNING).
+ * The kernel's rule, checked in test/kernel/e2e/addresses.test.ts: an IPv4 address stays local
+ * whatever its interface's state (its local route outlives `ip link set X down`: the host
+ * answers to it, conntrack tracks it), so every IPv4 address is listed; an IPv6 address is
+ * local only while its interface is up (the kernel removes its local route at down, even when
+ * keep_addr_on_down keeps the address), so those of a down interface are not. IPv6 link-local
+ * addresses are listed like any other, as their 16 bytes (getifaddrs carries no zone id).
  */
 export function readHostAddresses(
-  interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces(),
+  interfaces: readonly InterfaceAddress[] = interfaceAddresses(),
 ): HostAddress[] {
   const out: HostAddress[] = [];
-  for (const [ifname, infos] of Object.entries(interfaces)) {
-    for (const info of infos ?? []) {
-      const family = info.family === 'IPv4' ? 4 : 6;
-      const address = interfaceAddress(info.address, family);
-      const prefix = prefixOf(info, family === 4 ? 32 : 128);
-      if (address !== undefined && prefix !== undefined) {
-        out.push({ ifname, family, address, prefix });
-      }
-    }
+  for (const a of interfaces) {
+    if (a.family === 6 && (a.flags & IFF_UP) === 0) continue;
+    const length = a.family === 4 ? 4 : 16;
+    if (a.address.length !== length || a.name.length < 1 || a.name.length > 64) continue;
+    const prefix = prefixOf(a.netmask, length);
+    if (prefix === undefined) continue;
+    out.push({ ifname: a.name, family: a.family, address: new Uint8Array(a.address), prefix });
   }
   // A journal holds at most MAX_ADDRESSES per set: beyond that (never seen on a real host),
   // the first ones in this order.
   return out.sort(compareAddresses).slice(0, MAX_ADDRESSES);
+}
+
+/**
+ * A netmask's ones: glibc builds it from the kernel's prefix length, so they are contiguous.
+ * None at all (never seen): the whole address, which is what decides a flow's direction; a
+ * netmask of another length: not this address's, left out.
+ */
+function prefixOf(netmask: Uint8Array | null, length: number): number | undefined {
+  if (netmask === null) return 8 * length;
+  if (netmask.length !== length) return undefined;
+  let n = 0;
+  for (const b of netmask) for (let v = b; v !== 0; v >>= 1) n += v & 1;
+  return n;
 }
 
 /** Whether two sorted lists (as readHostAddresses returns them) hold the same addresses. */
@@ -99,39 +110,6 @@ function compareAddresses(a: HostAddress, b: HostAddress): number {
     if (d !== 0) return d;
   }
   return a.prefix - b.prefix;
-}
-
-/** From `cidr`; node leaves it null for a netmask that is not contiguous ones, then: the ones. */
-function prefixOf(info: NetworkInterfaceInfo, max: number): number | undefined {
-  const slash = info.cidr?.lastIndexOf('/') ?? -1;
-  const text = slash < 0 ? undefined : info.cidr?.slice(slash + 1);
-  const prefix = text === undefined ? countOnes(info.netmask) : Number(text);
-  return prefix !== undefined && Number.isInteger(prefix) && prefix >= 0 && prefix <= max
-    ? prefix
-    : undefined;
-}
-
-function countOnes(netmask: string): number | undefined {
-  const bytes = parseAddress(netmask);
-  if (bytes === undefined) return undefined;
-  let n = 0;
-  for (const b of bytes) n += popcount(b);
-  return n;
-}
-
-function popcount(b: number): number {
-  let n = 0;
-  for (let v = b; v !== 0; v >>= 1) n += v & 1;
-  return n;
-}
-
-/**
- * An interface address's bytes when they are of its family. libuv prints no zone id, but a
- * link-local one may carry a `%scope` elsewhere: the address is the part before it.
- */
-function interfaceAddress(text: string, family: 4 | 6): Uint8Array | undefined {
-  const bytes = parseAddress(text.split('%')[0] as string);
-  return bytes?.length === (family === 4 ? 4 : 16) ? bytes : undefined;
 }
 
 // Route flags of /proc/net/route and /proc/net/ipv6_route (linux/route.h, linux/ipv6_route.h).

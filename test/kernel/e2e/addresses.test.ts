@@ -22,8 +22,8 @@ const dir = mkdtempSync(join(tmpdir(), `ct-e2e-addresses-${process.pid}-`));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
- * Waits until every link of `ns` is running: os.networkInterfaces (libuv) leaves out interfaces
- * that are up but not yet running, and a fresh veth runs only after the kernel's link watch.
+ * Waits until every link of `ns` is running: a fresh veth gets its IPv6 link-local address only
+ * once it has carrier, after the kernel's link watch, and the test below wants a stable start.
  */
 async function waitRunning(ns: string): Promise<void> {
   const deadline = Date.now() + 5_000;
@@ -39,7 +39,7 @@ async function waitRunning(ns: string): Promise<void> {
 }
 
 t.test('host: readHostAddresses lists what `ip addr` lists in this namespace', async (t) => {
-  t.same(addressLines(readHostAddresses()), (await ipAddresses()).lines);
+  t.same(addressLines(readHostAddresses()), (await ipAddresses()).local);
 });
 
 t.test(
@@ -149,5 +149,86 @@ t.test(
 
     const v = verifyJournal(journal);
     t.equal(v.verdict, 'OK', v.detail);
+  },
+);
+
+/** Whether `ping` from `ns` to `address` gets an answer (one try, 1 s). */
+async function answers(ns: string, address: string): Promise<boolean> {
+  const argv = ['ip', 'netns', 'exec', ns, 'ping', '-n', '-c', '1', '-W', '1', address];
+  return (await run(argv, { check: false })).code === 0;
+}
+
+t.test(
+  'record: addresses on a link without carrier are in the header, IPv4 ones on a down link too, IPv6 ones there not',
+  async (t) => {
+    const topo = await createTopology(t, 'lan');
+    const ns = topo.recordNs;
+    const ip = (args: string) => run(['ip', '-n', ns, ...args.split(' ')]);
+    // nc0: up, its peer never up, so no carrier (os.networkInterfaces left it out).
+    await ip('link add nc0 type veth peer name nc1');
+    await ip('addr add 10.212.0.1/24 dev nc0');
+    await ip('-6 addr add fd00:212::1/64 dev nc0 nodad');
+    await ip('link set nc0 up');
+    // off0: down after its addresses were added; keep_addr_on_down keeps its IPv6 address listed.
+    await ip('link add off0 type veth peer name off1');
+    await run([
+      'ip',
+      'netns',
+      'exec',
+      ns,
+      'sysctl',
+      '-qw',
+      'net.ipv6.conf.off0.keep_addr_on_down=1',
+    ]);
+    await ip('addr add 10.213.0.1/24 dev off0');
+    await ip('link set off0 up');
+    await ip('-6 addr add fd00:213::1/64 dev off0 nodad');
+    await ip('link set off0 down');
+    const links = JSON.parse((await ip('-j link show')).stdout) as Array<{
+      ifname: string;
+      flags: string[];
+    }>;
+    const flags = (name: string) => links.find((l) => l.ifname === name)?.flags ?? [];
+    t.ok(flags('nc0').includes('NO-CARRIER') && flags('nc0').includes('UP'), 'nc0: up, no carrier');
+    t.notOk(flags('off0').includes('UP'), 'off0: down');
+
+    // The kernel's rule the recorder follows, seen from the client: routed to the recording
+    // namespace, the IPv4 addresses answer (local), off0's IPv6 one does not (no local route).
+    const client = topo.client.ns;
+    await run(['ip', '-n', client, 'route', 'add', '10.212.0.0/15', 'via', topo.server.v4]);
+    await run(['ip', '-n', client, '-6', 'route', 'add', 'fd00:212::/31', 'via', topo.server.v6]);
+    t.ok(await answers(client, '10.212.0.1'), 'the kernel answers to nc0’s IPv4 address');
+    t.ok(await answers(client, 'fd00:212::1'), 'and to nc0’s IPv6 address');
+    t.ok(await answers(client, '10.213.0.1'), 'and to down off0’s IPv4 address');
+    t.notOk(await answers(client, 'fd00:213::1'), 'not to down off0’s IPv6 address');
+
+    const journal = join(dir, 'no-carrier.mpk');
+    const rec = await startRecorder(topo, journal);
+    rec.child.kill('SIGTERM');
+    const exit = await exitedWithin(rec.child, 20_000);
+    t.equal(exit, 0, `ct-record exits 0 on SIGTERM\n${rec.stderr()}`);
+    const reader = openJournal(journal);
+    t.teardown(() => reader.close());
+    const header = addressLines(reader.header.addresses ?? []);
+    const line = (ifname: string, text: string, prefix: number) =>
+      addressLine({
+        ifname,
+        family: text.includes(':') ? 6 : 4,
+        address: parseAddress(text),
+        prefix,
+      });
+    for (const want of [
+      line('nc0', '10.212.0.1', 24),
+      line('nc0', 'fd00:212::1', 64),
+      line('off0', '10.213.0.1', 24),
+    ]) {
+      t.ok(header.includes(want), `the header holds ${want}`);
+    }
+    t.notOk(header.includes(line('off0', 'fd00:213::1', 64)), 'but not off0’s IPv6 address');
+    t.ok(
+      (await ipAddresses(ns)).lines.includes(line('off0', 'fd00:213::1', 64)),
+      'which ip addr still lists',
+    );
+    t.same(header, (await ipAddresses(ns)).local, 'the header is the namespace’s local addresses');
   },
 );
