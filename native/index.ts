@@ -449,7 +449,7 @@ function netnsError(spec: string, path: string, err: unknown): CtError {
  * Moves the calling (main) thread into the network namespace `spec` names: an `ip netns` name or
  * a path to an nsfs file. Threads created afterwards (the reader, the privilege keeper), child
  * processes and the main thread's own sockets, /proc/self/net, /proc/sys/net and
- * os.networkInterfaces() then belong to it; threads that already exist (libuv's pool, V8's)
+ * interfaceAddresses() then belong to it; threads that already exist (libuv's pool, V8's)
  * stay where they were (docs/native.md, "Network namespace"). Call it before anything is
  * opened, as root. Returns the path joined; CtError when the namespace cannot be joined.
  */
