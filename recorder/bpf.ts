@@ -8,6 +8,10 @@
 // counts it as malformed, exactly as without the filter. Its verdict equals compileFilter's
 // predicate for every event the parser accepts (test/recorder/bpf.test.ts runs it in an
 // interpreter against generated messages).
+//
+// With -e minimal it also drops, before the filter, the UPDATEs that recorder/diet.ts could only
+// keep as an entry's first event in the journal (the rule is at dietRule; docs/record.md, "Fewer
+// events, the same flows", says what that changes).
 import { endianness } from 'node:os';
 import type { Cidr } from '../analyzer/core/prefix.js';
 import type { EventFilter } from './filter.js';
@@ -39,6 +43,7 @@ export const BPF = {
   AND: 0x50,
   JA: 0x00,
   JEQ: 0x10,
+  JGE: 0x30,
   K: 0x00,
   TAX: 0x00,
   /** SKF_AD_OFF + SKF_AD_NLATTR: A = offset of attribute X in the attributes starting at A. */
@@ -57,6 +62,10 @@ export const REJECT = 0;
 
 // linux/netlink.h, linux/netfilter/nfnetlink*.h
 const NLMSG_TYPE_OFFSET = 4; // u16, host byte order
+const NLMSG_FLAGS_OFFSET = 6; // u16, host byte order
+const NLM_F_MULTI = 0x2; // a dump's reply
+const NLM_F_CREATE = 0x400;
+const NLM_F_EXCL = 0x200;
 const NFGEN_FAMILY_OFFSET = 16; // after the 16-byte nlmsghdr
 const ATTRS_OFFSET = 20; // nlmsghdr + nfgenmsg
 const NFNL_SUBSYS_CTNETLINK = 1;
@@ -65,7 +74,15 @@ const IPCTNL_MSG_CT_DELETE = 2; // DESTROY events
 const AF_INET = 2;
 const AF_INET6 = 10;
 const CTA_TUPLE_ORIG = 1;
+const CTA_STATUS = 3;
+const CTA_PROTOINFO = 4;
 const CTA_MARK = 8;
+const CTA_PROTOINFO_TCP = 1;
+const CTA_PROTOINFO_TCP_STATE = 1;
+const IPS_SEEN_REPLY = 0x2;
+const IPS_ASSURED = 0x4;
+/** enum tcp_conntrack: FIN_WAIT and every state after it (CLOSE_WAIT, LAST_ACK, TIME_WAIT, …). */
+const TCP_CONNTRACK_FIN_WAIT = 4;
 const CTA_TUPLE_IP = 1;
 const CTA_TUPLE_PROTO = 2;
 const CTA_IP_V4_SRC = 1;
@@ -103,6 +120,10 @@ class Asm {
   }
   jeq(k: number, t: Target, f: Target): void {
     this.items.push({ kind: 'jump', code: BPF.JMP | BPF.JEQ | BPF.K, k: k >>> 0, t, f });
+  }
+  /** Unsigned A >= k. */
+  jge(k: number, t: Target, f: Target): void {
+    this.items.push({ kind: 'jump', code: BPF.JMP | BPF.JGE | BPF.K, k: k >>> 0, t, f });
   }
   ja(to: Label): void {
     this.items.push({ kind: 'ja', to });
@@ -164,9 +185,9 @@ class Asm {
   }
 }
 
-/** The 16-bit nlmsg_type as BPF_H loads it: network byte order applied to a host-order field. */
-function loadedType(type: number, le: boolean): number {
-  return le ? ((type & 0xff) << 8) | (type >> 8) : type;
+/** A 16-bit nlmsghdr field as BPF_H loads it: network byte order applied to a host-order field. */
+function loaded16(value: number, le: boolean): number {
+  return le ? ((value & 0xff) << 8) | (value >> 8) : value;
 }
 
 /** The prefix's mask and network as 32-bit words, most significant first. */
@@ -183,6 +204,12 @@ function cidrWords(c: Cidr): { mask: number; net: number }[] {
   return out;
 }
 
+/** What the program does besides the filter. */
+export interface KernelRules {
+  /** -e minimal: drop the UPDATEs that can add nothing to the flow table (dietRule). */
+  diet?: boolean;
+}
+
 /** Whether the filter leaves anything out (no filter: no program). */
 export function filters(f: EventFilter): boolean {
   return (
@@ -195,14 +222,15 @@ export function filters(f: EventFilter): boolean {
 }
 
 /**
- * The socket filter for `f`, or undefined when it keeps everything. `byteOrder` is the host's
- * (netlink headers are in host order); tests pass the other one too.
+ * The socket filter for `f` (and `rules`), or undefined when it keeps everything. `byteOrder` is
+ * the host's (netlink headers are in host order).
  */
 export function compileBpf(
   f: EventFilter,
+  rules: KernelRules = {},
   byteOrder: 'LE' | 'BE' = endianness(),
 ): BpfInsn[] | undefined {
-  if (!filters(f)) return undefined;
+  if (!filters(f) && rules.diet !== true) return undefined;
   const le = byteOrder === 'LE';
   const a = new Asm();
   const accept = a.label('accept');
@@ -219,8 +247,8 @@ export function compileBpf(
 
   // Only conntrack NEW/UPDATE/DESTROY events are judged; every other message passes.
   ldAbs(BPF.H, NLMSG_TYPE_OFFSET);
-  a.jeq(loadedType((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW, le), event, null);
-  a.jeq(loadedType((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE, le), event, accept);
+  a.jeq(loaded16((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW, le), event, null);
+  a.jeq(loaded16((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE, le), event, accept);
   a.at(event);
   // Families other than IPv4 and IPv6 pass: the parser skips them.
   const family = a.label('family-ok');
@@ -234,6 +262,13 @@ export function compileBpf(
   ldAbs(BPF.W, BPF.NLATTR);
   a.jeq(0, accept, null);
   a.op(BPF.ST, M_ORIG);
+
+  if (rules.diet === true) {
+    const judged = a.label('diet-judged');
+    dietRule(a, le, judged, drop);
+    a.at(judged);
+    a.op(BPF.LD | BPF.MEM, M_ORIG); // the filter below starts from the original tuple in A
+  }
 
   if (f.protos !== undefined) {
     const ok = a.label('proto-ok');
@@ -332,6 +367,62 @@ export function compileBpf(
   return a.assemble();
 }
 
+/**
+ * The event diet's stateless part (recorder/diet.ts): an UPDATE (IPCTNL_MSG_CT_NEW without both
+ * NLM_F_CREATE and NLM_F_EXCL: native/parse.cc's test; nor NLM_F_MULTI, a dump's reply) whose
+ * CTA_STATUS has IPS_SEEN_REPLY and IPS_ASSURED, whose TCP state is FIN_WAIT or later and that
+ * carries no mark (no CTA_MARK, or 0) goes to `drop`; anything else, or anything it cannot read,
+ * to `judged`. Such an UPDATE adds no flag: TCP sets IPS_ASSURED only on the way into
+ * ESTABLISHED, so an earlier UPDATE of the entry carried both bits. The diet in user space would
+ * still keep it as its entry's first event in the journal; the kernel cannot know that.
+ */
+function dietRule(a: Asm, le: boolean, judged: Label, drop: Label): void {
+  const ldAbs = (size: number, k: number) => a.op(BPF.LD | size | BPF.ABS, k);
+  const ldInd = (size: number, k: number) => a.op(BPF.LD | size | BPF.IND, k);
+  /** A = offset of the top-level attribute `type`; absent → `missing`. */
+  const top = (type: number, missing: Label) => {
+    a.op(BPF.LD | BPF.W | BPF.IMM, ATTRS_OFFSET);
+    a.op(BPF.LDX | BPF.W | BPF.IMM, type);
+    ldAbs(BPF.W, BPF.NLATTR);
+    a.jeq(0, missing, null);
+  };
+  // DESTROY is judged by the filter alone.
+  ldAbs(BPF.H, NLMSG_TYPE_OFFSET);
+  a.jeq(loaded16((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW, le), null, judged);
+  const created = loaded16(NLM_F_CREATE | NLM_F_EXCL, le);
+  ldAbs(BPF.H, NLMSG_FLAGS_OFFSET);
+  a.op(BPF.ALU | BPF.AND | BPF.K, created);
+  a.jeq(created, judged, null);
+  ldAbs(BPF.H, NLMSG_FLAGS_OFFSET);
+  a.op(BPF.ALU | BPF.AND | BPF.K, loaded16(NLM_F_MULTI, le));
+  a.jeq(0, null, judged);
+  // Network byte order payloads (nla_put_be32): BPF_W loads big-endian, so A is the value.
+  const flags = IPS_SEEN_REPLY | IPS_ASSURED;
+  top(CTA_STATUS, judged);
+  a.op(BPF.MISC | BPF.TAX);
+  ldInd(BPF.W, NLA_HDRLEN);
+  a.op(BPF.ALU | BPF.AND | BPF.K, flags);
+  a.jeq(flags, null, judged);
+  // The kernel sends CTA_MARK when the mark is not 0 or has just changed (to 0, possibly).
+  const unmarked = a.label('diet-unmarked');
+  top(CTA_MARK, unmarked);
+  a.op(BPF.MISC | BPF.TAX);
+  ldInd(BPF.W, NLA_HDRLEN);
+  a.jeq(0, null, judged);
+  a.at(unmarked);
+  // CTA_PROTOINFO comes only with a state change; other protocols have no CTA_PROTOINFO_TCP.
+  top(CTA_PROTOINFO, judged);
+  a.op(BPF.LDX | BPF.W | BPF.IMM, CTA_PROTOINFO_TCP);
+  ldAbs(BPF.W, BPF.NLATTR_NEST);
+  a.jeq(0, judged, null);
+  a.op(BPF.LDX | BPF.W | BPF.IMM, CTA_PROTOINFO_TCP_STATE);
+  ldAbs(BPF.W, BPF.NLATTR_NEST);
+  a.jeq(0, judged, null);
+  a.op(BPF.MISC | BPF.TAX);
+  ldInd(BPF.B, NLA_HDRLEN);
+  a.jge(TCP_CONNTRACK_FIN_WAIT, drop, judged);
+}
+
 /** struct sock_filter[] in host byte order, as SO_ATTACH_FILTER takes it. */
 export function packBpf(
   prog: readonly BpfInsn[],
@@ -361,17 +452,18 @@ export type KernelFilterState =
   | { where: 'fallback'; reason: string };
 
 /**
- * The program to attach for `f` (packed for SO_ATTACH_FILTER), or why none: `enabled` false is
- * --no-kernel-filter.
+ * The program to attach for `f` and `rules` (packed for SO_ATTACH_FILTER), or why none: `enabled`
+ * false is --no-kernel-filter.
  */
 export function planKernelFilter(
   f: EventFilter,
   enabled: boolean,
+  rules: KernelRules = {},
 ): { program: Uint8Array; instructions: number } | KernelFilterState {
-  if (!filters(f)) return { where: 'none' };
+  if (!filters(f) && rules.diet !== true) return { where: 'none' };
   if (!enabled) return { where: 'user' };
   try {
-    const prog = compileBpf(f);
+    const prog = compileBpf(f, rules);
     if (prog === undefined) return { where: 'none' };
     if (prog.length > BPF.MAXINSNS) {
       return {

@@ -303,8 +303,11 @@ function record(
   let deliver: (records: ArrayBuffer, count: number, info: BatchInfo) => void = () => {};
   let fail: (err: Error) => void = () => {};
   // The kernel filter spares the reader the events it leaves out; the user-space filter below
-  // still runs on every batch (dump entries are not filtered in the kernel).
-  const planned = planKernelFilter(opts.filter, opts.kernelFilter !== false);
+  // still runs on every batch (dump entries are not filtered in the kernel), and so does the
+  // diet, of which the kernel runs only the stateless part.
+  const planned = planKernelFilter(opts.filter, opts.kernelFilter !== false, {
+    diet: opts.eventsMode === 'minimal',
+  });
   const capture: Capture = io.startCapture(
     'program' in planned ? { ...opts.capture, filter: planned.program } : opts.capture,
     (records, count, info) => deliver(records, count, info),

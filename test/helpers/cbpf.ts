@@ -67,6 +67,7 @@ export function runBpf(prog: readonly BpfInsn[], p: Uint8Array): number {
       const op = code & 0xf0;
       if (op === BPF.JA) pc += k;
       else if (op === BPF.JEQ && (code & 0x08) === 0) pc += a === k ? jt : jf;
+      else if (op === BPF.JGE && (code & 0x08) === 0) pc += a >>> 0 >= k >>> 0 ? jt : jf;
       else throw new Error(`cbpf: unsupported jmp ${code.toString(16)}`);
     } else if (cls === BPF.RET && (code & 0x18) === 0) return k;
     else if (cls === BPF.MISC && (code & 0xf8) === BPF.TAX) x = a;
@@ -114,14 +115,28 @@ function tuple(t: Tuple, family: 4 | 6, proto: number, zone: number | undefined)
   return out;
 }
 
-/** An event message as ctnetlink multicasts it (one message per datagram). */
-export function eventMessage(ev: CtEvent): Uint8Array {
+/**
+ * An event message as ctnetlink multicasts it (one message per datagram): CTA_PROTOINFO when the
+ * event has a TCP state, CTA_MARK when it has a mark (0 too: the kernel sends it when the mark
+ * changed to 0). `flags` replaces nlmsg_flags (NLM_F_CREATE | NLM_F_EXCL on NEW, else 0).
+ */
+export function eventMessage(ev: CtEvent, flags?: number): Uint8Array {
   const attrs = new Attrs()
     .nest(1, tuple(ev.orig, ev.family, ev.proto, ev.zone))
     .nest(2, tuple(ev.reply, ev.family, ev.proto, ev.zone))
     .put(3, be32(ev.status))
     .put(7, be32(120));
-  if (ev.mark !== undefined && ev.mark !== 0) attrs.put(8, be32(ev.mark));
+  if (ev.tcpState !== undefined) {
+    // CTA_PROTOINFO_TCP: state, both window scales, both flag pairs (tcp_to_nlattr's order).
+    const tcp = new Attrs()
+      .put(1, Uint8Array.of(ev.tcpState))
+      .put(2, Uint8Array.of(7))
+      .put(3, Uint8Array.of(7))
+      .put(4, Uint8Array.of(0x23, 0x23))
+      .put(5, Uint8Array.of(0x23, 0x23));
+    attrs.nest(4, new Attrs().nest(1, tcp));
+  }
+  if (ev.mark !== undefined) attrs.put(8, be32(ev.mark));
   attrs.put(12, be32(ev.id));
   const body = attrs.bytes();
   const msg = new Uint8Array(20 + body.length);
@@ -129,7 +144,7 @@ export function eventMessage(ev: CtEvent): Uint8Array {
   v.setUint32(0, msg.length, true);
   // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW (NEW, UPDATE) or IPCTNL_MSG_CT_DELETE
   v.setUint16(4, (1 << 8) | (ev.type === 3 ? 2 : 0), true);
-  v.setUint16(6, ev.type === 1 ? 0x600 : 0, true); // NLM_F_CREATE | NLM_F_EXCL on NEW
+  v.setUint16(6, flags ?? (ev.type === 1 ? 0x600 : 0), true); // NLM_F_CREATE | NLM_F_EXCL on NEW
   msg[16] = ev.family === 4 ? 2 : 10;
   msg.set(body, 20);
   return msg;

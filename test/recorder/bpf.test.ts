@@ -3,8 +3,9 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { type Cidr, parseCidr } from '../../analyzer/core/prefix.js';
-import type { CtEvent } from '../../journal/event.js';
-import { BPF, type BpfInsn, compileBpf, packBpf } from '../../recorder/bpf.js';
+import { type CtEvent, EventType, Status } from '../../journal/event.js';
+import { BPF, type BpfInsn, compileBpf, packBpf, planKernelFilter } from '../../recorder/bpf.js';
+import { EventDiet } from '../../recorder/diet.js';
 import {
   collectCidrs,
   compileFilter,
@@ -228,5 +229,246 @@ t.test('--src and --dst read prefixes, repeated or comma-separated, and refuse t
   let many: Cidr[] = [];
   for (let i = 0; i < MAX_PREFIXES; i++) many = collectCidrs(`10.${i}.0.0/16`, many);
   t.throws(() => collectCidrs('11.0.0.0/8', many), /at most/);
+  t.end();
+});
+
+// The event diet in the kernel (-e minimal): the stateless part of recorder/diet.ts.
+
+const SR_AS = Status.SEEN_REPLY | Status.ASSURED;
+/** enum tcp_conntrack */
+const TCP = { SYN_SENT: 1, SYN_RECV: 2, ESTABLISHED: 3, FIN_WAIT: 4, TIME_WAIT: 7, CLOSE: 8 };
+
+const dietOnly = compileBpf({}, { diet: true });
+if (dietOnly === undefined) throw new Error('-e minimal alone compiles to no program');
+
+/** Whether the kernel leaves `ev` out (the event socket: NEW, UPDATE and DESTROY only). */
+const rejects = (prog: BpfInsn[], ev: CtEvent, flags?: number) =>
+  runBpf(prog, eventMessage(ev, flags)) === 0;
+
+/** What conntrack would tie together: the diet's entry (id and both tuples). */
+const entryKey = (e: CtEvent) =>
+  [e.id, e.family, e.proto, e.zone ?? 0, ...[e.orig, e.reply].flatMap(Object.values)].join(' ');
+
+/**
+ * Event sequences over a few conntrack entries (mostly TCP), in time order, with any type,
+ * status, TCP state and mark, under the one kernel fact the rule relies on: TCP sets
+ * IPS_ASSURED on the way into ESTABLISHED, after the reply was seen, so an entry's first UPDATE
+ * carrying both IPS_SEEN_REPLY and IPS_ASSURED (since its last DESTROY) has a TCP state before
+ * FIN_WAIT, or none (an UPDATE without CTA_PROTOINFO); a NEW starts another entry.
+ * An entry may be older than the recording (its UPDATE with both bits was sent before: its
+ * first event here can be one the kernel rejects) and ids are reused after DESTROY.
+ */
+const arbDietSequence: fc.Arbitrary<CtEvent[]> = fc
+  .tuple(
+    fc.array(arbEvent({ small: true, protos: [6, 6, 6, 17, 1] }), { minLength: 1, maxLength: 5 }),
+    fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }),
+    fc.array(
+      fc.record({
+        entry: fc.nat(4),
+        type: fc.constantFrom(1, 2, 2, 2, 2, 2, 3, 4),
+        seen: fc.boolean(),
+        assured: fc.boolean(),
+        state: fc.option(fc.nat(10), { nil: undefined, freq: 5 }),
+        mark: fc.option(fc.constantFrom(0, 1, 0x10), { nil: undefined, freq: 2 }),
+      }),
+      { minLength: 10, maxLength: 60, size: 'max' },
+    ),
+  )
+  .map(([bases, older, steps]) => {
+    // The status bits each entry has: IPS_SEEN_REPLY and IPS_ASSURED are never cleared.
+    const bits = bases.map((_, i) => (older[i] ? SR_AS : 0));
+    return steps.map((s, time): CtEvent => {
+      const i = s.entry % bases.length;
+      const base = bases[i] as CtEvent;
+      const type = s.type as CtEvent['type'];
+      let tcpState = base.proto === 6 ? s.state : undefined;
+      // A NEW is another entry (a reused id: its DESTROY was lost).
+      const had = type === EventType.NEW ? 0 : (bits[i] as number);
+      const status = had | (s.seen ? Status.SEEN_REPLY : 0) | (s.assured ? Status.ASSURED : 0);
+      if (
+        type === EventType.UPDATE &&
+        (had & SR_AS) !== SR_AS &&
+        (status & SR_AS) === SR_AS &&
+        tcpState !== undefined &&
+        tcpState >= TCP.FIN_WAIT
+      ) {
+        tcpState = TCP.ESTABLISHED;
+      }
+      bits[i] = type === EventType.DESTROY ? 0 : status;
+      const { tcpState: _s, mark: _m, ...rest } = base;
+      const ev: CtEvent = {
+        ...rest,
+        id: i + 1,
+        type,
+        time,
+        status: Status.CONFIRMED | status,
+      };
+      if (tcpState !== undefined) ev.tcpState = tcpState;
+      if (s.mark !== undefined) ev.mark = s.mark;
+      return ev;
+    });
+  });
+
+/**
+ * Runs the user-space diet over the whole sequence (what `-e minimal` keeps without the kernel
+ * rule) beside the kernel's verdicts: each event's verdicts and whether it is its entry's first
+ * event in the journal (no event of its id and tuples since the last DESTROY).
+ */
+function dietBeside(prog: BpfInsn[], events: readonly CtEvent[]) {
+  const diet = new EventDiet(1 << 20);
+  const held = new Map<number, string>();
+  return events.map((ev) => {
+    const first = held.get(ev.id) !== entryKey(ev);
+    if (ev.type === EventType.DESTROY) held.delete(ev.id);
+    else held.set(ev.id, entryKey(ev));
+    // Dump entries come on the dump socket: the program never sees them.
+    const rejected = ev.type !== EventType.SNAPSHOT && rejects(prog, ev);
+    return { ev, kept: diet.keeps(ev), rejected, first };
+  });
+}
+
+t.test(
+  'kernel diet: every event it rejects is one the user-space diet leaves out, but for an entry’s first event',
+  (t) => {
+    let rejected = 0;
+    let firsts = 0;
+    checkProperty(
+      t,
+      fc.property(arbDietSequence, (events) => {
+        const seen = dietBeside(dietOnly, events);
+        for (const v of seen) {
+          if (v.rejected && v.kept && !v.first) return false;
+          if (v.rejected) rejected++;
+          if (v.rejected && v.first) firsts++;
+        }
+        // When no first event was rejected, the journals are the same: the diet after the
+        // kernel keeps exactly what the diet alone keeps.
+        if (seen.some((v) => v.rejected && v.first)) return true;
+        const after = new EventDiet(1 << 20);
+        const fromKernel = seen.filter((v) => !v.rejected && after.keeps(v.ev)).map((v) => v.ev);
+        const alone = seen.filter((v) => v.kept).map((v) => v.ev);
+        return fromKernel.length === alone.length && fromKernel.every((e, i) => e === alone[i]);
+      }),
+      { numRuns: 500 },
+    );
+    // Not vacuous: the generated sequences hold events the kernel rejects, first ones too.
+    t.ok(rejected > 200, `rejected ${rejected}`);
+    t.ok(firsts > 10, `rejected as an entry's first event ${firsts}`);
+    t.end();
+  },
+);
+
+t.test(
+  'kernel diet: with a filter, an event passes only when both the filter and the diet pass it',
+  (t) => {
+    checkProperty(
+      t,
+      fc.property(
+        fc
+          .array(arbSocketEvent, { minLength: 1, maxLength: 20 })
+          .chain((events) => fc.tuple(fc.constant(events), arbFilterFor(events))),
+        fc.array(fc.constantFrom(TCP.ESTABLISHED, TCP.FIN_WAIT, TCP.TIME_WAIT), { minLength: 20 }),
+        ([events, f], states) => {
+          const both = compileBpf(f, { diet: true });
+          const alone = compileBpf(f);
+          if (both === undefined) return false;
+          return events.every((e0, i) => {
+            // Often one the diet rejects: an assured TCP UPDATE, unmarked.
+            const e =
+              e0.proto === 6 && i % 2 === 0
+                ? { ...e0, type: 2 as const, status: SR_AS, tcpState: states[i], mark: undefined }
+                : e0;
+            const filterKeeps = alone === undefined || !rejects(alone, e);
+            return !rejects(both, e) === (filterKeeps && !rejects(dietOnly, e));
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+    t.end();
+  },
+);
+
+/** A TCP UPDATE as the kernel sends it once the entry is confirmed and assured. */
+function closing(state: number, extra: Partial<CtEvent> = {}): CtEvent {
+  const a = Uint8Array.of(192, 0, 2, 1);
+  const b = Uint8Array.of(192, 0, 2, 80);
+  return {
+    type: 2,
+    family: 4,
+    proto: 6,
+    status: SR_AS | Status.CONFIRMED,
+    id: 7,
+    time: 0,
+    timeKernel: false,
+    orig: { src: a, dst: b, sport: 40000, dport: 80, ...none },
+    reply: { src: b, dst: a, sport: 80, dport: 40000, ...none },
+    tcpState: state,
+    ...extra,
+  };
+}
+
+const none = { icmpType: 0, icmpCode: 0, icmpId: 0 };
+const v6 = (() => {
+  const a = Uint8Array.of(0x20, 1, 0xd, 0xb8, ...Array(11).fill(0), 1);
+  const b = Uint8Array.of(0x20, 1, 0xd, 0xb8, ...Array(11).fill(0), 2);
+  return {
+    family: 6 as const,
+    orig: { src: a, dst: b, sport: 40000, dport: 80, ...none },
+    reply: { src: b, dst: a, sport: 80, dport: 40000, ...none },
+  };
+})();
+
+t.test('kernel diet: rejects the assured, unmarked UPDATEs from FIN_WAIT on', (t) => {
+  for (const state of [4, 5, 6, 7, 8, 9, 10]) {
+    t.ok(rejects(dietOnly, closing(state)), `TCP state ${state}`);
+  }
+  t.ok(rejects(dietOnly, closing(7, { mark: 0 })), 'a CTA_MARK of 0 (the mark was cleared)');
+  t.ok(rejects(dietOnly, closing(7, v6)), 'IPv6 alike');
+  // native/parse.cc reads a CT_NEW message without both NLM_F_CREATE and NLM_F_EXCL as UPDATE.
+  t.ok(rejects(dietOnly, closing(7), 0x400), 'NLM_F_CREATE alone: an UPDATE to the parser');
+  t.end();
+});
+
+t.test(
+  'kernel diet: passes NEW, DESTROY, dump replies, marked UPDATEs and the UPDATEs that can add a flag',
+  (t) => {
+    const time = closing(TCP.TIME_WAIT);
+    t.notOk(rejects(dietOnly, { ...time, type: 1 }), 'NEW (NLM_F_CREATE | NLM_F_EXCL)');
+    t.notOk(rejects(dietOnly, { ...time, type: 3 }), 'DESTROY');
+    t.notOk(rejects(dietOnly, time, 0x2), 'a dump reply (NLM_F_MULTI)');
+    t.notOk(rejects(dietOnly, { ...time, mark: 0x10 }), 'a marked UPDATE');
+    t.notOk(rejects(dietOnly, closing(TCP.ESTABLISHED)), 'ESTABLISHED: the UPDATE that assures');
+    t.notOk(rejects(dietOnly, closing(TCP.SYN_RECV)), 'SYN_RECV');
+    t.notOk(rejects(dietOnly, { ...time, status: Status.SEEN_REPLY }), 'not assured');
+    t.notOk(rejects(dietOnly, { ...time, status: Status.ASSURED }), 'no reply seen');
+    t.notOk(rejects(dietOnly, { ...time, tcpState: undefined }), 'no CTA_PROTOINFO: no state');
+    t.notOk(rejects(dietOnly, { ...time, proto: 17, tcpState: undefined }), 'UDP');
+    const bridge = eventMessage(time);
+    bridge[16] = 7; // AF_BRIDGE
+    t.not(runBpf(dietOnly, bridge), 0, 'another family: the parser skips it');
+    t.end();
+  },
+);
+
+t.test('kernel diet: -e minimal alone attaches a program; none without it', (t) => {
+  t.same(planKernelFilter({}, true), { where: 'none' });
+  t.same(planKernelFilter({}, false, { diet: true }), { where: 'user' }, '--no-kernel-filter');
+  const p = planKernelFilter({}, true, { diet: true });
+  t.ok('program' in p && p.instructions === dietOnly.length, `${dietOnly.length} instructions`);
+  // The largest filter the options allow, with the diet: still within the kernel's limit.
+  const f: EventFilter = {
+    src: Array.from({ length: MAX_PREFIXES }, (_, i) => cidr(`2001:db8:${i.toString(16)}::/48`)),
+    dst: Array.from({ length: MAX_PREFIXES }, (_, i) => cidr(`10.${i}.0.0/16`)),
+    noLoopback: true,
+    protos: [6, 17],
+    mark: { value: 1, mask: 0xff },
+  };
+  const both = compileBpf(f, { diet: true });
+  const alone = compileBpf(f);
+  t.ok(
+    both !== undefined && alone !== undefined && both.length <= BPF.MAXINSNS,
+    `the largest filter with the diet: ${both?.length} instructions, ${alone?.length} without`,
+  );
   t.end();
 });

@@ -193,3 +193,55 @@ t.test('--no-kernel-filter: no program for the capture, the log says user space'
   signals.emit('SIGTERM');
   t.equal(await done, 0);
 });
+
+t.test(
+  '-e minimal alone gives the capture a program; refused, one warning and the diet still runs in user space',
+  async (t) => {
+    const none = { icmpType: 0, icmpCode: 0, icmpId: 0 };
+    const a = Uint8Array.of(10, 0, 0, 1);
+    const b = Uint8Array.of(10, 0, 0, 2);
+    /** One TCP entry's event in `state` with `status`. */
+    const tcp = (type: 1 | 2 | 3, status: number, tcpState: number): CtEvent => ({
+      type,
+      family: 4,
+      proto: 6,
+      status,
+      id: 9,
+      time: Date.now() * 1000,
+      timeKernel: false,
+      orig: { src: a, dst: b, sport: 40000, dport: 80, ...none },
+      reply: { src: b, dst: a, sport: 80, dport: 40000, ...none },
+      tcpState,
+    });
+    const assured = 0x2 | 0x4 | 0x8;
+    for (const refused of [undefined, 'setsockopt(SO_ATTACH_FILTER): EINVAL (Invalid argument)']) {
+      const journal = join(dir, `diet-${n++}.mpk`);
+      const { capture, signals, log, done } = await session(
+        ['-o', journal, '-e', 'minimal'],
+        refused,
+      );
+      t.ok(capture.options.filter instanceof Uint8Array, 'the capture was given a program');
+      // A fake capture filters nothing: what reaches user space is what a refused program lets by.
+      capture.emit([tcp(1, 0x8, 1), tcp(2, assured, 3), tcp(2, assured, 4), tcp(3, assured, 7)]);
+      signals.emit('SIGTERM');
+      t.equal(await done, 0);
+      const text = log.lines.join('\n');
+      if (refused === undefined) {
+        t.match(text, /filter: in the kernel \(a \d+-instruction socket filter\)/);
+        t.notMatch(text, /WARNING/);
+      } else {
+        t.equal(log.lines.filter((l) => l.startsWith('WARNING')).length, 1, 'warned once');
+        t.match(text, /cannot filter in the kernel \(setsockopt/);
+      }
+      t.same(
+        readWhole(journal).events.map((e) => [e.type, e.tcpState]),
+        [
+          [1, 1],
+          [2, 3],
+          [3, 7],
+        ],
+        'the user-space diet leaves out the FIN_WAIT UPDATE',
+      );
+    }
+  },
+);
