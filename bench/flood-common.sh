@@ -170,7 +170,8 @@ flood_tcp_server() {
   TCP_SERVER=$!
   PIDS+=("$TCP_SERVER")
   for ((i = 0; i < 100; i++)); do
-    grep -q '^listening' "$WORK/tcpserver.out" && return 0
+    # The background shell may not have opened the file yet.
+    grep -qs '^listening' "$WORK/tcpserver.out" && return 0
     kill -0 "$TCP_SERVER" 2>/dev/null || die "the TCP flood's server exited: $(cat "$WORK/tcpserver.out")"
     sleep 0.05
   done
