@@ -10,7 +10,8 @@
 #   --tcp           a TCP-connection flood (bench/tcpflood.c: full handshakes, closed by RST)
 #                   instead of UDP datagrams; ct-record records every event type unless
 #                   --events, conntrack -E beside it too; created = the server namespace's
-#                   table count (conntrack -L, checked against /proc/net/stat/nf_conntrack)
+#                   table count (conntrack -L, checked against /proc/net/stat/nf_conntrack);
+#                   a table of events and bytes per connection, no resync table
 #   --events MODE   ct-record's -e: all, minimal, NEW, … (default NEW, all with --tcp);
 #                   conntrack -E gets the same types (all for minimal)
 #   --runs R        repetitions, each in fresh namespaces (default 3); the median is printed
@@ -56,7 +57,7 @@ BUILD=1
 KEEP=0
 
 usage() {
-  sed -n '5,31p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '5,32p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
