@@ -37,8 +37,11 @@ set -euo pipefail
 # --filtered PCT: the kernel filter's benchmark instead (bench/filtered.sh; FLOWS, --runs,
 # --seconds, --no-build and --keep pass on): ct-record's CPU when PCT % of the flood is filtered
 # out in the kernel, against recording everything and against filtering in user space.
+# --sustained: does ct-record slow the traffic it watches? (bench/sustained.sh; its options
+# pass on): a minute of flood into a table of a million entries, with and without ct-record.
 for arg in "$@"; do
   if [ "$arg" = --filtered ]; then exec "$(dirname "$0")/filtered.sh" "$@"; fi
+  if [ "$arg" = --sustained ]; then exec "$(dirname "$0")/sustained.sh" "$@"; fi
 done
 
 FLOWS=200000
