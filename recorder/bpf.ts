@@ -447,7 +447,7 @@ export type KernelFilterState =
   /** --no-kernel-filter: the filter runs in user space only. */
   | { where: 'user' }
   /** The socket filter is attached: events it rejects are never read. */
-  | { where: 'kernel'; instructions: number }
+  | { where: 'kernel'; instructions: number; diet?: boolean }
   /** The kernel refused it (or it could not be built): user space filters every event. */
   | { where: 'fallback'; reason: string };
 
@@ -492,7 +492,7 @@ export function kernelFilterLine(
     case 'kernel':
       return {
         level: 'info',
-        text: `filter: in the kernel (a ${s.instructions}-instruction socket filter): events it leaves out are never read, nor counted`,
+        text: `filter: in the kernel (a ${s.instructions}-instruction socket filter): events it leaves out${s.diet === true ? " (with -e minimal's: closing TCP UPDATEs that add no flag)" : ''} are never read, nor counted`,
       };
     case 'fallback':
       return {

@@ -316,7 +316,7 @@ function record(
   const kernelFilter: KernelFilterState = !('program' in planned)
     ? planned
     : capture.filterError === undefined
-      ? { where: 'kernel', instructions: planned.instructions }
+      ? { where: 'kernel', instructions: planned.instructions, diet: opts.eventsMode === 'minimal' }
       : { where: 'fallback', reason: capture.filterError };
   // 'ephemeral' is this host's own ip_local_port_range, as ct-analyze reads it from the header.
   const table =

@@ -4,7 +4,14 @@ import fc from 'fast-check';
 import t from 'tap';
 import { type Cidr, parseCidr } from '../../analyzer/core/prefix.js';
 import { type CtEvent, EventType, Status } from '../../journal/event.js';
-import { BPF, type BpfInsn, compileBpf, packBpf, planKernelFilter } from '../../recorder/bpf.js';
+import {
+  BPF,
+  type BpfInsn,
+  compileBpf,
+  kernelFilterLine,
+  packBpf,
+  planKernelFilter,
+} from '../../recorder/bpf.js';
 import { EventDiet } from '../../recorder/diet.js';
 import {
   collectCidrs,
@@ -456,6 +463,11 @@ t.test('kernel diet: -e minimal alone attaches a program; none without it', (t) 
   t.same(planKernelFilter({}, false, { diet: true }), { where: 'user' }, '--no-kernel-filter');
   const p = planKernelFilter({}, true, { diet: true });
   t.ok('program' in p && p.instructions === dietOnly.length, `${dietOnly.length} instructions`);
+  t.match(
+    kernelFilterLine({ where: 'kernel', instructions: 50, diet: true })?.text,
+    /in the kernel \(a 50-instruction socket filter\): events it leaves out \(with -e minimal's: closing TCP UPDATEs that add no flag\) are never read/,
+    'the log line says what the diet leaves out there',
+  );
   // The largest filter the options allow, with the diet: still within the kernel's limit.
   const f: EventFilter = {
     src: Array.from({ length: MAX_PREFIXES }, (_, i) => cidr(`2001:db8:${i.toString(16)}::/48`)),
