@@ -6,7 +6,7 @@
 #
 # Usage: sudo bench/sustained.sh [--seconds S] [--table N] [--udp-timeout S] [--buffer-size SIZE]
 #                                [--resync-interval S] [--events MODE] [--nice N] [--cpu-quota PCT]
-#                                [--arms LIST] [--runs R] [--no-build] [--keep]
+#                                [--tree DIR] [--arms LIST] [--runs R] [--no-build] [--keep]
 #   --seconds S        how long each flood runs (default 60)
 #   --table N          nf_conntrack_max for the run, restored at exit (default 1000000)
 #   --udp-timeout S    the server namespace's nf_conntrack_udp_timeout (default 10): entries
@@ -16,13 +16,17 @@
 #   --buffer-size SIZE ct-record's -b (default 64K: small, so it overruns and resyncs)
 #   --resync-interval S  ct-record's --resync-interval (default: its own, 30 s)
 #   --events MODE      ct-record's -e (default: its own, all)
-#   --nice N           run ct-record at nice N (as systemd's Nice=)
-#   --cpu-quota PCT    bound ct-record to PCT % of one CPU by a cgroup's CFS quota (as systemd's
-#                      CPUQuota=; cgroup v2 cpu.max or v1 cpu.cfs_quota_us)
+#   --nice N           the bounded arm's nice level (as systemd's Nice=; default 19)
+#   --cpu-quota PCT    the bounded arm's CFS quota, PCT % of one CPU (as systemd's CPUQuota=;
+#                      cgroup v2 cpu.max or v1 cpu.cfs_quota_us; default 50)
+#   --tree DIR         the before arm's build: a checkout with dist/ and build/ built (e.g. a
+#                      git worktree of an earlier commit)
 #   --arms LIST        what watches the flood, each its own flood in fresh namespaces:
-#                      without (nothing; always run), ct-record, conntrack (conntrack -E, the
-#                      reference tool, to /dev/null), idle (conntrack -E stopped once subscribed:
-#                      what the kernel spends making events nobody reads). Default without,ct-record
+#                      without (nothing; always run), ct-record, bounded (ct-record at --nice in
+#                      a --cpu-quota cgroup), before (--tree's ct-record), conntrack (conntrack
+#                      -E, the reference tool, to /dev/null), idle (conntrack -E stopped once
+#                      subscribed: what the kernel spends making events nobody reads).
+#                      Default without,ct-record
 #   --runs R           repetitions of the arms, odd runs in the order given, even runs reversed
 #                      (default 1)
 #   --no-build         skip `npm run build` (dist/ must be current)
@@ -47,12 +51,13 @@ EVENTS=''
 NICE=''
 QUOTA=''
 ARMS=without,ct-record
+TREE=''
 RUNS=1
 BUILD=1
 KEEP=0
 
 usage() {
-  sed -n '7,30p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '7,34p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -68,6 +73,7 @@ while [ $# -gt 0 ]; do
   --nice) NICE=${2:?--nice needs a number}; shift 2 ;;
   --cpu-quota) QUOTA=${2:?--cpu-quota needs a percentage}; shift 2 ;;
   --arms) ARMS=${2:?--arms needs a list}; shift 2 ;;
+  --tree) TREE=$(cd "${2:?--tree needs a directory}" && pwd); shift 2 ;;
   --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
   --no-build) BUILD=0; shift ;;
   --keep) KEEP=1; shift ;;
@@ -77,8 +83,12 @@ while [ $# -gt 0 ]; do
 done
 [[ -z $NICE || $NICE =~ ^-?[0-9]+$ ]] || { echo "sustained.sh: --nice takes -20..19" >&2; exit 2; }
 [[ -z $QUOTA || $QUOTA =~ ^[1-9][0-9]*$ ]] || { echo "sustained.sh: --cpu-quota takes a percentage, e.g. 50" >&2; exit 2; }
-[[ $ARMS =~ ^(without|ct-record|conntrack|idle)(,(without|ct-record|conntrack|idle))*$ ]] ||
-  { echo "sustained.sh: --arms takes a comma-separated list of without, ct-record, conntrack, idle" >&2; exit 2; }
+A='(without|ct-record|bounded|before|conntrack|idle)'
+[[ $ARMS =~ ^$A(,$A)*$ ]] ||
+  { echo "sustained.sh: --arms takes a comma-separated list of without, ct-record, bounded, before, conntrack, idle" >&2; exit 2; }
+[[ ,$ARMS, != *,before,* || -n $TREE ]] || { echo "sustained.sh: the before arm needs --tree DIR" >&2; exit 2; }
+NICE=${NICE:-19}
+QUOTA=${QUOTA:-50}
 [[ ,$ARMS, == *,without,* ]] || ARMS=without,$ARMS
 for v in SECONDS_RUN TABLE UDP_TIMEOUT RUNS; do
   if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
@@ -102,7 +112,7 @@ flood_build
 
 # --cpu-quota: a cgroup of its own for ct-record, removed at exit (after flood_cleanup's kills).
 CG=''
-if [ -n "$QUOTA" ]; then
+if [[ ,$ARMS, == *,bounded,* ]]; then
   if grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
     CG=/sys/fs/cgroup/ctbench-$$
     mkdir "$CG" || die "cannot create the cgroup $CG"
@@ -117,11 +127,12 @@ if [ -n "$QUOTA" ]; then
   fi
 fi
 
-# Destinations for the whole run even at 200k flows/s (64,000 per address, bench/flood.c); the
-# flood stops at SECONDS_RUN, not at the count.
-FLOWS=$((200000 * SECONDS_RUN))
-ADDRS=$(((FLOWS + 63999) / 64000))
-[ "$ADDRS" -le 200 ] || { ADDRS=200; FLOWS=12800000; }
+# Destinations for the whole run even at 270k flows/s (64,000 per address, bench/flood.c; at
+# most 254 addresses, 10.219.1.1-254): the flood stops at SECONDS_RUN, not at the count (the
+# flood alone ran at 228k flows/s here).
+ADDRS=$(((270000 * SECONDS_RUN + 63999) / 64000))
+[ "$ADDRS" -le 254 ] || ADDRS=254
+FLOWS=$((ADDRS * 64000))
 raise_ct_max "$TABLE"
 # As many hash buckets as entries, as the kernel sizes its default table (nf_conntrack_max equals
 # nf_conntrack_buckets unless set): chains stay short, as on a firewall set up for this size.
@@ -217,11 +228,14 @@ wait_subscribed() {
   die "$2 did not subscribe to conntrack events within 10 s"
 }
 
+# start_ct_record JOURNAL TREE BOUNDED: TREE's ct-record; BOUNDED=1 puts it (and every child) in
+# the quota's cgroup at the nice level asked for.
 start_ct_record() {
-  # In the quota's cgroup (itself and every child), at the nice level asked for.
-  sh -c 'if [ -n "$1" ]; then echo $$ >"$1/cgroup.procs"; fi; shift; exec "$@"' sh "$CG" \
-    nice -n "${NICE:-0}" ip netns exec "$NS_S" /usr/bin/time -f '%U %S %M' -o "$WORK/ctr.time" \
-    "$NODE" "$ROOT/dist/recorder/cli.js" -o "$1" -b "$BUFFER" \
+  local cg='' nice=0
+  if [ "$3" = 1 ]; then cg=$CG; nice=$NICE; fi
+  sh -c 'if [ -n "$1" ]; then echo $$ >"$1/cgroup.procs"; fi; shift; exec "$@"' sh "$cg" \
+    nice -n "$nice" ip netns exec "$NS_S" /usr/bin/time -f '%U %S %M' -o "$WORK/ctr.time" \
+    "$NODE" "$2/dist/recorder/cli.js" -o "$1" -b "$BUFFER" \
     ${EVENTS:+-e "$EVENTS"} ${RESYNC:+--resync-interval "$RESYNC"} 2>"$WORK/ctr.err" &
   LISTENER_T=$!
   PIDS+=("$LISTENER_T")
@@ -238,7 +252,7 @@ start_ct_record() {
 
 # conntrack -E, the reference tool, printing every event to /dev/null with a 64 MiB buffer.
 start_conntrack() {
-  ip netns exec "$NS_S" nice -n "${NICE:-0}" conntrack -E -b 67108864 >/dev/null 2>"$WORK/ctr.err" &
+  ip netns exec "$NS_S" conntrack -E -b 67108864 >/dev/null 2>"$WORK/ctr.err" &
   LISTENER=$!
   LISTENER_T=$LISTENER
   PIDS+=("$LISTENER")
@@ -256,7 +270,9 @@ run_once() {
   flood_namespaces "10.219.1:$ADDRS"
   ip netns exec "$NS_S" sysctl -qw "net.netfilter.nf_conntrack_udp_timeout=$UDP_TIMEOUT"
   case "$arm" in
-  ct-record) start_ct_record "$journal" ;;
+  ct-record) start_ct_record "$journal" "$ROOT" 0 ;;
+  bounded) start_ct_record "$journal" "$ROOT" 1 ;;
+  before) start_ct_record "$journal" "$TREE" 0 ;;
   conntrack) start_conntrack ;;
   idle) start_conntrack; kill -STOP "$LISTENER" ;;
   esac
@@ -286,7 +302,7 @@ run_once() {
     # The listener's CPU from just before the flood (ct-record's start-up is not the flood's).
     V[r_cpu]=$(awk -v a="$cpu0" -v b="$(cpu_now "$LISTENER")" 'BEGIN { printf "%.2f", b - a }')
   fi
-  if [ "$arm" = ct-record ]; then
+  if [[ $arm == ct-record || $arm == bounded || $arm == before ]]; then
     kill -TERM "$LISTENER"
     rc=0
     wait "$LISTENER_T" || rc=$?
@@ -296,7 +312,8 @@ run_once() {
     V[r_rss_kb]=$rss
     V[r_dumps]=$(grep -o '[0-9]* resync table dumps' "$WORK/ctr.err" | cut -d' ' -f1 || true)
     V[r_skipped]=$(grep -o '[0-9]* dump entries the journal already held' "$WORK/ctr.err" | cut -d' ' -f1 || true)
-    V[r_dumps]=${V[r_dumps]:-0}
+    # A build before rate-limited resyncs says nothing of dumps: it made one per gap.
+    V[r_dumps]=${V[r_dumps]:-}
     V[r_skipped]=${V[r_skipped]:-0}
     "$NODE" "$ROOT/bench/journal-stats.mjs" "$journal" >"$WORK/stats.txt"
     V[r_new]=$(kv new "$WORK/stats.txt")
@@ -304,6 +321,7 @@ run_once() {
     V[r_events]=$(kv events "$WORK/stats.txt")
     V[r_bytes]=$(kv bytes "$WORK/stats.txt")
     V[r_lost]=$(kv trailer_lost "$WORK/stats.txt")
+    V[r_dumps]=${V[r_dumps]:-$(kv resync_gaps "$WORK/stats.txt")}
     echo "  ct-record: $(grep -E 'stopped:' "$WORK/ctr.err" | sed 's/^ct-record: //')"
   elif [ -n "$LISTENER" ]; then
     kill -KILL "$LISTENER" 2>/dev/null || true
@@ -325,11 +343,12 @@ values() {
 med() { values "$1" "$2" | grep -v '^-$' | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "-") printf "%.3f", a / b; else print "-" }'; }
 
-echo "bench/sustained: ${SECONDS_RUN} s floods x $RUNS pairs on $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
+echo "bench/sustained: ${SECONDS_RUN} s floods, $RUNS run(s) of the arms $ARMS, on $(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)"
 echo "table: nf_conntrack_max $(sysctl -n net.netfilter.nf_conntrack_max), buckets" \
   "$(sysctl -n net.netfilter.nf_conntrack_buckets), udp timeout ${UDP_TIMEOUT} s;" \
   "ct-record -b $BUFFER${EVENTS:+ -e $EVENTS}${RESYNC:+ --resync-interval $RESYNC}" \
-  "${NICE:+at nice $NICE }${QUOTA:+in a ${QUOTA} % CPU quota}"
+  "$([[ ,$ARMS, == *,bounded,* ]] && echo "(bounded: nice $NICE, ${QUOTA} % CPU quota)")" \
+  "$([ -n "$TREE" ] && echo "(before: $TREE at $(git -C "$TREE" log --format=%h -1 2>/dev/null))")"
 echo "load: $(uptime | sed 's/.*load average/load average/')"
 read -ra ARM_LIST <<<"${ARMS//,/ }"
 for ((r = 1; r <= RUNS; r++)); do
@@ -340,13 +359,18 @@ done
 
 FMT='%-4s %-9s %8s %8s %8s %8s %6s %6s %9s %8s %9s %5s %8s %8s %9s %7s %6s %6s %6s\n'
 echo
-echo "(rate = the flood's own flows/s; vs_alone = rate / the median rate of the flood alone;"
+echo "(rate = the flood's own flows/s; vs_alone = rate / the rate of the same run's flood alone;"
 echo " created = entries the kernel made (datagrams reaching the server's UDP layer); peak = the"
 echo " table's largest size seen; early = entries evicted early (table full), drops = packets the"
 echo " kernel dropped; caught = NEW events in the journal; lost = events the journal says were"
 echo " lost, sk_drops = the event socket's drop counter; snap = dump entries written, skipped ="
 echo " left out as known; cpu = the listener's user+sys from the flood's start to 2 s after its"
 echo " end, cpu_all = ct-record's from start to exit; rss = ct-record's peak RSS)"
+# The flood alone, per run: each arm is compared with its own run's.
+declare -A ALONE_OF
+while IFS=$'\t' read -r run arm _ _ rate _; do
+  [ "$arm" = without ] && ALONE_OF[$run]=$rate
+done <"$RESULTS"
 ALONE=$(med rate without)
 # shellcheck disable=SC2059
 printf "$FMT" run arm rate vs_alone created peak early drops caught lost sk_drops dumps snap skipped \
@@ -354,19 +378,28 @@ printf "$FMT" run arm rate vs_alone created peak early drops caught lost sk_drop
 while IFS=$'\t' read -r run arm _ _ rate created peak early kdrop new snap _ bytes lost drops dumps skipped cpu cpu_all rss; do
   [ "$run" = run ] && continue
   # shellcheck disable=SC2059
-  printf "$FMT" "$run" "$arm" "$rate" "$(ratio "$rate" "$ALONE")" "$created" "$peak" "$early" "$kdrop" \
+  printf "$FMT" "$run" "$arm" "$rate" "$(ratio "$rate" "${ALONE_OF[$run]}")" "$created" "$peak" "$early" "$kdrop" \
     "$new" "$lost" "$drops" "$dumps" "$snap" "$skipped" "$bytes" "$(ratio "$bytes" "$created")" "$cpu" \
     "$cpu_all" "$(awk -v k="$rss" 'BEGIN { if (k ~ /^[0-9]+$/) printf "%.0f", k / 1024; else print "-" }')"
 done <"$RESULTS"
 echo
-echo "median of $RUNS run(s), the flood's rate against the flood alone ($ALONE flows/s):"
+# Per run, each arm's rate over the same run's flood alone; the median of those.
+vs_alone() {
+  awk -F'\t' -v arm="$1" '
+    NR == 1 { for (i = 1; i <= NF; i++) idx[$i] = i; next }
+    $idx["arm"] == "without" { alone[$idx["run"]] = $idx["rate"] }
+    $idx["arm"] == arm { rate[$idx["run"]] = $idx["rate"] }
+    END { for (r in rate) if (alone[r] > 0) printf "%.4f\n", rate[r] / alone[r] }' "$RESULTS" | median
+}
+echo "median of $RUNS run(s); the flood alone ran at $ALONE flows/s:"
 for a in "${ARM_LIST[@]}"; do
   [ "$a" = without ] && continue
-  echo "  $a: $(med rate "$a") flows/s, $(ratio "$(med rate "$a")" "$ALONE")×; its CPU $(med r_cpu "$a") s"
+  echo "  $a: the flood at $(med rate "$a") flows/s, $(vs_alone "$a")× its own run's flood alone;" \
+    "the listener's CPU $(med r_cpu "$a") s"
+  if [[ $a == ct-record || $a == bounded || $a == before ]]; then
+    echo "    caught $(med r_new "$a") NEW of $(med created "$a") entries created, lost $(med r_lost "$a") events;" \
+      "$(med r_dumps "$a") dumps writing $(med r_snap "$a") entries; journal $(med r_bytes "$a") bytes;" \
+      "peak RSS $(awk -v k="$(med r_rss_kb "$a")" 'BEGIN { printf "%.0f", k / 1024 }') MB"
+  fi
 done
-if [[ " ${ARM_LIST[*]} " == *" ct-record "* ]]; then
-  echo "  ct-record: caught $(med r_new ct-record) NEW of $(med created ct-record) entries created," \
-    "lost $(med r_lost ct-record) events; $(med r_dumps ct-record) dumps; journal $(med r_bytes ct-record) bytes;" \
-    "peak RSS $(awk -v k="$(med r_rss_kb ct-record)" 'BEGIN { printf "%.0f", k / 1024 }') MB"
-fi
 echo "load: $(uptime | sed 's/.*load average/load average/')"
