@@ -139,30 +139,6 @@ fi
 raise_ct_max $((FLOWS + FLOWS / 10))
 
 # ---------------------------------------------------------------- process helpers
-# The process /usr/bin/time runs (its only child), once it exists.
-child_of() {
-  local i c
-  for ((i = 0; i < 200; i++)); do
-    c=$(cat "/proc/$1/task/$1/children" 2>/dev/null || true)
-    if [ -n "$c" ]; then
-      echo "${c%% *}"
-      return 0
-    fi
-    sleep 0.05
-  done
-  return 1
-}
-
-wait_subscribed() {
-  local pid=$1 name=$2 i
-  for ((i = 0; i < 200; i++)); do
-    if event_socket "$pid" >/dev/null; then return 0; fi
-    kill -0 "$pid" 2>/dev/null || die "$name exited before subscribing (see $WORK)"
-    sleep 0.05
-  done
-  die "$name did not subscribe to conntrack events within 10 s"
-}
-
 # The receive buffer the kernel really gives PID's event socket (ss shows the port id signed).
 rcvbuf_of() {
   local port
@@ -201,11 +177,6 @@ fi
 tr ' ' '\t' <<<"$COLUMNS" >"$RESULTS"
 
 declare -A V
-row() {
-  local c line=''
-  for c in $COLUMNS; do line+="${V[$c]:--}"$'\t'; done
-  printf '%s\n' "${line%$'\t'}" >>"$RESULTS"
-}
 
 run_once() {
   local run=$1 build=${2:-this} tree=$ROOT journal ctr_t ctr ct_t=0 ct=0 flood_out rc f

@@ -1,7 +1,7 @@
-# bench/flood-common.sh: what bench/capture.sh and bench/filtered.sh share, sourced by both (not
-# run): the checks, this run's work dir and two namespaces with their cleanup at exit (also on
-# failure or Ctrl-C), the build, nf_conntrack_max for the run, and watching a recorder's event
-# socket and CPU. The caller sets NAME (its name in messages), ROOT, BUILD and KEEP, and defines
+# bench/flood-common.sh: what bench/capture.sh, filtered.sh and sustained.sh share, sourced by
+# them (not run): the checks, this run's work dir and two namespaces with their cleanup at exit
+# (also on failure or Ctrl-C), the build, nf_conntrack_max for the run, starting and watching a
+# recorder (its process, event socket and CPU), and the results' TSV rows. The caller sets NAME (its name in messages), ROOT, BUILD and KEEP, and defines
 # die(). It also gets bench/common.sh's helpers (kv, median, need_gnu_time).
 # shellcheck source=bench/common.sh
 . "$ROOT/bench/common.sh"
@@ -182,3 +182,37 @@ flood_tcp_server() {
 # (the same on every row, hex). Its `insert` column stays 0 on 6.18, so the count of entries
 # created is `entries` after the flood minus before, with nothing expiring meanwhile.
 ct_entries() { printf '%d\n' "0x$(ip netns exec "$NS_S" awk 'NR == 2 { print $1 }' /proc/net/stat/nf_conntrack)"; }
+
+# The process /usr/bin/time runs (its only child), once it exists.
+child_of() {
+  local i c
+  for ((i = 0; i < 200; i++)); do
+    c=$(cat "/proc/$1/task/$1/children" 2>/dev/null || true)
+    if [ -n "$c" ]; then
+      echo "${c%% *}"
+      return 0
+    fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# wait_subscribed PID NAME: until PID has subscribed to conntrack events (its event socket is
+# listed); dies when it exits first or takes over 10 s.
+wait_subscribed() {
+  local pid=$1 name=$2 i
+  for ((i = 0; i < 200; i++)); do
+    if event_socket "$pid" >/dev/null; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || die "$name exited before subscribing (see $WORK)"
+    sleep 0.05
+  done
+  die "$name did not subscribe to conntrack events within 10 s"
+}
+
+# One TSV line to RESULTS: the caller's V (an associative array) in the order of COLUMNS, "-"
+# for a value not set.
+row() {
+  local c line=''
+  for c in $COLUMNS; do line+="${V[$c]:--}"$'\t'; done
+  printf '%s\n' "${line%$'\t'}" >>"$RESULTS"
+}

@@ -197,36 +197,6 @@ RESULTS="$WORK/results.tsv"
 COLUMNS='run arm sent seconds rate created peak early drop r_new r_snap r_events r_bytes r_lost r_drops r_dumps r_skipped r_cpu r_cpu_all r_rss_kb'
 tr ' ' '\t' <<<"$COLUMNS" >"$RESULTS"
 declare -A V
-row() {
-  local c line=''
-  for c in $COLUMNS; do line+="${V[$c]:--}"$'\t'; done
-  printf '%s\n' "${line%$'\t'}" >>"$RESULTS"
-}
-
-# The process /usr/bin/time runs (its only child), once it exists.
-child_of() {
-  local i c
-  for ((i = 0; i < 200; i++)); do
-    c=$(cat "/proc/$1/task/$1/children" 2>/dev/null || true)
-    if [ -n "$c" ]; then
-      echo "${c%% *}"
-      return 0
-    fi
-    sleep 0.05
-  done
-  return 1
-}
-
-# Waits until PID has subscribed to conntrack events (its event socket is listed).
-wait_subscribed() {
-  local i
-  for ((i = 0; i < 200; i++)); do
-    event_socket "$1" >/dev/null && return 0
-    kill -0 "$1" 2>/dev/null || die "$2 exited before subscribing (see $WORK)"
-    sleep 0.05
-  done
-  die "$2 did not subscribe to conntrack events within 10 s"
-}
 
 # start_ct_record JOURNAL TREE BOUNDED: TREE's ct-record; BOUNDED=1 puts it (and every child) in
 # the quota's cgroup at the nice level asked for.
