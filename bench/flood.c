@@ -19,24 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flood-util.h"
+
 enum { BATCH = 256, PORT_LO = 1024, PORTS_PER_ADDR = 64000 };
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long parse_count(const char *s, const char *what) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v <= 0) {
-    fprintf(stderr, "flood: %s must be a positive integer, got '%s'\n", what, s);
-    exit(2);
-  }
-  return v;
-}
 
 int main(int argc, char **argv) {
   if (argc < 3 || argc > 4) {
@@ -48,8 +33,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "flood: '%s' is not an IPv4 address\n", argv[1]);
     return 2;
   }
-  long total = parse_count(argv[2], "N");
-  double max_seconds = argc == 4 ? (double)parse_count(argv[3], "MAX_SECONDS") : 60.0;
+  long total = parse_count("flood", argv[2], "N");
+  double max_seconds = argc == 4 ? (double)parse_count("flood", argv[3], "MAX_SECONDS") : 60.0;
 
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   if (fd < 0) {

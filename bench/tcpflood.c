@@ -32,24 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flood-util.h"
+
 enum { PORT0 = 7000, PORT_LO = 1024, PORTS_PER_DST = 64000, MAX_PORTS = 1000, MAX_EVENTS = 256 };
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long parse_count(const char *s, const char *what) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v <= 0) {
-    fprintf(stderr, "tcpflood: %s must be a positive integer, got '%s'\n", what, s);
-    exit(2);
-  }
-  return v;
-}
 
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) {
@@ -114,7 +99,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "usage: tcpflood serve [PORTS]\n");
       return 2;
     }
-    long ports = argc == 3 ? parse_count(argv[2], "PORTS") : 4;
+    long ports = argc == 3 ? parse_count("tcpflood", argv[2], "PORTS") : 4;
     if (ports > MAX_PORTS) {
       fprintf(stderr, "tcpflood: PORTS must be at most %d\n", MAX_PORTS);
       return 2;
@@ -131,10 +116,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "tcpflood: '%s' is not an IPv4 address\n", argv[1]);
     return 2;
   }
-  long total = parse_count(argv[2], "N");
-  double max_seconds = argc >= 4 ? (double)parse_count(argv[3], "MAX_SECONDS") : 60.0;
-  long ports = argc >= 5 ? parse_count(argv[4], "PORTS") : 4;
-  long conc = argc >= 6 ? parse_count(argv[5], "CONCURRENCY") : 128;
+  long total = parse_count("tcpflood", argv[2], "N");
+  double max_seconds = argc >= 4 ? (double)parse_count("tcpflood", argv[3], "MAX_SECONDS") : 60.0;
+  long ports = argc >= 5 ? parse_count("tcpflood", argv[4], "PORTS") : 4;
+  long conc = argc >= 6 ? parse_count("tcpflood", argv[5], "CONCURRENCY") : 128;
   if (ports > MAX_PORTS || conc > 60000) {
     fprintf(stderr, "tcpflood: PORTS must be at most %d, CONCURRENCY at most 60000\n", MAX_PORTS);
     return 2;
